@@ -1,0 +1,347 @@
+/* internal.h: private declarations shared by the runtime's files.
+ *
+ * Naming: cross-file private names start with `cnsmp_` (types) or
+ * `cnsmp_<module>_` (functions); nothing here is exported (the library is
+ * built with -fvisibility=hidden, only CNSMP_API symbols are visible).
+ *
+ * The one rule of the house: the hot path (hooks.c, thread.c, clock.c and
+ * the lookup half of registry.c) never allocates after a function's first
+ * call on a thread, never locks, never makes a syscall, never touches DWARF.
+ * Everything slow happens once per function (registry slow path) or on the
+ * flusher thread (collect, payload, transport, spool).
+ *
+ * Data flows one way: hooks -> per-thread counters -> collect (a batch of
+ * deltas) -> payload (JSON) -> transport (HTTP) | spool (disk).
+ */
+#ifndef CODENSM_INTERNAL_H
+#define CODENSM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdatomic.h>
+#include <pthread.h>
+#include "codensm.h"
+
+#define CNSMP_API __attribute__((visibility("default"), no_instrument_function))
+#define CNSMP_NOINST __attribute__((no_instrument_function))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* The seed's guardrail: at most this many distinct tracked functions per
+ * process; further new names are dropped and counted in _meta.dropped. */
+#define CNSMP_MAX_TRACKED 4000
+/* Contract limits of one ingest request. */
+#define CNSMP_MAX_BODY (512 * 1024)
+#define CNSMP_MAX_FUNCS_PER_PAYLOAD 2000
+
+/* ---- log.c: one-line diagnostics on stderr ------------------------------ */
+
+enum { CNSMP_LOG_QUIET = 1, CNSMP_LOG_INFO = 2, CNSMP_LOG_DEBUG = 3 };
+extern int cnsmp_log_level; /* default CNSMP_LOG_INFO */
+/* Prints "codensm: <message>\n" with one write(2) if level <= cnsmp_log_level.
+ * Warnings about bad config use CNSMP_LOG_INFO, so "quiet" silences them. */
+void cnsmp_log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* ---- config.c: environment + codensm_init options -> one config --------- */
+
+/* A comma-separated list of name prefixes ("checkout,payments.card"). */
+struct cnsmp_prefixes {
+	size_t n;
+	char **prefix;
+};
+
+/* A comma-separated "prefix=value" map; values are strings (departments)
+ * or numbers (weights), kept as both so one parser serves both. */
+struct cnsmp_prefix_map {
+	size_t n;
+	char **prefix;
+	char **value;
+	double *number;
+};
+
+struct cnsmp_config {
+	char *api_key;                 /* NULL: count, never send */
+	char *endpoint;                /* default CNSMP_DEFAULT_ENDPOINT */
+	char *service;                 /* default: basename of /proc/self/exe */
+	char *spool_dir;               /* default: $XDG_STATE_HOME or ~/.local/state/codensm/spool */
+	char *source_root;             /* NULL: each unit's DW_AT_comp_dir */
+	char *ca_file;                 /* NULL: system CAs */
+	int include_set;               /* CODENSM_INCLUDE was given (even empty) */
+	struct cnsmp_prefixes include; /* empty + !include_set: all user code */
+	struct cnsmp_prefixes exclude;
+	struct cnsmp_prefix_map department;
+	struct cnsmp_prefix_map weights;
+	double flush_interval;         /* seconds, default 15, > 0 */
+	int log_level;
+	int disable;
+};
+#define CNSMP_DEFAULT_ENDPOINT "http://127.0.0.1:8650/codensm/ingest"
+#define CNSMP_DEFAULT_FLUSH_INTERVAL 15.0
+
+/* Fill `cfg` from `getenv` (environment) and then `opts` (may be NULL).
+ * A malformed value logs one line naming the variable and the value and
+ * keeps the default; returns the number of malformed values (0 = clean). */
+int cnsmp_config_load(struct cnsmp_config *cfg,
+		      char *(*getenv_fn)(const char *),
+		      const struct codensm_options *opts);
+void cnsmp_config_release(struct cnsmp_config *cfg);
+/* Parsers, exposed for unit tests and the doctor tool: 0 ok, -1 malformed
+ * (and *out untouched). */
+int cnsmp_parse_prefixes(const char *s, struct cnsmp_prefixes *out);
+int cnsmp_parse_map(const char *s, int numeric, struct cnsmp_prefix_map *out);
+int cnsmp_parse_seconds(const char *s, double *out);
+void cnsmp_prefixes_release(struct cnsmp_prefixes *p);
+void cnsmp_prefix_map_release(struct cnsmp_prefix_map *m);
+
+/* ---- rules.c: naming, include/exclude, departments, weights (pure) ------ */
+
+/* "checkout/cart.c" -> "checkout.cart"; leading "./" and "../" parts are
+ * dropped, the last extension removed.  Returns a malloc'd string. */
+char *cnsmp_rules_module_path(const char *relative_file);
+/* Does `prefix` match `name` at a component boundary ("checkout" matches
+ * "checkout", "checkout.cart.x" and "checkout::x" but not "checkoutx")? */
+int cnsmp_rules_prefix_match(const char *prefix, const char *name);
+/* Tracked if included (or no include given and not `system`), not
+ * excluded.  A system function is tracked only if an include names it. */
+int cnsmp_rules_tracked(const struct cnsmp_config *cfg, const char *name,
+			int system);
+/* Department: longest matching prefix of cfg->department, else the first
+ * component of the name (up to the first '.'), else "default".  Returns a
+ * pointer into cfg or into `buf` (size `len`). */
+const char *cnsmp_rules_department(const struct cnsmp_config *cfg,
+				   const char *name, char *buf, size_t len);
+/* Weight: longest matching prefix of cfg->weights, default 1.0. */
+double cnsmp_rules_weight(const struct cnsmp_config *cfg, const char *name);
+
+/* ---- symbols.c: address -> name, file, line through DWARF (libdw) ------- */
+
+struct cnsmp_fninfo {
+	char *name;      /* "checkout.cart.cart_total"; never NULL after resolve */
+	char *file;      /* "checkout/cart.c", relative to the source root; or NULL */
+	int line;        /* DW_AT_decl_line of the function, 0 if unknown */
+	int system;      /* declared under /usr/include or similar */
+	uintptr_t entry; /* the function's entry address (low_pc + bias) */
+	char *module;    /* path of the ELF object holding it */
+};
+
+/* Resolve the function at `addr` (an address given to the enter hook) in
+ * the running process.  Never fails to produce a name: without debug info
+ * the symbol-table name is used, without symbols "module+0xoffset".
+ * Returns 0 when resolved through DWARF or symbols, 1 for the fallback
+ * name, -1 only if out of memory.  Thread-safe (takes its own lock). */
+int cnsmp_symbols_resolve(uintptr_t addr, const struct cnsmp_config *cfg,
+			  struct cnsmp_fninfo *out);
+void cnsmp_fninfo_release(struct cnsmp_fninfo *fi);
+
+/* Call `cb` once for every function defined (with code) in the DWARF of
+ * every module loaded in this process that was not inventoried before.
+ * Used to report functions that are never called.  Returns the number of
+ * functions reported. */
+typedef void (*cnsmp_inventory_cb)(const struct cnsmp_fninfo *fi, void *arg);
+size_t cnsmp_symbols_inventory(const struct cnsmp_config *cfg,
+			       cnsmp_inventory_cb cb, void *arg);
+
+/* The same two over an ELF file on disk (for `codensm doctor`): every
+ * function with code, addresses relative to the file. */
+size_t cnsmp_symbols_inventory_file(const char *path,
+				    const struct cnsmp_config *cfg,
+				    cnsmp_inventory_cb cb, void *arg);
+
+/* Forget cached modules whose mappings are gone (after dlclose). */
+void cnsmp_symbols_refresh(void);
+void cnsmp_symbols_shutdown(void);
+
+/* ---- clock.c: cycle counter calibrated to nanoseconds ------------------- */
+
+/* Hot path: returns a raw timestamp (TSC where invariant, else ns from
+ * the vDSO clock).  cnsmp_clock_ns converts a difference to ns. */
+static inline uint64_t cnsmp_clock_now(void);
+extern uint64_t cnsmp_clock_mult;   /* ns = ticks * mult >> shift */
+extern unsigned cnsmp_clock_shift;
+extern int cnsmp_clock_is_tsc;
+void cnsmp_clock_init(void); /* calibrates once; idempotent */
+static inline uint64_t cnsmp_clock_ns(uint64_t ticks)
+{
+	return (uint64_t)(((unsigned __int128)ticks * cnsmp_clock_mult) >>
+			  cnsmp_clock_shift);
+}
+uint64_t cnsmp_clock_fallback_now(void);
+static inline uint64_t cnsmp_clock_now(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	if (likely(cnsmp_clock_is_tsc))
+		return __builtin_ia32_rdtsc();
+#endif
+	return cnsmp_clock_fallback_now();
+}
+
+/* ---- hist.c: the fixed log-scale latency histogram ---------------------- */
+
+/* Two buckets per octave of nanoseconds: bucket 0 holds 0..1 ns, bucket
+ * 2*e+h holds durations whose highest set bit is e and next bit is h;
+ * the last bucket holds everything from 2^39 ns (~9 minutes) up.  Fixed
+ * bounds, so histograms merge by adding counts across threads, flushes,
+ * processes and servers.  docs/payload.md gives the same definition. */
+#define CNSMP_HIST_BUCKETS 80
+static inline unsigned cnsmp_hist_bucket(uint64_t ns)
+{
+	if (ns < 2)
+		return 0;
+	unsigned e = 63 - (unsigned)__builtin_clzll(ns);
+	unsigned h = (unsigned)(ns >> (e - 1)) & 1u;
+	unsigned b = 2 * e + h;
+	return b < CNSMP_HIST_BUCKETS ? b : CNSMP_HIST_BUCKETS - 1;
+}
+/* Lower bound in ns of bucket b (for percentiles and tests). */
+uint64_t cnsmp_hist_lower(unsigned b);
+/* Percentile q (0..1) estimated from counts, interpolating in the bucket. */
+double cnsmp_hist_percentile_ns(const uint64_t *counts, double q);
+
+/* ---- registry.c: address -> function entry, decided once ---------------- */
+
+enum cnsmp_fn_state {
+	CNSMP_FN_TRACKED = 1,
+	CNSMP_FN_EXCLUDED = 2,  /* not tracked: the hooks return at once */
+	CNSMP_FN_DROPPED = 3,   /* over the guardrail: counted in _meta.dropped */
+};
+
+/* One function, created on first sight and never freed while the process
+ * runs (ids index per-thread counter arrays).  Fields below `state` are
+ * written once before the entry is published, then read-only, except
+ * `location_sent` which only the flusher touches. */
+struct cnsmp_fn {
+	uintptr_t addr;          /* the address the hooks see */
+	uint32_t id;             /* dense, 0..CNSMP_MAX_TRACKED-1 for tracked */
+	_Atomic int state;       /* enum cnsmp_fn_state; reconfigure may change it */
+	char *name;
+	char *department;
+	double weight;
+	char *file;
+	int line;
+	int location_sent;       /* flusher only: file/line already delivered */
+};
+
+/* Hot path lookup: the entry for `addr`, or NULL on first sight.
+ * Lock-free (atomic loads over an open-addressing table). */
+struct cnsmp_fn *cnsmp_registry_find(uintptr_t addr);
+/* Slow path, once per function: resolve, decide, publish.  Takes a mutex;
+ * safe to call from any thread and from the hooks (guarded by the caller
+ * against re-entry).  Never returns NULL unless out of memory. */
+struct cnsmp_fn *cnsmp_registry_add(uintptr_t addr, const char *name,
+				    const char *department, double weight);
+/* Tracked entry by id (for the flusher), NULL if unknown. */
+struct cnsmp_fn *cnsmp_registry_get(uint32_t id);
+uint32_t cnsmp_registry_count(void);      /* tracked ids handed out */
+uint64_t cnsmp_registry_dropped(void);    /* calls of dropped functions */
+/* Decide every known function again under the current config. */
+void cnsmp_registry_redecide(void);
+/* Remove entries in [lo, hi) (the module was dlclose'd): later calls at
+ * those addresses are first sights again. */
+void cnsmp_registry_forget_range(uintptr_t lo, uintptr_t hi);
+
+/* ---- thread.c: per-thread counters the flusher reads --------------------- */
+
+/* Per function, per thread.  Written only by the owning thread with
+ * relaxed atomic stores; counts only grow, so the flusher turns them into
+ * deltas against its own snapshot and never resets them (no lock, no
+ * lost update).  `max_ns` is the one exception: the flusher exchanges it
+ * with 0, so a max racing that exchange may land in the next interval. */
+struct cnsmp_counters {
+	_Atomic uint64_t calls;
+	_Atomic uint64_t errors;
+	_Atomic uint64_t total_ns;
+	_Atomic uint64_t self_ns;
+	_Atomic uint64_t max_ns;
+	_Atomic uint32_t hist[CNSMP_HIST_BUCKETS];
+};
+
+/* ---- collect.c: per-thread counters -> a batch of deltas ---------------- */
+
+struct cnsmp_fn_delta {
+	uint32_t id;
+	uint64_t calls, errors;
+	uint64_t total_ns, self_ns, max_ns;
+	uint64_t hist[CNSMP_HIST_BUCKETS];
+};
+
+struct cnsmp_edge_delta {
+	uint32_t caller, callee; /* registry ids */
+	uint64_t calls;
+};
+
+#define CNSMP_INCIDENT_MAX_DEPTH 16
+struct cnsmp_incident {
+	uint32_t depth;                        /* frames used, caller first */
+	uint32_t chain[CNSMP_INCIDENT_MAX_DEPTH]; /* registry ids */
+	char kind[16];                         /* "error", "exception", "signal" */
+	int signo;                             /* for kind "signal" */
+	uint64_t count;
+	double first_seen, last_seen;          /* unix seconds */
+};
+
+/* What one flush has to say.  Owned by the flusher; merge-back adds a
+ * failed batch into the next one (sums, max of max, union of edges). */
+struct cnsmp_batch {
+	struct cnsmp_fn_delta *fns;  size_t nfns, capfns;
+	struct cnsmp_edge_delta *edges; size_t nedges, capedges;
+	struct cnsmp_incident *incidents; size_t nincidents, capincidents;
+	uint32_t *inventory; size_t ninventory, capinventory; /* ids to describe */
+	uint64_t dropped;            /* calls of functions over the guardrail */
+	uint64_t repairs;            /* shadow-stack repairs in the interval */
+	double start, end;           /* unix seconds the deltas cover */
+};
+void cnsmp_batch_init(struct cnsmp_batch *b);
+void cnsmp_batch_release(struct cnsmp_batch *b);
+int cnsmp_batch_is_empty(const struct cnsmp_batch *b);
+/* Add `src` into `dst`; 0 or -1 on allocation failure (dst unchanged). */
+int cnsmp_batch_merge(struct cnsmp_batch *dst, const struct cnsmp_batch *src);
+/* Read every thread's counters (live and exited) into `out` as deltas
+ * since the previous collect.  Flusher thread only. */
+int cnsmp_collect(struct cnsmp_batch *out);
+
+/* ---- payload.c: batch -> JSON bodies within the contract's limits ------- */
+
+struct cnsmp_meta {
+	const char *service, *host;
+	long pid;
+	const char *batch_id;  /* unique per request: the server's dedup key */
+};
+
+/* Build one or more request bodies (malloc'd NUL-terminated strings, each
+ * <= max_body bytes and <= max_funcs functions) from `b`.  Returns the
+ * number of bodies in *bodies (array malloc'd), or -1.  Marks nothing as
+ * sent: the caller sets location_sent once a body is delivered. */
+int cnsmp_payload_build(const struct cnsmp_batch *b, const struct cnsmp_meta *m,
+			size_t max_body, size_t max_funcs, char ***bodies);
+
+/* ---- transport.c: one POST with the contract's status handling ---------- */
+
+enum cnsmp_send_result {
+	CNSMP_SENT = 0,         /* 2xx: the server committed it */
+	CNSMP_REJECTED,         /* 4xx other than below: retrying will not help */
+	CNSMP_TOO_LARGE,        /* 413: split and retry */
+	CNSMP_QUOTA,            /* 429: merge back, double the interval */
+	CNSMP_FAILED_CLEAN,     /* nothing reached the server (connect, DNS, 5xx) */
+	CNSMP_FAILED_UNSURE,    /* sent but no answer: may be committed */
+};
+enum cnsmp_send_result cnsmp_transport_post(const struct cnsmp_config *cfg,
+					    const char *body, long timeout_ms);
+
+/* ---- spool.c: unsent bodies to disk and back, crash-safe ---------------- */
+
+/* Write a body to the spool directory (tmp file + rename). 0 or -1. */
+int cnsmp_spool_write(const char *dir, const char *body);
+/* Send every spooled body (oldest first) via `send`, deleting each one that
+ * the server took or rejected for good.  Returns the number sent. */
+int cnsmp_spool_drain(const char *dir,
+		      enum cnsmp_send_result (*send)(const char *body, void *arg),
+		      void *arg);
+
+/* ---- flusher.c / lifecycle.c ------------------------------------------- */
+
+extern struct cnsmp_config cnsmp_cfg;
+extern _Atomic int cnsmp_active;  /* hooks do nothing while 0 */
+void cnsmp_lifecycle_ensure_init(void); /* idempotent; safe from the hooks */
+
+#endif /* CODENSM_INTERNAL_H */
