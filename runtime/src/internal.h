@@ -180,7 +180,7 @@ static inline uint64_t cnsmp_clock_now(void)
 
 /* Two buckets per octave of nanoseconds: bucket 0 holds 0..1 ns, bucket
  * 2*e+h holds durations whose highest set bit is e and next bit is h;
- * the last bucket holds everything from 2^39 ns (~9 minutes) up.  Fixed
+ * the last bucket holds everything from 1.5 * 2^39 ns (~14 min) up.  Fixed
  * bounds, so histograms merge by adding counts across threads, flushes,
  * processes and servers.  docs/payload.md gives the same definition. */
 #define CNSMP_HIST_BUCKETS 80
@@ -256,6 +256,21 @@ struct cnsmp_counters {
 	_Atomic uint32_t hist[CNSMP_HIST_BUCKETS];
 };
 
+/* Shadow stack depth per thread; deeper recursion is still counted (calls
+ * and errors) but not timed. */
+#define CNSMP_STACK_DEPTH 512
+/* Distinct caller->callee pairs remembered per thread. */
+#define CNSMP_EDGES_PER_THREAD 4096
+/* Distinct incident chains remembered per thread. */
+#define CNSMP_INCIDENTS_PER_THREAD 64
+
+/* Signal-safe: count an error for every tracked call on this thread's
+ * stack and record a "signal" incident (chain = the whole stack). */
+void cnsmp_thread_crash_mark(int signo);
+/* In the child after fork(): forget the other threads, zero this thread's
+ * counters and the flusher's snapshots, so nothing is counted twice. */
+void cnsmp_thread_atfork_child(void);
+
 /* ---- collect.c: per-thread counters -> a batch of deltas ---------------- */
 
 struct cnsmp_fn_delta {
@@ -286,12 +301,15 @@ struct cnsmp_batch {
 	struct cnsmp_fn_delta *fns;  size_t nfns, capfns;
 	struct cnsmp_edge_delta *edges; size_t nedges, capedges;
 	struct cnsmp_incident *incidents; size_t nincidents, capincidents;
-	uint32_t *inventory; size_t ninventory, capinventory; /* ids to describe */
 	uint64_t dropped;            /* calls of functions over the guardrail */
 	uint64_t repairs;            /* shadow-stack repairs in the interval */
 	double start, end;           /* unix seconds the deltas cover */
 };
 void cnsmp_batch_init(struct cnsmp_batch *b);
+/* Grow the arrays to at least these capacities (so that a later collect or
+ * merge needs no allocation).  0 or -1. */
+int cnsmp_batch_reserve(struct cnsmp_batch *b, size_t fns, size_t edges,
+			size_t incidents);
 void cnsmp_batch_release(struct cnsmp_batch *b);
 int cnsmp_batch_is_empty(const struct cnsmp_batch *b);
 /* Add `src` into `dst`; 0 or -1 on allocation failure (dst unchanged). */
@@ -299,8 +317,20 @@ int cnsmp_batch_merge(struct cnsmp_batch *dst, const struct cnsmp_batch *src);
 /* Read every thread's counters (live and exited) into `out` as deltas
  * since the previous collect.  Flusher thread only. */
 int cnsmp_collect(struct cnsmp_batch *out);
+/* The same from a fatal-signal handler: no malloc, no lock, snapshots not
+ * advanced; `out` must have been reserved to full capacity beforehand
+ * (CNSMP_MAX_TRACKED functions, CNSMP_EDGES_PER_THREAD*threads edges...).
+ * What does not fit is left out. */
+int cnsmp_collect_signal_safe(struct cnsmp_batch *out);
 
 /* ---- payload.c: batch -> JSON bodies within the contract's limits ------- */
+
+/* One function of the inventory: described once, never counted. */
+struct cnsmp_inv_entry {
+	char *name, *department, *file;
+	int line;
+	double weight;
+};
 
 struct cnsmp_meta {
 	const char *service, *host;
@@ -312,8 +342,14 @@ struct cnsmp_meta {
  * <= max_body bytes and <= max_funcs functions) from `b`.  Returns the
  * number of bodies in *bodies (array malloc'd), or -1.  Marks nothing as
  * sent: the caller sets location_sent once a body is delivered. */
-int cnsmp_payload_build(const struct cnsmp_batch *b, const struct cnsmp_meta *m,
-			size_t max_body, size_t max_funcs, char ***bodies);
+int cnsmp_payload_build(const struct cnsmp_batch *b,
+			const struct cnsmp_inv_entry *inv, size_t ninv,
+			const struct cnsmp_meta *m, size_t max_body,
+			size_t max_funcs, char ***bodies);
+/* Write `b` as one body to `fd` with async-signal-safe calls only (for the
+ * crash handler): no jansson, no malloc, no stdio.  0 or -1. */
+int cnsmp_payload_write_fd(int fd, const struct cnsmp_batch *b,
+			   const struct cnsmp_meta *m);
 
 /* ---- transport.c: one POST with the contract's status handling ---------- */
 
