@@ -50,7 +50,7 @@ LDFLAGS_ALL  := $(SAN) $(LDFLAGS)
 RT_VERSION := 0.1.0
 RT_SONAME  := libcodensm-rt.so.0
 
-.PHONY: all test demo bench install uninstall clean help deps check-deps
+.PHONY: all test demo bench install uninstall clean help deps deps-ok
 all:
 
 include runtime/build.mk
@@ -65,5 +65,15 @@ help:
 deps:
 	bash .ci/deps
 
+# demo and test install the packages themselves on a machine that lacks one.
+DEPS_PC := libcurl jansson libdw libelf libmicrohttpd sqlite3 cmocka
+deps-ok:
+	@$(PKG_CONFIG) --exists $(DEPS_PC) 2>/dev/null && command -v chromium >/dev/null \
+		&& command -v clang >/dev/null || bash .ci/deps
+
 clean:
 	rm -rf build build-asan build-tsan tests/artifacts
+
+demo: deps-ok
+	@$(MAKE) --no-print-directory all
+	@bash tools/demo.sh

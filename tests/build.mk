@@ -18,7 +18,8 @@ $(B)/tests/unit/%: tests/unit/%.c $(RT_A) runtime/src/internal.h
 	$(Q)$(CC) $(CPPFLAGS_ALL) -Iruntime/src $(CFLAGS_ALL) -fno-instrument-functions -pthread \
 		$< -o $@ $(LDFLAGS_ALL) $(RT_A) $(RT_LIBS) $(CMOCKA_LIBS) -lm
 
-test: all unit-tests
+test: deps-ok
+	@$(MAKE) --no-print-directory all unit-tests
 	@bash tests/run.sh
 
 # The sanitizer passes run the unit tests and the runtime integration tests
