@@ -350,6 +350,24 @@ int cnsmp_payload_build(const struct cnsmp_batch *b,
  * crash handler): no jansson, no malloc, no stdio.  0 or -1. */
 int cnsmp_payload_write_fd(int fd, const struct cnsmp_batch *b,
 			   const struct cnsmp_meta *m);
+/* Which slice of the batch and of `inv` body i holds: functions
+ * [fn_lo, fn_hi) and so on, so the flusher can merge back or mark as sent
+ * exactly what one body carried. */
+struct cnsmp_payload_part {
+	size_t fn_lo, fn_hi, edge_lo, edge_hi, inc_lo, inc_hi, inv_lo, inv_hi;
+};
+/* cnsmp_payload_build, also returning one part per body (malloc'd). */
+int cnsmp_payload_build_parts(const struct cnsmp_batch *b,
+			      const struct cnsmp_inv_entry *inv, size_t ninv,
+			      const struct cnsmp_meta *m, size_t max_body,
+			      size_t max_funcs, char ***bodies,
+			      struct cnsmp_payload_part **parts);
+/* Re-split an existing body (spooled by a crash, or answered 413) into
+ * bodies within the limits.  Deterministic: the same input gives the same
+ * bodies with batch ids "<old id>-<i>", so a partial resend is deduped.
+ * Returns the number of bodies, or -1 (unparsable). */
+int cnsmp_payload_split(const char *body, size_t max_body, size_t max_funcs,
+			char ***bodies);
 
 /* ---- transport.c: one POST with the contract's status handling ---------- */
 
@@ -363,6 +381,13 @@ enum cnsmp_send_result {
 };
 enum cnsmp_send_result cnsmp_transport_post(const struct cnsmp_config *cfg,
 					    const char *body, long timeout_ms);
+/* HTTP status of the calling thread's last post (0: no answer). */
+long cnsmp_transport_last_status(void);
+/* Abort any transfer still running at CLOCK_MONOTONIC `ns` (0: none),
+ * so exit stays bounded even with a request in flight. */
+void cnsmp_transport_set_deadline(uint64_t ns);
+/* Free the calling thread's reused curl handle. */
+void cnsmp_transport_release(void);
 
 /* ---- spool.c: unsent bodies to disk and back, crash-safe ---------------- */
 
@@ -373,11 +398,53 @@ int cnsmp_spool_write(const char *dir, const char *body);
 int cnsmp_spool_drain(const char *dir,
 		      enum cnsmp_send_result (*send)(const char *body, void *arg),
 		      void *arg);
+/* The two halves of cnsmp_spool_write, async-signal-safe (crash path):
+ * open a new tmp file (creating `dir`), names into tmp/final (each
+ * CNSMP_SPOOL_PATH bytes); commit closes and renames it.  fd or -1; 0/-1. */
+#define CNSMP_SPOOL_PATH 4096
+int cnsmp_spool_open(const char *dir, char *tmp, char *final);
+int cnsmp_spool_commit(int fd, const char *tmp, const char *final);
 
 /* ---- flusher.c / lifecycle.c ------------------------------------------- */
 
 extern struct cnsmp_config cnsmp_cfg;
 extern _Atomic int cnsmp_active;  /* hooks do nothing while 0 */
 void cnsmp_lifecycle_ensure_init(void); /* idempotent; safe from the hooks */
+
+/* What the crash path may read of the flusher: an immutable snapshot of
+ * everything collected but not yet delivered, published with one atomic
+ * pointer store (see flusher.c for the protocol). */
+struct cnsmp_flush_view {
+	const struct cnsmp_batch *pending; /* in no body yet; may be NULL */
+	char *const *bodies;               /* built, sent or to resend verbatim */
+	size_t nbodies;
+};
+extern _Atomic(struct cnsmp_flush_view *) cnsmp_flush_published;
+/* 1 while the flusher collects: counters may be past their snapshots but
+ * not yet in the view; 2 once `cnsmp_flush_fresh` holds them. */
+extern _Atomic int cnsmp_flush_phase;
+extern const struct cnsmp_batch *_Atomic cnsmp_flush_fresh;
+/* Set once by whoever spools the view at a crash (or a stuck exit): the
+ * flusher then frees nothing it published and starts no new request. */
+extern _Atomic int cnsmp_flush_frozen;
+int cnsmp_flusher_start(void);      /* idempotent; 0 or -1 */
+/* Final cycle bounded by `seconds`, spool what is left, stop the thread. */
+void cnsmp_flusher_stop(double seconds);
+int cnsmp_flusher_flush(double seconds); /* 0: everything delivered */
+int cnsmp_flusher_running(void);
+void cnsmp_flusher_atfork_prepare(void);
+void cnsmp_flusher_atfork_parent(void);
+void cnsmp_flusher_atfork_child(void);
+/* Per-process batch id base ("<16 hex>-<pid>"), renewed after fork. */
+extern char cnsmp_batch_base[48];
+extern char cnsmp_hostname[256];
+
+/* ---- crash.c: fatal signals -> spool -------------------------------------- */
+
+void cnsmp_crash_install(void);     /* idempotent */
+/* Spool the flusher's view plus the live counters, async-signal-safe.
+ * Used by the signal handler and by an exit whose flusher is stuck.
+ * Returns the number of files written, -1 if another dump ran first. */
+int cnsmp_crash_dump(void);
 
 #endif /* CODENSM_INTERNAL_H */
