@@ -1,0 +1,104 @@
+# bench/build.mk: every workload built every way issue 4 compares, and the
+# `make bench` entry point (bench/run.py runs them and prints the table).
+#
+# Variants of each workload (same sources, same -O2 -g):
+#   -base   no instrumentation
+#   -fi     -finstrument-functions, glibc's empty hooks (what uftrace records)
+#   -empty  -finstrument-functions + bench/empty_hooks.c as a shared library
+#   -agg    -finstrument-functions + bench/mini_agg.c as a shared library
+#   -rt     -finstrument-functions + libcodensm-rt (RT_LINK, shared)
+#   -rts    -finstrument-functions + libcodensm-rt.a (RT_LINK_STATIC)
+#   -pg     gprof's -pg
+# The hooks libraries are shared like the runtime, so all three pay the
+# same PLT call and differ only in what the hook does.  Bench builds never
+# take the sanitizer flags: they measure the release build.
+
+BB := $(B)/bench
+BENCH_CFLAGS := -O2 -g -pthread
+BENCH_FI := -finstrument-functions
+BENCH_LIB := $(BB)/lib
+bench_link = -L$(BENCH_LIB) -Wl,-rpath,$(abspath $(BENCH_LIB)) \
+	-Wl,--push-state,--no-as-needed -l$(1) -Wl,--pop-state
+
+$(BENCH_LIB)/libbench-empty.so: bench/empty_hooks.c
+	$(call msg,CC,$<)
+	@mkdir -p $(@D)
+	$(Q)$(CC) -O2 -g -fPIC -shared -fno-instrument-functions -o $@ $<
+
+$(BENCH_LIB)/libbench-agg.so: bench/mini_agg.c
+	$(call msg,CC,$<)
+	@mkdir -p $(@D)
+	$(Q)$(CC) -O2 -g -fPIC -shared -fno-instrument-functions -pthread -o $@ $<
+
+# $(1) name, $(2) prerequisites, $(3) sources, $(4) extra flags.
+define bench_variants
+$(BB)/$(1)-base: $(2)
+	$$(call msg,CC,$$@)
+	@mkdir -p $$(@D)
+	$$(Q)$$(CC) $$(BENCH_CFLAGS) $(4) -o $$@ $(3)
+$(BB)/$(1)-fi: $(2)
+	$$(call msg,CC,$$@)
+	@mkdir -p $$(@D)
+	$$(Q)$$(CC) $$(BENCH_CFLAGS) $$(BENCH_FI) $(4) -o $$@ $(3)
+$(BB)/$(1)-empty: $(2) $(BENCH_LIB)/libbench-empty.so
+	$$(call msg,CC,$$@)
+	@mkdir -p $$(@D)
+	$$(Q)$$(CC) $$(BENCH_CFLAGS) $$(BENCH_FI) $(4) -o $$@ $(3) $$(call bench_link,bench-empty)
+$(BB)/$(1)-agg: $(2) $(BENCH_LIB)/libbench-agg.so
+	$$(call msg,CC,$$@)
+	@mkdir -p $$(@D)
+	$$(Q)$$(CC) $$(BENCH_CFLAGS) $$(BENCH_FI) $(4) -o $$@ $(3) $$(call bench_link,bench-agg)
+$(BB)/$(1)-rt: $(2) $(RT_SO_LNK)
+	$$(call msg,CC,$$@)
+	@mkdir -p $$(@D)
+	$$(Q)$$(CC) $$(BENCH_CFLAGS) $$(BENCH_FI) $(4) -o $$@ $(3) $$(RT_LINK)
+$(BB)/$(1)-rts: $(2) $(RT_A)
+	$$(call msg,CC,$$@)
+	@mkdir -p $$(@D)
+	$$(Q)$$(CC) $$(BENCH_CFLAGS) $$(BENCH_FI) $(4) -o $$@ $(3) $$(RT_LINK_STATIC)
+$(BB)/$(1)-pg: $(2)
+	$$(call msg,CC,$$@)
+	@mkdir -p $$(@D)
+	$$(Q)$$(CC) $$(BENCH_CFLAGS) -pg $(4) -o $$@ $(3)
+endef
+
+BENCH_KINDS := base fi empty agg rt rts pg
+BENCH_NORT_KINDS := base fi empty agg pg
+
+$(eval $(call bench_variants,calls,bench/calls.c,bench/calls.c,))
+$(eval $(call bench_variants,manyfn,bench/manyfn.c,bench/manyfn.c,))
+
+# The real program: bzip2 from its Debian source package, compiled the way
+# its Makefile does (-O2 -g, large-file support) into one executable.
+BZ_DIR := $(BB)/real/bzip2
+BZ_STAMP := $(BB)/real/bzip2.fetched
+BZ_SRC := $(addprefix $(BZ_DIR)/,blocksort.c huffman.c crctable.c randtable.c \
+	compress.c decompress.c bzlib.c bzip2.c)
+$(BZ_STAMP): bench/real/fetch.sh
+	$(call msg,FETCH,bzip2)
+	@mkdir -p $(@D)
+	$(Q)bash bench/real/fetch.sh bzip2 $(BB)/real
+	@touch $@
+$(eval $(call bench_variants,bzip2,$(BZ_STAMP),$(BZ_SRC),-w -D_FILE_OFFSET_BITS=64))
+
+# The flusher's ship rate: links the static archive to reach the payload
+# builder (hidden in the shared library).
+$(BB)/payload_rate: bench/payload_rate.c $(RT_A) runtime/src/internal.h
+	$(call msg,CC,$<)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS_ALL) -Iruntime/src -O2 -g -fno-instrument-functions -pthread \
+		-o $@ $< $(RT_A) $(RT_LIBS) -lm
+
+BENCH_WORKLOADS := calls manyfn bzip2
+BENCH_NORT_BINS := $(foreach w,$(BENCH_WORKLOADS),$(foreach k,$(BENCH_NORT_KINDS),$(BB)/$(w)-$(k)))
+BENCH_BINS := $(foreach w,$(BENCH_WORKLOADS),$(foreach k,$(BENCH_KINDS),$(BB)/$(w)-$(k))) \
+	$(BB)/payload_rate
+
+.PHONY: bench bench-bins bench-nort
+# Everything that does not need the runtime (for building ahead of it).
+bench-nort: $(BENCH_NORT_BINS)
+bench-bins: $(BENCH_BINS)
+
+# BENCH_ARGS is passed to the runner, e.g. BENCH_ARGS="--runs 3 --quick".
+bench: bench-bins
+	$(Q)python3 bench/run.py --build $(B) $(BENCH_ARGS)

@@ -1,0 +1,603 @@
+#!/usr/bin/env python3
+"""run.py: the benchmark runner behind `make bench` (issue 4).
+
+Runs every variant of every workload alternately in one session (round after
+round, so drift and neighbours hit all variants alike), takes the median of
+--runs runs, checks every output against the uninstrumented build, prints
+one table of overhead ratios against the targets and writes it to
+bench/results/<date>.md and .json.
+
+Overhead of a variant = its time - the baseline's time.  Single-thread rows
+use the child's CPU time (user + sys, which includes the runtime's flusher
+and uftrace's writers) because it is steadier than wall time on a shared
+machine; the thread-scaling row uses wall time, since that is what
+throughput means.  Both are kept in the JSON.
+
+The runtime runs with no API key, so nothing is sent, and a flush interval
+of an hour, so the flusher sleeps: the hot path is what is measured.  The
+flusher is measured on its own (payload_rate, and the steady-state run,
+which sends to a local sink every second).
+"""
+import argparse
+import datetime
+import http.server
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---- running one command -------------------------------------------------
+
+def run_once(argv, env, stdout=None, stdin=None, cwd=None):
+    """Run argv to completion; returns (wall s, cpu s, stderr text).
+    Raises on a non-zero exit, with the command and its stderr."""
+    errf = tempfile.TemporaryFile()
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, env=env, stdout=stdout or subprocess.DEVNULL,
+                         stdin=stdin, stderr=errf, cwd=cwd)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    errf.seek(0)
+    err = errf.read().decode(errors="replace")
+    errf.close()
+    if p.returncode != 0:
+        raise RuntimeError("%s exited %d: %s" % (" ".join(argv), p.returncode,
+                                                  err.strip()[-2000:]))
+    return wall, ru.ru_utime + ru.ru_stime, err
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+# ---- variants ------------------------------------------------------------
+
+class Variant:
+    """How one build is run: which binary suffix, which environment, and an
+    optional wrapper (uftrace) or working directory (gprof)."""
+
+    def __init__(self, name, kind, env=None, wrap=None, cwd_tmp=False):
+        self.name, self.kind = name, kind
+        self.env, self.wrap, self.cwd_tmp = env or {}, wrap, cwd_tmp
+
+
+def base_env(tmp):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODENSM_")}
+    env["CODENSM_FLUSH_INTERVAL"] = "3600"
+    env["CODENSM_ENDPOINT"] = "http://127.0.0.1:9/codensm/ingest"
+    env["CODENSM_SPOOL_DIR"] = os.path.join(tmp, "spool")
+    env["CODENSM_LOG"] = "quiet"
+    return env
+
+
+# Every name the runtime gives starts with a component of a source path;
+# excluding each first component seen in this tree and its usual roots
+# excludes every function of the workloads.
+EXCLUDE_ALL = "bench,build,real,work,home,root,tmp,usr,src," \
+    "blocksort,huffman,crctable,randtable,compress,decompress,bzlib,bzip2," \
+    "calls,manyfn,fib,main"
+
+
+def variants(args):
+    v = [
+        Variant("base", "base"),
+        Variant("empty", "empty"),
+        Variant("agg", "agg"),
+        Variant("tracked", "rt"),
+        Variant("excluded", "rt", env={"CODENSM_EXCLUDE": EXCLUDE_ALL}),
+        Variant("uftrace", "fi", wrap="uftrace"),
+        Variant("gprof", "pg", cwd_tmp=True),
+        Variant("tracked-static", "rts"),
+    ]
+    if args.no_uftrace:
+        v = [x for x in v if x.name != "uftrace"]
+    return v
+
+
+def invoke(build, workload, var, tmp, env0, argv_tail, stdout=None,
+           stdin=None):
+    binary = os.path.join(build, "bench", "%s-%s" % (workload, var.kind))
+    env = dict(env0)
+    env.update(var.env)
+    argv = [binary] + argv_tail
+    cwd = None
+    udir = None
+    if var.wrap == "uftrace":
+        udir = tempfile.mkdtemp(dir=tmp, prefix="uftrace.")
+        argv = ["uftrace", "record", "--no-pager", "-d", udir] + argv
+    if var.cwd_tmp:
+        cwd = tempfile.mkdtemp(dir=tmp, prefix="gprof.")
+    try:
+        return run_once(argv, env, stdout=stdout, stdin=stdin, cwd=cwd)
+    finally:
+        for d in (udir, cwd):
+            if d:
+                shutil.rmtree(d, ignore_errors=True)
+
+
+# ---- workloads -----------------------------------------------------------
+
+def calls_per_run(err):
+    """Total calls from mini_agg's exit lines (one per thread)."""
+    n = 0
+    for line in err.splitlines():
+        if line.startswith("mini_agg:"):
+            n += int(line.split()[3])
+    return n
+
+
+class Synthetic:
+    name = "synthetic"
+    workload = "calls"
+
+    def __init__(self, units):
+        self.units = units
+        self.expect = None
+
+    def run(self, build, var, tmp, env):
+        out = os.path.join(tmp, "calls.out")
+        with open(out, "wb") as f:
+            wall, cpu, err = invoke(build, "calls", var, tmp, env,
+                                    ["-n", str(self.units)], stdout=f)
+        text = open(out).read()
+        if self.expect is None:
+            self.expect = text
+        if text != self.expect:
+            raise RuntimeError("calls-%s printed %r, the baseline %r"
+                               % (var.name, text, self.expect))
+        return wall, cpu, err
+
+
+class Bzip2:
+    """bzip2 -9 then -d on ~2 MB made of bzip2's own test files: the
+    compressed bytes must equal the baseline's and the round trip the input."""
+    name = "bzip2"
+    workload = "bzip2"
+
+    def __init__(self, build, tmp, copies):
+        self.src = os.path.join(build, "bench", "real", "bzip2")
+        self.input = os.path.join(tmp, "bzip2.in")
+        with open(self.input, "wb") as f:
+            for _ in range(copies):
+                for s in ("sample1.ref", "sample2.ref", "sample3.ref"):
+                    with open(os.path.join(self.src, s), "rb") as g:
+                        f.write(g.read())
+        self.expect = None
+
+    def run(self, build, var, tmp, env):
+        z = os.path.join(tmp, "bzip2.z")
+        d = os.path.join(tmp, "bzip2.d")
+        with open(z, "wb") as f:
+            w1, c1, e1 = invoke(build, "bzip2", var, tmp, env,
+                                ["-9", "-c", self.input], stdout=f)
+        with open(d, "wb") as f:
+            w2, c2, e2 = invoke(build, "bzip2", var, tmp, env,
+                                ["-d", "-c", z], stdout=f)
+        zb = open(z, "rb").read()
+        if self.expect is None:
+            self.expect = zb
+        if zb != self.expect:
+            raise RuntimeError("bzip2-%s compressed differently from the "
+                               "baseline" % var.name)
+        if open(d, "rb").read() != open(self.input, "rb").read():
+            raise RuntimeError("bzip2-%s did not round-trip" % var.name)
+        return w1 + w2, c1 + c2, e1 + e2
+
+    def upstream_test(self, build, var, tmp, env):
+        """bzip2's own `make test`: three compressions and three
+        decompressions compared with the shipped reference files."""
+        for lvl, n in ((1, 1), (2, 2), (3, 3)):
+            ref = os.path.join(self.src, "sample%d" % n)
+            out = os.path.join(tmp, "t.out")
+            with open(ref + ".ref", "rb") as fin, open(out, "wb") as f:
+                invoke(build, "bzip2", var, tmp, env, ["-%d" % lvl],
+                       stdout=f, stdin=fin)
+            if open(out, "rb").read() != open(ref + ".bz2", "rb").read():
+                return False
+            with open(ref + ".bz2", "rb") as fin, open(out, "wb") as f:
+                invoke(build, "bzip2", var, tmp, env, ["-d"], stdout=f,
+                       stdin=fin)
+            if open(out, "rb").read() != open(ref + ".ref", "rb").read():
+                return False
+        return True
+
+
+def measure(workload, vars_, build, tmp, env, runs):
+    """Alternate the variants `runs` times; {variant: {wall, cpu, calls}}."""
+    res = {v.name: {"wall": [], "cpu": [], "calls": 0} for v in vars_}
+    for r in range(runs):
+        for v in vars_:
+            wall, cpu, err = workload.run(build, v, tmp, env)
+            res[v.name]["wall"].append(wall)
+            res[v.name]["cpu"].append(cpu)
+            if v.name == "agg":
+                res[v.name]["calls"] = calls_per_run(err)
+        log("  %s round %d/%d: %s" % (workload.name, r + 1, runs, "  ".join(
+            "%s %.3f" % (v.name, res[v.name]["cpu"][-1]) for v in vars_)))
+    for v in res.values():
+        v["wall_med"] = median(v["wall"])
+        v["cpu_med"] = median(v["cpu"])
+    return res
+
+
+# ---- threads -------------------------------------------------------------
+
+def scaling(build, tmp, env, runs, units, rt):
+    vars_ = [Variant("base", "base"), Variant("empty", "empty"),
+             Variant("agg", "agg")]
+    if rt:
+        vars_.append(Variant("tracked", "rt"))
+    res = {}
+    for r in range(runs):
+        for v in vars_:
+            for t in (1, 2):
+                wall, cpu, _ = invoke(build, "calls", v, tmp, env,
+                                      ["-t", str(t), "-n", str(units)])
+                res.setdefault(v.name, {}).setdefault(t, []).append(wall)
+    out = {}
+    for name, by_t in res.items():
+        w1, w2 = median(by_t[1]), median(by_t[2])
+        out[name] = {"wall_1": w1, "wall_2": w2, "speedup": 2 * w1 / w2,
+                     "runs_1": by_t[1], "runs_2": by_t[2]}
+    return out
+
+
+# ---- start-up, memory ----------------------------------------------------
+
+def manyfn(build, kind, env, tmp, k, t, rounds=1):
+    binary = os.path.join(build, "bench", "manyfn-" + kind)
+    out = os.path.join(tmp, "manyfn.out")
+    with open(out, "wb") as f:
+        wall, cpu, _ = run_once([binary, str(k), str(t), str(rounds)], env,
+                                stdout=f)
+    line = open(out).read()
+    rss = int(line.split("rss_kb=")[1].split()[0])
+    return wall, cpu, rss
+
+
+def startup(build, tmp, env, runs, bz):
+    """Start-up = init (k=0) plus resolution of each function once
+    (k=2000); the baseline's time for the same k is subtracted."""
+    env_ex = dict(env, CODENSM_EXCLUDE=EXCLUDE_ALL)
+    kinds = [("base", "base", env), ("tracked", "rt", env),
+             ("excluded", "rt", env_ex)]
+    walls = {}
+    for r in range(runs):
+        for name, kind, e in kinds:
+            for k in (0, 2000):
+                w, _, _ = manyfn(build, kind, e, tmp, k, 0)
+                walls.setdefault((name, k), []).append(w)
+    m = {key: median(v) for key, v in walls.items()}
+    res = {
+        "init_ms": 1e3 * (m[("tracked", 0)] - m[("base", 0)]),
+        "per_1000_tracked_ms": 1e3 * ((m[("tracked", 2000)] - m[("base", 2000)])
+                                      - (m[("tracked", 0)] - m[("base", 0)])) / 2,
+        "per_1000_excluded_ms": 1e3 * ((m[("excluded", 2000)] - m[("base", 2000)])
+                                       - (m[("excluded", 0)] - m[("base", 0)])) / 2,
+    }
+    # The real program: bzip2 -9 and -d of a 376-byte file (its own words0),
+    # so nearly all of the run is start-up.
+    tiny = os.path.join(bz.src, "words0")
+    tw = {"base": [], "rt": []}
+    for r in range(runs):
+        for kind in ("base", "rt"):
+            total = 0
+            z = os.path.join(tmp, "tiny.z")
+            with open(z, "wb") as f:
+                total += run_once([os.path.join(build, "bench", "bzip2-" + kind),
+                                   "-9", "-c", tiny], env, stdout=f)[0]
+            total += run_once([os.path.join(build, "bench", "bzip2-" + kind),
+                               "-d", "-c", z], env)[0]
+            tw[kind].append(total)
+    res["bzip2_startup_ms"] = 1e3 * (median(tw["rt"]) - median(tw["base"]))
+    return res
+
+
+def memory(build, tmp, env):
+    """RSS the runtime adds: per tracked function (200 -> 2000 functions
+    called) and per thread (0 -> 16 threads alive), baseline subtracted."""
+    def rss(kind, k, t):
+        return min(manyfn(build, kind, env, tmp, k, t)[2] for _ in range(3))
+    per_fn = ((rss("rt", 2000, 0) - rss("rt", 200, 0))
+              - (rss("base", 2000, 0) - rss("base", 200, 0))) / 1800.0
+    per_thread = ((rss("rt", 1, 16) - rss("rt", 1, 0))
+                  - (rss("base", 1, 16) - rss("base", 1, 0))) / 16.0
+    return {"rss_per_function_kb": per_fn, "rss_per_thread_kb": per_thread,
+            "rss_rt_2000fn_kb": rss("rt", 2000, 0),
+            "rss_base_2000fn_kb": rss("base", 2000, 0)}
+
+
+class Sink(http.server.BaseHTTPRequestHandler):
+    """A stand-in ingest endpoint: takes every POST, counts it."""
+    posts = 0
+    bytes = 0
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        self.rfile.read(n)
+        Sink.posts += 1
+        Sink.bytes += n
+        body = b'{"ok":true,"functions":0}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+def steady_state(build, tmp, env, seconds):
+    """Run the synthetic workload for `seconds` with a flush every second to
+    a local sink; sample RSS every 0.2 s.  Growth is compared between the
+    end of the second second and the end."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    e = dict(env)
+    e["CODENSM_API_KEY"] = "cnsm_bench"
+    e["CODENSM_ENDPOINT"] = "http://127.0.0.1:%d/codensm/ingest" % srv.server_port
+    e["CODENSM_FLUSH_INTERVAL"] = "1"
+    binary = os.path.join(build, "bench", "calls-rt")
+    p = subprocess.Popen([binary, "-t", "2", "-n", "100000"], env=e,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples = []
+    t0 = time.time()
+    while time.time() - t0 < seconds and p.poll() is None:
+        try:
+            with open("/proc/%d/status" % p.pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        samples.append((round(time.time() - t0, 2),
+                                        int(line.split()[1])))
+        except OSError:
+            break
+        time.sleep(0.2)
+    p.kill()
+    p.wait()
+    srv.shutdown()
+    after2 = [kb for t, kb in samples if t >= 2.0]
+    return {"seconds": seconds, "samples": samples,
+            "rss_at_2s_kb": after2[0] if after2 else None,
+            "rss_end_kb": samples[-1][1] if samples else None,
+            "rss_max_kb": max(kb for _, kb in samples) if samples else None,
+            "growth_kb": (samples[-1][1] - after2[0]) if after2 else None,
+            "posts": Sink.posts, "post_bytes": Sink.bytes}
+
+
+def payload_rate(build):
+    binary = os.path.join(build, "bench", "payload_rate")
+    out = subprocess.run([binary], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def sampled_mode_available():
+    """The optional sampled-timing mode, if the runtime grew one."""
+    for root, _, files in os.walk(os.path.join(REPO, "runtime")):
+        for f in files:
+            if f.endswith((".c", ".h")):
+                if "CODENSM_SAMPL" in open(os.path.join(root, f),
+                                           errors="replace").read():
+                    return True
+    return False
+
+
+# ---- report --------------------------------------------------------------
+
+def ratio(num, den):
+    return num / den if den > 0 else float("inf")
+
+
+def build_report(R):
+    lines = []
+    add = lines.append
+    add("Machine: %s, %s cores; %s" % (R["machine"]["cpu"], R["machine"]["cores"],
+                                       R["machine"]["kernel"]))
+    add("Date: %s; %d runs per variant, median; single-thread rows in CPU "
+        "time (user+sys), scaling in wall time." % (R["date"], R["runs"]))
+    add("")
+    add("| workload | calls/run | base s | empty | mini agg | tracked | "
+        "excluded | uftrace | gprof | tracked (static) |")
+    add("|---|---|---|---|---|---|---|---|---|---|")
+    for w in ("synthetic", "bzip2"):
+        m = R["overhead"].get(w)
+        if not m:
+            continue
+        base = m["base"]["cpu_med"]
+        calls = m["agg"]["calls"] or 0
+
+        def cell(name):
+            if name not in m:
+                return "-"
+            d = m[name]["cpu_med"] - base
+            per = " (%.1f ns/call)" % (1e9 * d / calls) if calls else ""
+            return "+%.3f s%s" % (d, per)
+        add("| %s | %s | %.3f | %s |" % (
+            w, "{:,}".format(calls), base, " | ".join(cell(n) for n in (
+                "empty", "agg", "tracked", "excluded", "uftrace", "gprof",
+                "tracked-static"))))
+    add("")
+    add("| what | target | measured | met |")
+    add("|---|---|---|---|")
+
+    def row(what, target, value, ok):
+        add("| %s | %s | %s | %s |" % (what, target, value,
+                                       "-" if ok is None else ("yes" if ok else "**no**")))
+    for w in ("synthetic", "bzip2"):
+        m = R["overhead"].get(w)
+        if not m or "tracked" not in m:
+            continue
+        b = m["base"]["cpu_med"]
+        o = {k: v["cpu_med"] - b for k, v in m.items()}
+        r1 = ratio(o["tracked"], o["agg"])
+        row("%s: tracked overhead / mini aggregator's" % w, "<= 1.15",
+            "%.2f" % r1, r1 <= 1.15)
+        r2 = ratio(o["excluded"], o["empty"])
+        row("%s: excluded overhead / empty hooks'" % w, "<= 1.3",
+            "%.2f" % r2, r2 <= 1.3)
+        if "uftrace" in o:
+            r3 = ratio(o["uftrace"], o["tracked"])
+            row("%s: uftrace overhead / tracked" % w, ">= 5", "%.1f" % r3,
+                r3 >= 5)
+        r4 = ratio(o["gprof"], o["tracked"])
+        row("%s: gprof overhead / tracked" % w, "(reported)", "%.2f" % r4,
+            None)
+    s = R.get("scaling", {})
+    for name in ("tracked", "agg", "empty", "base"):
+        if name in s:
+            sp = s[name]["speedup"]
+            row("2 threads vs 1, same work each (%s)" % name,
+                ">= 1.8" if name == "tracked" else "(reference)",
+                "%.2fx" % sp, sp >= 1.8 if name == "tracked" else None)
+    st = R.get("startup")
+    if st:
+        real = R["overhead"]["bzip2"]["base"]["wall_med"]
+        frac = st["bzip2_startup_ms"] / 1e3 / real
+        row("start-up on bzip2 (init + every function once)", "<= 5% of run",
+            "%.1f ms = %.1f%% of %.2f s" % (st["bzip2_startup_ms"], 100 * frac,
+                                             real), frac <= 0.05)
+        row("init (no function called)", "(reported)",
+            "%.1f ms" % st["init_ms"], None)
+        row("resolution, tracked", "(reported)",
+            "%.1f ms per 1,000 functions" % st["per_1000_tracked_ms"], None)
+        row("resolution, excluded", "(reported)",
+            "%.1f ms per 1,000 functions" % st["per_1000_excluded_ms"], None)
+    mem = R.get("memory")
+    if mem:
+        row("RSS per tracked function", "(reported)",
+            "%.2f kB" % mem["rss_per_function_kb"], None)
+        row("RSS per thread", "(reported)",
+            "%.1f kB" % mem["rss_per_thread_kb"], None)
+    ss = R.get("steady")
+    if ss and ss.get("growth_kb") is not None:
+        row("RSS growth at steady state (2 threads, flush every 1 s, %d s)"
+            % ss["seconds"], "none",
+            "%+d kB (%d -> %d kB; %d posts)" % (ss["growth_kb"], ss["rss_at_2s_kb"],
+                                                ss["rss_end_kb"], ss["posts"]),
+            ss["growth_kb"] <= 256)
+    pr = R.get("payload")
+    if pr:
+        for p in pr["sizes"]:
+            row("payload build, %d functions" % p["functions"], "(reported)",
+                "%.2f ms, %d bodies, %d bytes, %.0f functions/s" % (
+                    p["ms"], p["bodies"], p["bytes"], p["functions_per_s"]),
+                None)
+    if "sampled_mode" in R:
+        row("sampled-timing mode", "(optional)",
+            "measured" if R["sampled_mode"] else "not in the runtime", None)
+    return "\n".join(lines)
+
+
+def machine():
+    cpu = platform.processor() or "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "compiler": subprocess.run(["cc", "--version"], capture_output=True,
+                                       text=True).stdout.splitlines()[0]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--units", type=int, default=3,
+                    help="synthetic work units per run (~8M calls each)")
+    ap.add_argument("--bzip2-copies", type=int, default=4,
+                    help="copies of bzip2's test files in its input")
+    ap.add_argument("--steady-seconds", type=int, default=12)
+    ap.add_argument("--no-uftrace", action="store_true")
+    ap.add_argument("--no-rt", action="store_true",
+                    help="only the variants that do not need the runtime")
+    ap.add_argument("--only", default="",
+                    help="comma list of: synthetic,bzip2,scaling,startup,"
+                    "memory,steady,payload")
+    ap.add_argument("--results", default=os.path.join(HERE, "results"))
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    only = set(filter(None, args.only.split(",")))
+
+    def want(s):
+        return not only or s in only
+    if shutil.which("uftrace") is None and not args.no_uftrace:
+        log("run.py: 'uftrace' not found, skipping that variant")
+        args.no_uftrace = True
+
+    t_start = time.time()
+    R = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+         "runs": args.runs, "machine": machine(), "overhead": {},
+         "units": args.units, "bzip2_copies": args.bzip2_copies}
+    vars_ = variants(args)
+    if args.no_rt:
+        vars_ = [v for v in vars_ if v.kind not in ("rt", "rts")]
+    with tempfile.TemporaryDirectory(prefix="codensm-bench.") as tmp:
+        env = base_env(tmp)
+        bz = Bzip2(build, tmp, args.bzip2_copies)
+        if want("synthetic"):
+            log("synthetic: %d units per run" % args.units)
+            R["overhead"]["synthetic"] = measure(Synthetic(args.units), vars_,
+                                                 build, tmp, env, args.runs)
+        if want("bzip2"):
+            log("bzip2: upstream test and %d-copy workload" % args.bzip2_copies)
+            R["bzip2_upstream_test"] = {
+                v.name: bz.upstream_test(build, v, tmp, env)
+                for v in vars_ if v.wrap is None}
+            if not all(R["bzip2_upstream_test"].values()):
+                raise SystemExit("run.py: bzip2's own test failed: %r"
+                                 % R["bzip2_upstream_test"])
+            R["overhead"]["bzip2"] = measure(bz, vars_, build, tmp, env,
+                                             args.runs)
+        if want("scaling"):
+            log("scaling: 1 and 2 threads")
+            R["scaling"] = scaling(build, tmp, env, args.runs,
+                                   max(1, args.units - 1), not args.no_rt)
+        if not args.no_rt:
+            if want("startup"):
+                log("start-up")
+                R["startup"] = startup(build, tmp, env, args.runs, bz)
+            if want("memory"):
+                log("memory")
+                R["memory"] = memory(build, tmp, env)
+            if want("steady"):
+                log("steady state: %d s" % args.steady_seconds)
+                R["steady"] = steady_state(build, tmp, env, args.steady_seconds)
+            if want("payload"):
+                log("payload build rate")
+                R["payload"] = payload_rate(build)
+            R["sampled_mode"] = sampled_mode_available()
+    R["elapsed_s"] = time.time() - t_start
+    report = build_report(R)
+    print(report)
+    os.makedirs(args.results, exist_ok=True)
+    stem = os.path.join(args.results,
+                        datetime.datetime.now().strftime("%Y-%m-%d-%H%M"))
+    with open(stem + ".md", "w") as f:
+        f.write("# codensm benchmarks, %s\n\n%s\n" % (R["date"], report))
+    with open(stem + ".json", "w") as f:
+        json.dump(R, f, indent=1)
+    log("run.py: %.0f s; wrote %s.md and .json" % (R["elapsed_s"], stem))
+
+
+if __name__ == "__main__":
+    main()
