@@ -1,4 +1,4 @@
-// shapes/shapes.cpp: circles, squares and the checks that reject some of them.
+// shapes/solids.cpp: circles, squares and the checks that reject some of them.
 #include <stdexcept>
 #include "shapes.h"
 

@@ -1,0 +1,77 @@
+"""test_config.py: garbage in any CODENSM_* variable costs one line on
+stderr naming the variable, never the program's output or exit status."""
+import unittest
+
+from harness import Case, Totals, run, sample, sample_expect_shop
+
+N = 200
+GARBAGE = {
+    "CODENSM_API_KEY": "cnsm_\u00e9t\u00e9",
+    "CODENSM_ENDPOINT": "ftp://example.invalid/ingest",
+    "CODENSM_INCLUDE": "checkout,pay ments",
+    "CODENSM_EXCLUDE": "legacy;rm -rf",
+    "CODENSM_DEPARTMENT": "checkout",
+    "CODENSM_WEIGHTS": "checkout=heavy",
+    "CODENSM_SERVICE": "",
+    "CODENSM_SPOOL_DIR": "relative/spool",
+    "CODENSM_SOURCE_ROOT": "",
+    "CODENSM_CA_FILE": "",
+    "CODENSM_FLUSH_INTERVAL": "soon",
+    "CODENSM_DISABLE": "maybe",
+    "CODENSM_LOG": "loud",
+}
+
+
+class TestGarbage(Case):
+    def setUp(self):
+        super().setUp()
+        self.plain = run([sample("shop-plain"), str(N)], self.env()).stdout
+
+    def check(self, var, value):
+        rec = self.receiver()
+        env = self.env(rec, CODENSM_INCLUDE="checkout,payments,inventory,legacy")
+        env[var] = value
+        r = run([sample("shop"), str(N)], env, timeout=30)
+        self.assertEqual(r.returncode, 0, "%s=%r: %r" % (var, value, r))
+        self.assertEqual(r.stdout, self.plain, "%s=%r changed the output" % (var, value))
+        lines = [ln for ln in r.stderr.splitlines() if var + "=" in ln]
+        self.assertEqual(len(lines), 1, "%s=%r: stderr lines naming it:\n%s" % (var, value, r.stderr))
+        return rec, r
+
+    def test_each_variable(self):
+        """each CODENSM_* variable with garbage: one stderr line naming it, output unchanged"""
+        for var, value in GARBAGE.items():
+            with self.subTest(var=var):
+                self.check(var, value)
+
+    def test_garbage_keeps_defaults(self):
+        """a garbage weight or department keeps the default, and counting goes on exactly"""
+        for var in ("CODENSM_WEIGHTS", "CODENSM_DEPARTMENT", "CODENSM_FLUSH_INTERVAL",
+                    "CODENSM_DISABLE", "CODENSM_LOG", "CODENSM_EXCLUDE"):
+            with self.subTest(var=var):
+                rec, r = self.check(var, GARBAGE[var])
+                t = Totals(rec.committed())
+                self.assert_exact(t, sample_expect_shop(N))
+                for name, e in t.fns.items():
+                    self.assertEqual((e["departments"], e["weights"]), ({name.split(".")[0]}, {1}))
+
+    def test_all_at_once(self):
+        """garbage in every variable at once: output and exit status unchanged, one line each"""
+        env = self.env()
+        env.update(GARBAGE)
+        r = run([sample("shop"), str(N)], env, timeout=30)
+        self.assertEqual((r.returncode, r.stdout), (0, self.plain), repr(r))
+        for var in GARBAGE:
+            n = len([ln for ln in r.stderr.splitlines() if var + "=" in ln])
+            self.assertEqual(n, 1, "%s in stderr:\n%s" % (var, r.stderr))
+
+    def test_quiet(self):
+        """CODENSM_LOG=quiet silences the complaints"""
+        env = self.env(CODENSM_LOG="quiet", CODENSM_WEIGHTS="checkout=heavy",
+                       CODENSM_ENDPOINT="http://127.0.0.1:9/x")
+        r = run([sample("shop"), str(N)], env, timeout=30)
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, self.plain, ""))
+
+
+if __name__ == "__main__":
+    unittest.main()

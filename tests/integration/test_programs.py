@@ -1,0 +1,167 @@
+"""test_programs.py: small instrumented programs, each about one behaviour
+of the runtime: many threads, fork, codensm_error corners, manual
+tracking, longjmp repairs, prefixes at component boundaries, dlopen."""
+import os
+import unittest
+
+from harness import (PROGS, SAMPLES_SRC, Case, Totals, compile_prog, decl_line, run, sample)
+
+
+class TestThreads(Case):
+    def test_64_threads_sum_exactly(self):
+        """64 threads in waves across 0.1 s flushes, half ending at once: the sums are exact"""
+        prog = compile_prog("threads", ["threads.c"])
+        rec = self.receiver()
+        r = run([prog, "64", "1000"], self.env(rec, CODENSM_INCLUDE="threads",
+                                               CODENSM_FLUSH_INTERVAL="0.1"))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "threads: 64 x 1000\n")
+        t = Totals(rec.committed())
+        self.assert_exact(t, {"threads.work_thread": (64, 0), "threads.work_mid": (64000, 0),
+                              "threads.work_leaf": (128000, 0), "threads.main": (1, 0)})
+        self.assertEqual(t.edges[("threads.work_mid", "threads.work_leaf")], 128000)
+        self.assertGreater(t.bodies, 1, "flushes during the run (interval 0.1 s)")
+
+
+class TestFork(Case):
+    def test_parent_and_child_both_ship_nothing_twice(self):
+        """after fork() parent and child each ship their own calls: the sum over both is exact"""
+        prog = compile_prog("forker", ["forker.c"])
+        rec = self.receiver()
+        r = run([prog, "1000", "200", "300", "400"],
+                self.env(rec, CODENSM_INCLUDE="forker", CODENSM_FLUSH_INTERVAL="0.1"))
+        self.assert_ran(r)
+        self.assertEqual(sorted(r.stdout.splitlines()), ["child done", "parent done, child 0"])
+        t = Totals(rec.committed())
+        self.assert_exact(t, {"forker.fork_work": (1900, 0), "forker.loop": (4, 0),
+                              "forker.fork_child": (1, 0), "forker.fork_parent": (1, 0),
+                              "forker.main": (1, 0)})
+        pids = {m.get("pid") for m in t.metas}
+        self.assertIn(r.pid, pids)
+        self.assertEqual(len(pids), 2, "bodies from the parent and from the child: %s" % pids)
+        # The child's own bodies hold only what the child did.
+        child = [b for b in rec.committed() if (b.get("_meta") or {}).get("pid") != r.pid]
+        self.assert_exact(Totals(child), {"forker.fork_work": (300, 0), "forker.loop": (1, 0),
+                                          "forker.fork_child": (1, 0)})
+
+
+class TestErrors(Case):
+    def run_errors(self, n=100):
+        prog = compile_prog("errors", ["errors.c"])
+        rec = self.receiver()
+        r = run([prog, str(n)], self.env(rec, CODENSM_INCLUDE="errors,manual"))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "errors: %d\n" % n)
+        return Totals(rec.committed())
+
+    def test_error_corners(self):
+        """codensm_error counts once per call, only for the innermost call, and longjmp is repaired"""
+        n = 100
+        t = self.run_errors(n)
+        self.assert_exact(t, {
+            "errors.main": (1, 0),
+            "errors.err_twice": (n, n),
+            "errors.err_outer": (n, 0),
+            "errors.err_inner": (2 * n, 2 * n),
+            "errors.err_after_inner": (n, n),
+            "manual.charge": (n, n // 4),
+            "errors.err_jump": (n, 0),
+            "errors.err_deep": (n, 0),
+            "errors.err_after_jump": (n, 0),
+        })
+
+    def test_manual_tracking(self):
+        """CODENSM_TRACK gives a function its name, department and weight"""
+        t = self.run_errors()
+        e = t.fns["manual.charge"]
+        self.assertEqual((e["departments"], e["weights"]), ({"billing"}, {7}))
+
+    def test_longjmp_leaves_a_clean_stack(self):
+        """after longjmp skipped err_deep's exit, the next call's caller is main again"""
+        n = 100
+        t = self.run_errors(n)
+        self.assertEqual(t.edges[("errors.main", "errors.err_after_jump")], n)
+        self.assertEqual(t.edges[("errors.err_jump", "errors.err_deep")], n)
+        self.assertEqual(t.edges[("errors.err_deep", "errors.err_after_jump")], 0)
+        self.assertGreaterEqual(sum(m.get("repairs", 0) for m in t.metas), 1, "_meta.repairs")
+
+    def test_error_incidents(self):
+        """each kind of failure is one counted incident chain, caller first"""
+        n = 100
+        t = self.run_errors(n)
+        self.assertEqual(t.incident_counts("error"), {
+            ("error", ("errors.main", "errors.err_twice")): n,
+            ("error", ("errors.main", "errors.err_outer", "errors.err_inner")): n,
+            ("error", ("errors.main", "errors.err_after_inner", "errors.err_inner")): n,
+            ("error", ("errors.main", "errors.err_after_inner")): n,
+            ("error", ("errors.main", "manual.charge")): n // 4,
+        })
+        src = os.path.join(PROGS, "errors.c")
+        for inc in t.incidents:
+            for name, f, line in inc["chain"]:
+                if name.startswith("errors."):
+                    self.assertEqual((f, line), ("errors.c", decl_line(src, name.split(".")[1])))
+
+
+class TestPrefixes(Case):
+    def prefix_run(self, **env):
+        prog = compile_prog("prefix", ["main.c", "pay/card.c", "payx/card.c"],
+                            cwd=os.path.join(PROGS, "prefix"))
+        rec = self.receiver()
+        r = run([prog], self.env(rec, **env))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "prefix: %d\n" % (sum(i + 1 for i in range(3)) +
+                                                      sum(2 * i for i in range(5)) +
+                                                      sum(2 * (i - 1) for i in range(2)) + 6))
+        return Totals(rec.committed())
+
+    def test_include_matches_whole_components(self):
+        """CODENSM_INCLUDE=pay selects pay.card.* and not payx.card.*"""
+        t = self.prefix_run(CODENSM_INCLUDE="pay")
+        self.assert_exact(t, {"pay.card.pay_charge": (3, 0), "pay.card.refund": (5, 0),
+                              "pay.card.refund_all": (2, 0)})
+
+    def test_exclude_matches_whole_components(self):
+        """CODENSM_EXCLUDE=pay.card.refund removes refund but keeps refund_all"""
+        t = self.prefix_run(CODENSM_INCLUDE="pay,payx", CODENSM_EXCLUDE="pay.card.refund")
+        self.assert_exact(t, {"pay.card.pay_charge": (3, 0), "pay.card.refund_all": (2, 0),
+                              "payx.card.payx_charge": (5, 0)})
+
+    def test_exclude_wins_over_include(self):
+        """a name both included and excluded is not tracked"""
+        t = self.prefix_run(CODENSM_INCLUDE="pay.card.refund,payx", CODENSM_EXCLUDE="payx")
+        self.assert_exact(t, {"pay.card.refund": (5, 0)})
+
+    def test_source_root(self):
+        """CODENSM_SOURCE_ROOT changes the module path: names start at that folder"""
+        t = self.prefix_run(CODENSM_SOURCE_ROOT=PROGS, CODENSM_INCLUDE="prefix.pay")
+        self.assert_exact(t, {"prefix.pay.card.pay_charge": (3, 0),
+                              "prefix.pay.card.refund": (5, 0),
+                              "prefix.pay.card.refund_all": (2, 0)})
+        self.assertEqual(t.fns["prefix.pay.card.refund"]["file"], "prefix/pay/card.c")
+
+
+class TestDlopen(Case):
+    def test_dlopened_library_is_tracked_across_reloads(self):
+        """a library dlopen()ed, closed and opened again: its calls are exact and named from its DWARF"""
+        if not os.path.exists(sample("host")):
+            self.skipTest("samples not built")
+        rec = self.receiver()
+        n = 300
+        r = run([sample("host"), sample("libdiscounts.so"), str(n)],
+                self.env(rec, CODENSM_INCLUDE="discounts,host"))
+        self.assert_ran(r)
+        self.assertTrue(r.stdout.startswith("host: rounds=%d " % n), r.stdout)
+        t = Totals(rec.committed())
+        self.assert_exact(t, {"discounts.rules.plugin_run": (2, 0),
+                              "discounts.rules.rule_apply": (2 * n, 0),
+                              "host.run_once": (2, 0), "host.main": (1, 0)})
+        e = t.fns["discounts.rules.rule_apply"]
+        src = os.path.join(SAMPLES_SRC, "plugin", "discounts", "rules.c")
+        self.assertEqual((e["file"], e["line"]), ("discounts/rules.c", decl_line(src, "rule_apply")))
+        self.assertIn("discounts.rules.plugin_run", t.inventory)
+        self.assertEqual(t.edges[("discounts.rules.plugin_run", "discounts.rules.rule_apply")], 2 * n)
+
+
+if __name__ == "__main__":
+    unittest.main()
