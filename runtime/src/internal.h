@@ -404,6 +404,7 @@ int cnsmp_spool_drain(const char *dir,
 #define CNSMP_SPOOL_PATH 4096
 int cnsmp_spool_open(const char *dir, char *tmp, char *final);
 int cnsmp_spool_commit(int fd, const char *tmp, const char *final);
+int cnsmp_spool_pending(const char *dir); /* 1 if a body waits in dir */
 
 /* ---- flusher.c / lifecycle.c ------------------------------------------- */
 

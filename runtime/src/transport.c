@@ -1,0 +1,259 @@
+/* transport.c: one POST of one body to the ingest endpoint, and the
+ * contract's reading of the answer (docs/payload.md, "Answers").
+ *
+ * One curl easy handle per calling thread (in practice: the flusher) is
+ * kept and reused, so a connection stays alive between flushes.  Signals
+ * are off (CURLOPT_NOSIGNAL: the host program owns its signals), TLS is
+ * verified with libcurl's defaults plus CODENSM_CA_FILE when set.
+ *
+ * The one distinction that matters for "never lost, never twice" is
+ * whether the server may have committed the body: FAILED_CLEAN means it
+ * certainly did not (nothing was sent, or it answered 5xx), FAILED_UNSURE
+ * means bytes went out and no answer came back.  When in doubt, UNSURE:
+ * resending the same body is always safe (the server dedups the batch
+ * id); merging it into new data is only safe when nothing arrived.
+ */
+#include <ctype.h>
+#include <string.h>
+#include <time.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include "internal.h"
+
+#define CONNECT_TIMEOUT_MS 2000
+#define ANSWER_MAX 2048
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static int global_ok;
+static _Thread_local CURL *tls_curl;
+static _Thread_local long tls_status;
+static _Atomic uint64_t deadline_ns;
+
+/* Outage logging: one line when the endpoint becomes unreachable, not one
+ * per flush; reset by the next delivery. */
+static _Atomic int outage_logged, key_logged, quota_logged;
+
+struct answer {
+	char buf[ANSWER_MAX];
+	size_t n;
+};
+
+CNSMP_NOINST static void global_init(void)
+{
+	global_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+}
+
+CNSMP_NOINST static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+CNSMP_NOINST void cnsmp_transport_set_deadline(uint64_t ns)
+{
+	atomic_store(&deadline_ns, ns);
+}
+
+CNSMP_NOINST long cnsmp_transport_last_status(void)
+{
+	return tls_status;
+}
+
+CNSMP_NOINST void cnsmp_transport_release(void)
+{
+	if (tls_curl) {
+		curl_easy_cleanup(tls_curl);
+		tls_curl = NULL;
+	}
+}
+
+CNSMP_NOINST static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+	struct answer *a = arg;
+	size_t len = size * n, room = sizeof a->buf - 1 - a->n;
+	size_t c = len < room ? len : room;
+	memcpy(a->buf + a->n, p, c);
+	a->n += c;
+	a->buf[a->n] = '\0';
+	return len;
+}
+
+CNSMP_NOINST static int on_progress(void *arg, curl_off_t dt, curl_off_t dn,
+				    curl_off_t ut, curl_off_t un)
+{
+	uint64_t d = atomic_load(&deadline_ns);
+	return d && mono_ns() >= d; /* non-zero aborts the transfer */
+}
+
+/* The server's "error" text, or the start of its answer, on one line. */
+CNSMP_NOINST static void error_text(const struct answer *a, char *out, size_t len)
+{
+	json_t *j = json_loadb(a->buf, a->n, 0, NULL);
+	const char *e = json_string_value(json_object_get(j, "error"));
+	const char *src = e ? e : (a->n ? a->buf : "no error text");
+	size_t i = 0;
+	for (; src[i] && i + 1 < len && i < 200; i++)
+		out[i] = isprint((unsigned char)src[i]) ? src[i] : ' ';
+	out[i] = '\0';
+	json_decref(j);
+}
+
+CNSMP_NOINST static int is_tls_trust(CURLcode rc)
+{
+	return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+	       rc == CURLE_SSL_ISSUER_ERROR;
+}
+
+/* Errors raised before any byte of the request can have left. */
+CNSMP_NOINST static int is_before_send(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_OUT_OF_MEMORY:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+CNSMP_NOINST static enum cnsmp_send_result map_status(const struct cnsmp_config *cfg,
+						      long status, const struct answer *a)
+{
+	char text[256];
+	if (status >= 200 && status < 300) {
+		atomic_store(&outage_logged, 0);
+		atomic_store(&quota_logged, 0);
+		return CNSMP_SENT;
+	}
+	atomic_store(&outage_logged, 0); /* it answered: the outage is over */
+	if (status == 413) {
+		cnsmp_log(CNSMP_LOG_DEBUG, "ingest answered 413: splitting the body");
+		return CNSMP_TOO_LARGE;
+	}
+	if (status == 429) {
+		if (!atomic_exchange(&quota_logged, 1))
+			cnsmp_log(CNSMP_LOG_INFO, "quota exceeded at '%s' (HTTP 429): keeping data, "
+				  "sending less often", cfg->endpoint);
+		return CNSMP_QUOTA;
+	}
+	if (status >= 400 && status < 500) {
+		error_text(a, text, sizeof text);
+		if (status == 401) {
+			if (!atomic_exchange(&key_logged, 1))
+				cnsmp_log(CNSMP_LOG_INFO, "ingest key refused by '%s' (HTTP 401): %s; "
+					  "check CODENSM_API_KEY", cfg->endpoint, text);
+		} else {
+			cnsmp_log(CNSMP_LOG_INFO, "body rejected by '%s' (HTTP %ld): %s",
+				  cfg->endpoint, status, text);
+		}
+		return CNSMP_REJECTED;
+	}
+	if (status >= 500) {
+		cnsmp_log(CNSMP_LOG_DEBUG, "ingest answered %ld: keeping data for the next try",
+			  status);
+		return CNSMP_FAILED_CLEAN;
+	}
+	/* 1xx/3xx: a redirect or a proxy page, not the ingest server. */
+	if (!atomic_exchange(&outage_logged, 1))
+		cnsmp_log(CNSMP_LOG_INFO, "unexpected HTTP %ld from '%s': check CODENSM_ENDPOINT; "
+			  "keeping data for the next try", status, cfg->endpoint);
+	return CNSMP_FAILED_CLEAN;
+}
+
+CNSMP_NOINST enum cnsmp_send_result cnsmp_transport_post(const struct cnsmp_config *cfg,
+							 const char *body, long timeout_ms)
+{
+	tls_status = 0;
+	pthread_once(&global_once, global_init);
+	if (!global_ok || !cfg->endpoint)
+		return CNSMP_FAILED_CLEAN;
+	if (!tls_curl)
+		tls_curl = curl_easy_init();
+	CURL *c = tls_curl;
+	if (!c)
+		return CNSMP_FAILED_CLEAN;
+	curl_easy_reset(c); /* keeps the connection cache, forgets options */
+
+	struct curl_slist *h = NULL, *t;
+	char auth[1024];
+	const char *key = cfg->api_key ? cfg->api_key : "";
+	size_t kl = strlen(key);
+	if (kl > sizeof auth - 32)
+		kl = sizeof auth - 32;
+	memcpy(auth, "Authorization: Bearer ", 22);
+	memcpy(auth + 22, key, kl);
+	auth[22 + kl] = '\0';
+	h = curl_slist_append(h, auth);
+	if (h && (t = curl_slist_append(h, "Content-Type: application/json")))
+		h = t;
+	if (h && (t = curl_slist_append(h, "Expect:"))) /* no 100-continue wait */
+		h = t;
+	if (!h)
+		return CNSMP_FAILED_CLEAN;
+
+	struct answer a = {.n = 0};
+	a.buf[0] = '\0';
+	char errbuf[CURL_ERROR_SIZE] = "";
+	if (timeout_ms < 100)
+		timeout_ms = 100;
+	curl_easy_setopt(c, CURLOPT_URL, cfg->endpoint);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POST, 1L);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "codensm-c/" CODENSM_VERSION);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms : CONNECT_TIMEOUT_MS));
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	if (cfg->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
+
+	CURLcode rc = curl_easy_perform(c);
+	long status = 0, reqsize = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &reqsize);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+	curl_slist_free_all(h);
+	/* The key must not linger on the stack of a long-lived thread. */
+	memset(auth, 0, sizeof auth);
+
+	if (rc == CURLE_OK) {
+		tls_status = status;
+		return map_status(cfg, status, &a);
+	}
+	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+	if (is_tls_trust(rc)) {
+		if (!atomic_exchange(&outage_logged, 1))
+			cnsmp_log(CNSMP_LOG_INFO, "cannot verify the TLS certificate of '%s': %s; "
+				  "set CODENSM_CA_FILE to the CA bundle that signed it; "
+				  "keeping data for the next try", cfg->endpoint, why);
+		return CNSMP_FAILED_CLEAN;
+	}
+	if (is_before_send(rc) || reqsize == 0) {
+		if (!atomic_exchange(&outage_logged, 1))
+			cnsmp_log(CNSMP_LOG_INFO, "cannot reach %s: %s; keeping data for the next try",
+				  cfg->endpoint, why);
+		return CNSMP_FAILED_CLEAN;
+	}
+	if (!atomic_exchange(&outage_logged, 1))
+		cnsmp_log(CNSMP_LOG_INFO, "no answer from %s: %s; will resend the same batch",
+			  cfg->endpoint, why);
+	return CNSMP_FAILED_UNSURE;
+}
