@@ -1,0 +1,550 @@
+/* collect.c: the flusher's side of the per-thread counters: read every
+ * thread's block into a batch of deltas, and the batch's own arithmetic.
+ *
+ * Deltas: each block has a snapshot (struct snap, allocated here lazily,
+ * owned by the flusher) of what was shipped; a delta is the current value
+ * minus the snapshot, and collecting advances the snapshot.  The owner never
+ * resets anything, so no update is lost and no lock is taken.  Exceptions:
+ * max_ns, which the flusher exchanges with 0 (thread.h), and a block whose
+ * thread died: after its last collect the flusher zeroes it and its
+ * snapshot and marks it FREE for the next new thread.
+ *
+ * Errors never exceed calls in a delta: the owner stores errors before
+ * calls (release) and collect loads calls (acquire) before errors, so the
+ * only errors it can see without their call are of calls that end a moment
+ * later; such an error is held back (the snapshot advances by what was
+ * shipped) and goes out with its call.
+ *
+ * Sorting and merging use no allocation, so the signal-safe collect can
+ * share them.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "thread.h"
+
+#define INCIDENTS_PER_FN 8 /* distinct chains per failing function per batch */
+
+struct snap_counters {
+	uint64_t calls, errors, total_ns, self_ns;
+	uint32_t hist[CNSMP_HIST_BUCKETS];
+};
+
+struct snap {
+	struct snap_counters *chunk[CNSMP_NCHUNKS];
+	uint64_t edge[CNSMP_EDGES_PER_THREAD];
+	uint64_t incident[CNSMP_INCIDENTS_PER_THREAD];
+	int final; /* the block was DEAD when this collect began */
+};
+
+/* Flusher-only totals already shipped. */
+static uint64_t shipped_dropped, shipped_repairs;
+static double last_end;
+
+/* ---- sorting without malloc ------------------------------------------- */
+
+typedef int (*cmp_fn)(const void *, const void *);
+
+static void swap_bytes(char *a, char *b, size_t n)
+{
+	while (n--) {
+		char c = *a;
+		*a++ = *b;
+		*b++ = c;
+	}
+}
+
+static void sift(char *base, size_t i, size_t n, size_t sz, cmp_fn cmp)
+{
+	for (size_t c; (c = 2 * i + 1) < n; i = c) {
+		if (c + 1 < n && cmp(base + c * sz, base + (c + 1) * sz) < 0)
+			c++;
+		if (cmp(base + i * sz, base + c * sz) >= 0)
+			return;
+		swap_bytes(base + i * sz, base + c * sz, sz);
+	}
+}
+
+/* Heapsort: O(n log n), in place, async-signal-safe (qsort may malloc). */
+static void sort(void *v, size_t n, size_t sz, cmp_fn cmp)
+{
+	char *base = v;
+	for (size_t i = n / 2; i-- > 0;)
+		sift(base, i, n, sz, cmp);
+	for (size_t end = n; end-- > 1;) {
+		swap_bytes(base, base + end * sz, sz);
+		sift(base, 0, end, sz, cmp);
+	}
+}
+
+/* Fold runs of equal elements of a sorted array into their first element
+ * with `add`; returns the new length. */
+static size_t fold(void *v, size_t n, size_t sz, cmp_fn cmp,
+		   void (*add)(void *, const void *))
+{
+	char *base = v;
+	size_t out = 0;
+	for (size_t i = 0; i < n; i++) {
+		char *e = base + i * sz;
+		if (out > 0 && cmp(base + (out - 1) * sz, e) == 0) {
+			add(base + (out - 1) * sz, e);
+		} else {
+			if (base + out * sz != e)
+				memcpy(base + out * sz, e, sz);
+			out++;
+		}
+	}
+	return out;
+}
+
+static int cmp_fn_delta(const void *a, const void *b)
+{
+	uint32_t x = ((const struct cnsmp_fn_delta *)a)->id;
+	uint32_t y = ((const struct cnsmp_fn_delta *)b)->id;
+	return (x > y) - (x < y);
+}
+
+static void add_fn_delta(void *dst, const void *src)
+{
+	struct cnsmp_fn_delta *d = dst;
+	const struct cnsmp_fn_delta *s = src;
+	d->calls += s->calls;
+	d->errors += s->errors;
+	d->total_ns += s->total_ns;
+	d->self_ns += s->self_ns;
+	if (s->max_ns > d->max_ns)
+		d->max_ns = s->max_ns;
+	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++)
+		d->hist[b] += s->hist[b];
+}
+
+static int cmp_edge(const void *a, const void *b)
+{
+	const struct cnsmp_edge_delta *x = a, *y = b;
+	uint64_t p = (uint64_t)x->caller << 32 | x->callee;
+	uint64_t q = (uint64_t)y->caller << 32 | y->callee;
+	return (p > q) - (p < q);
+}
+
+static void add_edge(void *dst, const void *src)
+{
+	((struct cnsmp_edge_delta *)dst)->calls +=
+		((const struct cnsmp_edge_delta *)src)->calls;
+}
+
+/* Identity of an incident: failing function (last of the chain) first, so
+ * that one function's chains are adjacent after sorting. */
+static int cmp_incident(const void *a, const void *b)
+{
+	const struct cnsmp_incident *x = a, *y = b;
+	uint32_t fx = x->depth ? x->chain[x->depth - 1] : 0;
+	uint32_t fy = y->depth ? y->chain[y->depth - 1] : 0;
+	if (fx != fy)
+		return (fx > fy) - (fx < fy);
+	int c = strncmp(x->kind, y->kind, sizeof x->kind);
+	if (c)
+		return c;
+	if (x->signo != y->signo)
+		return (x->signo > y->signo) - (x->signo < y->signo);
+	if (x->depth != y->depth)
+		return (x->depth > y->depth) - (x->depth < y->depth);
+	return memcmp(x->chain, y->chain, x->depth * sizeof x->chain[0]);
+}
+
+static void add_incident(void *dst, const void *src)
+{
+	struct cnsmp_incident *d = dst;
+	const struct cnsmp_incident *s = src;
+	d->count += s->count;
+	if (s->first_seen < d->first_seen)
+		d->first_seen = s->first_seen;
+	if (s->last_seen > d->last_seen)
+		d->last_seen = s->last_seen;
+}
+
+static int by_count_desc(const void *a, const void *b)
+{
+	uint64_t x = ((const struct cnsmp_incident *)a)->count;
+	uint64_t y = ((const struct cnsmp_incident *)b)->count;
+	return (x < y) - (x > y);
+}
+
+static uint32_t failing(const struct cnsmp_incident *i)
+{
+	return i->depth ? i->chain[i->depth - 1] : 0;
+}
+
+/* Sort and fold the incidents, then keep the INCIDENTS_PER_FN most frequent
+ * chains of each failing function; the rest are left out (their errors are
+ * in the function's counts). */
+static void settle_incidents(struct cnsmp_batch *b)
+{
+	struct cnsmp_incident *v = b->incidents;
+	size_t n = b->nincidents, sz = sizeof *v;
+	sort(v, n, sz, cmp_incident);
+	n = fold(v, n, sz, cmp_incident, add_incident);
+	size_t out = 0;
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i; j < n && failing(&v[j]) == failing(&v[i]); j++)
+			;
+		sort(v + i, j - i, sz, by_count_desc);
+		size_t keep = j - i < INCIDENTS_PER_FN ? j - i : INCIDENTS_PER_FN;
+		memmove(v + out, v + i, keep * sz);
+		out += keep;
+	}
+	b->nincidents = out;
+}
+
+/* ---- batches ----------------------------------------------------------- */
+
+void cnsmp_batch_init(struct cnsmp_batch *b)
+{
+	memset(b, 0, sizeof *b);
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t sz)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap : 16;
+	while (n < need)
+		n *= 2;
+	void *p = realloc(*arr, n * sz);
+	if (!p)
+		return -1;
+	*arr = p;
+	*cap = n;
+	return 0;
+}
+
+int cnsmp_batch_reserve(struct cnsmp_batch *b, size_t fns, size_t edges,
+			size_t incidents)
+{
+	if (grow((void **)&b->fns, &b->capfns, fns, sizeof *b->fns) ||
+	    grow((void **)&b->edges, &b->capedges, edges, sizeof *b->edges) ||
+	    grow((void **)&b->incidents, &b->capincidents, incidents,
+		 sizeof *b->incidents))
+		return -1;
+	return 0;
+}
+
+void cnsmp_batch_release(struct cnsmp_batch *b)
+{
+	if (!b)
+		return;
+	free(b->fns);
+	free(b->edges);
+	free(b->incidents);
+	cnsmp_batch_init(b);
+}
+
+int cnsmp_batch_is_empty(const struct cnsmp_batch *b)
+{
+	return b->nfns == 0 && b->nedges == 0 && b->nincidents == 0 &&
+	       b->dropped == 0 && b->repairs == 0;
+}
+
+/* Append `src`'s n elements to `dst` (room reserved), sort, fold. */
+static size_t merge_into(void *dst, size_t nd, const void *src, size_t ns,
+			 size_t sz, cmp_fn cmp, void (*add)(void *, const void *))
+{
+	if (ns)
+		memcpy((char *)dst + nd * sz, src, ns * sz);
+	sort(dst, nd + ns, sz, cmp);
+	return fold(dst, nd + ns, sz, cmp, add);
+}
+
+int cnsmp_batch_merge(struct cnsmp_batch *dst, const struct cnsmp_batch *src)
+{
+	if (cnsmp_batch_reserve(dst, dst->nfns + src->nfns,
+				dst->nedges + src->nedges,
+				dst->nincidents + src->nincidents))
+		return -1; /* the arrays may have grown; the contents are intact */
+	dst->nfns = merge_into(dst->fns, dst->nfns, src->fns, src->nfns,
+			       sizeof *dst->fns, cmp_fn_delta, add_fn_delta);
+	dst->nedges = merge_into(dst->edges, dst->nedges, src->edges,
+				 src->nedges, sizeof *dst->edges, cmp_edge,
+				 add_edge);
+	dst->nincidents = merge_into(dst->incidents, dst->nincidents,
+				     src->incidents, src->nincidents,
+				     sizeof *dst->incidents, cmp_incident,
+				     add_incident);
+	dst->dropped += src->dropped;
+	dst->repairs += src->repairs;
+	if (src->start > 0 && (dst->start == 0 || src->start < dst->start))
+		dst->start = src->start;
+	if (src->end > dst->end)
+		dst->end = src->end;
+	return 0;
+}
+
+/* ---- reading the blocks ------------------------------------------------ */
+
+/* What one collect may do: `safe` = from a signal handler (no malloc, no
+ * snapshot advance, arrays fixed). */
+struct pass {
+	struct cnsmp_batch *out;
+	int safe;
+};
+
+static struct cnsmp_thread *first(void)
+{
+	return atomic_load_explicit(&cnsmp_threads, memory_order_acquire);
+}
+
+static struct cnsmp_thread *next(struct cnsmp_thread *t)
+{
+	return atomic_load_explicit(&t->next, memory_order_acquire);
+}
+
+static int readable(struct cnsmp_thread *t)
+{
+	int s = atomic_load_explicit(&t->state, memory_order_acquire);
+	return s == CNSMP_T_LIVE || s == CNSMP_T_DEAD;
+}
+
+/* The snapshot of chunk k of t: allocated if the pass may (NULL if not or
+ * out of memory, meaning "nothing shipped yet"). */
+static struct snap_counters *snap_chunk(struct cnsmp_thread *t, unsigned k,
+					int alloc)
+{
+	struct snap *s = t->snap;
+	if (!s && alloc)
+		s = t->snap = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	if (!s->chunk[k] && alloc)
+		s->chunk[k] = calloc(CNSMP_CHUNK, sizeof *s->chunk[k]);
+	return s->chunk[k];
+}
+
+/* Add t's delta of function `id` into d.  A regular pass that cannot get
+ * a snapshot skips the thread (its delta waits for the next collect). */
+static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
+		    struct cnsmp_fn_delta *d)
+{
+	unsigned k = id / CNSMP_CHUNK;
+	struct cnsmp_counters *c = atomic_load_explicit(&t->chunk[k],
+							memory_order_acquire);
+	if (!c)
+		return;
+	c += id % CNSMP_CHUNK;
+	struct snap_counters zero = {0}, *s = snap_chunk(t, k, !p->safe);
+	if (!s && !p->safe)
+		return;
+	s = s ? s + id % CNSMP_CHUNK : &zero;
+	uint64_t calls = atomic_load_explicit(&c->calls, memory_order_acquire);
+	if (calls == s->calls)
+		return; /* nothing ended; errors wait for their calls */
+	uint64_t errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
+	uint64_t total = atomic_load_explicit(&c->total_ns, memory_order_relaxed);
+	uint64_t self = atomic_load_explicit(&c->self_ns, memory_order_relaxed);
+	uint64_t dc = calls - s->calls, de = errors - s->errors;
+	if (de > dc)
+		de = dc;
+	d->calls += dc;
+	d->errors += de;
+	d->total_ns += total - s->total_ns;
+	d->self_ns += self - s->self_ns;
+	uint64_t max = p->safe ? atomic_load_explicit(&c->max_ns, memory_order_relaxed)
+			       : atomic_exchange_explicit(&c->max_ns, 0,
+							  memory_order_relaxed);
+	if (max > d->max_ns)
+		d->max_ns = max;
+	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++) {
+		uint32_t h = atomic_load_explicit(&c->hist[b], memory_order_relaxed);
+		d->hist[b] += (uint32_t)(h - s->hist[b]);
+		if (!p->safe)
+			s->hist[b] = h;
+	}
+	if (!p->safe) {
+		s->calls = calls;
+		s->errors += de;
+		s->total_ns = total;
+		s->self_ns = self;
+	}
+}
+
+/* One delta per tracked id with anything to say, in id order. */
+static int read_fns(struct pass *p)
+{
+	struct cnsmp_batch *b = p->out;
+	uint32_t n = cnsmp_registry_count();
+	for (uint32_t id = 0; id < n; id++) {
+		struct cnsmp_fn_delta d;
+		memset(&d, 0, sizeof d);
+		d.id = id;
+		for (struct cnsmp_thread *t = first(); t; t = next(t))
+			if (readable(t))
+				read_fn(p, t, id, &d);
+		if (d.calls == 0 && d.errors == 0)
+			continue;
+		if (b->nfns == b->capfns &&
+		    (p->safe || grow((void **)&b->fns, &b->capfns, b->nfns + 1,
+				     sizeof *b->fns)))
+			return -1;
+		b->fns[b->nfns++] = d;
+	}
+	return 0;
+}
+
+static int read_edges(struct pass *p, struct cnsmp_thread *t)
+{
+	struct cnsmp_batch *b = p->out;
+	struct snap *s = t->snap;
+	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++) {
+		struct cnsmp_edge *e = &t->edges[i];
+		uint64_t key = atomic_load_explicit(&e->key, memory_order_acquire);
+		if (!key)
+			continue;
+		uint64_t calls = atomic_load_explicit(&e->calls, memory_order_relaxed);
+		uint64_t delta = calls - (s ? s->edge[i] : 0);
+		if (!delta)
+			continue;
+		if (b->nedges == b->capedges &&
+		    (p->safe || grow((void **)&b->edges, &b->capedges,
+				     b->nedges + 1, sizeof *b->edges)))
+			return -1;
+		key--;
+		b->edges[b->nedges++] = (struct cnsmp_edge_delta){
+			.caller = (uint32_t)(key >> 32),
+			.callee = (uint32_t)key, .calls = delta};
+		if (!p->safe)
+			s->edge[i] = calls;
+	}
+	return 0;
+}
+
+static int read_incidents(struct pass *p, struct cnsmp_thread *t)
+{
+	struct cnsmp_batch *b = p->out;
+	struct snap *s = t->snap;
+	for (size_t i = 0; i < CNSMP_INCIDENTS_PER_THREAD; i++) {
+		struct cnsmp_incident_slot *in = &t->incidents[i];
+		if (!atomic_load_explicit(&in->hash, memory_order_acquire))
+			continue;
+		uint64_t count = atomic_load_explicit(&in->count, memory_order_relaxed);
+		uint64_t delta = count - (s ? s->incident[i] : 0);
+		if (!delta)
+			continue;
+		if (b->nincidents == b->capincidents &&
+		    (p->safe || grow((void **)&b->incidents, &b->capincidents,
+				     b->nincidents + 1, sizeof *b->incidents)))
+			return -1;
+		struct cnsmp_incident *o = &b->incidents[b->nincidents++];
+		memset(o, 0, sizeof *o);
+		o->depth = in->depth;
+		memcpy(o->chain, in->chain, in->depth * sizeof in->chain[0]);
+		memcpy(o->kind, in->kind, sizeof o->kind);
+		o->signo = in->signo;
+		o->count = delta;
+		o->first_seen = atomic_load_explicit(&in->first_us, memory_order_relaxed) / 1e6;
+		o->last_seen = atomic_load_explicit(&in->last_us, memory_order_relaxed) / 1e6;
+		if (!p->safe)
+			s->incident[i] = count;
+	}
+	return 0;
+}
+
+static double now_s(void)
+{
+	return (double)cnsmp_thread_now_us() / 1e6;
+}
+
+/* Everything but the functions, per block; then the totals. */
+static int read_rest(struct pass *p)
+{
+	struct cnsmp_batch *b = p->out;
+	int rc = 0;
+	for (struct cnsmp_thread *t = first(); t; t = next(t)) {
+		if (!readable(t) || (!p->safe && !t->snap))
+			continue; /* regular pass without a snapshot: next time */
+		if (read_edges(p, t) || read_incidents(p, t))
+			rc = -1;
+	}
+	sort(b->edges, b->nedges, sizeof *b->edges, cmp_edge);
+	b->nedges = fold(b->edges, b->nedges, sizeof *b->edges, cmp_edge, add_edge);
+	settle_incidents(b);
+	uint64_t dropped = cnsmp_registry_dropped();
+	uint64_t repairs = atomic_load_explicit(&cnsmp_thread_repairs,
+						memory_order_relaxed);
+	b->dropped = dropped - shipped_dropped;
+	b->repairs = repairs - shipped_repairs;
+	uint64_t started = atomic_load_explicit(&cnsmp_thread_started_us,
+						memory_order_relaxed);
+	b->start = last_end > 0 ? last_end : started ? started / 1e6 : now_s();
+	b->end = now_s();
+	if (!p->safe) {
+		shipped_dropped = dropped;
+		shipped_repairs = repairs;
+		last_end = b->end;
+	}
+	return rc;
+}
+
+static void clear(struct cnsmp_batch *b)
+{
+	b->nfns = b->nedges = b->nincidents = 0;
+	b->dropped = b->repairs = 0;
+	b->start = b->end = 0;
+}
+
+/* Blocks whose thread had died before this collect began are read one last
+ * time, then zeroed and handed to the next new thread. */
+int cnsmp_collect(struct cnsmp_batch *out)
+{
+	struct pass p = {out, 0};
+	clear(out);
+	for (struct cnsmp_thread *t = first(); t; t = next(t)) {
+		if (!t->snap)
+			t->snap = calloc(1, sizeof(struct snap));
+		if (t->snap)
+			((struct snap *)t->snap)->final =
+				atomic_load_explicit(&t->state,
+						     memory_order_acquire) ==
+				CNSMP_T_DEAD;
+	}
+	int rc = read_fns(&p);
+	if (read_rest(&p))
+		rc = -1;
+	for (struct cnsmp_thread *t = first(); t && rc == 0; t = next(t)) {
+		struct snap *s = t->snap;
+		if (!s || !s->final)
+			continue;
+		cnsmp_thread_zero(t);
+		cnsmp_collect_forget_thread(t);
+		atomic_store_explicit(&t->state, CNSMP_T_FREE, memory_order_release);
+	}
+	return rc;
+}
+
+int cnsmp_collect_signal_safe(struct cnsmp_batch *out)
+{
+	struct pass p = {out, 1};
+	clear(out);
+	int rc = read_fns(&p);
+	if (read_rest(&p))
+		rc = -1;
+	return rc;
+}
+
+/* Zero the snapshot, keeping its chunks (no free: the block is reused). */
+void cnsmp_collect_forget_thread(struct cnsmp_thread *t)
+{
+	struct snap *s = t->snap;
+	if (!s)
+		return;
+	for (unsigned k = 0; k < CNSMP_NCHUNKS; k++)
+		if (s->chunk[k])
+			memset(s->chunk[k], 0, CNSMP_CHUNK * sizeof *s->chunk[k]);
+	memset(s->edge, 0, sizeof s->edge);
+	memset(s->incident, 0, sizeof s->incident);
+	s->final = 0;
+}
+
+void cnsmp_collect_atfork_child(void)
+{
+	shipped_dropped = cnsmp_registry_dropped();
+	shipped_repairs = atomic_load_explicit(&cnsmp_thread_repairs,
+					       memory_order_relaxed);
+	last_end = now_s();
+}

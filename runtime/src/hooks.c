@@ -1,0 +1,212 @@
+/* hooks.c: the hot path: __cyg_profile_func_enter/exit and the public calls
+ * that mark, open and close tracked calls on this thread's shadow stack.
+ *
+ * Nothing here allocates (after a function's first call on a thread), locks,
+ * makes a syscall or touches DWARF, because it runs on every call of the
+ * user's program and must cost about as much as the call it measures: a
+ * tracked call is two clock reads (rdtsc) and a few stores into memory only
+ * this thread writes; an excluded call is one registry lookup and returns
+ * without touching the stack, the clock or a counter.  Everything slow (the
+ * first sight of a function, the thread's first hook, a counter chunk's first
+ * use) is a call to a cold function in registry.c or thread.c.
+ *
+ * Each hook is a one-line exported wrapper around a static inline function
+ * that saves errno, returns at once (unlikely) when the per-thread guard is
+ * set (a hook interrupted by a signal handler that calls instrumented code,
+ * or the runtime calling itself) and sets the guard while it works.
+ */
+#include <errno.h>
+#include "thread.h"
+
+__thread struct cnsmp_tls cnsmp_tls __attribute__((tls_model("initial-exec")));
+
+/* Set by the first hook that finds the runtime inactive: hooks may run
+ * before the library's constructor (C++ static initialisers), so that hook
+ * starts it; afterwards an inactive runtime (disabled, shut down) means
+ * "return at once". */
+static _Atomic int init_tried;
+
+/* Slow path: start the runtime if nobody tried yet; is it active now? */
+static CNSMP_NOINST __attribute__((noinline, cold)) int activate(void)
+{
+	if (atomic_load_explicit(&init_tried, memory_order_relaxed) ||
+	    atomic_exchange_explicit(&init_tried, 1, memory_order_relaxed))
+		return atomic_load_explicit(&cnsmp_active, memory_order_acquire);
+	cnsmp_clock_init(); /* before any frame is timed */
+	cnsmp_interpose_init();
+	cnsmp_lifecycle_ensure_init();
+	return atomic_load_explicit(&cnsmp_active, memory_order_acquire);
+}
+
+/* Slow path: first sight of `fn` anywhere in the process. */
+static CNSMP_NOINST __attribute__((noinline, cold)) struct cnsmp_fn *
+first_sight(void *fn, const char *name, const char *department, double weight)
+{
+	cnsmp_clock_init(); /* idempotent; the clock is chosen before timing */
+	return cnsmp_registry_add((uintptr_t)fn, name, department, weight);
+}
+
+/* Open a call of `fn` (guard held, runtime active). */
+static inline void push(void *fn, const char *name, const char *department,
+			double weight)
+{
+	struct cnsmp_fn *f = cnsmp_registry_find((uintptr_t)fn);
+	if (unlikely(!f) && !(f = first_sight(fn, name, department, weight)))
+		return;
+	int state = atomic_load_explicit(&f->state, memory_order_relaxed);
+	if (unlikely(state != CNSMP_FN_TRACKED)) {
+		if (state == CNSMP_FN_DROPPED)
+			atomic_fetch_add_explicit(&cnsmp_registry_dropped_calls,
+						  1, memory_order_relaxed);
+		return;
+	}
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	if (unlikely(!t) && !(t = cnsmp_thread_attach()))
+		return;
+	uint32_t id = f->id;
+	if (unlikely(!cnsmp_thread_counters(t, id)))
+		return; /* out of memory: this call is not counted */
+	uint32_t d = t->depth;
+	if (unlikely(d >= CNSMP_STACK_DEPTH || t->overflow)) {
+		/* Too deep to time: count the call now, remember its id for
+		 * codensm_error(). */
+		struct cnsmp_counters *c = cnsmp_thread_counters(t, id);
+		cnsmp_bump(&c->calls, 1);
+		t->overflow++;
+		t->ov_id = id;
+		t->ov_failed = 0;
+		return;
+	}
+	struct cnsmp_frame *fr = &t->stack[d];
+	fr->addr = (uintptr_t)fn;
+	fr->id = id;
+	fr->failed = 0;
+	fr->child = 0;
+	fr->epoch = t->throw_epoch;
+	fr->start = cnsmp_clock_now();
+	atomic_signal_fence(memory_order_release); /* frame before depth */
+	t->depth = d + 1;
+}
+
+/* A tracked exit that is not on top: pop until `fn` matches, each popped
+ * frame counted as a completed call (its exit hook never ran: longjmp, or
+ * clang unwinding an exception).  Not on the stack at all: ignored. */
+static CNSMP_NOINST __attribute__((noinline)) void repair(
+	struct cnsmp_thread *t, uintptr_t fn)
+{
+	struct cnsmp_fn *f = cnsmp_registry_find(fn);
+	if (!f || atomic_load_explicit(&f->state, memory_order_relaxed) !=
+			  CNSMP_FN_TRACKED)
+		return; /* excluded or dropped: never pushed, no clock read */
+	uint64_t now = cnsmp_clock_now();
+	uint32_t i = t->depth;
+	while (i > 0 && t->stack[i - 1].addr != fn)
+		i--;
+	if (i == 0) {
+		atomic_fetch_add_explicit(&cnsmp_thread_unmatched, 1,
+					  memory_order_relaxed);
+		return;
+	}
+	atomic_fetch_add_explicit(&cnsmp_thread_repairs, 1,
+				  memory_order_relaxed);
+	while (t->depth > i)
+		cnsmp_thread_complete(t, t->depth - 1, now, 1);
+	cnsmp_thread_complete(t, i - 1, now, 0);
+}
+
+/* Close the innermost call of `fn` (guard held, runtime active). */
+static inline void pop(void *fn)
+{
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	if (unlikely(!t))
+		return; /* this thread never opened a tracked call */
+	uint32_t d = t->depth;
+	if (unlikely(t->overflow)) {
+		struct cnsmp_fn *f = cnsmp_registry_find((uintptr_t)fn);
+		if (f && atomic_load_explicit(&f->state, memory_order_relaxed) ==
+				 CNSMP_FN_TRACKED) {
+			t->overflow--;
+			t->ov_failed = 0;
+		}
+		return;
+	}
+	if (likely(d > 0 && t->stack[d - 1].addr == (uintptr_t)fn))
+		cnsmp_thread_complete(t, d - 1, cnsmp_clock_now(), 0);
+	else
+		repair(t, (uintptr_t)fn);
+}
+
+/* The guard and the activity check every entry point shares: 0 when the
+ * hook must return at once. */
+static inline int hook_begin(void)
+{
+	if (unlikely(cnsmp_tls.guard))
+		return 0;
+	if (unlikely(!atomic_load_explicit(&cnsmp_active, memory_order_relaxed))) {
+		cnsmp_tls.guard = 1;
+		int on = activate();
+		cnsmp_tls.guard = 0;
+		if (!on)
+			return 0;
+	}
+	cnsmp_tls.guard = 1;
+	return 1;
+}
+
+static inline void hook_enter(void *fn, const char *name,
+			      const char *department, double weight)
+{
+	int saved = errno;
+	if (likely(hook_begin())) {
+		push(fn, name, department, weight);
+		cnsmp_tls.guard = 0;
+	}
+	errno = saved;
+}
+
+static inline void hook_exit(void *fn)
+{
+	int saved = errno;
+	if (likely(hook_begin())) {
+		pop(fn);
+		cnsmp_tls.guard = 0;
+	}
+	errno = saved;
+}
+
+CNSMP_API void __cyg_profile_func_enter(void *fn, void *site) { hook_enter(fn, NULL, NULL, -1.0); }
+CNSMP_API void __cyg_profile_func_exit(void *fn, void *site) { hook_exit(fn); }
+CNSMP_API void codensm_enter(void *fn, const char *name, const char *department, double weight) { hook_enter(fn, name, department, weight); }
+CNSMP_API void codensm_exit(void *fn) { hook_exit(fn); }
+
+static inline void mark_error(void)
+{
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	if (!t)
+		return;
+	if (t->overflow) { /* the innermost call is past the stack */
+		if (!t->ov_failed) {
+			struct cnsmp_counters *c = cnsmp_thread_counters(t, t->ov_id);
+			if (c)
+				cnsmp_bump(&c->errors, 1);
+			t->ov_failed = 1;
+		}
+	} else if (t->depth > 0) {
+		t->stack[t->depth - 1].failed = 1;
+	}
+}
+
+CNSMP_API void codensm_error(void)
+{
+	int saved = errno;
+	if (hook_begin()) {
+		mark_error();
+		cnsmp_tls.guard = 0;
+	}
+	errno = saved;
+}
+
+CNSMP_API unsigned long long codensm_repairs(void)
+{
+	return atomic_load_explicit(&cnsmp_thread_repairs, memory_order_relaxed);
+}

@@ -1,0 +1,329 @@
+/* thread.c: per-thread state: the block's life (attach, death, reuse), the
+ * end of a call (counters, edge, error, incident), exceptions and crashes.
+ *
+ * cnsmp_thread_complete runs on every tracked exit and so is hot path: no
+ * lock, no syscall, no allocation (bar a counter chunk on a function's first
+ * call, which the enter hook already did).  Recording an incident (a failed
+ * call) reads CLOCK_REALTIME through the vDSO; that is rare, not per call.
+ * Layout and memory orderings are described in thread.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <time.h>
+#include "thread.h"
+
+_Atomic(struct cnsmp_thread *) cnsmp_threads;
+_Atomic uint64_t cnsmp_thread_repairs;
+_Atomic uint64_t cnsmp_thread_unmatched;
+_Atomic uint64_t cnsmp_thread_started_us;
+
+static pthread_key_t key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+/* Runs at thread exit with the block.  Later hooks of this thread (other
+ * keys' destructors) must not touch the block any more: once the flusher
+ * has collected it, another thread may own it.  So the guard stays set. */
+static CNSMP_NOINST void on_thread_exit(void *p)
+{
+	struct cnsmp_thread *t = p;
+	cnsmp_tls.guard = 1;
+	cnsmp_tls.t = NULL;
+	atomic_store_explicit(&t->state, CNSMP_T_DEAD, memory_order_release);
+}
+
+static CNSMP_NOINST void make_key(void)
+{
+	pthread_key_create(&key, on_thread_exit);
+}
+
+/* A FREE block whose counters the flusher has zeroed, or NULL. */
+static CNSMP_NOINST struct cnsmp_thread *claim_free(void)
+{
+	struct cnsmp_thread *t = atomic_load_explicit(&cnsmp_threads,
+						      memory_order_acquire);
+	for (; t; t = atomic_load_explicit(&t->next, memory_order_acquire)) {
+		int s = CNSMP_T_FREE;
+		if (atomic_load_explicit(&t->state, memory_order_relaxed) == s &&
+		    atomic_compare_exchange_strong_explicit(
+			    &t->state, &s, CNSMP_T_LIVE, memory_order_acq_rel,
+			    memory_order_relaxed))
+			return t;
+	}
+	return NULL;
+}
+
+CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
+{
+	int saved = errno;
+	pthread_once(&key_once, make_key);
+	uint64_t zero = 0;
+	atomic_compare_exchange_strong(&cnsmp_thread_started_us, &zero,
+				       cnsmp_thread_now_us());
+	struct cnsmp_thread *t = claim_free();
+	if (t) {
+		/* Owner-only state of the previous owner; shared parts were
+		 * zeroed by the flusher before it freed the block. */
+		t->depth = t->overflow = t->ov_failed = 0;
+		t->throw_epoch = t->exc_epoch = 0;
+		t->unwinding = 0;
+	} else {
+		t = calloc(1, sizeof *t);
+		if (!t) {
+			errno = saved;
+			return NULL;
+		}
+		atomic_init(&t->state, CNSMP_T_LIVE);
+		struct cnsmp_thread *head = atomic_load_explicit(
+			&cnsmp_threads, memory_order_relaxed);
+		do
+			atomic_store_explicit(&t->next, head,
+					      memory_order_relaxed);
+		while (!atomic_compare_exchange_weak_explicit(
+			&cnsmp_threads, &head, t, memory_order_release,
+			memory_order_relaxed));
+	}
+	pthread_setspecific(key, t);
+	cnsmp_tls.t = t;
+	errno = saved;
+	return t;
+}
+
+CNSMP_NOINST struct cnsmp_counters *cnsmp_thread_chunk_alloc(
+	struct cnsmp_thread *t, uint32_t id)
+{
+	int saved = errno;
+	struct cnsmp_counters *c = calloc(CNSMP_CHUNK, sizeof *c);
+	errno = saved;
+	if (!c)
+		return NULL;
+	atomic_store_explicit(&t->chunk[id / CNSMP_CHUNK], c,
+			      memory_order_release);
+	return c + id % CNSMP_CHUNK;
+}
+
+static CNSMP_NOINST void add_call(struct cnsmp_counters *c, uint64_t ns,
+				  uint64_t self_ns, int error)
+{
+	cnsmp_bump(&c->total_ns, ns);
+	cnsmp_bump(&c->self_ns, self_ns);
+	if (ns > atomic_load_explicit(&c->max_ns, memory_order_relaxed))
+		atomic_store_explicit(&c->max_ns, ns, memory_order_relaxed);
+	_Atomic uint32_t *h = &c->hist[cnsmp_hist_bucket(ns)];
+	atomic_store_explicit(h, atomic_load_explicit(h, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	/* errors before calls, calls with release: a reader that loads calls
+	 * with acquire sees the errors of every call it counts (collect.c). */
+	if (error)
+		cnsmp_bump(&c->errors, 1);
+	atomic_store_explicit(&c->calls, atomic_load_explicit(
+		&c->calls, memory_order_relaxed) + 1, memory_order_release);
+}
+
+static CNSMP_NOINST void add_edge(struct cnsmp_thread *t, uint32_t caller,
+				  uint32_t callee)
+{
+	uint64_t k = ((uint64_t)caller << 32 | callee) + 1;
+	size_t mask = CNSMP_EDGES_PER_THREAD - 1;
+	size_t i = (size_t)(k * 0x9e3779b97f4a7c15ull >> 40) & mask;
+	for (unsigned n = 0; n < 32; n++, i = (i + 1) & mask) {
+		struct cnsmp_edge *e = &t->edges[i];
+		uint64_t have = atomic_load_explicit(&e->key,
+						     memory_order_relaxed);
+		if (have == 0)
+			atomic_store_explicit(&e->key, have = k,
+					      memory_order_release);
+		if (have == k) {
+			cnsmp_bump(&e->calls, 1);
+			return;
+		}
+	}
+	cnsmp_bump(&t->edge_overflow, 1);
+}
+
+/* The ids of frames [0, n), the innermost CNSMP_INCIDENT_MAX_DEPTH kept. */
+static CNSMP_NOINST uint32_t chain_of(const struct cnsmp_thread *t, uint32_t n,
+				      uint32_t *chain)
+{
+	uint32_t from = n > CNSMP_INCIDENT_MAX_DEPTH ? n - CNSMP_INCIDENT_MAX_DEPTH : 0;
+	for (uint32_t i = from; i < n; i++)
+		chain[i - from] = t->stack[i].id;
+	return n - from;
+}
+
+CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
+					uint64_t now, int repaired)
+{
+	struct cnsmp_frame *fr = &t->stack[i];
+	uint64_t ticks = now > fr->start ? now - fr->start : 0;
+	uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
+	/* An exception left this frame: GCC runs its exit hook while
+	 * unwinding; under clang it is popped later by a repair.  Either way
+	 * it was entered before the latest throw. */
+	int exc = fr->epoch != t->throw_epoch && (t->unwinding || repaired);
+	struct cnsmp_counters *c = cnsmp_thread_counters(t, fr->id);
+	if (c)
+		add_call(c, cnsmp_clock_ns(ticks), cnsmp_clock_ns(self),
+			 exc || fr->failed);
+	if (exc && t->exc_epoch != t->throw_epoch) {
+		t->exc_epoch = t->throw_epoch; /* one incident per throw */
+		cnsmp_thread_record_incident(t, t->throw_chain, t->throw_depth,
+					     "exception", 0);
+	} else if (fr->failed && !exc) {
+		uint32_t chain[CNSMP_INCIDENT_MAX_DEPTH];
+		uint32_t n = chain_of(t, i + 1, chain);
+		cnsmp_thread_record_incident(t, chain, n, "error", 0);
+	}
+	atomic_signal_fence(memory_order_release);
+	t->depth = i;
+	if (i > 0) {
+		struct cnsmp_frame *parent = &t->stack[i - 1];
+		parent->child += ticks;
+		add_edge(t, parent->id, fr->id);
+	}
+}
+
+static CNSMP_NOINST uint64_t incident_hash(const uint32_t *chain,
+					   uint32_t depth, const char *kind,
+					   int signo)
+{
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)(unsigned)signo;
+	for (uint32_t i = 0; i < depth; i++)
+		h = (h ^ chain[i]) * 1099511628211ull;
+	for (; *kind; kind++)
+		h = (h ^ (unsigned char)*kind) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+CNSMP_NOINST uint64_t cnsmp_thread_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Async-signal-safe (the crash handler calls it). */
+CNSMP_NOINST void cnsmp_thread_record_incident(struct cnsmp_thread *t,
+					       const uint32_t *chain,
+					       uint32_t depth, const char *kind,
+					       int signo)
+{
+	uint64_t h = incident_hash(chain, depth, kind, signo), us = cnsmp_thread_now_us();
+	size_t mask = CNSMP_INCIDENTS_PER_THREAD - 1;
+	for (size_t n = 0, i = h & mask; n <= mask; n++, i = (i + 1) & mask) {
+		struct cnsmp_incident_slot *s = &t->incidents[i];
+		uint64_t have = atomic_load_explicit(&s->hash,
+						     memory_order_relaxed);
+		if (have == 0) {
+			s->depth = depth;
+			memcpy(s->chain, chain, depth * sizeof *chain);
+			s->signo = signo;
+			strncpy(s->kind, kind, sizeof s->kind - 1);
+			atomic_store_explicit(&s->first_us, us,
+					      memory_order_relaxed);
+			atomic_store_explicit(&s->hash, have = h,
+					      memory_order_release);
+		}
+		if (have == h && s->depth == depth && s->signo == signo &&
+		    strcmp(s->kind, kind) == 0 &&
+		    memcmp(s->chain, chain, depth * sizeof *chain) == 0) {
+			atomic_store_explicit(&s->last_us, us,
+					      memory_order_relaxed);
+			cnsmp_bump(&s->count, 1);
+			return;
+		}
+	}
+	cnsmp_bump(&t->incident_overflow, 1);
+}
+
+CNSMP_NOINST void cnsmp_thread_zero(struct cnsmp_thread *t)
+{
+	for (unsigned k = 0; k < CNSMP_NCHUNKS; k++) {
+		struct cnsmp_counters *c = atomic_load_explicit(
+			&t->chunk[k], memory_order_acquire);
+		if (c)
+			memset(c, 0, CNSMP_CHUNK * sizeof *c);
+	}
+	memset(t->edges, 0, sizeof t->edges);
+	memset(t->incidents, 0, sizeof t->incidents);
+	atomic_store_explicit(&t->edge_overflow, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->incident_overflow, 0, memory_order_relaxed);
+}
+
+/* The current thread's block if the hooks may touch it now. */
+static CNSMP_NOINST struct cnsmp_thread *usable(void)
+{
+	if (cnsmp_tls.guard || !atomic_load_explicit(&cnsmp_active,
+						     memory_order_relaxed))
+		return NULL;
+	return cnsmp_tls.t;
+}
+
+CNSMP_NOINST void cnsmp_thread_on_throw(void)
+{
+	struct cnsmp_thread *t = usable();
+	if (!t)
+		return;
+	t->throw_epoch++;
+	t->unwinding = 1;
+	t->throw_depth = chain_of(t, t->depth, t->throw_chain);
+}
+
+CNSMP_NOINST void cnsmp_thread_on_catch(void)
+{
+	struct cnsmp_thread *t = usable();
+	if (t)
+		t->unwinding = 0;
+}
+
+/* Signal-safe.  Every call in progress ends now, failed: calls, errors and
+ * time are counted (so errors never exceed calls) and the stack is emptied,
+ * so if the program survives the signal those frames are not counted twice
+ * (their exits become unmatched).  The frames' own guard is not checked: a
+ * crash inside a hook still marks the stack, whose depth is only advanced
+ * after a frame is complete. */
+CNSMP_NOINST void cnsmp_thread_crash_mark(int signo)
+{
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	if (!t || !atomic_load_explicit(&cnsmp_active, memory_order_relaxed))
+		return;
+	int guard = cnsmp_tls.guard;
+	cnsmp_tls.guard = 1;
+	uint32_t chain[CNSMP_INCIDENT_MAX_DEPTH];
+	uint32_t depth = t->depth, n = chain_of(t, depth, chain);
+	uint64_t now = cnsmp_clock_now();
+	for (uint32_t i = depth; i-- > 0;) {
+		struct cnsmp_frame *fr = &t->stack[i];
+		uint64_t ticks = now > fr->start ? now - fr->start : 0;
+		uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
+		struct cnsmp_counters *c = cnsmp_thread_counters(t, fr->id);
+		if (c)
+			add_call(c, cnsmp_clock_ns(ticks), cnsmp_clock_ns(self), 1);
+		if (i > 0)
+			t->stack[i - 1].child += ticks;
+	}
+	t->depth = 0;
+	t->overflow = 0;
+	if (n > 0)
+		cnsmp_thread_record_incident(t, chain, n, "signal", signo);
+	cnsmp_tls.guard = guard;
+}
+
+/* In the child of fork(): the other threads do not exist here, and what
+ * they and this thread counted belongs to the parent, which ships it.  The
+ * shadow stack stays, so exits of calls entered before fork still match. */
+CNSMP_NOINST void cnsmp_thread_atfork_child(void)
+{
+	struct cnsmp_thread *self = cnsmp_tls.t;
+	struct cnsmp_thread *t = atomic_load_explicit(&cnsmp_threads,
+						      memory_order_acquire);
+	for (; t; t = atomic_load_explicit(&t->next, memory_order_acquire)) {
+		cnsmp_thread_zero(t);
+		cnsmp_collect_forget_thread(t);
+		if (t != self)
+			atomic_store_explicit(&t->state, CNSMP_T_FREE,
+					      memory_order_release);
+	}
+	cnsmp_collect_atfork_child();
+	cnsmp_registry_atfork_child();
+}

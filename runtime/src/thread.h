@@ -1,0 +1,148 @@
+/* thread.h: the per-thread block shared by the hot path (hooks.c, cxx.c),
+ * its owner (thread.c) and its reader (collect.c); private to those files.
+ *
+ * Threading: one block per thread, written only by its owner thread (and by
+ * that thread's signal handlers, see cnsmp_thread_crash_mark).  Whatever the
+ * flusher reads is an _Atomic written with relaxed stores: counts only grow,
+ * the flusher keeps its own snapshot and ships differences, so no value is
+ * ever reset under the owner's feet.  Pointers that publish freshly zeroed
+ * memory (counter chunks, edge and incident keys) are stored with release
+ * and loaded with acquire.  Blocks are never freed: the crash handler walks
+ * the list without a lock.
+ */
+#ifndef CODENSM_THREAD_H
+#define CODENSM_THREAD_H
+
+#include "internal.h"
+
+#define CNSMP_CHUNK 64 /* counters allocated 64 functions at a time */
+#define CNSMP_NCHUNKS ((CNSMP_MAX_TRACKED + CNSMP_CHUNK - 1) / CNSMP_CHUNK)
+#define CNSMP_NO_ID UINT32_MAX
+
+/* Block states: the owner creates LIVE; its pthread_key destructor makes it
+ * DEAD; the flusher's last collect of a DEAD block makes it FREE; a new
+ * thread claims a FREE block (CAS FREE -> LIVE). */
+enum { CNSMP_T_LIVE = 1, CNSMP_T_DEAD = 2, CNSMP_T_FREE = 3 };
+
+/* One tracked call in progress.  Owner-only. */
+struct cnsmp_frame {
+	uintptr_t addr;   /* what the hooks saw: the exit must match it */
+	uint32_t id;      /* registry id */
+	uint32_t failed;  /* codensm_error() was called during the call */
+	uint64_t start;   /* raw clock at entry */
+	uint64_t child;   /* raw ticks spent in tracked callees */
+	uint64_t epoch;   /* the thread's throw epoch at entry */
+};
+
+/* caller->callee pair.  The owner stores the key (release) the first time,
+ * then only bumps calls; key 0 = empty slot.  Key = caller << 32 | callee,
+ * plus 1 so that the pair (0,0) is not 0. */
+struct cnsmp_edge {
+	_Atomic uint64_t key;
+	_Atomic uint64_t calls;
+};
+
+/* A distinct failure chain.  The owner fills every plain field, then
+ * publishes `hash` (release, never 0); afterwards only count and the
+ * seen-times change (relaxed).  Times are unix microseconds. */
+struct cnsmp_incident_slot {
+	_Atomic uint64_t hash;
+	_Atomic uint64_t count;
+	_Atomic uint64_t first_us, last_us;
+	uint32_t depth;
+	uint32_t chain[CNSMP_INCIDENT_MAX_DEPTH]; /* caller first */
+	int signo;
+	char kind[16];
+};
+
+struct cnsmp_thread {
+	/* Shared with every walker of the list. */
+	_Atomic(struct cnsmp_thread *) next; /* append-only list, never unlinked */
+	_Atomic int state;                   /* CNSMP_T_* */
+	void *snap;                          /* the flusher's snapshot (collect.c) */
+
+	/* Owner-written, flusher-read. */
+	_Atomic(struct cnsmp_counters *) chunk[CNSMP_NCHUNKS];
+	_Atomic uint64_t edge_overflow;      /* pairs that found no slot */
+	_Atomic uint64_t incident_overflow;  /* chains that found no slot */
+	struct cnsmp_edge edges[CNSMP_EDGES_PER_THREAD];
+	struct cnsmp_incident_slot incidents[CNSMP_INCIDENTS_PER_THREAD];
+
+	/* Owner-only (and its signal handlers). */
+	uint32_t depth;        /* frames in use; written after the frame */
+	uint32_t overflow;     /* calls in progress beyond CNSMP_STACK_DEPTH */
+	uint32_t ov_id;        /* id of the innermost overflow call */
+	uint32_t ov_failed;    /* its error is already counted */
+	uint64_t throw_epoch;  /* ++ on every C++ throw */
+	uint64_t exc_epoch;    /* epoch whose "exception" incident is recorded */
+	int unwinding;         /* between __cxa_throw and __cxa_begin_catch */
+	uint32_t throw_depth;  /* the stack at the last throw, caller first */
+	uint32_t throw_chain[CNSMP_INCIDENT_MAX_DEPTH];
+	struct cnsmp_frame stack[CNSMP_STACK_DEPTH];
+};
+
+/* The only TLS: the block pointer and the re-entry guard (initial-exec, so
+ * an access is one %fs-relative load; the rest lives on the heap). */
+struct cnsmp_tls {
+	struct cnsmp_thread *t;
+	int guard; /* non-zero: inside a hook, or the thread is exiting */
+};
+extern __thread struct cnsmp_tls cnsmp_tls
+	__attribute__((tls_model("initial-exec")));
+
+/* Every block ever created, newest first (acquire loads). */
+extern _Atomic(struct cnsmp_thread *) cnsmp_threads;
+extern _Atomic uint64_t cnsmp_thread_repairs;    /* shadow-stack repairs */
+extern _Atomic uint64_t cnsmp_thread_unmatched;  /* exits never entered */
+extern _Atomic uint64_t cnsmp_registry_dropped_calls;
+extern _Atomic uint64_t cnsmp_thread_started_us; /* first attach, unix us */
+
+/* Slow paths of the hooks (thread.c).  Both save errno. */
+struct cnsmp_thread *cnsmp_thread_attach(void); /* NULL if out of memory */
+struct cnsmp_counters *cnsmp_thread_chunk_alloc(struct cnsmp_thread *t,
+						 uint32_t id);
+/* A call ended (frame index i, popped): counters, edge, error, incident.
+ * `repaired`: popped by a repair, not by its own exit. */
+void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i, uint64_t now,
+			   int repaired);
+void cnsmp_thread_record_incident(struct cnsmp_thread *t, const uint32_t *chain,
+				  uint32_t depth, const char *kind, int signo);
+/* Zero counters, edges and incidents (block not in use by its owner). */
+void cnsmp_thread_zero(struct cnsmp_thread *t);
+/* C++ exceptions (cxx.c -> thread.c). */
+void cnsmp_thread_on_throw(void);
+void cnsmp_thread_on_catch(void);
+
+/* Counters of `id` on `t`, allocating the chunk on first use. */
+static inline struct cnsmp_counters *cnsmp_thread_counters(
+	struct cnsmp_thread *t, uint32_t id)
+{
+	struct cnsmp_counters *c = atomic_load_explicit(
+		&t->chunk[id / CNSMP_CHUNK], memory_order_relaxed);
+	if (unlikely(!c))
+		return cnsmp_thread_chunk_alloc(t, id);
+	return c + id % CNSMP_CHUNK;
+}
+
+/* Owner-only increment: a relaxed load and store, not a locked RMW (no one
+ * else writes the location, the flusher only reads it). */
+static inline void cnsmp_bump(_Atomic uint64_t *p, uint64_t v)
+{
+	atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
+/* collect.c: the flusher's snapshot of one block, reset for reuse. */
+void cnsmp_collect_forget_thread(struct cnsmp_thread *t);
+/* thread.c: CLOCK_REALTIME in unix microseconds (vDSO, signal-safe). */
+uint64_t cnsmp_thread_now_us(void);
+/* collect.c: after fork, the parent's totals are not the child's. */
+void cnsmp_collect_atfork_child(void);
+/* registry.c: re-create the mutex another thread may have held at fork. */
+void cnsmp_registry_atfork_child(void);
+/* cxx.c, dl.c: resolve the real functions once (first activation); the
+ * call also makes a static link pull these objects in. */
+void cnsmp_interpose_init(void);
+void cnsmp_dl_init(void);
+
+#endif /* CODENSM_THREAD_H */
