@@ -1,0 +1,31 @@
+// picker.js: choose a function by typing part of its name; suggestions come
+// from the server's functions search, so it scales to any number of them.
+
+import { h, fill } from './dom.js';
+
+let seq = 0;
+
+export function picker(ctx, onPick) {
+	const id = 'fnlist-' + (++seq);
+	const list = h('datalist', { id });
+	const input = h('input', {
+		type: 'search', class: 'input input-wide', placeholder: 'Function name…', autocomplete: 'off',
+	});
+	input.setAttribute('list', id);
+	let timer = 0;
+	input.addEventListener('input', () => {
+		clearTimeout(timer);
+		timer = setTimeout(async () => {
+			const q = input.value.trim();
+			try {
+				const data = await ctx.api('functions', { window: ctx.window, q, sort: 'calls', order: 'desc', limit: 20 });
+				fill(list, data.rows.map((r) => h('option', { value: r.name }, r.department)));
+			} catch (e) { /* suggestions are a convenience */ }
+		}, 200);
+	});
+	const go = () => { if (input.value.trim()) onPick(input.value.trim()); };
+	input.addEventListener('change', go);
+	input.addEventListener('keydown', (e) => { if (e.key === 'Enter') go(); });
+	const el = h('div', { class: 'picker' }, input, list, h('button', { class: 'btn', onclick: go }, 'Show'));
+	return { el, input, set: (name) => { input.value = name || ''; } };
+}

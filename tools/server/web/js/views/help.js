@@ -1,0 +1,40 @@
+// views/help.js: what every number means; the same formulas as docs/api.md.
+
+import { h, fill, badge } from '../dom.js';
+
+const FORMULAS = [
+	['NSM (North-Star Metric)', 'Σ over functions of value_weight × (calls − errors) in the window: business value of every successful call.'],
+	['share', 'Of a function or department: its NSM / the project\'s NSM.'],
+	['reliability', '1 − errors / calls (1 when there were no calls).'],
+	['p50 / p95', 'From the merged latency histogram (interpolated inside a bucket). max is the longest single call.'],
+	['self time', 'Time spent in the function itself, not in the tracked functions it called.'],
+	['OEE', 'availability × performance × reliability, where availability = functions of the department called in the window / functions known (inventory or seen), and performance = min(1, p50 over the last 30 days / p50 in the window).'],
+	['debt', 'Of a function: error_rate × share. High when it is both fragile and load-bearing. The heatmap bins functions by error rate (y) and share (x); the trajectory sums debt over time.'],
+	['underused', 'Fewer than threshold calls in the last 30 days, but some (threshold defaults to 10).'],
+];
+
+const STATES = [
+	['failing', 'error rate ≥ 5% in the last 15 minutes, with at least one error'],
+	['working', 'called in the last 15 minutes'],
+	['underused', 'fewer than threshold calls in the last 30 days, but some'],
+	['never_called', 'in the inventory, no calls ever'],
+	['idle', 'anything else'],
+];
+
+export default {
+	id: 'help',
+	title: 'Help',
+
+	mount(root) {
+		fill(root, h('section', { class: 'card help' },
+			h('div', { class: 'card-title' }, 'How the numbers are made'),
+			h('p', {}, 'Every function is an employee: how often it works (calls), how reliably (errors), how fast (latency) and how much business value it earns (value_weight × successful calls). Departments, KPIs and one North-Star Metric roll up from there. Every figure on this page is also in the JSON API under /api/projects/NAME/ (docs/api.md).'),
+			h('dl', { class: 'formulas', id: 'formulas' }, FORMULAS.map(([t, d]) => [h('dt', {}, t), h('dd', {}, d)])),
+			h('div', { class: 'card-title' }, 'States'),
+			h('dl', { class: 'formulas' }, STATES.map(([s, d]) => [h('dt', {}, badge(s)), h('dd', {}, d)])),
+			h('div', { class: 'card-title' }, 'Windows'),
+			h('p', {}, 'The window selector (last hour, 24 h, 7 d, 30 d) applies to every view; "underused" and OEE performance always look at 30 days. Live refresh reloads the current view every 5 seconds.')));
+	},
+
+	async refresh() {},
+};
