@@ -1,0 +1,95 @@
+/* test_hist.c: the log2x2 histogram: bucket bounds exactly as
+ * docs/payload.md defines them, and percentiles interpolated in a bucket. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include "internal.h"
+
+static void durations_below_two_ns_fall_in_bucket_zero(void **state)
+{
+	assert_int_equal(cnsmp_hist_bucket(0), 0);
+	assert_int_equal(cnsmp_hist_bucket(1), 0);
+	assert_int_equal(cnsmp_hist_bucket(2), 2);
+	assert_int_equal(cnsmp_hist_bucket(3), 3);
+	assert_int_equal(cnsmp_hist_bucket(4), 4);
+	assert_int_equal(cnsmp_hist_bucket(5), 4);
+	assert_int_equal(cnsmp_hist_bucket(6), 5);
+	assert_int_equal(cnsmp_hist_bucket(7), 5);
+	assert_int_equal(cnsmp_hist_bucket(8), 6);
+}
+
+static void lower_bounds_follow_the_documented_formula(void **state)
+{
+	assert_int_equal(cnsmp_hist_lower(0), 0);
+	assert_int_equal(cnsmp_hist_lower(1), 2); /* empty bucket */
+	assert_int_equal(cnsmp_hist_lower(2), 2);
+	assert_int_equal(cnsmp_hist_lower(3), 3);
+	assert_int_equal(cnsmp_hist_lower(10), 32);
+	assert_int_equal(cnsmp_hist_lower(11), 48);
+	assert_int_equal(cnsmp_hist_lower(40), 1048576);
+	assert_int_equal(cnsmp_hist_lower(41), 1572864);
+	assert_int_equal(cnsmp_hist_lower(79), 3ull << 38); /* 1.5 * 2^39 */
+	assert_int_equal(cnsmp_hist_lower(80), 1ull << 40);
+}
+
+static void every_bucket_starts_exactly_at_its_lower_bound(void **state)
+{
+	for (unsigned b = 2; b < CNSMP_HIST_BUCKETS; b++) {
+		uint64_t lo = cnsmp_hist_lower(b);
+		assert_int_equal(cnsmp_hist_bucket(lo), b);
+		unsigned below = b == 2 ? 0 : b - 1; /* bucket 1 is empty */
+		assert_int_equal(cnsmp_hist_bucket(lo - 1), below);
+	}
+}
+
+static void the_last_bucket_holds_everything_from_14_minutes(void **state)
+{
+	assert_int_equal(cnsmp_hist_bucket((3ull << 38) - 1), 78);
+	assert_int_equal(cnsmp_hist_bucket(3ull << 38), 79);
+	assert_int_equal(cnsmp_hist_bucket(1ull << 40), 79);
+	assert_int_equal(cnsmp_hist_bucket(UINT64_MAX), 79);
+}
+
+static void an_empty_histogram_has_percentile_zero(void **state)
+{
+	uint64_t counts[CNSMP_HIST_BUCKETS] = {0};
+	assert_true(cnsmp_hist_percentile_ns(counts, 0.5) == 0.0);
+}
+
+static void percentiles_interpolate_inside_one_bucket(void **state)
+{
+	uint64_t counts[CNSMP_HIST_BUCKETS] = {0};
+	counts[10] = 4; /* [32, 48) */
+	assert_true(cnsmp_hist_percentile_ns(counts, 0.0) == 32.0);
+	assert_true(cnsmp_hist_percentile_ns(counts, 0.5) == 40.0);
+	assert_true(cnsmp_hist_percentile_ns(counts, 0.75) == 44.0);
+	assert_true(cnsmp_hist_percentile_ns(counts, 1.0) == 48.0);
+}
+
+static void percentiles_walk_across_buckets(void **state)
+{
+	uint64_t counts[CNSMP_HIST_BUCKETS] = {0};
+	counts[4] = 4; /* [4, 6) */
+	counts[6] = 4; /* [8, 12) */
+	assert_true(cnsmp_hist_percentile_ns(counts, 0.25) == 5.0);
+	assert_true(cnsmp_hist_percentile_ns(counts, 0.5) == 6.0);
+	assert_true(cnsmp_hist_percentile_ns(counts, 0.75) == 10.0);
+	assert_true(cnsmp_hist_percentile_ns(counts, 2.0) == 12.0); /* clamped */
+	assert_true(cnsmp_hist_percentile_ns(counts, -1.0) == 4.0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(durations_below_two_ns_fall_in_bucket_zero),
+		cmocka_unit_test(lower_bounds_follow_the_documented_formula),
+		cmocka_unit_test(every_bucket_starts_exactly_at_its_lower_bound),
+		cmocka_unit_test(the_last_bucket_holds_everything_from_14_minutes),
+		cmocka_unit_test(an_empty_histogram_has_percentile_zero),
+		cmocka_unit_test(percentiles_interpolate_inside_one_bucket),
+		cmocka_unit_test(percentiles_walk_across_buckets),
+	};
+	return cmocka_run_group_tests_name("hist", tests, NULL, NULL);
+}
