@@ -1,0 +1,61 @@
+# tools/build.mk: the programs under tools/: codensm-server (the local ingest
+# server, its SQLite store and the dashboard) and the codensm CLI.
+
+SRV_SRC  := $(wildcard tools/server/*.c)
+SRV_OBJ  := $(SRV_SRC:tools/server/%.c=$(B)/obj/server/%.o)
+SRV_BIN  := $(B)/bin/codensm-server
+SRV_DEPS := libmicrohttpd sqlite3 jansson libcrypto
+SRV_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(SRV_DEPS) 2>/dev/null) -pthread
+SRV_LIBS := $(shell $(PKG_CONFIG) --libs $(SRV_DEPS) 2>/dev/null) -pthread -lm
+
+# ---- the codensm CLI (tools/cli/, its own engineer's): fill in here ----------
+# CLI_SRC lists tools/cli/*.c; they build into $(B)/bin/codensm with CLI_CFLAGS
+# and CLI_LIBS.  Empty sources: no CLI target.
+CLI_SRC  ?= $(wildcard tools/cli/*.c)
+CLI_OBJ  := $(CLI_SRC:tools/cli/%.c=$(B)/obj/cli/%.o)
+CLI_BIN  := $(if $(CLI_SRC),$(B)/bin/codensm)
+CLI_CFLAGS ?=
+CLI_LIBS ?=
+# -------------------------------------------------------------------------------
+
+.PHONY: tools server cli install-tools uninstall-tools
+all: tools
+tools: server cli
+server: $(SRV_BIN)
+cli: $(CLI_BIN)
+
+$(B)/obj/server/%.o: tools/server/%.c tools/server/server.h
+	$(call msg,CC,$<)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(SRV_CFLAGS) -MMD -c $< -o $@
+
+$(SRV_BIN): $(SRV_OBJ)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(SRV_LIBS)
+
+$(B)/obj/cli/%.o: tools/cli/%.c
+	$(call msg,CC,$<)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(CLI_CFLAGS) -MMD -c $< -o $@
+
+$(B)/bin/codensm: $(CLI_OBJ)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(CLI_LIBS)
+
+-include $(SRV_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+install: install-tools
+install-tools: tools
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/codensm/web
+	install -m 755 $(SRV_BIN) $(DESTDIR)$(PREFIX)/bin/
+	$(if $(CLI_BIN),install -m 755 $(CLI_BIN) $(DESTDIR)$(PREFIX)/bin/)
+	cp -R tools/server/web/. $(DESTDIR)$(PREFIX)/share/codensm/web/
+	chmod -R u=rwX,go=rX $(DESTDIR)$(PREFIX)/share/codensm/web
+
+uninstall: uninstall-tools
+uninstall-tools:
+	rm -f $(DESTDIR)$(PREFIX)/bin/codensm-server $(DESTDIR)$(PREFIX)/bin/codensm
+	rm -rf $(DESTDIR)$(PREFIX)/share/codensm/web
+	-rmdir $(DESTDIR)$(PREFIX)/share/codensm 2>/dev/null

@@ -1,0 +1,103 @@
+/* api.c: GET /api/projects/{project}/{view}: the dashboard key, the common
+ * parameters, and the dispatch to the views in api_views.c. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server.h"
+
+json_t *srv_error_json(const char *fmt, ...)
+{
+	char msg[SRV_ERRLEN];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return json_pack("{ss}", "error", msg);
+}
+
+static const struct {
+	const char *name;
+	int64_t seconds, step;    /* step: the trend's resolution */
+} windows[] = {
+	{ "1h", 3600, 60 },
+	{ "24h", 86400, 900 },
+	{ "7d", 7 * 86400, 3600 },
+	{ "30d", 30 * 86400, 21600 },
+};
+
+static const struct {
+	const char *name;
+	json_t *(*view)(struct srv_view *, unsigned *);
+} views[] = {
+	{ "summary", srv_view_summary },
+	{ "departments", srv_view_departments },
+	{ "functions", srv_view_functions },
+	{ "office", srv_view_office },
+	{ "debt", srv_view_debt },
+	{ "underuse", srv_view_underuse },
+	{ "incidents", srv_view_incidents },
+	{ "graph", srv_view_graph },
+	{ "prompt", srv_view_prompt },
+};
+
+static void reply(struct srv_reply *r, unsigned status, json_t *body)
+{
+	r->status = status;
+	r->body = body;
+}
+
+/* The order of the checks is the contract: no key or a wrong one is 401
+ * whatever the path; a good key for another project (or for none that
+ * exists) is 404, so a key never tells which other projects exist. */
+void srv_api(const char *auth_header, const char *path, srv_query_fn query, void *qctx,
+	     double now, struct srv_reply *r)
+{
+	char err[SRV_ERRLEN] = "", project[SRV_PROJECT_NAME_MAX + 2], view[24];
+	struct srv_project p;
+	struct srv_store *st = srv_store_get(err);
+	int found = st ? srv_project_by_key(st, 'd', srv_bearer(auth_header), &p, err) : -1;
+	if (found < 0) {
+		fprintf(stderr, "codensm-server: %s\n", err);
+		return reply(r, 503, srv_error_json("database unavailable"));
+	}
+	if (!found)
+		return reply(r, 401, srv_error_json("missing or unknown dashboard key"));
+
+	const char *rest = strncmp(path, "projects/", 9) ? NULL : path + 9;
+	const char *slash = rest ? strchr(rest, '/') : NULL;
+	if (!slash || (size_t)(slash - rest) > SRV_PROJECT_NAME_MAX || strlen(slash + 1) >= sizeof view)
+		return reply(r, 404, srv_error_json("no such endpoint"));
+	memcpy(project, rest, (size_t)(slash - rest));
+	project[slash - rest] = '\0';
+	strcpy(view, slash + 1);
+	if (strcmp(project, p.name) != 0)
+		return reply(r, 404, srv_error_json("project '%s' not found", project));
+
+	struct srv_view v = { .st = st, .project = p.id, .project_name = p.name, .now = now,
+			      .query = query, .qctx = qctx };
+	const char *w = query(qctx, "window");
+	size_t i;
+	for (i = 0; i < sizeof windows / sizeof *windows; i++)
+		if (!strcmp(w ? w : "24h", windows[i].name))
+			break;
+	if (i == sizeof windows / sizeof *windows)
+		return reply(r, 400, srv_error_json("window: expected 1h, 24h, 7d or 30d"));
+	v.window = windows[i].name;
+	v.since = (int64_t)now - windows[i].seconds;
+	v.step = windows[i].step;
+
+	for (i = 0; i < sizeof views / sizeof *views; i++) {
+		if (strcmp(view, views[i].name))
+			continue;
+		unsigned status = 200;
+		json_t *body = views[i].view(&v, &status);
+		if (!body && status == 200) {
+			fprintf(stderr, "codensm-server: %s for project '%s': %s\n", view, p.name, v.err);
+			return reply(r, 503, srv_error_json("database unavailable"));
+		}
+		return reply(r, status, body ? body : srv_error_json("%s", v.err));
+	}
+	reply(r, 404, srv_error_json("no such endpoint"));
+}

@@ -1,0 +1,282 @@
+/* http.c: the libmicrohttpd daemon: routes, request bodies under a hard
+ * cap, time-outs and connection limits, and the headers every answer gets.
+ *
+ * Threads: MHD's internal pool of POOL_THREADS threads calls the handler;
+ * each thread has its own SQLite connection (store.c), so a slow view never
+ * blocks an ingest on another thread beyond SQLite's own write lock. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <microhttpd.h>
+
+#include "server.h"
+
+#define POOL_THREADS 4
+#define CONN_TIMEOUT 15              /* seconds a connection may stay idle */
+#define CONN_MEMORY (64 * 1024)      /* per connection: headers must fit */
+#define CONN_LIMIT 512
+#define DISCARD_LIMIT (8 * 1024 * 1024) /* larger declared bodies: 413 before reading */
+#define JS_ROOT "/usr/share/javascript"  /* Debian's libjs-* packages, at /javascript/ */
+
+struct srv_http {
+	struct MHD_Daemon *d;
+	unsigned port;
+	char web[PATH_MAX];             /* "" when no page folder was found */
+	char js[PATH_MAX];              /* real path of JS_ROOT, "" if absent */
+};
+
+/* One ingest request in flight: the body accumulates up to the cap; past
+ * it (or without a valid key) the rest is read and thrown away, so the
+ * client still receives its answer. */
+struct upload {
+	char *buf;
+	size_t len;
+	int too_large;
+};
+
+static const char CSP[] = "default-src 'self'";
+
+static void common_headers(struct MHD_Response *r)
+{
+	MHD_add_response_header(r, "Content-Security-Policy", CSP);
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!text)
+		text = strdup("{\"error\":\"out of memory\"}");
+	size_t n = text ? strlen(text) : 0;
+	struct MHD_Response *r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	common_headers(r);
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+	return send_json(c, status, json_pack("{ss}", "error", msg));
+}
+
+static enum MHD_Result send_file(struct MHD_Connection *c, const char *root, const char *url)
+{
+	char path[PATH_MAX];
+	if (!*root)
+		return send_error(c, 404, "dashboard files not found: start with --web DIR");
+	int st = srv_static_resolve(root, url, path, sizeof path);
+	if (st)
+		return send_error(c, (unsigned)st, st == 403 ? "forbidden" : "not found");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return send_error(c, 404, "not found");
+	}
+	struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)sb.st_size, fd);
+	if (!r) {
+		close(fd);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", srv_content_type(path));
+	MHD_add_response_header(r, "Cache-Control", "no-cache");
+	common_headers(r);
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static const char *query_arg(void *ctx, const char *key)
+{
+	return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static enum MHD_Result handle_ingest(struct MHD_Connection *c, const char *data, size_t *size,
+				     void **cls)
+{
+	struct upload *u = *cls;
+	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	if (!u) {
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+		if (cl && strtoull(cl, NULL, 10) > DISCARD_LIMIT)
+			return send_error(c, 413, "payload too large: body over 524288 bytes");
+		if (!(u = calloc(1, sizeof *u)))
+			return MHD_NO;
+		*cls = u;
+		return MHD_YES;
+	}
+	if (*size) {
+		if (!u->too_large && u->len + *size > SRV_MAX_BODY) {
+			u->too_large = 1;
+			free(u->buf);
+			u->buf = NULL;
+		}
+		if (!u->too_large) {
+			char *nb = realloc(u->buf, u->len + *size + 1);
+			if (!nb)
+				return MHD_NO;
+			memcpy(nb + u->len, data, *size);
+			u->buf = nb;
+			u->len += *size;
+		}
+		*size = 0;
+		return MHD_YES;
+	}
+	struct srv_reply r = { 0 };
+	/* a body over the cap is answered 413 (401 first if the key is bad) */
+	srv_ingest(auth, u->too_large ? NULL : (u->buf ? u->buf : ""),
+		   u->too_large ? SRV_MAX_BODY + 1 : u->len, now_s(), &r);
+	return send_json(c, r.status, r.body);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+			       const char *method, const char *version, const char *data,
+			       size_t *size, void **con_cls)
+{
+	struct srv_http *h = cls;
+	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+
+	if (!strcmp(url, "/codensm/ingest")) {
+		if (strcmp(method, "POST"))
+			return send_error(c, 405, "method not allowed: use POST");
+		return handle_ingest(c, data, size, con_cls);
+	}
+	if (*size) {
+		/* a GET with a body: drop it */
+		*size = 0;
+		return MHD_YES;
+	}
+	if (!get)
+		return send_error(c, 405, "method not allowed: use GET");
+	if (!strncmp(url, "/api/", 5)) {
+		struct srv_reply r = { 0 };
+		srv_api(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), url + 5,
+			query_arg, c, now_s(), &r);
+		return send_json(c, r.status, r.body);
+	}
+	if (!strncmp(url, "/javascript/", 12))
+		return send_file(c, h->js, url + 11);
+	return send_file(c, h->web, url);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	struct upload *u = *con_cls;
+	if (u) {
+		free(u->buf);
+		free(u);
+		*con_cls = NULL;
+	}
+}
+
+/* "host:port" or "[v6]:port"; numeric hosts, or names resolved once. */
+static int parse_listen(const char *listen, struct sockaddr_storage *sa, socklen_t *salen,
+			int *v6, char *err)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host || !colon[1]) {
+		snprintf(err, SRV_ERRLEN, "invalid listen address '%s': expected HOST:PORT", listen);
+		return -1;
+	}
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = '\0';
+	char *h = host;
+	if (h[0] == '[' && h[strlen(h) - 1] == ']') {
+		h[strlen(h) - 1] = '\0';
+		h++;
+	}
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || port < 0 || port > 65535) {
+		snprintf(err, SRV_ERRLEN, "invalid port in '%s'", listen);
+		return -1;
+	}
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
+	int rc = getaddrinfo(h, colon + 1, &hints, &ai);
+	if (rc) {
+		snprintf(err, SRV_ERRLEN, "cannot resolve '%.200s': %s", h, gai_strerror(rc));
+		return -1;
+	}
+	memcpy(sa, ai->ai_addr, ai->ai_addrlen);
+	*salen = ai->ai_addrlen;
+	*v6 = ai->ai_family == AF_INET6;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+struct srv_http *srv_http_start(const char *listen, const char *webdir, char *err)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	int v6;
+	if (parse_listen(listen, &sa, &salen, &v6, err) < 0)
+		return NULL;
+	struct srv_http *h = calloc(1, sizeof *h);
+	if (!h) {
+		snprintf(err, SRV_ERRLEN, "out of memory");
+		return NULL;
+	}
+	if (webdir)
+		snprintf(h->web, sizeof h->web, "%s", webdir);
+	if (!realpath(JS_ROOT, h->js))
+		h->js[0] = '\0';
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, h,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POOL_THREADS,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT,
+				MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+				MHD_OPTION_END);
+	if (!h->d) {
+		snprintf(err, SRV_ERRLEN, "cannot listen on '%s': %s", listen,
+			 errno ? strerror(errno) : "address in use or not available");
+		free(h);
+		return NULL;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	h->port = info ? info->port : 0;
+	return h;
+}
+
+unsigned srv_http_port(struct srv_http *h)
+{
+	return h->port;
+}
+
+void srv_http_stop(struct srv_http *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	free(h);
+}

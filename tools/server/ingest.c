@@ -1,0 +1,651 @@
+/* ingest.c: POST /codensm/ingest: the key, the payload's validation
+ * (docs/payload.md, field by field), the monthly quota, and one transaction
+ * that applies a batch, so that a 200 means the batch is on disk. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "server.h"
+
+#define MAX_NUMBER 1e15          /* no count or duration above this: sums stay exact */
+#define MAX_WEIGHT 1e6
+#define MAX_CHAIN  64
+#define CLOCK_AHEAD (5 * 60)     /* a client's interval may lead our clock this much */
+#define CLOCK_BEHIND (35 * 86400) /* or be this old (a spool replayed late) */
+
+static int bad(char *err, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int bad(char *err, const char *path, const char *fmt, ...)
+{
+	char msg[160];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	snprintf(err, SRV_ERRLEN, "%s: %s", path, msg);
+	return -1;
+}
+
+/* jansson already refuses invalid UTF-8 and NUL in strings; this check keeps
+ * the promise true whatever the parser's flags become. */
+static int utf8_ok(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = s[i], len, min;
+		if (c < 0x80) {
+			if (c == 0)
+				return 0;
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) len = 2, min = 0x80, c &= 0x1f;
+		else if ((c & 0xf0) == 0xe0) len = 3, min = 0x800, c &= 0x0f;
+		else if ((c & 0xf8) == 0xf0) len = 4, min = 0x10000, c &= 0x07;
+		else return 0;
+		if (i + len > n)
+			return 0;
+		for (unsigned k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			c = c << 6 | (s[i + k] & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+static int check_string(json_t *v, const char *path, size_t min, size_t max, char *err)
+{
+	if (!v)
+		return bad(err, path, "missing");
+	if (!json_is_string(v) || json_string_length(v) < min || json_string_length(v) > max)
+		return bad(err, path, "expected a string of %zu..%zu bytes", min, max);
+	if (!utf8_ok((const unsigned char *)json_string_value(v), json_string_length(v)))
+		return bad(err, path, "invalid utf-8");
+	return 0;
+}
+
+static int check_count(json_t *v, const char *path, char *err)
+{
+	if (!v)
+		return bad(err, path, "missing");
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return bad(err, path, "expected a non-negative integer");
+	if (json_integer_value(v) > (json_int_t)MAX_NUMBER)
+		return bad(err, path, "too large (at most 10^15)");
+	return 0;
+}
+
+static int check_number(json_t *v, const char *path, double max, char *err)
+{
+	if (!v)
+		return bad(err, path, "missing");
+	double d = json_number_value(v);
+	if (!json_is_number(v) || !isfinite(d) || d < 0)
+		return bad(err, path, "expected a non-negative number");
+	if (d > max)
+		return bad(err, path, "too large (at most %g)", max);
+	return 0;
+}
+
+#define SUB(buf, fmt, ...) (snprintf(buf, sizeof buf, fmt, __VA_ARGS__), buf)
+
+static int check_hist(json_t *h, const char *base, char *err)
+{
+	char p[96];
+	size_t i;
+	json_t *pair;
+	if (!json_is_array(h))
+		return bad(err, SUB(p, "%s.hist", base), "expected an array of [bucket, count]");
+	json_array_foreach(h, i, pair) {
+		json_t *b = json_array_get(pair, 0), *c = json_array_get(pair, 1);
+		if (!json_is_array(pair) || json_array_size(pair) != 2 || !json_is_integer(b) ||
+		    json_integer_value(b) < 0 || json_integer_value(b) >= SRV_HIST_BUCKETS)
+			return bad(err, SUB(p, "%s.hist[%zu]", base, i),
+				   "expected [bucket, count] with bucket 0..79");
+		if (check_count(c, SUB(p, "%s.hist[%zu][1]", base, i), err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int check_function(json_t *f, size_t i, char *err)
+{
+	char base[48], p[96];
+	snprintf(base, sizeof base, "functions[%zu]", i);
+	if (!json_is_object(f))
+		return bad(err, base, "expected an object");
+	if (check_string(json_object_get(f, "name"), SUB(p, "%s.name", base), 1, SRV_MAX_NAME, err) ||
+	    check_string(json_object_get(f, "department"), SUB(p, "%s.department", base), 1,
+			 SRV_MAX_DEPARTMENT, err) ||
+	    check_number(json_object_get(f, "value_weight"), SUB(p, "%s.value_weight", base),
+			 MAX_WEIGHT, err) ||
+	    check_count(json_object_get(f, "calls"), SUB(p, "%s.calls", base), err) ||
+	    check_count(json_object_get(f, "errors"), SUB(p, "%s.errors", base), err) ||
+	    check_number(json_object_get(f, "total_ms"), SUB(p, "%s.total_ms", base), MAX_NUMBER, err))
+		return -1;
+	if (json_integer_value(json_object_get(f, "errors")) >
+	    json_integer_value(json_object_get(f, "calls")))
+		return bad(err, SUB(p, "%s.errors", base), "greater than calls");
+	json_t *v;
+	if ((v = json_object_get(f, "file")) &&
+	    check_string(v, SUB(p, "%s.file", base), 0, SRV_MAX_PATH, err))
+		return -1;
+	if ((v = json_object_get(f, "line")) && check_count(v, SUB(p, "%s.line", base), err))
+		return -1;
+	if ((v = json_object_get(f, "self_ms")) &&
+	    check_number(v, SUB(p, "%s.self_ms", base), MAX_NUMBER, err))
+		return -1;
+	if ((v = json_object_get(f, "max_ms")) &&
+	    check_number(v, SUB(p, "%s.max_ms", base), MAX_NUMBER, err))
+		return -1;
+	if ((v = json_object_get(f, "hist")) && check_hist(v, base, err))
+		return -1;
+	return 0;
+}
+
+static int check_inventory(json_t *f, size_t i, char *err)
+{
+	char base[48], p[96];
+	json_t *v;
+	snprintf(base, sizeof base, "inventory[%zu]", i);
+	if (!json_is_object(f))
+		return bad(err, base, "expected an object");
+	if (check_string(json_object_get(f, "name"), SUB(p, "%s.name", base), 1, SRV_MAX_NAME, err))
+		return -1;
+	if ((v = json_object_get(f, "department")) &&
+	    check_string(v, SUB(p, "%s.department", base), 1, SRV_MAX_DEPARTMENT, err))
+		return -1;
+	if ((v = json_object_get(f, "value_weight")) &&
+	    check_number(v, SUB(p, "%s.value_weight", base), MAX_WEIGHT, err))
+		return -1;
+	if ((v = json_object_get(f, "file")) &&
+	    check_string(v, SUB(p, "%s.file", base), 0, SRV_MAX_PATH, err))
+		return -1;
+	if ((v = json_object_get(f, "line")) && check_count(v, SUB(p, "%s.line", base), err))
+		return -1;
+	return 0;
+}
+
+static int check_edge(json_t *e, size_t i, char *err)
+{
+	char base[48], p[96];
+	snprintf(base, sizeof base, "edges[%zu]", i);
+	if (!json_is_object(e))
+		return bad(err, base, "expected an object");
+	return check_string(json_object_get(e, "caller"), SUB(p, "%s.caller", base), 1,
+			    SRV_MAX_NAME, err) ||
+	       check_string(json_object_get(e, "callee"), SUB(p, "%s.callee", base), 1,
+			    SRV_MAX_NAME, err) ||
+	       check_count(json_object_get(e, "calls"), SUB(p, "%s.calls", base), err) ? -1 : 0;
+}
+
+static int check_incident(json_t *in, size_t i, char *err)
+{
+	char base[48], p[112];
+	json_t *v, *fr;
+	size_t k;
+	snprintf(base, sizeof base, "incidents[%zu]", i);
+	if (!json_is_object(in))
+		return bad(err, base, "expected an object");
+	const char *kind = json_string_value(json_object_get(in, "kind"));
+	if (!kind || (strcmp(kind, "error") && strcmp(kind, "exception") && strcmp(kind, "signal")))
+		return bad(err, SUB(p, "%s.kind", base), "expected \"error\", \"exception\" or \"signal\"");
+	if ((v = json_object_get(in, "signal")) && check_count(v, SUB(p, "%s.signal", base), err))
+		return -1;
+	if ((v = json_object_get(in, "count")) && check_count(v, SUB(p, "%s.count", base), err))
+		return -1;
+	if ((v = json_object_get(in, "first_seen")) &&
+	    check_number(v, SUB(p, "%s.first_seen", base), 1e11, err))
+		return -1;
+	if ((v = json_object_get(in, "last_seen")) &&
+	    check_number(v, SUB(p, "%s.last_seen", base), 1e11, err))
+		return -1;
+	v = json_object_get(in, "chain");
+	if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > MAX_CHAIN)
+		return bad(err, SUB(p, "%s.chain", base), "expected an array of 1..%d frames", MAX_CHAIN);
+	json_array_foreach(v, k, fr) {
+		json_t *x;
+		if (!json_is_object(fr))
+			return bad(err, SUB(p, "%s.chain[%zu]", base, k), "expected an object");
+		if (check_string(json_object_get(fr, "name"), SUB(p, "%s.chain[%zu].name", base, k), 1,
+				 SRV_MAX_NAME, err))
+			return -1;
+		if ((x = json_object_get(fr, "file")) &&
+		    check_string(x, SUB(p, "%s.chain[%zu].file", base, k), 0, SRV_MAX_PATH, err))
+			return -1;
+		if ((x = json_object_get(fr, "line")) &&
+		    check_count(x, SUB(p, "%s.chain[%zu].line", base, k), err))
+			return -1;
+	}
+	return 0;
+}
+
+static int check_list(json_t *root, const char *key, int (*check)(json_t *, size_t, char *),
+		      char *err)
+{
+	json_t *a = json_object_get(root, key), *x;
+	size_t i;
+	if (!a)
+		return 0;
+	if (!json_is_array(a))
+		return bad(err, key, "expected an array");
+	json_array_foreach(a, i, x)
+		if (check(x, i, err) < 0)
+			return -1;
+	return 0;
+}
+
+/* Unknown fields anywhere are ignored; the known ones must have the types
+ * of docs/payload.md.  _meta is the client's business except batch_id
+ * (deduplication) and interval (when the calls happened): "dropped" and the
+ * rest are accepted and ignored, as the seed contract says. */
+int srv_ingest_validate(json_t *root, char *err)
+{
+	if (!json_is_object(root))
+		return bad(err, "body", "expected a json object");
+	if (check_list(root, "functions", check_function, err) ||
+	    check_list(root, "inventory", check_inventory, err) ||
+	    check_list(root, "edges", check_edge, err) ||
+	    check_list(root, "incidents", check_incident, err))
+		return -1;
+	json_t *meta = json_object_get(root, "_meta");
+	if (meta && !json_is_object(meta))
+		return bad(err, "_meta", "expected an object");
+	json_t *bid = json_object_get(meta, "batch_id");
+	if (bid && check_string(bid, "_meta.batch_id", 1, SRV_MAX_BATCH_ID, err))
+		return -1;
+	return 0;
+}
+
+/* ---- applying a valid batch ---------------------------------------------- */
+
+struct batch {
+	struct srv_store *st;
+	int64_t project;
+	double t;                 /* when the calls happened (unix seconds) */
+	int64_t bucket;           /* t's 60-second bucket */
+	char *err;
+};
+
+static int step_done(struct batch *b, sqlite3_stmt *s)
+{
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE) {
+		snprintf(b->err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(srv_store_db(b->st)));
+		return -1;
+	}
+	return 0;
+}
+
+static void bind_opt_text(sqlite3_stmt *s, int i, json_t *v)
+{
+	if (json_is_string(v) && json_string_length(v) > 0)
+		sqlite3_bind_text(s, i, json_string_value(v), (int)json_string_length(v), SQLITE_STATIC);
+}
+
+static void bind_opt_int(sqlite3_stmt *s, int i, json_t *v)
+{
+	if (json_is_integer(v))
+		sqlite3_bind_int64(s, i, json_integer_value(v));
+}
+
+static int apply_function(struct batch *b, json_t *f)
+{
+	int64_t calls = json_integer_value(json_object_get(f, "calls"));
+	int64_t errors = json_integer_value(json_object_get(f, "errors"));
+	double weight = json_number_value(json_object_get(f, "value_weight"));
+	double total = json_number_value(json_object_get(f, "total_ms"));
+	json_t *self = json_object_get(f, "self_ms"), *max = json_object_get(f, "max_ms");
+	const char *name = json_string_value(json_object_get(f, "name"));
+	sqlite3_stmt *s = srv_stmt(b->st,
+		"INSERT INTO functions(project, name, department, value_weight, file, line,"
+		" first_seen, last_seen, calls_total) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)"
+		" ON CONFLICT(project, name) DO UPDATE SET department = excluded.department,"
+		" value_weight = excluded.value_weight,"
+		" file = COALESCE(file, excluded.file), line = COALESCE(line, excluded.line),"
+		" first_seen = MIN(COALESCE(first_seen, excluded.first_seen), excluded.first_seen),"
+		" last_seen = MAX(COALESCE(last_seen, excluded.last_seen), excluded.last_seen),"
+		" calls_total = calls_total + excluded.calls_total RETURNING id", b->err);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, b->project);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, json_string_value(json_object_get(f, "department")), -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 4, weight);
+	bind_opt_text(s, 5, json_object_get(f, "file"));
+	bind_opt_int(s, 6, json_object_get(f, "line"));
+	sqlite3_bind_double(s, 7, b->t);
+	sqlite3_bind_int64(s, 8, calls);
+	if (sqlite3_step(s) != SQLITE_ROW)
+		return step_done(b, s) < 0 ? -1 : (snprintf(b->err, SRV_ERRLEN, "database: no id"), -1);
+	int64_t id = sqlite3_column_int64(s, 0);
+	if (step_done(b, s) < 0)
+		return -1;
+	if (calls == 0 && total == 0)
+		return 0;
+
+	/* A client of the seed contract sends no self_ms or max_ms: with no
+	 * tracked callees known, self time is the total, and the longest call
+	 * lasted at least the mean. */
+	s = srv_stmt(b->st,
+		"INSERT INTO buckets(project, bucket_start, function, calls, errors, total_ms,"
+		" self_ms, max_ms, value) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+		" ON CONFLICT DO UPDATE SET calls = calls + excluded.calls,"
+		" errors = errors + excluded.errors, total_ms = total_ms + excluded.total_ms,"
+		" self_ms = self_ms + excluded.self_ms, max_ms = MAX(max_ms, excluded.max_ms),"
+		" value = value + excluded.value", b->err);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, b->project);
+	sqlite3_bind_int64(s, 2, b->bucket);
+	sqlite3_bind_int64(s, 3, id);
+	sqlite3_bind_int64(s, 4, calls);
+	sqlite3_bind_int64(s, 5, errors);
+	sqlite3_bind_double(s, 6, total);
+	sqlite3_bind_double(s, 7, self ? json_number_value(self) : total);
+	sqlite3_bind_double(s, 8, max ? json_number_value(max) : srv_ratio(total, (double)calls));
+	sqlite3_bind_double(s, 9, weight * (double)(calls - errors));
+	if (step_done(b, s) < 0)
+		return -1;
+
+	json_t *pair;
+	size_t i;
+	json_array_foreach(json_object_get(f, "hist"), i, pair) {
+		int64_t n = json_integer_value(json_array_get(pair, 1));
+		if (n == 0)
+			continue;
+		s = srv_stmt(b->st, "INSERT INTO hist(project, bucket_start, function, b, count)"
+			     " VALUES(?1, ?2, ?3, ?4, ?5)"
+			     " ON CONFLICT DO UPDATE SET count = count + excluded.count", b->err);
+		if (!s)
+			return -1;
+		sqlite3_bind_int64(s, 1, b->project);
+		sqlite3_bind_int64(s, 2, b->bucket);
+		sqlite3_bind_int64(s, 3, id);
+		sqlite3_bind_int64(s, 4, json_integer_value(json_array_get(pair, 0)));
+		sqlite3_bind_int64(s, 5, n);
+		if (step_done(b, s) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Inventory entries carry no counts: a function known only from them keeps
+ * first_seen/last_seen empty and is "never called" until a call arrives. */
+static int apply_inventory(struct batch *b, json_t *f)
+{
+	json_t *dep = json_object_get(f, "department"), *w = json_object_get(f, "value_weight");
+	sqlite3_stmt *s = srv_stmt(b->st,
+		"INSERT INTO functions(project, name, department, value_weight, file, line,"
+		" in_inventory) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1)"
+		" ON CONFLICT(project, name) DO UPDATE SET in_inventory = 1,"
+		" file = COALESCE(file, excluded.file), line = COALESCE(line, excluded.line)", b->err);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, b->project);
+	sqlite3_bind_text(s, 2, json_string_value(json_object_get(f, "name")), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, dep ? json_string_value(dep) : "unassigned", -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 4, w ? json_number_value(w) : 1.0);
+	bind_opt_text(s, 5, json_object_get(f, "file"));
+	bind_opt_int(s, 6, json_object_get(f, "line"));
+	return step_done(b, s);
+}
+
+static int apply_edge(struct batch *b, json_t *e)
+{
+	int64_t calls = json_integer_value(json_object_get(e, "calls"));
+	if (calls == 0)
+		return 0;
+	sqlite3_stmt *s = srv_stmt(b->st,
+		"INSERT INTO edges(project, bucket_start, caller, callee, calls) VALUES(?1, ?2, ?3, ?4, ?5)"
+		" ON CONFLICT DO UPDATE SET calls = calls + excluded.calls", b->err);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, b->project);
+	sqlite3_bind_int64(s, 2, b->bucket);
+	sqlite3_bind_text(s, 3, json_string_value(json_object_get(e, "caller")), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, json_string_value(json_object_get(e, "callee")), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, calls);
+	return step_done(b, s);
+}
+
+/* Identical chains are one incident: the key is the hash of the kind, the
+ * signal and the chain reduced to name/file/line, in a fixed key order. */
+static int apply_incident(struct batch *b, json_t *in)
+{
+	json_t *chain = json_array(), *fr, *v;
+	size_t k;
+	json_array_foreach(json_object_get(in, "chain"), k, fr) {
+		json_t *o = json_object();
+		json_t *file = json_object_get(fr, "file"), *line = json_object_get(fr, "line");
+		json_object_set(o, "name", json_object_get(fr, "name"));
+		json_object_set(o, "file", file ? file : json_null());
+		json_object_set(o, "line", line ? line : json_null());
+		json_array_append_new(chain, o);
+	}
+	const char *kind = json_string_value(json_object_get(in, "kind"));
+	int64_t sig = json_integer_value(json_object_get(in, "signal"));
+	int64_t count = (v = json_object_get(in, "count")) ? json_integer_value(v) : 1;
+	double first = (v = json_object_get(in, "first_seen")) ? json_number_value(v) : b->t;
+	double last = (v = json_object_get(in, "last_seen")) ? json_number_value(v) : b->t;
+	char *text = json_dumps(chain, JSON_COMPACT | JSON_SORT_KEYS);
+	const char *fn = json_string_value(json_object_get(json_array_get(chain,
+					json_array_size(chain) - 1), "name"));
+	char *keytext = text ? sqlite3_mprintf("%s\n%lld\n%s", kind, (long long)sig, text) : NULL;
+	int rc = -1;
+	if (!keytext) {
+		snprintf(b->err, SRV_ERRLEN, "out of memory");
+		goto out;
+	}
+	unsigned char h[SRV_HASHLEN];
+	srv_key_hash(keytext, h);
+	sqlite3_stmt *s = srv_stmt(b->st,
+		"INSERT INTO incidents(project, chain_hash, kind, signal, chain, function, count,"
+		" first_seen, last_seen) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+		" ON CONFLICT(project, chain_hash) DO UPDATE SET count = count + excluded.count,"
+		" first_seen = MIN(first_seen, excluded.first_seen),"
+		" last_seen = MAX(last_seen, excluded.last_seen)", b->err);
+	if (!s)
+		goto out;
+	sqlite3_bind_int64(s, 1, b->project);
+	sqlite3_bind_blob(s, 2, h, SRV_HASHLEN, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 3, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, sig);
+	sqlite3_bind_text(s, 5, text, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 6, fn, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 7, count);
+	sqlite3_bind_double(s, 8, first);
+	sqlite3_bind_double(s, 9, last);
+	rc = step_done(b, s);
+out:
+	sqlite3_free(keytext);
+	free(text);
+	json_decref(chain);
+	return rc;
+}
+
+static int apply_list(struct batch *b, json_t *root, const char *key,
+		      int (*apply)(struct batch *, json_t *))
+{
+	json_t *x;
+	size_t i;
+	json_array_foreach(json_object_get(root, key), i, x)
+		if (apply(b, x) < 0)
+			return -1;
+	return 0;
+}
+
+/* When the calls happened: the end of _meta.interval when the client's
+ * clock is plausible (so a spool replayed later lands where it belongs),
+ * else our own clock. */
+static double event_time(json_t *root, double now)
+{
+	json_t *iv = json_object_get(json_object_get(root, "_meta"), "interval");
+	json_t *end = json_array_get(iv, 1);
+	if (json_is_array(iv) && json_array_size(iv) == 2 && json_is_number(end)) {
+		double t = json_number_value(end);
+		if (isfinite(t) && t <= now + CLOCK_AHEAD && t >= now - CLOCK_BEHIND)
+			return t;
+	}
+	return now;
+}
+
+static void month_of(double now, char out[8])
+{
+	time_t t = (time_t)now;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 8, "%Y-%m", &tm);
+}
+
+enum outcome { APPLIED, DUPLICATE, OVER_QUOTA, FAILED };
+
+/* The whole batch in one IMMEDIATE transaction: the duplicate check, the
+ * quota and the writes see one consistent state, and COMMIT returns only
+ * when the WAL is synced (synchronous=FULL). */
+static enum outcome apply(struct batch *b, const struct srv_project *p, json_t *root,
+			  double now)
+{
+	sqlite3_stmt *s;
+	const char *bid = json_string_value(json_object_get(json_object_get(root, "_meta"), "batch_id"));
+	int64_t calls = 0, used = 0, quota = srv_plan_quota(p->plan);
+	json_t *f;
+	size_t i;
+	char month[8];
+
+	json_array_foreach(json_object_get(root, "functions"), i, f)
+		calls += json_integer_value(json_object_get(f, "calls"));
+	month_of(now, month);
+	if (srv_exec(b->st, "BEGIN IMMEDIATE", b->err) < 0)
+		return FAILED;
+	if (bid) {
+		if (!(s = srv_stmt(b->st, "SELECT 1 FROM batches WHERE project = ?1 AND batch_id = ?2",
+				   b->err)))
+			goto fail;
+		sqlite3_bind_int64(s, 1, p->id);
+		sqlite3_bind_text(s, 2, bid, -1, SQLITE_STATIC);
+		int rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc == SQLITE_ROW) {
+			srv_exec(b->st, "ROLLBACK", b->err);
+			return DUPLICATE;
+		}
+	}
+	if (!(s = srv_stmt(b->st, "SELECT calls FROM usage WHERE project = ?1 AND month = ?2", b->err)))
+		goto fail;
+	sqlite3_bind_int64(s, 1, p->id);
+	sqlite3_bind_text(s, 2, month, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		used = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	/* A batch that would carry the month past 120% is refused whole; up to
+	 * there it is accepted and the month is marked as overage. */
+	if (quota >= 0 && used + calls > quota + quota / 5) {
+		srv_exec(b->st, "ROLLBACK", b->err);
+		return OVER_QUOTA;
+	}
+	if (!(s = srv_stmt(b->st, "INSERT INTO usage(project, month, calls, overage)"
+			   " VALUES(?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET"
+			   " calls = calls + excluded.calls, overage = MAX(overage, excluded.overage)",
+			   b->err)))
+		goto fail;
+	sqlite3_bind_int64(s, 1, p->id);
+	sqlite3_bind_text(s, 2, month, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, calls);
+	sqlite3_bind_int(s, 4, used + calls > quota);
+	if (step_done(b, s) < 0)
+		goto fail;
+	if (apply_list(b, root, "functions", apply_function) ||
+	    apply_list(b, root, "inventory", apply_inventory) ||
+	    apply_list(b, root, "edges", apply_edge) ||
+	    apply_list(b, root, "incidents", apply_incident))
+		goto fail;
+	if (bid) {
+		if (!(s = srv_stmt(b->st, "INSERT INTO batches(project, batch_id, received_at)"
+				   " VALUES(?1, ?2, ?3)", b->err)))
+			goto fail;
+		sqlite3_bind_int64(s, 1, p->id);
+		sqlite3_bind_text(s, 2, bid, -1, SQLITE_STATIC);
+		sqlite3_bind_double(s, 3, now);
+		if (step_done(b, s) < 0)
+			goto fail;
+	}
+	if (srv_exec(b->st, "COMMIT", b->err) < 0)
+		goto fail;
+	return APPLIED;
+fail:;
+	char keep[SRV_ERRLEN];
+	memcpy(keep, b->err, SRV_ERRLEN);
+	srv_exec(b->st, "ROLLBACK", b->err);
+	memcpy(b->err, keep, SRV_ERRLEN);
+	return FAILED;
+}
+
+static void reply(struct srv_reply *r, unsigned status, json_t *body)
+{
+	r->status = status;
+	r->body = body;
+}
+
+void srv_ingest(const char *auth_header, const char *body, size_t len, double now,
+		struct srv_reply *r)
+{
+	char err[SRV_ERRLEN] = "";
+	struct srv_project p;
+	struct srv_store *st = srv_store_get(err);
+	if (!st) {
+		fprintf(stderr, "codensm-server: %s\n", err);
+		return reply(r, 503, srv_error_json("database unavailable"));
+	}
+	int found = srv_project_by_key(st, 'i', srv_bearer(auth_header), &p, err);
+	if (found < 0) {
+		fprintf(stderr, "codensm-server: %s\n", err);
+		return reply(r, 503, srv_error_json("database unavailable"));
+	}
+	if (!found)
+		return reply(r, 401, srv_error_json("missing or unknown ingest key"));
+	if (len > SRV_MAX_BODY)
+		return reply(r, 413, srv_error_json("payload too large: body over %d bytes",
+						    SRV_MAX_BODY));
+	json_error_t jerr;
+	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return reply(r, 400, srv_error_json("invalid json: %s at line %d column %d",
+						    jerr.text, jerr.line, jerr.column));
+	size_t nf = json_array_size(json_object_get(root, "functions"));
+	if (nf > SRV_MAX_FUNCTIONS) {
+		reply(r, 413, srv_error_json("payload too large: %zu functions (at most %d)",
+					     nf, SRV_MAX_FUNCTIONS));
+	} else if (srv_ingest_validate(root, err) < 0) {
+		reply(r, 400, srv_error_json("%s", err));
+	} else {
+		struct batch b = { .st = st, .project = p.id, .t = event_time(root, now), .err = err };
+		b.bucket = (int64_t)floor(b.t / SRV_BUCKET_SECONDS) * SRV_BUCKET_SECONDS;
+		switch (apply(&b, &p, root, now)) {
+		case APPLIED:
+			reply(r, 200, json_pack("{sbsI}", "ok", 1, "functions", (json_int_t)nf));
+			break;
+		case DUPLICATE:
+			reply(r, 200, json_pack("{sbsIsb}", "ok", 1, "functions", (json_int_t)nf,
+						"duplicate", 1));
+			break;
+		case OVER_QUOTA:
+			reply(r, 429, json_pack("{ss}", "error", "quota_exceeded"));
+			break;
+		case FAILED:
+			fprintf(stderr, "codensm-server: ingest for project '%s': %s\n", p.name, err);
+			reply(r, 503, srv_error_json("database unavailable, retry later"));
+			break;
+		}
+	}
+	json_decref(root);
+}

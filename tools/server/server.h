@@ -1,0 +1,159 @@
+/* server.h: the private interfaces between codensm-server's modules.
+ *
+ * Data flows one way: http (sockets) -> ingest (validation, quotas) -> store
+ * (SQLite) -> api (JSON views, using metrics for the formulas) -> the page,
+ * which static serves.  Cross-file names carry the srv_ prefix; every call
+ * that can fail returns 0 / -1 (or NULL) and writes one lowercase line into a
+ * caller-owned char err[SRV_ERRLEN].  No module but main.c calls exit().
+ */
+#ifndef CODENSM_SERVER_H
+#define CODENSM_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <sqlite3.h>
+
+#define SRV_ERRLEN 256
+
+/* The ingest contract's limits (docs/payload.md). */
+#define SRV_MAX_BODY       (512 * 1024)  /* bytes of request body */
+#define SRV_MAX_FUNCTIONS  2000          /* entries in "functions" */
+#define SRV_MAX_NAME       512           /* bytes of a function name */
+#define SRV_MAX_DEPARTMENT 128           /* bytes of a department */
+#define SRV_MAX_PATH       4096          /* bytes of a file path */
+#define SRV_MAX_BATCH_ID   128           /* bytes of _meta.batch_id */
+#define SRV_BUCKET_SECONDS 60            /* width of a time bucket */
+#define SRV_HIST_BUCKETS   80            /* log2x2-ns histogram buckets */
+
+/* ---- keys.c: random keys, SHA-256 hashes, constant-time comparison ------ */
+
+#define SRV_HASHLEN 32
+/* Fills out (at least 40 bytes) with prefix + 32 base32 characters drawn
+ * from getrandom(): 160 bits.  Returns 0, or -1 when the kernel gives none. */
+int srv_key_new(const char *prefix, char *out, size_t outlen);
+void srv_key_hash(const char *key, unsigned char hash[SRV_HASHLEN]);
+/* 1 when equal; the time taken does not depend on where they differ. */
+int srv_hash_equal(const unsigned char *a, const unsigned char *b);
+/* The key in an "Authorization: Bearer KEY" header, or NULL. */
+const char *srv_bearer(const char *header);
+
+/* ---- store.c: the SQLite file ------------------------------------------- */
+
+/* One connection per thread (SQLite connections are not shared between
+ * threads here); srv_store_get() opens the calling thread's connection on
+ * first use.  WAL + synchronous=FULL: a committed transaction is on disk. */
+struct srv_store;
+int srv_store_init(const char *path, char *err);   /* creates the schema */
+struct srv_store *srv_store_get(char *err);         /* this thread's connection */
+void srv_store_shutdown(void);                      /* closes every connection */
+sqlite3 *srv_store_db(struct srv_store *s);
+/* A cached prepared statement for a constant SQL text, reset and with its
+ * bindings cleared; NULL (err filled) on a prepare failure. */
+sqlite3_stmt *srv_stmt(struct srv_store *s, const char *sql, char *err);
+int srv_exec(struct srv_store *s, const char *sql, char *err);
+
+struct srv_project {
+	int64_t id;
+	char name[72];
+	char plan[8];
+};
+#define SRV_PROJECT_NAME_MAX 64
+int srv_project_name_ok(const char *name);
+/* Creates a project; writes its two keys (each at least 48 bytes). */
+int srv_project_create(struct srv_store *s, const char *name, const char *plan,
+		       char *ingest_key, char *dash_key, char *err);
+/* Finds the project whose ingest (kind 'i') or dashboard (kind 'd') key
+ * hashes to the given key: 1 found, 0 no such key, -1 error. */
+int srv_project_by_key(struct srv_store *s, char kind, const char *key,
+		       struct srv_project *p, char *err);
+int64_t srv_plan_quota(const char *plan);           /* -1 for an unknown plan */
+
+/* ---- ingest.c: POST /codensm/ingest ------------------------------------ */
+
+struct srv_reply {
+	unsigned status;
+	json_t *body;        /* owned; NULL for no body */
+};
+/* Validates a request body (docs/payload.md) and applies it in one
+ * transaction.  now is the server clock (unix seconds). */
+void srv_ingest(const char *auth_header, const char *body, size_t len, double now,
+		struct srv_reply *r);
+/* Validation alone: 0, or -1 with "functions[3].calls: ..." in err. */
+int srv_ingest_validate(json_t *root, char *err);
+
+/* ---- metrics.c: the formulas of docs/api.md ----------------------------- */
+
+double srv_hist_lower_ns(unsigned b);
+double srv_hist_upper_ns(unsigned b);
+/* Percentile q (0..1) of a merged histogram, in milliseconds, interpolated
+ * linearly inside the bucket that holds the rank q * total.  Returns -1 when
+ * the histogram is empty. */
+double srv_hist_percentile_ms(const int64_t counts[SRV_HIST_BUCKETS], double q);
+double srv_ratio(double num, double den);           /* 0 when den is 0 */
+double srv_reliability(int64_t calls, int64_t errors);
+double srv_performance(double p50_30d, double p50_window);
+const char *srv_state(int64_t calls_15m, int64_t errors_15m, int64_t calls_30d,
+		      int in_inventory, int64_t calls_ever, int64_t threshold);
+int srv_state_ok(const char *state);
+
+/* ---- api.c: GET /api/projects/{project}/{view} --------------------------- */
+
+/* path is what follows "/api/" (already URL-decoded), query an accessor. */
+typedef const char *(*srv_query_fn)(void *ctx, const char *key);
+void srv_api(const char *auth_header, const char *path, srv_query_fn query, void *qctx,
+	     double now, struct srv_reply *r);
+/* Helpers shared by api.c and api_views.c. */
+json_t *srv_error_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+struct srv_view {
+	struct srv_store *st;
+	int64_t project;
+	const char *project_name;
+	double now;
+	const char *window;       /* "1h", "24h", "7d" or "30d" */
+	int64_t since;            /* first bucket_start inside the window */
+	int64_t step;             /* trend step, seconds */
+	srv_query_fn query;
+	void *qctx;
+	char err[SRV_ERRLEN];
+};
+/* Helpers the views share (api_views.c).  srv_view_done ends a stepping
+ * loop: 0 when it reached SQLITE_DONE, else -1 with v->err. */
+int srv_view_done(struct srv_view *v, sqlite3_stmt *s, int rc);
+json_t *srv_col_text(sqlite3_stmt *s, int i);       /* NULL column -> json null */
+json_t *srv_col_int(sqlite3_stmt *s, int i);
+json_t *srv_col_real(sqlite3_stmt *s, int i);
+json_t *srv_ms_or_null(double ms);                  /* -1 (no histogram) -> null */
+json_t *srv_bad_param(struct srv_view *v, unsigned *status, const char *name, const char *what);
+int srv_fn_hist(struct srv_view *v, int64_t fid, int64_t since, int64_t counts[SRV_HIST_BUCKETS]);
+/* Each view returns a new JSON object, or NULL with status/err set (a
+ * status left at 200 with NULL means a database failure). */
+json_t *srv_view_summary(struct srv_view *v, unsigned *status);
+json_t *srv_view_departments(struct srv_view *v, unsigned *status);
+json_t *srv_view_functions(struct srv_view *v, unsigned *status);
+json_t *srv_view_office(struct srv_view *v, unsigned *status);
+json_t *srv_view_debt(struct srv_view *v, unsigned *status);
+json_t *srv_view_underuse(struct srv_view *v, unsigned *status);
+json_t *srv_view_incidents(struct srv_view *v, unsigned *status);
+json_t *srv_view_graph(struct srv_view *v, unsigned *status);
+json_t *srv_view_prompt(struct srv_view *v, unsigned *status);
+
+/* ---- static.c: the page ----------------------------------------------- */
+
+/* Resolves a URL path under root: 0 with the real path in out, 404 when there
+ * is no such file, 403 when the path tries to leave root. */
+int srv_static_resolve(const char *root, const char *urlpath, char *out, size_t outlen);
+const char *srv_content_type(const char *path);
+/* The web folder: --web, $CODENSM_WEB, the installed share dir next to the
+ * binary, or tools/server/web; NULL if none exists. */
+const char *srv_web_dir(const char *override, char *buf, size_t len);
+
+/* ---- http.c: the libmicrohttpd daemon ----------------------------------- */
+
+struct srv_http;
+/* Listens on host:port (port 0: any free port); returns NULL with err. */
+struct srv_http *srv_http_start(const char *listen, const char *webdir, char *err);
+unsigned srv_http_port(struct srv_http *h);
+void srv_http_stop(struct srv_http *h);
+
+#endif
