@@ -1,0 +1,341 @@
+/* test_thread.c: the hooks and the shadow stack: nesting, self time,
+ * edges, repairs, errors, exceptions (GCC and clang styles), depth
+ * overflow, crashes, fork, and the excluded path touching nothing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+#include "thread.h"
+
+__attribute__((weak)) struct cnsmp_config cnsmp_cfg;
+__attribute__((weak)) _Atomic int cnsmp_active;
+__attribute__((weak)) void cnsmp_lifecycle_ensure_init(void) {}
+
+void __cyg_profile_func_enter(void *fn, void *site);
+void __cyg_profile_func_exit(void *fn, void *site);
+
+/* Fake function addresses; names are given on first sight. */
+#define A ((void *)0x1000)
+#define B ((void *)0x2000)
+#define C ((void *)0x3000)
+#define D ((void *)0x4000)
+#define R ((void *)0x5000)
+#define T ((void *)0x6000)
+#define NOISY ((void *)0x7000)
+
+static void enter(void *fn) { __cyg_profile_func_enter(fn, NULL); }
+static void leave(void *fn) { __cyg_profile_func_exit(fn, NULL); }
+
+static uint32_t id_of(void *fn)
+{
+	return cnsmp_registry_find((uintptr_t)fn)->id;
+}
+
+static struct cnsmp_counters *counters(void *fn)
+{
+	return cnsmp_thread_counters(cnsmp_tls.t, id_of(fn));
+}
+
+static uint64_t calls(void *fn) { return atomic_load(&counters(fn)->calls); }
+static uint64_t errors(void *fn) { return atomic_load(&counters(fn)->errors); }
+
+static uint64_t edge(void *from, void *to)
+{
+	uint64_t key = ((uint64_t)id_of(from) << 32 | id_of(to)) + 1;
+	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++)
+		if (atomic_load(&cnsmp_tls.t->edges[i].key) == key)
+			return atomic_load(&cnsmp_tls.t->edges[i].calls);
+	return 0;
+}
+
+/* Count of this thread's incident of `kind` whose chain is `fns`. */
+static uint64_t incident(const char *kind, int signo, void **fns, uint32_t n)
+{
+	for (size_t i = 0; i < CNSMP_INCIDENTS_PER_THREAD; i++) {
+		struct cnsmp_incident_slot *s = &cnsmp_tls.t->incidents[i];
+		if (!atomic_load(&s->hash) || strcmp(s->kind, kind) ||
+		    s->signo != signo || s->depth != n)
+			continue;
+		uint32_t k = 0;
+		while (k < n && s->chain[k] == id_of(fns[k]))
+			k++;
+		if (k == n)
+			return atomic_load(&s->count);
+	}
+	return 0;
+}
+
+static int setup(void **state)
+{
+	atomic_store(&cnsmp_active, 1);
+	codensm_enter(A, "svc.a", NULL, -1.0), codensm_exit(A);
+	codensm_enter(B, "svc.b", NULL, -1.0), codensm_exit(B);
+	codensm_enter(C, "svc.c", NULL, -1.0), codensm_exit(C);
+	codensm_enter(D, "svc.d", NULL, -1.0), codensm_exit(D);
+	codensm_enter(R, "svc.recursive", NULL, -1.0), codensm_exit(R);
+	codensm_enter(T, "svc.timed", NULL, -1.0), codensm_exit(T);
+	return 0;
+}
+
+static void nested_calls_count_edges_and_self_time(void **state)
+{
+	uint64_t a = calls(A), b = calls(B), ab = edge(A, B);
+	uint64_t at = atomic_load(&counters(A)->total_ns);
+	uint64_t as = atomic_load(&counters(A)->self_ns);
+	uint64_t bt = atomic_load(&counters(B)->total_ns);
+	enter(A);
+	enter(B);
+	leave(B);
+	leave(A);
+	assert_int_equal(calls(A), a + 1);
+	assert_int_equal(calls(B), b + 1);
+	assert_int_equal(edge(A, B), ab + 1);
+	uint64_t dat = atomic_load(&counters(A)->total_ns) - at;
+	uint64_t das = atomic_load(&counters(A)->self_ns) - as;
+	uint64_t dbt = atomic_load(&counters(B)->total_ns) - bt;
+	assert_true(das + dbt <= dat); /* self = total - time in B */
+	assert_int_equal(cnsmp_tls.t->depth, 0);
+}
+
+static void a_missing_exit_is_repaired_by_the_callers_exit(void **state)
+{
+	uint64_t r = codensm_repairs(), a = calls(A), b = calls(B), c = calls(C);
+	enter(A);
+	enter(B);
+	enter(C); /* B and C never exit (longjmp) */
+	leave(A);
+	assert_int_equal(codensm_repairs(), r + 1);
+	assert_int_equal(calls(A), a + 1);
+	assert_int_equal(calls(B), b + 1);
+	assert_int_equal(calls(C), c + 1);
+	assert_int_equal(errors(B), 0);
+	assert_int_equal(cnsmp_tls.t->depth, 0);
+}
+
+static void an_exit_never_entered_is_ignored_and_counted(void **state)
+{
+	uint64_t r = codensm_repairs(), u = atomic_load(&cnsmp_thread_unmatched);
+	uint64_t d = calls(D);
+	enter(A);
+	leave(D);
+	leave(A);
+	assert_int_equal(atomic_load(&cnsmp_thread_unmatched), u + 1);
+	assert_int_equal(codensm_repairs(), r);
+	assert_int_equal(calls(D), d);
+}
+
+static void codensm_error_fails_the_innermost_call_once(void **state)
+{
+	uint64_t a = errors(A), b = errors(B);
+	void *chain[] = {A, B};
+	enter(A);
+	enter(B);
+	codensm_error();
+	codensm_error();
+	leave(B);
+	leave(A);
+	assert_int_equal(errors(B), b + 1);
+	assert_int_equal(errors(A), a);
+	assert_int_equal(incident("error", 0, chain, 2), 1);
+	enter(A);
+	enter(B);
+	codensm_error();
+	leave(B);
+	leave(A);
+	assert_int_equal(incident("error", 0, chain, 2), 2); /* deduplicated */
+}
+
+static void deep_recursion_is_counted_but_not_timed(void **state)
+{
+	uint64_t r = calls(R), e = errors(R), rep = codensm_repairs();
+	for (int i = 0; i < 600; i++)
+		enter(R);
+	assert_int_equal(cnsmp_tls.t->depth, CNSMP_STACK_DEPTH);
+	assert_int_equal(cnsmp_tls.t->overflow, 600 - CNSMP_STACK_DEPTH);
+	codensm_error();
+	codensm_error();
+	for (int i = 0; i < 600; i++)
+		leave(R);
+	assert_int_equal(calls(R), r + 600);
+	assert_int_equal(errors(R), e + 1);
+	assert_int_equal(cnsmp_tls.t->depth, 0);
+	assert_int_equal(cnsmp_tls.t->overflow, 0);
+	assert_int_equal(codensm_repairs(), rep);
+}
+
+/* GCC: exit hooks run while the exception unwinds. */
+static void exits_during_unwinding_are_exception_errors(void **state)
+{
+	uint64_t a = errors(A), b = errors(B), c = errors(C), d = errors(D);
+	void *chain[] = {A, B, C};
+	enter(A);
+	enter(B);
+	enter(C);
+	cnsmp_thread_on_throw();
+	enter(D); /* a destructor's callee: entered after the throw */
+	leave(D);
+	leave(C);
+	leave(B);
+	cnsmp_thread_on_catch(); /* caught in A */
+	leave(A);
+	assert_int_equal(errors(C), c + 1);
+	assert_int_equal(errors(B), b + 1);
+	assert_int_equal(errors(D), d);
+	assert_int_equal(errors(A), a);
+	assert_int_equal(incident("exception", 0, chain, 3), 1);
+}
+
+/* clang: no exit hooks while unwinding; the catcher's exit repairs. */
+static void frames_left_by_an_exception_are_repaired_as_errors(void **state)
+{
+	uint64_t a = errors(A), b = errors(B), c = errors(C);
+	uint64_t r = codensm_repairs();
+	void *chain[] = {A, B, C};
+	uint64_t before = incident("exception", 0, chain, 3);
+	enter(A);
+	enter(B);
+	enter(C);
+	cnsmp_thread_on_throw();
+	cnsmp_thread_on_catch();
+	leave(A);
+	assert_int_equal(codensm_repairs(), r + 1);
+	assert_int_equal(errors(C), c + 1);
+	assert_int_equal(errors(B), b + 1);
+	assert_int_equal(errors(A), a);
+	assert_int_equal(incident("exception", 0, chain, 3), before + 1);
+}
+
+static void a_crash_fails_every_call_on_the_stack(void **state)
+{
+	uint64_t a = calls(A), ae = errors(A), b = calls(B), be = errors(B);
+	void *chain[] = {A, B};
+	enter(A);
+	enter(B);
+	cnsmp_thread_crash_mark(11);
+	assert_int_equal(calls(A), a + 1);
+	assert_int_equal(errors(A), ae + 1);
+	assert_int_equal(calls(B), b + 1);
+	assert_int_equal(errors(B), be + 1);
+	assert_int_equal(cnsmp_tls.t->depth, 0);
+	assert_int_equal(incident("signal", 11, chain, 2), 1);
+}
+
+static void timed_calls_land_in_their_histogram_bucket(void **state)
+{
+	struct cnsmp_counters *c = counters(T);
+	uint64_t total = atomic_load(&c->total_ns);
+	enter(T);
+	struct timespec nap = {0, 20000000};
+	nanosleep(&nap, NULL);
+	leave(T);
+	uint64_t ns = atomic_load(&c->total_ns) - total;
+	assert_in_range(ns, 20000000, 200000000);
+	assert_int_equal(atomic_load(&c->max_ns), ns);
+	assert_int_equal(atomic_load(&c->hist[cnsmp_hist_bucket(ns)]), 1);
+}
+
+static void hooks_do_nothing_while_inactive(void **state)
+{
+	uint64_t a = calls(A);
+	atomic_store(&cnsmp_active, 0);
+	enter(A);
+	assert_int_equal(cnsmp_tls.t->depth, 0);
+	leave(A);
+	atomic_store(&cnsmp_active, 1);
+	assert_int_equal(calls(A), a);
+}
+
+static char *noisy_exclude[] = {"noisy"};
+
+static void *call_noisy(void *arg)
+{
+	for (int i = 0; i < 1000; i++) {
+		enter(NOISY);
+		leave(NOISY);
+	}
+	return cnsmp_tls.t; /* never attached: no block, no counters */
+}
+
+static void excluded_calls_touch_no_stack_or_counter(void **state)
+{
+	cnsmp_cfg.exclude.n = 1;
+	cnsmp_cfg.exclude.prefix = noisy_exclude;
+	codensm_enter(NOISY, "noisy.log", NULL, -1.0);
+	codensm_exit(NOISY);
+	assert_int_equal(atomic_load(&cnsmp_registry_find((uintptr_t)NOISY)->state),
+			 CNSMP_FN_EXCLUDED);
+	struct cnsmp_thread *head = atomic_load(&cnsmp_threads);
+	pthread_t th;
+	void *block = (void *)1;
+	assert_int_equal(pthread_create(&th, NULL, call_noisy, NULL), 0);
+	assert_int_equal(pthread_join(th, &block), 0);
+	assert_null(block);
+	assert_ptr_equal(atomic_load(&cnsmp_threads), head);
+	/* On an attached thread the stack is untouched too. */
+	enter(A);
+	enter(NOISY);
+	assert_int_equal(cnsmp_tls.t->depth, 1);
+	leave(NOISY);
+	assert_int_equal(cnsmp_tls.t->depth, 1);
+	leave(A);
+	cnsmp_cfg.exclude.n = 0;
+}
+
+static void *enter_and_exit(void *arg)
+{
+	enter(B);
+	leave(B);
+	return cnsmp_tls.t;
+}
+
+/* The child forgets the other threads and this thread's counts, but keeps
+ * its shadow stack so that exits of calls entered before fork match. */
+static void a_forked_child_starts_from_zero(void **state)
+{
+	pthread_t th;
+	void *other;
+	assert_int_equal(pthread_create(&th, NULL, enter_and_exit, NULL), 0);
+	assert_int_equal(pthread_join(th, &other), 0);
+	enter(A);
+	pid_t pid = fork();
+	if (pid == 0) {
+		cnsmp_thread_atfork_child();
+		int bad = 0;
+		bad |= (atomic_load(&((struct cnsmp_thread *)other)->state) !=
+			CNSMP_T_FREE) << 0;
+		bad |= (calls(B) != 0) << 1;
+		bad |= (cnsmp_tls.t->depth != 1) << 2;
+		leave(A);
+		bad |= (calls(A) != 1) << 3;
+		_exit(bad);
+	}
+	int status = -1;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	leave(A);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(nested_calls_count_edges_and_self_time),
+		cmocka_unit_test(a_missing_exit_is_repaired_by_the_callers_exit),
+		cmocka_unit_test(an_exit_never_entered_is_ignored_and_counted),
+		cmocka_unit_test(codensm_error_fails_the_innermost_call_once),
+		cmocka_unit_test(deep_recursion_is_counted_but_not_timed),
+		cmocka_unit_test(exits_during_unwinding_are_exception_errors),
+		cmocka_unit_test(frames_left_by_an_exception_are_repaired_as_errors),
+		cmocka_unit_test(a_crash_fails_every_call_on_the_stack),
+		cmocka_unit_test(timed_calls_land_in_their_histogram_bucket),
+		cmocka_unit_test(hooks_do_nothing_while_inactive),
+		cmocka_unit_test(excluded_calls_touch_no_stack_or_counter),
+		cmocka_unit_test(a_forked_child_starts_from_zero),
+	};
+	return cmocka_run_group_tests_name("thread", tests, setup, NULL);
+}
