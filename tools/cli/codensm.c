@@ -1,0 +1,112 @@
+/* codensm.c: the `codensm` command: `doctor` checks that a program will be
+ * tracked, `report` prints the top functions from a codensm-server.  Each
+ * command's logic lives in its own module; this file parses arguments,
+ * picks the command and turns its result into an exit status. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codensm.h"
+#include "doctor.h"
+#include "report.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: codensm doctor BINARY...\n"
+		"       codensm report [--server URL] [--project NAME] [--key cnsmv_...]\n"
+		"                      [--window 1h|24h|7d|30d] [--top N]\n"
+		"       codensm version\n"
+		"\n"
+		"doctor  says whether BINARY is built with -finstrument-functions, whether\n"
+		"        its hooks reach libcodensm-rt (not glibc's empty ones), whether it\n"
+		"        has debug info, and lists the functions the current CODENSM_INCLUDE,\n"
+		"        CODENSM_EXCLUDE, CODENSM_DEPARTMENT and CODENSM_WEIGHTS would track.\n"
+		"        Exit status 0 when all is well, 1 with one line per problem on stderr.\n"
+		"report  prints the top functions of a project; the server, project and\n"
+		"        dashboard key default to CODENSM_SERVER (http://127.0.0.1:8650),\n"
+		"        CODENSM_PROJECT and CODENSM_DASHBOARD_KEY.\n");
+}
+
+static int cmd_doctor(int argc, char **argv)
+{
+	int status = 0;
+	if (argc < 1) {
+		usage(stderr);
+		return 2;
+	}
+	for (int i = 0; i < argc; i++) {
+		if (i)
+			printf("\n");
+		fflush(stdout);
+		int problems = cli_doctor(argv[i], stdout, stderr);
+		fflush(stdout);
+		if (problems != 0)
+			status = 1;
+		if (problems > 0)
+			printf("problems: %d (see stderr)\n", problems);
+		else if (problems == 0)
+			printf("ok: everything is in place\n");
+	}
+	return status;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+	struct cli_report_opts o = {
+		.server = getenv("CODENSM_SERVER"),
+		.project = getenv("CODENSM_PROJECT"),
+		.key = getenv("CODENSM_DASHBOARD_KEY"),
+		.window = "24h",
+		.top = 20,
+	};
+	if (!o.server || !*o.server)
+		o.server = "http://127.0.0.1:8650";
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!v) {
+			fprintf(stderr, "codensm: option '%s' needs a value\n", a);
+			return 2;
+		}
+		if (strcmp(a, "--server") == 0)
+			o.server = v;
+		else if (strcmp(a, "--project") == 0)
+			o.project = v;
+		else if (strcmp(a, "--key") == 0)
+			o.key = v;
+		else if (strcmp(a, "--window") == 0)
+			o.window = v;
+		else if (strcmp(a, "--top") == 0)
+			o.top = atoi(v);
+		else {
+			fprintf(stderr, "codensm: unknown option '%s'\n", a);
+			return 2;
+		}
+		i++;
+	}
+	if (!o.project || !o.key) {
+		fprintf(stderr, "codensm: report needs a project and a dashboard key (--project, --key)\n");
+		return 2;
+	}
+	return cli_report(&o, stdout, stderr) == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "doctor") == 0)
+		return cmd_doctor(argc - 2, argv + 2);
+	if (strcmp(argv[1], "report") == 0)
+		return cmd_report(argc - 2, argv + 2);
+	if (strcmp(argv[1], "version") == 0) {
+		printf("codensm %s\n", CODENSM_VERSION);
+		return 0;
+	}
+	fprintf(stderr, "codensm: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
