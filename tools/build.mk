@@ -11,11 +11,16 @@ SRV_LIBS := $(shell $(PKG_CONFIG) --libs $(SRV_DEPS) 2>/dev/null) -pthread -lm
 # ---- the codensm CLI (tools/cli/, its own engineer's): fill in here ----------
 # CLI_SRC lists tools/cli/*.c; they build into $(B)/bin/codensm with CLI_CFLAGS
 # and CLI_LIBS.  Empty sources: no CLI target.
+# `codensm doctor` reads ELF/DWARF through the runtime's own symbols, rules
+# and config code, so the CLI links the static archive (its hidden cnsmp_*
+# functions are reachable from there) and names functions as the runtime does.
 CLI_SRC  ?= $(wildcard tools/cli/*.c)
 CLI_OBJ  := $(CLI_SRC:tools/cli/%.c=$(B)/obj/cli/%.o)
 CLI_BIN  := $(if $(CLI_SRC),$(B)/bin/codensm)
-CLI_CFLAGS ?=
-CLI_LIBS ?=
+CLI_CFLAGS := -Iruntime/src -fno-instrument-functions \
+	$(shell $(PKG_CONFIG) --cflags libcurl jansson libelf 2>/dev/null)
+CLI_LIBS := $(RT_A) $(RT_LIBS)
+$(CLI_BIN): $(RT_A)
 # -------------------------------------------------------------------------------
 
 .PHONY: tools server cli install-tools uninstall-tools
