@@ -38,7 +38,7 @@ $(B)/obj/rt-pic/%.o: runtime/src/%.c runtime/src/internal.h runtime/include/code
 $(RT_SO): $(RT_PIC_OBJ)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
-	$(Q)$(CC) -shared -Wl,-soname,$(RT_SONAME) -Wl,-z,nodelete -o $@ $^ $(LDFLAGS_ALL) $(RT_LIBS)
+	$(Q)$(CC) -shared -Wl,-soname,$(RT_SONAME) -Wl,-z,nodelete -Wl,--no-undefined -o $@ $^ $(LDFLAGS_ALL) $(RT_LIBS)
 
 $(RT_SO_LNK): $(RT_SO)
 	$(Q)ln -sf $(notdir $(RT_SO)) $@
