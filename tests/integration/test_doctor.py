@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import unittest
 
-from harness import BUILD, LIB, SAMPLES_SRC, Case, Totals, clean_env, decl_line, run, sample
+from harness import BUILD, LIB, SAMPLES_SRC, SAN_FLAGS, Case, Totals, clean_env, decl_line, run, sample
 
 DOCTOR = os.path.join(BUILD, "bin", "codensm")
 SHOP_OBJ = os.path.join(BUILD, "obj", "samples", "shop")
@@ -44,7 +44,7 @@ class DoctorCase(Case):
         out = os.path.join(self.tmp, "shop-glibc")
         objs = sorted(glob.glob(os.path.join(SHOP_OBJ, "**", "*.o"), recursive=True))
         subprocess.run(["cc", "-Wl,--as-needed", "-L" + LIB, "-Wl,-rpath," + LIB, "-lcodensm-rt",
-                        "-o", out] + objs + ["-pthread"], check=True)
+                        "-o", out] + objs + SAN_FLAGS + ["-pthread"], check=True)
         return out
 
 
