@@ -1,0 +1,180 @@
+"""serverlib.py: start the real codensm-server on a free port with a fresh
+SQLite file, create projects with its CLI, and speak HTTP to it.
+
+The binary is $CODENSM_BUILD/bin/codensm-server (build/ by default); the
+tests build nothing themselves.
+"""
+import http.client
+import json
+import os
+import select
+import shutil
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+import unittest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("CODENSM_BUILD", "build")
+BIN = os.path.join(ROOT, BUILD, "bin", "codensm-server") if not os.path.isabs(BUILD) \
+    else os.path.join(BUILD, "bin", "codensm-server")
+WEB = os.path.join(ROOT, "tools", "server", "web")
+
+
+def cli(db, *args, check=True):
+    """Runs codensm-server with args; returns (exit code, stdout, stderr)."""
+    p = subprocess.run([BIN, *args, "--db", db], capture_output=True, text=True, timeout=30)
+    if check and p.returncode != 0:
+        raise AssertionError(f"codensm-server {' '.join(args)} exited {p.returncode}: {p.stderr}")
+    return p.returncode, p.stdout, p.stderr
+
+
+class Server:
+    """One server process on 127.0.0.1:<free port> over db (a temp file)."""
+
+    def __init__(self, tmp, web=None):
+        self.tmp = tmp
+        self.db = os.path.join(tmp, "codensm.db")
+        self.web = web
+        self.proc = None
+        self.port = None
+
+    def project(self, name, plan="free"):
+        """Creates a project; returns {'ingest': key, 'dashboard': key, 'url': ...}."""
+        _, out, _ = cli(self.db, "project", "create", name, "--plan", plan)
+        lines = dict(line.split(": ", 1) for line in out.strip().splitlines())
+        return {"ingest": lines["ingest key"], "dashboard": lines["dashboard key"],
+                "url": lines["dashboard"], "plan": lines["plan"]}
+
+    def start(self):
+        args = [BIN, "--listen", "127.0.0.1:0", "--db", self.db]
+        if self.web:
+            args += ["--web", self.web]
+        self.stderr = open(os.path.join(self.tmp, "server.log"), "ab")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+        if not ready:
+            self.proc.kill()
+            raise AssertionError("codensm-server did not print its address within 10 s")
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("listening on http://127.0.0.1:"):
+            self.proc.kill()
+            raise AssertionError(f"unexpected first line from codensm-server: {line!r}")
+        self.port = int(line.rsplit(":", 1)[1])
+        return self
+
+    def stop(self):
+        """SIGTERM, and the exit status (0 for a clean stop)."""
+        if not self.proc:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc.stdout.close()
+        self.stderr.close()
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.stderr.close()
+        self.proc = None
+
+    # ---- HTTP ----------------------------------------------------------------
+
+    def request(self, method, path, body=None, headers=None):
+        """Returns (status, headers dict (lowercase names), raw body bytes)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            c.putrequest(method, path, skip_accept_encoding=True)
+            for k, v in (headers or {}).items():
+                c.putheader(k, v)
+            if body is not None:
+                c.putheader("Content-Length", str(len(body)))
+            c.endheaders()
+            if body is not None:
+                c.send(body)
+            r = c.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            c.close()
+
+    def post(self, key, payload, headers=None):
+        """POST /codensm/ingest; payload is an object (sent as JSON) or bytes.
+        Returns (status, parsed JSON body)."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        h = {"Content-Type": "application/json"}
+        if key is not None:
+            h["Authorization"] = f"Bearer {key}"
+        h.update(headers or {})
+        status, _, data = self.request("POST", "/codensm/ingest", body, h)
+        return status, json.loads(data)
+
+    def get(self, key, project, view, **params):
+        """GET /api/projects/{project}/{view}?params; returns (status, JSON)."""
+        from urllib.parse import quote, urlencode
+        path = f"/api/projects/{quote(project, safe='')}/{view}"
+        if params:
+            path += "?" + urlencode(params)
+        h = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        status, _, data = self.request("GET", path, None, h)
+        return status, json.loads(data)
+
+    def sql(self, query, *args):
+        """Reads the server's SQLite file directly (a second connection)."""
+        con = sqlite3.connect(self.db)
+        try:
+            return con.execute(query, args).fetchall()
+        finally:
+            con.close()
+
+
+def fn(name, calls, errors=0, total_ms=None, department="engine", weight=1, **extra):
+    """A function entry of the seed contract, plus any extra fields."""
+    e = {"name": name, "department": department, "value_weight": weight,
+         "calls": calls, "errors": errors,
+         "total_ms": float(calls) if total_ms is None else total_ms}
+    e.update(extra)
+    return e
+
+
+def at(seconds_ago, **meta):
+    """A _meta block saying the interval ended seconds_ago."""
+    end = time.time() - seconds_ago
+    m = {"interval": [end - 15, end]}
+    m.update(meta)
+    return m
+
+
+class ServerTest(unittest.TestCase):
+    """A fresh server and database for each test class."""
+    web = None
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.access(BIN, os.X_OK):
+            raise AssertionError(f"{BIN} is not built: run make first")
+        cls.tmp = tempfile.mkdtemp(prefix="codensm-server-test-")
+        cls.srv = Server(cls.tmp, cls.web)
+        cls.prepare()
+        cls.srv.start()
+
+    @classmethod
+    def prepare(cls):
+        """Runs before the server starts: create projects here."""
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def assertJson(self, got, status, body):
+        self.assertEqual(got, (status, body))
