@@ -1,0 +1,916 @@
+/* flusher.c: the background thread that turns counters into delivered
+ * request bodies, with the product's promise: no count is lost, none is
+ * sent twice.
+ *
+ * Every count is in exactly one place at a time:
+ *   - the per-thread counters, past the collect snapshots;
+ *   - `pending`: collected, in no body (merged back after a clean failure);
+ *   - a body: built, with its batch id, sent or about to be.  A body whose
+ *     answer was lost (FAILED_UNSURE) is resent verbatim, never rebuilt:
+ *     the server may have committed it, and the same batch id lets it
+ *     answer "duplicate" instead of counting twice.
+ * Pending memory is bounded by the registry (one delta per function), so a
+ * server that is down for hours costs nothing more; verbatim bodies past
+ * UNSURE_MAX_BYTES go to the spool.
+ *
+ * The crash handler must see the same picture without locks, so the pair
+ * (pending, bodies) is published as an immutable cnsmp_flush_view with one
+ * atomic pointer store after every change, and nothing a published view
+ * points to is modified or freed until a newer view replaced it (and never
+ * once a dump froze the flusher).  During a collect the counters have moved
+ * past their snapshots but the deltas are not in a view yet: the phase
+ * flag tells the handler to wait, then to take `cnsmp_flush_fresh` too.
+ *
+ * Cycles run on the flusher thread only; fl.mu guards the request fields
+ * (wake-ups, flush generations, stop), never a network call.
+ */
+#include <errno.h>
+#include <link.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/random.h>
+#include <jansson.h>
+#include "internal.h"
+
+#define MAX_INTERVAL 300.0           /* the seed's back-off cap (5 min) */
+#define POST_TIMEOUT_MS 10000
+#define FLUSH_BUDGET_S 5.0           /* codensm_flush waits at most this */
+#define UNSURE_MAX_BYTES (8u << 20)
+
+_Atomic(struct cnsmp_flush_view *) cnsmp_flush_published;
+_Atomic int cnsmp_flush_phase;
+const struct cnsmp_batch *_Atomic cnsmp_flush_fresh;
+_Atomic int cnsmp_flush_frozen;
+char cnsmp_batch_base[48] = "0";
+char cnsmp_hostname[256] = "unknown";
+
+/* One built body.  `part` holds the deltas it carries (for merge-back and
+ * to mark locations as sent); `inv` the inventory records it carries. */
+struct body {
+	char *json;
+	struct cnsmp_batch part;
+	size_t *inv, ninv;
+	int verbatim;        /* once UNSURE: resend exactly this, never merge back */
+	size_t max_funcs;    /* what it was built with; 413 halves it */
+};
+
+/* Inventory records: queued (0), riding in a body (1), delivered (2). */
+struct inv_rec {
+	struct cnsmp_inv_entry e;
+	int state;
+};
+
+static struct {
+	pthread_once_t once;
+	pthread_mutex_t mu;
+	pthread_cond_t wake, done;  /* CLOCK_MONOTONIC */
+	pthread_t thread;
+	int running, stop, exited;
+	uint64_t stop_deadline;
+	uint64_t req_gen, done_gen;
+	int last_ok;
+	double backoff;             /* 1, 2, 4...: QUOTA answers double it */
+
+	/* Flusher thread only. */
+	struct cnsmp_batch *pending;
+	struct body *bodies;
+	size_t nbodies, capbodies;
+	struct inv_rec *inv;
+	size_t ninv, capinv;
+	int inventoried;
+	unsigned long long dl_adds;
+	int drain_due;
+	unsigned long seq;
+	void **garbage;
+	size_t ngarbage, capgarbage;
+} fl = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER, .backoff = 1};
+
+CNSMP_NOINST static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+CNSMP_NOINST static struct timespec ts_of(uint64_t ns)
+{
+	return (struct timespec){(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+}
+
+/* "<16 hex>-<pid>": unique per process, so batch ids never collide across
+ * restarts, hosts or fork children. */
+CNSMP_NOINST static void new_batch_base(void)
+{
+	uint64_t r = 0;
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+		r = mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
+	static const char hex[] = "0123456789abcdef";
+	char *p = cnsmp_batch_base;
+	for (int i = 15; i >= 0; i--)
+		*p++ = hex[(r >> (i * 4)) & 15];
+	*p++ = '-';
+	char d[16];
+	int n = 0;
+	long pid = (long)getpid();
+	do {
+		d[n++] = (char)('0' + pid % 10);
+		pid /= 10;
+	} while (pid);
+	while (n)
+		*p++ = d[--n];
+	*p = '\0';
+}
+
+CNSMP_NOINST static void init_once(void)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&fl.wake, &ca);
+	pthread_cond_init(&fl.done, &ca);
+	pthread_condattr_destroy(&ca);
+	new_batch_base();
+	if (gethostname(cnsmp_hostname, sizeof cnsmp_hostname - 1) != 0)
+		strcpy(cnsmp_hostname, "unknown");
+	fl.drain_due = 1;
+}
+
+/* ---- publishing the crash view ------------------------------------------ */
+
+CNSMP_NOINST static void trash(void *p)
+{
+	if (!p)
+		return;
+	if (fl.ngarbage == fl.capgarbage) {
+		size_t nc = fl.capgarbage ? fl.capgarbage * 2 : 32;
+		void **ng = realloc(fl.garbage, nc * sizeof *ng);
+		if (!ng)
+			return; /* leak rather than free what a view may show */
+		fl.garbage = ng;
+		fl.capgarbage = nc;
+	}
+	fl.garbage[fl.ngarbage++] = p;
+}
+
+CNSMP_NOINST static void trash_batch(struct cnsmp_batch *b)
+{
+	if (!b)
+		return;
+	trash(b->fns);
+	trash(b->edges);
+	trash(b->incidents);
+	trash(b);
+}
+
+/* Make the current (pending, bodies) what a crash would spool, then free
+ * what no view can show any more.  On allocation failure the old view
+ * stays and nothing is freed: a crash then may resend a body (deduped),
+ * never lose one. */
+CNSMP_NOINST static void publish(void)
+{
+	struct cnsmp_flush_view *v = malloc(sizeof *v + (fl.nbodies + 1) * sizeof(char *));
+	if (!v)
+		return;
+	char **arr = (char **)(v + 1);
+	for (size_t i = 0; i < fl.nbodies; i++)
+		arr[i] = fl.bodies[i].json;
+	v->pending = fl.pending;
+	v->bodies = arr;
+	v->nbodies = fl.nbodies;
+	struct cnsmp_flush_view *old = atomic_exchange(&cnsmp_flush_published, v);
+	if (atomic_load(&cnsmp_flush_frozen))
+		return; /* a dump may be reading anything: free nothing, ever */
+	free(old);
+	for (size_t i = 0; i < fl.ngarbage; i++)
+		free(fl.garbage[i]);
+	fl.ngarbage = 0;
+}
+
+/* ---- bodies ------------------------------------------------------------- */
+
+CNSMP_NOINST static int bodies_insert(size_t at, struct body *nb, size_t n)
+{
+	if (fl.nbodies + n > fl.capbodies) {
+		size_t nc = (fl.capbodies ? fl.capbodies * 2 : 16) + n;
+		struct body *b = realloc(fl.bodies, nc * sizeof *b);
+		if (!b)
+			return -1;
+		fl.bodies = b;
+		fl.capbodies = nc;
+	}
+	memmove(fl.bodies + at + n, fl.bodies + at, (fl.nbodies - at) * sizeof *nb);
+	memcpy(fl.bodies + at, nb, n * sizeof *nb);
+	fl.nbodies += n;
+	return 0;
+}
+
+/* Drop body i from the list (its json goes to the garbage: a view may
+ * still show it). */
+CNSMP_NOINST static void body_remove(size_t i)
+{
+	struct body *b = &fl.bodies[i];
+	trash(b->json);
+	cnsmp_batch_release(&b->part);
+	free(b->inv);
+	memmove(fl.bodies + i, fl.bodies + i + 1, (fl.nbodies - i - 1) * sizeof *b);
+	fl.nbodies--;
+}
+
+CNSMP_NOINST static void meta_for(struct cnsmp_meta *m, char *id, size_t len)
+{
+	unsigned long s = fl.seq++;
+	char d[24];
+	int n = 0;
+	do {
+		d[n++] = (char)('0' + s % 10);
+		s /= 10;
+	} while (s);
+	size_t bl = strlen(cnsmp_batch_base);
+	if (bl + 2 + (size_t)n > len)
+		bl = 0;
+	memcpy(id, cnsmp_batch_base, bl);
+	id[bl] = '-';
+	for (int i = 0; i < n; i++)
+		id[bl + 1 + i] = d[n - 1 - i];
+	id[bl + 1 + n] = '\0';
+	m->service = cnsmp_cfg.service;
+	m->host = cnsmp_hostname;
+	m->pid = (long)getpid();
+	m->batch_id = id;
+}
+
+/* A copy of the slice [lo, hi) of each array of `b`. */
+CNSMP_NOINST static int slice(struct cnsmp_batch *out, const struct cnsmp_batch *b,
+			      const struct cnsmp_payload_part *p)
+{
+	struct cnsmp_batch v = *b;
+	v.fns = b->fns + p->fn_lo;
+	v.nfns = p->fn_hi - p->fn_lo;
+	v.edges = b->edges + p->edge_lo;
+	v.nedges = p->edge_hi - p->edge_lo;
+	v.incidents = b->incidents + p->inc_lo;
+	v.nincidents = p->inc_hi - p->inc_lo;
+	v.capfns = v.nfns;
+	v.capedges = v.nedges;
+	v.capincidents = v.nincidents;
+	/* dropped/repairs ride in body 0 only (payload.c does the same). */
+	if (p->fn_lo || p->edge_lo || p->inc_lo || p->inv_lo)
+		v.dropped = v.repairs = 0;
+	cnsmp_batch_init(out);
+	return cnsmp_batch_merge(out, &v);
+}
+
+/* Build bodies for `b` (and the inventory records `invidx`) and append
+ * them at position `at`.  Returns the number of bodies, -1 on failure
+ * (nothing added). */
+CNSMP_NOINST static int build_into(size_t at, const struct cnsmp_batch *b,
+				   const size_t *invidx, size_t ninv, size_t max_funcs)
+{
+	struct cnsmp_inv_entry *inv = ninv ? malloc(ninv * sizeof *inv) : NULL;
+	if (ninv && !inv)
+		return -1;
+	for (size_t i = 0; i < ninv; i++)
+		inv[i] = fl.inv[invidx[i]].e;
+	struct cnsmp_meta m;
+	char id[128];
+	meta_for(&m, id, sizeof id);
+	char **jsons = NULL;
+	struct cnsmp_payload_part *parts = NULL;
+	int n = cnsmp_payload_build_parts(b, inv, ninv, &m, CNSMP_MAX_BODY, max_funcs,
+					  &jsons, &parts);
+	free(inv);
+	if (n <= 0)
+		return n;
+	struct body *nb = calloc((size_t)n, sizeof *nb);
+	int ok = nb != NULL;
+	for (int i = 0; ok && i < n; i++) {
+		nb[i].json = jsons[i];
+		nb[i].max_funcs = max_funcs;
+		if (slice(&nb[i].part, b, &parts[i]) != 0)
+			ok = 0;
+		nb[i].ninv = parts[i].inv_hi - parts[i].inv_lo;
+		if (nb[i].ninv) {
+			nb[i].inv = malloc(nb[i].ninv * sizeof(size_t));
+			if (!nb[i].inv)
+				ok = 0;
+			else
+				memcpy(nb[i].inv, invidx + parts[i].inv_lo, nb[i].ninv * sizeof(size_t));
+		}
+	}
+	if (ok && bodies_insert(at, nb, (size_t)n) == 0) {
+		for (int i = 0; i < n; i++)
+			for (size_t j = 0; j < nb[i].ninv; j++)
+				fl.inv[nb[i].inv[j]].state = 1;
+	} else {
+		for (int i = 0; nb && i < n; i++) {
+			cnsmp_batch_release(&nb[i].part);
+			free(nb[i].inv);
+		}
+		for (int i = 0; i < n; i++)
+			free(jsons[i]);
+		n = -1;
+	}
+	free(nb);
+	free(jsons);
+	free(parts);
+	return n;
+}
+
+/* ---- inventory ---------------------------------------------------------- */
+
+CNSMP_NOINST static void inv_cb(const struct cnsmp_fninfo *fi, void *arg)
+{
+	if (!fi->name || !cnsmp_rules_tracked(&cnsmp_cfg, fi->name, fi->system))
+		return;
+	if (fl.ninv == fl.capinv) {
+		size_t nc = fl.capinv ? fl.capinv * 2 : 256;
+		struct inv_rec *n = realloc(fl.inv, nc * sizeof *n);
+		if (!n)
+			return;
+		fl.inv = n;
+		fl.capinv = nc;
+	}
+	char buf[256];
+	const char *dept = cnsmp_rules_department(&cnsmp_cfg, fi->name, buf, sizeof buf);
+	struct inv_rec *r = &fl.inv[fl.ninv];
+	r->e.name = strdup(fi->name);
+	r->e.department = strdup(dept ? dept : "default");
+	r->e.file = fi->file ? strdup(fi->file) : NULL;
+	r->e.line = fi->line;
+	r->e.weight = cnsmp_rules_weight(&cnsmp_cfg, fi->name);
+	r->state = 0;
+	if (!r->e.name || !r->e.department) {
+		free(r->e.name);
+		free(r->e.department);
+		free(r->e.file);
+		return;
+	}
+	fl.ninv++;
+}
+
+CNSMP_NOINST static int adds_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+		*(unsigned long long *)arg = info->dlpi_adds;
+	return 1; /* the counters are the same in every entry: stop */
+}
+
+/* Inventory once on the first cycle (not at start-up: DWARF is slow), and
+ * again whenever dlopen added objects since. */
+CNSMP_NOINST static void inventory_update(void)
+{
+	unsigned long long adds = 0;
+	dl_iterate_phdr(adds_cb, &adds);
+	if (fl.inventoried && adds == fl.dl_adds)
+		return;
+	fl.inventoried = 1;
+	fl.dl_adds = adds;
+	cnsmp_symbols_inventory(&cnsmp_cfg, inv_cb, NULL);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+CNSMP_NOINST static long time_left_ms(uint64_t deadline)
+{
+	uint64_t now = mono_ns();
+	if (!deadline)
+		return POST_TIMEOUT_MS;
+	if (now >= deadline)
+		return 0;
+	uint64_t ms = (deadline - now) / 1000000u;
+	return ms > POST_TIMEOUT_MS ? POST_TIMEOUT_MS : (long)ms;
+}
+
+CNSMP_NOINST static void mark_delivered(const struct body *b)
+{
+	for (size_t i = 0; i < b->part.nfns; i++) {
+		struct cnsmp_fn *fn = cnsmp_registry_get(b->part.fns[i].id);
+		if (fn)
+			fn->location_sent = 1;
+	}
+	for (size_t i = 0; i < b->ninv; i++)
+		fl.inv[b->inv[i]].state = 2;
+}
+
+CNSMP_NOINST static void quota_backoff(void)
+{
+	double iv = cnsmp_cfg.flush_interval > 0 ? cnsmp_cfg.flush_interval
+						 : CNSMP_DEFAULT_FLUSH_INTERVAL;
+	if (iv * fl.backoff < MAX_INTERVAL) {
+		fl.backoff *= 2;
+		cnsmp_log(CNSMP_LOG_INFO, "quota exceeded: flushing every %.0f s from now on",
+			  iv * fl.backoff < MAX_INTERVAL ? iv * fl.backoff : MAX_INTERVAL);
+	}
+}
+
+/* A body answered 413: replace it by smaller ones at the same place.
+ * Verbatim bodies are re-split as JSON (deterministic ids), the others
+ * rebuilt from their deltas with half the functions.  0, or -1 when it
+ * cannot get smaller (it is dropped: the server will never take it). */
+CNSMP_NOINST static int split_body(size_t i)
+{
+	struct body b = fl.bodies[i];
+	size_t half = b.max_funcs / 2;
+	if (half == 0 || (b.part.nfns <= 1 && !b.verbatim && b.ninv <= 1))
+		return -1;
+	if (b.verbatim) {
+		char **parts = NULL;
+		int n = cnsmp_payload_split(b.json, CNSMP_MAX_BODY, half, &parts);
+		if (n <= 1) {
+			for (int k = 0; k < n; k++)
+				free(parts[k]);
+			free(parts);
+			return -1;
+		}
+		struct body *nb = calloc((size_t)n, sizeof *nb);
+		if (!nb)
+			return -1;
+		for (int k = 0; k < n; k++) {
+			nb[k].json = parts[k];
+			nb[k].verbatim = 1;
+			nb[k].max_funcs = half;
+			cnsmp_batch_init(&nb[k].part);
+		}
+		free(parts);
+		/* Its inventory rides in the new JSON: done as far as we know. */
+		for (size_t k = 0; k < b.ninv; k++)
+			fl.inv[b.inv[k]].state = 2;
+		body_remove(i);
+		bodies_insert(i, nb, (size_t)n);
+		free(nb);
+		return 0;
+	}
+	for (size_t k = 0; k < b.ninv; k++)
+		fl.inv[b.inv[k]].state = 0;
+	int n = build_into(i + 1, &b.part, b.inv, b.ninv, half);
+	if (n <= 0)
+		return -1;
+	body_remove(i);
+	return 0;
+}
+
+/* Spool body i verbatim and drop it from memory. */
+CNSMP_NOINST static void spool_body(size_t i)
+{
+	if (cnsmp_spool_write(cnsmp_cfg.spool_dir, fl.bodies[i].json) == 0) {
+		for (size_t k = 0; k < fl.bodies[i].ninv; k++)
+			fl.inv[fl.bodies[i].inv[k]].state = 2;
+		body_remove(i);
+	}
+}
+
+/* Send bodies in order until one fails; returns the index of the first
+ * body not delivered (fl.nbodies if all were). */
+CNSMP_NOINST static size_t send_all(uint64_t deadline)
+{
+	size_t i = 0;
+	while (i < fl.nbodies) {
+		if (atomic_load(&cnsmp_flush_frozen))
+			break;
+		long ms = time_left_ms(deadline);
+		if (ms <= 0)
+			break;
+		enum cnsmp_send_result r = cnsmp_transport_post(&cnsmp_cfg, fl.bodies[i].json, ms);
+		switch (r) {
+		case CNSMP_SENT:
+			mark_delivered(&fl.bodies[i]);
+			body_remove(i);
+			publish();
+			continue;
+		case CNSMP_REJECTED:
+			/* Resending cannot help (transport logged why).  Counts of
+			 * a 400 body are lost; its locations and inventory are not
+			 * retried either, or they would be rejected forever. */
+			mark_delivered(&fl.bodies[i]);
+			body_remove(i);
+			publish();
+			continue;
+		case CNSMP_TOO_LARGE:
+			if (split_body(i) != 0) {
+				cnsmp_log(CNSMP_LOG_INFO, "dropping a body the server finds too large "
+					  "even alone (%zu bytes)", strlen(fl.bodies[i].json));
+				mark_delivered(&fl.bodies[i]);
+				body_remove(i);
+			}
+			publish();
+			continue;
+		case CNSMP_QUOTA:
+			quota_backoff();
+			return i;
+		case CNSMP_FAILED_UNSURE:
+			fl.bodies[i].verbatim = 1;
+			return i;
+		case CNSMP_FAILED_CLEAN:
+		default:
+			return i;
+		}
+	}
+	return i;
+}
+
+/* After the sends: every body not delivered and not verbatim goes back
+ * into pending (it never reached the server), so the next cycle sends it
+ * merged with newer deltas under a new batch id. */
+CNSMP_NOINST static void merge_back(void)
+{
+	int any = 0;
+	for (size_t i = 0; i < fl.nbodies; i++)
+		any |= !fl.bodies[i].verbatim;
+	if (!any)
+		return;
+	struct cnsmp_batch *np = malloc(sizeof *np);
+	if (!np)
+		return;
+	cnsmp_batch_init(np);
+	int bad = fl.pending && cnsmp_batch_merge(np, fl.pending) != 0;
+	for (size_t i = 0; !bad && i < fl.nbodies; i++)
+		if (!fl.bodies[i].verbatim && cnsmp_batch_merge(np, &fl.bodies[i].part) != 0)
+			bad = 1;
+	if (bad) {
+		/* Keep the bodies as they are: resent verbatim next time. */
+		cnsmp_batch_release(np);
+		free(np);
+		for (size_t i = 0; i < fl.nbodies; i++)
+			fl.bodies[i].verbatim = 1;
+		return;
+	}
+	for (size_t i = fl.nbodies; i-- > 0;) {
+		if (fl.bodies[i].verbatim)
+			continue;
+		for (size_t k = 0; k < fl.bodies[i].ninv; k++)
+			fl.inv[fl.bodies[i].inv[k]].state = 0;
+		body_remove(i);
+	}
+	trash_batch(fl.pending);
+	fl.pending = np;
+	publish();
+}
+
+/* Verbatim bodies wait in memory up to UNSURE_MAX_BYTES; older ones go to
+ * the spool (same bytes, same batch id). */
+CNSMP_NOINST static void cap_verbatim(void)
+{
+	size_t total = 0;
+	for (size_t i = fl.nbodies; i-- > 0;) {
+		total += strlen(fl.bodies[i].json);
+		if (total > UNSURE_MAX_BYTES)
+			spool_body(i);
+	}
+	publish();
+}
+
+/* Errors can outrun calls in one interval (a call marked failed that ends
+ * in the next one, a crash mark); the contract says errors <= calls, so
+ * the excess waits in `carry` for its calls instead of being cut. */
+CNSMP_NOINST static void split_carry(struct cnsmp_batch *all, struct cnsmp_batch *carry)
+{
+	for (size_t i = 0; i < all->nfns; i++) {
+		struct cnsmp_fn_delta *d = &all->fns[i];
+		if (d->errors <= d->calls)
+			continue;
+		struct cnsmp_fn_delta x = {.id = d->id, .errors = d->errors - d->calls};
+		struct cnsmp_batch one;
+		cnsmp_batch_init(&one);
+		one.fns = &x;
+		one.nfns = one.capfns = 1;
+		one.start = all->start;
+		one.end = all->end;
+		if (cnsmp_batch_merge(carry, &one) == 0)
+			d->errors = d->calls;
+	}
+}
+
+CNSMP_NOINST static int batch_empty(const struct cnsmp_batch *b)
+{
+	return !b || cnsmp_batch_is_empty(b);
+}
+
+/* Spool all that is left (exit).  Pending is built into bodies and
+ * published first, so a crash during the writes spools the same ids. */
+CNSMP_NOINST static void spool_all(void)
+{
+	if (!batch_empty(fl.pending)) {
+		if (build_into(fl.nbodies, fl.pending, NULL, 0, CNSMP_MAX_FUNCS_PER_PAYLOAD) >= 0) {
+			trash_batch(fl.pending);
+			fl.pending = NULL;
+		}
+		publish();
+	}
+	for (size_t i = fl.nbodies; i-- > 0;)
+		spool_body(i);
+	publish();
+}
+
+CNSMP_NOINST static enum cnsmp_send_result post_spooled(const char *body, void *arg);
+
+/* One cycle: collect, build, send.  Returns 0 when nothing is left. */
+CNSMP_NOINST static int cycle(int final, uint64_t deadline)
+{
+	if (atomic_load(&cnsmp_flush_frozen))
+		return -1;
+	if (!final && (fl.drain_due || cnsmp_spool_pending(cnsmp_cfg.spool_dir))) {
+		fl.drain_due = 0;
+		cnsmp_spool_drain(cnsmp_cfg.spool_dir, post_spooled, NULL);
+	}
+	inventory_update();
+
+	struct cnsmp_batch *fresh = malloc(sizeof *fresh);
+	struct cnsmp_batch *all = malloc(sizeof *all);
+	struct cnsmp_batch *carry = malloc(sizeof *carry);
+	if (!fresh || !all || !carry) {
+		free(fresh);
+		free(all);
+		free(carry);
+		return -1;
+	}
+	cnsmp_batch_init(fresh);
+	cnsmp_batch_init(all);
+	cnsmp_batch_init(carry);
+	atomic_store(&cnsmp_flush_phase, 1);
+	cnsmp_collect(fresh);
+	atomic_store(&cnsmp_flush_fresh, fresh);
+	atomic_store(&cnsmp_flush_phase, 2);
+
+	int ok = (!fl.pending || cnsmp_batch_merge(all, fl.pending) == 0) &&
+		 cnsmp_batch_merge(all, fresh) == 0;
+	if (ok)
+		split_carry(all, carry);
+	size_t nq = 0;
+	size_t *q = fl.ninv ? malloc(fl.ninv * sizeof *q) : NULL;
+	for (size_t i = 0; q && i < fl.ninv; i++)
+		if (fl.inv[i].state == 0)
+			q[nq++] = i;
+	if (ok && (!batch_empty(all) || nq))
+		ok = build_into(fl.nbodies, all, q, nq, CNSMP_MAX_FUNCS_PER_PAYLOAD) >= 0;
+	free(q);
+	if (ok) {
+		trash_batch(fl.pending);
+		fl.pending = carry;
+		trash_batch(fresh);
+	} else {
+		/* Out of memory: keep the fresh deltas as pending if we can. */
+		cnsmp_log(CNSMP_LOG_INFO, "cannot build request bodies: out of memory");
+		if ((!fl.pending || cnsmp_batch_merge(carry, fl.pending) == 0) &&
+		    cnsmp_batch_merge(carry, fresh) == 0) {
+			trash_batch(fl.pending);
+			fl.pending = carry;
+		} else {
+			cnsmp_batch_release(carry);
+			free(carry);
+		}
+		trash_batch(fresh);
+	}
+	cnsmp_batch_release(all);
+	free(all);
+	publish();
+	atomic_store(&cnsmp_flush_fresh, NULL);
+	atomic_store(&cnsmp_flush_phase, 0);
+
+	send_all(deadline);
+	merge_back();
+	if (final)
+		spool_all();
+	else
+		cap_verbatim();
+	return (fl.nbodies == 0 && batch_empty(fl.pending)) ? 0 : -1;
+}
+
+/* The spool's sender: bodies written by a crash may hold up to 4,000
+ * functions, so they are re-split to the limits first (deterministic ids:
+ * a partial success resends deduped parts).  A 401 keeps the file: the key
+ * is wrong, not the body. */
+CNSMP_NOINST static enum cnsmp_send_result post_one(const char *body, size_t max_funcs,
+						    int depth)
+{
+	enum cnsmp_send_result r = cnsmp_transport_post(&cnsmp_cfg, body, POST_TIMEOUT_MS);
+	if (r == CNSMP_REJECTED && cnsmp_transport_last_status() == 401)
+		return CNSMP_FAILED_CLEAN;
+	if (r != CNSMP_TOO_LARGE || depth > 12 || max_funcs < 2)
+		return r;
+	char **parts = NULL;
+	int n = cnsmp_payload_split(body, CNSMP_MAX_BODY, max_funcs / 2, &parts);
+	if (n < 0)
+		return CNSMP_REJECTED;
+	r = CNSMP_SENT;
+	for (int i = 0; i < n; i++) {
+		if (r == CNSMP_SENT || r == CNSMP_REJECTED)
+			r = post_one(parts[i], max_funcs / 2, depth + 1);
+		free(parts[i]);
+	}
+	free(parts);
+	return r;
+}
+
+CNSMP_NOINST static enum cnsmp_send_result post_spooled(const char *body, void *arg)
+{
+	if (atomic_load(&cnsmp_flush_frozen))
+		return CNSMP_FAILED_CLEAN;
+	size_t nfuncs = 0;
+	json_t *root = json_loads(body, 0, NULL);
+	nfuncs = json_array_size(json_object_get(root, "functions"));
+	json_decref(root);
+	if (!root)
+		return CNSMP_REJECTED;
+	if (strlen(body) <= CNSMP_MAX_BODY && nfuncs <= CNSMP_MAX_FUNCS_PER_PAYLOAD)
+		return post_one(body, CNSMP_MAX_FUNCS_PER_PAYLOAD, 0);
+	char **parts = NULL;
+	int n = cnsmp_payload_split(body, CNSMP_MAX_BODY, CNSMP_MAX_FUNCS_PER_PAYLOAD, &parts);
+	if (n < 0)
+		return CNSMP_REJECTED;
+	enum cnsmp_send_result r = CNSMP_SENT;
+	for (int i = 0; i < n; i++) {
+		if (r == CNSMP_SENT || r == CNSMP_REJECTED)
+			r = post_one(parts[i], CNSMP_MAX_FUNCS_PER_PAYLOAD, 0);
+		free(parts[i]);
+	}
+	free(parts);
+	return r;
+}
+
+/* ---- the thread --------------------------------------------------------- */
+
+CNSMP_NOINST static uint64_t interval_ns(void)
+{
+	double iv = cnsmp_cfg.flush_interval > 0 ? cnsmp_cfg.flush_interval
+						 : CNSMP_DEFAULT_FLUSH_INTERVAL;
+	iv *= fl.backoff;
+	if (iv > MAX_INTERVAL && fl.backoff > 1)
+		iv = MAX_INTERVAL;
+	return (uint64_t)(iv * 1e9);
+}
+
+CNSMP_NOINST static void *run(void *arg)
+{
+	/* The host's signals belong to its own threads. */
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_setname_np(pthread_self(), "codensm-flush");
+
+	/* Bodies a previous process could not deliver go first. */
+	if (fl.drain_due && !atomic_load(&cnsmp_flush_frozen)) {
+		fl.drain_due = 0;
+		cnsmp_spool_drain(cnsmp_cfg.spool_dir, post_spooled, NULL);
+	}
+	pthread_mutex_lock(&fl.mu);
+	uint64_t next = mono_ns() + interval_ns();
+	while (!fl.stop) {
+		struct timespec ts = ts_of(next);
+		while (!fl.stop && fl.req_gen == fl.done_gen && mono_ns() < next)
+			pthread_cond_timedwait(&fl.wake, &fl.mu, &ts);
+		if (fl.stop)
+			break;
+		uint64_t gen = fl.req_gen;
+		int requested = gen != fl.done_gen;
+		pthread_mutex_unlock(&fl.mu);
+		int rc = cycle(0, requested ? mono_ns() + (uint64_t)(FLUSH_BUDGET_S * 1e9) : 0);
+		pthread_mutex_lock(&fl.mu);
+		fl.last_ok = rc;
+		fl.done_gen = gen;
+		pthread_cond_broadcast(&fl.done);
+		next = mono_ns() + interval_ns();
+	}
+	pthread_mutex_unlock(&fl.mu);
+	/* Final cycle: bounded by the stop deadline the transport also obeys. */
+	int rc = cycle(1, fl.stop_deadline);
+	cnsmp_transport_release();
+	pthread_mutex_lock(&fl.mu);
+	fl.last_ok = rc;
+	fl.exited = 1;
+	pthread_cond_broadcast(&fl.done);
+	pthread_mutex_unlock(&fl.mu);
+	return NULL;
+}
+
+CNSMP_NOINST int cnsmp_flusher_start(void)
+{
+	pthread_once(&fl.once, init_once);
+	if (!cnsmp_cfg.api_key || atomic_load(&cnsmp_flush_frozen))
+		return -1;
+	pthread_mutex_lock(&fl.mu);
+	int rc = 0;
+	if (!fl.running) {
+		fl.stop = fl.exited = 0;
+		cnsmp_transport_set_deadline(0);
+		sigset_t all, old;
+		sigfillset(&all);
+		/* Created with every signal blocked, so none lands on it before
+		 * run() blocks them itself. */
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		rc = pthread_create(&fl.thread, NULL, run, NULL);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc == 0) {
+			fl.running = 1;
+			cnsmp_crash_install();
+		} else {
+			cnsmp_log(CNSMP_LOG_INFO, "cannot start the flusher thread: %s", strerror(rc));
+			rc = -1;
+		}
+	}
+	pthread_mutex_unlock(&fl.mu);
+	return rc;
+}
+
+CNSMP_NOINST int cnsmp_flusher_running(void)
+{
+	pthread_mutex_lock(&fl.mu);
+	int r = fl.running;
+	pthread_mutex_unlock(&fl.mu);
+	return r;
+}
+
+CNSMP_NOINST int cnsmp_flusher_flush(double seconds)
+{
+	if (cnsmp_flusher_start() != 0)
+		return -1;
+	uint64_t deadline = mono_ns() + (uint64_t)(seconds * 1e9);
+	struct timespec ts = ts_of(deadline);
+	pthread_mutex_lock(&fl.mu);
+	uint64_t my = ++fl.req_gen;
+	pthread_cond_signal(&fl.wake);
+	int rc = 0;
+	while (fl.done_gen < my && !fl.exited && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&fl.done, &fl.mu, &ts);
+	int ok = fl.done_gen >= my ? fl.last_ok : -1;
+	pthread_mutex_unlock(&fl.mu);
+	return ok;
+}
+
+CNSMP_NOINST void cnsmp_flusher_stop(double seconds)
+{
+	pthread_once(&fl.once, init_once);
+	uint64_t deadline = mono_ns() + (uint64_t)(seconds * 1e9);
+	pthread_mutex_lock(&fl.mu);
+	if (!fl.running) {
+		pthread_mutex_unlock(&fl.mu);
+		return;
+	}
+	fl.stop = 1;
+	fl.stop_deadline = deadline;
+	cnsmp_transport_set_deadline(deadline);
+	pthread_cond_signal(&fl.wake);
+	/* Spooling after the deadline takes a moment more. */
+	struct timespec ts = ts_of(deadline + 400000000u);
+	int rc = 0;
+	while (!fl.exited && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&fl.done, &fl.mu, &ts);
+	int exited = fl.exited;
+	fl.running = 0;
+	pthread_mutex_unlock(&fl.mu);
+	if (exited) {
+		pthread_join(fl.thread, NULL);
+		cnsmp_transport_set_deadline(0);
+		return;
+	}
+	/* Stuck (a resolver that ignores timeouts, a lock held by a dying
+	 * thread): spool what it published, plus the live counters, and
+	 * leave it frozen.  Frozen, it sends nothing new. */
+	cnsmp_log(CNSMP_LOG_INFO, "flusher did not finish in time: spooling what is left");
+	cnsmp_crash_dump();
+	pthread_detach(fl.thread);
+}
+
+CNSMP_NOINST void cnsmp_flusher_atfork_prepare(void)
+{
+	pthread_once(&fl.once, init_once);
+	pthread_mutex_lock(&fl.mu);
+}
+
+CNSMP_NOINST void cnsmp_flusher_atfork_parent(void)
+{
+	pthread_mutex_unlock(&fl.mu);
+}
+
+/* In the child: the flusher thread is gone and everything pending is the
+ * parent's to ship.  Forget it (leaked, not freed: a half-finished cycle
+ * of the parent's thread may have left any structure mid-change), take a
+ * new batch id base, and reset the request state. */
+CNSMP_NOINST void cnsmp_flusher_atfork_child(void)
+{
+	pthread_mutex_init(&fl.mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&fl.wake, &ca);
+	pthread_cond_init(&fl.done, &ca);
+	pthread_condattr_destroy(&ca);
+	fl.running = fl.stop = fl.exited = 0;
+	fl.req_gen = fl.done_gen = 0;
+	fl.pending = NULL;
+	fl.bodies = NULL;
+	fl.nbodies = fl.capbodies = 0;
+	fl.garbage = NULL;
+	fl.ngarbage = fl.capgarbage = 0;
+	for (size_t i = 0; i < fl.ninv; i++)
+		if (fl.inv[i].state == 1)
+			fl.inv[i].state = 2; /* in the parent's bodies */
+	fl.drain_due = 0;               /* the parent drains the spool */
+	atomic_store(&cnsmp_flush_published, NULL);
+	atomic_store(&cnsmp_flush_fresh, NULL);
+	atomic_store(&cnsmp_flush_phase, 0);
+	cnsmp_transport_set_deadline(0);
+	new_batch_base();
+}
