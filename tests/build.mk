@@ -16,7 +16,22 @@ $(B)/tests/unit/%: tests/unit/%.c $(RT_A) runtime/src/internal.h
 	$(call msg,CC,$<)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS_ALL) -Iruntime/src $(CFLAGS_ALL) -fno-instrument-functions -pthread \
-		$< -o $@ $(LDFLAGS_ALL) $(RT_A) $(RT_LIBS) $(CMOCKA_LIBS) -lm
+		$< $(filter %.o,$^) -o $@ $(LDFLAGS_ALL) $(RT_A) $(RT_LIBS) $(CMOCKA_LIBS) -lm
+
+# test_symbols names functions of fixtures built the way a user builds
+# (-g, from their own folder), with the folder mapped to /src/shop so the
+# expected names do not depend on where the tree is checked out; files
+# under nodebug/ are built without -g.  C++ without exceptions or RTTI
+# needs no libstdc++ at link time.
+UNIT_FIXTURE_SRC := $(wildcard tests/unit/fixtures/*/*.c tests/unit/fixtures/*/*.cpp)
+UNIT_FIXTURE_OBJ := $(UNIT_FIXTURE_SRC:tests/unit/fixtures/%=$(B)/tests/unit/fixtures/%.o)
+$(B)/tests/unit/test_symbols: $(UNIT_FIXTURE_OBJ)
+$(B)/tests/unit/fixtures/%.o: tests/unit/fixtures/%
+	$(call msg,CC,$<)
+	@mkdir -p $(@D)
+	$(Q)cd tests/unit/fixtures && $(if $(filter %.cpp,$<),$(CXX) -fno-exceptions -fno-rtti,$(CC)) \
+		$(if $(filter nodebug/%,$*),-g0,-g) -O0 -fno-instrument-functions \
+		-fdebug-prefix-map=$(CURDIR)/tests/unit/fixtures=/src/shop -c $* -o $(abspath $@)
 
 test: deps-ok
 	@$(MAKE) --no-print-directory all unit-tests

@@ -16,6 +16,8 @@
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
 #include <inttypes.h>
+#include <link.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,25 +477,31 @@ out:
 	free(dir_abs);
 }
 
-/* The folder of the CU holding this very function, if `mod` holds it
- * (the runtime linked statically into the program), else NULL. */
+/* The folder of the runtime's own sources if it is linked into `mod`
+ * (statically, or `mod` is libcodensm-rt itself), found through the
+ * symbol table so that a file on disk (the doctor's case) works too. */
 static char *runtime_dir(Dwfl_Module *mod)
 {
-	Dwarf_Addr bias, self = (Dwarf_Addr)(uintptr_t)&cnsmp_symbols_resolve;
-	Dwarf_Addr start, end;
-	if (!dwfl_module_info(mod, NULL, &start, &end, NULL, NULL, NULL, NULL) ||
-	    self < start || self >= end)
-		return NULL;
-	Dwarf_Die *cu = dwfl_module_addrdie(mod, self, &bias);
-	Dwarf_Attribute a;
-	const char *name = cu ? dwarf_diename(cu) : NULL;
-	if (!name)
-		return NULL;
-	char *abs = absolute(dwarf_attr(cu, DW_AT_comp_dir, &a) ? dwarf_formstring(&a) : NULL, name);
-	char *slash = abs ? strrchr(abs, '/') : NULL;
-	if (slash)
-		*slash = '\0';
-	return abs;
+	int n = dwfl_module_getsymtab(mod);
+	for (int i = 1; i < n; i++) {
+		GElf_Sym sym;
+		GElf_Addr addr, bias;
+		const char *s = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
+		if (!s || strcmp(s, "cnsmp_symbols_resolve") ||
+		    GELF_ST_TYPE(sym.st_info) != STT_FUNC)
+			continue;
+		Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, &bias);
+		Dwarf_Attribute a;
+		const char *name = cu ? dwarf_diename(cu) : NULL;
+		if (!name)
+			return NULL;
+		char *abs = absolute(dwarf_attr(cu, DW_AT_comp_dir, &a) ? dwarf_formstring(&a) : NULL, name);
+		char *slash = abs ? strrchr(abs, '/') : NULL;
+		if (slash)
+			*slash = '\0';
+		return abs;
+	}
+	return NULL;
 }
 
 /* Names every function with code in `mod`'s DWARF; NULL if it has none
@@ -593,13 +601,6 @@ static void modinfo_free(struct modinfo *mi)
 	}
 }
 
-static int removed_cb(Dwfl_Module *mod, void *ud, const char *name,
-		      Dwarf_Addr base, void *arg)
-{
-	modinfo_free(ud);
-	return DWARF_CB_OK;
-}
-
 static int free_cb(Dwfl_Module *mod, void **ud, const char *name,
 		   Dwarf_Addr start, void *arg)
 {
@@ -617,19 +618,75 @@ static void session_end(void)
 	session = NULL;
 }
 
-/* (Re)reads /proc/self/maps into the session: modules gone since the last
- * report are dropped with their indexes, new ones appear. */
-static int report(void)
+/* The loaded objects, from the dynamic loader rather than /proc/self/maps:
+ * libelf maps the files it reads, and those mappings would show up in the
+ * maps as more copies of the program and its libraries. */
+struct obj {
+	char *path;
+	Dwarf_Addr bias, first; /* load bias, lowest mapped address */
+};
+struct objs {
+	struct obj *v;
+	size_t n, cap;
+};
+
+static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
-	if (!session && !(session = dwfl_begin(&proc_callbacks)))
-		return -1;
-	dwfl_report_begin(session);
-	int rc = dwfl_linux_proc_report(session, getpid());
-	if (dwfl_report_end(session, removed_cb, NULL) != 0) {
-		session_end(); /* unusable until report_end succeeds */
-		return -1;
+	struct objs *o = arg;
+	char exe[4096];
+	const char *name = info->dlpi_name;
+	if (!name || !*name) { /* the program itself */
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n <= 0)
+			return 0;
+		exe[n] = '\0';
+		name = exe;
+	} else if (!strchr(name, '/')) {
+		return 0; /* the vDSO: no file behind it */
 	}
-	return rc == 0 ? 0 : -1;
+	Dwarf_Addr first = (Dwarf_Addr)-1;
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_LOAD &&
+		    info->dlpi_addr + info->dlpi_phdr[i].p_vaddr < first)
+			first = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+	char *path = strdup(name);
+	if (!path || first == (Dwarf_Addr)-1 ||
+	    grow((void **)&o->v, &o->cap, o->n, sizeof(*o->v)) < 0) {
+		free(path);
+		return 0;
+	}
+	o->v[o->n++] = (struct obj){ path, info->dlpi_addr, first };
+	return 0;
+}
+
+/* Adds the objects loaded since the last report.  Modules are never
+ * dropped here (libdwfl refuses to re-report one by file): after a
+ * dlclose the caller ends the whole session (cnsmp_symbols_refresh). */
+static void report(void)
+{
+	struct objs o = { 0 };
+	dl_iterate_phdr(phdr_cb, &o);
+	if (!session && !(session = dwfl_begin(&proc_callbacks)))
+		goto out;
+	for (size_t i = 0; i < o.n; i++) { /* known already? */
+		Dwfl_Module *m = dwfl_addrmodule(session, o.v[i].first);
+		const char *name = m ? dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL) : NULL;
+		if (name && !strcmp(name, o.v[i].path)) {
+			free(o.v[i].path);
+			o.v[i].path = NULL;
+		}
+	}
+	dwfl_report_begin_add(session);
+	for (size_t i = 0; i < o.n; i++)
+		if (o.v[i].path)
+			dwfl_report_elf(session, o.v[i].path, o.v[i].path, -1,
+					o.v[i].bias, true);
+	if (dwfl_report_end(session, NULL, NULL) != 0)
+		session_end(); /* unusable until report_end succeeds */
+out:
+	for (size_t i = 0; i < o.n; i++)
+		free(o.v[i].path);
+	free(o.v);
 }
 
 /* A fork() while another thread indexes must not leave the child with a
@@ -698,7 +755,11 @@ static int resolve_symtab(Dwfl_Module *mod, uintptr_t addr, const char *path,
 	module_base(path, base, sizeof(base));
 	out->system = system_path(path);
 	const char *s = dwfl_module_addrinfo(mod, addr, &off, &sym, NULL, NULL, NULL);
-	if (s && *s) {
+	int type = s ? GELF_ST_TYPE(sym.st_info) : STT_NOTYPE;
+	/* only a function symbol that holds addr names code: the nearest
+	 * marker (__executable_start, _end) says nothing about it */
+	if (s && *s && (type == STT_FUNC || type == STT_GNU_IFUNC) &&
+	    (sym.st_size == 0 || off < sym.st_size)) {
 		snprintf(name, sizeof(name), "%s.%s", base, s);
 		out->entry = addr - off;
 		return set_names(out, name, NULL);
@@ -869,8 +930,8 @@ CNSMP_NOINST size_t cnsmp_symbols_inventory(const struct cnsmp_config *cfg,
 	return deliver(&l, cb, arg);
 }
 
-/* The doctor's view of a file on disk: addresses are the file's own
- * (bias 0 for executables and shared objects). */
+/* The doctor's view of a file on disk: entries are the file's own
+ * addresses (its DWARF's), wherever libdwfl chose to place it. */
 CNSMP_NOINST size_t cnsmp_symbols_inventory_file(const char *path,
 						 const struct cnsmp_config *cfg,
 						 cnsmp_inventory_cb cb, void *arg)
@@ -882,7 +943,7 @@ CNSMP_NOINST size_t cnsmp_symbols_inventory_file(const char *path,
 		.debuginfo_path = &debuginfo_path,
 	};
 	struct fnlist l = { .cfg = cfg };
-	Dwarf_Addr bias = 0;
+	Dwarf_Addr bias;
 	Dwfl *d = path ? dwfl_begin(&offline) : NULL;
 	if (!d)
 		return 0;
@@ -890,8 +951,10 @@ CNSMP_NOINST size_t cnsmp_symbols_inventory_file(const char *path,
 	Dwfl_Module *mod = dwfl_report_offline(d, path, path, -1);
 	if (dwfl_report_end(d, NULL, NULL) == 0 && mod) {
 		struct index *x = build_index(mod, cfg ? cfg->source_root : NULL);
+		/* libdwfl places the file somewhere; the DWARF addresses
+		 * (bias 0) are the file's own */
 		if (x && dwfl_module_getdwarf(mod, &bias))
-			collect(&l, x, bias, path);
+			collect(&l, x, 0, path);
 		index_free(x);
 	}
 	dwfl_end(d);

@@ -1,0 +1,242 @@
+/* test_symbols.c: addresses of this very program resolve to the names,
+ * files and lines a user would see (fixtures under tests/unit/fixtures/,
+ * built with their folder mapped to /src/shop, see tests/build.mk). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+/* The fixtures' entry points (tests/unit/fixtures/). */
+int cart_total(int price, int qty);
+void *cart_helper_address(void);
+void *geo_circle_area(void);
+void *geo_scale_int(void);
+void *geo_scale_double(void);
+void *geo_max_int(void);
+void *geo_hidden(void);
+int plain_function(int x);
+extern char __executable_start[];
+
+static struct cnsmp_config cfg; /* zero: no source root, each unit's comp_dir */
+
+/* Resolves addr and checks every field; file NULL means "no file". */
+static void expect(void *addr, const struct cnsmp_config *c, int rc,
+		   const char *name, const char *file, int line, int system)
+{
+	struct cnsmp_fninfo fi;
+	assert_int_equal(cnsmp_symbols_resolve((uintptr_t)addr, c, &fi), rc);
+	assert_string_equal(fi.name, name);
+	if (file)
+		assert_string_equal(fi.file, file);
+	else
+		assert_null(fi.file);
+	assert_int_equal(fi.line, line);
+	assert_int_equal(fi.system, system);
+	assert_true(fi.entry == (uintptr_t)addr);
+	assert_non_null(fi.module);
+	cnsmp_fninfo_release(&fi);
+}
+
+static void a_c_function_is_named_by_its_file_under_the_comp_dir(void **state)
+{
+	expect((void *)cart_total, &cfg, 0, "checkout.cart.cart_total",
+	       "checkout/cart.c", 5, 0);
+}
+
+static void a_static_function_is_named_the_same_way(void **state)
+{
+	expect(cart_helper_address(), &cfg, 0, "checkout.cart.cart_round",
+	       "checkout/cart.c", 10, 0);
+}
+
+static void an_address_inside_a_function_names_that_function(void **state)
+{
+	struct cnsmp_fninfo fi;
+	assert_int_equal(cnsmp_symbols_resolve((uintptr_t)cart_total + 4, &cfg, &fi), 0);
+	assert_string_equal(fi.name, "checkout.cart.cart_total");
+	assert_true(fi.entry == (uintptr_t)cart_total);
+	cnsmp_fninfo_release(&fi);
+}
+
+static void the_source_root_replaces_the_comp_dir(void **state)
+{
+	struct cnsmp_config c = { .source_root = "/src" };
+	expect((void *)cart_total, &c, 0, "shop.checkout.cart.cart_total",
+	       "shop/checkout/cart.c", 5, 0);
+}
+
+static void a_file_outside_the_source_root_keeps_its_whole_path(void **state)
+{
+	struct cnsmp_config c = { .source_root = "/elsewhere/" };
+	expect((void *)cart_total, &c, 0, "src.shop.checkout.cart.cart_total",
+	       "/src/shop/checkout/cart.c", 5, 0);
+}
+
+static void a_cxx_member_is_qualified_by_its_namespace_and_class(void **state)
+{
+	expect(geo_circle_area(), &cfg, 0, "geo.shape.geo::Circle::area",
+	       "geo/shape.cpp", 8, 0);
+}
+
+/* FNV-1a of _ZN3geo5scaleEi and _ZN3geo5scaleEd. */
+static void overloads_get_the_hash_of_their_linkage_name(void **state)
+{
+	expect(geo_scale_int(), &cfg, 0, "geo.shape.geo::scale#b35c00bd",
+	       "geo/shape.cpp", 13, 0);
+	expect(geo_scale_double(), &cfg, 0, "geo.shape.geo::scale#a65bec46",
+	       "geo/shape.cpp", 14, 0);
+}
+
+static void a_template_keeps_its_arguments(void **state)
+{
+	expect(geo_max_int(), &cfg, 0, "geo.shape.geo::max<int>",
+	       "geo/shape.cpp", 16, 0);
+}
+
+static void an_anonymous_namespace_is_named_as_the_demangler_does(void **state)
+{
+	expect(geo_hidden(), &cfg, 0,
+	       "geo.shape.geo::(anonymous namespace)::hidden", "geo/shape.cpp",
+	       19, 0);
+}
+
+static void without_debug_info_the_symbol_table_names_it(void **state)
+{
+	expect((void *)plain_function, &cfg, 0, "test_symbols.plain_function",
+	       NULL, 0, 0);
+}
+
+static void an_address_without_a_symbol_is_module_plus_offset(void **state)
+{
+	expect(__executable_start + 0x10, &cfg, 1, "test_symbols+0x10", NULL,
+	       0, 0);
+}
+
+static void an_address_in_no_module_is_unknown_plus_address(void **state)
+{
+	/* far from the program and its libraries, whose last module would
+	 * absorb a neighbouring anonymous mapping as its .bss; the first
+	 * hole the sanitizers' shadow memory left free */
+	static const uintptr_t holes[] = { 0x100000000000, 0x200000000000,
+					   0x500000000000, 0x6f0000000000 };
+	char *p = MAP_FAILED;
+	for (size_t i = 0; p == MAP_FAILED && i < 4; i++)
+		p = mmap((void *)holes[i], 4096, PROT_READ,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED)
+		skip();
+	char want[64];
+	snprintf(want, sizeof(want), "unknown+0x%lx", (unsigned long)(uintptr_t)p);
+	struct cnsmp_fninfo fi;
+	assert_int_equal(cnsmp_symbols_resolve((uintptr_t)p, &cfg, &fi), 1);
+	assert_string_equal(fi.name, want);
+	assert_null(fi.file);
+	cnsmp_fninfo_release(&fi);
+	munmap(p, 4096);
+}
+
+/* ---- inventory ---------------------------------------------------------- */
+
+struct seen {
+	int cart_total, cart_round, area, scale_overloads, runtime, total;
+	uintptr_t cart_total_entry;
+};
+
+static void count(const struct cnsmp_fninfo *fi, void *arg)
+{
+	struct seen *s = arg;
+	s->total++;
+	if (!strcmp(fi->name, "checkout.cart.cart_total")) {
+		s->cart_total++;
+		s->cart_total_entry = fi->entry;
+		assert_string_equal(fi->file, "checkout/cart.c");
+		assert_int_equal(fi->line, 5);
+	}
+	s->cart_round += !strcmp(fi->name, "checkout.cart.cart_round");
+	s->area += !strcmp(fi->name, "geo.shape.geo::Circle::area");
+	s->scale_overloads += !strncmp(fi->name, "geo.shape.geo::scale#", 21);
+	s->runtime += strstr(fi->name, "cnsmp_") != NULL ||
+		      strstr(fi->name, "runtime.src") != NULL;
+	if (getenv("TEST_SYMBOLS_VERBOSE"))
+		printf("# %s %s:%d%s\n", fi->name, fi->file ? fi->file : "-",
+		       fi->line, fi->system ? " (system)" : "");
+}
+
+static void the_inventory_lists_every_user_function_once(void **state)
+{
+	struct seen s = { 0 };
+	size_t n = cnsmp_symbols_inventory(&cfg, count, &s);
+	assert_int_equal(n, s.total);
+	assert_int_equal(s.cart_total, 1);
+	assert_int_equal(s.cart_round, 1);
+	assert_int_equal(s.area, 1);
+	assert_int_equal(s.scale_overloads, 2);
+	assert_true(s.cart_total_entry == (uintptr_t)cart_total);
+	assert_int_equal(s.runtime, 0); /* the runtime is never the user's code */
+
+	struct seen again = { 0 };
+	assert_int_equal(cnsmp_symbols_inventory(&cfg, count, &again), 0);
+}
+
+static void the_inventory_of_a_file_uses_the_files_addresses(void **state)
+{
+	struct seen s = { 0 };
+	char self[4096];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	assert_true(len > 0);
+	self[len] = '\0';
+	size_t n = cnsmp_symbols_inventory_file(self, &cfg, count, &s);
+	assert_int_equal(n, s.total);
+	assert_int_equal(s.cart_total, 1);
+	assert_int_equal(s.scale_overloads, 2);
+	/* PIE: the file's address is the running one minus the load bias */
+	assert_true(s.cart_total_entry ==
+		    (uintptr_t)cart_total - (uintptr_t)__executable_start);
+}
+
+static void a_missing_file_has_an_empty_inventory(void **state)
+{
+	struct seen s = { 0 };
+	assert_int_equal(cnsmp_symbols_inventory_file("/nonexistent/app", &cfg, count, &s), 0);
+	assert_int_equal(s.total, 0);
+}
+
+static void names_survive_a_refresh(void **state)
+{
+	cnsmp_symbols_refresh();
+	expect((void *)cart_total, &cfg, 0, "checkout.cart.cart_total",
+	       "checkout/cart.c", 5, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(a_c_function_is_named_by_its_file_under_the_comp_dir),
+		cmocka_unit_test(a_static_function_is_named_the_same_way),
+		cmocka_unit_test(an_address_inside_a_function_names_that_function),
+		cmocka_unit_test(the_source_root_replaces_the_comp_dir),
+		cmocka_unit_test(a_file_outside_the_source_root_keeps_its_whole_path),
+		cmocka_unit_test(a_cxx_member_is_qualified_by_its_namespace_and_class),
+		cmocka_unit_test(overloads_get_the_hash_of_their_linkage_name),
+		cmocka_unit_test(a_template_keeps_its_arguments),
+		cmocka_unit_test(an_anonymous_namespace_is_named_as_the_demangler_does),
+		cmocka_unit_test(without_debug_info_the_symbol_table_names_it),
+		cmocka_unit_test(an_address_without_a_symbol_is_module_plus_offset),
+		cmocka_unit_test(an_address_in_no_module_is_unknown_plus_address),
+		cmocka_unit_test(the_inventory_lists_every_user_function_once),
+		cmocka_unit_test(the_inventory_of_a_file_uses_the_files_addresses),
+		cmocka_unit_test(a_missing_file_has_an_empty_inventory),
+		cmocka_unit_test(names_survive_a_refresh),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	cnsmp_symbols_shutdown();
+	return rc;
+}
