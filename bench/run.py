@@ -323,15 +323,18 @@ def memory(build, tmp, env):
 
 
 class Sink(http.server.BaseHTTPRequestHandler):
-    """A stand-in ingest endpoint: takes every POST, counts it."""
+    """A stand-in ingest endpoint: takes every POST, counts it, keeps the
+    last few bodies."""
     posts = 0
     bytes = 0
+    bodies = []
 
     def do_POST(self):
         n = int(self.headers.get("Content-Length", "0"))
-        self.rfile.read(n)
+        body = self.rfile.read(n)
         Sink.posts += 1
         Sink.bytes += n
+        Sink.bodies = (Sink.bodies + [body])[-64:]
         body = b'{"ok":true,"functions":0}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -343,17 +346,53 @@ class Sink(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def start_sink():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    Sink.posts, Sink.bytes, Sink.bodies = 0, 0, []
+    return srv
+
+
+def sink_env(env, srv, interval):
+    e = dict(env)
+    e["CODENSM_API_KEY"] = "cnsm_bench"
+    e["CODENSM_ENDPOINT"] = "http://127.0.0.1:%d/codensm/ingest" % srv.server_port
+    e["CODENSM_FLUSH_INTERVAL"] = str(interval)
+    return e
+
+
+def check_selection(build, tmp, env):
+    """What the tracked and excluded runs really select: one synthetic unit
+    sent to a local sink at exit; tracked must report the workload's
+    functions with mini_agg's call count, excluded none."""
+    out = {}
+    for name, extra in (("tracked", {}), ("excluded", {"CODENSM_EXCLUDE": EXCLUDE_ALL})):
+        srv = start_sink()
+        e = sink_env(env, srv, 3600)
+        e.update(extra)
+        run_once([os.path.join(build, "bench", "calls-rt"), "-n", "1"], e)
+        srv.shutdown()
+        fns, calls = set(), 0
+        for body in Sink.bodies:
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                continue
+            for f in doc.get("functions", []):
+                if f.get("calls"):
+                    fns.add(f["name"])
+                    calls += f["calls"]
+        out[name] = {"functions": sorted(fns), "calls": calls,
+                     "posts": Sink.posts}
+    return out
+
+
 def steady_state(build, tmp, env, seconds):
     """Run the synthetic workload for `seconds` with a flush every second to
     a local sink; sample RSS every 0.2 s.  Growth is compared between the
     end of the second second and the end."""
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    e = dict(env)
-    e["CODENSM_API_KEY"] = "cnsm_bench"
-    e["CODENSM_ENDPOINT"] = "http://127.0.0.1:%d/codensm/ingest" % srv.server_port
-    e["CODENSM_FLUSH_INTERVAL"] = "1"
+    srv = start_sink()
+    e = sink_env(env, srv, 1)
     binary = os.path.join(build, "bench", "calls-rt")
     p = subprocess.Popen([binary, "-t", "2", "-n", "100000"], env=e,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -379,6 +418,27 @@ def steady_state(build, tmp, env, seconds):
             "rss_max_kb": max(kb for _, kb in samples) if samples else None,
             "growth_kb": (samples[-1][1] - after2[0]) if after2 else None,
             "posts": Sink.posts, "post_bytes": Sink.bytes}
+
+
+def instructions(build, tmp, env):
+    """Instructions per call under callgrind (one synthetic unit): exact and
+    immune to neighbours, unlike time; rdtsc latency is not in it."""
+    out = {}
+    runs = [("base", "base", {}), ("empty", "empty", {}), ("agg", "agg", {}),
+            ("tracked", "rt", {}), ("excluded", "rt", {"CODENSM_EXCLUDE": EXCLUDE_ALL})]
+    for name, kind, extra in runs:
+        e = dict(env)
+        e.update(extra)
+        _, _, err = run_once(["valgrind", "--tool=callgrind",
+                              "--callgrind-out-file=/dev/null",
+                              os.path.join(build, "bench", "calls-" + kind),
+                              "-n", "1"], e)
+        for line in err.splitlines():
+            if "Collected :" in line:
+                out[name] = int(line.split()[-1])
+            if line.startswith("mini_agg:"):
+                out["calls"] = out.get("calls", 0) + int(line.split()[3])
+    return out
 
 
 def payload_rate(build):
@@ -410,7 +470,9 @@ def build_report(R):
     add("Machine: %s, %s cores; %s" % (R["machine"]["cpu"], R["machine"]["cores"],
                                        R["machine"]["kernel"]))
     add("Date: %s; %d runs per variant, median; single-thread rows in CPU "
-        "time (user+sys), scaling in wall time." % (R["date"], R["runs"]))
+        "time (user+sys), scaling in wall time; load average %s at the start, "
+        "%s at the end." % (R["date"], R["runs"], "/".join(R["loadavg_start"]),
+                            "/".join(R["loadavg_end"])))
     add("")
     add("| workload | calls/run | base s | empty | mini agg | tracked | "
         "excluded | uftrace | gprof | tracked (static) |")
@@ -465,6 +527,13 @@ def build_report(R):
             row("2 threads vs 1, same work each (%s)" % name,
                 ">= 1.8" if name == "tracked" else "(reference)",
                 "%.2fx" % sp, sp >= 1.8 if name == "tracked" else None)
+    ins = R.get("instructions")
+    if ins and ins.get("calls"):
+        per = {k: (v - ins["base"]) / ins["calls"] for k, v in ins.items()
+               if k not in ("calls", "base")}
+        row("instructions per call (callgrind, synthetic)", "(reported)",
+            ", ".join("%s %.0f" % (k, per[k]) for k in
+                      ("empty", "agg", "tracked", "excluded") if k in per), None)
     st = R.get("startup")
     if st:
         real = R["overhead"]["bzip2"]["base"]["wall_med"]
@@ -532,7 +601,7 @@ def main():
                     help="only the variants that do not need the runtime")
     ap.add_argument("--only", default="",
                     help="comma list of: synthetic,bzip2,scaling,startup,"
-                    "memory,steady,payload")
+                    "memory,steady,instructions,payload")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
     build = os.path.abspath(args.build)
@@ -551,9 +620,18 @@ def main():
     vars_ = variants(args)
     if args.no_rt:
         vars_ = [v for v in vars_ if v.kind not in ("rt", "rts")]
+    R["loadavg_start"] = open("/proc/loadavg").read().split()[:3]
     with tempfile.TemporaryDirectory(prefix="codensm-bench.") as tmp:
         env = base_env(tmp)
         bz = Bzip2(build, tmp, args.bzip2_copies)
+        if not args.no_rt:
+            sel = R["selection"] = check_selection(build, tmp, env)
+            log("selection: tracked %d functions / %d calls, excluded %d"
+                % (len(sel["tracked"]["functions"]), sel["tracked"]["calls"],
+                   len(sel["excluded"]["functions"])))
+            if not sel["tracked"]["functions"] or sel["excluded"]["functions"]:
+                log("run.py: warning: the tracked/excluded runs do not "
+                    "select what they should: %r" % sel)
         if want("synthetic"):
             log("synthetic: %d units per run" % args.units)
             R["overhead"]["synthetic"] = measure(Synthetic(args.units), vars_,
@@ -582,10 +660,14 @@ def main():
             if want("steady"):
                 log("steady state: %d s" % args.steady_seconds)
                 R["steady"] = steady_state(build, tmp, env, args.steady_seconds)
+            if want("instructions") and shutil.which("valgrind"):
+                log("instructions per call (callgrind)")
+                R["instructions"] = instructions(build, tmp, env)
             if want("payload"):
                 log("payload build rate")
                 R["payload"] = payload_rate(build)
             R["sampled_mode"] = sampled_mode_available()
+    R["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     R["elapsed_s"] = time.time() - t_start
     report = build_report(R)
     print(report)
