@@ -12,7 +12,7 @@
  * A body the server rejected for good (a 4xx other than 401/413/429) is
  * renamed "<name>.rejected" rather than deleted: it will never be accepted,
  * but it is the user's data and the evidence of the problem.  Nothing
- * reads those files again.  Drains hold an flock on "<dir>/.lock" so two
+ * reads those files again.  Drains hold an flock on the directory so two
  * processes sharing a spool do not send the same files at the same time
  * (were they to, the batch ids would still make the second send a no-op).
  */
@@ -198,15 +198,10 @@ CNSMP_NOINST int cnsmp_spool_drain(const char *dir,
 	DIR *d = opendir(dir);
 	if (!d)
 		return 0; /* no spool yet: nothing to do */
-	int lockfd = -1;
-	char *lockpath = path_join(dir, ".lock");
-	if (lockpath)
-		lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	free(lockpath);
+	/* The lock is on the directory itself: no lock file left behind. */
+	int lockfd = dirfd(d);
 	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
 		/* Another process is draining; it will take these files. */
-		if (lockfd >= 0)
-			close(lockfd);
 		closedir(d);
 		return 0;
 	}
@@ -227,7 +222,6 @@ CNSMP_NOINST int cnsmp_spool_drain(const char *dir,
 		if ((names[n] = strdup(de->d_name)) != NULL)
 			n++;
 	}
-	closedir(d);
 	if (n)
 		qsort(names, n, sizeof *names, cmp_names);
 	int sent = 0;
@@ -267,7 +261,7 @@ CNSMP_NOINST int cnsmp_spool_drain(const char *dir,
 		free(names[j]);
 	free(names);
 	flock(lockfd, LOCK_UN);
-	close(lockfd);
+	closedir(d);
 	return sent;
 }
 
