@@ -58,13 +58,16 @@ export async function api(path, params = {}) {
 		credentials: 'omit',
 	});
 	if (res.status === 401) throw new AuthError('missing or wrong dashboard key');
-	if (res.status === 404) throw new NotFound(`no project "${session.project}" for this key`);
 	let body = null;
 	try {
 		body = await res.json();
 	} catch (e) {
-		throw new Error(`${path}: HTTP ${res.status}, not JSON`);
+		body = null;
 	}
+	// A 404 for a named function (graph, prompt) is about that function; any
+	// other 404 means this key does not open this project.
+	if (res.status === 404 && !params.fn) throw new NotFound(`no project "${session.project}" for this key`);
+	if (!body) throw new Error(`${path}: HTTP ${res.status}, not JSON`);
 	if (!res.ok) throw new Error(`${path}: HTTP ${res.status}: ${(body && body.error) || ''}`);
 	return body;
 }
