@@ -117,7 +117,7 @@ static json_t *edges_of(struct srv_view *v, const char *name, int limit)
 	json_t *list = json_array();
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(list, json_pack("{sosososI}", "caller", srv_col_text(s, 0),
+		json_array_append_new(list, json_pack("{sososI}", "caller", srv_col_text(s, 0),
 				      "callee", srv_col_text(s, 1), "calls", (json_int_t)sqlite3_column_int64(s, 2)));
 	if (srv_view_done(v, s, rc) < 0) {
 		json_decref(list);

@@ -196,6 +196,19 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 }
 
+/* Percent-decoding as MHD does it, except that a decoded NUL ("%00")
+ * would cut the C string short ("/index.html%00.js" -> "/index.html"):
+ * such a URL becomes "/\\", which static.c refuses (403). */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	size_t n = MHD_http_unescape(s);
+	if (memchr(s, '\0', n) && n >= 2) {
+		memcpy(s, "/\\", 3);
+		return 2;
+	}
+	return n;
+}
+
 /* "host:port" or "[v6]:port"; numeric hosts, or names resolved once. */
 static int parse_listen(const char *listen, struct sockaddr_storage *sa, socklen_t *salen,
 			int *v6, char *err)
@@ -256,6 +269,7 @@ struct srv_http *srv_http_start(const char *listen, const char *webdir, char *er
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+				MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 				MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, SRV_ERRLEN, "cannot listen on '%s': %s", listen,
