@@ -83,7 +83,7 @@ static int find_fn(struct srv_view *v, unsigned *status, const char **name, int6
 static json_t *node(struct srv_view *v, const char *name)
 {
 	sqlite3_stmt *s = srv_stmt(v->st,
-		"SELECT f.department, (SELECT COALESCE(SUM(b.calls), 0) FROM buckets b"
+		"SELECT f.department, (SELECT COALESCE(SUM(b.calls), 0) FROM buckets b INDEXED BY buckets_by_function"
 		"  WHERE b.project = f.project AND b.function = f.id AND b.bucket_start >= ?3)"
 		" FROM functions f WHERE f.project = ?1 AND f.name = ?2", v->err);
 	if (!s)
@@ -207,7 +207,8 @@ static int prompt_stats(struct srv_view *v, struct text *t, int64_t id)
 		"SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(errors), 0), COALESCE(MAX(max_ms), 0.0),"
 		" COALESCE(SUM(total_ms), 0.0), COALESCE(SUM(value), 0.0),"
 		" (SELECT COALESCE(SUM(value), 0.0) FROM buckets WHERE project = ?1 AND bucket_start >= ?3)"
-		" FROM buckets WHERE project = ?1 AND function = ?2 AND bucket_start >= ?3", v->err);
+		" FROM buckets INDEXED BY buckets_by_function"
+		" WHERE project = ?1 AND function = ?2 AND bucket_start >= ?3", v->err);
 	int64_t counts[SRV_HIST_BUCKETS];
 	if (!s)
 		return -1;

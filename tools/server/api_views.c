@@ -95,7 +95,10 @@ static int param_int(struct srv_view *v, const char *name, int64_t def, int64_t 
 /* One function's merged histogram since a time (index hist_by_function). */
 int srv_fn_hist(struct srv_view *v, int64_t fid, int64_t since, int64_t counts[SRV_HIST_BUCKETS])
 {
-	sqlite3_stmt *s = srv_stmt(v->st, "SELECT b, SUM(count) FROM hist WHERE project = ?1"
+	/* INDEXED BY: without statistics SQLite would rather range-scan the
+	 * primary key on bucket_start, i.e. every function's rows of the window. */
+	sqlite3_stmt *s = srv_stmt(v->st, "SELECT b, SUM(count) FROM hist INDEXED BY hist_by_function"
+				   " WHERE project = ?1"
 				   " AND function = ?2 AND bucket_start >= ?3 GROUP BY b", v->err);
 	int rc;
 	memset(counts, 0, SRV_HIST_BUCKETS * sizeof *counts);
@@ -216,22 +219,28 @@ struct dept {
 	int64_t win[SRV_HIST_BUCKETS], month[SRV_HIST_BUCKETS];
 };
 
-static int dept_hists(struct srv_view *v, struct dept *d, size_t nd, int64_t since, int month)
+/* Both merged histograms of every department, the window's and the last
+ * 30 days', in one scan of the 30 days of histogram rows. */
+static int dept_hists(struct srv_view *v, struct dept *d, size_t nd)
 {
 	sqlite3_stmt *s = srv_stmt(v->st,
-		"SELECT f.department, h.b, SUM(h.count) FROM hist h JOIN functions f ON f.id = h.function"
-		" WHERE h.project = ?1 AND h.bucket_start >= ?2 GROUP BY f.department, h.b", v->err);
+		"WITH h AS (SELECT function, b, SUM(CASE WHEN bucket_start >= ?2 THEN count ELSE 0 END) w,"
+		"  SUM(count) m FROM hist WHERE project = ?1 AND bucket_start >= ?3 GROUP BY function, b)"
+		" SELECT f.department, h.b, SUM(h.w), SUM(h.m) FROM h JOIN functions f ON f.id = h.function"
+		" GROUP BY f.department, h.b", v->err);
 	int rc;
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, since);
+	sqlite3_bind_int64(s, 2, v->since);
+	sqlite3_bind_int64(s, 3, (int64_t)v->now - LAST_30D);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(s, 0);
+		unsigned b = (unsigned)sqlite3_column_int(s, 1) % SRV_HIST_BUCKETS;
 		for (size_t i = 0; i < nd; i++)
 			if (!strcmp(d[i].name, name)) {
-				int64_t *c = month ? d[i].month : d[i].win;
-				c[sqlite3_column_int(s, 1) % SRV_HIST_BUCKETS] += sqlite3_column_int64(s, 2);
+				d[i].win[b] += sqlite3_column_int64(s, 2);
+				d[i].month[b] += sqlite3_column_int64(s, 3);
 				break;
 			}
 	}
@@ -275,8 +284,7 @@ json_t *srv_view_departments(struct srv_view *v, unsigned *status)
 		d[nd++].name = strdup((const char *)sqlite3_column_text(s, 0));
 	}
 	json_t *out = NULL;
-	if (srv_view_done(v, s, rc) < 0 || dept_hists(v, d, nd, v->since, 0) < 0 ||
-	    dept_hists(v, d, nd, (int64_t)v->now - LAST_30D, 1) < 0)
+	if (srv_view_done(v, s, rc) < 0 || dept_hists(v, d, nd) < 0)
 		goto out;
 	for (size_t i = 0; i < nd; i++) {
 		json_t *o = json_array_get(list, i);
