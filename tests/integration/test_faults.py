@@ -10,10 +10,11 @@ from harness import Case, Totals, closed_port_url, compile_prog, run, sample, sa
 R, W = 50, 100  # ticker rounds and calls per round
 
 
-def ticker_expect(runs=1):
+def ticker_expect(runs=1, drains=0):
+    """One ticker run's calls; each drain run (ticker 0 0) adds a main."""
     return {"ticker.tick_round": (R * runs, 0), "ticker.tick_work": (R * W * runs, 0),
             "ticker.tick_rare": ((R + 9) // 10 * runs, (R + 9) // 10 * runs),
-            "ticker.main": (runs, 0)}
+            "ticker.main": (runs + drains, 0)}
 
 
 class FaultCase(Case):
@@ -48,14 +49,14 @@ class TestFaults(FaultCase):
         rec = self.receiver(plan=[503, 503, 503])
         self.ticker(rec)
         self.drain(rec)
-        self.assert_exact(Totals(rec.committed()), ticker_expect())
+        self.assert_exact(Totals(rec.committed()), ticker_expect(drains=1))
 
     def test_429_merges_back(self):
         """a 429 answer: merged back into the next send, nothing lost or doubled"""
         rec = self.receiver(plan=[429])
         self.ticker(rec)
         self.drain(rec)
-        self.assert_exact(Totals(rec.committed()), ticker_expect())
+        self.assert_exact(Totals(rec.committed()), ticker_expect(drains=1))
         self.assertIn(429, [q["action"] for q in rec.all_requests()])
 
     def test_429_slows_down(self):
@@ -72,7 +73,7 @@ class TestFaults(FaultCase):
         self.ticker(rec)
         self.drain(rec)
         t = Totals(rec.committed())
-        self.assert_exact(t, ticker_expect())
+        self.assert_exact(t, ticker_expect(drains=1))
         self.assertTrue(all(len(b.get("functions", [])) <= 1 for b in rec.committed()))
 
     def test_slow_answers(self):
@@ -87,14 +88,14 @@ class TestFaults(FaultCase):
         rec = self.receiver(plan=["reset", "reset"])
         self.ticker(rec)
         self.drain(rec)
-        self.assert_exact(Totals(rec.committed()), ticker_expect())
+        self.assert_exact(Totals(rec.committed()), ticker_expect(drains=1))
 
     def test_reset_after_commit(self):
         """committed but the answer lost: the retry carries the same batch id, so nothing counts twice"""
         rec = self.receiver(plan=["commit-reset", "commit-reset"])
         self.ticker(rec)
         self.drain(rec)
-        self.assert_exact(Totals(rec.committed()), ticker_expect())
+        self.assert_exact(Totals(rec.committed()), ticker_expect(drains=1))
 
     def test_endpoint_down_then_up(self):
         """endpoint down: the shop exits within a few seconds and spools; the next run delivers both"""
