@@ -321,21 +321,33 @@ CNSMP_NOINST static int build_into(size_t at, const struct cnsmp_batch *b,
 
 /* ---- inventory ---------------------------------------------------------- */
 
+/* Inventory taken outside the flusher (a library about to be closed)
+ * waits here until the next cycle moves it into fl.inv. */
+static pthread_mutex_t staged_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct inv_rec *staged;
+static size_t nstaged, capstaged;
+
+struct inv_list {
+	struct inv_rec **arr;
+	size_t *n, *cap;
+};
+
 CNSMP_NOINST static void inv_cb(const struct cnsmp_fninfo *fi, void *arg)
 {
+	struct inv_list *l = arg;
 	if (!fi->name || !cnsmp_rules_tracked(&cnsmp_cfg, fi->name, fi->system))
 		return;
-	if (fl.ninv == fl.capinv) {
-		size_t nc = fl.capinv ? fl.capinv * 2 : 256;
-		struct inv_rec *n = realloc(fl.inv, nc * sizeof *n);
+	if (*l->n == *l->cap) {
+		size_t nc = *l->cap ? *l->cap * 2 : 256;
+		struct inv_rec *n = realloc(*l->arr, nc * sizeof *n);
 		if (!n)
 			return;
-		fl.inv = n;
-		fl.capinv = nc;
+		*l->arr = n;
+		*l->cap = nc;
 	}
 	char buf[256];
 	const char *dept = cnsmp_rules_department(&cnsmp_cfg, fi->name, buf, sizeof buf);
-	struct inv_rec *r = &fl.inv[fl.ninv];
+	struct inv_rec *r = &(*l->arr)[*l->n];
 	r->e.name = strdup(fi->name);
 	r->e.department = strdup(dept ? dept : "default");
 	r->e.file = fi->file ? strdup(fi->file) : NULL;
@@ -348,7 +360,7 @@ CNSMP_NOINST static void inv_cb(const struct cnsmp_fninfo *fi, void *arg)
 		free(r->e.file);
 		return;
 	}
-	fl.ninv++;
+	(*l->n)++;
 }
 
 CNSMP_NOINST static int adds_cb(struct dl_phdr_info *info, size_t size, void *arg)
@@ -368,7 +380,39 @@ CNSMP_NOINST static void inventory_update(void)
 		return;
 	fl.inventoried = 1;
 	fl.dl_adds = adds;
-	cnsmp_symbols_inventory(&cnsmp_cfg, inv_cb, NULL);
+	pthread_mutex_lock(&staged_mu);
+	struct inv_list l = {&fl.inv, &fl.ninv, &fl.capinv};
+	cnsmp_symbols_inventory(&cnsmp_cfg, inv_cb, &l);
+	pthread_mutex_unlock(&staged_mu);
+}
+
+/* Staged records join fl.inv (flusher thread). */
+CNSMP_NOINST static void inventory_take_staged(void)
+{
+	pthread_mutex_lock(&staged_mu);
+	for (size_t i = 0; i < nstaged; i++) {
+		if (fl.ninv == fl.capinv) {
+			size_t nc = fl.capinv ? fl.capinv * 2 : 256;
+			struct inv_rec *n = realloc(fl.inv, nc * sizeof *n);
+			if (!n)
+				break;
+			fl.inv = n;
+			fl.capinv = nc;
+		}
+		fl.inv[fl.ninv++] = staged[i];
+	}
+	nstaged = 0;
+	pthread_mutex_unlock(&staged_mu);
+}
+
+CNSMP_NOINST void cnsmp_flusher_inventory_now(void)
+{
+	if (!cnsmp_cfg.api_key || !atomic_load(&cnsmp_active))
+		return;
+	pthread_mutex_lock(&staged_mu);
+	struct inv_list l = {&staged, &nstaged, &capstaged};
+	cnsmp_symbols_inventory(&cnsmp_cfg, inv_cb, &l);
+	pthread_mutex_unlock(&staged_mu);
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -616,6 +660,7 @@ CNSMP_NOINST static int cycle(int final, uint64_t deadline)
 		cnsmp_spool_drain(cnsmp_cfg.spool_dir, post_spooled, NULL);
 	}
 	inventory_update();
+	inventory_take_staged();
 
 	struct cnsmp_batch *fresh = malloc(sizeof *fresh);
 	struct cnsmp_batch *all = malloc(sizeof *all);

@@ -433,6 +433,10 @@ int cnsmp_flusher_start(void);      /* idempotent; 0 or -1 */
 void cnsmp_flusher_stop(double seconds);
 int cnsmp_flusher_flush(double seconds); /* 0: everything delivered */
 int cnsmp_flusher_running(void);
+/* Inventory the modules not inventoried yet, now, in the calling thread:
+ * for the dlclose interposer, before a library leaves (a library opened
+ * and closed between two flushes would otherwise never be listed). */
+void cnsmp_flusher_inventory_now(void);
 void cnsmp_flusher_atfork_prepare(void);
 void cnsmp_flusher_atfork_parent(void);
 void cnsmp_flusher_atfork_child(void);
