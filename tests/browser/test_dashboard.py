@@ -27,6 +27,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(ROOT, os.environ.get("CODENSM_BUILD", "build"))
 SERVER = os.path.join(BUILD, "bin", "codensm-server")
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
+SHOP = os.path.join(BUILD, "samples", "shop")  # the instrumented sample, when built
+SHOP_ORDERS = 200
 
 EVIL = "<img src=x onerror=alert(1)>"
 KNOWN = "checkout.cart.total"
@@ -117,24 +119,44 @@ class DashboardInBrowser(unittest.TestCase):
         cls.port = free_port()
         cls.base = f"http://127.0.0.1:{cls.port}"
         cls.start_server()
-        out = subprocess.run([SERVER, "project", "create", "shop", "--db", cls.db,
-                              "--listen", f"127.0.0.1:{cls.port}"],
-                             capture_output=True, text=True, timeout=30)
-        if out.returncode != 0:
-            raise RuntimeError(f"project create failed: {out.stderr}")
-        text = out.stdout + out.stderr
-        cls.ingest_key = re.search(r"\bcnsm_[A-Za-z0-9_-]+", text).group(0)
-        cls.dash_key = re.search(r"\bcnsmv_[A-Za-z0-9_-]+", text).group(0)
         cls.project = "shop"
-        # the address "project create" printed, key in the fragment
-        cls.url = re.search(r"dashboard: (http://\S+)", text).group(1)
+        cls.ingest_key, cls.dash_key, cls.url = cls.create_project(cls.project)
         cls.now = time.time()
         for body in payloads(cls.now):
             status, answer = cls.post("/codensm/ingest", body, cls.ingest_key)
             if status != 200:
                 raise RuntimeError(f"ingest answered {status}: {answer}")
+        cls.live = None
+        if os.access(SHOP, os.X_OK):
+            cls.live = cls.run_sample()
         cls.browser = Browser(log_path=os.path.join(ARTIFACTS, "browser-chromium.log"))
         cls.browser.open(grant_clipboard_origin=cls.base)
+
+    @classmethod
+    def create_project(cls, name):
+        """(ingest key, dashboard key, the dashboard address printed)."""
+        out = subprocess.run([SERVER, "project", "create", name, "--db", cls.db,
+                              "--listen", f"127.0.0.1:{cls.port}"],
+                             capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError(f"project create failed: {out.stderr}")
+        text = out.stdout + out.stderr
+        return (re.search(r"\bcnsm_[A-Za-z0-9_-]+", text).group(0),
+                re.search(r"\bcnsmv_[A-Za-z0-9_-]+", text).group(0),
+                re.search(r"dashboard: (http://\S+)", text).group(1))
+
+    @classmethod
+    def run_sample(cls):
+        """Run the instrumented shop sample against the server, in its own project."""
+        ingest, dash, url = cls.create_project("live")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CODENSM_")}
+        env.update(CODENSM_API_KEY=ingest, CODENSM_ENDPOINT=f"{cls.base}/codensm/ingest",
+                   CODENSM_INCLUDE="checkout,payments,inventory,legacy",
+                   CODENSM_SPOOL_DIR=os.path.join(cls.tmp, "spool"), XDG_STATE_HOME=cls.tmp)
+        r = subprocess.run([SHOP, str(SHOP_ORDERS)], env=env, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(f"shop sample exited {r.returncode}: {r.stderr[-2000:]}")
+        return {"dash_key": dash, "url": url}
 
     @classmethod
     def start_server(cls):
@@ -180,10 +202,10 @@ class DashboardInBrowser(unittest.TestCase):
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode(errors="replace")
 
-    def api(self, view, **params):
+    def api(self, view, project=None, key=None, **params):
         qs = urllib.parse.urlencode(params)
-        req = urllib.request.Request(f"{self.base}/api/projects/{self.project}/{view}?{qs}",
-                                     headers={"Authorization": f"Bearer {self.dash_key}"})
+        req = urllib.request.Request(f"{self.base}/api/projects/{project or self.project}/{view}?{qs}",
+                                     headers={"Authorization": f"Bearer {key or self.dash_key}"})
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
 
@@ -379,6 +401,33 @@ class DashboardInBrowser(unittest.TestCase):
         self.wait("document.body.dataset.ready === 'nsm' && !document.querySelector('#app').hidden",
                    what="the dashboard after login")
         self.assertNotIn("cnsmv_", self.js("location.href"))
+
+    def test_11_a_sample_run_shows_its_exact_counts(self):
+        """after the instrumented shop sample ran, the page shows the calls the API counted"""
+        if not self.live:
+            self.skipTest(f"{SHOP} not built")
+        b = self.browser
+        b.navigate(self.live["url"])
+        self.wait("document.body.dataset.ready === 'nsm'", "the live project's North Star")
+        key = self.live["dash_key"]
+        nsm = self.api("summary", project="live", key=key, window="24h")["nsm"]
+        self.assertGreater(nsm, 0)
+        self.assertEqual(self.js("document.querySelector('#nsm-value').textContent"), fmt_num(nsm))
+        self.show("employees", shot=False)
+        name = "payments.card.card_authorize"  # SHOP_ORDERS calls, every 50th fails
+        row = self.js(f"""(() => {{
+            const tr = [...document.querySelectorAll('#functions-table tbody tr')]
+                .find((r) => r.dataset.name === {json.dumps(name)});
+            return tr && tr.querySelector('td.c-calls').textContent; }})()""")
+        self.assertEqual(row, fmt_int(SHOP_ORDERS))
+        api_row = [r for r in self.api("functions", project="live", key=key, q=name)["rows"] if r["name"] == name]
+        self.assertEqual(api_row[0]["calls"], SHOP_ORDERS)
+        self.assertEqual(api_row[0]["errors"], SHOP_ORDERS // 50)
+        b.screenshot(os.path.join(ARTIFACTS, "browser-live-employees.png"))
+        self.show("incidents", shot=False)
+        failing = self.js("[...document.querySelectorAll('#incidents .chain li:last-child .fn')].map((e) => e.textContent)")
+        self.assertIn(name, failing)
+        b.screenshot(os.path.join(ARTIFACTS, "browser-live-incidents.png"))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ const ctx = {
 };
 
 const mounted = new Set();
-let busy = false;
+let running = null; // the refresh in progress
+let again = false;  // asked for another while one was running
 let timer = 0;
 
 function show(id) {
@@ -50,14 +51,30 @@ function show(id) {
 	return refresh();
 }
 
-async function refresh() {
+// One refresh at a time, so an old answer can never paint over a newer one:
+// a request made meanwhile runs once more when the current one ends.
+function refresh() {
+	if (running) {
+		again = true;
+		return running;
+	}
+	running = (async () => {
+		do {
+			again = false;
+			await refreshOnce();
+		} while (again);
+		running = null;
+	})();
+	return running;
+}
+
+async function refreshOnce() {
 	const view = VIEWS.find((v) => v.id === ctx.view);
 	const root = $(`#view-${view.id}`);
 	if (!mounted.has(view.id)) {
 		view.mount(root, ctx);
 		mounted.add(view.id);
 	}
-	busy = true;
 	document.body.classList.add('loading');
 	try {
 		await view.refresh(ctx);
@@ -69,7 +86,6 @@ async function refresh() {
 		if (e instanceof NotFound) return askForKey(e.message);
 		setStatus(e.message || String(e));
 	} finally {
-		busy = false;
 		document.body.classList.remove('loading');
 	}
 }
@@ -82,13 +98,14 @@ function setStatus(text) {
 
 function schedule() {
 	clearInterval(timer);
-	if ($('#live').checked) timer = setInterval(() => { if (!busy && !document.hidden) refresh(); }, REFRESH_MS);
+	if ($('#live').checked) timer = setInterval(() => { if (!running && !document.hidden) refresh(); }, REFRESH_MS);
 }
 
 function askForKey(message) {
 	forgetKey();
 	clearInterval(timer);
 	$('#app').hidden = true;
+	document.body.classList.add('signed-out');
 	const form = $('#login');
 	form.hidden = false;
 	$('#login-msg').textContent = message || '';
@@ -100,6 +117,7 @@ function askForKey(message) {
 function start() {
 	$('#login').hidden = true;
 	$('#app').hidden = false;
+	document.body.classList.remove('signed-out');
 	$('#project-name').textContent = session.project;
 	document.title = `${session.project} · codensm`;
 	schedule();

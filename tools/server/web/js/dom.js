@@ -77,6 +77,7 @@ export function fmtPct(x, digits = 1) {
 export function fmtMs(ms) {
 	if (ms === null || ms === undefined) return '–';
 	if (ms === 0) return '0';
+	if (ms < 0.001) return (ms * 1e6).toFixed(0) + ' ns';
 	if (ms < 1) return (ms * 1000).toFixed(0) + ' µs';
 	if (ms < 10) return ms.toFixed(2) + ' ms';
 	if (ms < 1000) return ms.toFixed(1) + ' ms';
@@ -104,6 +105,17 @@ export function fmtAgo(t) {
 // A time cell: relative text, the exact time on hover.
 export function timeEl(t) {
 	return h('span', { class: 'time', title: fmtTime(t) }, fmtAgo(t));
+}
+
+// A long dotted name as text with line-break chances after its separators
+// (<wbr> elements: textContent stays exactly the name).
+export function breakable(name) {
+	const frag = document.createDocumentFragment();
+	for (const part of String(name).split(/(?<=[./:])/)) {
+		if (frag.firstChild) frag.appendChild(document.createElement('wbr'));
+		frag.appendChild(document.createTextNode(part));
+	}
+	return frag;
 }
 
 export function fileLine(file, line) {

@@ -1,13 +1,13 @@
 // views/employees.js: every function, sorted, filtered and paginated by the
 // server (a project may hold hundreds of thousands of rows).
 
-import { h, fill, fmtInt, fmtPct, fmtMs, fileLine, timeEl, badge, bar, empty, STATES, STATE_LABEL } from '../dom.js';
+import { h, fill, breakable, fmtInt, fmtPct, fmtMs, fileLine, timeEl, badge, bar, empty, STATES, STATE_LABEL } from '../dom.js';
 
 const PAGE = 50;
 
 // [field, header, cell, class]; field is the server's sort key.
 const COLS = [
-	['name', 'function', (r) => r.name, 'fn'],
+	['name', 'function', (r) => breakable(r.name), 'fn'],
 	['department', 'department', (r) => r.department, 'dept'],
 	['state', 'state', (r) => badge(r.state), 'state'],
 	['calls', 'calls', (r) => fmtInt(r.calls), 'num c-calls'],
@@ -15,7 +15,7 @@ const COLS = [
 	['p50_ms', 'p50', (r) => fmtMs(r.p50_ms), 'num'],
 	['p95_ms', 'p95', (r) => fmtMs(r.p95_ms), 'num'],
 	['max_ms', 'max', (r) => fmtMs(r.max_ms), 'num'],
-	['self_ms', 'self time', (r) => fmtMs(r.self_ms), 'num'],
+	['self_ms', 'self', (r) => fmtMs(r.self_ms), 'num'],
 	['share', 'share', (r) => [bar(r.share, 'bar-blue'), h('span', { class: 'num' }, fmtPct(r.share))], 'share-cell'],
 	['file', 'file:line', (r) => h('span', { title: fileLine(r.file, r.line) }, fileLine(r.file, r.line)), 'file'],
 	['first_seen', 'first seen', (r) => timeEl(r.first_seen), 'time'],

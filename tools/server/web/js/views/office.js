@@ -35,7 +35,7 @@ export default {
 			return h('div', { class: ['room', counts.failing && 'room-alert'], dataset: { department: d.department } },
 				h('div', { class: 'room-head' },
 					h('span', { class: 'room-name' }, d.department),
-					h('span', { class: 'muted' }, `${fmtInt(fns.length)} desks`),
+					h('span', { class: 'muted' }, `${fmtInt(fns.length)} desk${fns.length === 1 ? '' : 's'}`),
 					counts.failing ? h('span', { class: 'badge st-failing' }, `${counts.failing} failing`) : null),
 				h('div', { class: ['desks', roomy && 'desks-roomy'] },
 					fns.slice(0, MAX_DESKS).map((f) => h('button', {
