@@ -81,6 +81,25 @@ class StaticFiles(ServerTest):
         self.assertEqual(status, 403)
 
 
+class SlowAndLargeClients(ServerTest):
+    def test_headers_over_64_kb_are_431(self):
+        """a request whose headers pass the 64 KB connection memory is refused"""
+        status, _, _ = self.srv.request("GET", "/", None, {"X-Big": "a" * 100000})
+        self.assertEqual(status, 431)
+
+    def test_an_idle_connection_is_closed(self):
+        """a client that connects and sends nothing is dropped after 15 s"""
+        import socket
+        import time
+        c = socket.create_connection(("127.0.0.1", self.srv.port))
+        c.settimeout(30)
+        t0 = time.time()
+        self.assertEqual(c.recv(100), b"")
+        self.assertLess(time.time() - t0, 20)
+        c.close()
+        self.assertEqual(self.srv.request("GET", "/nope")[0], 404)
+
+
 class DefaultWebFolder(ServerTest):
     def test_the_built_tree_serves_tools_server_web(self):
         """without --web, build/bin/codensm-server serves tools/server/web"""
