@@ -95,14 +95,17 @@ $(SO)/geometry-plain/%.o: samples/geometry/%.cpp samples/geometry/shapes/shapes.
 
 $(SB)/geometry: $(GEO_OBJ) $(RT_SO_LNK)
 	$(call msg,LD,$@)
+	@mkdir -p $(@D)
 	$(Q)$(CXX) -o $@ $(GEO_OBJ) $(LDFLAGS_ALL) $(RT_LINK) -pthread
 
 $(SB)/geometry-clang: $(GEO_CLANG_OBJ) $(RT_SO_LNK)
 	$(call msg,LD,$@)
+	@mkdir -p $(@D)
 	$(Q)$(CLANGXX) -o $@ $(GEO_CLANG_OBJ) $(LDFLAGS_ALL) $(RT_LINK) -pthread
 
 $(SB)/geometry-plain: $(GEO_PLAIN_OBJ)
 	$(call msg,LD,$@)
+	@mkdir -p $(@D)
 	$(Q)$(CXX) -o $@ $^ $(LDFLAGS_ALL) -pthread
 
 # The plugin does not link the runtime: its hooks bind to the host's.
