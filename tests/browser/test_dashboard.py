@@ -369,6 +369,8 @@ class DashboardInBrowser(unittest.TestCase):
         self.assertEqual(self.js("document.querySelector('#status').hidden"), True,
                          self.js("document.querySelector('#status').textContent"))
         self.assertEqual(self.browser.errors, [])
+        with urllib.request.urlopen(self.base + "/", timeout=10) as r:
+            self.assertIn("default-src 'self'", r.headers.get("Content-Security-Policy", ""))
 
     def test_09_underuse_and_graph_show_the_api_numbers(self):
         """underuse lists the never-called function; the graph shows the known edge count"""
@@ -401,6 +403,21 @@ class DashboardInBrowser(unittest.TestCase):
         self.wait("document.body.dataset.ready === 'nsm' && !document.querySelector('#app').hidden",
                    what="the dashboard after login")
         self.assertNotIn("cnsmv_", self.js("location.href"))
+
+    def test_10b_the_window_selector_refetches(self):
+        """choosing another window shows that window's NSM and says which window it is"""
+        self.open_dashboard()
+        b = self.browser
+        self.show("nsm", shot=False)
+        b.eval("delete document.body.dataset.ready")
+        b.click("#win-7d")
+        self.wait("document.body.dataset.ready === 'nsm' && "
+                  "document.querySelector('.nsm-caption').textContent.endsWith('last 7 days')", "the 7d window")
+        nsm = self.api("summary", window="7d")["nsm"]
+        self.assertEqual(self.js("document.querySelector('#nsm-value').textContent"), fmt_num(nsm))
+        self.assertTrue(self.js("document.querySelector('#win-7d').classList.contains('active')"))
+        b.click("#win-24h")
+        self.wait("document.querySelector('.nsm-caption').textContent.endsWith('last 24 hours')", "the 24h window")
 
     def test_11_a_sample_run_shows_its_exact_counts(self):
         """after the instrumented shop sample ran, the page shows the calls the API counted"""

@@ -30,7 +30,7 @@ export default {
 		fill(this.cards, rows.map((d) => h('section', { class: 'card dept-card' },
 			h('div', { class: 'dept-head' },
 				h('span', { class: 'dept-name' }, d.department),
-				h('span', { class: 'muted' }, `${fmtInt(d.functions)} functions`)),
+				h('span', { class: 'muted nowrap' }, `${fmtInt(d.functions)} function${d.functions === 1 ? '' : 's'}`)),
 			h('div', { class: 'dept-main' },
 				h('div', {},
 					h('div', { class: 'big' }, fmtPct(d.share)),
