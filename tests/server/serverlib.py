@@ -173,8 +173,14 @@ class ServerTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
+        # A clean stop exits 0; a sanitizer build exits non-zero when it
+        # found a leak or a race, and the log says which.
+        rc = cls.srv.stop()
+        with open(os.path.join(cls.tmp, "server.log"), errors="replace") as f:
+            log = f.read()
         shutil.rmtree(cls.tmp, ignore_errors=True)
+        if rc != 0:
+            raise AssertionError(f"codensm-server exited {rc} on SIGTERM:\n{log[-3000:]}")
 
     def assertJson(self, got, status, body):
         self.assertEqual(got, (status, body))
