@@ -28,7 +28,8 @@
 #define TOMB ((struct cnsmp_fn *)1)
 
 struct table {
-	size_t mask, used; /* used counts tombstones too */
+	struct table *prev; /* the table this one replaced, kept for readers */
+	size_t mask, used;  /* used counts tombstones too */
 	_Atomic(struct cnsmp_fn *) slot[];
 };
 
@@ -120,6 +121,7 @@ static CNSMP_NOINST int reserve_slot(void)
 	if (!nt)
 		return -1;
 	nt->mask = n - 1;
+	nt->prev = t;
 	for (size_t i = 0; t && i < size; i++) {
 		struct cnsmp_fn *e = atomic_load_explicit(&t->slot[i],
 							  memory_order_relaxed);
@@ -127,7 +129,7 @@ static CNSMP_NOINST int reserve_slot(void)
 			put(nt, e);
 	}
 	atomic_store_explicit(&table, nt, memory_order_release);
-	return 0; /* `t` leaks on purpose: readers may still be in it */
+	return 0; /* `t` stays (nt->prev): readers may still be in it */
 }
 
 /* The id of `name`, handing out the next one on first use (lock held).

@@ -250,6 +250,62 @@ static void sixty_four_threads_sum_exactly(void **state)
 	cnsmp_batch_release(&total);
 }
 
+/* ---- collecting while the owners write -------------------------------- */
+
+#define RACERS 8
+#define RACE_N 100000
+static _Atomic int racers_done;
+
+static void *racer(void *arg)
+{
+	for (int k = 0; k < RACE_N; k++) {
+		codensm_enter(F, NULL, NULL, -1.0);
+		call(G, k % 3 == 0);
+		codensm_exit(F);
+	}
+	atomic_fetch_add(&racers_done, 1);
+	return NULL;
+}
+
+static void collecting_while_threads_run_loses_nothing(void **state)
+{
+	pthread_t th[RACERS];
+	struct cnsmp_batch b, total;
+	cnsmp_batch_init(&b);
+	cnsmp_batch_init(&total);
+	for (long i = 0; i < RACERS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, racer, NULL), 0);
+	int rounds = 0;
+	do {
+		assert_int_equal(cnsmp_collect(&b), 0);
+		const struct cnsmp_fn_delta *g = fn_in(&b, G);
+		if (g)
+			assert_true(g->errors <= g->calls);
+		assert_int_equal(cnsmp_batch_merge(&total, &b), 0);
+		rounds++;
+	} while (atomic_load(&racers_done) < RACERS);
+	for (long i = 0; i < RACERS; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(cnsmp_collect(&b), 0);
+	assert_int_equal(cnsmp_batch_merge(&total, &b), 0);
+	assert_int_equal(calls_in(&total, F), RACERS * RACE_N);
+	assert_int_equal(calls_in(&total, G), RACERS * RACE_N);
+	assert_int_equal(fn_in(&total, G)->errors, RACERS * ((RACE_N + 2) / 3));
+	uint64_t fg = 0;
+	for (size_t i = 0; i < total.nedges; i++)
+		if (total.edges[i].caller == id_of(F) &&
+		    total.edges[i].callee == id_of(G))
+			fg = total.edges[i].calls;
+	assert_int_equal(fg, RACERS * RACE_N);
+	uint64_t incidents = 0;
+	for (size_t i = 0; i < total.nincidents; i++)
+		incidents += total.incidents[i].count;
+	assert_int_equal(incidents, RACERS * ((RACE_N + 2) / 3));
+	assert_true(rounds > 1);
+	cnsmp_batch_release(&b);
+	cnsmp_batch_release(&total);
+}
+
 /* ---- merge ------------------------------------------------------------- */
 
 static void merging_adds_counts_and_keeps_extremes(void **state)
@@ -332,6 +388,7 @@ int main(void)
 		cmocka_unit_test(a_function_ships_at_most_eight_chains),
 		cmocka_unit_test(the_signal_safe_collect_does_not_advance),
 		cmocka_unit_test(sixty_four_threads_sum_exactly),
+		cmocka_unit_test(collecting_while_threads_run_loses_nothing),
 		cmocka_unit_test(merging_adds_counts_and_keeps_extremes),
 	};
 	return cmocka_run_group_tests_name("collect", tests, setup, NULL);
