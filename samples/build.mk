@@ -14,7 +14,7 @@
 #   shop-plain        no instrumentation, no runtime: the reference output
 #   geometry          C++ with namespaces, overloads and exceptions (g++)
 #   geometry-clang    the same with clang++ (clang calls no exit hook while
-#                     unwinding), when clang++ is installed
+#                     unwinding), when clang++ is installed (not with ASAN/TSAN)
 #   geometry-plain    no instrumentation
 #   host + libdiscounts.so   a program that dlopen()s an instrumented library
 
@@ -36,8 +36,12 @@ GEO_PLAIN_OBJ := $(GEO_SRC:samples/geometry/%.cpp=$(SO)/geometry-plain/%.o)
 
 SAMPLES := $(SB)/shop $(SB)/shop-static $(SB)/shop-ldflags $(SB)/shop-plain \
 	$(SB)/geometry $(SB)/geometry-plain $(SB)/host $(SB)/libdiscounts.so
+# Not in sanitizer builds: clang's sanitizer runtime and gcc's (which the
+# runtime library was built with) refuse to share a process.
 ifneq ($(CLANGXX),)
+ifeq ($(SAN),)
 SAMPLES += $(SB)/geometry-clang
+endif
 endif
 
 .PHONY: samples
