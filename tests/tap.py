@@ -20,9 +20,11 @@ class TapResult(unittest.TestResult):
         print(f"{'ok' if ok else 'not ok'} {self.n} - {desc}{extra}", flush=True)
 
     def addSuccess(self, test):
+        super().addSuccess(test)
         self._line(True, test)
 
     def addSkip(self, test, reason):
+        super().addSkip(test, reason)
         self._line(True, test, f" # SKIP {reason}")
 
     def _fail(self, test, err):
@@ -30,10 +32,14 @@ class TapResult(unittest.TestResult):
         for line in self._exc_info_to_string(err, test).splitlines()[-25:]:
             print("#   " + line, flush=True)
 
+    # The base class records the failure, so wasSuccessful() and the exit
+    # status tell the truth, not only the TAP lines.
     def addFailure(self, test, err):
+        super().addFailure(test, err)
         self._fail(test, err)
 
     def addError(self, test, err):
+        super().addError(test, err)
         self._fail(test, err)
 
 
