@@ -50,7 +50,7 @@ first_sight(void *fn, const char *name, const char *department, double weight)
 static inline void push(void *fn, const char *name, const char *department,
 			double weight)
 {
-	struct cnsmp_fn *f = cnsmp_registry_find((uintptr_t)fn);
+	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
 	if (unlikely(!f) && !(f = first_sight(fn, name, department, weight)))
 		return;
 	int state = atomic_load_explicit(&f->state, memory_order_relaxed);
@@ -94,7 +94,7 @@ static inline void push(void *fn, const char *name, const char *department,
 static CNSMP_NOINST __attribute__((noinline)) void repair(
 	struct cnsmp_thread *t, uintptr_t fn)
 {
-	struct cnsmp_fn *f = cnsmp_registry_find(fn);
+	struct cnsmp_fn *f = cnsmp_registry_lookup(fn);
 	if (!f || atomic_load_explicit(&f->state, memory_order_relaxed) !=
 			  CNSMP_FN_TRACKED)
 		return; /* excluded or dropped: never pushed, no clock read */
@@ -122,7 +122,7 @@ static inline void pop(void *fn)
 		return; /* this thread never opened a tracked call */
 	uint32_t d = t->depth;
 	if (unlikely(t->overflow)) {
-		struct cnsmp_fn *f = cnsmp_registry_find((uintptr_t)fn);
+		struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
 		if (f && atomic_load_explicit(&f->state, memory_order_relaxed) ==
 				 CNSMP_FN_TRACKED) {
 			t->overflow--;

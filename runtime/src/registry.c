@@ -2,7 +2,8 @@
  * and decided (resolved, included or not, given an id) once, on first sight.
  *
  * Layout and ordering:
- *  - `table` points at an open-addressing array of entry pointers (linear
+ *  - `cnsmp_registry_table` (declared in thread.h, so the hooks can inline
+ *    the lookup) points at an open-addressing array of entry pointers (linear
  *    probing).  Readers load the table pointer and each slot with acquire,
  *    which makes the entry's fields (written before its release store)
  *    visible.  A slot goes NULL -> entry -> TOMB (forget_range) -> entry...;
@@ -25,13 +26,7 @@
 #define TABLE_MIN (1u << 16)
 #define TABLE_MAX (1u << 22)
 #define NAMES_SIZE 8192 /* > 2 * CNSMP_MAX_TRACKED: probing stays short */
-#define TOMB ((struct cnsmp_fn *)1)
-
-struct table {
-	struct table *prev; /* the table this one replaced, kept for readers */
-	size_t mask, used;  /* used counts tombstones too */
-	_Atomic(struct cnsmp_fn *) slot[];
-};
+#define TOMB CNSMP_REGISTRY_TOMB
 
 /* The public struct first, so a struct cnsmp_fn * is a struct entry *. */
 struct entry {
@@ -43,7 +38,7 @@ struct entry {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic(struct table *) table;
+_Atomic(struct cnsmp_registry_table *) cnsmp_registry_table;
 static struct { const char *name; uint32_t id; } names[NAMES_SIZE]; /* lock */
 static _Atomic(struct cnsmp_fn *) by_id[CNSMP_MAX_TRACKED];
 static _Atomic uint32_t nids; /* release after by_id[id] is set */
@@ -57,11 +52,6 @@ static struct entry overflow_entry = {
 		.weight = 0.0 },
 };
 
-static CNSMP_NOINST size_t hash_addr(uintptr_t a)
-{
-	return (size_t)(((uint64_t)a >> 2) * 0x9e3779b97f4a7c15ull >> 20);
-}
-
 static CNSMP_NOINST size_t hash_str(const char *s)
 {
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -72,23 +62,14 @@ static CNSMP_NOINST size_t hash_str(const char *s)
 
 CNSMP_NOINST struct cnsmp_fn *cnsmp_registry_find(uintptr_t addr)
 {
-	struct table *t = atomic_load_explicit(&table, memory_order_acquire);
-	if (unlikely(!t))
-		return NULL;
-	for (size_t i = hash_addr(addr) & t->mask;; i = (i + 1) & t->mask) {
-		struct cnsmp_fn *e = atomic_load_explicit(&t->slot[i],
-							  memory_order_acquire);
-		if (!e)
-			return NULL;
-		if (e != TOMB && e->addr == addr)
-			return e;
-	}
+	return cnsmp_registry_lookup(addr);
 }
 
 /* Insert into `t` (lock held, room guaranteed, key absent). */
-static CNSMP_NOINST void put(struct table *t, struct cnsmp_fn *e)
+static CNSMP_NOINST void put(struct cnsmp_registry_table *t,
+			     struct cnsmp_fn *e)
 {
-	size_t i = hash_addr(e->addr) & t->mask;
+	size_t i = cnsmp_registry_hash(e->addr) & t->mask;
 	struct cnsmp_fn *s;
 	while ((s = atomic_load_explicit(&t->slot[i], memory_order_relaxed)) &&
 	       s != TOMB)
@@ -102,7 +83,8 @@ static CNSMP_NOINST void put(struct table *t, struct cnsmp_fn *e)
  * its maximum or out of memory (the caller then drops the function). */
 static CNSMP_NOINST int reserve_slot(void)
 {
-	struct table *t = atomic_load_explicit(&table, memory_order_relaxed);
+	struct cnsmp_registry_table *t =
+		atomic_load_explicit(&cnsmp_registry_table, memory_order_relaxed);
 	size_t size = t ? t->mask + 1 : TABLE_MIN / 2;
 	if (t && (t->used + 1) * 2 <= size)
 		return 0;
@@ -117,7 +99,8 @@ static CNSMP_NOINST int reserve_slot(void)
 		n *= 2;
 	if (n > TABLE_MAX)
 		return -1;
-	struct table *nt = calloc(1, sizeof *nt + n * sizeof nt->slot[0]);
+	struct cnsmp_registry_table *nt =
+		calloc(1, sizeof *nt + n * sizeof nt->slot[0]);
 	if (!nt)
 		return -1;
 	nt->mask = n - 1;
@@ -128,7 +111,7 @@ static CNSMP_NOINST int reserve_slot(void)
 		if (e && e != TOMB)
 			put(nt, e);
 	}
-	atomic_store_explicit(&table, nt, memory_order_release);
+	atomic_store_explicit(&cnsmp_registry_table, nt, memory_order_release);
 	return 0; /* `t` stays (nt->prev): readers may still be in it */
 }
 
@@ -233,7 +216,7 @@ CNSMP_NOINST struct cnsmp_fn *cnsmp_registry_add(uintptr_t addr,
 		if (reserve_slot() == 0)
 			e = make(addr, name, department, weight);
 		if (e) {
-			put(atomic_load_explicit(&table, memory_order_relaxed),
+			put(atomic_load_explicit(&cnsmp_registry_table, memory_order_relaxed),
 			    &e->fn);
 			f = &e->fn;
 		} else {
@@ -266,7 +249,8 @@ CNSMP_NOINST uint64_t cnsmp_registry_dropped(void)
 CNSMP_NOINST void cnsmp_registry_redecide(void)
 {
 	pthread_mutex_lock(&lock);
-	struct table *t = atomic_load_explicit(&table, memory_order_relaxed);
+	struct cnsmp_registry_table *t =
+		atomic_load_explicit(&cnsmp_registry_table, memory_order_relaxed);
 	for (size_t i = 0; t && i <= t->mask; i++) {
 		struct cnsmp_fn *e = atomic_load_explicit(&t->slot[i],
 							  memory_order_relaxed);
@@ -279,7 +263,8 @@ CNSMP_NOINST void cnsmp_registry_redecide(void)
 CNSMP_NOINST void cnsmp_registry_forget_range(uintptr_t lo, uintptr_t hi)
 {
 	pthread_mutex_lock(&lock);
-	struct table *t = atomic_load_explicit(&table, memory_order_relaxed);
+	struct cnsmp_registry_table *t =
+		atomic_load_explicit(&cnsmp_registry_table, memory_order_relaxed);
 	for (size_t i = 0; t && i <= t->mask; i++) {
 		struct cnsmp_fn *e = atomic_load_explicit(&t->slot[i],
 							  memory_order_relaxed);

@@ -113,6 +113,38 @@ void cnsmp_thread_zero(struct cnsmp_thread *t);
 void cnsmp_thread_on_throw(void);
 void cnsmp_thread_on_catch(void);
 
+/* The registry's table (registry.c explains the protocol), here so that the
+ * hooks can inline the lookup: cnsmp_registry_find without a call. */
+#define CNSMP_REGISTRY_TOMB ((struct cnsmp_fn *)1)
+struct cnsmp_registry_table {
+	struct cnsmp_registry_table *prev; /* replaced table, kept for readers */
+	size_t mask, used;                 /* used counts tombstones too */
+	_Atomic(struct cnsmp_fn *) slot[];
+};
+extern _Atomic(struct cnsmp_registry_table *) cnsmp_registry_table;
+
+static inline size_t cnsmp_registry_hash(uintptr_t a)
+{
+	return (size_t)(((uint64_t)a >> 2) * 0x9e3779b97f4a7c15ull >> 20);
+}
+
+static inline struct cnsmp_fn *cnsmp_registry_lookup(uintptr_t addr)
+{
+	struct cnsmp_registry_table *t = atomic_load_explicit(
+		&cnsmp_registry_table, memory_order_acquire);
+	if (unlikely(!t))
+		return NULL;
+	for (size_t i = cnsmp_registry_hash(addr) & t->mask;;
+	     i = (i + 1) & t->mask) {
+		struct cnsmp_fn *e = atomic_load_explicit(&t->slot[i],
+							  memory_order_acquire);
+		if (!e)
+			return NULL;
+		if (e != CNSMP_REGISTRY_TOMB && e->addr == addr)
+			return e;
+	}
+}
+
 /* Counters of `id` on `t`, allocating the chunk on first use. */
 static inline struct cnsmp_counters *cnsmp_thread_counters(
 	struct cnsmp_thread *t, uint32_t id)
