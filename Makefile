@@ -58,6 +58,7 @@ include runtime/build.mk
 -include samples/build.mk
 -include tests/build.mk
 -include bench/build.mk
+-include tests/fuzz/build.mk
 
 help:
 	@sed -n '4,15p' Makefile | sed 's/^# \{0,1\}//'

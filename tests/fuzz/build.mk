@@ -1,0 +1,34 @@
+# tests/fuzz/build.mk: the hostile-input tools of `make test`: the libFuzzer
+# targets (tests/fuzz/fuzz_*.c, built with clang, ASan and UBSan, straight
+# from the sources they exercise) and the load generator (tests/load/).
+# tests/suites/fuzz.sh and load.sh build these through `make fuzz-tools`.
+
+FUZZ_CC     ?= clang
+FUZZ_FLAGS  := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -D_GNU_SOURCE -Iruntime/include
+FUZZ_SRV_SRC := $(filter-out tools/server/main.c tools/server/http.c,$(wildcard tools/server/*.c))
+FUZZ_CFG_SRC := runtime/src/config.c runtime/src/log.c runtime/src/rules.c
+FUZZ_BIN    := $(B)/fuzz/fuzz_ingest $(B)/fuzz/fuzz_config
+LOADGEN_BIN := $(B)/tests/load/loadgen
+
+.PHONY: fuzz-tools
+fuzz-tools: $(FUZZ_BIN) $(LOADGEN_BIN)
+
+$(B)/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) tools/server/server.h
+	$(call msg,FUZZ,$@)
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server $(shell $(PKG_CONFIG) --cflags sqlite3 jansson libcrypto) \
+		tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) -o $@ \
+		$(shell $(PKG_CONFIG) --libs sqlite3 jansson libcrypto) -pthread -lm
+
+$(B)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_CFG_SRC) runtime/src/internal.h
+	$(call msg,FUZZ,$@)
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Iruntime/src \
+		tests/fuzz/fuzz_config.c $(FUZZ_CFG_SRC) -o $@ -lm
+
+$(LOADGEN_BIN): tests/load/loadgen.c
+	$(call msg,CC,$<)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(shell $(PKG_CONFIG) --cflags libcurl) $< -o $@ \
+		$(LDFLAGS_ALL) $(shell $(PKG_CONFIG) --libs libcurl) -pthread -lm
