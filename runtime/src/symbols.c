@@ -441,7 +441,8 @@ static int finish_names(struct index *x)
 		x->f[i].base = NULL;
 		x->user |= !x->f[i].system && x->f[i].name;
 	}
-	qsort(x->r, x->nr, sizeof(*x->r), cmp_range);
+	if (x->nr) /* a module without functions has no array to sort */
+		qsort(x->r, x->nr, sizeof(*x->r), cmp_range);
 	return 0;
 }
 

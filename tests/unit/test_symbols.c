@@ -122,25 +122,17 @@ static void an_address_without_a_symbol_is_module_plus_offset(void **state)
 
 static void an_address_in_no_module_is_unknown_plus_address(void **state)
 {
-	/* far from the program and its libraries, whose last module would
-	 * absorb a neighbouring anonymous mapping as its .bss; the first
-	 * hole the sanitizers' shadow memory left free */
-	static const uintptr_t holes[] = { 0x100000000000, 0x200000000000,
-					   0x500000000000, 0x6f0000000000 };
-	char *p = MAP_FAILED;
-	for (size_t i = 0; p == MAP_FAILED && i < 4; i++)
-		p = mmap((void *)holes[i], 4096, PROT_READ,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	if (p == MAP_FAILED)
-		skip();
+	/* A stack address belongs to no ELF module, in every build: mapping a
+	 * page at a fixed address instead trips ThreadSanitizer's mmap checks. */
+	char here = 0;
+	uintptr_t p = (uintptr_t)&here;
 	char want[64];
-	snprintf(want, sizeof(want), "unknown+0x%lx", (unsigned long)(uintptr_t)p);
+	snprintf(want, sizeof(want), "unknown+0x%lx", (unsigned long)p);
 	struct cnsmp_fninfo fi;
-	assert_int_equal(cnsmp_symbols_resolve((uintptr_t)p, &cfg, &fi), 1);
+	assert_int_equal(cnsmp_symbols_resolve(p, &cfg, &fi), 1);
 	assert_string_equal(fi.name, want);
 	assert_null(fi.file);
 	cnsmp_fninfo_release(&fi);
-	munmap(p, 4096);
 }
 
 /* ---- inventory ---------------------------------------------------------- */
