@@ -100,9 +100,9 @@ def variants(args):
         Variant("agg", "agg"),
         Variant("tracked", "rt"),
         Variant("excluded", "rt", env={"CODENSM_EXCLUDE": EXCLUDE_ALL}),
-        Variant("uftrace", "fi", wrap="uftrace"),
         Variant("gprof", "pg", cwd_tmp=True),
         Variant("tracked-static", "rts"),
+        Variant("uftrace", "fi", wrap="uftrace"),  # last: the slow one
     ]
     if args.no_uftrace:
         v = [x for x in v if x.name != "uftrace"]
@@ -238,12 +238,16 @@ def measure(workload, vars_, build, tmp, env, runs):
 # ---- threads -------------------------------------------------------------
 
 def scaling(build, tmp, env, runs, units, rt):
+    """Wall time of 1 and 2 threads doing the same work each; speed-up =
+    2 * t1 / t2 (2.0 is perfect on 2 idle cores).  Runs are short, so
+    twice as many; the median is the result, the best-of (the machine
+    with the least interference) is kept beside it."""
     vars_ = [Variant("base", "base"), Variant("empty", "empty"),
              Variant("agg", "agg")]
     if rt:
         vars_.append(Variant("tracked", "rt"))
     res = {}
-    for r in range(runs):
+    for r in range(2 * runs):
         for v in vars_:
             for t in (1, 2):
                 wall, cpu, _ = invoke(build, "calls", v, tmp, env,
@@ -253,6 +257,7 @@ def scaling(build, tmp, env, runs, units, rt):
     for name, by_t in res.items():
         w1, w2 = median(by_t[1]), median(by_t[2])
         out[name] = {"wall_1": w1, "wall_2": w2, "speedup": 2 * w1 / w2,
+                     "speedup_best": 2 * min(by_t[1]) / min(by_t[2]),
                      "runs_1": by_t[1], "runs_2": by_t[2]}
     return out
 
@@ -272,29 +277,34 @@ def manyfn(build, kind, env, tmp, k, t, rounds=1):
 
 def startup(build, tmp, env, runs, bz):
     """Start-up = init (k=0) plus resolution of each function once
-    (k=2000); the baseline's time for the same k is subtracted."""
+    (k=2000); the baseline's time for the same k is subtracted.  The
+    disabled run (CODENSM_DISABLE=1) is what loading the runtime and its
+    libraries costs before it does anything."""
     env_ex = dict(env, CODENSM_EXCLUDE=EXCLUDE_ALL)
-    kinds = [("base", "base", env), ("tracked", "rt", env),
-             ("excluded", "rt", env_ex)]
+    env_off = dict(env, CODENSM_DISABLE="1")
+    kinds = [("base", "base", env, (0, 2000)), ("tracked", "rt", env, (0, 2000)),
+             ("excluded", "rt", env_ex, (0, 2000)), ("disabled", "rt", env_off, (0,))]
     walls = {}
-    for r in range(runs):
-        for name, kind, e in kinds:
-            for k in (0, 2000):
+    for r in range(3 * runs):
+        for name, kind, e, ks in kinds:
+            for k in ks:
                 w, _, _ = manyfn(build, kind, e, tmp, k, 0)
                 walls.setdefault((name, k), []).append(w)
     m = {key: median(v) for key, v in walls.items()}
     res = {
+        "load_ms": 1e3 * (m[("disabled", 0)] - m[("base", 0)]),
         "init_ms": 1e3 * (m[("tracked", 0)] - m[("base", 0)]),
         "per_1000_tracked_ms": 1e3 * ((m[("tracked", 2000)] - m[("base", 2000)])
                                       - (m[("tracked", 0)] - m[("base", 0)])) / 2,
         "per_1000_excluded_ms": 1e3 * ((m[("excluded", 2000)] - m[("base", 2000)])
                                        - (m[("excluded", 0)] - m[("base", 0)])) / 2,
+        "medians_ms": {"%s k=%d" % key: 1e3 * v for key, v in m.items()},
     }
     # The real program: bzip2 -9 and -d of a 376-byte file (its own words0),
     # so nearly all of the run is start-up.
     tiny = os.path.join(bz.src, "words0")
     tw = {"base": [], "rt": []}
-    for r in range(runs):
+    for r in range(3 * runs):
         for kind in ("base", "rt"):
             total = 0
             z = os.path.join(tmp, "tiny.z")
@@ -464,6 +474,30 @@ def ratio(num, den):
     return num / den if den > 0 else float("inf")
 
 
+PAIRS = ("tracked/agg", "excluded/empty", "uftrace/tracked", "gprof/tracked",
+         "tracked-static/tracked")
+
+
+def paired_ratios(m):
+    """Ratios of overheads computed within each round (the variants of a
+    round ran back to back, so they saw the same machine), then the median
+    over rounds: robust to the machine changing speed between rounds,
+    which medians of raw times are not on a shared host."""
+    out = {}
+    n = len(m["base"]["cpu"])
+    for pair in PAIRS:
+        a, b = pair.split("/")
+        if a not in m or b not in m:
+            continue
+        rs = []
+        for r in range(n):
+            base = m["base"]["cpu"][r]
+            rs.append(ratio(m[a]["cpu"][r] - base, m[b]["cpu"][r] - base))
+        out[pair] = median(rs)
+        out[pair + " rounds"] = rs
+    return out
+
+
 def build_report(R):
     lines = []
     add = lines.append
@@ -473,6 +507,10 @@ def build_report(R):
         "time (user+sys), scaling in wall time; load average %s at the start, "
         "%s at the end." % (R["date"], R["runs"], "/".join(R["loadavg_start"]),
                             "/".join(R["loadavg_end"])))
+    add("")
+    add("Overhead over the baseline per run (median of the per-round "
+        "differences) and per call; ratios below are medians of per-round "
+        "ratios.")
     add("")
     add("| workload | calls/run | base s | empty | mini agg | tracked | "
         "excluded | uftrace | gprof | tracked (static) |")
@@ -487,7 +525,7 @@ def build_report(R):
         def cell(name):
             if name not in m:
                 return "-"
-            d = m[name]["cpu_med"] - base
+            d = median([x - b for x, b in zip(m[name]["cpu"], m["base"]["cpu"])])
             per = " (%.1f ns/call)" % (1e9 * d / calls) if calls else ""
             return "+%.3f s%s" % (d, per)
         add("| %s | %s | %.3f | %s |" % (
@@ -505,28 +543,29 @@ def build_report(R):
         m = R["overhead"].get(w)
         if not m or "tracked" not in m:
             continue
-        b = m["base"]["cpu_med"]
-        o = {k: v["cpu_med"] - b for k, v in m.items()}
-        r1 = ratio(o["tracked"], o["agg"])
+        rr = R["ratios"][w]
+        r1 = rr["tracked/agg"]
         row("%s: tracked overhead / mini aggregator's" % w, "<= 1.15",
             "%.2f" % r1, r1 <= 1.15)
-        r2 = ratio(o["excluded"], o["empty"])
+        r2 = rr["excluded/empty"]
         row("%s: excluded overhead / empty hooks'" % w, "<= 1.3",
             "%.2f" % r2, r2 <= 1.3)
-        if "uftrace" in o:
-            r3 = ratio(o["uftrace"], o["tracked"])
+        if "uftrace/tracked" in rr:
+            r3 = rr["uftrace/tracked"]
             row("%s: uftrace overhead / tracked" % w, ">= 5", "%.1f" % r3,
                 r3 >= 5)
-        r4 = ratio(o["gprof"], o["tracked"])
-        row("%s: gprof overhead / tracked" % w, "(reported)", "%.2f" % r4,
-            None)
+        row("%s: gprof overhead / tracked" % w, "(reported)",
+            "%.2f" % rr["gprof/tracked"], None)
+        row("%s: tracked static / tracked shared (overheads)" % w,
+            "(reported)", "%.2f" % rr["tracked-static/tracked"], None)
     s = R.get("scaling", {})
     for name in ("tracked", "agg", "empty", "base"):
         if name in s:
             sp = s[name]["speedup"]
             row("2 threads vs 1, same work each (%s)" % name,
                 ">= 1.8" if name == "tracked" else "(reference)",
-                "%.2fx" % sp, sp >= 1.8 if name == "tracked" else None)
+                "%.2fx (best runs: %.2fx)" % (sp, s[name]["speedup_best"]),
+                sp >= 1.8 if name == "tracked" else None)
     ins = R.get("instructions")
     if ins and ins.get("calls"):
         per = {k: (v - ins["base"]) / ins["calls"] for k, v in ins.items()
@@ -536,12 +575,15 @@ def build_report(R):
                       ("empty", "agg", "tracked", "excluded") if k in per), None)
     st = R.get("startup")
     if st:
-        real = R["overhead"]["bzip2"]["base"]["wall_med"]
-        frac = st["bzip2_startup_ms"] / 1e3 / real
-        row("start-up on bzip2 (init + every function once)", "<= 5% of run",
-            "%.1f ms = %.1f%% of %.2f s" % (st["bzip2_startup_ms"], 100 * frac,
-                                             real), frac <= 0.05)
-        row("init (no function called)", "(reported)",
+        if "bzip2" in R["overhead"]:
+            real = R["overhead"]["bzip2"]["base"]["wall_med"]
+            frac = st["bzip2_startup_ms"] / 1e3 / real
+            row("start-up on bzip2 (init + every function once)",
+                "<= 5% of run", "%.1f ms = %.1f%% of %.2f s" % (
+                    st["bzip2_startup_ms"], 100 * frac, real), frac <= 0.05)
+        row("loading the runtime and its libraries (CODENSM_DISABLE=1)",
+            "(reported)", "%.1f ms" % st["load_ms"], None)
+        row("loading + init (no function called)", "(reported)",
             "%.1f ms" % st["init_ms"], None)
         row("resolution, tracked", "(reported)",
             "%.1f ms per 1,000 functions" % st["per_1000_tracked_ms"], None)
@@ -668,6 +710,7 @@ def main():
                 R["payload"] = payload_rate(build)
             R["sampled_mode"] = sampled_mode_available()
     R["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    R["ratios"] = {w: paired_ratios(m) for w, m in R["overhead"].items()}
     R["elapsed_s"] = time.time() - t_start
     report = build_report(R)
     print(report)
