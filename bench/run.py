@@ -240,8 +240,9 @@ def measure(workload, vars_, build, tmp, env, runs):
 def scaling(build, tmp, env, runs, units, rt):
     """Wall time of 1 and 2 threads doing the same work each; speed-up =
     2 * t1 / t2 (2.0 is perfect on 2 idle cores).  Runs are short, so
-    twice as many; the median is the result, the best-of (the machine
-    with the least interference) is kept beside it."""
+    twice as many; the result is the median of the speed-ups of each
+    round (1 and 2 threads back to back), the best-of (the machine with
+    the least interference) is kept beside it."""
     vars_ = [Variant("base", "base"), Variant("empty", "empty"),
              Variant("agg", "agg")]
     if rt:
@@ -256,7 +257,8 @@ def scaling(build, tmp, env, runs, units, rt):
     out = {}
     for name, by_t in res.items():
         w1, w2 = median(by_t[1]), median(by_t[2])
-        out[name] = {"wall_1": w1, "wall_2": w2, "speedup": 2 * w1 / w2,
+        paired = [2 * a / b for a, b in zip(by_t[1], by_t[2])]
+        out[name] = {"wall_1": w1, "wall_2": w2, "speedup": median(paired),
                      "speedup_best": 2 * min(by_t[1]) / min(by_t[2]),
                      "runs_1": by_t[1], "runs_2": by_t[2]}
     return out
