@@ -3,15 +3,22 @@
  *
  * Threads: MHD's internal pool of POOL_THREADS threads calls the handler;
  * each thread has its own SQLite connection (store.c), so a slow view never
- * blocks an ingest on another thread beyond SQLite's own write lock. */
+ * blocks an ingest on another thread beyond SQLite's own write lock.
+ *
+ * MHD's time-out only measures silence, so a client that sends one byte a
+ * second would hold its connection for ever; a reaper thread therefore
+ * cuts (shutdown(2)) every connection that has not finished a request
+ * within REQUEST_DEADLINE of its start or of its previous request's end. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,11 +30,26 @@
 #define CONN_TIMEOUT 15              /* seconds a connection may stay idle */
 #define CONN_MEMORY (64 * 1024)      /* per connection: headers must fit */
 #define CONN_LIMIT 512
+#define REQUEST_DEADLINE 30         /* seconds to receive a request and answer it */
 #define DISCARD_LIMIT (8 * 1024 * 1024) /* larger declared bodies: 413 before reading */
 #define JS_ROOT "/usr/share/javascript"  /* Debian's libjs-* packages, at /javascript/ */
 
+/* One open connection, for the reaper: the list is guarded by watch_lock,
+ * and an entry leaves it (MHD's "closed" notification) before MHD closes
+ * the socket, so the reaper never shuts down a descriptor reused since. */
+struct watch {
+	int fd;
+	double since;                   /* CLOCK_MONOTONIC: start of the current request */
+	struct watch *prev, *next;
+};
+
 struct srv_http {
 	struct MHD_Daemon *d;
+	pthread_mutex_t watch_lock;
+	pthread_cond_t stop_cond;
+	struct watch *watched;
+	pthread_t reaper;
+	int reaper_started, stopping;
 	unsigned port;
 	char web[PATH_MAX];             /* "" when no page folder was found */
 	char js[PATH_MAX];              /* real path of JS_ROOT, "" if absent */
@@ -185,9 +207,80 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	return send_file(c, h->web, url);
 }
 
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void watch_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			     enum MHD_ConnectionNotificationCode code)
+{
+	struct srv_http *h = cls;
+	struct watch *w = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!ci || !(w = calloc(1, sizeof *w)))
+			return;         /* unwatched: only MHD's idle time-out applies */
+		w->fd = ci->connect_fd;
+		w->since = mono_s();
+		pthread_mutex_lock(&h->watch_lock);
+		w->next = h->watched;
+		if (w->next)
+			w->next->prev = w;
+		h->watched = w;
+		pthread_mutex_unlock(&h->watch_lock);
+		*socket_context = w;
+	} else if (w) {
+		pthread_mutex_lock(&h->watch_lock);
+		if (w->prev)
+			w->prev->next = w->next;
+		else
+			h->watched = w->next;
+		if (w->next)
+			w->next->prev = w->prev;
+		pthread_mutex_unlock(&h->watch_lock);
+		free(w);
+		*socket_context = NULL;
+	}
+}
+
+/* Once a second: a connection past its deadline is shut down; MHD then
+ * reads end-of-file, closes it and notifies watch_connection(). */
+static void *reaper(void *arg)
+{
+	struct srv_http *h = arg;
+	pthread_mutex_lock(&h->watch_lock);
+	while (!h->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&h->stop_cond, &h->watch_lock, &ts);
+		double now = mono_s();
+		for (struct watch *w = h->watched; w; w = w->next)
+			if (now - w->since > REQUEST_DEADLINE) {
+				shutdown(w->fd, SHUT_RDWR);
+				w->since = now;   /* once is enough */
+			}
+	}
+	pthread_mutex_unlock(&h->watch_lock);
+	return NULL;
+}
+
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		      enum MHD_RequestTerminationCode toe)
 {
+	struct srv_http *h = cls;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci && ci->socket_context) {
+		/* the next request on this connection gets a deadline of its own */
+		pthread_mutex_lock(&h->watch_lock);
+		((struct watch *)ci->socket_context)->since = mono_s();
+		pthread_mutex_unlock(&h->watch_lock);
+	}
 	struct upload *u = *con_cls;
 	if (u) {
 		free(u->buf);
@@ -261,6 +354,8 @@ struct srv_http *srv_http_start(const char *listen, const char *webdir, char *er
 		snprintf(h->web, sizeof h->web, "%s", webdir);
 	if (!realpath(JS_ROOT, h->js))
 		h->js[0] = '\0';
+	pthread_mutex_init(&h->watch_lock, NULL);
+	pthread_cond_init(&h->stop_cond, NULL);
 	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, h,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -268,7 +363,8 @@ struct srv_http *srv_http_start(const char *listen, const char *webdir, char *er
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT,
-				MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+				MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+				MHD_OPTION_NOTIFY_CONNECTION, watch_connection, h,
 				MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 				MHD_OPTION_END);
 	if (!h->d) {
@@ -277,6 +373,8 @@ struct srv_http *srv_http_start(const char *listen, const char *webdir, char *er
 		free(h);
 		return NULL;
 	}
+	/* without the reaper, slow clients are cut by the idle time-out only */
+	h->reaper_started = pthread_create(&h->reaper, NULL, reaper, h) == 0;
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = info ? info->port : 0;
 	return h;
@@ -291,6 +389,15 @@ void srv_http_stop(struct srv_http *h)
 {
 	if (!h)
 		return;
+	if (h->reaper_started) {
+		pthread_mutex_lock(&h->watch_lock);
+		h->stopping = 1;
+		pthread_cond_signal(&h->stop_cond);
+		pthread_mutex_unlock(&h->watch_lock);
+		pthread_join(h->reaper, NULL);
+	}
 	MHD_stop_daemon(h->d);
+	pthread_mutex_destroy(&h->watch_lock);
+	pthread_cond_destroy(&h->stop_cond);
 	free(h);
 }
