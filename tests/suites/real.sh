@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# tests/suites/real.sh: real C programs from their Debian source packages
+# (bzip2, zlib, lua5.4), built plain and instrumented, run against a real
+# codensm-server and under uftrace (tests/real/test_real.py); prints TAP.
+# The sources and builds are cached in $CODENSM_BUILD/real (git-ignored).
+set -u
+cd "$(dirname "$0")/../.."
+B=${CODENSM_BUILD:-build}
+log=tests/artifacts/real-build.log
+mkdir -p tests/artifacts
+# The runtime (and its .pc) and the server the tests start.
+if [ "$B" = build ] && ! make --no-print-directory runtime server >"$log" 2>&1; then
+	echo "not ok 1 - the runtime and the server build (make runtime server)"
+	tail -n 30 "$log" | sed 's/^/#   /'
+	echo "1..1"
+	exit 1
+fi
+for tool in uftrace apt-get dpkg-source; do
+	if ! command -v $tool >/dev/null; then
+		echo "not ok 1 - $tool is installed (bash .ci/deps)"
+		echo "1..1"
+		exit 1
+	fi
+done
+CODENSM_BUILD=$B exec timeout 600 python3 tests/tap.py tests/real
