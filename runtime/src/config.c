@@ -316,6 +316,9 @@ static int set_endpoint(struct cnsmp_config *cfg, const char *v, struct why *why
 	return set_string(&cfg->endpoint, v, why);
 }
 
+/* An empty CODENSM_INCLUDE is read as unset (every function of the user's
+ * own code), the way a script that passes an empty $VAR means "no filter":
+ * "track nothing" is what CODENSM_DISABLE=1 is for. */
 static int set_include(struct cnsmp_config *cfg, const char *v, struct why *why)
 {
 	struct cnsmp_prefixes p;
@@ -323,7 +326,7 @@ static int set_include(struct cnsmp_config *cfg, const char *v, struct why *why)
 		return -1;
 	cnsmp_prefixes_release(&cfg->include);
 	cfg->include = p;
-	cfg->include_set = 1;
+	cfg->include_set = p.n > 0;
 	return 0;
 }
 

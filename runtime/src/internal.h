@@ -270,6 +270,8 @@ void cnsmp_thread_crash_mark(int signo);
 /* In the child after fork(): forget the other threads, zero this thread's
  * counters and the flusher's snapshots, so nothing is counted twice. */
 void cnsmp_thread_atfork_child(void);
+/* At exit(): count the calls still open on the calling thread as ended. */
+void cnsmp_thread_end_open_calls(void);
 
 /* ---- collect.c: per-thread counters -> a batch of deltas ---------------- */
 

@@ -32,9 +32,12 @@ static _Atomic int init_state; /* 0 never, 1 running, 2 done */
 static pthread_mutex_t api_mu = PTHREAD_MUTEX_INITIALIZER;
 static int hooks_registered;   /* atexit + pthread_atfork, once */
 static _Atomic int nokey_logged;
+static _Atomic int noinclude_logged;
 
 CNSMP_NOINST static void at_exit(void)
 {
+	if (atomic_load(&cnsmp_active))
+		cnsmp_thread_end_open_calls();
 	cnsmp_flusher_stop(EXIT_BUDGET_S);
 }
 
@@ -76,6 +79,9 @@ CNSMP_NOINST static void start(void)
 	} else if (!atomic_exchange(&nokey_logged, 1)) {
 		cnsmp_log(CNSMP_LOG_INFO, "CODENSM_API_KEY is not set: counting, not sending");
 	}
+	if (!cnsmp_cfg.include_set && !atomic_exchange(&noinclude_logged, 1))
+		cnsmp_log(CNSMP_LOG_INFO, "CODENSM_INCLUDE is not set: tracking every instrumented "
+					  "function of this program's own code");
 	atomic_store_explicit(&cnsmp_active, 1, memory_order_release);
 }
 

@@ -64,7 +64,7 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 	if (t) {
 		/* Owner-only state of the previous owner; shared parts were
 		 * zeroed by the flusher before it freed the block. */
-		t->depth = t->overflow = t->ov_failed = 0;
+		t->depth = t->overflow = t->ov_failed = t->inherited = 0;
 		t->throw_epoch = t->exc_epoch = 0;
 		t->unwinding = 0;
 	} else {
@@ -154,6 +154,11 @@ static CNSMP_NOINST uint32_t chain_of(const struct cnsmp_thread *t, uint32_t n,
 CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 					uint64_t now, int repaired)
 {
+	if (unlikely(i < t->inherited)) {
+		/* Entered by the parent before fork(): the parent counts it. */
+		t->depth = t->inherited = i;
+		return;
+	}
 	struct cnsmp_frame *fr = &t->stack[i];
 	uint64_t ticks = now > fr->start ? now - fr->start : 0;
 	uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
@@ -292,7 +297,7 @@ CNSMP_NOINST void cnsmp_thread_crash_mark(int signo)
 	uint32_t chain[CNSMP_INCIDENT_MAX_DEPTH];
 	uint32_t depth = t->depth, n = chain_of(t, depth, chain);
 	uint64_t now = cnsmp_clock_now();
-	for (uint32_t i = depth; i-- > 0;) {
+	for (uint32_t i = depth; i-- > t->inherited;) {
 		struct cnsmp_frame *fr = &t->stack[i];
 		uint64_t ticks = now > fr->start ? now - fr->start : 0;
 		uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
@@ -302,16 +307,38 @@ CNSMP_NOINST void cnsmp_thread_crash_mark(int signo)
 		if (i > 0)
 			t->stack[i - 1].child += ticks;
 	}
-	t->depth = 0;
+	t->depth = t->inherited = 0;
 	t->overflow = 0;
 	if (n > 0)
 		cnsmp_thread_record_incident(t, chain, n, "signal", signo);
 	cnsmp_tls.guard = guard;
 }
 
+/* exit(): the calls still open on the exiting thread (main, and whatever
+ * called exit) end with the program, so they are counted now, as finished
+ * calls, before the final flush; without this a program that leaves through
+ * exit() would never count its main().  Other threads' open calls have not
+ * ended and are not touched (their owners may be running).  Inside a hook
+ * (exit from a signal handler that interrupted one) the stack may be half
+ * written: left alone. */
+CNSMP_NOINST void cnsmp_thread_end_open_calls(void)
+{
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	if (!t || cnsmp_tls.guard)
+		return;
+	cnsmp_tls.guard = 1;
+	uint64_t now = cnsmp_clock_now();
+	while (t->depth > 0)
+		cnsmp_thread_complete(t, t->depth - 1, now, 0);
+	t->overflow = 0; /* counted when they began */
+	cnsmp_tls.guard = 0;
+}
+
 /* In the child of fork(): the other threads do not exist here, and what
  * they and this thread counted belongs to the parent, which ships it.  The
- * shadow stack stays, so exits of calls entered before fork still match. */
+ * shadow stack stays, so exits of calls entered before fork still match;
+ * those calls are the parent's to count, so the child pops them uncounted
+ * (`inherited`). */
 CNSMP_NOINST void cnsmp_thread_atfork_child(void)
 {
 	struct cnsmp_thread *self = cnsmp_tls.t;
@@ -323,6 +350,8 @@ CNSMP_NOINST void cnsmp_thread_atfork_child(void)
 		if (t != self)
 			atomic_store_explicit(&t->state, CNSMP_T_FREE,
 					      memory_order_release);
+		else
+			t->inherited = t->depth;
 	}
 	cnsmp_collect_atfork_child();
 	cnsmp_registry_atfork_child();

@@ -70,6 +70,7 @@ struct cnsmp_thread {
 
 	/* Owner-only (and its signal handlers). */
 	uint32_t depth;        /* frames in use; written after the frame */
+	uint32_t inherited;    /* frames below it were entered before fork() */
 	uint32_t overflow;     /* calls in progress beyond CNSMP_STACK_DEPTH */
 	uint32_t ov_id;        /* id of the innermost overflow call */
 	uint32_t ov_failed;    /* its error is already counted */

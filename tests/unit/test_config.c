@@ -149,11 +149,12 @@ static void every_variable_is_read(void **state)
 	assert_int_equal(cnsmp_log_level, CNSMP_LOG_DEBUG);
 }
 
-static void an_empty_include_is_given_and_tracks_nothing(void **state)
+static void an_empty_include_reads_as_unset(void **state)
 {
-	static const char *const e[] = { "HOME", "/home/u", "CODENSM_INCLUDE", "", NULL };
+	static const char *const e[] = { "HOME", "/home/u", "CODENSM_INCLUDE", " , ", NULL };
 	assert_int_equal(load(e, NULL), 0);
-	assert_int_equal(cfg.include_set, 1);
+	assert_int_equal(lines(), 0);
+	assert_int_equal(cfg.include_set, 0);
 	assert_int_equal(cfg.include.n, 0);
 }
 
@@ -395,7 +396,7 @@ int main(void)
 		cmocka_unit_test_teardown(an_empty_environment_gives_the_defaults, teardown),
 		cmocka_unit_test_teardown(the_spool_follows_xdg_then_home_then_tmp, teardown),
 		cmocka_unit_test_teardown(every_variable_is_read, teardown),
-		cmocka_unit_test_teardown(an_empty_include_is_given_and_tracks_nothing, teardown),
+		cmocka_unit_test_teardown(an_empty_include_reads_as_unset, teardown),
 		cmocka_unit_test_teardown(disable_and_log_take_their_keywords_in_any_case, teardown),
 		cmocka_unit_test_teardown(a_malformed_value_keeps_the_default_with_one_line, teardown),
 		cmocka_unit_test_teardown(a_quoted_value_is_cut_at_80_bytes, teardown),

@@ -225,6 +225,23 @@ static void a_crash_fails_every_call_on_the_stack(void **state)
 	assert_int_equal(incident("signal", 11, chain, 2), 1);
 }
 
+/* exit(): the calls still open end with the program: counted once, with
+ * their edges, and the stack is empty afterwards (no double count). */
+static void calls_open_at_exit_are_counted_once(void **state)
+{
+	uint64_t a = calls(A), b = calls(B), ab = edge(A, B), e = errors(A) + errors(B);
+	enter(A);
+	enter(B);
+	cnsmp_thread_end_open_calls();
+	assert_int_equal(cnsmp_tls.t->depth, 0);
+	assert_int_equal(calls(A), a + 1);
+	assert_int_equal(calls(B), b + 1);
+	assert_int_equal(errors(A) + errors(B), e);
+	assert_int_equal(edge(A, B), ab + 1);
+	cnsmp_thread_end_open_calls();
+	assert_int_equal(calls(A), a + 1);
+}
+
 static void timed_calls_land_in_their_histogram_bucket(void **state)
 {
 	struct cnsmp_counters *c = counters(T);
@@ -294,7 +311,9 @@ static void *enter_and_exit(void *arg)
 }
 
 /* The child forgets the other threads and this thread's counts, but keeps
- * its shadow stack so that exits of calls entered before fork match. */
+ * its shadow stack so that exits of calls entered before fork match; those
+ * calls are the parent's, so the child pops them without counting them,
+ * while a call it makes itself inside them is counted. */
 static void a_forked_child_starts_from_zero(void **state)
 {
 	pthread_t th;
@@ -310,8 +329,12 @@ static void a_forked_child_starts_from_zero(void **state)
 			CNSMP_T_FREE) << 0;
 		bad |= (calls(B) != 0) << 1;
 		bad |= (cnsmp_tls.t->depth != 1) << 2;
+		enter(B);
+		leave(B);
 		leave(A);
-		bad |= (calls(A) != 1) << 3;
+		bad |= (calls(A) != 0) << 3;
+		bad |= (calls(B) != 1) << 4;
+		bad |= (cnsmp_tls.t->depth != 0) << 5;
 		_exit(bad);
 	}
 	int status = -1;
@@ -336,6 +359,7 @@ int main(void)
 		cmocka_unit_test(hooks_do_nothing_while_inactive),
 		cmocka_unit_test(excluded_calls_touch_no_stack_or_counter),
 		cmocka_unit_test(a_forked_child_starts_from_zero),
+		cmocka_unit_test(calls_open_at_exit_are_counted_once),
 	};
 	return cmocka_run_group_tests_name("thread", tests, setup, NULL);
 }

@@ -1,10 +1,13 @@
 /* forker.c: the parent calls fork_work A times, waits a while (so a flush
  * ships part of it), calls it B more times, forks; the child calls it C
- * times and exits normally; the parent calls it D more times, waits for
- * the child and exits.  Usage: forker A B C D.  Exact over both
- * processes: fork_work A+B+C+D calls, fork_child 1, fork_parent 1. */
+ * times and leaves through exit(0) (or, with a fifth argument "return", by
+ * returning from main through the frames it inherited); the parent calls it
+ * D more times, waits for the child and exits.  Usage: forker A B C D
+ * [exit|return].  Exact over both processes: fork_work A+B+C+D calls,
+ * fork_child 1, fork_parent 1, main 1 (the parent's). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +50,8 @@ int main(int argc, char **argv)
 	if (pid == 0) {
 		fork_child(atoi(argv[3]));
 		printf("child done\n");
+		if (argc > 5 && !strcmp(argv[5], "return"))
+			return 0;
 		exit(0);
 	}
 	fork_parent(atoi(argv[4]));
