@@ -423,10 +423,10 @@ CNSMP_NOINST static int pack(struct section sec[NSEC], const struct meta_tmpl *t
 		size_t lo[NSEC], hi[NSEC];
 		for (int k = 0; k < NSEC; k++) {
 			size_t a = cur[k], b = cur[k] + take[k];
-			lo[k] = a == 0 ? 0 : sec[k].src[a];
 			hi[k] = b >= sec[k].n ? sec[k].nsrc : sec[k].src[b];
-			if (a >= sec[k].n)
-				lo[k] = hi[k];
+			lo[k] = a >= sec[k].n ? hi[k] /* section used up */
+				: a == 0  ? 0
+					  : sec[k].src[a];
 			cur[k] = b;
 			done += take[k];
 		}

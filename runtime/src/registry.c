@@ -14,7 +14,11 @@
  *    it (it then misses new entries and takes the slow path, which finds
  *    them under the lock).  Total waste is bounded by the final size.
  *  - Entries are never freed: the flusher names ids through them and a hook
- *    may hold one while it is forgotten.
+ *    may hold one while it is forgotten.  A forgotten entry (its library
+ *    was dlclose()d) goes on the `retired` list and is taken back when a
+ *    function of the same name is seen again (the library reloaded at a new
+ *    address), so a program that loads and unloads a plugin in a loop uses
+ *    a bounded amount of memory.
  *  - Ids are dense per distinct name (two addresses with one name share an
  *    id) and never reused: they index the per-thread counter arrays.
  */
@@ -35,6 +39,7 @@ struct entry {
 	int own_dept;    /* department given by codensm_enter: keep it */
 	int own_weight;  /* weight given by codensm_enter: keep it */
 	char *module;
+	struct entry *retired_next; /* lock */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -42,6 +47,7 @@ _Atomic(struct cnsmp_registry_table *) cnsmp_registry_table;
 static struct { const char *name; uint32_t id; } names[NAMES_SIZE]; /* lock */
 static _Atomic(struct cnsmp_fn *) by_id[CNSMP_MAX_TRACKED];
 static _Atomic uint32_t nids; /* release after by_id[id] is set */
+static struct entry *retired; /* forgotten entries (lock) */
 _Atomic uint64_t cnsmp_registry_dropped_calls;
 
 /* Returned when the table cannot grow or memory runs out: the hooks count
@@ -163,6 +169,30 @@ static CNSMP_NOINST void decide(struct entry *e)
 	atomic_store_explicit(&f->state, state, memory_order_release);
 }
 
+static CNSMP_NOINST void entry_free(struct entry *e)
+{
+	free(e->fn.name);
+	free(e->fn.file);
+	free(e->fn.department);
+	free(e->module);
+	free(e);
+}
+
+/* A retired entry named like `e` (lock held), taken off the list: it keeps
+ * its id, department and weight; only its address changes. */
+static CNSMP_NOINST struct entry *take_retired(const struct entry *e)
+{
+	for (struct entry **p = &retired; *p; p = &(*p)->retired_next) {
+		struct entry *r = *p;
+		if (strcmp(r->fn.name, e->fn.name) == 0) {
+			*p = r->retired_next;
+			r->retired_next = NULL;
+			return r;
+		}
+	}
+	return NULL;
+}
+
 /* A new entry for `addr`, resolved and decided, not yet published. */
 static CNSMP_NOINST struct entry *make(uintptr_t addr, const char *name,
 				       const char *department, double weight)
@@ -198,6 +228,12 @@ static CNSMP_NOINST struct entry *make(uintptr_t addr, const char *name,
 		free(e->fn.department);
 		free(e);
 		return NULL;
+	}
+	struct entry *old = take_retired(e);
+	if (old) {
+		entry_free(e);
+		old->fn.addr = addr;
+		e = old;
 	}
 	decide(e);
 	return e;
@@ -268,9 +304,12 @@ CNSMP_NOINST void cnsmp_registry_forget_range(uintptr_t lo, uintptr_t hi)
 	for (size_t i = 0; t && i <= t->mask; i++) {
 		struct cnsmp_fn *e = atomic_load_explicit(&t->slot[i],
 							  memory_order_relaxed);
-		if (e && e != TOMB && e->addr >= lo && e->addr < hi)
+		if (e && e != TOMB && e->addr >= lo && e->addr < hi) {
 			atomic_store_explicit(&t->slot[i], TOMB,
 					      memory_order_release);
+			((struct entry *)e)->retired_next = retired;
+			retired = (struct entry *)e;
+		}
 	}
 	pthread_mutex_unlock(&lock);
 }

@@ -80,8 +80,12 @@ static void forgetting_a_range_makes_its_addresses_first_sights(void **state)
 	assert_int_not_equal(again->id, in1->id);
 	struct cnsmp_fn *back = cnsmp_registry_add(0x40ff0, "plugin.a", NULL, -1.0);
 	assert_int_equal(back->id, in1->id);
-	/* The old entry still names its id for the flusher. */
+	/* The old entry still names its id for the flusher; it is taken back
+	 * for the reloaded function, so reloads do not grow memory. */
 	assert_string_equal(cnsmp_registry_get(in1->id)->name, "plugin.a");
+	assert_ptr_equal(back, in1);
+	assert_int_equal(back->addr, 0x40ff0);
+	assert_ptr_equal(cnsmp_registry_find(0x40ff0), in1);
 }
 
 static void redecide_applies_a_new_exclude_and_keeps_ids(void **state)
