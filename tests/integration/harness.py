@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import socketserver
 import struct
@@ -125,7 +126,7 @@ def clean_env(**extra):
     (a value of None removes the variable)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODENSM_")}
     if SANITIZER == "asan":
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+        env.setdefault("LSAN_OPTIONS", "suppressions=" + os.path.join(ROOT, "tests", "lsan.supp"))
     for k, v in extra.items():
         if v is None:
             env.pop(k, None)
@@ -147,14 +148,22 @@ class Run:
 
 
 def run(argv, env, timeout=60, cwd=None):
+    """Run a program in its own process group: on a time-out the whole group
+    is killed, so a child it forked cannot keep the pipes (and the test) open."""
     start = time.monotonic()
     p = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate()
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            out, err = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            out, err = "", "(output lost: a process outside the group holds the pipes)"
         raise AssertionError("%s did not exit within %s s; stderr: %s" % (argv, timeout, err[-2000:]))
     return Run(p, out, err, time.monotonic() - start)
 

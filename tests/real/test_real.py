@@ -58,7 +58,10 @@ def clean_env(extra=None):
     changes a program's behaviour (BZIP2/BZIP flags, LUA_INIT)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CODENSM_", "LUA_INIT", "UFTRACE"))
-           and k not in ("BZIP", "BZIP2", "LD_PRELOAD", "LD_LIBRARY_PATH")}
+           and k not in ("BZIP", "BZIP2", "LD_PRELOAD", "LD_LIBRARY_PATH",
+                         # under `make test` these make every sub-make print
+                         # "Entering directory .../plain" vs ".../inst"
+                         "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
     env["LC_ALL"] = "C"
     env.update(extra or {})
     return env

@@ -13,6 +13,7 @@ tap() { # ok|not ok, description
 export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
 
 for san in asan tsan; do
 	up=$(echo "$san" | tr a-z A-Z)
