@@ -5,7 +5,7 @@
  * owned by the flusher) of what was shipped; a delta is the current value
  * minus the snapshot, and collecting advances the snapshot.  The owner never
  * resets anything, so no update is lost and no lock is taken.  Exceptions:
- * max_ns, which the flusher exchanges with 0 (thread.h), and a block whose
+ * max_ticks, which the flusher exchanges with 0 (thread.h), and a block whose
  * thread died: after its last collect the flusher zeroes it and its
  * snapshot and marks it FREE for the next new thread.
  *
@@ -25,7 +25,7 @@
 #define INCIDENTS_PER_FN 8 /* distinct chains per failing function per batch */
 
 struct snap_counters {
-	uint64_t calls, errors, total_ns, self_ns;
+	uint64_t calls, errors, total_ticks, self_ticks;
 	uint32_t hist[CNSMP_HIST_BUCKETS];
 };
 
@@ -336,18 +336,19 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 	if (calls == s->calls)
 		return; /* nothing ended; errors wait for their calls */
 	uint64_t errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
-	uint64_t total = atomic_load_explicit(&c->total_ns, memory_order_relaxed);
-	uint64_t self = atomic_load_explicit(&c->self_ns, memory_order_relaxed);
+	uint64_t total = atomic_load_explicit(&c->total_ticks, memory_order_relaxed);
+	uint64_t self = atomic_load_explicit(&c->self_ticks, memory_order_relaxed);
 	uint64_t dc = calls - s->calls, de = errors - s->errors;
 	if (de > dc)
 		de = dc;
 	d->calls += dc;
 	d->errors += de;
-	d->total_ns += total - s->total_ns;
-	d->self_ns += self - s->self_ns;
-	uint64_t max = p->safe ? atomic_load_explicit(&c->max_ns, memory_order_relaxed)
-			       : atomic_exchange_explicit(&c->max_ns, 0,
+	d->total_ns += cnsmp_clock_ns(total - s->total_ticks);
+	d->self_ns += cnsmp_clock_ns(self - s->self_ticks);
+	uint64_t max = p->safe ? atomic_load_explicit(&c->max_ticks, memory_order_relaxed)
+			       : atomic_exchange_explicit(&c->max_ticks, 0,
 							  memory_order_relaxed);
+	max = cnsmp_clock_ns(max);
 	if (max > d->max_ns)
 		d->max_ns = max;
 	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++) {
@@ -359,8 +360,8 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 	if (!p->safe) {
 		s->calls = calls;
 		s->errors += de;
-		s->total_ns = total;
-		s->self_ns = self;
+		s->total_ticks = total;
+		s->self_ticks = self;
 	}
 }
 

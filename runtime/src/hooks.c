@@ -10,10 +10,12 @@
  * first sight of a function, the thread's first hook, a counter chunk's first
  * use) is a call to a cold function in registry.c or thread.c.
  *
- * Each hook is a one-line exported wrapper around a static inline function
- * that saves errno, returns at once (unlikely) when the per-thread guard is
- * set (a hook interrupted by a signal handler that calls instrumented code,
- * or the runtime calling itself) and sets the guard while it works.
+ * Each hook returns at once (unlikely) when the per-thread guard is set (a
+ * hook interrupted by a signal handler that calls instrumented code, or the
+ * runtime calling itself) and sets the guard while it works.  errno: the
+ * fast paths call nothing that can change it; each slow path saves and
+ * restores it itself (tests/unit/test_thread.c checks that errno survives
+ * each kind of hook call).
  */
 #include <errno.h>
 #include "thread.h"
@@ -32,23 +34,42 @@ static CNSMP_NOINST __attribute__((noinline, cold)) int activate(void)
 	if (atomic_load_explicit(&init_tried, memory_order_relaxed) ||
 	    atomic_exchange_explicit(&init_tried, 1, memory_order_relaxed))
 		return atomic_load_explicit(&cnsmp_active, memory_order_acquire);
+	int saved = errno;
 	cnsmp_clock_init(); /* before any frame is timed */
 	cnsmp_interpose_init();
 	cnsmp_lifecycle_ensure_init();
+	errno = saved;
 	return atomic_load_explicit(&cnsmp_active, memory_order_acquire);
+}
+
+/* Slow path: a call beyond CNSMP_STACK_DEPTH: count it now (it is not
+ * timed), remember its id for codensm_error(). */
+static CNSMP_NOINST __attribute__((noinline, cold)) void too_deep(
+	struct cnsmp_thread *t, struct cnsmp_counters *c, uint32_t id)
+{
+	cnsmp_bump(&c->calls, 1);
+	t->overflow++;
+	t->ov_id = id;
+	t->ov_failed = 0;
 }
 
 /* Slow path: first sight of `fn` anywhere in the process. */
 static CNSMP_NOINST __attribute__((noinline, cold)) struct cnsmp_fn *
 first_sight(void *fn, const char *name, const char *department, double weight)
 {
+	int saved = errno;
 	cnsmp_clock_init(); /* idempotent; the clock is chosen before timing */
-	return cnsmp_registry_add((uintptr_t)fn, name, department, weight);
+	struct cnsmp_fn *f = cnsmp_registry_add((uintptr_t)fn, name, department, weight);
+	errno = saved;
+	return f;
 }
 
-/* Open a call of `fn` (guard held, runtime active). */
-static inline void push(void *fn, const char *name, const char *department,
-			double weight)
+/* Open a call of `fn` (guard held, runtime active).  Everything unusual
+ * (first sight, the thread's first call, a new counter chunk, a stack too
+ * deep to time) leaves through an unlikely branch to a cold function, so
+ * the common case is a lookup, a state test and one frame of stores. */
+static inline __attribute__((always_inline)) void push(
+	void *fn, const char *name, const char *department, double weight)
 {
 	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
 	if (unlikely(!f) && !(f = first_sight(fn, name, department, weight)))
@@ -64,17 +85,12 @@ static inline void push(void *fn, const char *name, const char *department,
 	if (unlikely(!t) && !(t = cnsmp_thread_attach()))
 		return;
 	uint32_t id = f->id;
-	if (unlikely(!cnsmp_thread_counters(t, id)))
+	struct cnsmp_counters *c = cnsmp_thread_counters(t, id);
+	if (unlikely(!c))
 		return; /* out of memory: this call is not counted */
 	uint32_t d = t->depth;
 	if (unlikely(d >= CNSMP_STACK_DEPTH || t->overflow)) {
-		/* Too deep to time: count the call now, remember its id for
-		 * codensm_error(). */
-		struct cnsmp_counters *c = cnsmp_thread_counters(t, id);
-		cnsmp_bump(&c->calls, 1);
-		t->overflow++;
-		t->ov_id = id;
-		t->ov_failed = 0;
+		too_deep(t, c, id);
 		return;
 	}
 	struct cnsmp_frame *fr = &t->stack[d];
@@ -83,6 +99,8 @@ static inline void push(void *fn, const char *name, const char *department,
 	fr->failed = 0;
 	fr->child = 0;
 	fr->epoch = t->throw_epoch;
+	fr->c = c;
+	fr->last_callee = CNSMP_NO_ID;
 	fr->start = cnsmp_clock_now();
 	atomic_signal_fence(memory_order_release); /* frame before depth */
 	t->depth = d + 1;
@@ -114,70 +132,112 @@ static CNSMP_NOINST __attribute__((noinline)) void repair(
 	cnsmp_thread_complete(t, i - 1, now, 0);
 }
 
-/* Close the innermost call of `fn` (guard held, runtime active). */
-static inline void pop(void *fn)
+/* An exit beyond the stack's depth: the call was counted when it began. */
+static CNSMP_NOINST __attribute__((noinline, cold)) void pop_overflow(
+	struct cnsmp_thread *t, uintptr_t fn)
+{
+	struct cnsmp_fn *f = cnsmp_registry_lookup(fn);
+	if (f && atomic_load_explicit(&f->state, memory_order_relaxed) ==
+			 CNSMP_FN_TRACKED) {
+		t->overflow--;
+		t->ov_failed = 0;
+	}
+}
+
+/* Close the innermost call of `fn` (guard held, runtime active).  The
+ * common case, the top frame's own exit with nothing unusual about it (no
+ * codensm_error, no exception in flight, not inherited across fork), is
+ * counted here; cnsmp_thread_complete handles the rest. */
+static inline __attribute__((always_inline)) void pop(void *fn)
 {
 	struct cnsmp_thread *t = cnsmp_tls.t;
 	if (unlikely(!t))
 		return; /* this thread never opened a tracked call */
 	uint32_t d = t->depth;
 	if (unlikely(t->overflow)) {
-		struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
-		if (f && atomic_load_explicit(&f->state, memory_order_relaxed) ==
-				 CNSMP_FN_TRACKED) {
-			t->overflow--;
-			t->ov_failed = 0;
-		}
+		pop_overflow(t, (uintptr_t)fn);
 		return;
 	}
-	if (likely(d > 0 && t->stack[d - 1].addr == (uintptr_t)fn))
-		cnsmp_thread_complete(t, d - 1, cnsmp_clock_now(), 0);
-	else
+	if (unlikely(d == 0 || t->stack[d - 1].addr != (uintptr_t)fn)) {
 		repair(t, (uintptr_t)fn);
+		return;
+	}
+	struct cnsmp_frame *fr = &t->stack[d - 1];
+	uint64_t now = cnsmp_clock_now();
+	if (unlikely(fr->failed | t->unwinding | (d - 1 < t->inherited))) {
+		cnsmp_thread_complete(t, d - 1, now, 0);
+		return;
+	}
+	uint64_t ticks = now > fr->start ? now - fr->start : 0;
+	uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
+	cnsmp_count_call(fr->c, ticks, self, 0);
+	atomic_signal_fence(memory_order_release);
+	t->depth = d - 1;
+	if (d > 1) {
+		struct cnsmp_frame *parent = fr - 1;
+		parent->child += ticks;
+		cnsmp_count_edge(t, parent, fr->id);
+	}
 }
 
-/* The guard and the activity check every entry point shares: 0 when the
- * hook must return at once. */
-static inline int hook_begin(void)
+/* Slow half of the entry check: the guard is set, or the runtime is not
+ * active yet (first hook of the process) or any more. */
+static CNSMP_NOINST __attribute__((noinline, cold)) int begin_slow(void)
 {
-	if (unlikely(cnsmp_tls.guard))
+	if (cnsmp_tls.guard)
 		return 0;
-	if (unlikely(!atomic_load_explicit(&cnsmp_active, memory_order_relaxed))) {
-		cnsmp_tls.guard = 1;
-		int on = activate();
-		cnsmp_tls.guard = 0;
-		if (!on)
-			return 0;
-	}
+	cnsmp_tls.guard = 1;
+	int on = activate();
+	cnsmp_tls.guard = 0;
+	if (!on)
+		return 0;
 	cnsmp_tls.guard = 1;
 	return 1;
 }
 
-static inline void hook_enter(void *fn, const char *name,
-			      const char *department, double weight)
+/* The guard and the activity check every entry point shares: 0 when the
+ * hook must return at once.  errno is not saved here: the fast paths make
+ * no call that can set it, and every slow path saves it itself. */
+static inline __attribute__((always_inline)) int hook_begin(void)
 {
-	int saved = errno;
-	if (likely(hook_begin())) {
-		push(fn, name, department, weight);
-		cnsmp_tls.guard = 0;
-	}
-	errno = saved;
+	if (unlikely(cnsmp_tls.guard |
+		     !atomic_load_explicit(&cnsmp_active, memory_order_relaxed)))
+		return begin_slow();
+	cnsmp_tls.guard = 1;
+	return 1;
 }
 
-static inline void hook_exit(void *fn)
+CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 {
-	int saved = errno;
+	if (likely(hook_begin())) {
+		push(fn, NULL, NULL, -1.0);
+		cnsmp_tls.guard = 0;
+	}
+}
+
+CNSMP_API void __cyg_profile_func_exit(void *fn, void *site)
+{
 	if (likely(hook_begin())) {
 		pop(fn);
 		cnsmp_tls.guard = 0;
 	}
-	errno = saved;
 }
 
-CNSMP_API void __cyg_profile_func_enter(void *fn, void *site) { hook_enter(fn, NULL, NULL, -1.0); }
-CNSMP_API void __cyg_profile_func_exit(void *fn, void *site) { hook_exit(fn); }
-CNSMP_API void codensm_enter(void *fn, const char *name, const char *department, double weight) { hook_enter(fn, name, department, weight); }
-CNSMP_API void codensm_exit(void *fn) { hook_exit(fn); }
+CNSMP_API void codensm_enter(void *fn, const char *name, const char *department, double weight)
+{
+	if (hook_begin()) {
+		push(fn, name, department, weight);
+		cnsmp_tls.guard = 0;
+	}
+}
+
+CNSMP_API void codensm_exit(void *fn)
+{
+	if (hook_begin()) {
+		pop(fn);
+		cnsmp_tls.guard = 0;
+	}
+}
 
 static inline void mark_error(void)
 {

@@ -250,9 +250,12 @@ void cnsmp_registry_forget_range(uintptr_t lo, uintptr_t hi);
 struct cnsmp_counters {
 	_Atomic uint64_t calls;
 	_Atomic uint64_t errors;
-	_Atomic uint64_t total_ns;
-	_Atomic uint64_t self_ns;
-	_Atomic uint64_t max_ns;
+	/* Raw clock ticks: the hooks add ticks and the flusher converts the
+	 * deltas to ns (cnsmp_clock_ns), one multiply per flush, not two per
+	 * call.  The histogram is in ns (its bounds are fixed in ns). */
+	_Atomic uint64_t total_ticks;
+	_Atomic uint64_t self_ticks;
+	_Atomic uint64_t max_ticks;
 	_Atomic uint32_t hist[CNSMP_HIST_BUCKETS];
 };
 

@@ -102,26 +102,8 @@ CNSMP_NOINST struct cnsmp_counters *cnsmp_thread_chunk_alloc(
 	return c + id % CNSMP_CHUNK;
 }
 
-static CNSMP_NOINST void add_call(struct cnsmp_counters *c, uint64_t ns,
-				  uint64_t self_ns, int error)
-{
-	cnsmp_bump(&c->total_ns, ns);
-	cnsmp_bump(&c->self_ns, self_ns);
-	if (ns > atomic_load_explicit(&c->max_ns, memory_order_relaxed))
-		atomic_store_explicit(&c->max_ns, ns, memory_order_relaxed);
-	_Atomic uint32_t *h = &c->hist[cnsmp_hist_bucket(ns)];
-	atomic_store_explicit(h, atomic_load_explicit(h, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-	/* errors before calls, calls with release: a reader that loads calls
-	 * with acquire sees the errors of every call it counts (collect.c). */
-	if (error)
-		cnsmp_bump(&c->errors, 1);
-	atomic_store_explicit(&c->calls, atomic_load_explicit(
-		&c->calls, memory_order_relaxed) + 1, memory_order_release);
-}
-
-static CNSMP_NOINST void add_edge(struct cnsmp_thread *t, uint32_t caller,
-				  uint32_t callee)
+CNSMP_NOINST struct cnsmp_edge *cnsmp_thread_edge(struct cnsmp_thread *t,
+						 uint32_t caller, uint32_t callee)
 {
 	uint64_t k = ((uint64_t)caller << 32 | callee) + 1;
 	size_t mask = CNSMP_EDGES_PER_THREAD - 1;
@@ -133,12 +115,11 @@ static CNSMP_NOINST void add_edge(struct cnsmp_thread *t, uint32_t caller,
 		if (have == 0)
 			atomic_store_explicit(&e->key, have = k,
 					      memory_order_release);
-		if (have == k) {
-			cnsmp_bump(&e->calls, 1);
-			return;
-		}
+		if (have == k)
+			return e;
 	}
 	cnsmp_bump(&t->edge_overflow, 1);
+	return NULL;
 }
 
 /* The ids of frames [0, n), the innermost CNSMP_INCIDENT_MAX_DEPTH kept. */
@@ -168,7 +149,7 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 	int exc = fr->epoch != t->throw_epoch && (t->unwinding || repaired);
 	struct cnsmp_counters *c = cnsmp_thread_counters(t, fr->id);
 	if (c)
-		add_call(c, cnsmp_clock_ns(ticks), cnsmp_clock_ns(self),
+		cnsmp_count_call(c, ticks, self,
 			 exc || fr->failed);
 	if (exc && t->exc_epoch != t->throw_epoch) {
 		t->exc_epoch = t->throw_epoch; /* one incident per throw */
@@ -184,7 +165,7 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 	if (i > 0) {
 		struct cnsmp_frame *parent = &t->stack[i - 1];
 		parent->child += ticks;
-		add_edge(t, parent->id, fr->id);
+		cnsmp_count_edge(t, parent, fr->id);
 	}
 }
 
@@ -213,6 +194,7 @@ CNSMP_NOINST void cnsmp_thread_record_incident(struct cnsmp_thread *t,
 					       uint32_t depth, const char *kind,
 					       int signo)
 {
+	int saved = errno; /* the hooks do not save it on their fast path */
 	uint64_t h = incident_hash(chain, depth, kind, signo), us = cnsmp_thread_now_us();
 	size_t mask = CNSMP_INCIDENTS_PER_THREAD - 1;
 	for (size_t n = 0, i = h & mask; n <= mask; n++, i = (i + 1) & mask) {
@@ -235,10 +217,12 @@ CNSMP_NOINST void cnsmp_thread_record_incident(struct cnsmp_thread *t,
 			atomic_store_explicit(&s->last_us, us,
 					      memory_order_relaxed);
 			cnsmp_bump(&s->count, 1);
+			errno = saved;
 			return;
 		}
 	}
 	cnsmp_bump(&t->incident_overflow, 1);
+	errno = saved;
 }
 
 CNSMP_NOINST void cnsmp_thread_zero(struct cnsmp_thread *t)
@@ -303,7 +287,7 @@ CNSMP_NOINST void cnsmp_thread_crash_mark(int signo)
 		uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
 		struct cnsmp_counters *c = cnsmp_thread_counters(t, fr->id);
 		if (c)
-			add_call(c, cnsmp_clock_ns(ticks), cnsmp_clock_ns(self), 1);
+			cnsmp_count_call(c, ticks, self, 1);
 		if (i > 0)
 			t->stack[i - 1].child += ticks;
 	}
@@ -347,6 +331,9 @@ CNSMP_NOINST void cnsmp_thread_atfork_child(void)
 	for (; t; t = atomic_load_explicit(&t->next, memory_order_acquire)) {
 		cnsmp_thread_zero(t);
 		cnsmp_collect_forget_thread(t);
+		/* The edge slots the frames cache were just zeroed. */
+		for (uint32_t i = 0; t == self && i < t->depth && i < CNSMP_STACK_DEPTH; i++)
+			t->stack[i].last_callee = CNSMP_NO_ID;
 		if (t != self)
 			atomic_store_explicit(&t->state, CNSMP_T_FREE,
 					      memory_order_release);

@@ -24,7 +24,10 @@
  * thread claims a FREE block (CAS FREE -> LIVE). */
 enum { CNSMP_T_LIVE = 1, CNSMP_T_DEAD = 2, CNSMP_T_FREE = 3 };
 
-/* One tracked call in progress.  Owner-only. */
+struct cnsmp_edge;
+
+/* One tracked call in progress.  Owner-only.  One cache line: the exit
+ * hook reads and writes only this frame and its parent's. */
 struct cnsmp_frame {
 	uintptr_t addr;   /* what the hooks saw: the exit must match it */
 	uint32_t id;      /* registry id */
@@ -32,7 +35,13 @@ struct cnsmp_frame {
 	uint64_t start;   /* raw clock at entry */
 	uint64_t child;   /* raw ticks spent in tracked callees */
 	uint64_t epoch;   /* the thread's throw epoch at entry */
-};
+	struct cnsmp_counters *c;     /* the callee's counters on this thread */
+	/* The edge this call -> its last tracked callee: loops and recursion
+	 * call the same callee again, and then the exit hook bumps the pair
+	 * without hashing.  last_callee CNSMP_NO_ID: nothing cached. */
+	struct cnsmp_edge *last_edge;
+	uint32_t last_callee;
+} __attribute__((aligned(64)));
 
 /* caller->callee pair.  The owner stores the key (release) the first time,
  * then only bumps calls; key 0 = empty slot.  Key = caller << 32 | callee,
@@ -103,9 +112,14 @@ struct cnsmp_thread *cnsmp_thread_attach(void); /* NULL if out of memory */
 struct cnsmp_counters *cnsmp_thread_chunk_alloc(struct cnsmp_thread *t,
 						 uint32_t id);
 /* A call ended (frame index i, popped): counters, edge, error, incident.
- * `repaired`: popped by a repair, not by its own exit. */
+ * `repaired`: popped by a repair, not by its own exit.  The hooks inline
+ * the common case (cnsmp_thread_finish) and call this for the rest. */
 void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i, uint64_t now,
 			   int repaired);
+/* The slot of the pair caller -> callee, claiming it on first use; NULL
+ * when the table is full (the pair is then counted in edge_overflow). */
+struct cnsmp_edge *cnsmp_thread_edge(struct cnsmp_thread *t, uint32_t caller,
+				     uint32_t callee);
 void cnsmp_thread_record_incident(struct cnsmp_thread *t, const uint32_t *chain,
 				  uint32_t depth, const char *kind, int signo);
 /* Zero counters, edges and incidents (block not in use by its owner). */
@@ -163,6 +177,40 @@ static inline void cnsmp_bump(_Atomic uint64_t *p, uint64_t v)
 {
 	atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
 			      memory_order_relaxed);
+}
+
+/* One finished call into its counters (ticks: raw clock), owner-only.
+ * Errors before calls, calls with release: a reader that loads calls with
+ * acquire sees the errors of every call it counts (collect.c). */
+static inline void cnsmp_count_call(struct cnsmp_counters *c, uint64_t ticks,
+				    uint64_t self, int error)
+{
+	cnsmp_bump(&c->total_ticks, ticks);
+	cnsmp_bump(&c->self_ticks, self);
+	if (ticks > atomic_load_explicit(&c->max_ticks, memory_order_relaxed))
+		atomic_store_explicit(&c->max_ticks, ticks, memory_order_relaxed);
+	_Atomic uint32_t *h = &c->hist[cnsmp_hist_bucket(cnsmp_clock_ns(ticks))];
+	atomic_store_explicit(h, atomic_load_explicit(h, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	if (error)
+		cnsmp_bump(&c->errors, 1);
+	atomic_store_explicit(&c->calls, atomic_load_explicit(
+		&c->calls, memory_order_relaxed) + 1, memory_order_release);
+}
+
+/* Bump the pair parent -> callee `id`, through the parent's cache. */
+static inline void cnsmp_count_edge(struct cnsmp_thread *t,
+				    struct cnsmp_frame *parent, uint32_t id)
+{
+	struct cnsmp_edge *e = parent->last_edge;
+	if (unlikely(parent->last_callee != id || !e)) {
+		e = cnsmp_thread_edge(t, parent->id, id);
+		parent->last_edge = e;
+		parent->last_callee = id;
+		if (!e)
+			return;
+	}
+	cnsmp_bump(&e->calls, 1);
 }
 
 /* collect.c: the flusher's snapshot of one block, reset for reuse. */

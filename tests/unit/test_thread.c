@@ -1,6 +1,8 @@
 /* test_thread.c: the hooks and the shadow stack: nesting, self time,
  * edges, repairs, errors, exceptions (GCC and clang styles), depth
  * overflow, crashes, fork, and the excluded path touching nothing. */
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -85,9 +87,9 @@ static int setup(void **state)
 static void nested_calls_count_edges_and_self_time(void **state)
 {
 	uint64_t a = calls(A), b = calls(B), ab = edge(A, B);
-	uint64_t at = atomic_load(&counters(A)->total_ns);
-	uint64_t as = atomic_load(&counters(A)->self_ns);
-	uint64_t bt = atomic_load(&counters(B)->total_ns);
+	uint64_t at = atomic_load(&counters(A)->total_ticks);
+	uint64_t as = atomic_load(&counters(A)->self_ticks);
+	uint64_t bt = atomic_load(&counters(B)->total_ticks);
 	enter(A);
 	enter(B);
 	leave(B);
@@ -95,9 +97,9 @@ static void nested_calls_count_edges_and_self_time(void **state)
 	assert_int_equal(calls(A), a + 1);
 	assert_int_equal(calls(B), b + 1);
 	assert_int_equal(edge(A, B), ab + 1);
-	uint64_t dat = atomic_load(&counters(A)->total_ns) - at;
-	uint64_t das = atomic_load(&counters(A)->self_ns) - as;
-	uint64_t dbt = atomic_load(&counters(B)->total_ns) - bt;
+	uint64_t dat = atomic_load(&counters(A)->total_ticks) - at;
+	uint64_t das = atomic_load(&counters(A)->self_ticks) - as;
+	uint64_t dbt = atomic_load(&counters(B)->total_ticks) - bt;
 	assert_true(das + dbt <= dat); /* self = total - time in B */
 	assert_int_equal(cnsmp_tls.t->depth, 0);
 }
@@ -225,6 +227,42 @@ static void a_crash_fails_every_call_on_the_stack(void **state)
 	assert_int_equal(incident("signal", 11, chain, 2), 1);
 }
 
+/* The hooks must leave errno exactly as the program set it, on the fast
+ * path and through every slow one: first sight (DWARF lookup, malloc), a
+ * thread's first call (calloc, pthread_setspecific), a counter chunk, a
+ * repair, codensm_error, an unmatched exit. */
+static void *errno_in_new_thread(void *arg)
+{
+	int bad = 0;
+	errno = EDOM;
+	enter(A); /* attach: calloc and pthread_setspecific */
+	bad |= errno != EDOM;
+	enter((void *)0x9100); /* first sight, resolved through symbols */
+	bad |= errno != EDOM;
+	codensm_error();
+	bad |= errno != EDOM;
+	leave((void *)0x9100);
+	bad |= errno != EDOM;
+	enter(B);
+	leave(A); /* repair: B's exit never ran */
+	bad |= errno != EDOM;
+	leave(C); /* never entered */
+	bad |= errno != EDOM;
+	errno = ERANGE;
+	enter(A), leave(A);
+	bad |= errno != ERANGE;
+	return (void *)(intptr_t)bad;
+}
+
+static void hooks_leave_errno_alone(void **state)
+{
+	pthread_t th;
+	void *bad = (void *)1;
+	assert_int_equal(pthread_create(&th, NULL, errno_in_new_thread, NULL), 0);
+	assert_int_equal(pthread_join(th, &bad), 0);
+	assert_ptr_equal(bad, NULL);
+}
+
 /* exit(): the calls still open end with the program: counted once, with
  * their edges, and the stack is empty afterwards (no double count). */
 static void calls_open_at_exit_are_counted_once(void **state)
@@ -245,14 +283,15 @@ static void calls_open_at_exit_are_counted_once(void **state)
 static void timed_calls_land_in_their_histogram_bucket(void **state)
 {
 	struct cnsmp_counters *c = counters(T);
-	uint64_t total = atomic_load(&c->total_ns);
+	uint64_t total = atomic_load(&c->total_ticks);
 	enter(T);
 	struct timespec nap = {0, 20000000};
 	nanosleep(&nap, NULL);
 	leave(T);
-	uint64_t ns = atomic_load(&c->total_ns) - total;
+	uint64_t ticks = atomic_load(&c->total_ticks) - total;
+	uint64_t ns = cnsmp_clock_ns(ticks);
 	assert_in_range(ns, 20000000, 200000000);
-	assert_int_equal(atomic_load(&c->max_ns), ns);
+	assert_int_equal(atomic_load(&c->max_ticks), ticks);
 	assert_int_equal(atomic_load(&c->hist[cnsmp_hist_bucket(ns)]), 1);
 }
 
@@ -360,6 +399,7 @@ int main(void)
 		cmocka_unit_test(excluded_calls_touch_no_stack_or_counter),
 		cmocka_unit_test(a_forked_child_starts_from_zero),
 		cmocka_unit_test(calls_open_at_exit_are_counted_once),
+		cmocka_unit_test(hooks_leave_errno_alone),
 	};
 	return cmocka_run_group_tests_name("thread", tests, setup, NULL);
 }
