@@ -317,6 +317,17 @@ static struct snap_counters *snap_chunk(struct cnsmp_thread *t, unsigned k,
 	return s->chunk[k];
 }
 
+static void read_hist(struct pass *p, struct cnsmp_counters *c,
+		      struct snap_counters *s, struct cnsmp_fn_delta *d)
+{
+	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++) {
+		uint32_t h = atomic_load_explicit(&c->hist[b], memory_order_relaxed);
+		d->hist[b] += (uint32_t)(h - s->hist[b]);
+		if (!p->safe)
+			s->hist[b] = h;
+	}
+}
+
 /* Add t's delta of function `id` into d.  A regular pass that cannot get
  * a snapshot skips the thread (its delta waits for the next collect). */
 static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
@@ -333,8 +344,13 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 		return;
 	s = s ? s + id % CNSMP_CHUNK : &zero;
 	uint64_t calls = atomic_load_explicit(&c->calls, memory_order_acquire);
-	if (calls == s->calls)
-		return; /* nothing ended; errors wait for their calls */
+	if (calls == s->calls) {
+		/* Nothing ended (errors wait for their calls), but the
+		 * histogram slot of this function's last call may have been
+		 * bumped since, by the thread's next call (thread.h). */
+		read_hist(p, c, s, d);
+		return;
+	}
 	uint64_t errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
 	uint64_t total = atomic_load_explicit(&c->total_ticks, memory_order_relaxed);
 	uint64_t self = atomic_load_explicit(&c->self_ticks, memory_order_relaxed);
@@ -351,12 +367,7 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 	max = cnsmp_clock_ns(max);
 	if (max > d->max_ns)
 		d->max_ns = max;
-	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++) {
-		uint32_t h = atomic_load_explicit(&c->hist[b], memory_order_relaxed);
-		d->hist[b] += (uint32_t)(h - s->hist[b]);
-		if (!p->safe)
-			s->hist[b] = h;
-	}
+	read_hist(p, c, s, d);
 	if (!p->safe) {
 		s->calls = calls;
 		s->errors += de;
@@ -366,6 +377,14 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 }
 
 /* One delta per tracked id with anything to say, in id order. */
+static int any_hist(const struct cnsmp_fn_delta *d)
+{
+	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++)
+		if (d->hist[b])
+			return 1;
+	return 0;
+}
+
 static int read_fns(struct pass *p)
 {
 	struct cnsmp_batch *b = p->out;
@@ -377,7 +396,7 @@ static int read_fns(struct pass *p)
 		for (struct cnsmp_thread *t = first(); t; t = next(t))
 			if (readable(t))
 				read_fn(p, t, id, &d);
-		if (d.calls == 0 && d.errors == 0)
+		if (d.calls == 0 && d.errors == 0 && !any_hist(&d))
 			continue;
 		if (b->nfns == b->capfns &&
 		    (p->safe || grow((void **)&b->fns, &b->capfns, b->nfns + 1,

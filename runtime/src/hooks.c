@@ -170,7 +170,7 @@ static inline __attribute__((always_inline)) void pop(void *fn)
 	}
 	uint64_t ticks = now > fr->start ? now - fr->start : 0;
 	uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
-	cnsmp_count_call(fr->c, ticks, self, 0);
+	cnsmp_count_call_fast(t, fr->c, ticks, self);
 	atomic_signal_fence(memory_order_release);
 	t->depth = d - 1;
 	if (d > 1) {

@@ -275,6 +275,8 @@ void cnsmp_thread_crash_mark(int signo);
 void cnsmp_thread_atfork_child(void);
 /* At exit(): count the calls still open on the calling thread as ended. */
 void cnsmp_thread_end_open_calls(void);
+/* codensm_flush(): bump this thread's pending histogram slot (thread.h). */
+void cnsmp_thread_drain_self(void);
 
 /* ---- collect.c: per-thread counters -> a batch of deltas ---------------- */
 

@@ -162,6 +162,7 @@ CNSMP_API int codensm_flush(void)
 	wait_init();
 	if (cnsmp_cfg.disable || !cnsmp_cfg.api_key)
 		return -1;
+	cnsmp_thread_drain_self();
 	return cnsmp_flusher_flush(5.0);
 }
 

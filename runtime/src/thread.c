@@ -17,6 +17,7 @@ _Atomic(struct cnsmp_thread *) cnsmp_threads;
 _Atomic uint64_t cnsmp_thread_repairs;
 _Atomic uint64_t cnsmp_thread_unmatched;
 _Atomic uint64_t cnsmp_thread_started_us;
+_Atomic uint32_t cnsmp_hist_sink; /* t->pend when nothing is pending */
 
 static pthread_key_t key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
@@ -29,6 +30,7 @@ static CNSMP_NOINST void on_thread_exit(void *p)
 	struct cnsmp_thread *t = p;
 	cnsmp_tls.guard = 1;
 	cnsmp_tls.t = NULL;
+	cnsmp_thread_drain(t);
 	atomic_store_explicit(&t->state, CNSMP_T_DEAD, memory_order_release);
 }
 
@@ -65,6 +67,7 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 		/* Owner-only state of the previous owner; shared parts were
 		 * zeroed by the flusher before it freed the block. */
 		t->depth = t->overflow = t->ov_failed = t->inherited = 0;
+		atomic_store_explicit(&t->pend, &cnsmp_hist_sink, memory_order_relaxed);
 		t->throw_epoch = t->exc_epoch = 0;
 		t->unwinding = 0;
 	} else {
@@ -74,6 +77,7 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 			return NULL;
 		}
 		atomic_init(&t->state, CNSMP_T_LIVE);
+		atomic_init(&t->pend, &cnsmp_hist_sink);
 		struct cnsmp_thread *head = atomic_load_explicit(
 			&cnsmp_threads, memory_order_relaxed);
 		do
@@ -278,6 +282,7 @@ CNSMP_NOINST void cnsmp_thread_crash_mark(int signo)
 		return;
 	int guard = cnsmp_tls.guard;
 	cnsmp_tls.guard = 1;
+	cnsmp_thread_drain(t);
 	uint32_t chain[CNSMP_INCIDENT_MAX_DEPTH];
 	uint32_t depth = t->depth, n = chain_of(t, depth, chain);
 	uint64_t now = cnsmp_clock_now();
@@ -298,6 +303,17 @@ CNSMP_NOINST void cnsmp_thread_crash_mark(int signo)
 	cnsmp_tls.guard = guard;
 }
 
+/* codensm_flush(): what this thread has finished is in the histogram. */
+CNSMP_NOINST void cnsmp_thread_drain_self(void)
+{
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	if (!t || cnsmp_tls.guard)
+		return;
+	cnsmp_tls.guard = 1;
+	cnsmp_thread_drain(t);
+	cnsmp_tls.guard = 0;
+}
+
 /* exit(): the calls still open on the exiting thread (main, and whatever
  * called exit) end with the program, so they are counted now, as finished
  * calls, before the final flush; without this a program that leaves through
@@ -315,6 +331,7 @@ CNSMP_NOINST void cnsmp_thread_end_open_calls(void)
 	while (t->depth > 0)
 		cnsmp_thread_complete(t, t->depth - 1, now, 0);
 	t->overflow = 0; /* counted when they began */
+	cnsmp_thread_drain(t);
 	cnsmp_tls.guard = 0;
 }
 
@@ -331,6 +348,8 @@ CNSMP_NOINST void cnsmp_thread_atfork_child(void)
 	for (; t; t = atomic_load_explicit(&t->next, memory_order_acquire)) {
 		cnsmp_thread_zero(t);
 		cnsmp_collect_forget_thread(t);
+		atomic_store_explicit(&t->pend, &cnsmp_hist_sink,
+				      memory_order_relaxed); /* the parent's call */
 		/* The edge slots the frames cache were just zeroed. */
 		for (uint32_t i = 0; t == self && i < t->depth && i < CNSMP_STACK_DEPTH; i++)
 			t->stack[i].last_callee = CNSMP_NO_ID;

@@ -85,6 +85,15 @@ class Buckets(ServerTest):
         # rank 15 lies in bucket 42 [2^21, 1.5 * 2^21) at (15 - 10) / 15
         self.assertAlmostEqual(r["p50_ms"], (2097152 + 2097152 / 2 / 3) / 1e6, places=9)
 
+    def test_a_histogram_without_calls_is_kept(self):
+        """a delta with calls 0 and only a histogram count (a call binned late) adds to the histogram"""
+        key = self.p["ingest"]
+        self.srv.post(key, {"functions": [fn("late.f", 3, hist=[[40, 2]])]})
+        self.srv.post(key, {"functions": [fn("late.f", 0, total_ms=0, hist=[[40, 1]])], "_meta": at(60)})
+        self.assertEqual(self.srv.sql("SELECT SUM(h.count) FROM hist h JOIN functions f ON f.id = h.function"
+                                      " WHERE f.name = 'late.f'"), [(3,)])
+        self.assertEqual(self.row("late.f", "1h")["calls"], 3)
+
     def test_no_histogram_gives_null_percentiles(self):
         """a seed client sends no histogram: p50/p95 are null, max is the mean"""
         self.srv.post(self.p["ingest"], {"functions": [fn("nohist.f", 4, total_ms=10)]})

@@ -330,8 +330,11 @@ static int apply_function(struct batch *b, json_t *f)
 	int64_t id = sqlite3_column_int64(s, 0);
 	if (step_done(b, s) < 0)
 		return -1;
+	/* A delta may carry only histogram counts: the runtime bins a call's
+	 * duration with the thread's next call, which can fall in the next
+	 * interval (docs/payload.md). */
 	if (calls == 0 && total == 0)
-		return 0;
+		goto hist;
 
 	/* A client of the seed contract sends no self_ms or max_ms: with no
 	 * tracked callees known, self time is the total, and the longest call
@@ -357,6 +360,7 @@ static int apply_function(struct batch *b, json_t *f)
 	if (step_done(b, s) < 0)
 		return -1;
 
+hist:;
 	json_t *pair;
 	size_t i;
 	json_array_foreach(json_object_get(f, "hist"), i, pair) {
