@@ -64,23 +64,12 @@ first_sight(void *fn, const char *name, const char *department, double weight)
 	return f;
 }
 
-/* Open a call of `fn` (guard held, runtime active).  Everything unusual
- * (first sight, the thread's first call, a new counter chunk, a stack too
- * deep to time) leaves through an unlikely branch to a cold function, so
- * the common case is a lookup, a state test and one frame of stores. */
-static inline __attribute__((always_inline)) void push(
-	void *fn, const char *name, const char *department, double weight)
+/* Open a call of tracked `f` (guard held, runtime active).  Everything
+ * unusual (the thread's first call, a new counter chunk, a stack too deep
+ * to time) leaves through an unlikely branch to a cold function. */
+static CNSMP_NOINST __attribute__((noinline)) void push_tracked(
+	struct cnsmp_fn *f, void *fn)
 {
-	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
-	if (unlikely(!f) && !(f = first_sight(fn, name, department, weight)))
-		return;
-	int state = atomic_load_explicit(&f->state, memory_order_relaxed);
-	if (unlikely(state != CNSMP_FN_TRACKED)) {
-		if (state == CNSMP_FN_DROPPED)
-			atomic_fetch_add_explicit(&cnsmp_registry_dropped_calls,
-						  1, memory_order_relaxed);
-		return;
-	}
 	struct cnsmp_thread *t = cnsmp_tls.t;
 	if (unlikely(!t) && !(t = cnsmp_thread_attach()))
 		return;
@@ -104,6 +93,21 @@ static inline __attribute__((always_inline)) void push(
 	fr->start = cnsmp_clock_now();
 	atomic_signal_fence(memory_order_release); /* frame before depth */
 	t->depth = d + 1;
+}
+
+/* Open a call of `fn` whatever it is (guard held, runtime active). */
+static CNSMP_NOINST __attribute__((noinline)) void push(
+	void *fn, const char *name, const char *department, double weight)
+{
+	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
+	if (unlikely(!f) && !(f = first_sight(fn, name, department, weight)))
+		return;
+	int state = atomic_load_explicit(&f->state, memory_order_relaxed);
+	if (state == CNSMP_FN_TRACKED)
+		push_tracked(f, fn);
+	else if (state == CNSMP_FN_DROPPED)
+		atomic_fetch_add_explicit(&cnsmp_registry_dropped_calls, 1,
+					  memory_order_relaxed);
 }
 
 /* A tracked exit that is not on top: pop until `fn` matches, each popped
@@ -148,11 +152,9 @@ static CNSMP_NOINST __attribute__((noinline, cold)) void pop_overflow(
  * common case, the top frame's own exit with nothing unusual about it (no
  * codensm_error, no exception in flight, not inherited across fork), is
  * counted here; cnsmp_thread_complete handles the rest. */
-static inline __attribute__((always_inline)) void pop(void *fn)
+static inline __attribute__((always_inline)) void pop(struct cnsmp_thread *t,
+							void *fn)
 {
-	struct cnsmp_thread *t = cnsmp_tls.t;
-	if (unlikely(!t))
-		return; /* this thread never opened a tracked call */
 	uint32_t d = t->depth;
 	if (unlikely(t->overflow)) {
 		pop_overflow(t, (uintptr_t)fn);
@@ -195,9 +197,9 @@ static CNSMP_NOINST __attribute__((noinline, cold)) int begin_slow(void)
 	return 1;
 }
 
-/* The guard and the activity check every entry point shares: 0 when the
- * hook must return at once.  errno is not saved here: the fast paths make
- * no call that can set it, and every slow path saves it itself. */
+/* The guard and the activity check of the slower entry points: 0 when the
+ * hook must return at once.  errno is not saved by the hooks: the fast
+ * paths make no call that can change it, and every slow path saves it. */
 static inline __attribute__((always_inline)) int hook_begin(void)
 {
 	if (unlikely(cnsmp_tls.guard |
@@ -207,20 +209,50 @@ static inline __attribute__((always_inline)) int hook_begin(void)
 	return 1;
 }
 
-CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
+static CNSMP_NOINST __attribute__((noinline, cold)) void enter_slow(void *fn)
 {
-	if (likely(hook_begin())) {
+	if (hook_begin()) {
 		push(fn, NULL, NULL, -1.0);
 		cnsmp_tls.guard = 0;
 	}
 }
 
+/* The entry hook, shaped so that an excluded function costs a registry
+ * lookup and nothing else: no thread-local access, no guard store, no
+ * register saves (the rest is out of line), no stack, clock or counter.
+ * The lookup is lock-free and read-only, so it needs no guard against
+ * re-entry, and an excluded function returns at once whether the runtime
+ * is active or not, so the activity check can come after it. */
+CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
+{
+	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
+	if (likely(f != NULL)) {
+		int state = atomic_load_explicit(&f->state, memory_order_relaxed);
+		if (likely(state == CNSMP_FN_EXCLUDED))
+			return;
+		if (likely(state == CNSMP_FN_TRACKED) &&
+		    likely(!(cnsmp_tls.guard |
+			     !atomic_load_explicit(&cnsmp_active, memory_order_relaxed)))) {
+			cnsmp_tls.guard = 1;
+			push_tracked(f, fn);
+			cnsmp_tls.guard = 0;
+			return;
+		}
+	}
+	enter_slow(fn);
+}
+
 CNSMP_API void __cyg_profile_func_exit(void *fn, void *site)
 {
-	if (likely(hook_begin())) {
-		pop(fn);
-		cnsmp_tls.guard = 0;
-	}
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	if (unlikely(!t))
+		return; /* this thread never opened a tracked call */
+	if (unlikely(cnsmp_tls.guard |
+		     !atomic_load_explicit(&cnsmp_active, memory_order_relaxed)))
+		return;
+	cnsmp_tls.guard = 1;
+	pop(t, fn);
+	cnsmp_tls.guard = 0;
 }
 
 CNSMP_API void codensm_enter(void *fn, const char *name, const char *department, double weight)
@@ -234,7 +266,9 @@ CNSMP_API void codensm_enter(void *fn, const char *name, const char *department,
 CNSMP_API void codensm_exit(void *fn)
 {
 	if (hook_begin()) {
-		pop(fn);
+		struct cnsmp_thread *t = cnsmp_tls.t;
+		if (t)
+			pop(t, fn);
 		cnsmp_tls.guard = 0;
 	}
 }
