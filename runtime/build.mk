@@ -4,8 +4,9 @@
 RT_SRC  := $(wildcard runtime/src/*.c)
 RT_OBJ  := $(RT_SRC:runtime/src/%.c=$(B)/obj/rt/%.o)
 RT_PIC_OBJ := $(RT_SRC:runtime/src/%.c=$(B)/obj/rt-pic/%.o)
-RT_DEPS := libcurl jansson libdw libelf
-RT_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(RT_DEPS) 2>/dev/null) -pthread \
+# libcurl: headers only; transport.c dlopen()s it on the flusher thread.
+RT_DEPS := jansson libdw libelf
+RT_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl $(RT_DEPS) 2>/dev/null) -pthread \
 	-fvisibility=hidden -fno-instrument-functions
 RT_LIBS := $(shell $(PKG_CONFIG) --libs $(RT_DEPS) 2>/dev/null) -pthread -ldl
 
