@@ -3,7 +3,7 @@
  *
  * The choice is made once, before the first call is timed (the hooks' first
  * sight calls cnsmp_clock_init before any frame is pushed), so a start and
- * an end tick always come from the same clock.  Calibration costs ~15 ms of
+ * an end tick always come from the same clock.  Calibration costs ~2 ms of
  * sleep, once, in init; the hot path only reads the counter.
  */
 #include <time.h>
