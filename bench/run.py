@@ -403,7 +403,9 @@ def check_selection(build, tmp, env):
 def steady_state(build, tmp, env, seconds):
     """Run the synthetic workload for `seconds` with a flush every second to
     a local sink; sample RSS every 0.2 s.  Growth is compared between the
-    end of the second second and the end."""
+    end of the third second and the end: the runtime loads libcurl (and its
+    TLS libraries, ~2.5 MB) at its first send, around the second second,
+    once; what matters is that nothing grows after that."""
     srv = start_sink()
     e = sink_env(env, srv, 1)
     binary = os.path.join(build, "bench", "calls-rt")
@@ -424,9 +426,9 @@ def steady_state(build, tmp, env, seconds):
     p.kill()
     p.wait()
     srv.shutdown()
-    after2 = [kb for t, kb in samples if t >= 2.0]
+    after2 = [kb for t, kb in samples if t >= 3.0]
     return {"seconds": seconds, "samples": samples,
-            "rss_at_2s_kb": after2[0] if after2 else None,
+            "rss_at_3s_kb": after2[0] if after2 else None,
             "rss_end_kb": samples[-1][1] if samples else None,
             "rss_max_kb": max(kb for _, kb in samples) if samples else None,
             "growth_kb": (samples[-1][1] - after2[0]) if after2 else None,
@@ -607,7 +609,7 @@ def build_report(R):
     if ss and ss.get("growth_kb") is not None:
         row("RSS growth at steady state (2 threads, flush every 1 s, %d s)"
             % ss["seconds"], "none",
-            "%+d kB (%d -> %d kB; %d posts)" % (ss["growth_kb"], ss["rss_at_2s_kb"],
+            "%+d kB (%d -> %d kB; %d posts)" % (ss["growth_kb"], ss["rss_at_3s_kb"],
                                                 ss["rss_end_kb"], ss["posts"]),
             ss["growth_kb"] <= 256)
     pr = R.get("payload")
