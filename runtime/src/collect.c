@@ -5,9 +5,10 @@
  * owned by the flusher) of what was shipped; a delta is the current value
  * minus the snapshot, and collecting advances the snapshot.  The owner never
  * resets anything, so no update is lost and no lock is taken.  Exceptions:
- * max_ticks, which the flusher exchanges with 0 (thread.h), and a block whose
- * thread died: after its last collect the flusher zeroes it and its
- * snapshot and marks it FREE for the next new thread.
+ * max_ticks, which the flusher exchanges with 0 (thread.h), and a fork
+ * child, which zeroes every block and snapshot (the parent ships those).
+ * A block whose thread exited is taken over by the next new thread as it
+ * is, so reading it needs nothing special either.
  *
  * Errors never exceed calls in a delta: the owner stores errors before
  * calls (release) and collect loads calls (acquire) before errors, so the
@@ -33,7 +34,6 @@ struct snap {
 	struct snap_counters *chunk[CNSMP_NCHUNKS];
 	uint64_t edge[CNSMP_EDGES_PER_THREAD];
 	uint64_t incident[CNSMP_INCIDENTS_PER_THREAD];
-	int final; /* the block was DEAD when this collect began */
 };
 
 /* Flusher-only totals already shipped. */
@@ -508,32 +508,18 @@ static void clear(struct cnsmp_batch *b)
 	b->start = b->end = 0;
 }
 
-/* Blocks whose thread had died before this collect began are read one last
- * time, then zeroed and handed to the next new thread. */
+/* Every block is read alike, whether its thread runs, has exited, or was
+ * exited and taken over by a new thread (thread.c: counters only grow). */
 int cnsmp_collect(struct cnsmp_batch *out)
 {
 	struct pass p = {out, 0};
 	clear(out);
-	for (struct cnsmp_thread *t = first(); t; t = next(t)) {
+	for (struct cnsmp_thread *t = first(); t; t = next(t))
 		if (!t->snap)
 			t->snap = calloc(1, sizeof(struct snap));
-		if (t->snap)
-			((struct snap *)t->snap)->final =
-				atomic_load_explicit(&t->state,
-						     memory_order_acquire) ==
-				CNSMP_T_DEAD;
-	}
 	int rc = read_fns(&p);
 	if (read_rest(&p))
 		rc = -1;
-	for (struct cnsmp_thread *t = first(); t && rc == 0; t = next(t)) {
-		struct snap *s = t->snap;
-		if (!s || !s->final)
-			continue;
-		cnsmp_thread_zero(t);
-		cnsmp_collect_forget_thread(t);
-		atomic_store_explicit(&t->state, CNSMP_T_FREE, memory_order_release);
-	}
 	return rc;
 }
 
@@ -558,7 +544,6 @@ void cnsmp_collect_forget_thread(struct cnsmp_thread *t)
 			memset(s->chunk[k], 0, CNSMP_CHUNK * sizeof *s->chunk[k]);
 	memset(s->edge, 0, sizeof s->edge);
 	memset(s->incident, 0, sizeof s->incident);
-	s->final = 0;
 }
 
 void cnsmp_collect_atfork_child(void)

@@ -127,10 +127,10 @@ CNSMP_NOINST int cnsmp_crash_dump(void)
 	const struct cnsmp_flush_view *v = atomic_load(&cnsmp_flush_published);
 	for (size_t i = 0; v && i < v->nbodies; i++)
 		written += spool_string(v->bodies[i]);
-	if (v)
+	if (v) {
 		written += spool_batch(v->pending, 'p');
-	if (atomic_load(&cnsmp_flush_phase) == 2)
-		written += spool_batch(atomic_load(&cnsmp_flush_fresh), 'f');
+		written += spool_batch(v->fresh, 'f');
+	}
 	if (crash_batch.capfns && cnsmp_collect_signal_safe(&crash_batch) >= 0)
 		written += spool_batch(&crash_batch, 'l');
 	return written;

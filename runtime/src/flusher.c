@@ -19,7 +19,9 @@
  * points to is modified or freed until a newer view replaced it (and never
  * once a dump froze the flusher).  During a collect the counters have moved
  * past their snapshots but the deltas are not in a view yet: the phase
- * flag tells the handler to wait, then to take `cnsmp_flush_fresh` too.
+ * flag tells the handler to wait.  The collected deltas are then published
+ * as the view's `fresh` until a later view holds them in a body or in
+ * pending: one pointer, so a crash sees them exactly once.
  *
  * Cycles run on the flusher thread only; fl.mu guards the request fields
  * (wake-ups, flush generations, stop), never a network call.
@@ -42,7 +44,6 @@
 
 _Atomic(struct cnsmp_flush_view *) cnsmp_flush_published;
 _Atomic int cnsmp_flush_phase;
-const struct cnsmp_batch *_Atomic cnsmp_flush_fresh;
 _Atomic int cnsmp_flush_frozen;
 char cnsmp_batch_base[48] = "0";
 char cnsmp_hostname[256] = "unknown";
@@ -165,28 +166,32 @@ CNSMP_NOINST static void trash_batch(struct cnsmp_batch *b)
 	trash(b);
 }
 
-/* Make the current (pending, bodies) what a crash would spool, then free
- * what no view can show any more.  On allocation failure the old view
- * stays and nothing is freed: a crash then may resend a body (deduped),
- * never lose one. */
-CNSMP_NOINST static void publish(void)
+/* Make the current (pending, bodies) and `fresh` what a crash would spool,
+ * then free what no view can show any more.  On allocation failure the old
+ * view stays and nothing is freed: a crash then may resend a body
+ * (deduped), never lose one.  (The one case it cannot cover: the view that
+ * would first show `fresh`; returns -1 then, and the caller keeps fresh.) */
+CNSMP_NOINST static int publish(const struct cnsmp_batch *fresh)
 {
 	struct cnsmp_flush_view *v = malloc(sizeof *v + (fl.nbodies + 1) * sizeof(char *));
 	if (!v)
-		return;
+		return -1;
 	char **arr = (char **)(v + 1);
 	for (size_t i = 0; i < fl.nbodies; i++)
 		arr[i] = fl.bodies[i].json;
 	v->pending = fl.pending;
 	v->bodies = arr;
 	v->nbodies = fl.nbodies;
+	v->fresh = fresh;
 	struct cnsmp_flush_view *old = atomic_exchange(&cnsmp_flush_published, v);
+	atomic_store(&cnsmp_flush_phase, 0); /* whatever was collected is in v */
 	if (atomic_load(&cnsmp_flush_frozen))
-		return; /* a dump may be reading anything: free nothing, ever */
+		return 0; /* a dump may be reading anything: free nothing, ever */
 	free(old);
 	for (size_t i = 0; i < fl.ngarbage; i++)
 		free(fl.garbage[i]);
 	fl.ngarbage = 0;
+	return 0;
 }
 
 /* ---- bodies ------------------------------------------------------------- */
@@ -522,7 +527,7 @@ CNSMP_NOINST static size_t send_all(uint64_t deadline)
 		case CNSMP_SENT:
 			mark_delivered(&fl.bodies[i]);
 			body_remove(i);
-			publish();
+			publish(NULL);
 			continue;
 		case CNSMP_REJECTED:
 			/* Resending cannot help (transport logged why).  Counts of
@@ -530,7 +535,7 @@ CNSMP_NOINST static size_t send_all(uint64_t deadline)
 			 * retried either, or they would be rejected forever. */
 			mark_delivered(&fl.bodies[i]);
 			body_remove(i);
-			publish();
+			publish(NULL);
 			continue;
 		case CNSMP_TOO_LARGE:
 			if (split_body(i) != 0) {
@@ -539,7 +544,7 @@ CNSMP_NOINST static size_t send_all(uint64_t deadline)
 				mark_delivered(&fl.bodies[i]);
 				body_remove(i);
 			}
-			publish();
+			publish(NULL);
 			continue;
 		case CNSMP_QUOTA:
 			quota_backoff();
@@ -590,7 +595,7 @@ CNSMP_NOINST static void merge_back(void)
 	}
 	trash_batch(fl.pending);
 	fl.pending = np;
-	publish();
+	publish(NULL);
 }
 
 /* Verbatim bodies wait in memory up to UNSURE_MAX_BYTES; older ones go to
@@ -603,7 +608,7 @@ CNSMP_NOINST static void cap_verbatim(void)
 		if (total > UNSURE_MAX_BYTES)
 			spool_body(i);
 	}
-	publish();
+	publish(NULL);
 }
 
 /* Errors can outrun calls in one interval (a call marked failed that ends
@@ -641,14 +646,28 @@ CNSMP_NOINST static void spool_all(void)
 			trash_batch(fl.pending);
 			fl.pending = NULL;
 		}
-		publish();
+		publish(NULL);
 	}
 	for (size_t i = fl.nbodies; i-- > 0;)
 		spool_body(i);
-	publish();
+	publish(NULL);
 }
 
 CNSMP_NOINST static enum cnsmp_send_result post_spooled(const char *body, void *arg);
+
+/* Collect into a new batch and publish it as the view's fresh deltas (the
+ * phase flag covers the collect itself).  NULL when out of memory. */
+CNSMP_NOINST static struct cnsmp_batch *collect_fresh(void)
+{
+	struct cnsmp_batch *fresh = malloc(sizeof *fresh);
+	if (!fresh)
+		return NULL;
+	cnsmp_batch_init(fresh);
+	atomic_store(&cnsmp_flush_phase, 1);
+	cnsmp_collect(fresh);
+	publish(fresh); /* on failure phase stays 1 until a view holds fresh */
+	return fresh;
+}
 
 /* One cycle: collect, build, send.  Returns 0 when nothing is left. */
 CNSMP_NOINST static int cycle(int final, uint64_t deadline)
@@ -662,22 +681,16 @@ CNSMP_NOINST static int cycle(int final, uint64_t deadline)
 	inventory_update();
 	inventory_take_staged();
 
-	struct cnsmp_batch *fresh = malloc(sizeof *fresh);
 	struct cnsmp_batch *all = malloc(sizeof *all);
 	struct cnsmp_batch *carry = malloc(sizeof *carry);
-	if (!fresh || !all || !carry) {
-		free(fresh);
+	struct cnsmp_batch *fresh = all && carry ? collect_fresh() : NULL;
+	if (!fresh) {
 		free(all);
 		free(carry);
 		return -1;
 	}
-	cnsmp_batch_init(fresh);
 	cnsmp_batch_init(all);
 	cnsmp_batch_init(carry);
-	atomic_store(&cnsmp_flush_phase, 1);
-	cnsmp_collect(fresh);
-	atomic_store(&cnsmp_flush_fresh, fresh);
-	atomic_store(&cnsmp_flush_phase, 2);
 
 	int ok = (!fl.pending || cnsmp_batch_merge(all, fl.pending) == 0) &&
 		 cnsmp_batch_merge(all, fresh) == 0;
@@ -710,9 +723,7 @@ CNSMP_NOINST static int cycle(int final, uint64_t deadline)
 	}
 	cnsmp_batch_release(all);
 	free(all);
-	publish();
-	atomic_store(&cnsmp_flush_fresh, NULL);
-	atomic_store(&cnsmp_flush_phase, 0);
+	publish(NULL);
 
 	send_all(deadline);
 	merge_back();
@@ -954,7 +965,6 @@ CNSMP_NOINST void cnsmp_flusher_atfork_child(void)
 			fl.inv[i].state = 2; /* in the parent's bodies */
 	fl.drain_due = 0;               /* the parent drains the spool */
 	atomic_store(&cnsmp_flush_published, NULL);
-	atomic_store(&cnsmp_flush_fresh, NULL);
 	atomic_store(&cnsmp_flush_phase, 0);
 	cnsmp_transport_set_deadline(0);
 	new_batch_base();

@@ -426,12 +426,12 @@ struct cnsmp_flush_view {
 	const struct cnsmp_batch *pending; /* in no body yet; may be NULL */
 	char *const *bodies;               /* built, sent or to resend verbatim */
 	size_t nbodies;
+	const struct cnsmp_batch *fresh;   /* just collected, in neither; or NULL */
 };
 extern _Atomic(struct cnsmp_flush_view *) cnsmp_flush_published;
 /* 1 while the flusher collects: counters may be past their snapshots but
- * not yet in the view; 2 once `cnsmp_flush_fresh` holds them. */
+ * not yet in the view (the next view holds them in `fresh`). */
 extern _Atomic int cnsmp_flush_phase;
-extern const struct cnsmp_batch *_Atomic cnsmp_flush_fresh;
 /* Set once by whoever spools the view at a crash (or a stuck exit): the
  * flusher then frees nothing it published and starts no new request. */
 extern _Atomic int cnsmp_flush_frozen;

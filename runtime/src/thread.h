@@ -20,8 +20,8 @@
 #define CNSMP_NO_ID UINT32_MAX
 
 /* Block states: the owner creates LIVE; its pthread_key destructor makes it
- * DEAD; the flusher's last collect of a DEAD block makes it FREE; a new
- * thread claims a FREE block (CAS FREE -> LIVE). */
+ * DEAD; a new thread claims a DEAD block and carries on its counters (CAS
+ * DEAD -> LIVE).  FREE: zeroed in a fork child, claimed the same way. */
 enum { CNSMP_T_LIVE = 1, CNSMP_T_DEAD = 2, CNSMP_T_FREE = 3 };
 
 struct cnsmp_edge;

@@ -242,8 +242,8 @@ static void sixty_four_threads_sum_exactly(void **state)
 	assert_int_equal(cnsmp_batch_merge(&total, &b), 0);
 	assert_int_equal(calls_in(&total, W), (uint64_t)THREADS * N);
 	assert_int_equal(fn_in(&total, W)->errors, 0);
-	/* The second collect read the last exits' blocks and freed them; a
-	 * third finds nothing, and new threads reuse the freed blocks. */
+	/* A third collect finds nothing, and new threads take over the
+	 * exited threads' blocks. */
 	assert_int_equal(cnsmp_collect(&b), 0);
 	assert_int_equal(calls_in(&b, W), 0);
 	size_t before = blocks();
@@ -262,6 +262,40 @@ static void sixty_four_threads_sum_exactly(void **state)
 	pthread_barrier_destroy(&collected);
 	cnsmp_batch_release(&b);
 	cnsmp_batch_release(&total);
+}
+
+/* ---- threads that come and go between collects ------------------------- */
+
+static void *short_lived(void *arg)
+{
+	for (int k = 0; k < N; k++)
+		call(W, k % 10 == 0);
+	return arg;
+}
+
+/* A program that starts threads faster than it flushes: each new thread
+ * takes over the block of one that exited, without waiting for a collect,
+ * and the next collect holds every owner's calls exactly once. */
+static void exited_blocks_are_taken_over_before_any_collect(void **state)
+{
+	struct cnsmp_batch b;
+	cnsmp_batch_init(&b);
+	assert_int_equal(cnsmp_collect(&b), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, short_lived, NULL), 0);
+	pthread_join(th, NULL);
+	size_t before = blocks();
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(pthread_create(&th, NULL, short_lived, NULL), 0);
+		pthread_join(th, NULL);
+	}
+	assert_int_equal(blocks(), before);
+	assert_int_equal(cnsmp_collect(&b), 0);
+	assert_int_equal(calls_in(&b, W), 201 * N);
+	assert_int_equal(fn_in(&b, W)->errors, 201 * N / 10);
+	assert_int_equal(cnsmp_collect(&b), 0);
+	assert_int_equal(calls_in(&b, W), 0);
+	cnsmp_batch_release(&b);
 }
 
 /* ---- collecting while the owners write -------------------------------- */
@@ -402,6 +436,7 @@ int main(void)
 		cmocka_unit_test(a_function_ships_at_most_eight_chains),
 		cmocka_unit_test(the_signal_safe_collect_does_not_advance),
 		cmocka_unit_test(sixty_four_threads_sum_exactly),
+		cmocka_unit_test(exited_blocks_are_taken_over_before_any_collect),
 		cmocka_unit_test(collecting_while_threads_run_loses_nothing),
 		cmocka_unit_test(merging_adds_counts_and_keeps_extremes),
 	};
