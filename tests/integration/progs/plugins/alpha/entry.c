@@ -1,0 +1,16 @@
+/* alpha/entry.c: a plugin the loader dlopen()s, calls and dlclose()s; alpha
+ * and beta have the same shape, so the second one loaded usually lands at
+ * the address the first one left. */
+static volatile long sink;
+
+void alpha_step(int i)
+{
+	sink += i;
+}
+
+long plugin_entry(int n)
+{
+	for (int i = 0; i < n; i++)
+		alpha_step(i);
+	return sink;
+}
