@@ -18,6 +18,11 @@
  * libraries it pulls in costs ~10 ms, which a linked libcurl added to
  * every instrumented program's start-up before main (bench/: start-up).
  * The header still gives the types and constants.
+ *
+ * The transfer runs on a multi handle polled every POLL_MS, not with
+ * curl_easy_perform: that one waits up to a second between progress
+ * callbacks, so a request in flight when the program exits noticed the
+ * stop deadline up to a second late, past the flusher's grace.
  */
 #include <ctype.h>
 #include <dlfcn.h>
@@ -30,10 +35,12 @@
 
 #define CONNECT_TIMEOUT_MS 2000
 #define ANSWER_MAX 2048
+#define POLL_MS 50
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static int global_ok;
 static _Thread_local CURL *tls_curl;
+static _Thread_local CURLM *tls_multi; /* holds the connection cache */
 static _Thread_local long tls_status;
 static _Atomic uint64_t deadline_ns;
 
@@ -58,6 +65,14 @@ static struct {
 	const char *(*easy_strerror)(CURLcode);
 	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
 	void (*slist_free_all)(struct curl_slist *);
+	/* Optional (curl_multi_poll is 7.66+): curl_easy_perform without them. */
+	CURLM *(*multi_init)(void);
+	CURLMcode (*multi_add_handle)(CURLM *, CURL *);
+	CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
+	CURLMcode (*multi_perform)(CURLM *, int *);
+	CURLMcode (*multi_poll)(CURLM *, struct curl_waitfd *, unsigned, int, int *);
+	CURLMsg *(*multi_info_read)(CURLM *, int *);
+	CURLMcode (*multi_cleanup)(CURLM *);
 } cu;
 
 #undef curl_easy_setopt /* curl.h maps them to themselves */
@@ -103,6 +118,32 @@ CNSMP_NOINST static void global_init(void)
 			return;
 		}
 	}
+	struct { void **slot; const char *name; } multi[] = {
+		{ (void **)&cu.multi_init, "curl_multi_init" },
+		{ (void **)&cu.multi_add_handle, "curl_multi_add_handle" },
+		{ (void **)&cu.multi_remove_handle, "curl_multi_remove_handle" },
+		{ (void **)&cu.multi_perform, "curl_multi_perform" },
+		{ (void **)&cu.multi_poll, "curl_multi_poll" },
+		{ (void **)&cu.multi_info_read, "curl_multi_info_read" },
+		{ (void **)&cu.multi_cleanup, "curl_multi_cleanup" },
+	};
+	for (size_t i = 0; i < sizeof multi / sizeof *multi; i++) {
+		if (!(*multi[i].slot = dlsym(h, multi[i].name))) {
+			cu.multi_init = NULL;
+			break;
+		}
+	}
+	/* libcurl's OpenSSL registers an atexit handler that frees OpenSSL's
+	 * locks and tables.  Registered now, after our exit hook, it runs
+	 * before it: the final flush's TLS calls then used freed state
+	 * (SIGSEGV at exit on a certificate error).  Initialised first with
+	 * OPENSSL_INIT_NO_ATEXIT, OpenSSL registers none; the memory goes
+	 * with the process.  No-op for other TLS back-ends, or if the host
+	 * initialised OpenSSL already. */
+	int (*ossl_init)(uint64_t, const void *);
+	*(void **)&ossl_init = dlsym(h, "OPENSSL_init_crypto");
+	if (ossl_init)
+		ossl_init(0x00080000L /* OPENSSL_INIT_NO_ATEXIT */, NULL);
 	global_ok = cu.global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
 }
 
@@ -129,6 +170,49 @@ CNSMP_NOINST void cnsmp_transport_release(void)
 		curl_easy_cleanup(tls_curl);
 		tls_curl = NULL;
 	}
+	if (tls_multi) {
+		cu.multi_cleanup(tls_multi);
+		tls_multi = NULL;
+	}
+}
+
+CNSMP_NOINST static int deadline_passed(void)
+{
+	uint64_t d = atomic_load(&deadline_ns);
+	return d && mono_ns() >= d;
+}
+
+/* curl_easy_perform, polled every POLL_MS so that a deadline set while the
+ * transfer waits for an answer cuts it short at once. */
+CNSMP_NOINST static CURLcode perform(CURL *c)
+{
+	if (!tls_multi && cu.multi_init)
+		tls_multi = cu.multi_init();
+	if (!tls_multi || cu.multi_add_handle(tls_multi, c) != CURLM_OK)
+		return curl_easy_perform(c);
+	CURLcode rc = CURLE_SEND_ERROR; /* the multi failed: maybe sent */
+	int running = 1, done = 0;
+	while (!done) {
+		if (cu.multi_perform(tls_multi, &running) != CURLM_OK)
+			break;
+		CURLMsg *m;
+		int left;
+		while ((m = cu.multi_info_read(tls_multi, &left)))
+			if (m->msg == CURLMSG_DONE && m->easy_handle == c) {
+				rc = m->data.result;
+				done = 1;
+			}
+		if (done || !running)
+			break;
+		if (deadline_passed()) {
+			rc = CURLE_ABORTED_BY_CALLBACK;
+			break;
+		}
+		if (cu.multi_poll(tls_multi, NULL, 0, POLL_MS, NULL) != CURLM_OK)
+			break;
+	}
+	cu.multi_remove_handle(tls_multi, c);
+	return rc;
 }
 
 CNSMP_NOINST static size_t on_data(char *p, size_t size, size_t n, void *arg)
@@ -145,8 +229,7 @@ CNSMP_NOINST static size_t on_data(char *p, size_t size, size_t n, void *arg)
 CNSMP_NOINST static int on_progress(void *arg, curl_off_t dt, curl_off_t dn,
 				    curl_off_t ut, curl_off_t un)
 {
-	uint64_t d = atomic_load(&deadline_ns);
-	return d && mono_ns() >= d; /* non-zero aborts the transfer */
+	return deadline_passed(); /* non-zero aborts the transfer */
 }
 
 /* The server's "error" text, or the start of its answer, on one line. */
@@ -287,7 +370,7 @@ CNSMP_NOINST enum cnsmp_send_result cnsmp_transport_post(const struct cnsmp_conf
 	if (cfg->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
 
-	CURLcode rc = curl_easy_perform(c);
+	CURLcode rc = perform(c);
 	long status = 0, reqsize = 0;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &reqsize);

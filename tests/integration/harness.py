@@ -6,6 +6,8 @@ The receiver is a test double of the ingest server, not a reimplementation:
 it commits whatever body it is told to commit and answers what it is told to
 answer (200, 503, 429, 413, a delay, a reset connection, no answer at all),
 so each test can say exactly which fault the runtime meets and when.
+It can also serve HTTPS with a given certificate, and go down for good
+(listening socket closed, open connections cut) after N commits.
 """
 import collections
 import http.server
@@ -16,6 +18,7 @@ import shutil
 import signal
 import socket
 import socketserver
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -214,9 +217,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = None
         action = rec._action(body)
         entry = {"path": self.path, "headers": dict(self.headers), "raw": raw, "json": body,
-                 "action": action, "committed": False, "time": time.time()}
+                 "action": action, "committed": False, "time": time.time(), "done": False}
         with rec.lock:
             rec.requests.append(entry)
+        try:
+            self._act(rec, entry, body, action)
+        finally:
+            entry["done"] = True  # answered, reset or given up: nothing more will happen
+        if rec.down and rec.down_after is not None:
+            rec.go_down()
+
+    def _act(self, rec, entry, body, action):
+        if rec.down:
+            return self._reset()  # went down: a request already on its way is cut
         if body is None:
             return self._answer(400, {"error": "body is not JSON"})
         if isinstance(action, tuple) and action[0] == "delay":
@@ -232,6 +245,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._reset()
         if action == 200:
             dup = rec._commit(entry)
+            if dup is None:
+                return self._reset()
             return self._answer(200, {"ok": True, "functions": len(body.get("functions", [])),
                                       **({"duplicate": True} if dup else {})})
         errors = {503: "unavailable", 429: "quota_exceeded", 413: "payload too large",
@@ -246,31 +261,84 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     def handle_error(self, request, client_address):
         pass  # resets and closed sockets are the point of some tests
 
+    def finish_request(self, request, client_address):
+        """On the connection's own thread: the TLS handshake (when serving
+        HTTPS; a failed one is recorded, not served), then the handler."""
+        rec = self.receiver
+        if rec.tls is not None:
+            try:
+                request = rec.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                with rec.lock:
+                    rec.tls_failures.append(str(e))
+                return
+        with rec.lock:
+            if rec.down:
+                return
+            rec.conns.add(request)
+        try:
+            self.RequestHandlerClass(request, client_address, self)
+        finally:
+            with rec.lock:
+                rec.conns.discard(request)
+            if rec.tls is not None:
+                request.close()
+
 
 class Receiver:
     """An in-process HTTP receiver on 127.0.0.1.  `plan` lists the actions
     for the next requests in order (200, 503, 429, 413, ("delay", s),
     "reset", "commit-reset", "hang"); after it runs out, `rule(body)` decides
     (None: 200).  Bodies answered 200 or "commit-reset" are committed; a
-    batch_id committed before is answered 200 + duplicate and not kept twice."""
+    batch_id committed before is answered 200 + duplicate and not kept twice.
 
-    def __init__(self, plan=(), rule=None):
+    tls=(certfile, keyfile): HTTPS on the same port (url says https://);
+    handshakes that fail are listed in `tls_failures`.  down_after=N: once
+    N bodies are committed the receiver goes down for good (go_down)."""
+
+    def __init__(self, plan=(), rule=None, tls=None, down_after=None):
         self.lock = threading.Lock()
         self.requests = []
         self.plan = list(plan)
         self.rule = rule
         self.hang_seconds = 30
         self._ids = set()
+        self.tls = None
+        self.tls_failures = []
+        self.conns = set()
+        self.down = False
+        self.down_after = down_after
+        self._closed = False
+        if tls is not None:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(*tls)
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.receiver = self
         self.port = self.server.server_address[1]
-        self.url = "http://127.0.0.1:%d/codensm/ingest" % self.port
+        self.url = "%s://127.0.0.1:%d/codensm/ingest" % ("https" if tls else "http", self.port)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def close(self):
+        with self.lock:
+            if self._closed:
+                return
+            self._closed = True
         self.server.shutdown()
         self.server.server_close()
+
+    def go_down(self):
+        """The endpoint dies: nothing is committed any more, open
+        connections are cut and new ones refused (the port is closed)."""
+        with self.lock:
+            self.down = True
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.close()
 
     def __enter__(self):
         return self
@@ -285,12 +353,19 @@ class Receiver:
         return self.rule(body) if self.rule and body is not None else 200
 
     def _commit(self, entry):
+        """True if the batch id was committed before, None if the receiver
+        is down (nothing committed), else False."""
         bid = (entry["json"].get("_meta") or {}).get("batch_id")
         with self.lock:
+            if self.down:
+                return None
             dup = bid is not None and bid in self._ids
             if bid is not None:
                 self._ids.add(bid)
             entry["committed"] = not dup
+            if self.down_after is not None and \
+                    sum(r["committed"] for r in self.requests) >= self.down_after:
+                self.down = True
             return dup
 
     def committed(self):
@@ -396,8 +471,8 @@ class Case(unittest.TestCase):
             r.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def receiver(self, plan=(), rule=None):
-        r = Receiver(plan, rule)
+    def receiver(self, plan=(), rule=None, **kw):
+        r = Receiver(plan, rule, **kw)
         self.receivers.append(r)
         return r
 
