@@ -75,9 +75,66 @@ static CNSMP_NOINST void calibrate(void)
 static CNSMP_NOINST void calibrate(void) {}
 #endif
 
+struct cnsmp_tick_octave cnsmp_tick_octaves[64];
+
+/* The bucket of `ticks`, the slow way (ns past 64 bits, centuries, are
+ * in the last bucket like everything from ~14 minutes up). */
+static CNSMP_NOINST unsigned bucket_of(uint64_t ticks)
+{
+	unsigned __int128 ns = ((unsigned __int128)ticks * cnsmp_clock_mult) >>
+			       cnsmp_clock_shift;
+	return ns > UINT64_MAX ? CNSMP_HIST_BUCKETS - 1 : cnsmp_hist_bucket((uint64_t)ns);
+}
+
+/* The first tick in [lo, hi] whose bucket is at least b (b <= bucket(hi)). */
+static CNSMP_NOINST uint64_t first_tick(uint64_t lo, uint64_t hi, unsigned b)
+{
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (bucket_of(mid) >= b)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+CNSMP_NOINST int cnsmp_clock_build_octaves(void)
+{
+	int exact = 1;
+	for (unsigned e = 0; e < 64; e++) {
+		struct cnsmp_tick_octave *o = &cnsmp_tick_octaves[e];
+		uint64_t lo = e ? 1ull << e : 0;
+		uint64_t hi = e == 63 ? UINT64_MAX : (2ull << e) - 1;
+		o->base = bucket_of(lo);
+		unsigned top = bucket_of(hi);
+		if (top > o->base + 2)
+			exact = 0;
+		for (unsigned k = 0; k < 2; k++)
+			o->bound[k] = top >= o->base + k + 1
+					      ? first_tick(lo, hi, o->base + k + 1) - 1
+					      : UINT64_MAX;
+	}
+	return exact;
+}
+
+/* An octave of ticks spans more than two bucket bounds only when a tick
+ * is longer than a few ns (a TSC under ~1 GHz): the table cannot say those
+ * buckets, so such a machine times with the vDSO clock instead. */
+static CNSMP_NOINST void init(void)
+{
+	calibrate();
+	if (!cnsmp_clock_build_octaves()) {
+		cnsmp_clock_mult = 1;
+		cnsmp_clock_shift = 0;
+		cnsmp_clock_is_tsc = 0;
+		cnsmp_clock_build_octaves();
+	}
+}
+
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 CNSMP_NOINST void cnsmp_clock_init(void)
 {
-	pthread_once(&once, calibrate);
+	pthread_once(&once, init);
 }

@@ -64,10 +64,32 @@ first_sight(void *fn, const char *name, const char *department, double weight)
 	return f;
 }
 
-/* Open a call of tracked `f` (guard held, runtime active).  Everything
- * unusual (the thread's first call, a new counter chunk, a stack too deep
- * to time) leaves through an unlikely branch to a cold function. */
-static CNSMP_NOINST __attribute__((noinline)) void push_tracked(
+/* Write the frame of a call of `fn` (id, counters c) at depth d of t;
+ * `tsc`: the clock is known to be the TSC (no call to read it). */
+static inline __attribute__((always_inline)) void open_frame(
+	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, uint32_t id,
+	void *fn, int tsc)
+{
+	struct cnsmp_frame *fr = &t->stack[d];
+	fr->addr = (uintptr_t)fn;
+	fr->id = id;
+	fr->failed = 0;
+	fr->child = 0;
+	fr->epoch = t->throw_epoch;
+	fr->c = c;
+#if defined(__x86_64__) || defined(__i386__)
+	fr->start = tsc ? __builtin_ia32_rdtsc() : cnsmp_clock_now();
+#else
+	fr->start = cnsmp_clock_now();
+#endif
+	atomic_signal_fence(memory_order_release); /* frame before depth */
+	t->depth = d + 1;
+}
+
+/* Open a call of tracked `f` (guard held, runtime active), whatever is
+ * unusual about it: the thread's first call, a new counter chunk, a stack
+ * too deep to time. */
+static CNSMP_NOINST __attribute__((noinline, cold)) void push_tracked(
 	struct cnsmp_fn *f, void *fn)
 {
 	struct cnsmp_thread *t = cnsmp_tls.t;
@@ -82,17 +104,15 @@ static CNSMP_NOINST __attribute__((noinline)) void push_tracked(
 		too_deep(t, c, id);
 		return;
 	}
-	struct cnsmp_frame *fr = &t->stack[d];
-	fr->addr = (uintptr_t)fn;
-	fr->id = id;
-	fr->failed = 0;
-	fr->child = 0;
-	fr->epoch = t->throw_epoch;
-	fr->c = c;
-	fr->last_callee = CNSMP_NO_ID;
-	fr->start = cnsmp_clock_now();
-	atomic_signal_fence(memory_order_release); /* frame before depth */
-	t->depth = d + 1;
+	open_frame(t, d, c, id, fn, 0);
+}
+
+/* push_tracked for the entry hook, which has the guard to drop after. */
+static CNSMP_NOINST __attribute__((noinline, cold)) void push_tracked_unguard(
+	struct cnsmp_fn *f, void *fn)
+{
+	push_tracked(f, fn);
+	cnsmp_tls.guard = 0;
 }
 
 /* Open a call of `fn` whatever it is (guard held, runtime active). */
@@ -148,12 +168,12 @@ static CNSMP_NOINST __attribute__((noinline, cold)) void pop_overflow(
 	}
 }
 
-/* Close the innermost call of `fn` (guard held, runtime active).  The
- * common case, the top frame's own exit with nothing unusual about it (no
- * codensm_error, no exception in flight, not inherited across fork), is
- * counted here; cnsmp_thread_complete handles the rest. */
-static inline __attribute__((always_inline)) void pop(struct cnsmp_thread *t,
-							void *fn)
+/* Close the innermost call of `fn` (guard held, runtime active), whatever
+ * is unusual about it: a stack past its depth, an exit that is not the top
+ * frame's (longjmp, clang's unwinding), a call marked failed, an exception
+ * in flight, a frame inherited across fork, a clock that is not the TSC. */
+static CNSMP_NOINST __attribute__((noinline)) void pop(struct cnsmp_thread *t,
+						       void *fn)
 {
 	uint32_t d = t->depth;
 	if (unlikely(t->overflow)) {
@@ -164,22 +184,35 @@ static inline __attribute__((always_inline)) void pop(struct cnsmp_thread *t,
 		repair(t, (uintptr_t)fn);
 		return;
 	}
-	struct cnsmp_frame *fr = &t->stack[d - 1];
-	uint64_t now = cnsmp_clock_now();
-	if (unlikely(fr->failed | t->unwinding | (d - 1 < t->inherited))) {
-		cnsmp_thread_complete(t, d - 1, now, 0);
-		return;
-	}
-	uint64_t ticks = now > fr->start ? now - fr->start : 0;
-	uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
-	cnsmp_count_call_fast(t, fr->c, ticks, self);
-	atomic_signal_fence(memory_order_release);
-	t->depth = d - 1;
-	if (d > 1) {
-		struct cnsmp_frame *parent = fr - 1;
-		parent->child += ticks;
-		cnsmp_count_edge(t, parent, fr->id);
-	}
+	cnsmp_thread_complete(t, d - 1, cnsmp_clock_now(), 0);
+}
+
+/* pop() for the exit hook, which has the guard to drop after. */
+static CNSMP_NOINST __attribute__((noinline, cold)) void pop_unguard(
+	struct cnsmp_thread *t, void *fn)
+{
+	pop(t, fn);
+	cnsmp_tls.guard = 0;
+}
+
+/* A frame marked failed, an exception in flight, or inherited. */
+static CNSMP_NOINST __attribute__((noinline, cold)) void complete_unguard(
+	struct cnsmp_thread *t, uint32_t i, uint64_t now)
+{
+	cnsmp_thread_complete(t, i, now, 0);
+	cnsmp_tls.guard = 0;
+}
+
+/* The callee's edge cache did not hold this caller. */
+static CNSMP_NOINST __attribute__((noinline)) void edge_unguard(
+	struct cnsmp_thread *t, uint32_t caller, struct cnsmp_counters *c, uint32_t id)
+{
+	struct cnsmp_edge *e = cnsmp_thread_edge(t, caller, id);
+	c->last_edge = e;
+	c->last_caller = caller;
+	if (e)
+		cnsmp_bump(&e->calls, 1);
+	cnsmp_tls.guard = 0;
 }
 
 /* Slow half of the entry check: the guard is set, or the runtime is not
@@ -217,42 +250,141 @@ static CNSMP_NOINST __attribute__((noinline, cold)) void enter_slow(void *fn)
 	}
 }
 
-/* The entry hook, shaped so that an excluded function costs a registry
- * lookup and nothing else: no thread-local access, no guard store, no
- * register saves (the rest is out of line), no stack, clock or counter.
- * The lookup is lock-free and read-only, so it needs no guard against
- * re-entry, and an excluded function returns at once whether the runtime
- * is active or not, so the activity check can come after it. */
-CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
+/* The entry of a tracked function, out of line (a tail call from the hook,
+ * which then saves no register for the excluded case).  The common case
+ * is written here with nothing to save either: everything unusual goes on
+ * to push_tracked_unguard as a tail call. */
+static CNSMP_NOINST __attribute__((noinline)) void enter_tracked(struct cnsmp_fn *f,
+								 void *fn)
 {
-	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
+	if (unlikely(cnsmp_tls.guard |
+		     !atomic_load_explicit(&cnsmp_active, memory_order_relaxed))) {
+		enter_slow(fn);
+		return;
+	}
+	cnsmp_tls.guard = 1;
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	if (unlikely(!t)) {
+		push_tracked_unguard(f, fn);
+		return;
+	}
+	uint32_t id = f->id;
+	struct cnsmp_counters *c = atomic_load_explicit(
+		&t->chunk[id / CNSMP_CHUNK], memory_order_relaxed);
+	uint32_t d = t->depth;
+#if defined(__x86_64__) || defined(__i386__)
+	int slow_clock = !cnsmp_clock_is_tsc;
+#else
+	int slow_clock = 1;
+#endif
+	if (unlikely(!c || d >= CNSMP_STACK_DEPTH || t->overflow || slow_clock)) {
+		push_tracked_unguard(f, fn);
+		return;
+	}
+	open_frame(t, d, c + id % CNSMP_CHUNK, id, fn, 1);
+	cnsmp_tls.guard = 0;
+}
+
+/* What the entry hook does with `fn`'s entry (NULL: first sight). */
+static inline __attribute__((always_inline)) void enter_with(struct cnsmp_fn *f,
+							      void *fn)
+{
 	if (likely(f != NULL)) {
 		int state = atomic_load_explicit(&f->state, memory_order_relaxed);
 		if (likely(state == CNSMP_FN_EXCLUDED))
 			return;
-		if (likely(state == CNSMP_FN_TRACKED) &&
-		    likely(!(cnsmp_tls.guard |
-			     !atomic_load_explicit(&cnsmp_active, memory_order_relaxed)))) {
-			cnsmp_tls.guard = 1;
-			push_tracked(f, fn);
-			cnsmp_tls.guard = 0;
+		if (likely(state == CNSMP_FN_TRACKED)) {
+			enter_tracked(f, fn);
 			return;
 		}
 	}
 	enter_slow(fn);
 }
 
+/* The entry hook past the home slot. */
+static CNSMP_NOINST __attribute__((noinline)) void enter_probe(void *fn)
+{
+	enter_with(cnsmp_registry_probe((uintptr_t)fn), fn);
+}
+
+/* The entry hook, shaped so that an excluded function costs a registry
+ * lookup and nothing else: no thread-local access, no guard store, no
+ * register saves (everything else is a tail call), no stack, clock or
+ * counter.  The lookup is lock-free and read-only, so it needs no guard
+ * against re-entry, and an excluded function returns at once whether the
+ * runtime is active or not, so the activity check can come after it. */
+CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
+{
+	struct cnsmp_fn *f = cnsmp_registry_home((uintptr_t)fn);
+	if (likely(f != NULL)) {
+		enter_with(f, fn);
+		return;
+	}
+	enter_probe(fn);
+}
+
+/* The exit of anything on a thread that has opened a tracked call.  The
+ * common case, the top frame's own exit with nothing unusual about it, is
+ * counted here with nothing to save: everything else leaves through a
+ * tail call (pop_unguard, complete_unguard, edge_unguard). */
+static CNSMP_NOINST __attribute__((noinline)) void exit_on(struct cnsmp_thread *t,
+							    void *fn)
+{
+	if (unlikely(cnsmp_tls.guard |
+		     !atomic_load_explicit(&cnsmp_active, memory_order_relaxed)))
+		return;
+	cnsmp_tls.guard = 1;
+	uint32_t d = t->depth;
+#if defined(__x86_64__) || defined(__i386__)
+	int slow_clock = !cnsmp_clock_is_tsc;
+#else
+	int slow_clock = 1;
+#endif
+	if (unlikely(t->overflow | slow_clock) ||
+	    unlikely(d == 0 || t->stack[d - 1].addr != (uintptr_t)fn)) {
+		pop_unguard(t, fn);
+		return;
+	}
+	struct cnsmp_frame *fr = &t->stack[d - 1];
+#if defined(__x86_64__) || defined(__i386__)
+	uint64_t now = __builtin_ia32_rdtsc();
+#else
+	uint64_t now = cnsmp_clock_now();
+#endif
+	if (unlikely(fr->failed | t->unwinding | (d - 1 < t->inherited))) {
+		complete_unguard(t, d - 1, now);
+		return;
+	}
+	uint64_t ticks = now > fr->start ? now - fr->start : 0;
+	uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
+	cnsmp_count_call_fast(t, fr->c, ticks, self);
+	atomic_signal_fence(memory_order_release);
+	t->depth = d - 1;
+	if (d > 1) {
+		struct cnsmp_frame *parent = fr - 1;
+		struct cnsmp_counters *c = fr->c;
+		uint32_t caller = parent->id;
+		parent->child += ticks;
+		struct cnsmp_edge *e = c->last_edge;
+		if (unlikely(c->last_caller != caller || !e)) {
+			edge_unguard(t, caller, c, fr->id);
+			return;
+		}
+		cnsmp_bump(&e->calls, 1);
+	}
+	cnsmp_tls.guard = 0;
+}
+
+/* Split in two so that a thread without tracked calls (everything it runs
+ * is excluded) returns before the registers pop() needs are saved: the
+ * whole hook is then a thread-local load, a test and a return, and a
+ * tracked exit pays one direct jump for it. */
 CNSMP_API void __cyg_profile_func_exit(void *fn, void *site)
 {
 	struct cnsmp_thread *t = cnsmp_tls.t;
 	if (unlikely(!t))
 		return; /* this thread never opened a tracked call */
-	if (unlikely(cnsmp_tls.guard |
-		     !atomic_load_explicit(&cnsmp_active, memory_order_relaxed)))
-		return;
-	cnsmp_tls.guard = 1;
-	pop(t, fn);
-	cnsmp_tls.guard = 0;
+	exit_on(t, fn);
 }
 
 CNSMP_API void codensm_enter(void *fn, const char *name, const char *department, double weight)
@@ -265,12 +397,9 @@ CNSMP_API void codensm_enter(void *fn, const char *name, const char *department,
 
 CNSMP_API void codensm_exit(void *fn)
 {
-	if (hook_begin()) {
-		struct cnsmp_thread *t = cnsmp_tls.t;
-		if (t)
-			pop(t, fn);
-		cnsmp_tls.guard = 0;
-	}
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	if (t) /* else no call of this thread was ever opened */
+		exit_on(t, fn);
 }
 
 static inline void mark_error(void)

@@ -193,6 +193,27 @@ static inline unsigned cnsmp_hist_bucket(uint64_t ns)
 	unsigned b = 2 * e + h;
 	return b < CNSMP_HIST_BUCKETS ? b : CNSMP_HIST_BUCKETS - 1;
 }
+/* The bucket of a duration in clock ticks, without converting it to ns:
+ * equal to cnsmp_hist_bucket(cnsmp_clock_ns(ticks)) for every value
+ * (tests/unit/test_hist.c checks).  Both functions are monotonic, so each
+ * octave of ticks [2^e, 2^(e+1)) holds at most two bucket bounds (an
+ * octave of ns holds two), found once by cnsmp_clock_init: a table read
+ * and two compares on the hot path instead of a 128-bit multiply and the
+ * bucket arithmetic. */
+struct cnsmp_tick_octave {
+	uint64_t bound[2]; /* last ticks of bucket base, base+1 (or ~0: none) */
+	uint32_t base;     /* bucket of the octave's first tick */
+};
+extern struct cnsmp_tick_octave cnsmp_tick_octaves[64];
+static inline unsigned cnsmp_clock_bucket(uint64_t ticks)
+{
+	const struct cnsmp_tick_octave *o =
+		&cnsmp_tick_octaves[63 - __builtin_clzll(ticks | 1)];
+	return o->base + (ticks > o->bound[0]) + (ticks > o->bound[1]);
+}
+/* Builds the table for the current clock; 0 if some octave holds more
+ * than two bounds (cnsmp_clock_init then falls back to the vDSO clock). */
+int cnsmp_clock_build_octaves(void);
 /* Lower bound in ns of bucket b (for percentiles and tests). */
 uint64_t cnsmp_hist_lower(unsigned b);
 /* Percentile q (0..1) estimated from counts, interpolating in the bucket. */
@@ -256,6 +277,12 @@ struct cnsmp_counters {
 	_Atomic uint64_t total_ticks;
 	_Atomic uint64_t self_ticks;
 	_Atomic uint64_t max_ticks;
+	/* Owner-only, never read by the flusher: the edge of this function's
+	 * last caller -> it.  A function is usually called from one place
+	 * at a time (a loop, a recursion, a helper of one caller), and then
+	 * the exit hook bumps the pair without hashing; 0/NULL: nothing. */
+	struct cnsmp_edge *last_edge;
+	uint32_t last_caller;
 	_Atomic uint32_t hist[CNSMP_HIST_BUCKETS];
 };
 

@@ -44,6 +44,8 @@ struct entry {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 _Atomic(struct cnsmp_registry_table *) cnsmp_registry_table;
+struct cnsmp_fn cnsmp_registry_tomb = {.addr = 0, .id = CNSMP_NO_ID,
+				       .state = CNSMP_FN_EXCLUDED};
 static struct { const char *name; uint32_t id; } names[NAMES_SIZE]; /* lock */
 static _Atomic(struct cnsmp_fn *) by_id[CNSMP_MAX_TRACKED];
 static _Atomic uint32_t nids; /* release after by_id[id] is set */
@@ -66,9 +68,26 @@ static CNSMP_NOINST size_t hash_str(const char *s)
 	return (size_t)h;
 }
 
+CNSMP_NOINST struct cnsmp_fn *cnsmp_registry_probe(uintptr_t addr)
+{
+	struct cnsmp_registry_table *t = atomic_load_explicit(
+		&cnsmp_registry_table, memory_order_acquire);
+	if (!t || !addr)
+		return NULL;
+	for (size_t i = cnsmp_registry_hash(addr) & t->mask;;
+	     i = (i + 1) & t->mask) {
+		struct cnsmp_fn *e = atomic_load_explicit(&t->slot[i],
+							  memory_order_acquire);
+		if (!e)
+			return NULL;
+		if (e->addr == addr)
+			return e;
+	}
+}
+
 CNSMP_NOINST struct cnsmp_fn *cnsmp_registry_find(uintptr_t addr)
 {
-	return cnsmp_registry_lookup(addr);
+	return addr ? cnsmp_registry_lookup(addr) : NULL;
 }
 
 /* Insert into `t` (lock held, room guaranteed, key absent). */

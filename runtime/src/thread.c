@@ -175,7 +175,8 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 	if (i > 0) {
 		struct cnsmp_frame *parent = &t->stack[i - 1];
 		parent->child += ticks;
-		cnsmp_count_edge(t, parent, fr->id);
+		if (c)
+			cnsmp_count_edge(t, parent->id, c, fr->id);
 	}
 }
 
@@ -356,9 +357,6 @@ CNSMP_NOINST void cnsmp_thread_atfork_child(void)
 		cnsmp_collect_forget_thread(t);
 		atomic_store_explicit(&t->pend, &cnsmp_hist_sink,
 				      memory_order_relaxed); /* the parent's call */
-		/* The edge slots the frames cache were just zeroed. */
-		for (uint32_t i = 0; t == self && i < t->depth && i < CNSMP_STACK_DEPTH; i++)
-			t->stack[i].last_callee = CNSMP_NO_ID;
 		if (t != self)
 			atomic_store_explicit(&t->state, CNSMP_T_FREE,
 					      memory_order_release);

@@ -36,11 +36,6 @@ struct cnsmp_frame {
 	uint64_t child;   /* raw ticks spent in tracked callees */
 	uint64_t epoch;   /* the thread's throw epoch at entry */
 	struct cnsmp_counters *c;     /* the callee's counters on this thread */
-	/* The edge this call -> its last tracked callee: loops and recursion
-	 * call the same callee again, and then the exit hook bumps the pair
-	 * without hashing.  last_callee CNSMP_NO_ID: nothing cached. */
-	struct cnsmp_edge *last_edge;
-	uint32_t last_callee;
 } __attribute__((aligned(64)));
 
 /* caller->callee pair.  The owner stores the key (release) the first time,
@@ -135,7 +130,10 @@ void cnsmp_thread_on_catch(void);
 
 /* The registry's table (registry.c explains the protocol), here so that the
  * hooks can inline the lookup: cnsmp_registry_find without a call. */
-#define CNSMP_REGISTRY_TOMB ((struct cnsmp_fn *)1)
+/* A forgotten slot points at this entry, whose address (0) no function
+ * has, so a probe needs no separate tombstone test. */
+extern struct cnsmp_fn cnsmp_registry_tomb;
+#define CNSMP_REGISTRY_TOMB (&cnsmp_registry_tomb)
 struct cnsmp_registry_table {
 	struct cnsmp_registry_table *prev; /* replaced table, kept for readers */
 	size_t mask, used;                 /* used counts tombstones too */
@@ -148,21 +146,27 @@ static inline size_t cnsmp_registry_hash(uintptr_t a)
 	return (size_t)(((uint64_t)a >> 2) * 0x9e3779b97f4a7c15ull >> 20);
 }
 
-static inline struct cnsmp_fn *cnsmp_registry_lookup(uintptr_t addr)
+/* Past the first probe (registry.c): a collision, a miss, no table yet. */
+struct cnsmp_fn *cnsmp_registry_probe(uintptr_t addr);
+
+/* The entry of `addr` if it sits in its home slot (the common case), else
+ * NULL (a collision, a miss, no table yet: cnsmp_registry_probe). */
+static inline struct cnsmp_fn *cnsmp_registry_home(uintptr_t addr)
 {
 	struct cnsmp_registry_table *t = atomic_load_explicit(
 		&cnsmp_registry_table, memory_order_acquire);
-	if (unlikely(!t))
+	if (unlikely(t == NULL))
 		return NULL;
-	for (size_t i = cnsmp_registry_hash(addr) & t->mask;;
-	     i = (i + 1) & t->mask) {
-		struct cnsmp_fn *e = atomic_load_explicit(&t->slot[i],
-							  memory_order_acquire);
-		if (!e)
-			return NULL;
-		if (e != CNSMP_REGISTRY_TOMB && e->addr == addr)
-			return e;
-	}
+	struct cnsmp_fn *e = atomic_load_explicit(
+		&t->slot[cnsmp_registry_hash(addr) & t->mask], memory_order_acquire);
+	return likely(e != NULL) && likely(e->addr == addr) ? e : NULL;
+}
+
+/* Lock-free lookup: the entry of `addr`, or NULL on first sight. */
+static inline struct cnsmp_fn *cnsmp_registry_lookup(uintptr_t addr)
+{
+	struct cnsmp_fn *e = cnsmp_registry_home(addr);
+	return likely(e != NULL) ? e : cnsmp_registry_probe(addr);
 }
 
 /* Counters of `id` on `t`, allocating the chunk on first use. */
@@ -194,7 +198,7 @@ static inline void cnsmp_count_call(struct cnsmp_counters *c, uint64_t ticks,
 	cnsmp_bump(&c->self_ticks, self);
 	if (ticks > atomic_load_explicit(&c->max_ticks, memory_order_relaxed))
 		atomic_store_explicit(&c->max_ticks, ticks, memory_order_relaxed);
-	_Atomic uint32_t *h = &c->hist[cnsmp_hist_bucket(cnsmp_clock_ns(ticks))];
+	_Atomic uint32_t *h = &c->hist[cnsmp_clock_bucket(ticks)];
 	atomic_store_explicit(h, atomic_load_explicit(h, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	if (error)
@@ -225,7 +229,7 @@ static inline void cnsmp_count_call_fast(struct cnsmp_thread *t,
 	atomic_store_explicit(prev, atomic_load_explicit(prev, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	atomic_store_explicit(&t->pend,
-			      &c->hist[cnsmp_hist_bucket(cnsmp_clock_ns(ticks))],
+			      &c->hist[cnsmp_clock_bucket(ticks)],
 			      memory_order_relaxed);
 	atomic_store_explicit(&c->calls, atomic_load_explicit(
 		&c->calls, memory_order_relaxed) + 1, memory_order_release);
@@ -242,15 +246,16 @@ static inline void cnsmp_thread_drain(struct cnsmp_thread *t)
 	}
 }
 
-/* Bump the pair parent -> callee `id`, through the parent's cache. */
-static inline void cnsmp_count_edge(struct cnsmp_thread *t,
-				    struct cnsmp_frame *parent, uint32_t id)
+/* Bump the pair caller -> callee `id` (counters c), through the callee's
+ * cache of its last caller. */
+static inline void cnsmp_count_edge(struct cnsmp_thread *t, uint32_t caller,
+				    struct cnsmp_counters *c, uint32_t id)
 {
-	struct cnsmp_edge *e = parent->last_edge;
-	if (unlikely(parent->last_callee != id || !e)) {
-		e = cnsmp_thread_edge(t, parent->id, id);
-		parent->last_edge = e;
-		parent->last_callee = id;
+	struct cnsmp_edge *e = c->last_edge;
+	if (unlikely(c->last_caller != caller || !e)) {
+		e = cnsmp_thread_edge(t, caller, id);
+		c->last_edge = e;
+		c->last_caller = caller;
 		if (!e)
 			return;
 	}

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <cmocka.h>
 #include "internal.h"
 
@@ -80,6 +81,81 @@ static void percentiles_walk_across_buckets(void **state)
 	assert_true(cnsmp_hist_percentile_ns(counts, -1.0) == 4.0);
 }
 
+/* ---- the hot path's bucket straight from clock ticks ------------------- */
+
+static unsigned slow_bucket(uint64_t ticks)
+{
+	unsigned __int128 ns = ((unsigned __int128)ticks * cnsmp_clock_mult) >>
+			       cnsmp_clock_shift;
+	return ns > UINT64_MAX ? CNSMP_HIST_BUCKETS - 1 : cnsmp_hist_bucket((uint64_t)ns);
+}
+
+static void check_ticks(uint64_t t)
+{
+	if (cnsmp_clock_bucket(t) != slow_bucket(t))
+		fail_msg("ticks %llu (mult %llu >> %u): bucket %u, expected %u",
+			 (unsigned long long)t, (unsigned long long)cnsmp_clock_mult,
+			 cnsmp_clock_shift, cnsmp_clock_bucket(t), slow_bucket(t));
+}
+
+/* Every octave's edges, every bound found and its neighbours, and random
+ * ticks inside the octave. */
+static void check_all_ticks(void)
+{
+	srand(7);
+	for (unsigned e = 0; e < 64; e++) {
+		uint64_t lo = 1ull << e, hi = e == 63 ? UINT64_MAX : (2ull << e) - 1;
+		for (uint64_t d = 0; d < 3; d++) {
+			check_ticks(lo + d);
+			check_ticks(lo - d);
+			check_ticks(hi - d);
+		}
+		const struct cnsmp_tick_octave *o = &cnsmp_tick_octaves[e];
+		for (unsigned k = 0; k < 2; k++)
+			if (o->bound[k] != UINT64_MAX)
+				for (uint64_t d = 0; d < 3; d++) {
+					check_ticks(o->bound[k] + 1 + d);
+					check_ticks(o->bound[k] - d);
+				}
+		for (int i = 0; i < 200; i++) {
+			uint64_t r = ((uint64_t)rand() << 40) ^ ((uint64_t)rand() << 20) ^
+				     (uint64_t)rand();
+			check_ticks(lo + (e ? r % (hi - lo + 1) : r % 2));
+		}
+	}
+	check_ticks(0);
+	check_ticks(UINT64_MAX);
+}
+
+static void tick_buckets_equal_the_ns_buckets_for_every_clock(void **state)
+{
+	cnsmp_clock_init();
+	uint64_t mult = cnsmp_clock_mult;
+	unsigned shift = cnsmp_clock_shift;
+	check_all_ticks(); /* this machine's clock */
+	/* TSCs of 5, 3, 2.4 and 1 GHz, then the vDSO fallback (ticks are ns). */
+	static const uint64_t mults[] = {(1u << 24) / 5, (1u << 24) / 3,
+					 (1u << 24) * 5 / 12, 1u << 24};
+	for (size_t i = 0; i < sizeof mults / sizeof mults[0]; i++) {
+		cnsmp_clock_mult = mults[i];
+		cnsmp_clock_shift = 24;
+		assert_true(cnsmp_clock_build_octaves());
+		check_all_ticks();
+	}
+	cnsmp_clock_mult = 1;
+	cnsmp_clock_shift = 0;
+	assert_true(cnsmp_clock_build_octaves());
+	check_all_ticks();
+	/* A 100 MHz counter (10 ns a tick) jumps several buckets per tick at
+	 * first: not exact, so init would fall back to the vDSO clock. */
+	cnsmp_clock_mult = 10u << 24;
+	cnsmp_clock_shift = 24;
+	assert_false(cnsmp_clock_build_octaves());
+	cnsmp_clock_mult = mult;
+	cnsmp_clock_shift = shift;
+	assert_true(cnsmp_clock_build_octaves());
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -90,6 +166,7 @@ int main(void)
 		cmocka_unit_test(an_empty_histogram_has_percentile_zero),
 		cmocka_unit_test(percentiles_interpolate_inside_one_bucket),
 		cmocka_unit_test(percentiles_walk_across_buckets),
+		cmocka_unit_test(tick_buckets_equal_the_ns_buckets_for_every_clock),
 	};
 	return cmocka_run_group_tests_name("hist", tests, NULL, NULL);
 }
