@@ -9,6 +9,7 @@ so each test can say exactly which fault the runtime meets and when.
 It can also serve HTTPS with a given certificate, and go down for good
 (listening socket closed, open connections cut) after N commits.
 """
+import atexit
 import collections
 import http.server
 import json
@@ -45,6 +46,8 @@ CXX = os.environ.get("CXX", "c++")
 # One scratch folder for the whole run: compiled test programs are cached
 # here by name, so a program several tests share is built once.
 SCRATCH = tempfile.mkdtemp(prefix="codensm-it-")
+if not os.environ.get("CODENSM_KEEP_SCRATCH"):  # set it to look at the programs after a run
+    atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 _built = {}
 _build_lock = threading.Lock()
 
