@@ -77,11 +77,7 @@ static inline __attribute__((always_inline)) void open_frame(
 	fr->child = 0;
 	fr->epoch = t->throw_epoch;
 	fr->c = c;
-#if defined(__x86_64__) || defined(__i386__)
-	fr->start = tsc ? __builtin_ia32_rdtsc() : cnsmp_clock_now();
-#else
-	fr->start = cnsmp_clock_now();
-#endif
+	fr->start = tsc ? cnsmp_clock_tsc() : cnsmp_clock_now();
 	atomic_signal_fence(memory_order_release); /* frame before depth */
 	t->depth = d + 1;
 }
@@ -272,12 +268,7 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_tracked(struct cnsmp_fn
 	struct cnsmp_counters *c = atomic_load_explicit(
 		&t->chunk[id / CNSMP_CHUNK], memory_order_relaxed);
 	uint32_t d = t->depth;
-#if defined(__x86_64__) || defined(__i386__)
-	int slow_clock = !cnsmp_clock_is_tsc;
-#else
-	int slow_clock = 1;
-#endif
-	if (unlikely(!c || d >= CNSMP_STACK_DEPTH || t->overflow || slow_clock)) {
+	if (unlikely(!c || d >= CNSMP_STACK_DEPTH || t->overflow || !cnsmp_clock_fast())) {
 		push_tracked_unguard(f, fn);
 		return;
 	}
@@ -335,22 +326,13 @@ static CNSMP_NOINST __attribute__((noinline)) void exit_on(struct cnsmp_thread *
 		return;
 	cnsmp_tls.guard = 1;
 	uint32_t d = t->depth;
-#if defined(__x86_64__) || defined(__i386__)
-	int slow_clock = !cnsmp_clock_is_tsc;
-#else
-	int slow_clock = 1;
-#endif
-	if (unlikely(t->overflow | slow_clock) ||
+	if (unlikely(t->overflow | !cnsmp_clock_fast()) ||
 	    unlikely(d == 0 || t->stack[d - 1].addr != (uintptr_t)fn)) {
 		pop_unguard(t, fn);
 		return;
 	}
 	struct cnsmp_frame *fr = &t->stack[d - 1];
-#if defined(__x86_64__) || defined(__i386__)
-	uint64_t now = __builtin_ia32_rdtsc();
-#else
-	uint64_t now = cnsmp_clock_now();
-#endif
+	uint64_t now = cnsmp_clock_tsc();
 	if (unlikely(fr->failed | t->unwinding | (d - 1 < t->inherited))) {
 		complete_unguard(t, d - 1, now);
 		return;

@@ -176,6 +176,25 @@ static inline uint64_t cnsmp_clock_now(void)
 	return cnsmp_clock_fallback_now();
 }
 
+/* For the hooks' fast paths: 1 when the clock is the TSC, which
+ * cnsmp_clock_tsc() then reads without a call (never elsewhere). */
+static inline int cnsmp_clock_fast(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return cnsmp_clock_is_tsc;
+#else
+	return 0;
+#endif
+}
+static inline uint64_t cnsmp_clock_tsc(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return __builtin_ia32_rdtsc();
+#else
+	return cnsmp_clock_now();
+#endif
+}
+
 /* ---- hist.c: the fixed log-scale latency histogram ---------------------- */
 
 /* Two buckets per octave of nanoseconds: bucket 0 holds 0..1 ns, bucket
