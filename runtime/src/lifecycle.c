@@ -76,10 +76,12 @@ CNSMP_NOINST static void start(void)
 	}
 	if (cnsmp_cfg.api_key && cnsmp_cfg.api_key[0]) {
 		cnsmp_flusher_start();
-	} else if (!atomic_exchange(&nokey_logged, 1)) {
+	} else if (!getenv("CODENSM_API_KEY") && !atomic_exchange(&nokey_logged, 1)) {
+		/* A key that is set but unusable already had its line (config.c). */
 		cnsmp_log(CNSMP_LOG_INFO, "CODENSM_API_KEY is not set: counting, not sending");
 	}
-	if (!cnsmp_cfg.include_set && !atomic_exchange(&noinclude_logged, 1))
+	const char *inc = getenv("CODENSM_INCLUDE"); /* set but unusable: config.c said so */
+	if (!cnsmp_cfg.include_set && !(inc && *inc) && !atomic_exchange(&noinclude_logged, 1))
 		cnsmp_log(CNSMP_LOG_INFO, "CODENSM_INCLUDE is not set: tracking every instrumented "
 					  "function of this program's own code");
 	atomic_store_explicit(&cnsmp_active, 1, memory_order_release);
