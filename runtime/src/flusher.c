@@ -169,13 +169,13 @@ CNSMP_NOINST static void trash_batch(struct cnsmp_batch *b)
 /* Make the current (pending, bodies) and `fresh` what a crash would spool,
  * then free what no view can show any more.  On allocation failure the old
  * view stays and nothing is freed: a crash then may resend a body
- * (deduped), never lose one.  (The one case it cannot cover: the view that
- * would first show `fresh`; returns -1 then, and the caller keeps fresh.) */
-CNSMP_NOINST static int publish(const struct cnsmp_batch *fresh)
+ * (deduped), never lose one; and the phase flag stays as it was, so a
+ * crash during a collect whose view could not be made waits for the next. */
+CNSMP_NOINST static void publish(const struct cnsmp_batch *fresh)
 {
 	struct cnsmp_flush_view *v = malloc(sizeof *v + (fl.nbodies + 1) * sizeof(char *));
 	if (!v)
-		return -1;
+		return;
 	char **arr = (char **)(v + 1);
 	for (size_t i = 0; i < fl.nbodies; i++)
 		arr[i] = fl.bodies[i].json;
@@ -186,12 +186,11 @@ CNSMP_NOINST static int publish(const struct cnsmp_batch *fresh)
 	struct cnsmp_flush_view *old = atomic_exchange(&cnsmp_flush_published, v);
 	atomic_store(&cnsmp_flush_phase, 0); /* whatever was collected is in v */
 	if (atomic_load(&cnsmp_flush_frozen))
-		return 0; /* a dump may be reading anything: free nothing, ever */
+		return; /* a dump may be reading anything: free nothing, ever */
 	free(old);
 	for (size_t i = 0; i < fl.ngarbage; i++)
 		free(fl.garbage[i]);
 	fl.ngarbage = 0;
-	return 0;
 }
 
 /* ---- bodies ------------------------------------------------------------- */
@@ -665,7 +664,7 @@ CNSMP_NOINST static struct cnsmp_batch *collect_fresh(void)
 	cnsmp_batch_init(fresh);
 	atomic_store(&cnsmp_flush_phase, 1);
 	cnsmp_collect(fresh);
-	publish(fresh); /* on failure phase stays 1 until a view holds fresh */
+	publish(fresh); /* if it fails, phase stays 1 until a view holds fresh */
 	return fresh;
 }
 

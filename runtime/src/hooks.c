@@ -203,11 +203,7 @@ static CNSMP_NOINST __attribute__((noinline, cold)) void complete_unguard(
 static CNSMP_NOINST __attribute__((noinline)) void edge_unguard(
 	struct cnsmp_thread *t, uint32_t caller, struct cnsmp_counters *c, uint32_t id)
 {
-	struct cnsmp_edge *e = cnsmp_thread_edge(t, caller, id);
-	c->last_edge = e;
-	c->last_caller = caller;
-	if (e)
-		cnsmp_bump(&e->calls, 1);
+	cnsmp_count_edge(t, caller, c, id);
 	cnsmp_tls.guard = 0;
 }
 
