@@ -45,12 +45,13 @@ static CNSMP_NOINST __attribute__((noinline, cold)) int activate(void)
 /* Slow path: a call beyond CNSMP_STACK_DEPTH: count it now (it is not
  * timed), remember its id for codensm_error(). */
 static CNSMP_NOINST __attribute__((noinline, cold)) void too_deep(
-	struct cnsmp_thread *t, struct cnsmp_counters *c, uint32_t id)
+	struct cnsmp_thread *t, struct cnsmp_counters *c)
 {
 	cnsmp_bump(&c->calls, 1);
 	t->overflow++;
-	t->ov_id = id;
+	t->ov_id = c->id;
 	t->ov_failed = 0;
+	cnsmp_thread_reslow(t);
 }
 
 /* Slow path: first sight of `fn` anywhere in the process. */
@@ -64,51 +65,49 @@ first_sight(void *fn, const char *name, const char *department, double weight)
 	return f;
 }
 
-/* Write the frame of a call of `fn` (id, counters c) at depth d of t;
- * `tsc`: the clock is known to be the TSC (no call to read it). */
+/* Write the frame of a call of `fn` (counters c) at depth d of t, then
+ * publish it; `tsc`: the clock is known to be the TSC (no call to read
+ * it). */
 static inline __attribute__((always_inline)) void open_frame(
-	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, uint32_t id,
-	void *fn, int tsc)
+	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, void *fn,
+	int tsc)
 {
 	struct cnsmp_frame *fr = &t->stack[d];
 	fr->addr = (uintptr_t)fn;
-	fr->id = id;
-	fr->failed = 0;
+	fr->c = c;
+	fr->flags = 0;
 	fr->child = 0;
 	fr->epoch = t->throw_epoch;
-	fr->c = c;
 	fr->start = tsc ? cnsmp_clock_tsc() : cnsmp_clock_now();
 	atomic_signal_fence(memory_order_release); /* frame before depth */
 	t->depth = d + 1;
 }
 
-/* Open a call of tracked `f` (guard held, runtime active), whatever is
- * unusual about it: the thread's first call, a new counter chunk, a stack
- * too deep to time. */
-static CNSMP_NOINST __attribute__((noinline, cold)) void push_tracked(
-	struct cnsmp_fn *f, void *fn)
+/* Open a call with counters c on t (guard held, runtime active), or count
+ * it untimed past the stack's depth. */
+static CNSMP_NOINST void push_counted(struct cnsmp_thread *t,
+				      struct cnsmp_counters *c, void *fn)
+{
+	uint32_t d = t->depth;
+	if (unlikely(d >= CNSMP_STACK_DEPTH || t->overflow))
+		too_deep(t, c);
+	else
+		open_frame(t, d, c, fn, 0);
+}
+
+/* Open a call of tracked `f` (guard held, runtime active), attaching the
+ * thread and allocating its counters as needed.  Returns the counters, or
+ * NULL when out of memory (the call is then not counted). */
+static CNSMP_NOINST struct cnsmp_counters *push_tracked(struct cnsmp_fn *f,
+							void *fn)
 {
 	struct cnsmp_thread *t = cnsmp_tls.t;
 	if (unlikely(!t) && !(t = cnsmp_thread_attach()))
-		return;
-	uint32_t id = f->id;
-	struct cnsmp_counters *c = cnsmp_thread_counters(t, id);
-	if (unlikely(!c))
-		return; /* out of memory: this call is not counted */
-	uint32_t d = t->depth;
-	if (unlikely(d >= CNSMP_STACK_DEPTH || t->overflow)) {
-		too_deep(t, c, id);
-		return;
-	}
-	open_frame(t, d, c, id, fn, 0);
-}
-
-/* push_tracked for the entry hook, which has the guard to drop after. */
-static CNSMP_NOINST __attribute__((noinline, cold)) void push_tracked_unguard(
-	struct cnsmp_fn *f, void *fn)
-{
-	push_tracked(f, fn);
-	cnsmp_tls.guard = 0;
+		return NULL;
+	struct cnsmp_counters *c = cnsmp_thread_counters(t, f->id);
+	if (likely(c != NULL))
+		push_counted(t, c, fn);
+	return c;
 }
 
 /* Open a call of `fn` whatever it is (guard held, runtime active). */
@@ -126,15 +125,26 @@ static CNSMP_NOINST __attribute__((noinline)) void push(
 					  memory_order_relaxed);
 }
 
+/* Is `fn` tracked?  The thread's cache first, then the registry. */
+static CNSMP_NOINST int is_tracked(struct cnsmp_thread *t, uintptr_t fn)
+{
+	struct cnsmp_counters *c;
+	if (cnsmp_tcache_get(t, fn, &c))
+		return c != NULL;
+	struct cnsmp_fn *f = cnsmp_registry_lookup(fn);
+	return f && atomic_load_explicit(&f->state, memory_order_relaxed) ==
+			    CNSMP_FN_TRACKED;
+}
+
 /* A tracked exit that is not on top: pop until `fn` matches, each popped
  * frame counted as a completed call (its exit hook never ran: longjmp, or
- * clang unwinding an exception).  Not on the stack at all: ignored. */
+ * clang unwinding an exception).  Not on the stack at all: ignored.  The
+ * exit of an excluded function on a thread with tracked calls comes here
+ * too and leaves at the cache. */
 static CNSMP_NOINST __attribute__((noinline)) void repair(
 	struct cnsmp_thread *t, uintptr_t fn)
 {
-	struct cnsmp_fn *f = cnsmp_registry_lookup(fn);
-	if (!f || atomic_load_explicit(&f->state, memory_order_relaxed) !=
-			  CNSMP_FN_TRACKED)
+	if (!is_tracked(t, fn))
 		return; /* excluded or dropped: never pushed, no clock read */
 	uint64_t now = cnsmp_clock_now();
 	uint32_t i = t->depth;
@@ -156,18 +166,18 @@ static CNSMP_NOINST __attribute__((noinline)) void repair(
 static CNSMP_NOINST __attribute__((noinline, cold)) void pop_overflow(
 	struct cnsmp_thread *t, uintptr_t fn)
 {
-	struct cnsmp_fn *f = cnsmp_registry_lookup(fn);
-	if (f && atomic_load_explicit(&f->state, memory_order_relaxed) ==
-			 CNSMP_FN_TRACKED) {
+	if (is_tracked(t, fn)) {
 		t->overflow--;
 		t->ov_failed = 0;
+		cnsmp_thread_reslow(t);
 	}
 }
 
-/* Close the innermost call of `fn` (guard held, runtime active), whatever
- * is unusual about it: a stack past its depth, an exit that is not the top
- * frame's (longjmp, clang's unwinding), a call marked failed, an exception
- * in flight, a frame inherited across fork, a clock that is not the TSC. */
+/* Close the innermost call of `fn` (guard held), whatever is unusual
+ * about it: a stack past its depth, an exit that is not the top frame's
+ * (longjmp, clang's unwinding, an excluded function), a call marked
+ * failed, an exception in flight, a frame inherited across fork, a clock
+ * that is not the TSC. */
 static CNSMP_NOINST __attribute__((noinline)) void pop(struct cnsmp_thread *t,
 						       void *fn)
 {
@@ -183,15 +193,20 @@ static CNSMP_NOINST __attribute__((noinline)) void pop(struct cnsmp_thread *t,
 	cnsmp_thread_complete(t, d - 1, cnsmp_clock_now(), 0);
 }
 
-/* pop() for the exit hook, which has the guard to drop after. */
-static CNSMP_NOINST __attribute__((noinline, cold)) void pop_unguard(
+/* The exit hook's slow path.  The runtime's activity is not checked on
+ * exits: a call opened while it was active is closed and counted
+ * whenever it ends (an inactive runtime opens none). */
+static CNSMP_NOINST __attribute__((noinline)) void exit_slow(
 	struct cnsmp_thread *t, void *fn)
 {
+	if (cnsmp_tls.guard)
+		return;
+	cnsmp_tls.guard = 1;
 	pop(t, fn);
 	cnsmp_tls.guard = 0;
 }
 
-/* A frame marked failed, an exception in flight, or inherited. */
+/* A frame marked failed or inherited across fork. */
 static CNSMP_NOINST __attribute__((noinline, cold)) void complete_unguard(
 	struct cnsmp_thread *t, uint32_t i, uint64_t now)
 {
@@ -201,9 +216,10 @@ static CNSMP_NOINST __attribute__((noinline, cold)) void complete_unguard(
 
 /* The callee's edge cache did not hold this caller. */
 static CNSMP_NOINST __attribute__((noinline)) void edge_unguard(
-	struct cnsmp_thread *t, uint32_t caller, struct cnsmp_counters *c, uint32_t id)
+	struct cnsmp_thread *t, struct cnsmp_counters *parent,
+	struct cnsmp_counters *c)
 {
-	cnsmp_count_edge(t, caller, c, id);
+	cnsmp_count_edge(t, parent, c);
 	cnsmp_tls.guard = 0;
 }
 
@@ -242,110 +258,142 @@ static CNSMP_NOINST __attribute__((noinline, cold)) void enter_slow(void *fn)
 	}
 }
 
-/* The entry of a tracked function, out of line (a tail call from the hook,
- * which then saves no register for the excluded case).  The common case
- * is written here with nothing to save either: everything unusual goes on
- * to push_tracked_unguard as a tail call. */
-static CNSMP_NOINST __attribute__((noinline)) void enter_tracked(struct cnsmp_fn *f,
-								 void *fn)
+/* A thread with a block whose cache does not hold `fn` (or is stale):
+ * decide through the registry and remember the decision.  The generation
+ * is read before the registry, so a decision that changes meanwhile is
+ * filed under the old one and dropped at the next call. */
+static CNSMP_NOINST __attribute__((noinline)) void enter_miss(
+	struct cnsmp_thread *t, void *fn)
 {
-	if (unlikely(cnsmp_tls.guard |
-		     !atomic_load_explicit(&cnsmp_active, memory_order_relaxed))) {
-		enter_slow(fn);
+	uint32_t g = atomic_load_explicit(&cnsmp_registry_gen.v, memory_order_acquire);
+	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
+	int state = f ? atomic_load_explicit(&f->state, memory_order_relaxed) : 0;
+	if (state != CNSMP_FN_TRACKED && state != CNSMP_FN_EXCLUDED) {
+		enter_slow(fn); /* first sight, or dropped */
 		return;
 	}
-	cnsmp_tls.guard = 1;
-	struct cnsmp_thread *t = cnsmp_tls.t;
-	if (unlikely(!t)) {
-		push_tracked_unguard(f, fn);
+	if (!hook_begin())
 		return;
-	}
-	uint32_t id = f->id;
-	struct cnsmp_counters *c = atomic_load_explicit(
-		&t->chunk[id / CNSMP_CHUNK], memory_order_relaxed);
-	uint32_t d = t->depth;
-	if (unlikely(!c || d >= CNSMP_STACK_DEPTH || t->overflow || !cnsmp_clock_fast())) {
-		push_tracked_unguard(f, fn);
-		return;
-	}
-	open_frame(t, d, c + id % CNSMP_CHUNK, id, fn, 1);
+	struct cnsmp_counters *c = NULL;
+	if (state != CNSMP_FN_TRACKED || (c = push_tracked(f, fn)))
+		cnsmp_tcache_put(t, (uintptr_t)fn, c, g);
 	cnsmp_tls.guard = 0;
 }
 
-/* What the entry hook does with `fn`'s entry (NULL: first sight). */
-static inline __attribute__((always_inline)) void enter_with(struct cnsmp_fn *f,
-							      void *fn)
+/* A cached tracked call with something unusual about it: the guard is
+ * set, the stack is full, an exception is in flight, the clock is not the
+ * TSC. */
+static CNSMP_NOINST __attribute__((noinline, cold)) void enter_hit_slow(
+	struct cnsmp_thread *t, struct cnsmp_counters *c, void *fn)
 {
-	if (likely(f != NULL)) {
-		int state = atomic_load_explicit(&f->state, memory_order_relaxed);
-		if (likely(state == CNSMP_FN_EXCLUDED))
-			return;
-		if (likely(state == CNSMP_FN_TRACKED)) {
-			enter_tracked(f, fn);
-			return;
-		}
+	if (hook_begin()) {
+		push_counted(t, c, fn);
+		cnsmp_tls.guard = 0;
 	}
-	enter_slow(fn);
 }
 
-/* The entry hook past the home slot. */
-static CNSMP_NOINST __attribute__((noinline)) void enter_probe(void *fn)
+/* A thread's first tracked call (it has no block yet), or first sight. */
+static CNSMP_NOINST __attribute__((noinline, cold)) void enter_first(
+	struct cnsmp_fn *f, void *fn)
 {
-	enter_with(cnsmp_registry_probe((uintptr_t)fn), fn);
-}
-
-/* The entry hook, shaped so that an excluded function costs a registry
- * lookup and nothing else: no thread-local access, no guard store, no
- * register saves (everything else is a tail call), no stack, clock or
- * counter.  The lookup is lock-free and read-only, so it needs no guard
- * against re-entry, and an excluded function returns at once whether the
- * runtime is active or not, so the activity check can come after it. */
-CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
-{
-	struct cnsmp_fn *f = cnsmp_registry_home((uintptr_t)fn);
-	if (likely(f != NULL)) {
-		enter_with(f, fn);
+	if (!f || atomic_load_explicit(&f->state, memory_order_relaxed) !=
+			  CNSMP_FN_TRACKED) {
+		enter_slow(fn);
 		return;
 	}
-	enter_probe(fn);
+	if (hook_begin()) {
+		push_tracked(f, fn);
+		cnsmp_tls.guard = 0;
+	}
+}
+
+/* A thread without a block: the registry decides. */
+static CNSMP_NOINST __attribute__((noinline)) void enter_probe(void *fn)
+{
+	struct cnsmp_fn *f = cnsmp_registry_probe((uintptr_t)fn);
+	if (likely(f != NULL) && likely(atomic_load_explicit(
+		    &f->state, memory_order_relaxed) == CNSMP_FN_EXCLUDED))
+		return;
+	enter_first(f, fn);
+}
+
+/* The entry hook.  A thread that has opened a tracked call has a block
+ * and a cache of decisions: a tracked call is a cache read, a frame
+ * written and one clock read; an excluded one is the cache read.  A
+ * thread that never opened one (everything it runs is excluded) costs a
+ * registry lookup and nothing else: no guard store, no register saves
+ * (everything else is a tail call), no stack, clock or counter.  The
+ * lookup is lock-free and read-only, so it needs no guard against
+ * re-entry, and an excluded function returns at once whether the runtime
+ * is active or not, so the activity check can come after it (on a
+ * cache hit, cnsmp_registry_gen stands for it: making the runtime
+ * inactive bumps it). */
+CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
+{
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	if (likely(t != NULL)) {
+		struct cnsmp_counters *c;
+		if (unlikely(!cnsmp_tcache_get(t, (uintptr_t)fn, &c))) {
+			enter_miss(t, fn);
+			return;
+		}
+		if (c == NULL)
+			return; /* excluded */
+		uint32_t d = t->depth;
+		if (unlikely(cnsmp_tls.guard | t->slow |
+			     (d >= CNSMP_STACK_DEPTH))) {
+			enter_hit_slow(t, c, fn);
+			return;
+		}
+		cnsmp_tls.guard = 1;
+		open_frame(t, d, c, fn, 1);
+		cnsmp_tls.guard = 0;
+		return;
+	}
+	struct cnsmp_fn *f = cnsmp_registry_home((uintptr_t)fn);
+	if (likely(f != NULL) && likely(atomic_load_explicit(
+		    &f->state, memory_order_relaxed) == CNSMP_FN_EXCLUDED))
+		return;
+	if (likely(f != NULL))
+		enter_first(f, fn);
+	else
+		enter_probe(fn);
 }
 
 /* The exit of anything on a thread that has opened a tracked call.  The
  * common case, the top frame's own exit with nothing unusual about it, is
  * counted here with nothing to save: everything else leaves through a
- * tail call (pop_unguard, complete_unguard, edge_unguard). */
-static CNSMP_NOINST __attribute__((noinline)) void exit_on(struct cnsmp_thread *t,
-							    void *fn)
+ * tail call (exit_slow, complete_unguard, edge_unguard). */
+static inline __attribute__((always_inline)) void exit_on(
+	struct cnsmp_thread *t, void *fn)
 {
-	if (unlikely(cnsmp_tls.guard |
-		     !atomic_load_explicit(&cnsmp_active, memory_order_relaxed)))
-		return;
-	cnsmp_tls.guard = 1;
 	uint32_t d = t->depth;
-	if (unlikely(t->overflow | !cnsmp_clock_fast()) ||
-	    unlikely(d == 0 || t->stack[d - 1].addr != (uintptr_t)fn)) {
-		pop_unguard(t, fn);
+	if (unlikely(cnsmp_tls.guard | t->slow |
+		     (d - 1 >= CNSMP_STACK_DEPTH)) ||
+	    unlikely(t->stack[d - 1].addr != (uintptr_t)fn)) {
+		exit_slow(t, fn);
 		return;
 	}
+	cnsmp_tls.guard = 1;
 	struct cnsmp_frame *fr = &t->stack[d - 1];
 	uint64_t now = cnsmp_clock_tsc();
-	if (unlikely(fr->failed | t->unwinding | (d - 1 < t->inherited))) {
+	if (unlikely(fr->flags)) {
 		complete_unguard(t, d - 1, now);
 		return;
 	}
 	uint64_t ticks = now > fr->start ? now - fr->start : 0;
 	uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
-	cnsmp_count_call_fast(t, fr->c, ticks, self);
+	struct cnsmp_counters *c = fr->c;
+	cnsmp_count_call_fast(t, c, ticks, self);
 	atomic_signal_fence(memory_order_release);
 	t->depth = d - 1;
 	if (d > 1) {
 		struct cnsmp_frame *parent = fr - 1;
-		struct cnsmp_counters *c = fr->c;
-		uint32_t caller = parent->id;
+		struct cnsmp_counters *pc = parent->c;
 		parent->child += ticks;
 		struct cnsmp_edge *e = c->last_edge;
-		if (unlikely(c->last_caller != caller || !e)) {
-			edge_unguard(t, caller, c, fr->id);
+		if (unlikely(c->last_parent != pc || !e)) {
+			edge_unguard(t, pc, c);
 			return;
 		}
 		cnsmp_bump(&e->calls, 1);
@@ -353,10 +401,9 @@ static CNSMP_NOINST __attribute__((noinline)) void exit_on(struct cnsmp_thread *
 	cnsmp_tls.guard = 0;
 }
 
-/* Split in two so that a thread without tracked calls (everything it runs
- * is excluded) returns before the registers pop() needs are saved: the
- * whole hook is then a thread-local load, a test and a return, and a
- * tracked exit pays one direct jump for it. */
+/* A thread without tracked calls (everything it runs is excluded) returns
+ * at the first test: the whole hook is a thread-local load, a test and a
+ * return. */
 CNSMP_API void __cyg_profile_func_exit(void *fn, void *site)
 {
 	struct cnsmp_thread *t = cnsmp_tls.t;
@@ -393,7 +440,7 @@ static inline void mark_error(void)
 			t->ov_failed = 1;
 		}
 	} else if (t->depth > 0) {
-		t->stack[t->depth - 1].failed = 1;
+		t->stack[t->depth - 1].flags |= CNSMP_FR_FAILED;
 	}
 }
 

@@ -279,6 +279,15 @@ void cnsmp_registry_redecide(void);
 /* Remove entries in [lo, hi) (the module was dlclose'd): later calls at
  * those addresses are first sights again. */
 void cnsmp_registry_forget_range(uintptr_t lo, uintptr_t hi);
+/* Bumped (release) after anything that makes a decision the hooks cached
+ * per thread stale: an entry forgotten or decided again, the runtime made
+ * inactive.  Starts at 1, so a zeroed thread cache is stale. */
+/* Read on every cached entry: sized and aligned to a cache line of its
+ * own, so that no write to a neighbour invalidates it in every core. */
+extern struct cnsmp_registry_gen {
+	_Atomic uint32_t v;
+} __attribute__((aligned(64))) cnsmp_registry_gen;
+void cnsmp_registry_invalidate(void);
 
 /* ---- thread.c: per-thread counters the flusher reads --------------------- */
 
@@ -297,11 +306,14 @@ struct cnsmp_counters {
 	_Atomic uint64_t self_ticks;
 	_Atomic uint64_t max_ticks;
 	/* Owner-only, never read by the flusher: the edge of this function's
-	 * last caller -> it.  A function is usually called from one place
-	 * at a time (a loop, a recursion, a helper of one caller), and then
-	 * the exit hook bumps the pair without hashing; 0/NULL: nothing. */
+	 * last caller -> it, the caller named by its counters on the same
+	 * thread (one per id, so the pointer is the caller).  A function is
+	 * usually called from one place at a time (a loop, a recursion, a
+	 * helper of one caller), and then the exit hook bumps the pair
+	 * without hashing; NULL: nothing yet. */
 	struct cnsmp_edge *last_edge;
-	uint32_t last_caller;
+	struct cnsmp_counters *last_parent;
+	uint32_t id; /* whose counters these are (set with the chunk) */
 	_Atomic uint32_t hist[CNSMP_HIST_BUCKETS];
 };
 

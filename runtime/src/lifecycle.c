@@ -127,6 +127,7 @@ CNSMP_API int codensm_init(const struct codensm_options *opts)
 		nc.api_key = NULL;
 	if (nc.disable) {
 		atomic_store(&cnsmp_active, 0);
+		cnsmp_registry_invalidate(); /* cached decisions stand for "active" */
 		cnsmp_flusher_stop(EXIT_BUDGET_S);
 		cnsmp_cfg.disable = 1;
 		pthread_mutex_unlock(&api_mu);
@@ -173,6 +174,7 @@ CNSMP_API void codensm_shutdown(void)
 	wait_init();
 	pthread_mutex_lock(&api_mu);
 	atomic_store(&cnsmp_active, 0);
+	cnsmp_registry_invalidate();
 	cnsmp_flusher_stop(EXIT_BUDGET_S);
 	pthread_mutex_unlock(&api_mu);
 }

@@ -51,6 +51,7 @@ static _Atomic(struct cnsmp_fn *) by_id[CNSMP_MAX_TRACKED];
 static _Atomic uint32_t nids; /* release after by_id[id] is set */
 static struct entry *retired; /* forgotten entries (lock) */
 _Atomic uint64_t cnsmp_registry_dropped_calls;
+struct cnsmp_registry_gen cnsmp_registry_gen = {1};
 
 /* Returned when the table cannot grow or memory runs out: the hooks count
  * the function as dropped on every call (and come back here each time). */
@@ -312,6 +313,7 @@ CNSMP_NOINST void cnsmp_registry_redecide(void)
 		if (e && e != TOMB)
 			decide((struct entry *)e);
 	}
+	cnsmp_registry_invalidate();
 	pthread_mutex_unlock(&lock);
 }
 
@@ -330,7 +332,16 @@ CNSMP_NOINST void cnsmp_registry_forget_range(uintptr_t lo, uintptr_t hi)
 			retired = (struct entry *)e;
 		}
 	}
+	cnsmp_registry_invalidate();
 	pthread_mutex_unlock(&lock);
+}
+
+/* After the change it announces: a thread that sees the new generation
+ * sees the change (release/acquire), one that does not will still compare
+ * it before its next cached decision. */
+CNSMP_NOINST void cnsmp_registry_invalidate(void)
+{
+	atomic_fetch_add_explicit(&cnsmp_registry_gen.v, 1, memory_order_release);
 }
 
 /* After fork() only the forking thread exists; if another thread held the

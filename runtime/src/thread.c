@@ -76,6 +76,7 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 		atomic_store_explicit(&t->pend, &cnsmp_hist_sink, memory_order_relaxed);
 		t->throw_epoch = t->exc_epoch = 0;
 		t->unwinding = 0;
+		/* The cache stays: it names this block's counters. */
 	} else {
 		t = calloc(1, sizeof *t);
 		if (!t) {
@@ -93,6 +94,7 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 			&cnsmp_threads, &head, t, memory_order_release,
 			memory_order_relaxed));
 	}
+	cnsmp_thread_reslow(t);
 	pthread_setspecific(key, t);
 	cnsmp_tls.t = t;
 	errno = saved;
@@ -107,6 +109,8 @@ CNSMP_NOINST struct cnsmp_counters *cnsmp_thread_chunk_alloc(
 	errno = saved;
 	if (!c)
 		return NULL;
+	for (uint32_t k = 0; k < CNSMP_CHUNK; k++)
+		c[k].id = id / CNSMP_CHUNK * CNSMP_CHUNK + k;
 	atomic_store_explicit(&t->chunk[id / CNSMP_CHUNK], c,
 			      memory_order_release);
 	return c + id % CNSMP_CHUNK;
@@ -132,13 +136,29 @@ CNSMP_NOINST struct cnsmp_edge *cnsmp_thread_edge(struct cnsmp_thread *t,
 	return NULL;
 }
 
+CNSMP_NOINST void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
+				   struct cnsmp_counters *c, uint32_t g)
+{
+	if (t->gen != g) { /* decisions changed since the cache was filled */
+		memset(t->cache, 0, sizeof t->cache);
+		atomic_signal_fence(memory_order_release);
+		t->gen = g;
+	}
+	struct cnsmp_tslot *s = &t->cache[cnsmp_tcache_index(addr)];
+	s->addr = 0; /* see cnsmp_tcache_get */
+	atomic_signal_fence(memory_order_release);
+	s->c = c;
+	atomic_signal_fence(memory_order_release);
+	s->addr = addr;
+}
+
 /* The ids of frames [0, n), the innermost CNSMP_INCIDENT_MAX_DEPTH kept. */
 static CNSMP_NOINST uint32_t chain_of(const struct cnsmp_thread *t, uint32_t n,
 				      uint32_t *chain)
 {
 	uint32_t from = n > CNSMP_INCIDENT_MAX_DEPTH ? n - CNSMP_INCIDENT_MAX_DEPTH : 0;
 	for (uint32_t i = from; i < n; i++)
-		chain[i - from] = t->stack[i].id;
+		chain[i - from] = t->stack[i].c->id;
 	return n - from;
 }
 
@@ -157,15 +177,14 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 	 * unwinding; under clang it is popped later by a repair.  Either way
 	 * it was entered before the latest throw. */
 	int exc = fr->epoch != t->throw_epoch && (t->unwinding || repaired);
-	struct cnsmp_counters *c = cnsmp_thread_counters(t, fr->id);
-	if (c)
-		cnsmp_count_call(c, ticks, self,
-			 exc || fr->failed);
+	int failed = fr->flags & CNSMP_FR_FAILED;
+	struct cnsmp_counters *c = fr->c;
+	cnsmp_count_call(c, ticks, self, exc || failed);
 	if (exc && t->exc_epoch != t->throw_epoch) {
 		t->exc_epoch = t->throw_epoch; /* one incident per throw */
 		cnsmp_thread_record_incident(t, t->throw_chain, t->throw_depth,
 					     "exception", 0);
-	} else if (fr->failed && !exc) {
+	} else if (failed && !exc) {
 		uint32_t chain[CNSMP_INCIDENT_MAX_DEPTH];
 		uint32_t n = chain_of(t, i + 1, chain);
 		cnsmp_thread_record_incident(t, chain, n, "error", 0);
@@ -175,8 +194,7 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 	if (i > 0) {
 		struct cnsmp_frame *parent = &t->stack[i - 1];
 		parent->child += ticks;
-		if (c)
-			cnsmp_count_edge(t, parent->id, c, fr->id);
+		cnsmp_count_edge(t, parent->c, c);
 	}
 }
 
@@ -241,8 +259,11 @@ CNSMP_NOINST void cnsmp_thread_zero(struct cnsmp_thread *t)
 	for (unsigned k = 0; k < CNSMP_NCHUNKS; k++) {
 		struct cnsmp_counters *c = atomic_load_explicit(
 			&t->chunk[k], memory_order_acquire);
-		if (c)
-			memset(c, 0, CNSMP_CHUNK * sizeof *c);
+		if (!c)
+			continue;
+		memset(c, 0, CNSMP_CHUNK * sizeof *c);
+		for (uint32_t i = 0; i < CNSMP_CHUNK; i++)
+			c[i].id = k * CNSMP_CHUNK + i;
 	}
 	memset(t->edges, 0, sizeof t->edges);
 	memset(t->incidents, 0, sizeof t->incidents);
@@ -266,14 +287,17 @@ CNSMP_NOINST void cnsmp_thread_on_throw(void)
 		return;
 	t->throw_epoch++;
 	t->unwinding = 1;
+	cnsmp_thread_reslow(t);
 	t->throw_depth = chain_of(t, t->depth, t->throw_chain);
 }
 
 CNSMP_NOINST void cnsmp_thread_on_catch(void)
 {
 	struct cnsmp_thread *t = usable();
-	if (t)
+	if (t) {
 		t->unwinding = 0;
+		cnsmp_thread_reslow(t);
+	}
 }
 
 /* Signal-safe.  Every call in progress ends now, failed: calls, errors and
@@ -297,14 +321,13 @@ CNSMP_NOINST void cnsmp_thread_crash_mark(int signo)
 		struct cnsmp_frame *fr = &t->stack[i];
 		uint64_t ticks = now > fr->start ? now - fr->start : 0;
 		uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
-		struct cnsmp_counters *c = cnsmp_thread_counters(t, fr->id);
-		if (c)
-			cnsmp_count_call(c, ticks, self, 1);
+		cnsmp_count_call(fr->c, ticks, self, 1);
 		if (i > 0)
 			t->stack[i - 1].child += ticks;
 	}
 	t->depth = t->inherited = 0;
 	t->overflow = 0;
+	cnsmp_thread_reslow(t);
 	if (n > 0)
 		cnsmp_thread_record_incident(t, chain, n, "signal", signo);
 	cnsmp_tls.guard = guard;
@@ -338,6 +361,7 @@ CNSMP_NOINST void cnsmp_thread_end_open_calls(void)
 	while (t->depth > 0)
 		cnsmp_thread_complete(t, t->depth - 1, now, 0);
 	t->overflow = 0; /* counted when they began */
+	cnsmp_thread_reslow(t);
 	cnsmp_thread_drain(t);
 	cnsmp_tls.guard = 0;
 }
@@ -360,8 +384,11 @@ CNSMP_NOINST void cnsmp_thread_atfork_child(void)
 		if (t != self)
 			atomic_store_explicit(&t->state, CNSMP_T_FREE,
 					      memory_order_release);
-		else
+		else {
 			t->inherited = t->depth;
+			for (uint32_t i = 0; i < t->depth && i < CNSMP_STACK_DEPTH; i++)
+				t->stack[i].flags |= CNSMP_FR_INHERITED;
+		}
 	}
 	cnsmp_collect_atfork_child();
 	cnsmp_registry_atfork_child();

@@ -26,17 +26,49 @@ enum { CNSMP_T_LIVE = 1, CNSMP_T_DEAD = 2, CNSMP_T_FREE = 3 };
 
 struct cnsmp_edge;
 
+/* Frame flags: anything set sends the call's exit to the slow path. */
+enum {
+	CNSMP_FR_FAILED = 1,    /* codensm_error() was called during the call */
+	CNSMP_FR_INHERITED = 2, /* entered before fork(): the parent counts it */
+};
+
 /* One tracked call in progress.  Owner-only.  One cache line: the exit
- * hook reads and writes only this frame and its parent's. */
+ * hook reads and writes only this frame and its parent's.  The function's
+ * id is c->id. */
 struct cnsmp_frame {
 	uintptr_t addr;   /* what the hooks saw: the exit must match it */
-	uint32_t id;      /* registry id */
-	uint32_t failed;  /* codensm_error() was called during the call */
+	struct cnsmp_counters *c;     /* the callee's counters on this thread */
 	uint64_t start;   /* raw clock at entry */
 	uint64_t child;   /* raw ticks spent in tracked callees */
 	uint64_t epoch;   /* the thread's throw epoch at entry */
-	struct cnsmp_counters *c;     /* the callee's counters on this thread */
+	uint32_t flags;   /* CNSMP_FR_* */
 } __attribute__((aligned(64)));
+
+/* Thread slow flags (t->slow): anything set sends both hooks to their
+ * slow paths, so the fast paths test one word for all of them. */
+enum {
+	CNSMP_SLOW_OVERFLOW = 1,  /* calls in progress beyond the stack */
+	CNSMP_SLOW_UNWINDING = 2, /* a C++ exception is in flight */
+	CNSMP_SLOW_CLOCK = 4,     /* the clock is not the TSC */
+};
+
+/* The per-thread cache of the registry's decisions: address -> this
+ * thread's counters of the function, or NULL for an excluded one.  A
+ * tracked call then costs no shared-table probe and no entry, chunk or
+ * id load: one slot read in memory only this thread writes.  Direct
+ * mapped; valid while t->gen equals cnsmp_registry_gen.  Dropped
+ * functions are not cached (each call is counted through the registry). */
+#define CNSMP_TCACHE_BITS 10
+#define CNSMP_TCACHE (1u << CNSMP_TCACHE_BITS)
+struct cnsmp_tslot {
+	uintptr_t addr; /* 0: empty */
+	struct cnsmp_counters *c;
+};
+static inline size_t cnsmp_tcache_index(uintptr_t a)
+{
+	return (size_t)(((uint64_t)a * 0x9e3779b97f4a7c15ull) >>
+			(64 - CNSMP_TCACHE_BITS));
+}
 
 /* caller->callee pair.  The owner stores the key (release) the first time,
  * then only bumps calls; key 0 = empty slot.  Key = caller << 32 | callee,
@@ -72,24 +104,52 @@ struct cnsmp_thread {
 	struct cnsmp_edge edges[CNSMP_EDGES_PER_THREAD];
 	struct cnsmp_incident_slot incidents[CNSMP_INCIDENTS_PER_THREAD];
 
+	/* What every hook reads, in one cache line. */
 	/* The histogram slot of this thread's last finished call, not yet
 	 * bumped (cnsmp_count_call_fast); &cnsmp_hist_sink when none.
-	 * Owner-written; relaxed. */
-	_Atomic(_Atomic uint32_t *) pend;
-
-	/* Owner-only (and its signal handlers). */
+	 * Owner-written, flusher-read (relaxed). */
+	_Atomic(_Atomic uint32_t *) pend __attribute__((aligned(64)));
+	/* Owner-only (and its signal handlers) from here on. */
+	uint64_t throw_epoch;  /* ++ on every C++ throw */
 	uint32_t depth;        /* frames in use; written after the frame */
+	uint32_t slow;         /* CNSMP_SLOW_*; cnsmp_thread_reslow */
+	uint32_t gen;          /* cnsmp_registry_gen the cache is valid for */
+
 	uint32_t inherited;    /* frames below it were entered before fork() */
 	uint32_t overflow;     /* calls in progress beyond CNSMP_STACK_DEPTH */
 	uint32_t ov_id;        /* id of the innermost overflow call */
 	uint32_t ov_failed;    /* its error is already counted */
-	uint64_t throw_epoch;  /* ++ on every C++ throw */
 	uint64_t exc_epoch;    /* epoch whose "exception" incident is recorded */
 	int unwinding;         /* between __cxa_throw and __cxa_begin_catch */
 	uint32_t throw_depth;  /* the stack at the last throw, caller first */
 	uint32_t throw_chain[CNSMP_INCIDENT_MAX_DEPTH];
 	struct cnsmp_frame stack[CNSMP_STACK_DEPTH];
+	struct cnsmp_tslot cache[CNSMP_TCACHE];
 };
+
+/* t->slow from the state it summarises; call after changing any of it. */
+static inline void cnsmp_thread_reslow(struct cnsmp_thread *t)
+{
+	t->slow = (t->overflow ? CNSMP_SLOW_OVERFLOW : 0) |
+		  (t->unwinding ? CNSMP_SLOW_UNWINDING : 0) |
+		  (cnsmp_clock_fast() ? 0 : CNSMP_SLOW_CLOCK);
+}
+
+/* The cached decision for `addr` on t: 1 and *c (NULL: excluded) if the
+ * cache holds it and is current, else 0.  A signal handler may refill the
+ * slot between the two reads; cnsmp_tcache_put writes the address last
+ * (after clearing it), so reading c first and then a matching address
+ * means c was written for that address. */
+static inline int cnsmp_tcache_get(const struct cnsmp_thread *t, uintptr_t addr,
+				   struct cnsmp_counters **c)
+{
+	const struct cnsmp_tslot *s = &t->cache[cnsmp_tcache_index(addr)];
+	*c = s->c;
+	atomic_signal_fence(memory_order_acquire);
+	return likely(s->addr == addr) &&
+	       likely(t->gen == atomic_load_explicit(&cnsmp_registry_gen.v,
+						     memory_order_acquire));
+}
 
 /* The only TLS: the block pointer and the re-entry guard (initial-exec, so
  * an access is one %fs-relative load; the rest lives on the heap). */
@@ -246,21 +306,28 @@ static inline void cnsmp_thread_drain(struct cnsmp_thread *t)
 	}
 }
 
-/* Bump the pair caller -> callee `id` (counters c), through the callee's
+/* Bump the pair parent -> c (both counters of t), through the callee's
  * cache of its last caller. */
-static inline void cnsmp_count_edge(struct cnsmp_thread *t, uint32_t caller,
-				    struct cnsmp_counters *c, uint32_t id)
+static inline void cnsmp_count_edge(struct cnsmp_thread *t,
+				    struct cnsmp_counters *parent,
+				    struct cnsmp_counters *c)
 {
 	struct cnsmp_edge *e = c->last_edge;
-	if (unlikely(c->last_caller != caller || !e)) {
-		e = cnsmp_thread_edge(t, caller, id);
+	if (unlikely(c->last_parent != parent || !e)) {
+		e = cnsmp_thread_edge(t, parent->id, c->id);
 		c->last_edge = e;
-		c->last_caller = caller;
+		c->last_parent = parent;
 		if (!e)
 			return;
 	}
 	cnsmp_bump(&e->calls, 1);
 }
+
+/* Remember `addr` -> c (NULL: excluded) in t's cache, decided under gen
+ * `g` (loaded before the registry was read).  Guard held: a handler's
+ * fill cannot interleave with this one. */
+void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
+		      struct cnsmp_counters *c, uint32_t g);
 
 /* collect.c: the flusher's snapshot of one block, reset for reuse. */
 void cnsmp_collect_forget_thread(struct cnsmp_thread *t);

@@ -38,7 +38,9 @@ class HostileCase(Case):
 class TestThreadChurn(HostileCase):
     def test_threads_start_and_end_continuously_under_fast_flushes(self):
         """2,000 threads, 64 alive at any time, each replaced as it ends, flushing every 0.1 s: exact"""
-        args = ["churn", 64, 2000, 1000, 20]
+        # Each thread sleeps 40 ms, so the run lasts over 1.2 s: the first
+        # send loads libcurl, which takes a good part of a second under ASan.
+        args = ["churn", 64, 2000, 1000, 40]
         r, rec = self.hostile_run(args, CODENSM_FLUSH_INTERVAL="0.1")
         self.assertEqual(r.stdout, "churn: 2000 threads of 64 x 1000\n")
         t = Totals(rec.committed())

@@ -301,7 +301,11 @@ static void timed_calls_land_in_their_histogram_bucket(void **state)
 static void hooks_do_nothing_while_inactive(void **state)
 {
 	uint64_t a = calls(A);
+	enter(A), leave(A); /* A's decision is in this thread's cache */
+	a++;
+	/* as codensm_shutdown() does: the cached decisions go stale */
 	atomic_store(&cnsmp_active, 0);
+	cnsmp_registry_invalidate();
 	enter(A);
 	assert_int_equal(cnsmp_tls.t->depth, 0);
 	leave(A);
@@ -343,6 +347,77 @@ static void excluded_calls_touch_no_stack_or_counter(void **state)
 	assert_int_equal(cnsmp_tls.t->depth, 1);
 	leave(A);
 	cnsmp_cfg.exclude.n = 0;
+}
+
+/* The thread's cache of decisions follows a reconfiguration: a function
+ * it holds as tracked stops being counted once excluded, and the other
+ * way round. */
+static char *svc_c_exclude[] = {"svc.c"};
+
+static void a_cached_decision_follows_a_new_exclude(void **state)
+{
+	enter(C), leave(C), enter(C), leave(C); /* cached as tracked */
+	uint64_t c = calls(C);
+	cnsmp_cfg.exclude.n = 1;
+	cnsmp_cfg.exclude.prefix = svc_c_exclude;
+	cnsmp_registry_redecide();
+	for (int i = 0; i < 3; i++) {
+		enter(C);
+		assert_int_equal(cnsmp_tls.t->depth, 0);
+		leave(C);
+	}
+	assert_int_equal(calls(C), c);
+	cnsmp_cfg.exclude.n = 0;
+	cnsmp_registry_redecide();
+	for (int i = 0; i < 3; i++) {
+		enter(C);
+		assert_int_equal(cnsmp_tls.t->depth, 1);
+		leave(C);
+	}
+	assert_int_equal(calls(C), c + 3);
+	assert_int_equal(cnsmp_tls.t->depth, 0);
+}
+
+/* A library unloaded and another loaded at the same address: the cached
+ * counters of the old function must not receive the new one's calls. */
+#define REUSED ((void *)0x8000)
+static void an_address_reused_after_unload_counts_the_new_function(void **state)
+{
+	codensm_enter(REUSED, "plugin_a.run", NULL, -1.0), codensm_exit(REUSED);
+	enter(REUSED), leave(REUSED); /* cached */
+	uint32_t old_id = id_of(REUSED);
+	struct cnsmp_counters *old = counters(REUSED);
+	uint64_t before = atomic_load(&old->calls);
+	cnsmp_registry_forget_range(0x8000, 0x8001); /* dlclose */
+	codensm_enter(REUSED, "plugin_b.run", NULL, -1.0), codensm_exit(REUSED);
+	assert_int_not_equal(id_of(REUSED), old_id);
+	for (int i = 0; i < 5; i++)
+		enter(REUSED), leave(REUSED);
+	assert_int_equal(atomic_load(&old->calls), before);
+	assert_int_equal(calls(REUSED), 6);
+}
+
+/* Two functions in one cache slot evict each other; every call of both
+ * is still counted, and nested calls of the pair keep their edges. */
+static void functions_sharing_a_cache_slot_are_both_counted(void **state)
+{
+	uintptr_t x = 0x9000, y = x + 16;
+	while (cnsmp_tcache_index(y) != cnsmp_tcache_index(x))
+		y += 16;
+	codensm_enter((void *)x, "svc.slot_x", NULL, -1.0), codensm_exit((void *)x);
+	codensm_enter((void *)y, "svc.slot_y", NULL, -1.0), codensm_exit((void *)y);
+	uint64_t cx = calls((void *)x), cy = calls((void *)y);
+	uint64_t xy = edge((void *)x, (void *)y);
+	for (int i = 0; i < 100; i++) {
+		enter((void *)x);
+		enter((void *)y);
+		leave((void *)y);
+		leave((void *)x);
+	}
+	assert_int_equal(calls((void *)x), cx + 100);
+	assert_int_equal(calls((void *)y), cy + 100);
+	assert_int_equal(edge((void *)x, (void *)y), xy + 100);
+	assert_int_equal(cnsmp_tls.t->depth, 0);
 }
 
 static void *enter_and_exit(void *arg)
@@ -399,6 +474,9 @@ int main(void)
 		cmocka_unit_test(a_crash_fails_every_call_on_the_stack),
 		cmocka_unit_test(timed_calls_land_in_their_histogram_bucket),
 		cmocka_unit_test(hooks_do_nothing_while_inactive),
+		cmocka_unit_test(a_cached_decision_follows_a_new_exclude),
+		cmocka_unit_test(an_address_reused_after_unload_counts_the_new_function),
+		cmocka_unit_test(functions_sharing_a_cache_slot_are_both_counted),
 		cmocka_unit_test(excluded_calls_touch_no_stack_or_counter),
 		cmocka_unit_test(a_forked_child_starts_from_zero),
 		cmocka_unit_test(calls_open_at_exit_are_counted_once),
