@@ -72,7 +72,7 @@ static inline __attribute__((always_inline)) void open_frame(
 	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, void *fn,
 	int tsc)
 {
-	struct cnsmp_frame *fr = &t->stack[d];
+	struct cnsmp_frame *fr = cnsmp_frame_at(t, d);
 	fr->addr = (uintptr_t)fn;
 	fr->c = c;
 	fr->flags = 0;
@@ -148,7 +148,7 @@ static CNSMP_NOINST __attribute__((noinline)) void repair(
 		return; /* excluded or dropped: never pushed, no clock read */
 	uint64_t now = cnsmp_clock_now();
 	uint32_t i = t->depth;
-	while (i > 0 && t->stack[i - 1].addr != fn)
+	while (i > 0 && cnsmp_frame_at(t, i - 1)->addr != fn)
 		i--;
 	if (i == 0) {
 		atomic_fetch_add_explicit(&cnsmp_thread_unmatched, 1,
@@ -186,7 +186,7 @@ static CNSMP_NOINST __attribute__((noinline)) void pop(struct cnsmp_thread *t,
 		pop_overflow(t, (uintptr_t)fn);
 		return;
 	}
-	if (unlikely(d == 0 || t->stack[d - 1].addr != (uintptr_t)fn)) {
+	if (unlikely(d == 0 || cnsmp_frame_at(t, d - 1)->addr != (uintptr_t)fn)) {
 		repair(t, (uintptr_t)fn);
 		return;
 	}
@@ -340,8 +340,7 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 		if (c == NULL)
 			return; /* excluded */
 		uint32_t d = t->depth;
-		if (unlikely(cnsmp_tls.guard | t->slow |
-			     (d >= CNSMP_STACK_DEPTH))) {
+		if (unlikely(cnsmp_tls.guard) || unlikely(d >= t->limit)) {
 			enter_hit_slow(t, c, fn);
 			return;
 		}
@@ -360,44 +359,51 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 		enter_probe(fn);
 }
 
+/* a - b, or 0 if b > a (the TSCs of two cores a few ticks apart). */
+static inline uint64_t ticks_since(uint64_t a, uint64_t b)
+{
+	uint64_t d = a - b;
+	return (int64_t)d < 0 ? 0 : d;
+}
+
 /* The exit of anything on a thread that has opened a tracked call.  The
  * common case, the top frame's own exit with nothing unusual about it, is
  * counted here with nothing to save: everything else leaves through a
- * tail call (exit_slow, complete_unguard, edge_unguard). */
+ * tail call (exit_slow, complete_unguard, edge_unguard).  No depth test:
+ * an empty stack's top is the root frame, whose address matches nothing,
+ * and the top frame always has a parent (the root's edges are counted
+ * nowhere). */
 static inline __attribute__((always_inline)) void exit_on(
 	struct cnsmp_thread *t, void *fn)
 {
 	uint32_t d = t->depth;
-	if (unlikely(cnsmp_tls.guard | t->slow |
-		     (d - 1 >= CNSMP_STACK_DEPTH)) ||
-	    unlikely(t->stack[d - 1].addr != (uintptr_t)fn)) {
+	struct cnsmp_frame *fr = &t->frames[d]; /* cnsmp_frame_at(t, d - 1) */
+	if (unlikely(cnsmp_tls.guard) || unlikely(d > t->limit) ||
+	    unlikely(fr->addr != (uintptr_t)fn)) {
 		exit_slow(t, fn);
 		return;
 	}
 	cnsmp_tls.guard = 1;
-	struct cnsmp_frame *fr = &t->stack[d - 1];
 	uint64_t now = cnsmp_clock_tsc();
 	if (unlikely(fr->flags)) {
 		complete_unguard(t, d - 1, now);
 		return;
 	}
-	uint64_t ticks = now > fr->start ? now - fr->start : 0;
-	uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
+	uint64_t ticks = ticks_since(now, fr->start);
+	uint64_t self = ticks_since(ticks, fr->child);
 	struct cnsmp_counters *c = fr->c;
 	cnsmp_count_call_fast(t, c, ticks, self);
 	atomic_signal_fence(memory_order_release);
 	t->depth = d - 1;
-	if (d > 1) {
-		struct cnsmp_frame *parent = fr - 1;
-		struct cnsmp_counters *pc = parent->c;
-		parent->child += ticks;
-		struct cnsmp_edge *e = c->last_edge;
-		if (unlikely(c->last_parent != pc || !e)) {
-			edge_unguard(t, pc, c);
-			return;
-		}
-		cnsmp_bump(&e->calls, 1);
+	struct cnsmp_frame *parent = fr - 1;
+	struct cnsmp_counters *pc = parent->c;
+	parent->child += ticks;
+	struct cnsmp_edge *e = c->last_edge;
+	if (unlikely(c->last_parent != pc || !e)) {
+		edge_unguard(t, pc, c);
+		return;
 	}
+	cnsmp_bump(&e->calls, 1);
 	cnsmp_tls.guard = 0;
 }
 
@@ -440,7 +446,7 @@ static inline void mark_error(void)
 			t->ov_failed = 1;
 		}
 	} else if (t->depth > 0) {
-		t->stack[t->depth - 1].flags |= CNSMP_FR_FAILED;
+		cnsmp_frame_at(t, t->depth - 1)->flags |= CNSMP_FR_FAILED;
 	}
 }
 

@@ -17,7 +17,7 @@ _Atomic(struct cnsmp_thread *) cnsmp_threads;
 _Atomic uint64_t cnsmp_thread_repairs;
 _Atomic uint64_t cnsmp_thread_unmatched;
 _Atomic uint64_t cnsmp_thread_started_us;
-_Atomic uint32_t cnsmp_hist_sink; /* t->pend when nothing is pending */
+struct cnsmp_counters cnsmp_hist_sink; /* t->pend_c when nothing is pending */
 
 static pthread_key_t key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
@@ -73,7 +73,7 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 		/* Owner-only state of the previous owner; the shared counters
 		 * carry on (see claim_free). */
 		t->depth = t->overflow = t->ov_failed = t->inherited = 0;
-		atomic_store_explicit(&t->pend, &cnsmp_hist_sink, memory_order_relaxed);
+		t->pend_c = &cnsmp_hist_sink;
 		t->throw_epoch = t->exc_epoch = 0;
 		t->unwinding = 0;
 		/* The cache stays: it names this block's counters. */
@@ -84,7 +84,7 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 			return NULL;
 		}
 		atomic_init(&t->state, CNSMP_T_LIVE);
-		atomic_init(&t->pend, &cnsmp_hist_sink);
+		t->pend_c = &cnsmp_hist_sink;
 		struct cnsmp_thread *head = atomic_load_explicit(
 			&cnsmp_threads, memory_order_relaxed);
 		do
@@ -153,12 +153,12 @@ CNSMP_NOINST void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
 }
 
 /* The ids of frames [0, n), the innermost CNSMP_INCIDENT_MAX_DEPTH kept. */
-static CNSMP_NOINST uint32_t chain_of(const struct cnsmp_thread *t, uint32_t n,
+static CNSMP_NOINST uint32_t chain_of(struct cnsmp_thread *t, uint32_t n,
 				      uint32_t *chain)
 {
 	uint32_t from = n > CNSMP_INCIDENT_MAX_DEPTH ? n - CNSMP_INCIDENT_MAX_DEPTH : 0;
 	for (uint32_t i = from; i < n; i++)
-		chain[i - from] = t->stack[i].c->id;
+		chain[i - from] = cnsmp_frame_at(t, i)->c->id;
 	return n - from;
 }
 
@@ -170,7 +170,7 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 		t->depth = t->inherited = i;
 		return;
 	}
-	struct cnsmp_frame *fr = &t->stack[i];
+	struct cnsmp_frame *fr = cnsmp_frame_at(t, i);
 	uint64_t ticks = now > fr->start ? now - fr->start : 0;
 	uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
 	/* An exception left this frame: GCC runs its exit hook while
@@ -192,7 +192,7 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 	atomic_signal_fence(memory_order_release);
 	t->depth = i;
 	if (i > 0) {
-		struct cnsmp_frame *parent = &t->stack[i - 1];
+		struct cnsmp_frame *parent = cnsmp_frame_at(t, i - 1);
 		parent->child += ticks;
 		cnsmp_count_edge(t, parent->c, c);
 	}
@@ -318,12 +318,12 @@ CNSMP_NOINST void cnsmp_thread_crash_mark(int signo)
 	uint32_t depth = t->depth, n = chain_of(t, depth, chain);
 	uint64_t now = cnsmp_clock_now();
 	for (uint32_t i = depth; i-- > t->inherited;) {
-		struct cnsmp_frame *fr = &t->stack[i];
+		struct cnsmp_frame *fr = cnsmp_frame_at(t, i);
 		uint64_t ticks = now > fr->start ? now - fr->start : 0;
 		uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
 		cnsmp_count_call(fr->c, ticks, self, 1);
 		if (i > 0)
-			t->stack[i - 1].child += ticks;
+			cnsmp_frame_at(t, i - 1)->child += ticks;
 	}
 	t->depth = t->inherited = 0;
 	t->overflow = 0;
@@ -379,15 +379,14 @@ CNSMP_NOINST void cnsmp_thread_atfork_child(void)
 	for (; t; t = atomic_load_explicit(&t->next, memory_order_acquire)) {
 		cnsmp_thread_zero(t);
 		cnsmp_collect_forget_thread(t);
-		atomic_store_explicit(&t->pend, &cnsmp_hist_sink,
-				      memory_order_relaxed); /* the parent's call */
+		t->pend_c = &cnsmp_hist_sink; /* the parent's call */
 		if (t != self)
 			atomic_store_explicit(&t->state, CNSMP_T_FREE,
 					      memory_order_release);
 		else {
 			t->inherited = t->depth;
 			for (uint32_t i = 0; i < t->depth && i < CNSMP_STACK_DEPTH; i++)
-				t->stack[i].flags |= CNSMP_FR_INHERITED;
+				cnsmp_frame_at(t, i)->flags |= CNSMP_FR_INHERITED;
 		}
 	}
 	cnsmp_collect_atfork_child();

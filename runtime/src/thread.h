@@ -105,13 +105,17 @@ struct cnsmp_thread {
 	struct cnsmp_incident_slot incidents[CNSMP_INCIDENTS_PER_THREAD];
 
 	/* What every hook reads, in one cache line. */
-	/* The histogram slot of this thread's last finished call, not yet
-	 * bumped (cnsmp_count_call_fast); &cnsmp_hist_sink when none.
-	 * Owner-written, flusher-read (relaxed). */
-	_Atomic(_Atomic uint32_t *) pend __attribute__((aligned(64)));
 	/* Owner-only (and its signal handlers) from here on. */
+	/* This thread's last finished call, not yet in its histogram
+	 * (cnsmp_count_call_fast): its counters (&cnsmp_hist_sink when
+	 * none) and its duration. */
+	struct cnsmp_counters *pend_c __attribute__((aligned(64)));
+	uint64_t pend_ticks;
 	uint64_t throw_epoch;  /* ++ on every C++ throw */
 	uint32_t depth;        /* frames in use; written after the frame */
+	/* The depth the fast paths may reach: CNSMP_STACK_DEPTH, or 0 while
+	 * anything in `slow` is set, so that one compare tests both. */
+	uint32_t limit;
 	uint32_t slow;         /* CNSMP_SLOW_*; cnsmp_thread_reslow */
 	uint32_t gen;          /* cnsmp_registry_gen the cache is valid for */
 
@@ -123,9 +127,19 @@ struct cnsmp_thread {
 	int unwinding;         /* between __cxa_throw and __cxa_begin_catch */
 	uint32_t throw_depth;  /* the stack at the last throw, caller first */
 	uint32_t throw_chain[CNSMP_INCIDENT_MAX_DEPTH];
-	struct cnsmp_frame stack[CNSMP_STACK_DEPTH];
+	/* frames[0] is the root, a sentinel that is never a call (address
+	 * 0, no counters): the exit hook reads the top frame and its parent
+	 * without testing the depth first.  Call i is frames[i + 1]. */
+	struct cnsmp_frame frames[CNSMP_STACK_DEPTH + 1];
+	struct cnsmp_edge root_edge; /* calls whose caller is the root: never read */
 	struct cnsmp_tslot cache[CNSMP_TCACHE];
 };
+
+/* The frame of the call at depth index i (0: the outermost). */
+static inline struct cnsmp_frame *cnsmp_frame_at(struct cnsmp_thread *t, uint32_t i)
+{
+	return &t->frames[i + 1];
+}
 
 /* t->slow from the state it summarises; call after changing any of it. */
 static inline void cnsmp_thread_reslow(struct cnsmp_thread *t)
@@ -133,6 +147,7 @@ static inline void cnsmp_thread_reslow(struct cnsmp_thread *t)
 	t->slow = (t->overflow ? CNSMP_SLOW_OVERFLOW : 0) |
 		  (t->unwinding ? CNSMP_SLOW_UNWINDING : 0) |
 		  (cnsmp_clock_fast() ? 0 : CNSMP_SLOW_CLOCK);
+	t->limit = t->slow ? 0 : CNSMP_STACK_DEPTH;
 }
 
 /* The cached decision for `addr` on t: 1 and *c (NULL: excluded) if the
@@ -267,16 +282,26 @@ static inline void cnsmp_count_call(struct cnsmp_counters *c, uint64_t ticks,
 		&c->calls, memory_order_relaxed) + 1, memory_order_release);
 }
 
-/* The hot path's version of cnsmp_count_call.  The histogram slot of a
- * call depends on its duration, so bumping it at once makes a store whose
- * address waits for the clock read; on the machines measured (bench/) that
- * stall was the single largest cost of a tracked call (about 30% of its time).
- * So each call bumps the slot of the thread's previous call (an address
- * already in memory) and leaves its own in t->pend.  A delta's histogram
- * may therefore lag its calls by one call per running thread; the thread
- * bumps what is pending when it exits, calls exit(), crashes or calls
- * codensm_flush (cnsmp_thread_drain). */
-extern _Atomic uint32_t cnsmp_hist_sink;
+/* The hot path's version of cnsmp_count_call.  A call's histogram slot
+ * comes from its duration through a bucket computation (a bit scan and a
+ * table); done at once, the clock read -> bucket -> store chain is the
+ * longest of the exit hook, and on the machines measured (bench/) it held
+ * up the hook's retirement enough to be the largest single cost of a
+ * tracked call (12-16% of its overhead; bumping the slot at once was
+ * worse still, the store's address waiting for the clock).  So each call
+ * only leaves its counters and duration in the thread's block, and the
+ * next call bins them, when they are long out of the way of its own
+ * clock read.  A delta's histogram may therefore lag its calls by one
+ * call per running thread; the thread bins what is pending when it exits,
+ * calls exit(), crashes or calls codensm_flush (cnsmp_thread_drain). */
+extern struct cnsmp_counters cnsmp_hist_sink;
+static inline void cnsmp_hist_bump(struct cnsmp_counters *c, uint64_t ticks)
+{
+	_Atomic uint32_t *h = &c->hist[cnsmp_clock_bucket(ticks)];
+	atomic_store_explicit(h, atomic_load_explicit(h, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 static inline void cnsmp_count_call_fast(struct cnsmp_thread *t,
 					 struct cnsmp_counters *c,
 					 uint64_t ticks, uint64_t self)
@@ -285,36 +310,31 @@ static inline void cnsmp_count_call_fast(struct cnsmp_thread *t,
 	cnsmp_bump(&c->self_ticks, self);
 	if (ticks > atomic_load_explicit(&c->max_ticks, memory_order_relaxed))
 		atomic_store_explicit(&c->max_ticks, ticks, memory_order_relaxed);
-	_Atomic uint32_t *prev = atomic_load_explicit(&t->pend, memory_order_relaxed);
-	atomic_store_explicit(prev, atomic_load_explicit(prev, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-	atomic_store_explicit(&t->pend,
-			      &c->hist[cnsmp_clock_bucket(ticks)],
-			      memory_order_relaxed);
+	cnsmp_hist_bump(t->pend_c, t->pend_ticks);
+	t->pend_c = c;
+	t->pend_ticks = ticks;
 	atomic_store_explicit(&c->calls, atomic_load_explicit(
 		&c->calls, memory_order_relaxed) + 1, memory_order_release);
 }
 
-/* Owner (or its signal handler): bump the pending histogram slot. */
+/* Owner (or its signal handler): bin the pending call. */
 static inline void cnsmp_thread_drain(struct cnsmp_thread *t)
 {
-	_Atomic uint32_t *p = atomic_load_explicit(&t->pend, memory_order_relaxed);
-	if (p != &cnsmp_hist_sink) {
-		atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + 1,
-				      memory_order_relaxed);
-		atomic_store_explicit(&t->pend, &cnsmp_hist_sink, memory_order_relaxed);
+	if (t->pend_c != &cnsmp_hist_sink) {
+		cnsmp_hist_bump(t->pend_c, t->pend_ticks);
+		t->pend_c = &cnsmp_hist_sink;
 	}
 }
 
-/* Bump the pair parent -> c (both counters of t), through the callee's
- * cache of its last caller. */
+/* Bump the pair parent -> c (both counters of t; parent NULL: the root,
+ * no caller), through the callee's cache of its last caller. */
 static inline void cnsmp_count_edge(struct cnsmp_thread *t,
 				    struct cnsmp_counters *parent,
 				    struct cnsmp_counters *c)
 {
 	struct cnsmp_edge *e = c->last_edge;
 	if (unlikely(c->last_parent != parent || !e)) {
-		e = cnsmp_thread_edge(t, parent->id, c->id);
+		e = parent ? cnsmp_thread_edge(t, parent->id, c->id) : &t->root_edge;
 		c->last_edge = e;
 		c->last_parent = parent;
 		if (!e)

@@ -104,6 +104,34 @@ static void nested_calls_count_edges_and_self_time(void **state)
 	assert_int_equal(cnsmp_tls.t->depth, 0);
 }
 
+/* Edges into `to` from any caller. */
+static uint64_t edges_into(void *to)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++) {
+		uint64_t key = atomic_load(&cnsmp_tls.t->edges[i].key);
+		if (key && (uint32_t)(key - 1) == id_of(to))
+			n += atomic_load(&cnsmp_tls.t->edges[i].calls);
+	}
+	return n;
+}
+
+/* A call with no tracked caller has no edge; the same function called
+ * from a tracked caller afterwards has exactly those. */
+static void a_call_at_the_root_counts_no_edge(void **state)
+{
+	uint64_t d = calls(D), into = edges_into(D), ad = edge(A, D);
+	for (int i = 0; i < 3; i++)
+		enter(D), leave(D);
+	assert_int_equal(calls(D), d + 3);
+	assert_int_equal(edges_into(D), into);
+	enter(A), enter(D), leave(D), leave(A);
+	enter(D), leave(D);
+	assert_int_equal(edge(A, D), ad + 1);
+	assert_int_equal(edges_into(D), into + 1);
+	assert_int_equal(calls(D), d + 5);
+}
+
 static void a_missing_exit_is_repaired_by_the_callers_exit(void **state)
 {
 	uint64_t r = codensm_repairs(), a = calls(A), b = calls(B), c = calls(C);
@@ -465,6 +493,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(nested_calls_count_edges_and_self_time),
+		cmocka_unit_test(a_call_at_the_root_counts_no_edge),
 		cmocka_unit_test(a_missing_exit_is_repaired_by_the_callers_exit),
 		cmocka_unit_test(an_exit_never_entered_is_ignored_and_counted),
 		cmocka_unit_test(codensm_error_fails_the_innermost_call_once),
