@@ -75,9 +75,8 @@ static inline __attribute__((always_inline)) void open_frame(
 	struct cnsmp_frame *fr = cnsmp_frame_at(t, d);
 	fr->addr = (uintptr_t)fn;
 	fr->c = c;
-	fr->flags = 0;
 	fr->child = 0;
-	fr->epoch = t->throw_epoch;
+	fr->flags = 0;
 	fr->start = tsc ? cnsmp_clock_tsc() : cnsmp_clock_now();
 	atomic_signal_fence(memory_order_release); /* frame before depth */
 	t->depth = d + 1;

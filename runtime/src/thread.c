@@ -176,7 +176,7 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 	/* An exception left this frame: GCC runs its exit hook while
 	 * unwinding; under clang it is popped later by a repair.  Either way
 	 * it was entered before the latest throw. */
-	int exc = fr->epoch != t->throw_epoch && (t->unwinding || repaired);
+	int exc = (fr->flags & CNSMP_FR_THROWN) && (t->unwinding || repaired);
 	int failed = fr->flags & CNSMP_FR_FAILED;
 	struct cnsmp_counters *c = fr->c;
 	cnsmp_count_call(c, ticks, self, exc || failed);
@@ -287,6 +287,8 @@ CNSMP_NOINST void cnsmp_thread_on_throw(void)
 		return;
 	t->throw_epoch++;
 	t->unwinding = 1;
+	for (uint32_t i = 0; i < t->depth && i < CNSMP_STACK_DEPTH; i++)
+		cnsmp_frame_at(t, i)->flags |= CNSMP_FR_THROWN;
 	cnsmp_thread_reslow(t);
 	t->throw_depth = chain_of(t, t->depth, t->throw_chain);
 }

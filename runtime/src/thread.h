@@ -30,6 +30,12 @@ struct cnsmp_edge;
 enum {
 	CNSMP_FR_FAILED = 1,    /* codensm_error() was called during the call */
 	CNSMP_FR_INHERITED = 2, /* entered before fork(): the parent counts it */
+	/* On the stack when a C++ exception was thrown (cnsmp_thread_on_throw
+	 * marks every frame): one that then ends while unwinding, or is
+	 * popped by a repair, was left by an exception.  Marking at the throw
+	 * (rare) instead of stamping a throw count on every entry saves the
+	 * hot path a load and a store. */
+	CNSMP_FR_THROWN = 4,
 };
 
 /* One tracked call in progress.  Owner-only.  One cache line: the exit
@@ -40,8 +46,7 @@ struct cnsmp_frame {
 	struct cnsmp_counters *c;     /* the callee's counters on this thread */
 	uint64_t start;   /* raw clock at entry */
 	uint64_t child;   /* raw ticks spent in tracked callees */
-	uint64_t epoch;   /* the thread's throw epoch at entry */
-	uint32_t flags;   /* CNSMP_FR_* */
+	uint64_t flags;   /* CNSMP_FR_*; next to child: one 16-byte zero store */
 } __attribute__((aligned(64)));
 
 /* Thread slow flags (t->slow): anything set sends both hooks to their
