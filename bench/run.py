@@ -220,8 +220,14 @@ class Bzip2:
 def measure(workload, vars_, build, tmp, env, runs):
     """Alternate the variants `runs` times; {variant: {wall, cpu, calls}}."""
     res = {v.name: {"wall": [], "cpu": [], "calls": 0} for v in vars_}
+    # Each round starts one variant later, so that no variant always runs
+    # right after the same one (a neighbour's burst, a cache or frequency
+    # state left by the previous run); uftrace, the slow one, stays last.
+    fast = [v for v in vars_ if v.wrap is None]
+    slow = [v for v in vars_ if v.wrap is not None]
     for r in range(runs):
-        for v in vars_:
+        k = r % len(fast)
+        for v in fast[k:] + fast[:k] + slow:
             wall, cpu, err = workload.run(build, v, tmp, env)
             res[v.name]["wall"].append(wall)
             res[v.name]["cpu"].append(cpu)

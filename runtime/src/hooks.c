@@ -4,11 +4,13 @@
  * Nothing here allocates (after a function's first call on a thread), locks,
  * makes a syscall or touches DWARF, because it runs on every call of the
  * user's program and must cost about as much as the call it measures: a
- * tracked call is two clock reads (rdtsc) and a few stores into memory only
- * this thread writes; an excluded call is one registry lookup and returns
- * without touching the stack, the clock or a counter.  Everything slow (the
- * first sight of a function, the thread's first hook, a counter chunk's first
- * use) is a call to a cold function in registry.c or thread.c.
+ * tracked call is a read of the thread's cache of decisions, two clock reads
+ * (rdtsc) and stores into memory only this thread writes; an excluded call
+ * is that cache read (or, on a thread that never opened a tracked call,
+ * one registry lookup) and returns without touching the stack, the clock
+ * or a counter.  Everything slow (the first sight of a function, a cache
+ * miss, the thread's first hook, a counter chunk's first use) is a call to
+ * a cold function here or in registry.c and thread.c.
  *
  * Each hook returns at once (unlikely) when the per-thread guard is set (a
  * hook interrupted by a signal handler that calls instrumented code, or the
