@@ -360,13 +360,6 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 		enter_probe(fn);
 }
 
-/* a - b, or 0 if b > a (the TSCs of two cores a few ticks apart). */
-static inline uint64_t ticks_since(uint64_t a, uint64_t b)
-{
-	uint64_t d = a - b;
-	return (int64_t)d < 0 ? 0 : d;
-}
-
 /* The exit of anything on a thread that has opened a tracked call.  The
  * common case, the top frame's own exit with nothing unusual about it, is
  * counted here with nothing to save: everything else leaves through a
@@ -390,8 +383,8 @@ static inline __attribute__((always_inline)) void exit_on(
 		complete_unguard(t, d - 1, now);
 		return;
 	}
-	uint64_t ticks = ticks_since(now, fr->start);
-	uint64_t self = ticks_since(ticks, fr->child);
+	uint64_t ticks = cnsmp_ticks_since(now, fr->start);
+	uint64_t self = cnsmp_ticks_since(ticks, fr->child);
 	struct cnsmp_counters *c = fr->c;
 	cnsmp_count_call_fast(t, c, ticks, self);
 	atomic_signal_fence(memory_order_release);

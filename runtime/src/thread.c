@@ -101,6 +101,14 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 	return t;
 }
 
+/* Counter chunk k holds ids k * CNSMP_CHUNK ... (frames name their
+ * function through its counters: c->id). */
+static CNSMP_NOINST void name_chunk(struct cnsmp_counters *c, unsigned k)
+{
+	for (uint32_t i = 0; i < CNSMP_CHUNK; i++)
+		c[i].id = k * CNSMP_CHUNK + i;
+}
+
 CNSMP_NOINST struct cnsmp_counters *cnsmp_thread_chunk_alloc(
 	struct cnsmp_thread *t, uint32_t id)
 {
@@ -109,8 +117,7 @@ CNSMP_NOINST struct cnsmp_counters *cnsmp_thread_chunk_alloc(
 	errno = saved;
 	if (!c)
 		return NULL;
-	for (uint32_t k = 0; k < CNSMP_CHUNK; k++)
-		c[k].id = id / CNSMP_CHUNK * CNSMP_CHUNK + k;
+	name_chunk(c, id / CNSMP_CHUNK);
 	atomic_store_explicit(&t->chunk[id / CNSMP_CHUNK], c,
 			      memory_order_release);
 	return c + id % CNSMP_CHUNK;
@@ -171,8 +178,8 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 		return;
 	}
 	struct cnsmp_frame *fr = cnsmp_frame_at(t, i);
-	uint64_t ticks = now > fr->start ? now - fr->start : 0;
-	uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
+	uint64_t ticks = cnsmp_ticks_since(now, fr->start);
+	uint64_t self = cnsmp_ticks_since(ticks, fr->child);
 	/* An exception left this frame: GCC runs its exit hook while
 	 * unwinding; under clang it is popped later by a repair.  Either way
 	 * it was entered before the latest throw. */
@@ -262,8 +269,7 @@ CNSMP_NOINST void cnsmp_thread_zero(struct cnsmp_thread *t)
 		if (!c)
 			continue;
 		memset(c, 0, CNSMP_CHUNK * sizeof *c);
-		for (uint32_t i = 0; i < CNSMP_CHUNK; i++)
-			c[i].id = k * CNSMP_CHUNK + i;
+		name_chunk(c, k);
 	}
 	memset(t->edges, 0, sizeof t->edges);
 	memset(t->incidents, 0, sizeof t->incidents);
@@ -321,8 +327,8 @@ CNSMP_NOINST void cnsmp_thread_crash_mark(int signo)
 	uint64_t now = cnsmp_clock_now();
 	for (uint32_t i = depth; i-- > t->inherited;) {
 		struct cnsmp_frame *fr = cnsmp_frame_at(t, i);
-		uint64_t ticks = now > fr->start ? now - fr->start : 0;
-		uint64_t self = ticks > fr->child ? ticks - fr->child : 0;
+		uint64_t ticks = cnsmp_ticks_since(now, fr->start);
+		uint64_t self = cnsmp_ticks_since(ticks, fr->child);
 		cnsmp_count_call(fr->c, ticks, self, 1);
 		if (i > 0)
 			cnsmp_frame_at(t, i - 1)->child += ticks;

@@ -49,14 +49,6 @@ struct cnsmp_frame {
 	uint64_t flags;   /* CNSMP_FR_*; next to child: one 16-byte zero store */
 } __attribute__((aligned(64)));
 
-/* Thread slow flags (t->slow): anything set sends both hooks to their
- * slow paths, so the fast paths test one word for all of them. */
-enum {
-	CNSMP_SLOW_OVERFLOW = 1,  /* calls in progress beyond the stack */
-	CNSMP_SLOW_UNWINDING = 2, /* a C++ exception is in flight */
-	CNSMP_SLOW_CLOCK = 4,     /* the clock is not the TSC */
-};
-
 /* The per-thread cache of the registry's decisions: address -> this
  * thread's counters of the function, or NULL for an excluded one.  A
  * tracked call then costs no shared-table probe and no entry, chunk or
@@ -119,9 +111,9 @@ struct cnsmp_thread {
 	uint64_t throw_epoch;  /* ++ on every C++ throw */
 	uint32_t depth;        /* frames in use; written after the frame */
 	/* The depth the fast paths may reach: CNSMP_STACK_DEPTH, or 0 while
-	 * anything in `slow` is set, so that one compare tests both. */
+	 * anything sends both hooks to their slow paths (cnsmp_thread_reslow),
+	 * so that one compare tests the depth and all of those. */
 	uint32_t limit;
-	uint32_t slow;         /* CNSMP_SLOW_*; cnsmp_thread_reslow */
 	uint32_t gen;          /* cnsmp_registry_gen the cache is valid for */
 
 	uint32_t inherited;    /* frames below it were entered before fork() */
@@ -146,13 +138,22 @@ static inline struct cnsmp_frame *cnsmp_frame_at(struct cnsmp_thread *t, uint32_
 	return &t->frames[i + 1];
 }
 
-/* t->slow from the state it summarises; call after changing any of it. */
+/* t->limit from the state that sends the hooks to their slow paths:
+ * calls in progress beyond the stack, a C++ exception in flight, a clock
+ * that is not the TSC.  Call after changing any of it. */
 static inline void cnsmp_thread_reslow(struct cnsmp_thread *t)
 {
-	t->slow = (t->overflow ? CNSMP_SLOW_OVERFLOW : 0) |
-		  (t->unwinding ? CNSMP_SLOW_UNWINDING : 0) |
-		  (cnsmp_clock_fast() ? 0 : CNSMP_SLOW_CLOCK);
-	t->limit = t->slow ? 0 : CNSMP_STACK_DEPTH;
+	int slow = t->overflow || t->unwinding || !cnsmp_clock_fast();
+	t->limit = slow ? 0 : CNSMP_STACK_DEPTH;
+}
+
+/* a - b in clock ticks, or 0 if b > a (the TSCs of two cores a few ticks
+ * apart): a call's duration from its start, its self time from its
+ * callees' time. */
+static inline uint64_t cnsmp_ticks_since(uint64_t a, uint64_t b)
+{
+	uint64_t d = a - b;
+	return (int64_t)d < 0 ? 0 : d;
 }
 
 /* The cached decision for `addr` on t: 1 and *c (NULL: excluded) if the
