@@ -16,7 +16,10 @@ $(B)/tests/unit/%: tests/unit/%.c $(RT_A) runtime/src/internal.h
 	$(call msg,CC,$<)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS_ALL) -Iruntime/src $(CFLAGS_ALL) -fno-instrument-functions -pthread \
-		$< $(filter %.o,$^) -o $@ $(LDFLAGS_ALL) $(RT_A) $(RT_LIBS) $(CMOCKA_LIBS) -lm
+		$< $(filter %.o,$^) -o $@ $(LDFLAGS_ALL) $(UNIT_LDFLAGS) $(RT_A) $(RT_LIBS) $(CMOCKA_LIBS) -lm
+
+# test_sample runs the hooks on a clock it sets itself (see the file).
+$(B)/tests/unit/test_sample: UNIT_LDFLAGS := -Wl,--wrap=cnsmp_clock_fallback_now
 
 # test_symbols names functions of fixtures built the way a user builds
 # (-g, from their own folder), with the folder mapped to /src/shop so the

@@ -39,6 +39,10 @@ struct codensm_options {
 	double flush_interval;      /* CODENSM_FLUSH_INTERVAL, seconds; 0 keeps it */
 	int log_level;              /* CODENSM_LOG: 0 keep, 1 quiet, 2 info, 3 debug */
 	int disable;                /* CODENSM_DISABLE: 1 disables, 0 keeps */
+	/* CODENSM_SAMPLE: time 1 in N calls (on average) of a function known
+	 * to be short; 1 times every call (the default); 0 keeps. */
+	unsigned sample;
+	unsigned sample_below_ns;   /* CODENSM_SAMPLE_BELOW_NS: "short"; 0 keeps */
 };
 
 /* Apply options on top of the environment.  May be called again to

@@ -26,7 +26,7 @@
 #define INCIDENTS_PER_FN 8 /* distinct chains per failing function per batch */
 
 struct snap_counters {
-	uint64_t calls, errors, total_ticks, self_ticks;
+	uint64_t calls, errors, total_ticks, self_ticks, untimed;
 	uint32_t hist[CNSMP_HIST_BUCKETS];
 };
 
@@ -318,14 +318,69 @@ static struct snap_counters *snap_chunk(struct cnsmp_thread *t, unsigned k,
 }
 
 static void read_hist(struct pass *p, struct cnsmp_counters *c,
-		      struct snap_counters *s, struct cnsmp_fn_delta *d)
+		      struct snap_counters *s, uint64_t *hist)
 {
 	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++) {
 		uint32_t h = atomic_load_explicit(&c->hist[b], memory_order_relaxed);
-		d->hist[b] += (uint32_t)(h - s->hist[b]);
+		hist[b] += (uint32_t)(h - s->hist[b]);
 		if (!p->safe)
 			s->hist[b] = h;
 	}
+}
+
+/* Add `extra` samples to `hist` (holding `sum` > 0) in proportion to its
+ * buckets: each gets its share rounded down, and what rounding left over
+ * goes one each to the largest remainders, so the histogram gains exactly
+ * `extra`. */
+static void spread(uint64_t *hist, uint64_t sum, uint64_t extra)
+{
+	uint64_t rem[CNSMP_HIST_BUCKETS], left = extra;
+	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++) {
+		unsigned __int128 x = (unsigned __int128)hist[b] * extra;
+		uint64_t share = (uint64_t)(x / sum);
+		rem[b] = (uint64_t)(x % sum);
+		hist[b] += share;
+		left -= share;
+	}
+	/* left < the buckets with a remainder: the remainders sum to
+	 * left * sum, and each is under sum. */
+	while (left--) {
+		unsigned best = 0;
+		for (unsigned b = 1; b < CNSMP_HIST_BUCKETS; b++)
+			if (rem[b] > rem[best])
+				best = b;
+		hist[best]++;
+		rem[best] = 0;
+	}
+}
+
+/* Sampled timing (hooks.c): `untimed` of a delta's `calls` read no
+ * clock.  The timed ones stand for them: total and self time are scaled
+ * by calls / timed, and the histogram gains the untimed calls spread
+ * over its buckets in proportion, so it still sums to the calls.  With no
+ * timed call in the delta (a flush between two samples), the owner's
+ * running estimate of one call stands in.  The max is the timed calls'. */
+CNSMP_NOINST void cnsmp_collect_estimate(const struct cnsmp_counters *c,
+					 uint64_t calls, uint64_t untimed,
+					 uint64_t *total, uint64_t *self,
+					 uint64_t *hist)
+{
+	uint64_t timed = calls - untimed, sum = 0;
+	if (untimed == 0)
+		return;
+	if (timed > 0) {
+		*total = (uint64_t)((unsigned __int128)*total * calls / timed);
+		*self = (uint64_t)((unsigned __int128)*self * calls / timed);
+	} else {
+		*total += untimed * atomic_load_explicit(&c->est_ticks, memory_order_relaxed);
+		*self += untimed * atomic_load_explicit(&c->est_self, memory_order_relaxed);
+	}
+	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++)
+		sum += hist[b];
+	if (sum > 0)
+		spread(hist, sum, untimed);
+	else /* the timed call's slot is still pending (thread.h) */
+		hist[cnsmp_clock_bucket(*total / calls)] += untimed;
 }
 
 /* Add t's delta of function `id` into d.  A regular pass that cannot get
@@ -343,33 +398,44 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 	if (!s && !p->safe)
 		return;
 	s = s ? s + id % CNSMP_CHUNK : &zero;
+	/* untimed before calls: every untimed call seen is in calls too
+	 * (cnsmp_count_untimed). */
+	uint64_t untimed = atomic_load_explicit(&c->untimed, memory_order_acquire);
 	uint64_t calls = atomic_load_explicit(&c->calls, memory_order_acquire);
+	uint64_t hist[CNSMP_HIST_BUCKETS] = {0};
 	if (calls == s->calls) {
 		/* Nothing ended (errors wait for their calls), but the
 		 * histogram slot of this function's last call may have been
 		 * bumped since, by the thread's next call (thread.h). */
-		read_hist(p, c, s, d);
+		read_hist(p, c, s, hist);
+		for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++)
+			d->hist[b] += hist[b];
 		return;
 	}
 	uint64_t errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
 	uint64_t total = atomic_load_explicit(&c->total_ticks, memory_order_relaxed);
 	uint64_t self = atomic_load_explicit(&c->self_ticks, memory_order_relaxed);
 	uint64_t dc = calls - s->calls, de = errors - s->errors;
+	uint64_t dt = total - s->total_ticks, ds = self - s->self_ticks;
 	if (de > dc)
 		de = dc;
+	read_hist(p, c, s, hist);
+	cnsmp_collect_estimate(c, dc, untimed - s->untimed, &dt, &ds, hist);
+	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++)
+		d->hist[b] += hist[b];
 	d->calls += dc;
 	d->errors += de;
-	d->total_ns += cnsmp_clock_ns(total - s->total_ticks);
-	d->self_ns += cnsmp_clock_ns(self - s->self_ticks);
+	d->total_ns += cnsmp_clock_ns(dt);
+	d->self_ns += cnsmp_clock_ns(ds);
 	uint64_t max = p->safe ? atomic_load_explicit(&c->max_ticks, memory_order_relaxed)
 			       : atomic_exchange_explicit(&c->max_ticks, 0,
 							  memory_order_relaxed);
 	max = cnsmp_clock_ns(max);
 	if (max > d->max_ns)
 		d->max_ns = max;
-	read_hist(p, c, s, d);
 	if (!p->safe) {
 		s->calls = calls;
+		s->untimed = untimed;
 		s->errors += de;
 		s->total_ticks = total;
 		s->self_ticks = self;

@@ -409,6 +409,40 @@ static int set_flush(struct cnsmp_config *cfg, const char *v, struct why *why)
 	return 0;
 }
 
+/* A whole number in [1, max]: digits only (no sign, no exponent, no
+ * fraction: a sampling rate of "16.5" or "1e3" is a typo, not a wish). */
+static int parse_count(const char *v, uint32_t max, uint32_t *out)
+{
+	uint64_t n = 0;
+	if (!*v)
+		return -1;
+	for (; *v; v++) {
+		if (!isdigit((unsigned char)*v) || (n = n * 10 + (uint64_t)(*v - '0')) > max)
+			return -1;
+	}
+	if (n == 0)
+		return -1;
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static int set_sample(struct cnsmp_config *cfg, const char *v, struct why *why)
+{
+	if (parse_count(v, CNSMP_SAMPLE_MAX, &cfg->sample) < 0)
+		return fail(why, "not a whole number from 1 (time every call) to %d",
+			    CNSMP_SAMPLE_MAX);
+	return 0;
+}
+
+static int set_sample_below(struct cnsmp_config *cfg, const char *v,
+			    struct why *why)
+{
+	if (parse_count(v, CNSMP_SAMPLE_BELOW_MAX, &cfg->sample_below_ns) < 0)
+		return fail(why, "not a whole number of ns from 1 to %u",
+			    CNSMP_SAMPLE_BELOW_MAX);
+	return 0;
+}
+
 static int set_disable(struct cnsmp_config *cfg, const char *v, struct why *why)
 {
 	static const char *const yes[] = { "1", "true", "yes" };
@@ -436,7 +470,7 @@ static int set_log(struct cnsmp_config *cfg, const char *v, struct why *why)
 enum var_id {
 	V_LOG, V_API_KEY, V_ENDPOINT, V_INCLUDE, V_EXCLUDE, V_DEPARTMENT,
 	V_WEIGHTS, V_SERVICE, V_SPOOL_DIR, V_SOURCE_ROOT, V_CA_FILE,
-	V_FLUSH_INTERVAL, V_DISABLE, V_COUNT
+	V_FLUSH_INTERVAL, V_SAMPLE, V_SAMPLE_BELOW, V_DISABLE, V_COUNT
 };
 
 #define NO_OPT ((size_t)-1)
@@ -461,6 +495,8 @@ static const struct var {
 	[V_SOURCE_ROOT] = { "CODENSM_SOURCE_ROOT", set_source_root, OPT(source_root) },
 	[V_CA_FILE] = { "CODENSM_CA_FILE", set_ca_file, OPT(ca_file) },
 	[V_FLUSH_INTERVAL] = { "CODENSM_FLUSH_INTERVAL", set_flush, NO_OPT },
+	[V_SAMPLE] = { "CODENSM_SAMPLE", set_sample, NO_OPT },
+	[V_SAMPLE_BELOW] = { "CODENSM_SAMPLE_BELOW_NS", set_sample_below, NO_OPT },
 	[V_DISABLE] = { "CODENSM_DISABLE", set_disable, NO_OPT },
 };
 
@@ -547,6 +583,13 @@ static void show(const struct cnsmp_config *c, enum var_id v, char *out,
 	case V_SOURCE_ROOT: s = c->source_root ? c->source_root : "each unit's compilation directory"; break;
 	case V_CA_FILE: s = c->ca_file ? c->ca_file : "the system CAs"; break;
 	case V_FLUSH_INTERVAL: snprintf(out, len, "%g", c->flush_interval); break;
+	case V_SAMPLE:
+		if (c->sample <= 1)
+			s = "1 (every call timed)";
+		else
+			snprintf(out, len, "%u", c->sample);
+		break;
+	case V_SAMPLE_BELOW: snprintf(out, len, "%u", c->sample_below_ns); break;
 	case V_DISABLE: s = c->disable ? "1" : "0"; break;
 	case V_COUNT: break;
 	}
@@ -626,6 +669,8 @@ static void set_defaults(struct cnsmp_config *cfg,
 	cfg->service = default_service();
 	cfg->spool_dir = default_spool(getenv_fn);
 	cfg->flush_interval = CNSMP_DEFAULT_FLUSH_INTERVAL;
+	cfg->sample = 1;
+	cfg->sample_below_ns = CNSMP_DEFAULT_SAMPLE_BELOW_NS;
 	cfg->log_level = CNSMP_LOG_INFO;
 }
 
@@ -641,6 +686,24 @@ static int apply_numeric_options(struct cnsmp_config *cfg,
 		} else {
 			cnsmp_log(CNSMP_LOG_INFO, "ignoring codensm_init option flush_interval=%g: not a number of seconds > 0 and <= 86400; using %g",
 				  o->flush_interval, cfg->flush_interval);
+			bad++;
+		}
+	}
+	if (o->sample != 0) {
+		if (o->sample <= CNSMP_SAMPLE_MAX) {
+			cfg->sample = o->sample;
+		} else {
+			cnsmp_log(CNSMP_LOG_INFO, "ignoring codensm_init option sample=%u: not a whole number from 1 (time every call) to %d; using %u",
+				  o->sample, CNSMP_SAMPLE_MAX, cfg->sample);
+			bad++;
+		}
+	}
+	if (o->sample_below_ns != 0) {
+		if (o->sample_below_ns <= CNSMP_SAMPLE_BELOW_MAX) {
+			cfg->sample_below_ns = o->sample_below_ns;
+		} else {
+			cnsmp_log(CNSMP_LOG_INFO, "ignoring codensm_init option sample_below_ns=%u: not a whole number of ns from 1 to %u; using %u",
+				  o->sample_below_ns, CNSMP_SAMPLE_BELOW_MAX, cfg->sample_below_ns);
 			bad++;
 		}
 	}

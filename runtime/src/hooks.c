@@ -84,6 +84,23 @@ static inline __attribute__((always_inline)) void open_frame(
 	t->depth = d + 1;
 }
 
+/* open_frame for sampled timing: `flags` CNSMP_FR_UNTIMED (no clock
+ * read) or CNSMP_FR_SAMPLED (timed, and its duration is learnt). */
+static inline __attribute__((always_inline)) void open_sampled(
+	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, void *fn,
+	uint64_t flags)
+{
+	struct cnsmp_frame *fr = cnsmp_frame_at(t, d);
+	fr->addr = (uintptr_t)fn;
+	fr->c = c;
+	fr->child = 0;
+	fr->flags = flags;
+	if (flags != CNSMP_FR_UNTIMED)
+		fr->start = cnsmp_clock_now();
+	atomic_signal_fence(memory_order_release); /* frame before depth */
+	t->depth = d + 1;
+}
+
 /* Open a call with counters c on t (guard held, runtime active), or count
  * it untimed past the stack's depth. */
 static CNSMP_NOINST void push_counted(struct cnsmp_thread *t,
@@ -191,7 +208,9 @@ static CNSMP_NOINST __attribute__((noinline)) void pop(struct cnsmp_thread *t,
 		repair(t, (uintptr_t)fn);
 		return;
 	}
-	cnsmp_thread_complete(t, d - 1, cnsmp_clock_now(), 0);
+	struct cnsmp_frame *fr = cnsmp_frame_at(t, d - 1);
+	cnsmp_thread_complete(t, d - 1, (fr->flags & CNSMP_FR_UNTIMED)
+						? 0 : cnsmp_clock_now(), 0);
 }
 
 /* The exit hook's slow path.  The runtime's activity is not checked on
@@ -204,14 +223,6 @@ static CNSMP_NOINST __attribute__((noinline)) void exit_slow(
 		return;
 	cnsmp_tls.guard = 1;
 	pop(t, fn);
-	cnsmp_tls.guard = 0;
-}
-
-/* A frame marked failed or inherited across fork. */
-static CNSMP_NOINST __attribute__((noinline, cold)) void complete_unguard(
-	struct cnsmp_thread *t, uint32_t i, uint64_t now)
-{
-	cnsmp_thread_complete(t, i, now, 0);
 	cnsmp_tls.guard = 0;
 }
 
@@ -259,6 +270,138 @@ static CNSMP_NOINST __attribute__((noinline, cold)) void enter_slow(void *fn)
 	}
 }
 
+/* A cached tracked call with something unusual about it: the guard is
+ * set, the stack is full, an exception is in flight, the clock is not the
+ * TSC. */
+static CNSMP_NOINST __attribute__((noinline, cold)) void enter_hit_slow(
+	struct cnsmp_thread *t, struct cnsmp_counters *c, void *fn)
+{
+	if (hook_begin()) {
+		push_counted(t, c, fn);
+		cnsmp_tls.guard = 0;
+	}
+}
+
+/* ---- sampled timing ------------------------------------------------------
+ *
+ * CODENSM_SAMPLE=N: a function whose calls on a thread are short (mean
+ * under CODENSM_SAMPLE_BELOW_NS over a probation of CNSMP_SAMPLE_PROBE
+ * calls, every one timed) is then timed on 1 call in N on average; the
+ * others push a frame that reads no clock (CNSMP_FR_UNTIMED) and are
+ * counted, with their errors, edges and incidents, exactly like timed
+ * ones.  The clock reads are most of a short call's cost (bench/): an
+ * untimed call costs the frame and the counts only.
+ *
+ * The gaps between timed calls are drawn at random (uniform on 1 ... 2N-1)
+ * rather than fixed, so a function whose durations follow a pattern (a
+ * slow call every 16th) is not sampled in step with it.  The flusher
+ * scales each delta's time and histogram by its calls over its timed
+ * calls (collect.c); README "Sampled timing" gives the error bound. */
+
+/* The cached value of counters c: tagged while sampling is on and c is
+ * not decided exact. */
+static inline struct cnsmp_counters *sample_tag(struct cnsmp_counters *c)
+{
+	if (c && c->smode != CNSMP_SM_EXACT &&
+	    atomic_load_explicit(&cnsmp_sampling.every, memory_order_relaxed) > 1)
+		return (struct cnsmp_counters *)((uintptr_t)c | CNSMP_TC_SAMPLE);
+	return c;
+}
+
+/* Untimed calls before the next timed one: uniform on 1 ... 2N-1 (mean
+ * N), from the thread's xorshift32.  Seeds are the threads' order of
+ * first use, not addresses or time, so that a run can be repeated. */
+static _Atomic uint32_t sample_seeds;
+static CNSMP_NOINST uint32_t sample_gap(struct cnsmp_thread *t)
+{
+	uint32_t every = atomic_load_explicit(&cnsmp_sampling.every,
+					      memory_order_relaxed);
+	if (every <= 1)
+		return 1;
+	uint32_t x = t->rng;
+	if (x == 0)
+		x = (atomic_fetch_add_explicit(&sample_seeds, 1, memory_order_relaxed) +
+		     1) * 0x9e3779b9u | 1;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	t->rng = x;
+	return 1 + x % (2 * every - 1);
+}
+
+/* The timed call of a sampled function, or a call in probation (guard
+ * held, depth checked).  A probation that has seen enough calls decides:
+ * sampled from now on, or exact (the cache slot loses its tag, so the
+ * function's calls take the exact path again). */
+static CNSMP_NOINST __attribute__((noinline)) void enter_sample_timed(
+	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, void *fn)
+{
+	if (c->smode == CNSMP_SM_SAMPLED) {
+		c->skip = sample_gap(t);
+		open_sampled(t, d, c, fn, CNSMP_FR_SAMPLED);
+		return;
+	}
+	uint64_t timed = atomic_load_explicit(&c->calls, memory_order_relaxed) -
+			 atomic_load_explicit(&c->untimed, memory_order_relaxed);
+	uint64_t n = timed - c->probe_calls;
+	if (c->smode == CNSMP_SM_PROBATION && n >= CNSMP_SAMPLE_PROBE) {
+		uint64_t mean = (atomic_load_explicit(&c->total_ticks, memory_order_relaxed) -
+				 c->probe_ticks) / n;
+		uint64_t self = (atomic_load_explicit(&c->self_ticks, memory_order_relaxed) -
+				 c->probe_self) / n;
+		if (mean < atomic_load_explicit(&cnsmp_sampling.below,
+						memory_order_relaxed)) {
+			atomic_store_explicit(&c->est_ticks, mean, memory_order_relaxed);
+			atomic_store_explicit(&c->est_self, self, memory_order_relaxed);
+			c->smode = CNSMP_SM_SAMPLED;
+			c->skip = sample_gap(t);
+		} else {
+			c->smode = CNSMP_SM_EXACT;
+			cnsmp_tcache_put(t, (uintptr_t)fn, c, t->gen);
+		}
+	}
+	open_frame(t, d, c, fn, 0);
+}
+
+/* A cached call whose slot is tagged (sampling is on, the function is in
+ * probation or sampled).  The common case, an untimed call of a sampled
+ * function, is a countdown and a frame without a clock read. */
+static CNSMP_NOINST __attribute__((noinline)) void enter_tagged(
+	struct cnsmp_thread *t, struct cnsmp_counters *tagged, void *fn)
+{
+	struct cnsmp_counters *c = (struct cnsmp_counters *)(
+		(uintptr_t)tagged & ~CNSMP_TC_SAMPLE);
+	uint32_t d = t->depth;
+	/* Of what t->limit stands for, only a full stack matters here: this
+	 * path reads the clock through cnsmp_clock_now (any clock), and an
+	 * exception in flight concerns exits.  Sampling pays off most where
+	 * the clock is not the TSC: the vDSO's costs more. */
+	if (unlikely(cnsmp_tls.guard) ||
+	    (unlikely(d >= t->limit) && (d >= CNSMP_STACK_DEPTH || t->overflow))) {
+		enter_hit_slow(t, c, fn);
+		return;
+	}
+	cnsmp_tls.guard = 1;
+	if (likely(c->smode == CNSMP_SM_SAMPLED) && likely(c->skip > 1)) {
+		c->skip--;
+		open_sampled(t, d, c, fn, CNSMP_FR_UNTIMED);
+	} else {
+		enter_sample_timed(t, d, c, fn);
+	}
+	cnsmp_tls.guard = 0;
+}
+
+/* The exit of a frame marked failed, thrown through or inherited across
+ * fork (guard held); untimed frames with no other flag stay in exit_on. */
+static CNSMP_NOINST __attribute__((noinline)) void exit_flagged(
+	struct cnsmp_thread *t, uint32_t i)
+{
+	struct cnsmp_frame *fr = cnsmp_frame_at(t, i);
+	cnsmp_thread_complete(t, i, (fr->flags & CNSMP_FR_UNTIMED)
+					    ? 0 : cnsmp_clock_now(), 0);
+	cnsmp_tls.guard = 0;
+}
+
 /* A thread with a block whose cache does not hold `fn` (or is stale):
  * decide through the registry and remember the decision.  The generation
  * is read before the registry, so a decision that changes meanwhile is
@@ -277,20 +420,8 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_miss(
 		return;
 	struct cnsmp_counters *c = NULL;
 	if (state != CNSMP_FN_TRACKED || (c = push_tracked(f, fn)))
-		cnsmp_tcache_put(t, (uintptr_t)fn, c, g);
+		cnsmp_tcache_put(t, (uintptr_t)fn, sample_tag(c), g);
 	cnsmp_tls.guard = 0;
-}
-
-/* A cached tracked call with something unusual about it: the guard is
- * set, the stack is full, an exception is in flight, the clock is not the
- * TSC. */
-static CNSMP_NOINST __attribute__((noinline, cold)) void enter_hit_slow(
-	struct cnsmp_thread *t, struct cnsmp_counters *c, void *fn)
-{
-	if (hook_begin()) {
-		push_counted(t, c, fn);
-		cnsmp_tls.guard = 0;
-	}
 }
 
 /* A thread's first tracked call (it has no block yet), or first sight. */
@@ -340,6 +471,23 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 		}
 		if (c == NULL)
 			return; /* excluded */
+		if (unlikely((uintptr_t)c & CNSMP_TC_SAMPLE)) {
+			/* Sampled timing: an untimed call is counted here
+			 * (the common case), anything else in enter_tagged. */
+			struct cnsmp_counters *u = (struct cnsmp_counters *)(
+				(uintptr_t)c & ~CNSMP_TC_SAMPLE);
+			uint32_t d = t->depth;
+			if (likely(!cnsmp_tls.guard) && likely(d < t->limit) &&
+			    likely(u->smode == CNSMP_SM_SAMPLED) && likely(u->skip > 1)) {
+				cnsmp_tls.guard = 1;
+				u->skip--;
+				open_sampled(t, d, u, fn, CNSMP_FR_UNTIMED);
+				cnsmp_tls.guard = 0;
+				return;
+			}
+			enter_tagged(t, c, fn);
+			return;
+		}
 		uint32_t d = t->depth;
 		if (unlikely(cnsmp_tls.guard) || unlikely(d >= t->limit)) {
 			enter_hit_slow(t, c, fn);
@@ -363,7 +511,7 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 /* The exit of anything on a thread that has opened a tracked call.  The
  * common case, the top frame's own exit with nothing unusual about it, is
  * counted here with nothing to save: everything else leaves through a
- * tail call (exit_slow, complete_unguard, edge_unguard).  No depth test:
+ * tail call (exit_slow, exit_flagged, edge_unguard).  No depth test:
  * an empty stack's top is the root frame, whose address matches nothing,
  * and the top frame always has a parent (the root's edges are counted
  * nowhere). */
@@ -378,15 +526,23 @@ static inline __attribute__((always_inline)) void exit_on(
 		return;
 	}
 	cnsmp_tls.guard = 1;
-	uint64_t now = cnsmp_clock_tsc();
-	if (unlikely(fr->flags)) {
-		complete_unguard(t, d - 1, now);
-		return;
-	}
-	uint64_t ticks = cnsmp_ticks_since(now, fr->start);
-	uint64_t self = cnsmp_ticks_since(ticks, fr->child);
 	struct cnsmp_counters *c = fr->c;
-	cnsmp_count_call_fast(t, c, ticks, self);
+	uint64_t ticks;
+	if (unlikely(fr->flags)) {
+		/* An untimed call (sampled timing) shares the tail below:
+		 * its caller's child time gets the estimate. */
+		if (unlikely(fr->flags != CNSMP_FR_UNTIMED)) {
+			exit_flagged(t, d - 1);
+			return;
+		}
+		ticks = atomic_load_explicit(&c->est_ticks, memory_order_relaxed);
+		cnsmp_count_untimed(c, 0);
+	} else {
+		uint64_t now = cnsmp_clock_tsc();
+		ticks = cnsmp_ticks_since(now, fr->start);
+		uint64_t self = cnsmp_ticks_since(ticks, fr->child);
+		cnsmp_count_call_fast(t, c, ticks, self);
+	}
 	atomic_signal_fence(memory_order_release);
 	t->depth = d - 1;
 	struct cnsmp_frame *parent = fr - 1;

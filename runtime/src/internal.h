@@ -73,11 +73,23 @@ struct cnsmp_config {
 	struct cnsmp_prefix_map department;
 	struct cnsmp_prefix_map weights;
 	double flush_interval;         /* seconds, default 15, > 0 */
+	/* Sampled timing (hooks.c): time 1 in `sample` calls, on average, of
+	 * a function whose mean on a thread is under sample_below_ns; 1 (the
+	 * default) times every call.  Counts are exact either way. */
+	uint32_t sample;               /* 1 ... CNSMP_SAMPLE_MAX */
+	uint32_t sample_below_ns;      /* 1 ... CNSMP_SAMPLE_BELOW_MAX, default 1000 */
 	int log_level;
 	int disable;
 };
 #define CNSMP_DEFAULT_ENDPOINT "http://127.0.0.1:8650/codensm/ingest"
 #define CNSMP_DEFAULT_FLUSH_INTERVAL 15.0
+#define CNSMP_SAMPLE_MAX 65536
+#define CNSMP_DEFAULT_SAMPLE_BELOW_NS 1000
+#define CNSMP_SAMPLE_BELOW_MAX 1000000000u
+
+/* thread.c: the hooks' copy of cfg->sample and sample_below_ns (thread.h),
+ * set before the registry's generation moves. */
+void cnsmp_sampling_set(uint32_t every, uint32_t below_ns);
 
 /* Fill `cfg` from `getenv` (environment) and then `opts` (may be NULL).
  * A malformed value logs one line naming the variable and the value and
@@ -314,8 +326,27 @@ struct cnsmp_counters {
 	struct cnsmp_edge *last_edge;
 	struct cnsmp_counters *last_parent;
 	uint32_t id; /* whose counters these are (set with the chunk) */
+	/* Sampled timing (CODENSM_SAMPLE; hooks.c explains it), next to the
+	 * fields above so that an untimed call touches two cache lines.
+	 * smode, skip and probe_*: owner-only; where the function stands
+	 * (CNSMP_SM_*), the untimed calls left before the next timed one,
+	 * and the counters when its probation began.  untimed: calls counted
+	 * without reading the clock, whose time the flusher estimates from
+	 * the timed ones (collect.c); the owner stores it after calls, with
+	 * release.  est_ticks, est_self: the owner's running estimate of one
+	 * call, for a delta that has no timed call. */
+	uint32_t smode, skip;
+	_Atomic uint64_t untimed;
+	_Atomic uint64_t est_ticks, est_self;
+	uint64_t probe_calls, probe_ticks, probe_self;
 	_Atomic uint32_t hist[CNSMP_HIST_BUCKETS];
 };
+/* A function's timing on one thread when sampling is on.  A probation
+ * (the first CNSMP_SAMPLE_PROBE calls, and again whenever a sampled
+ * function's estimate grows past twice the threshold) times every call;
+ * its mean decides SAMPLED or EXACT, and EXACT stays. */
+enum { CNSMP_SM_PROBATION = 0, CNSMP_SM_SAMPLED = 1, CNSMP_SM_EXACT = 2 };
+#define CNSMP_SAMPLE_PROBE 256
 
 /* Shadow stack depth per thread; deeper recursion is still counted (calls
  * and errors) but not timed. */

@@ -97,8 +97,10 @@ CNSMP_NOINST void cnsmp_lifecycle_ensure_init(void)
 	cnsmp_config_load(&cnsmp_cfg, getenv, NULL);
 	if (cnsmp_cfg.api_key && !cnsmp_cfg.api_key[0])
 		cnsmp_cfg.api_key = NULL;
-	if (!cnsmp_cfg.disable)
+	if (!cnsmp_cfg.disable) {
+		cnsmp_sampling_set(cnsmp_cfg.sample, cnsmp_cfg.sample_below_ns);
 		start();
+	}
 	atomic_store_explicit(&init_state, 2, memory_order_release);
 }
 
@@ -153,7 +155,12 @@ CNSMP_API int codensm_init(const struct codensm_options *opts)
 	cnsmp_cfg.ca_file = nc.ca_file;
 	cnsmp_cfg.flush_interval = nc.flush_interval;
 	cnsmp_cfg.log_level = nc.log_level;
+	cnsmp_cfg.sample = nc.sample;
+	cnsmp_cfg.sample_below_ns = nc.sample_below_ns;
 	cnsmp_cfg.disable = 0;
+	/* Before redecide, which moves the registry's generation: caches
+	 * refilled after it tag their slots under the new sampling. */
+	cnsmp_sampling_set(nc.sample, nc.sample_below_ns);
 	cnsmp_registry_redecide();
 	start();
 	pthread_mutex_unlock(&api_mu);

@@ -159,6 +159,50 @@ CNSMP_NOINST void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
 	s->addr = addr;
 }
 
+struct cnsmp_sampling cnsmp_sampling;
+
+CNSMP_NOINST void cnsmp_sampling_set(uint32_t every, uint32_t below_ns)
+{
+	cnsmp_clock_init(); /* the threshold is kept in the clock's ticks */
+	uint64_t below = (uint64_t)(((unsigned __int128)below_ns
+				     << cnsmp_clock_shift) / cnsmp_clock_mult);
+	atomic_store_explicit(&cnsmp_sampling.below, below ? below : 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&cnsmp_sampling.every, every, memory_order_relaxed);
+}
+
+/* e moved 1/8 of the way to x, rounded away from e so that it reaches a
+ * steady x exactly (rounding toward e would stop up to 7 ticks short). */
+static inline uint64_t ema(uint64_t e, uint64_t x)
+{
+	int64_t d = (int64_t)(x - e);
+	return (uint64_t)((int64_t)e + (d >= 0 ? (d + 7) / 8 : (d - 7) / 8));
+}
+
+/* The estimate follows the timed samples with a weight of 1/8 per sample:
+ * recent enough to follow a function that changes, smooth enough that
+ * one slow call does not end its sampling.  A function whose estimate
+ * grows past twice the threshold is no longer short: it goes back to
+ * probation, which times every call and decides again. */
+CNSMP_NOINST void cnsmp_sample_learn(struct cnsmp_counters *c, uint64_t ticks,
+				     uint64_t self)
+{
+	uint64_t e = atomic_load_explicit(&c->est_ticks, memory_order_relaxed);
+	uint64_t es = atomic_load_explicit(&c->est_self, memory_order_relaxed);
+	e = ema(e, ticks);
+	es = ema(es, self);
+	atomic_store_explicit(&c->est_ticks, e, memory_order_relaxed);
+	atomic_store_explicit(&c->est_self, es, memory_order_relaxed);
+	if (e > 2 * atomic_load_explicit(&cnsmp_sampling.below,
+					 memory_order_relaxed)) {
+		c->smode = CNSMP_SM_PROBATION;
+		c->probe_calls = atomic_load_explicit(&c->calls, memory_order_relaxed) -
+				 atomic_load_explicit(&c->untimed, memory_order_relaxed);
+		c->probe_ticks = atomic_load_explicit(&c->total_ticks, memory_order_relaxed);
+		c->probe_self = atomic_load_explicit(&c->self_ticks, memory_order_relaxed);
+	}
+}
+
 /* The ids of frames [0, n), the innermost CNSMP_INCIDENT_MAX_DEPTH kept. */
 static CNSMP_NOINST uint32_t chain_of(struct cnsmp_thread *t, uint32_t n,
 				      uint32_t *chain)
@@ -178,15 +222,24 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 		return;
 	}
 	struct cnsmp_frame *fr = cnsmp_frame_at(t, i);
-	uint64_t ticks = cnsmp_ticks_since(now, fr->start);
-	uint64_t self = cnsmp_ticks_since(ticks, fr->child);
 	/* An exception left this frame: GCC runs its exit hook while
 	 * unwinding; under clang it is popped later by a repair.  Either way
 	 * it was entered before the latest throw. */
 	int exc = (fr->flags & CNSMP_FR_THROWN) && (t->unwinding || repaired);
 	int failed = fr->flags & CNSMP_FR_FAILED;
 	struct cnsmp_counters *c = fr->c;
-	cnsmp_count_call(c, ticks, self, exc || failed);
+	uint64_t ticks;
+	if (fr->flags & CNSMP_FR_UNTIMED) {
+		/* Its caller's self time still leaves it out, by estimate. */
+		ticks = atomic_load_explicit(&c->est_ticks, memory_order_relaxed);
+		cnsmp_count_untimed(c, exc || failed);
+	} else {
+		ticks = cnsmp_ticks_since(now, fr->start);
+		uint64_t self = cnsmp_ticks_since(ticks, fr->child);
+		cnsmp_count_call(c, ticks, self, exc || failed);
+		if (fr->flags & CNSMP_FR_SAMPLED)
+			cnsmp_sample_learn(c, ticks, self);
+	}
 	if (exc && t->exc_epoch != t->throw_epoch) {
 		t->exc_epoch = t->throw_epoch; /* one incident per throw */
 		cnsmp_thread_record_incident(t, t->throw_chain, t->throw_depth,
@@ -327,9 +380,16 @@ CNSMP_NOINST void cnsmp_thread_crash_mark(int signo)
 	uint64_t now = cnsmp_clock_now();
 	for (uint32_t i = depth; i-- > t->inherited;) {
 		struct cnsmp_frame *fr = cnsmp_frame_at(t, i);
-		uint64_t ticks = cnsmp_ticks_since(now, fr->start);
-		uint64_t self = cnsmp_ticks_since(ticks, fr->child);
-		cnsmp_count_call(fr->c, ticks, self, 1);
+		uint64_t ticks;
+		if (fr->flags & CNSMP_FR_UNTIMED) {
+			ticks = atomic_load_explicit(&fr->c->est_ticks,
+						     memory_order_relaxed);
+			cnsmp_count_untimed(fr->c, 1);
+		} else {
+			ticks = cnsmp_ticks_since(now, fr->start);
+			uint64_t self = cnsmp_ticks_since(ticks, fr->child);
+			cnsmp_count_call(fr->c, ticks, self, 1);
+		}
 		if (i > 0)
 			cnsmp_frame_at(t, i - 1)->child += ticks;
 	}

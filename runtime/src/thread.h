@@ -36,7 +36,26 @@ enum {
 	 * (rare) instead of stamping a throw count on every entry saves the
 	 * hot path a load and a store. */
 	CNSMP_FR_THROWN = 4,
+	/* Sampled timing: a call that read no clock (start is not set; its
+	 * time is the function's estimate), and a timed call of a sampled
+	 * function, whose duration updates that estimate. */
+	CNSMP_FR_UNTIMED = 8,
+	CNSMP_FR_SAMPLED = 16,
 };
+
+/* Sampled timing as the hooks read it.  lifecycle.c sets it with the
+ * config, before the registry's generation moves, so every cached
+ * decision is made again under the new values.  every <= 1: exact. */
+struct cnsmp_sampling {
+	_Atomic uint32_t every;  /* time 1 in `every` calls, on average */
+	_Atomic uint64_t below;  /* "short": a mean under this many ticks */
+};
+extern struct cnsmp_sampling cnsmp_sampling;
+
+/* The low bit of a cached counters pointer (counters are 8-aligned):
+ * sampling is on and the function is in probation or sampled, so its
+ * entry takes enter_tagged.  The exact path pays one bit test for it. */
+#define CNSMP_TC_SAMPLE ((uintptr_t)1)
 
 /* One tracked call in progress.  Owner-only.  One cache line: the exit
  * hook reads and writes only this frame and its parent's.  The function's
@@ -115,6 +134,7 @@ struct cnsmp_thread {
 	 * so that one compare tests the depth and all of those. */
 	uint32_t limit;
 	uint32_t gen;          /* cnsmp_registry_gen the cache is valid for */
+	uint32_t rng;          /* xorshift32 state: gaps between timed samples */
 
 	uint32_t inherited;    /* frames below it were entered before fork() */
 	uint32_t overflow;     /* calls in progress beyond CNSMP_STACK_DEPTH */
@@ -323,6 +343,23 @@ static inline void cnsmp_count_call_fast(struct cnsmp_thread *t,
 		&c->calls, memory_order_relaxed) + 1, memory_order_release);
 }
 
+/* A call ended without a clock read (sampled timing, owner-only):
+ * errors, calls (release, as in cnsmp_count_call), then untimed
+ * (release), so a reader that loads untimed (acquire) before calls never
+ * sees an untimed call that calls does not hold (collect.c). */
+static inline void cnsmp_count_untimed(struct cnsmp_counters *c, int error)
+{
+	if (error)
+		cnsmp_bump(&c->errors, 1);
+	atomic_store_explicit(&c->calls, atomic_load_explicit(
+		&c->calls, memory_order_relaxed) + 1, memory_order_release);
+	atomic_store_explicit(&c->untimed, atomic_load_explicit(
+		&c->untimed, memory_order_relaxed) + 1, memory_order_release);
+}
+
+/* A timed call of a sampled function ended (thread.c). */
+void cnsmp_sample_learn(struct cnsmp_counters *c, uint64_t ticks, uint64_t self);
+
 /* Owner (or its signal handler): bin the pending call. */
 static inline void cnsmp_thread_drain(struct cnsmp_thread *t)
 {
@@ -355,6 +392,12 @@ static inline void cnsmp_count_edge(struct cnsmp_thread *t,
 void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
 		      struct cnsmp_counters *c, uint32_t g);
 
+/* collect.c: one thread's delta of counters c (calls, of which untimed
+ * read no clock; total and self ticks; histogram) with the untimed calls'
+ * time estimated from the timed ones. */
+void cnsmp_collect_estimate(const struct cnsmp_counters *c, uint64_t calls,
+			    uint64_t untimed, uint64_t *total, uint64_t *self,
+			    uint64_t *hist);
 /* collect.c: the flusher's snapshot of one block, reset for reuse. */
 void cnsmp_collect_forget_thread(struct cnsmp_thread *t);
 /* thread.c: CLOCK_REALTIME in unix microseconds (vDSO, signal-safe). */

@@ -109,6 +109,8 @@ static void every_variable_is_read(void **state)
 		"CODENSM_INCLUDE", " checkout , payments.card,,geo::Circle ",
 		"CODENSM_EXCLUDE", "checkout.hot",
 		"CODENSM_FLUSH_INTERVAL", "0.1",
+		"CODENSM_SAMPLE", " 16 ",
+		"CODENSM_SAMPLE_BELOW_NS", "250",
 		"CODENSM_DEPARTMENT", "checkout.pay=payments, checkout = Sales Team",
 		"CODENSM_WEIGHTS", "checkout=9,checkout.log=0.5,x=1e2",
 		"CODENSM_SERVICE", "shop",
@@ -131,6 +133,8 @@ static void every_variable_is_read(void **state)
 	assert_int_equal(cfg.exclude.n, 1);
 	assert_string_equal(cfg.exclude.prefix[0], "checkout.hot");
 	assert_true(cfg.flush_interval == 0.1);
+	assert_int_equal(cfg.sample, 16);
+	assert_int_equal(cfg.sample_below_ns, 250);
 	assert_int_equal(cfg.department.n, 2);
 	assert_string_equal(cfg.department.prefix[0], "checkout.pay");
 	assert_string_equal(cfg.department.value[0], "payments");
@@ -190,6 +194,14 @@ static const struct bad_case bad_cases[] = {
 	{ "CODENSM_INCLUDE", "checkout,pay ments", "codensm: ignoring CODENSM_INCLUDE='checkout,pay ments': 'pay ments' is not a name prefix (allowed: letters, digits, _ . : ~ < > -); using all user code\n" },
 	{ "CODENSM_INCLUDE", "check/out", "codensm: ignoring CODENSM_INCLUDE='check/out': 'check/out' is not a name prefix (allowed: letters, digits, _ . : ~ < > -); using all user code\n" },
 	{ "CODENSM_EXCLUDE", "a,b=c", "codensm: ignoring CODENSM_EXCLUDE='a,b=c': 'b=c' is not a name prefix (allowed: letters, digits, _ . : ~ < > -); using nothing\n" },
+	{ "CODENSM_SAMPLE", "0", "codensm: ignoring CODENSM_SAMPLE='0': not a whole number from 1 (time every call) to 65536; using 1 (every call timed)\n" },
+	{ "CODENSM_SAMPLE", "16.5", "codensm: ignoring CODENSM_SAMPLE='16.5': not a whole number from 1 (time every call) to 65536; using 1 (every call timed)\n" },
+	{ "CODENSM_SAMPLE", "-4", "codensm: ignoring CODENSM_SAMPLE='-4': not a whole number from 1 (time every call) to 65536; using 1 (every call timed)\n" },
+	{ "CODENSM_SAMPLE", "65537", "codensm: ignoring CODENSM_SAMPLE='65537': not a whole number from 1 (time every call) to 65536; using 1 (every call timed)\n" },
+	{ "CODENSM_SAMPLE", "99999999999999999999999", "codensm: ignoring CODENSM_SAMPLE='99999999999999999999999': not a whole number from 1 (time every call) to 65536; using 1 (every call timed)\n" },
+	{ "CODENSM_SAMPLE", "1e3", "codensm: ignoring CODENSM_SAMPLE='1e3': not a whole number from 1 (time every call) to 65536; using 1 (every call timed)\n" },
+	{ "CODENSM_SAMPLE_BELOW_NS", "1us", "codensm: ignoring CODENSM_SAMPLE_BELOW_NS='1us': not a whole number of ns from 1 to 1000000000; using 1000\n" },
+	{ "CODENSM_SAMPLE_BELOW_NS", "0", "codensm: ignoring CODENSM_SAMPLE_BELOW_NS='0': not a whole number of ns from 1 to 1000000000; using 1000\n" },
 	{ "CODENSM_FLUSH_INTERVAL", "", "codensm: ignoring CODENSM_FLUSH_INTERVAL='': not a number of seconds > 0 and <= 86400; using 15\n" },
 	{ "CODENSM_FLUSH_INTERVAL", "fast", "codensm: ignoring CODENSM_FLUSH_INTERVAL='fast': not a number of seconds > 0 and <= 86400; using 15\n" },
 	{ "CODENSM_FLUSH_INTERVAL", "-5", "codensm: ignoring CODENSM_FLUSH_INTERVAL='-5': not a number of seconds > 0 and <= 86400; using 15\n" },
@@ -290,8 +302,11 @@ static void options_override_the_environment(void **state)
 					 "CODENSM_FLUSH_INTERVAL", "3", "CODENSM_INCLUDE", "a", NULL };
 	struct codensm_options o = { .service = "opt", .flush_interval = 0.25,
 				     .weights = "a=2", .log_level = CNSMP_LOG_DEBUG,
-				     .disable = 1, .api_key = "cnsm_k" };
+				     .disable = 1, .api_key = "cnsm_k", .sample = 8,
+				     .sample_below_ns = 300 };
 	assert_int_equal(load(e, &o), 0);
+	assert_int_equal(cfg.sample, 8);
+	assert_int_equal(cfg.sample_below_ns, 300);
 	assert_string_equal(cfg.service, "opt");
 	assert_true(cfg.flush_interval == 0.25);
 	assert_true(cfg.weights.number[0] == 2.0);
@@ -306,15 +321,17 @@ static void a_malformed_option_keeps_the_environments_value(void **state)
 	static const char *const e[] = { "HOME", "/home/u", "CODENSM_ENDPOINT", "http://env:1/i",
 					 "CODENSM_FLUSH_INTERVAL", "3", NULL };
 	struct codensm_options o = { .endpoint = "gopher://x", .flush_interval = -2,
-				     .log_level = 7 };
-	assert_int_equal(load(e, &o), 3);
+				     .log_level = 7, .sample = 70000 };
+	assert_int_equal(load(e, &o), 4);
+	assert_int_equal(cfg.sample, 1);
 	assert_string_equal(cfg.endpoint, "http://env:1/i");
 	assert_true(cfg.flush_interval == 3.0);
 	assert_int_equal(cfg.log_level, CNSMP_LOG_INFO);
 	assert_string_equal(err,
 		"codensm: ignoring codensm_init option log_level=7: not 1 (quiet), 2 (info) or 3 (debug); using 2\n"
 		"codensm: ignoring codensm_init option for CODENSM_ENDPOINT='gopher://x': not an http:// or https:// URL; using http://env:1/i\n"
-		"codensm: ignoring codensm_init option flush_interval=-2: not a number of seconds > 0 and <= 86400; using 3\n");
+		"codensm: ignoring codensm_init option flush_interval=-2: not a number of seconds > 0 and <= 86400; using 3\n"
+		"codensm: ignoring codensm_init option sample=70000: not a whole number from 1 (time every call) to 65536; using 1\n");
 }
 
 static void a_relative_source_root_is_made_absolute(void **state)

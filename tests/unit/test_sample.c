@@ -1,0 +1,379 @@
+/* test_sample.c: sampled timing (CODENSM_SAMPLE) against exact timing.
+ *
+ * The clock is the one part replaced here: this binary is linked with
+ * --wrap=cnsmp_clock_fallback_now and runs on the non-TSC clock, so every
+ * call lasts exactly as long as the test says.  Exact mode then measures
+ * the workload's true total to the tick, and the sampled estimate of the
+ * same workload can be held to its documented error bound, not to "about
+ * right".  Counts (calls, errors, edges) must be exact in both modes. */
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+#include "thread.h"
+
+__attribute__((weak)) struct cnsmp_config cnsmp_cfg;
+__attribute__((weak)) _Atomic int cnsmp_active;
+__attribute__((weak)) void cnsmp_lifecycle_ensure_init(void) {}
+
+void __cyg_profile_func_enter(void *fn, void *site);
+void __cyg_profile_func_exit(void *fn, void *site);
+
+/* The test's clock, in ns (mult 1, shift 0). */
+static uint64_t now_ns = 1000000;
+uint64_t __real_cnsmp_clock_fallback_now(void);
+uint64_t __wrap_cnsmp_clock_fallback_now(void) { return now_ns; }
+
+#define SHORT ((void *)0x1000)   /* 100 ns a call */
+#define PARENT ((void *)0x2000)  /* 5 us of its own, calls SHORT */
+#define VARIED ((void *)0x3000)  /* 50 ... 950 ns */
+#define SPIKY ((void *)0x4000)   /* 900 ns every 16th call, else 60 */
+#define LONG ((void *)0x5000)    /* 5 us */
+#define DRIFT ((void *)0x6000)   /* 100 ns, then 10 us */
+#define OPEN ((void *)0x7000)
+#define EXACT_V ((void *)0x8000) /* VARIED's twin, timed exactly */
+#define CALLER ((void *)0x9000)  /* SHORT's caller in the first test */
+
+#define EVERY 16
+#define BELOW_NS 1000
+
+static void enter(void *fn) { __cyg_profile_func_enter(fn, NULL); }
+static void leave(void *fn) { __cyg_profile_func_exit(fn, NULL); }
+
+static struct cnsmp_counters *counters(void *fn)
+{
+	return cnsmp_thread_counters(cnsmp_tls.t,
+				     cnsmp_registry_find((uintptr_t)fn)->id);
+}
+
+static uint64_t untimed(void *fn) { return atomic_load(&counters(fn)->untimed); }
+
+/* One call of fn lasting `ns`. */
+static void call(void *fn, uint64_t ns)
+{
+	enter(fn);
+	now_ns += ns;
+	leave(fn);
+}
+
+static void sampling(uint32_t every)
+{
+	cnsmp_sampling_set(every, BELOW_NS);
+	cnsmp_registry_invalidate(); /* as codensm_init does */
+}
+
+/* This thread's delta of fn since the last collect (the flusher's view). */
+static struct cnsmp_fn_delta delta(void *fn)
+{
+	struct cnsmp_batch b;
+	struct cnsmp_fn_delta d;
+	memset(&d, 0, sizeof d);
+	cnsmp_thread_drain_self();
+	cnsmp_batch_init(&b);
+	assert_int_equal(cnsmp_collect(&b), 0);
+	for (size_t i = 0; i < b.nfns; i++)
+		if (b.fns[i].id == cnsmp_registry_find((uintptr_t)fn)->id)
+			d = b.fns[i];
+	cnsmp_batch_release(&b);
+	return d;
+}
+
+static uint64_t hist_sum(const struct cnsmp_fn_delta *d)
+{
+	uint64_t n = 0;
+	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++)
+		n += d->hist[b];
+	return n;
+}
+
+static uint64_t edge(void *from, void *to)
+{
+	uint64_t key = ((uint64_t)cnsmp_registry_find((uintptr_t)from)->id << 32 |
+			cnsmp_registry_find((uintptr_t)to)->id) + 1;
+	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++)
+		if (atomic_load(&cnsmp_tls.t->edges[i].key) == key)
+			return atomic_load(&cnsmp_tls.t->edges[i].calls);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	cnsmp_clock_init(); /* calibrates on the real clock, then: */
+	cnsmp_clock_is_tsc = 0;
+	cnsmp_clock_mult = 1;
+	cnsmp_clock_shift = 0;
+	cnsmp_clock_build_octaves();
+	atomic_store(&cnsmp_active, 1);
+	void *fns[] = {SHORT, PARENT, VARIED, SPIKY, LONG, DRIFT, OPEN, EXACT_V,
+		       CALLER};
+	const char *names[] = {"svc.short", "svc.parent", "svc.varied", "svc.spiky",
+			       "svc.long", "svc.drift", "svc.open", "svc.exact_v",
+			       "svc.caller"};
+	for (int i = 0; i < 9; i++)
+		codensm_enter(fns[i], names[i], NULL, -1.0), codensm_exit(fns[i]);
+	sampling(EVERY);
+	delta(SHORT); /* start from a clean interval */
+	return 0;
+}
+
+/* 20,000 calls of a 100 ns function, one in 100 failed, under a caller:
+ * calls, errors and the caller's edge are exact; after the probation
+ * (256 timed calls) about one call in 16 is timed; a constant duration is
+ * estimated exactly, and the histogram holds every call. */
+static void counts_are_exact_and_one_call_in_n_is_timed(void **state)
+{
+	uint64_t u0 = untimed(SHORT), e0 = edge(CALLER, SHORT);
+	uint64_t c0 = atomic_load(&counters(CALLER)->calls);
+	for (int i = 0; i < 20000; i++) {
+		enter(CALLER);
+		enter(SHORT);
+		now_ns += 100;
+		if (i % 100 == 0)
+			codensm_error();
+		leave(SHORT);
+		leave(CALLER);
+	}
+	assert_int_equal(counters(SHORT)->smode, CNSMP_SM_SAMPLED);
+	uint64_t timed = 20000 - (untimed(SHORT) - u0);
+	/* 256 + 19,744 / 16 = 1,490; the gaps' spread gives sd ~ 20. */
+	assert_in_range(timed, 1490 - 150, 1490 + 150);
+	assert_int_equal(edge(CALLER, SHORT) - e0, 20000);
+	assert_int_equal(atomic_load(&counters(CALLER)->calls) - c0, 20000);
+	struct cnsmp_fn_delta d = delta(SHORT);
+	assert_int_equal(d.calls, 20000);
+	assert_int_equal(d.errors, 200);
+	assert_int_equal(d.total_ns, 20000 * 100);
+	assert_int_equal(d.self_ns, 20000 * 100);
+	assert_int_equal(hist_sum(&d), 20000);
+	assert_int_equal(d.hist[cnsmp_hist_bucket(100)], 20000);
+}
+
+/* The caller's self time leaves its untimed callees out by their
+ * estimate: exact here, where the callee always takes 100 ns. */
+static void a_callers_self_time_leaves_out_untimed_callees(void **state)
+{
+	for (int i = 0; i < 3000; i++) {
+		enter(PARENT);
+		now_ns += 5000;
+		call(SHORT, 100);
+		leave(PARENT);
+	}
+	assert_true(untimed(SHORT) > 0);
+	struct cnsmp_fn_delta p = delta(PARENT);
+	assert_int_equal(p.calls, 3000);
+	assert_int_equal(p.total_ns, 3000 * 5100);
+	assert_int_equal(p.self_ns, 3000 * 5000);
+}
+
+/* Durations for the estimate tests, fixed so both modes see the same. */
+static uint64_t varied_ns(int i) { return 50 + (uint64_t)((i * 7919) % 101) * 9; }
+static uint64_t spiky_ns(int i) { return i % 16 == 0 ? 900 : 60; }
+
+/* Sampled total against the exact one of the same workload: within four
+ * standard errors of a mean from `timed` of `n` calls (README, "Sampled
+ * timing"), for durations that vary, and for durations with a period
+ * equal to the sampling rate (what fixed gaps would get wrong by 6x). */
+static void check_estimate(void *fn, void *twin, uint64_t (*dur)(int), int n)
+{
+	double sum = 0, sq = 0;
+	for (int i = 0; i < n; i++) {
+		double x = (double)dur(i);
+		sum += x, sq += x * x;
+	}
+	double mean = sum / n, sd = sqrt(sq / n - mean * mean);
+
+	/* Exact mode: every call timed, the total is the truth. */
+	sampling(1);
+	delta(twin);
+	uint64_t u0 = untimed(twin);
+	for (int i = 0; i < n; i++)
+		call(twin, dur(i));
+	assert_int_equal(untimed(twin), u0);
+	struct cnsmp_fn_delta exact = delta(twin);
+	assert_int_equal(exact.total_ns, (uint64_t)sum);
+
+	sampling(EVERY);
+	delta(fn);
+	u0 = untimed(fn);
+	for (int i = 0; i < n; i++)
+		call(fn, dur(i));
+	struct cnsmp_fn_delta est = delta(fn);
+	uint64_t timed = (uint64_t)n - (untimed(fn) - u0);
+	assert_int_equal(est.calls, n);
+	assert_int_equal(hist_sum(&est), n);
+	assert_true(timed < (uint64_t)n / 4); /* it did sample */
+	double se = sd / sqrt((double)timed) * sqrt(1.0 - (double)timed / n) * n;
+	double err = fabs((double)est.total_ns - (double)exact.total_ns);
+	print_message("  %d calls, %llu timed: exact %llu ns, estimate %llu ns, "
+		      "error %.2f%% (4 s.e. = %.2f%%)\n", n,
+		      (unsigned long long)timed, (unsigned long long)exact.total_ns,
+		      (unsigned long long)est.total_ns, 100 * err / exact.total_ns,
+		      400 * se / exact.total_ns);
+	assert_true(err <= 4 * se);
+}
+
+static void the_estimate_is_within_its_error_bound(void **state)
+{
+	check_estimate(VARIED, EXACT_V, varied_ns, 100000);
+}
+
+static void a_pattern_in_step_with_the_rate_is_not_aliased(void **state)
+{
+	check_estimate(SPIKY, EXACT_V, spiky_ns, 100000);
+}
+
+/* A function over the threshold is decided exact after its probation
+ * and its cache slot loses the tag: every later call is timed. */
+static void a_long_function_stays_exact(void **state)
+{
+	for (int i = 0; i < 1000; i++)
+		call(LONG, 5000);
+	assert_int_equal(counters(LONG)->smode, CNSMP_SM_EXACT);
+	assert_int_equal(untimed(LONG), 0);
+	struct cnsmp_counters *c;
+	assert_true(cnsmp_tcache_get(cnsmp_tls.t, (uintptr_t)LONG, &c));
+	assert_ptr_equal(c, counters(LONG));
+}
+
+/* A sampled function that becomes slow is timed again within a few
+ * samples: its estimate passes twice the threshold, a new probation finds
+ * it long, and it stays exact. */
+static void a_sampled_function_that_slows_down_is_timed_again(void **state)
+{
+	for (int i = 0; i < 2000; i++)
+		call(DRIFT, 100);
+	assert_int_equal(counters(DRIFT)->smode, CNSMP_SM_SAMPLED);
+	uint64_t u = untimed(DRIFT);
+	for (int i = 0; i < 2000; i++)
+		call(DRIFT, 10000);
+	assert_int_equal(counters(DRIFT)->smode, CNSMP_SM_EXACT);
+	/* ~2 samples of 10 us move the estimate past 2 us: tens of untimed
+	 * calls, then a probation of 256 timed ones. */
+	assert_true(untimed(DRIFT) - u < 200);
+	delta(DRIFT);
+	uint64_t before = untimed(DRIFT);
+	for (int i = 0; i < 500; i++)
+		call(DRIFT, 10000);
+	assert_int_equal(untimed(DRIFT), before);
+	struct cnsmp_fn_delta d = delta(DRIFT);
+	assert_int_equal(d.total_ns, 500 * 10000);
+}
+
+/* Sampling off again: every call is timed from the next one on. */
+static void turning_sampling_off_times_every_call(void **state)
+{
+	for (int i = 0; i < 100; i++)
+		call(SHORT, 100);
+	assert_int_equal(counters(SHORT)->smode, CNSMP_SM_SAMPLED);
+	sampling(1);
+	uint64_t u = untimed(SHORT);
+	for (int i = 0; i < 1000; i++)
+		call(SHORT, 100);
+	assert_int_equal(untimed(SHORT), u);
+	sampling(EVERY);
+	for (int i = 0; i < 1000; i++)
+		call(SHORT, 100);
+	assert_true(untimed(SHORT) > u);
+}
+
+/* An untimed call still open at exit() is counted once, with its time
+ * estimated; one open at a crash is counted once, failed. */
+static void untimed_calls_open_at_exit_or_crash_are_counted_once(void **state)
+{
+	for (int i = 0; i < 2000; i++)
+		call(OPEN, 100);
+	assert_int_equal(counters(OPEN)->smode, CNSMP_SM_SAMPLED);
+	delta(OPEN);
+	int opened = 0;
+	for (int i = 0; i < 64 && !opened; i++) { /* until a call is untimed */
+		enter(OPEN);
+		if (cnsmp_frame_at(cnsmp_tls.t, 0)->flags & CNSMP_FR_UNTIMED)
+			opened = 1;
+		else
+			leave(OPEN);
+	}
+	assert_true(opened);
+	uint64_t calls = atomic_load(&counters(OPEN)->calls);
+	cnsmp_thread_end_open_calls();
+	assert_int_equal(atomic_load(&counters(OPEN)->calls), calls + 1);
+	leave(OPEN); /* unmatched now: ignored */
+	assert_int_equal(atomic_load(&counters(OPEN)->calls), calls + 1);
+
+	opened = 0;
+	for (int i = 0; i < 64 && !opened; i++) {
+		enter(OPEN);
+		if (cnsmp_frame_at(cnsmp_tls.t, 0)->flags & CNSMP_FR_UNTIMED)
+			opened = 1;
+		else
+			leave(OPEN);
+	}
+	assert_true(opened);
+	uint64_t errors = atomic_load(&counters(OPEN)->errors);
+	calls = atomic_load(&counters(OPEN)->calls);
+	cnsmp_thread_crash_mark(11);
+	assert_int_equal(atomic_load(&counters(OPEN)->calls), calls + 1);
+	assert_int_equal(atomic_load(&counters(OPEN)->errors), errors + 1);
+	leave(OPEN);
+	struct cnsmp_fn_delta d = delta(OPEN);
+	assert_int_equal(hist_sum(&d), d.calls);
+}
+
+/* The flusher's arithmetic on its own: time scaled by calls / timed, the
+ * histogram spread by largest remainders so it gains exactly the untimed
+ * calls, and the running estimate when a delta has no timed call. */
+static void the_flusher_scales_a_delta_by_its_timed_calls(void **state)
+{
+	struct cnsmp_counters c;
+	memset(&c, 0, sizeof c);
+	uint64_t hist[CNSMP_HIST_BUCKETS] = {0};
+	uint64_t total = 1000, self = 600;
+	hist[3] = 6, hist[5] = 4;
+	cnsmp_collect_estimate(&c, 100, 90, &total, &self, hist);
+	assert_int_equal(total, 10000);
+	assert_int_equal(self, 6000);
+	assert_int_equal(hist[3], 60);
+	assert_int_equal(hist[5], 40);
+
+	memset(hist, 0, sizeof hist);
+	hist[2] = hist[7] = hist[9] = 1; /* 10 more over three equal buckets */
+	total = self = 3;
+	cnsmp_collect_estimate(&c, 13, 10, &total, &self, hist);
+	assert_int_equal(hist[2] + hist[7] + hist[9], 13);
+	assert_in_range(hist[2], 4, 5);
+	assert_in_range(hist[7], 4, 5);
+	assert_in_range(hist[9], 4, 5);
+
+	memset(hist, 0, sizeof hist);
+	atomic_store(&c.est_ticks, 250);
+	atomic_store(&c.est_self, 200);
+	total = self = 0;
+	cnsmp_collect_estimate(&c, 8, 8, &total, &self, hist);
+	assert_int_equal(total, 8 * 250);
+	assert_int_equal(self, 8 * 200);
+	assert_int_equal(hist[cnsmp_clock_bucket(250)], 8);
+
+	memset(hist, 0, sizeof hist); /* nothing untimed: untouched */
+	total = self = 77;
+	cnsmp_collect_estimate(&c, 5, 0, &total, &self, hist);
+	assert_int_equal(total, 77);
+	assert_int_equal(hist[cnsmp_clock_bucket(77)], 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(counts_are_exact_and_one_call_in_n_is_timed),
+		cmocka_unit_test(a_callers_self_time_leaves_out_untimed_callees),
+		cmocka_unit_test(the_estimate_is_within_its_error_bound),
+		cmocka_unit_test(a_pattern_in_step_with_the_rate_is_not_aliased),
+		cmocka_unit_test(a_long_function_stays_exact),
+		cmocka_unit_test(a_sampled_function_that_slows_down_is_timed_again),
+		cmocka_unit_test(turning_sampling_off_times_every_call),
+		cmocka_unit_test(untimed_calls_open_at_exit_or_crash_are_counted_once),
+		cmocka_unit_test(the_flusher_scales_a_delta_by_its_timed_calls),
+	};
+	return cmocka_run_group_tests_name("sample", tests, setup, NULL);
+}
