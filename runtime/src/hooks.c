@@ -84,19 +84,15 @@ static inline __attribute__((always_inline)) void open_frame(
 	t->depth = d + 1;
 }
 
-/* open_frame for sampled timing: `flags` CNSMP_FR_UNTIMED (no clock
- * read) or CNSMP_FR_SAMPLED (timed, and its duration is learnt). */
-static inline __attribute__((always_inline)) void open_sampled(
-	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, void *fn,
-	uint64_t flags)
+/* open_frame for an untimed call (sampled timing): no clock read. */
+static inline __attribute__((always_inline)) void open_untimed(
+	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, void *fn)
 {
 	struct cnsmp_frame *fr = cnsmp_frame_at(t, d);
 	fr->addr = (uintptr_t)fn;
 	fr->c = c;
 	fr->child = 0;
-	fr->flags = flags;
-	if (flags != CNSMP_FR_UNTIMED)
-		fr->start = cnsmp_clock_now();
+	fr->flags = CNSMP_FR_UNTIMED;
 	atomic_signal_fence(memory_order_release); /* frame before depth */
 	t->depth = d + 1;
 }
@@ -329,6 +325,55 @@ static CNSMP_NOINST uint32_t sample_gap(struct cnsmp_thread *t)
 	return 1 + x % (2 * every - 1);
 }
 
+/* e moved 1/8 of the way to x, rounded away from e so that it reaches a
+ * steady x exactly (rounding toward e would stop up to 7 ticks short). */
+static inline uint64_t ema(uint64_t e, uint64_t x)
+{
+	int64_t d = (int64_t)(x - e);
+	return (uint64_t)((int64_t)e + (d >= 0 ? (d + 7) / 8 : (d - 7) / 8));
+}
+
+/* Calls of c timed so far (the probation's, the samples', exact ones). */
+static inline uint64_t timed_calls(const struct cnsmp_counters *c)
+{
+	return atomic_load_explicit(&c->calls, memory_order_relaxed) -
+	       atomic_load_explicit(&c->untimed, memory_order_relaxed);
+}
+
+/* From now on, c's probe_* measure from here. */
+static inline void probe_mark(struct cnsmp_counters *c)
+{
+	c->probe_calls = timed_calls(c);
+	c->probe_ticks = atomic_load_explicit(&c->total_ticks, memory_order_relaxed);
+	c->probe_self = atomic_load_explicit(&c->self_ticks, memory_order_relaxed);
+}
+
+/* A sampled function's next timed call is due: fold the timed calls that
+ * ended since the last one into its running estimate (weight 1/8 per
+ * sample: recent enough to follow a function that changes, smooth enough
+ * that one slow call does not end its sampling).  The samples are read
+ * back from the counters, so a timed call of a sampled function is an
+ * ordinary frame, measured by the same code as exact mode's.  An
+ * estimate past twice the threshold means the function is not short any
+ * more: back to probation, which times every call and decides again. */
+static CNSMP_NOINST void sample_learn(struct cnsmp_counters *c)
+{
+	uint64_t n = timed_calls(c) - c->probe_calls;
+	if (n == 0)
+		return; /* the last sample is still open (recursion) */
+	uint64_t total = atomic_load_explicit(&c->total_ticks, memory_order_relaxed);
+	uint64_t self = atomic_load_explicit(&c->self_ticks, memory_order_relaxed);
+	uint64_t e = ema(atomic_load_explicit(&c->est_ticks, memory_order_relaxed),
+			 (total - c->probe_ticks) / n);
+	uint64_t es = ema(atomic_load_explicit(&c->est_self, memory_order_relaxed),
+			  (self - c->probe_self) / n);
+	atomic_store_explicit(&c->est_ticks, e, memory_order_relaxed);
+	atomic_store_explicit(&c->est_self, es, memory_order_relaxed);
+	if (e > 2 * atomic_load_explicit(&cnsmp_sampling.below, memory_order_relaxed))
+		c->smode = CNSMP_SM_PROBATION;
+	probe_mark(c);
+}
+
 /* The timed call of a sampled function, or a call in probation (guard
  * held, depth checked).  A probation that has seen enough calls decides:
  * sampled from now on, or exact (the cache slot loses its tag, so the
@@ -337,27 +382,26 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_sample_timed(
 	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, void *fn)
 {
 	if (c->smode == CNSMP_SM_SAMPLED) {
+		sample_learn(c);
 		c->skip = sample_gap(t);
-		open_sampled(t, d, c, fn, CNSMP_FR_SAMPLED);
-		return;
-	}
-	uint64_t timed = atomic_load_explicit(&c->calls, memory_order_relaxed) -
-			 atomic_load_explicit(&c->untimed, memory_order_relaxed);
-	uint64_t n = timed - c->probe_calls;
-	if (c->smode == CNSMP_SM_PROBATION && n >= CNSMP_SAMPLE_PROBE) {
-		uint64_t mean = (atomic_load_explicit(&c->total_ticks, memory_order_relaxed) -
-				 c->probe_ticks) / n;
-		uint64_t self = (atomic_load_explicit(&c->self_ticks, memory_order_relaxed) -
-				 c->probe_self) / n;
-		if (mean < atomic_load_explicit(&cnsmp_sampling.below,
-						memory_order_relaxed)) {
-			atomic_store_explicit(&c->est_ticks, mean, memory_order_relaxed);
-			atomic_store_explicit(&c->est_self, self, memory_order_relaxed);
-			c->smode = CNSMP_SM_SAMPLED;
-			c->skip = sample_gap(t);
-		} else {
-			c->smode = CNSMP_SM_EXACT;
-			cnsmp_tcache_put(t, (uintptr_t)fn, c, t->gen);
+	} else if (c->smode == CNSMP_SM_PROBATION) {
+		uint64_t n = timed_calls(c) - c->probe_calls;
+		if (n >= CNSMP_SAMPLE_PROBE) {
+			uint64_t mean = (atomic_load_explicit(&c->total_ticks, memory_order_relaxed) -
+					 c->probe_ticks) / n;
+			uint64_t self = (atomic_load_explicit(&c->self_ticks, memory_order_relaxed) -
+					 c->probe_self) / n;
+			if (mean < atomic_load_explicit(&cnsmp_sampling.below,
+							memory_order_relaxed)) {
+				atomic_store_explicit(&c->est_ticks, mean, memory_order_relaxed);
+				atomic_store_explicit(&c->est_self, self, memory_order_relaxed);
+				c->smode = CNSMP_SM_SAMPLED;
+				c->skip = sample_gap(t);
+				probe_mark(c);
+			} else {
+				c->smode = CNSMP_SM_EXACT;
+				cnsmp_tcache_put(t, (uintptr_t)fn, c, t->gen);
+			}
 		}
 	}
 	open_frame(t, d, c, fn, 0);
@@ -384,7 +428,7 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_tagged(
 	cnsmp_tls.guard = 1;
 	if (likely(c->smode == CNSMP_SM_SAMPLED) && likely(c->skip > 1)) {
 		c->skip--;
-		open_sampled(t, d, c, fn, CNSMP_FR_UNTIMED);
+		open_untimed(t, d, c, fn);
 	} else {
 		enter_sample_timed(t, d, c, fn);
 	}
@@ -481,7 +525,7 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 			    likely(u->smode == CNSMP_SM_SAMPLED) && likely(u->skip > 1)) {
 				cnsmp_tls.guard = 1;
 				u->skip--;
-				open_sampled(t, d, u, fn, CNSMP_FR_UNTIMED);
+				open_untimed(t, d, u, fn);
 				cnsmp_tls.guard = 0;
 				return;
 			}

@@ -34,6 +34,26 @@ static int hooks_registered;   /* atexit + pthread_atfork, once */
 static _Atomic int nokey_logged;
 static _Atomic int noinclude_logged;
 
+/* Configurations replaced by codensm_init(): never freed (see above), but
+ * kept reachable, so that what is retained on purpose is not a leak (and
+ * leak checkers in users' test suites stay quiet).  One node per call. */
+struct retired {
+	struct retired *next;
+	struct cnsmp_config cfg;
+};
+static struct retired *retired;
+
+/* Keep the current config's pointers (api_mu held). */
+CNSMP_NOINST static void retire_current(void)
+{
+	struct retired *r = malloc(sizeof *r);
+	if (!r)
+		return; /* then it is simply not reachable */
+	r->cfg = cnsmp_cfg;
+	r->next = retired;
+	retired = r;
+}
+
 CNSMP_NOINST static void at_exit(void)
 {
 	if (atomic_load(&cnsmp_active))
@@ -132,6 +152,7 @@ CNSMP_API int codensm_init(const struct codensm_options *opts)
 		cnsmp_registry_invalidate(); /* cached decisions stand for "active" */
 		cnsmp_flusher_stop(EXIT_BUDGET_S);
 		cnsmp_cfg.disable = 1;
+		cnsmp_config_release(&nc); /* nothing of it was used */
 		pthread_mutex_unlock(&api_mu);
 		return bad ? -1 : 0;
 	}
@@ -140,6 +161,7 @@ CNSMP_API int codensm_init(const struct codensm_options *opts)
 		cnsmp_flusher_stop(EXIT_BUDGET_S); /* spools what it holds */
 	/* Pointers before counts, field by field: readers that race see an
 	 * old or a new value, never freed memory (the old one is kept). */
+	retire_current();
 	cnsmp_cfg.include.prefix = nc.include.prefix;
 	cnsmp_cfg.include.n = nc.include.n;
 	cnsmp_cfg.exclude.prefix = nc.exclude.prefix;

@@ -171,38 +171,6 @@ CNSMP_NOINST void cnsmp_sampling_set(uint32_t every, uint32_t below_ns)
 	atomic_store_explicit(&cnsmp_sampling.every, every, memory_order_relaxed);
 }
 
-/* e moved 1/8 of the way to x, rounded away from e so that it reaches a
- * steady x exactly (rounding toward e would stop up to 7 ticks short). */
-static inline uint64_t ema(uint64_t e, uint64_t x)
-{
-	int64_t d = (int64_t)(x - e);
-	return (uint64_t)((int64_t)e + (d >= 0 ? (d + 7) / 8 : (d - 7) / 8));
-}
-
-/* The estimate follows the timed samples with a weight of 1/8 per sample:
- * recent enough to follow a function that changes, smooth enough that
- * one slow call does not end its sampling.  A function whose estimate
- * grows past twice the threshold is no longer short: it goes back to
- * probation, which times every call and decides again. */
-CNSMP_NOINST void cnsmp_sample_learn(struct cnsmp_counters *c, uint64_t ticks,
-				     uint64_t self)
-{
-	uint64_t e = atomic_load_explicit(&c->est_ticks, memory_order_relaxed);
-	uint64_t es = atomic_load_explicit(&c->est_self, memory_order_relaxed);
-	e = ema(e, ticks);
-	es = ema(es, self);
-	atomic_store_explicit(&c->est_ticks, e, memory_order_relaxed);
-	atomic_store_explicit(&c->est_self, es, memory_order_relaxed);
-	if (e > 2 * atomic_load_explicit(&cnsmp_sampling.below,
-					 memory_order_relaxed)) {
-		c->smode = CNSMP_SM_PROBATION;
-		c->probe_calls = atomic_load_explicit(&c->calls, memory_order_relaxed) -
-				 atomic_load_explicit(&c->untimed, memory_order_relaxed);
-		c->probe_ticks = atomic_load_explicit(&c->total_ticks, memory_order_relaxed);
-		c->probe_self = atomic_load_explicit(&c->self_ticks, memory_order_relaxed);
-	}
-}
-
 /* The ids of frames [0, n), the innermost CNSMP_INCIDENT_MAX_DEPTH kept. */
 static CNSMP_NOINST uint32_t chain_of(struct cnsmp_thread *t, uint32_t n,
 				      uint32_t *chain)
@@ -237,8 +205,6 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 		ticks = cnsmp_ticks_since(now, fr->start);
 		uint64_t self = cnsmp_ticks_since(ticks, fr->child);
 		cnsmp_count_call(c, ticks, self, exc || failed);
-		if (fr->flags & CNSMP_FR_SAMPLED)
-			cnsmp_sample_learn(c, ticks, self);
 	}
 	if (exc && t->exc_epoch != t->throw_epoch) {
 		t->exc_epoch = t->throw_epoch; /* one incident per throw */

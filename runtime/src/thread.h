@@ -37,10 +37,9 @@ enum {
 	 * hot path a load and a store. */
 	CNSMP_FR_THROWN = 4,
 	/* Sampled timing: a call that read no clock (start is not set; its
-	 * time is the function's estimate), and a timed call of a sampled
-	 * function, whose duration updates that estimate. */
+	 * time is its function's estimate).  The timed calls of a sampled
+	 * function are ordinary frames, measured exactly like exact mode's. */
 	CNSMP_FR_UNTIMED = 8,
-	CNSMP_FR_SAMPLED = 16,
 };
 
 /* Sampled timing as the hooks read it.  lifecycle.c sets it with the
@@ -356,9 +355,6 @@ static inline void cnsmp_count_untimed(struct cnsmp_counters *c, int error)
 	atomic_store_explicit(&c->untimed, atomic_load_explicit(
 		&c->untimed, memory_order_relaxed) + 1, memory_order_release);
 }
-
-/* A timed call of a sampled function ended (thread.c). */
-void cnsmp_sample_learn(struct cnsmp_counters *c, uint64_t ticks, uint64_t self);
 
 /* Owner (or its signal handler): bin the pending call. */
 static inline void cnsmp_thread_drain(struct cnsmp_thread *t)

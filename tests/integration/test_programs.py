@@ -2,6 +2,7 @@
 of the runtime: many threads, fork, codensm_error corners, manual
 tracking, longjmp repairs, prefixes at component boundaries, dlopen."""
 import os
+import statistics
 import unittest
 
 from harness import (PROGS, SAMPLES_SRC, SANITIZER, Case, Totals, compile_prog, decl_line, run, sample)
@@ -52,6 +53,62 @@ class TestFork(Case):
         child = [b for b in rec.committed() if (b.get("_meta") or {}).get("pid") != r.pid]
         self.assert_exact(Totals(child), {"forker.fork_work": (300, 0), "forker.loop": (1, 0),
                                           "forker.fork_child": (1, 0)})
+
+
+class TestSampledTiming(Case):
+    """CODENSM_SAMPLE: counts stay exact; time is estimated from a sample."""
+
+    def test_counts_exact_and_time_close_to_exact_mode(self):
+        """rounds alternating exact and 1-in-16 timing: exact counts, histograms that sum to the calls, and the same median share of the caller's time within 3 points"""
+        prog = compile_prog("sampler", ["sampler.c"])
+        rec = self.receiver()
+        rounds, n = 10, 20000
+        r = run([prog, str(rounds), str(n)],
+                self.env(rec, CODENSM_INCLUDE="sampler", CODENSM_FLUSH_INTERVAL="3600",
+                         CODENSM_SAMPLE_BELOW_NS="1000000"))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "sampler: %d x %d, 0 failed\n" % (rounds, n))
+        bodies = [b for b in rec.committed()
+                  if any(f["name"] == "sampler.sample_spin" for f in b.get("functions", []))]
+        self.assertEqual(len(bodies), rounds, "one body per round (codensm_flush after each)")
+        # sample_spin's time over its caller's, per round: machine speed
+        # cancels out of it (these machines change speed between rounds
+        # by 2x), the estimate's error does not.
+        share = {1: [], 16: []}
+        for i, b in enumerate(bodies):
+            t = Totals([b])
+            spin, caller = t.fns["sampler.sample_spin"], t.fns["sampler.sample_round"]
+            self.assertEqual((spin["calls"], spin["errors"]), (n, n // 100), "round %d" % i)
+            self.assertEqual(caller["calls"], 1, "round %d" % i)
+            self.assertEqual(sum(spin["hist"].values()), n, "round %d: the histogram holds every call" % i)
+            self.assertLessEqual(spin["self_ms"], spin["total_ms"] * 1.0001)
+            share[16 if i % 2 else 1].append(spin["total_ms"] / caller["total_ms"])
+        t = Totals(rec.committed())
+        self.assert_exact(t, {"sampler.sample_round": (rounds, 0),
+                              "sampler.sample_spin": (rounds * n, rounds * n // 100),
+                              "sampler.main": (1, 0)})
+        self.assertEqual(t.edges[("sampler.sample_round", "sampler.sample_spin")], rounds * n)
+        # Medians: a call that the machine preempts for milliseconds is
+        # counted once by exact timing but 16 times when it is a sample,
+        # so one round's estimate can be off by several points here.
+        exact, sampled = statistics.median(share[1]), statistics.median(share[16])
+        self.assertAlmostEqual(sampled, exact, delta=0.03,
+                               msg="share of the caller's time, exact %r, sampled %r"
+                               % (share[1], share[16]))
+
+    def test_many_threads_sampled_sum_exactly(self):
+        """64 threads, 1-in-16 timing, 0.1 s flushes: calls and edges exact, every histogram sums to its calls"""
+        prog = compile_prog("threads", ["threads.c"])
+        rec = self.receiver()
+        r = run([prog, "64", "1000"], self.env(rec, CODENSM_INCLUDE="threads", CODENSM_SAMPLE="16",
+                                               CODENSM_FLUSH_INTERVAL="0.1"))
+        self.assert_ran(r)
+        t = Totals(rec.committed())
+        self.assert_exact(t, {"threads.work_thread": (64, 0), "threads.work_mid": (64000, 0),
+                              "threads.work_leaf": (128000, 0), "threads.main": (1, 0)})
+        self.assertEqual(t.edges[("threads.work_mid", "threads.work_leaf")], 128000)
+        for name, e in t.fns.items():
+            self.assertEqual(sum(e["hist"].values()), e["calls"], name)
 
 
 class TestExit(Case):
