@@ -93,6 +93,10 @@ EXCLUDE_ALL = "bench,build,real,work,home,root,tmp,usr,src," \
     "calls,manyfn,fib,main"
 
 
+# Sampled timing's rate in the "sampled" variant: 1 call in 16 timed.
+SAMPLE = 16
+
+
 def variants(args):
     v = [
         Variant("base", "base"),
@@ -100,6 +104,7 @@ def variants(args):
         Variant("agg", "agg"),
         Variant("tracked", "rt"),
         Variant("excluded", "rt", env={"CODENSM_EXCLUDE": EXCLUDE_ALL}),
+        Variant("sampled", "rt", env={"CODENSM_SAMPLE": str(SAMPLE)}),
         Variant("gprof", "pg", cwd_tmp=True),
         Variant("tracked-static", "rts"),
         Variant("uftrace", "fi", wrap="uftrace"),  # last: the slow one
@@ -446,7 +451,8 @@ def instructions(build, tmp, env):
     immune to neighbours, unlike time; rdtsc latency is not in it."""
     out = {}
     runs = [("base", "base", {}), ("empty", "empty", {}), ("agg", "agg", {}),
-            ("tracked", "rt", {}), ("excluded", "rt", {"CODENSM_EXCLUDE": EXCLUDE_ALL})]
+            ("tracked", "rt", {}), ("excluded", "rt", {"CODENSM_EXCLUDE": EXCLUDE_ALL}),
+            ("sampled", "rt", {"CODENSM_SAMPLE": str(SAMPLE)})]
     for name, kind, extra in runs:
         e = dict(env)
         e.update(extra)
@@ -468,15 +474,58 @@ def payload_rate(build):
     return json.loads(out.stdout)
 
 
-def sampled_mode_available():
-    """The optional sampled-timing mode, if the runtime grew one."""
-    for root, _, files in os.walk(os.path.join(REPO, "runtime")):
-        for f in files:
-            if f.endswith((".c", ".h")):
-                if "CODENSM_SAMPL" in open(os.path.join(root, f),
-                                           errors="replace").read():
-                    return True
-    return False
+def sink_functions(bodies):
+    """{name: {calls, total_ms, self_ms}} summed over the sink's bodies."""
+    out = {}
+    for body in bodies:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            continue
+        for f in doc.get("functions", []):
+            e = out.setdefault(f["name"], {"calls": 0, "total_ms": 0.0,
+                                           "self_ms": 0.0})
+            e["calls"] += f.get("calls", 0)
+            e["total_ms"] += f.get("total_ms", 0.0)
+            e["self_ms"] += f.get("self_ms", 0.0)
+    return out
+
+
+def sampled_accuracy(build, tmp, env, bz, runs):
+    """bzip2 compressing, sent to a local sink at exit, alternately with
+    every call timed and with 1 in SAMPLE: the calls must be identical,
+    and the mean time per call of the busiest leaf functions (no tracked
+    callee; a caller's time also holds its callees' hooks, which cost less
+    when they are not timed, so callers are not comparable) is reported for
+    both, median over `runs` pairs of runs."""
+    means = {"exact": [], "sampled": []}
+    calls = {}
+    for r in range(runs):
+        for mode, extra in (("exact", {}), ("sampled", {"CODENSM_SAMPLE": str(SAMPLE)})):
+            srv = start_sink()
+            e = sink_env(env, srv, 3600)
+            e.update(extra)
+            with open(os.path.join(tmp, "acc.z"), "wb") as f:
+                run_once([os.path.join(build, "bench", "bzip2-rt"), "-9", "-c",
+                          bz.input], e, stdout=f)
+            srv.shutdown()
+            fns = sink_functions(Sink.bodies)
+            calls.setdefault(mode, {k: v["calls"] for k, v in fns.items()})
+            means[mode].append(fns)
+    first = means["exact"][0]
+    leaves = sorted((k for k, v in first.items()
+                     if v["calls"] >= 100000 and v["total_ms"] > 0 and
+                     v["self_ms"] >= 0.999 * v["total_ms"]),
+                    key=lambda k: -first[k]["total_ms"])[:3]
+
+    def ns_per_call(mode, k):
+        return median([1e6 * run[k]["total_ms"] / run[k]["calls"]
+                       for run in means[mode] if run.get(k, {}).get("calls")])
+    return {"calls_identical": calls["exact"] == calls["sampled"],
+            "functions": len(calls["exact"]), "runs": runs,
+            "leaves": [{"name": k, "calls": first[k]["calls"],
+                        "exact_ns": ns_per_call("exact", k),
+                        "sampled_ns": ns_per_call("sampled", k)} for k in leaves]}
 
 
 # ---- report --------------------------------------------------------------
@@ -486,7 +535,7 @@ def ratio(num, den):
 
 
 PAIRS = ("tracked/agg", "excluded/empty", "uftrace/tracked", "gprof/tracked",
-         "tracked-static/tracked")
+         "tracked-static/tracked", "sampled/empty", "sampled/tracked")
 
 
 def paired_ratios(m):
@@ -524,8 +573,8 @@ def build_report(R):
         "ratios.")
     add("")
     add("| workload | calls/run | base s | empty | mini agg | tracked | "
-        "excluded | uftrace | gprof | tracked (static) |")
-    add("|---|---|---|---|---|---|---|---|---|---|")
+        "excluded | sampled (1 in %d) | uftrace | gprof | tracked (static) |" % SAMPLE)
+    add("|---|---|---|---|---|---|---|---|---|---|---|")
     for w in ("synthetic", "bzip2"):
         m = R["overhead"].get(w)
         if not m:
@@ -541,8 +590,8 @@ def build_report(R):
             return "+%.3f s%s" % (d, per)
         add("| %s | %s | %.3f | %s |" % (
             w, "{:,}".format(calls), base, " | ".join(cell(n) for n in (
-                "empty", "agg", "tracked", "excluded", "uftrace", "gprof",
-                "tracked-static"))))
+                "empty", "agg", "tracked", "excluded", "sampled", "uftrace",
+                "gprof", "tracked-static"))))
     add("")
     add("| what | target | measured | met |")
     add("|---|---|---|---|")
@@ -569,6 +618,11 @@ def build_report(R):
             "%.2f" % rr["gprof/tracked"], None)
         row("%s: tracked static / tracked shared (overheads)" % w,
             "(reported)", "%.2f" % rr["tracked-static/tracked"], None)
+        if "sampled/empty" in rr:
+            row("%s: sampled timing (1 in %d) overhead / empty hooks'" % (w, SAMPLE),
+                "(optional mode, reported)", "%.2f" % rr["sampled/empty"], None)
+            row("%s: sampled timing (1 in %d) overhead / tracked" % (w, SAMPLE),
+                "(reported)", "%.2f" % rr["sampled/tracked"], None)
     s = R.get("scaling", {})
     for name in ("tracked", "agg", "empty", "base"):
         if name in s:
@@ -588,7 +642,7 @@ def build_report(R):
                if k not in ("calls", "base")}
         row("instructions per call (callgrind, synthetic)", "(reported)",
             ", ".join("%s %.0f" % (k, per[k]) for k in
-                      ("empty", "agg", "tracked", "excluded") if k in per), None)
+                      ("empty", "agg", "tracked", "excluded", "sampled") if k in per), None)
     st = R.get("startup")
     if st:
         if "bzip2" in R["overhead"]:
@@ -625,9 +679,17 @@ def build_report(R):
                 "%.2f ms, %d bodies, %d bytes, %.0f functions/s" % (
                     p["ms"], p["bodies"], p["bytes"], p["functions_per_s"]),
                 None)
-    if "sampled_mode" in R:
-        row("sampled-timing mode", "(optional)",
-            "measured" if R["sampled_mode"] else "not in the runtime", None)
+    acc = R.get("sampled_accuracy")
+    if acc:
+        row("sampled timing on bzip2: calls identical to exact mode",
+            "exact", "yes (%d functions)" % acc["functions"] if acc["calls_identical"]
+            else "**no**", acc["calls_identical"])
+        for lf in acc["leaves"]:
+            row("sampled timing on bzip2: %s, ns per call, sampled vs exact (%s calls)"
+                % (lf["name"].rsplit(".", 1)[-1], "{:,}".format(lf["calls"])), "(reported)",
+                "%.1f vs %.1f (%+.0f%%; median of %d runs each)" % (
+                    lf["sampled_ns"], lf["exact_ns"],
+                    100 * (lf["sampled_ns"] / lf["exact_ns"] - 1), acc["runs"]), None)
     return "\n".join(lines)
 
 
@@ -661,7 +723,7 @@ def main():
                     help="only the variants that do not need the runtime")
     ap.add_argument("--only", default="",
                     help="comma list of: synthetic,bzip2,scaling,startup,"
-                    "memory,steady,instructions,payload")
+                    "memory,steady,instructions,payload,accuracy")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
     build = os.path.abspath(args.build)
@@ -726,7 +788,10 @@ def main():
             if want("payload"):
                 log("payload build rate")
                 R["payload"] = payload_rate(build)
-            R["sampled_mode"] = sampled_mode_available()
+            if want("accuracy"):
+                log("sampled timing against exact timing on bzip2")
+                R["sampled_accuracy"] = sampled_accuracy(build, tmp, env, bz,
+                                                         args.runs)
     R["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     R["ratios"] = {w: paired_ratios(m) for w, m in R["overhead"].items()}
     R["elapsed_s"] = time.time() - t_start

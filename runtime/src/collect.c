@@ -27,6 +27,7 @@
 
 struct snap_counters {
 	uint64_t calls, errors, total_ticks, self_ticks, untimed;
+	uint64_t s_timed, s_ticks, s_self;
 	uint32_t hist[CNSMP_HIST_BUCKETS];
 };
 
@@ -355,22 +356,26 @@ static void spread(uint64_t *hist, uint64_t sum, uint64_t extra)
 }
 
 /* Sampled timing (hooks.c): `untimed` of a delta's `calls` read no
- * clock.  The timed ones stand for them: total and self time are scaled
- * by calls / timed, and the histogram gains the untimed calls spread
- * over its buckets in proportion, so it still sums to the calls.  With no
- * timed call in the delta (a flush between two samples), the owner's
- * running estimate of one call stands in.  The max is the timed calls'. */
+ * clock.  Each is given the mean of the delta's samples (the timed calls
+ * of the function while it was sampled, a random one in N of its calls);
+ * the other timed calls (its probation, exact mode) count as they are:
+ * they were not chosen at random, and scaling them up would give their
+ * bias N times.  With no sample in the delta (a flush between two), the
+ * owner's running estimate of one call stands in.  The histogram gains
+ * the untimed calls spread over its buckets in proportion, so it still
+ * sums to the calls; the max is the timed calls'. */
 CNSMP_NOINST void cnsmp_collect_estimate(const struct cnsmp_counters *c,
 					 uint64_t calls, uint64_t untimed,
+					 const struct cnsmp_sample_delta *s,
 					 uint64_t *total, uint64_t *self,
 					 uint64_t *hist)
 {
-	uint64_t timed = calls - untimed, sum = 0;
+	uint64_t sum = 0;
 	if (untimed == 0)
 		return;
-	if (timed > 0) {
-		*total = (uint64_t)((unsigned __int128)*total * calls / timed);
-		*self = (uint64_t)((unsigned __int128)*self * calls / timed);
+	if (s->timed > 0) {
+		*total += (uint64_t)((unsigned __int128)s->ticks * untimed / s->timed);
+		*self += (uint64_t)((unsigned __int128)s->self * untimed / s->timed);
 	} else {
 		*total += untimed * atomic_load_explicit(&c->est_ticks, memory_order_relaxed);
 		*self += untimed * atomic_load_explicit(&c->est_self, memory_order_relaxed);
@@ -379,7 +384,7 @@ CNSMP_NOINST void cnsmp_collect_estimate(const struct cnsmp_counters *c,
 		sum += hist[b];
 	if (sum > 0)
 		spread(hist, sum, untimed);
-	else /* the timed call's slot is still pending (thread.h) */
+	else /* the timed calls' slots are still pending (thread.h) */
 		hist[cnsmp_clock_bucket(*total / calls)] += untimed;
 }
 
@@ -419,8 +424,13 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 	uint64_t dt = total - s->total_ticks, ds = self - s->self_ticks;
 	if (de > dc)
 		de = dc;
+	uint64_t s_timed = atomic_load_explicit(&c->s_timed, memory_order_relaxed);
+	uint64_t s_ticks = atomic_load_explicit(&c->s_ticks, memory_order_relaxed);
+	uint64_t s_self = atomic_load_explicit(&c->s_self, memory_order_relaxed);
+	struct cnsmp_sample_delta sd = { s_timed - s->s_timed, s_ticks - s->s_ticks,
+					 s_self - s->s_self };
 	read_hist(p, c, s, hist);
-	cnsmp_collect_estimate(c, dc, untimed - s->untimed, &dt, &ds, hist);
+	cnsmp_collect_estimate(c, dc, untimed - s->untimed, &sd, &dt, &ds, hist);
 	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++)
 		d->hist[b] += hist[b];
 	d->calls += dc;
@@ -436,6 +446,9 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 	if (!p->safe) {
 		s->calls = calls;
 		s->untimed = untimed;
+		s->s_timed = s_timed;
+		s->s_ticks = s_ticks;
+		s->s_self = s_self;
 		s->errors += de;
 		s->total_ticks = total;
 		s->self_ticks = self;

@@ -294,37 +294,6 @@ static CNSMP_NOINST __attribute__((noinline, cold)) void enter_hit_slow(
  * scales each delta's time and histogram by its calls over its timed
  * calls (collect.c); README "Sampled timing" gives the error bound. */
 
-/* The cached value of counters c: tagged while sampling is on and c is
- * not decided exact. */
-static inline struct cnsmp_counters *sample_tag(struct cnsmp_counters *c)
-{
-	if (c && c->smode != CNSMP_SM_EXACT &&
-	    atomic_load_explicit(&cnsmp_sampling.every, memory_order_relaxed) > 1)
-		return (struct cnsmp_counters *)((uintptr_t)c | CNSMP_TC_SAMPLE);
-	return c;
-}
-
-/* Untimed calls before the next timed one: uniform on 1 ... 2N-1 (mean
- * N), from the thread's xorshift32.  Seeds are the threads' order of
- * first use, not addresses or time, so that a run can be repeated. */
-static _Atomic uint32_t sample_seeds;
-static CNSMP_NOINST uint32_t sample_gap(struct cnsmp_thread *t)
-{
-	uint32_t every = atomic_load_explicit(&cnsmp_sampling.every,
-					      memory_order_relaxed);
-	if (every <= 1)
-		return 1;
-	uint32_t x = t->rng;
-	if (x == 0)
-		x = (atomic_fetch_add_explicit(&sample_seeds, 1, memory_order_relaxed) +
-		     1) * 0x9e3779b9u | 1;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	t->rng = x;
-	return 1 + x % (2 * every - 1);
-}
-
 /* e moved 1/8 of the way to x, rounded away from e so that it reaches a
  * steady x exactly (rounding toward e would stop up to 7 ticks short). */
 static inline uint64_t ema(uint64_t e, uint64_t x)
@@ -348,25 +317,71 @@ static inline void probe_mark(struct cnsmp_counters *c)
 	c->probe_self = atomic_load_explicit(&c->self_ticks, memory_order_relaxed);
 }
 
-/* A sampled function's next timed call is due: fold the timed calls that
- * ended since the last one into its running estimate (weight 1/8 per
- * sample: recent enough to follow a function that changes, smooth enough
- * that one slow call does not end its sampling).  The samples are read
- * back from the counters, so a timed call of a sampled function is an
- * ordinary frame, measured by the same code as exact mode's.  An
- * estimate past twice the threshold means the function is not short any
- * more: back to probation, which times every call and decides again. */
+/* The cached value of counters c: tagged while sampling is on and c is
+ * not decided exact.  A sampled function's mark restarts here: while its
+ * slot was not tagged (sampling off, or a stale cache), its calls were
+ * timed as exact ones, and the next sample must not take them for its
+ * own. */
+static inline struct cnsmp_counters *sample_tag(struct cnsmp_counters *c)
+{
+	if (c && c->smode != CNSMP_SM_EXACT &&
+	    atomic_load_explicit(&cnsmp_sampling.every, memory_order_relaxed) > 1) {
+		if (c->smode == CNSMP_SM_SAMPLED)
+			probe_mark(c);
+		return (struct cnsmp_counters *)((uintptr_t)c | CNSMP_TC_SAMPLE);
+	}
+	return c;
+}
+
+/* Untimed calls before the next timed one: uniform on 1 ... 2N-1 (mean
+ * N), from the thread's xorshift32.  Seeds are the threads' order of
+ * first use, not addresses or time, so that a run can be repeated. */
+static _Atomic uint32_t sample_seeds;
+static CNSMP_NOINST uint32_t sample_gap(struct cnsmp_thread *t)
+{
+	uint32_t every = atomic_load_explicit(&cnsmp_sampling.every,
+					      memory_order_relaxed);
+	if (every <= 1)
+		return 1;
+	uint32_t x = t->rng;
+	if (x == 0)
+		x = (atomic_fetch_add_explicit(&sample_seeds, 1, memory_order_relaxed) +
+		     1) * 0x9e3779b9u | 1;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	t->rng = x;
+	/* x * (2N-1) / 2^32, a multiply, not a division: see sample_learn. */
+	return 1 + (uint32_t)(((uint64_t)x * (2 * every - 1)) >> 32);
+}
+
+/* A sampled function's next timed call is due: add the timed calls that
+ * ended since the last one (one, unless a cached decision was refilled)
+ * to the samples, and fold them into its running estimate (weight 1/8
+ * per sample: recent enough to follow a function that changes, smooth
+ * enough that one slow call does not end its sampling).  The samples are
+ * read back from the counters, so a timed call of a sampled function is
+ * an ordinary frame, measured by the same code as exact mode's.  This
+ * runs just before the sample's clock read, which does not wait for it,
+ * so the common case divides nothing: a division's 20-40 cycles would
+ * still be in flight inside the sample.  An estimate past twice the
+ * threshold means the function is not short any more: back to
+ * probation, which times every call and decides again. */
 static CNSMP_NOINST void sample_learn(struct cnsmp_counters *c)
 {
 	uint64_t n = timed_calls(c) - c->probe_calls;
 	if (n == 0)
-		return; /* the last sample is still open (recursion) */
+		return; /* the last sample is still open */
 	uint64_t total = atomic_load_explicit(&c->total_ticks, memory_order_relaxed);
 	uint64_t self = atomic_load_explicit(&c->self_ticks, memory_order_relaxed);
-	uint64_t e = ema(atomic_load_explicit(&c->est_ticks, memory_order_relaxed),
-			 (total - c->probe_ticks) / n);
-	uint64_t es = ema(atomic_load_explicit(&c->est_self, memory_order_relaxed),
-			  (self - c->probe_self) / n);
+	uint64_t dt = total - c->probe_ticks, ds = self - c->probe_self;
+	cnsmp_bump(&c->s_ticks, dt);
+	cnsmp_bump(&c->s_self, ds);
+	cnsmp_bump(&c->s_timed, n);
+	if (unlikely(n > 1)) /* else no division (see above) */
+		dt /= n, ds /= n;
+	uint64_t e = ema(atomic_load_explicit(&c->est_ticks, memory_order_relaxed), dt);
+	uint64_t es = ema(atomic_load_explicit(&c->est_self, memory_order_relaxed), ds);
 	atomic_store_explicit(&c->est_ticks, e, memory_order_relaxed);
 	atomic_store_explicit(&c->est_self, es, memory_order_relaxed);
 	if (e > 2 * atomic_load_explicit(&cnsmp_sampling.below, memory_order_relaxed))
@@ -374,16 +389,20 @@ static CNSMP_NOINST void sample_learn(struct cnsmp_counters *c)
 	probe_mark(c);
 }
 
-/* The timed call of a sampled function, or a call in probation (guard
- * held, depth checked).  A probation that has seen enough calls decides:
- * sampled from now on, or exact (the cache slot loses its tag, so the
- * function's calls take the exact path again). */
-static CNSMP_NOINST __attribute__((noinline)) void enter_sample_timed(
-	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, void *fn)
+/* Before the timed call of a sampled function, or a call in probation
+ * (guard held): the bookkeeping, so that the caller's clock read is the
+ * last thing before the call, as on the exact path.  A probation that has
+ * seen enough calls decides: sampled from now on, or exact (the cache
+ * slot loses its tag, so the function's calls take the exact path
+ * again). */
+static CNSMP_NOINST __attribute__((noinline)) void sample_timed_due(
+	struct cnsmp_thread *t, struct cnsmp_counters *c, void *fn)
 {
 	if (c->smode == CNSMP_SM_SAMPLED) {
 		sample_learn(c);
 		c->skip = sample_gap(t);
+	} else if (c->smode == CNSMP_SM_EXACT) {
+		cnsmp_tcache_put(t, (uintptr_t)fn, c, t->gen); /* seen recursive */
 	} else if (c->smode == CNSMP_SM_PROBATION) {
 		uint64_t n = timed_calls(c) - c->probe_calls;
 		if (n >= CNSMP_SAMPLE_PROBE) {
@@ -404,7 +423,6 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_sample_timed(
 			}
 		}
 	}
-	open_frame(t, d, c, fn, 0);
 }
 
 /* A cached call whose slot is tagged (sampling is on, the function is in
@@ -430,7 +448,15 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_tagged(
 		c->skip--;
 		open_untimed(t, d, c, fn);
 	} else {
-		enter_sample_timed(t, d, c, fn);
+		sample_timed_due(t, c, fn);
+		struct cnsmp_frame *fr = cnsmp_frame_at(t, d);
+		fr->addr = (uintptr_t)fn;
+		fr->c = c;
+		fr->child = 0;
+		fr->flags = 0;
+		fr->start = cnsmp_clock_now();
+		atomic_signal_fence(memory_order_release); /* frame before depth */
+		t->depth = d + 1;
 	}
 	cnsmp_tls.guard = 0;
 }

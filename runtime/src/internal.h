@@ -330,13 +330,16 @@ struct cnsmp_counters {
 	 * fields above so that an untimed call touches two cache lines.
 	 * smode, skip and probe_*: owner-only; where the function stands
 	 * (CNSMP_SM_*), the untimed calls left before the next timed one,
-	 * and the counters when its probation began.  untimed: calls counted
-	 * without reading the clock, whose time the flusher estimates from
-	 * the timed ones (collect.c); the owner stores it after calls, with
-	 * release.  est_ticks, est_self: the owner's running estimate of one
-	 * call, for a delta that has no timed call. */
+	 * and the counters when its probation or its last sample began.
+	 * untimed: calls counted without reading the clock (the owner stores
+	 * it after calls, with release).  s_timed, s_ticks, s_self: the
+	 * samples, the timed calls of a sampled function, whose mean the
+	 * flusher gives each untimed call (collect.c); added at the next
+	 * sample.  est_ticks, est_self: the owner's running estimate of one
+	 * call, for a caller's child time and a delta with no sample. */
 	uint32_t smode, skip;
 	_Atomic uint64_t untimed;
+	_Atomic uint64_t s_timed, s_ticks, s_self;
 	_Atomic uint64_t est_ticks, est_self;
 	uint64_t probe_calls, probe_ticks, probe_self;
 	_Atomic uint32_t hist[CNSMP_HIST_BUCKETS];
@@ -344,7 +347,10 @@ struct cnsmp_counters {
 /* A function's timing on one thread when sampling is on.  A probation
  * (the first CNSMP_SAMPLE_PROBE calls, and again whenever a sampled
  * function's estimate grows past twice the threshold) times every call;
- * its mean decides SAMPLED or EXACT, and EXACT stays. */
+ * its mean decides SAMPLED or EXACT, and EXACT stays.  A function seen
+ * calling itself is EXACT at once: its calls' inclusive times span from
+ * the innermost call's to the whole recursion's, and a sample that
+ * misses the few outermost calls misses most of its time. */
 enum { CNSMP_SM_PROBATION = 0, CNSMP_SM_SAMPLED = 1, CNSMP_SM_EXACT = 2 };
 #define CNSMP_SAMPLE_PROBE 256
 

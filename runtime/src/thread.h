@@ -373,6 +373,8 @@ static inline void cnsmp_count_edge(struct cnsmp_thread *t,
 {
 	struct cnsmp_edge *e = c->last_edge;
 	if (unlikely(c->last_parent != parent || !e)) {
+		if (unlikely(parent == c))
+			c->smode = CNSMP_SM_EXACT; /* recursive: never sampled */
 		e = parent ? cnsmp_thread_edge(t, parent->id, c->id) : &t->root_edge;
 		c->last_edge = e;
 		c->last_parent = parent;
@@ -388,12 +390,15 @@ static inline void cnsmp_count_edge(struct cnsmp_thread *t,
 void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
 		      struct cnsmp_counters *c, uint32_t g);
 
-/* collect.c: one thread's delta of counters c (calls, of which untimed
- * read no clock; total and self ticks; histogram) with the untimed calls'
- * time estimated from the timed ones. */
+/* collect.c: one thread's delta of a function's counters c: `calls`, of
+ * which `untimed` read no clock, and the samples' delta s; the untimed
+ * calls' time is added to *total, *self and hist (ticks). */
+struct cnsmp_sample_delta {
+	uint64_t timed, ticks, self;
+};
 void cnsmp_collect_estimate(const struct cnsmp_counters *c, uint64_t calls,
-			    uint64_t untimed, uint64_t *total, uint64_t *self,
-			    uint64_t *hist);
+			    uint64_t untimed, const struct cnsmp_sample_delta *s,
+			    uint64_t *total, uint64_t *self, uint64_t *hist);
 /* collect.c: the flusher's snapshot of one block, reset for reuse. */
 void cnsmp_collect_forget_thread(struct cnsmp_thread *t);
 /* thread.c: CLOCK_REALTIME in unix microseconds (vDSO, signal-safe). */

@@ -36,6 +36,7 @@ uint64_t __wrap_cnsmp_clock_fallback_now(void) { return now_ns; }
 #define OPEN ((void *)0x7000)
 #define EXACT_V ((void *)0x8000) /* VARIED's twin, timed exactly */
 #define CALLER ((void *)0x9000)  /* SHORT's caller in the first test */
+#define RECUR ((void *)0xa000)   /* calls itself once */
 
 #define EVERY 16
 #define BELOW_NS 1000
@@ -108,11 +109,11 @@ static int setup(void **state)
 	cnsmp_clock_build_octaves();
 	atomic_store(&cnsmp_active, 1);
 	void *fns[] = {SHORT, PARENT, VARIED, SPIKY, LONG, DRIFT, OPEN, EXACT_V,
-		       CALLER};
+		       CALLER, RECUR};
 	const char *names[] = {"svc.short", "svc.parent", "svc.varied", "svc.spiky",
 			       "svc.long", "svc.drift", "svc.open", "svc.exact_v",
-			       "svc.caller"};
-	for (int i = 0; i < 9; i++)
+			       "svc.caller", "svc.recur"};
+	for (int i = 0; i < 10; i++)
 		codensm_enter(fns[i], names[i], NULL, -1.0), codensm_exit(fns[i]);
 	sampling(EVERY);
 	delta(SHORT); /* start from a clean interval */
@@ -173,9 +174,10 @@ static uint64_t varied_ns(int i) { return 50 + (uint64_t)((i * 7919) % 101) * 9;
 static uint64_t spiky_ns(int i) { return i % 16 == 0 ? 900 : 60; }
 
 /* Sampled total against the exact one of the same workload: within four
- * standard errors of a mean from `timed` of `n` calls (README, "Sampled
- * timing"), for durations that vary, and for durations with a period
- * equal to the sampling rate (what fixed gaps would get wrong by 6x). */
+ * standard errors (README, "Sampled timing": sd of the durations times
+ * the untimed calls over the square root of the samples), for durations
+ * that vary, and for durations with a period equal to the sampling rate
+ * (what fixed gaps would get wrong by 6x). */
 static void check_estimate(void *fn, void *twin, uint64_t (*dur)(int), int n)
 {
 	double sum = 0, sq = 0;
@@ -205,7 +207,10 @@ static void check_estimate(void *fn, void *twin, uint64_t (*dur)(int), int n)
 	assert_int_equal(est.calls, n);
 	assert_int_equal(hist_sum(&est), n);
 	assert_true(timed < (uint64_t)n / 4); /* it did sample */
-	double se = sd / sqrt((double)timed) * sqrt(1.0 - (double)timed / n) * n;
+	/* The untimed calls get the samples' mean; the probation's calls
+	 * are exact. */
+	double samples = (double)timed - CNSMP_SAMPLE_PROBE;
+	double se = sd * (double)(n - timed) / sqrt(samples);
 	double err = fabs((double)est.total_ns - (double)exact.total_ns);
 	print_message("  %d calls, %llu timed: exact %llu ns, estimate %llu ns, "
 		      "error %.2f%% (4 s.e. = %.2f%%)\n", n,
@@ -321,45 +326,82 @@ static void untimed_calls_open_at_exit_or_crash_are_counted_once(void **state)
 	assert_int_equal(hist_sum(&d), d.calls);
 }
 
-/* The flusher's arithmetic on its own: time scaled by calls / timed, the
- * histogram spread by largest remainders so it gains exactly the untimed
- * calls, and the running estimate when a delta has no timed call. */
-static void the_flusher_scales_a_delta_by_its_timed_calls(void **state)
+/* The flusher's arithmetic on its own: each untimed call gets the mean
+ * of the delta's samples, the other timed calls count as they are, the
+ * histogram gains exactly the untimed calls (largest remainders), and the
+ * running estimate stands in when a delta has no sample. */
+static void the_flusher_gives_untimed_calls_the_samples_mean(void **state)
 {
 	struct cnsmp_counters c;
 	memset(&c, 0, sizeof c);
 	uint64_t hist[CNSMP_HIST_BUCKETS] = {0};
+	/* 100 calls: 90 untimed, 10 timed, all 10 samples of 100 ticks. */
+	struct cnsmp_sample_delta s = { 10, 1000, 600 };
 	uint64_t total = 1000, self = 600;
 	hist[3] = 6, hist[5] = 4;
-	cnsmp_collect_estimate(&c, 100, 90, &total, &self, hist);
+	cnsmp_collect_estimate(&c, 100, 90, &s, &total, &self, hist);
 	assert_int_equal(total, 10000);
 	assert_int_equal(self, 6000);
 	assert_int_equal(hist[3], 60);
 	assert_int_equal(hist[5], 40);
 
+	/* 100 calls: 80 untimed; of the 20 timed, 10 are a probation's that
+	 * took 19,000 ticks and are not scaled (calls/timed would make the
+	 * total 100,000), 10 samples of 100 each. */
+	struct cnsmp_sample_delta s2 = { 10, 1000, 1000 };
+	memset(hist, 0, sizeof hist);
+	hist[4] = 20;
+	total = self = 20000;
+	cnsmp_collect_estimate(&c, 100, 80, &s2, &total, &self, hist);
+	assert_int_equal(total, 20000 + 80 * 100);
+	assert_int_equal(self, 20000 + 80 * 100);
+	assert_int_equal(hist[4], 100);
+
 	memset(hist, 0, sizeof hist);
 	hist[2] = hist[7] = hist[9] = 1; /* 10 more over three equal buckets */
 	total = self = 3;
-	cnsmp_collect_estimate(&c, 13, 10, &total, &self, hist);
+	cnsmp_collect_estimate(&c, 13, 10, &s, &total, &self, hist);
 	assert_int_equal(hist[2] + hist[7] + hist[9], 13);
 	assert_in_range(hist[2], 4, 5);
 	assert_in_range(hist[7], 4, 5);
 	assert_in_range(hist[9], 4, 5);
 
+	struct cnsmp_sample_delta none = { 0, 0, 0 };
 	memset(hist, 0, sizeof hist);
 	atomic_store(&c.est_ticks, 250);
 	atomic_store(&c.est_self, 200);
 	total = self = 0;
-	cnsmp_collect_estimate(&c, 8, 8, &total, &self, hist);
+	cnsmp_collect_estimate(&c, 8, 8, &none, &total, &self, hist);
 	assert_int_equal(total, 8 * 250);
 	assert_int_equal(self, 8 * 200);
 	assert_int_equal(hist[cnsmp_clock_bucket(250)], 8);
 
 	memset(hist, 0, sizeof hist); /* nothing untimed: untouched */
 	total = self = 77;
-	cnsmp_collect_estimate(&c, 5, 0, &total, &self, hist);
+	cnsmp_collect_estimate(&c, 5, 0, &s, &total, &self, hist);
 	assert_int_equal(total, 77);
 	assert_int_equal(hist[cnsmp_clock_bucket(77)], 0);
+}
+
+/* A function seen calling itself is never sampled, however short: its
+ * inclusive times run from the innermost call's to the whole recursion's,
+ * and a 1-in-N sample would miss the few outermost calls that hold most
+ * of its time. */
+static void a_recursive_function_is_timed_exactly(void **state)
+{
+	for (int i = 0; i < 1000; i++) {
+		enter(RECUR);
+		now_ns += 10;
+		call(RECUR, 20);
+		now_ns += 10;
+		leave(RECUR);
+	}
+	assert_int_equal(counters(RECUR)->smode, CNSMP_SM_EXACT);
+	assert_int_equal(untimed(RECUR), 0);
+	struct cnsmp_fn_delta d = delta(RECUR);
+	assert_int_equal(d.calls, 2000);
+	assert_int_equal(d.total_ns, 1000 * (40 + 20));
+	assert_int_equal(d.self_ns, 1000 * (20 + 20));
 }
 
 int main(void)
@@ -373,7 +415,8 @@ int main(void)
 		cmocka_unit_test(a_sampled_function_that_slows_down_is_timed_again),
 		cmocka_unit_test(turning_sampling_off_times_every_call),
 		cmocka_unit_test(untimed_calls_open_at_exit_or_crash_are_counted_once),
-		cmocka_unit_test(the_flusher_scales_a_delta_by_its_timed_calls),
+		cmocka_unit_test(the_flusher_gives_untimed_calls_the_samples_mean),
+		cmocka_unit_test(a_recursive_function_is_timed_exactly),
 	};
 	return cmocka_run_group_tests_name("sample", tests, setup, NULL);
 }
