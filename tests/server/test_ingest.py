@@ -131,6 +131,14 @@ class IngestAnswers(ServerTest):
             self.assertEqual(status, 400, raw)
             self.assertTrue(body["error"].startswith("invalid json"), body)
 
+    def test_a_parse_error_inside_a_multibyte_character_still_has_a_body(self):
+        """jansson quotes broken JSON up to the error, cutting a multi-byte character: the 400 still carries a JSON error"""
+        raw = '{"functions":[{"name":"\u00f1an\\\u00fa.gr\u00f6\u00dfe","errors":0}]}'.encode()
+        status, body = self.post(raw)
+        self.assertEqual(status, 400, raw)
+        self.assertTrue(body["error"].startswith("invalid json: invalid escape"), body)
+        self.assertIn("?", body["error"], "the cut character is shown as '?'")
+
     def test_name_of_512_bytes_of_utf8_is_accepted(self):
         """a 512-byte name in multi-byte UTF-8 is stored whole"""
         name = "é" * 256
