@@ -69,6 +69,9 @@ static void check_config(const struct cnsmp_config *c)
 	check(c->flush_interval > 0 && c->flush_interval <= 86400, "flush_interval in (0, 86400]");
 	check(c->log_level >= CNSMP_LOG_QUIET && c->log_level <= CNSMP_LOG_DEBUG, "log_level");
 	check(c->disable == 0 || c->disable == 1, "disable is 0 or 1");
+	check(c->sample >= 1 && c->sample <= CNSMP_SAMPLE_MAX, "sample in [1, 65536]");
+	check(c->sample_below_ns >= 1 && c->sample_below_ns <= CNSMP_SAMPLE_BELOW_MAX,
+	      "sample_below_ns in [1, 1e9]");
 	for (size_t i = 0; i < c->include.n; i++)
 		check(c->include.prefix[i][0] != '\0', "include prefixes are non-empty");
 	for (size_t i = 0; i < c->weights.n; i++)
@@ -110,6 +113,10 @@ static const char *opt_field(struct codensm_options *o, const char *name, const 
 		o->log_level = atoi(v);
 	else if (!strcmp(name, "disable"))
 		o->disable = atoi(v);
+	else if (!strcmp(name, "sample"))
+		o->sample = (unsigned)strtoul(v, NULL, 10);
+	else if (!strcmp(name, "sample_below_ns"))
+		o->sample_below_ns = (unsigned)strtoul(v, NULL, 10);
 	return v;
 }
 
