@@ -388,6 +388,24 @@ CNSMP_NOINST void cnsmp_collect_estimate(const struct cnsmp_counters *c,
 		hist[cnsmp_clock_bucket(*total / calls)] += untimed;
 }
 
+/* The samples' three counters as one (the owner's seqlock, s_seq).  The
+ * owner adds to them once per sample, so a retry is rare; if it keeps
+ * changing (a signal-safe collect on the owner's own thread cannot wait
+ * for it), the last read is used: one sample off in one delta. */
+static void read_samples(const struct cnsmp_counters *c, uint64_t *timed,
+			 uint64_t *ticks, uint64_t *self)
+{
+	for (int tries = 0; tries < 64; tries++) {
+		uint32_t s1 = atomic_load_explicit(&c->s_seq, memory_order_acquire);
+		*timed = atomic_load_explicit(&c->s_timed, memory_order_relaxed);
+		*ticks = atomic_load_explicit(&c->s_ticks, memory_order_relaxed);
+		*self = atomic_load_explicit(&c->s_self, memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if (!(s1 & 1) && s1 == atomic_load_explicit(&c->s_seq, memory_order_relaxed))
+			return;
+	}
+}
+
 /* Add t's delta of function `id` into d.  A regular pass that cannot get
  * a snapshot skips the thread (its delta waits for the next collect). */
 static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
@@ -424,9 +442,8 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 	uint64_t dt = total - s->total_ticks, ds = self - s->self_ticks;
 	if (de > dc)
 		de = dc;
-	uint64_t s_timed = atomic_load_explicit(&c->s_timed, memory_order_relaxed);
-	uint64_t s_ticks = atomic_load_explicit(&c->s_ticks, memory_order_relaxed);
-	uint64_t s_self = atomic_load_explicit(&c->s_self, memory_order_relaxed);
+	uint64_t s_timed, s_ticks, s_self;
+	read_samples(c, &s_timed, &s_ticks, &s_self);
 	struct cnsmp_sample_delta sd = { s_timed - s->s_timed, s_ticks - s->s_ticks,
 					 s_self - s->s_self };
 	read_hist(p, c, s, hist);

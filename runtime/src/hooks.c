@@ -375,9 +375,13 @@ static CNSMP_NOINST void sample_learn(struct cnsmp_counters *c)
 	uint64_t total = atomic_load_explicit(&c->total_ticks, memory_order_relaxed);
 	uint64_t self = atomic_load_explicit(&c->self_ticks, memory_order_relaxed);
 	uint64_t dt = total - c->probe_ticks, ds = self - c->probe_self;
+	uint32_t seq = atomic_load_explicit(&c->s_seq, memory_order_relaxed);
+	atomic_store_explicit(&c->s_seq, seq + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
 	cnsmp_bump(&c->s_ticks, dt);
 	cnsmp_bump(&c->s_self, ds);
 	cnsmp_bump(&c->s_timed, n);
+	atomic_store_explicit(&c->s_seq, seq + 2, memory_order_release);
 	if (unlikely(n > 1)) /* else no division (see above) */
 		dt /= n, ds /= n;
 	uint64_t e = ema(atomic_load_explicit(&c->est_ticks, memory_order_relaxed), dt);

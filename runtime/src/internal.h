@@ -335,10 +335,13 @@ struct cnsmp_counters {
 	 * it after calls, with release).  s_timed, s_ticks, s_self: the
 	 * samples, the timed calls of a sampled function, whose mean the
 	 * flusher gives each untimed call (collect.c); added at the next
-	 * sample.  est_ticks, est_self: the owner's running estimate of one
-	 * call, for a caller's child time and a delta with no sample. */
+	 * sample, inside s_seq (odd while they change: a seqlock, so that the
+	 * flusher never takes one sample's ticks without its count).
+	 * est_ticks, est_self: the owner's running estimate of one call, for
+	 * a caller's child time and a delta with no sample. */
 	uint32_t smode, skip;
 	_Atomic uint64_t untimed;
+	_Atomic uint32_t s_seq;
 	_Atomic uint64_t s_timed, s_ticks, s_self;
 	_Atomic uint64_t est_ticks, est_self;
 	uint64_t probe_calls, probe_ticks, probe_self;

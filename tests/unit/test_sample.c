@@ -7,6 +7,7 @@
  * same workload can be held to its documented error bound, not to "about
  * right".  Counts (calls, errors, edges) must be exact in both modes. */
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -22,8 +23,8 @@ __attribute__((weak)) void cnsmp_lifecycle_ensure_init(void) {}
 void __cyg_profile_func_enter(void *fn, void *site);
 void __cyg_profile_func_exit(void *fn, void *site);
 
-/* The test's clock, in ns (mult 1, shift 0). */
-static uint64_t now_ns = 1000000;
+/* The test's clock, in ns (mult 1, shift 0); each thread has its own. */
+static __thread uint64_t now_ns = 1000000;
 uint64_t __real_cnsmp_clock_fallback_now(void);
 uint64_t __wrap_cnsmp_clock_fallback_now(void) { return now_ns; }
 
@@ -37,6 +38,7 @@ uint64_t __wrap_cnsmp_clock_fallback_now(void) { return now_ns; }
 #define EXACT_V ((void *)0x8000) /* VARIED's twin, timed exactly */
 #define CALLER ((void *)0x9000)  /* SHORT's caller in the first test */
 #define RECUR ((void *)0xa000)   /* calls itself once */
+#define WORKER ((void *)0xb000)  /* called by four threads at once */
 
 #define EVERY 16
 #define BELOW_NS 1000
@@ -109,11 +111,11 @@ static int setup(void **state)
 	cnsmp_clock_build_octaves();
 	atomic_store(&cnsmp_active, 1);
 	void *fns[] = {SHORT, PARENT, VARIED, SPIKY, LONG, DRIFT, OPEN, EXACT_V,
-		       CALLER, RECUR};
+		       CALLER, RECUR, WORKER};
 	const char *names[] = {"svc.short", "svc.parent", "svc.varied", "svc.spiky",
 			       "svc.long", "svc.drift", "svc.open", "svc.exact_v",
-			       "svc.caller", "svc.recur"};
-	for (int i = 0; i < 10; i++)
+			       "svc.caller", "svc.recur", "svc.worker"};
+	for (int i = 0; i < 11; i++)
 		codensm_enter(fns[i], names[i], NULL, -1.0), codensm_exit(fns[i]);
 	sampling(EVERY);
 	delta(SHORT); /* start from a clean interval */
@@ -404,6 +406,45 @@ static void a_recursive_function_is_timed_exactly(void **state)
 	assert_int_equal(d.self_ns, 1000 * (20 + 20));
 }
 
+static _Atomic int workers_left;
+
+static void *sampled_worker(void *arg)
+{
+	for (int i = 0; i < 20000; i++)
+		call(WORKER, 100);
+	atomic_fetch_sub(&workers_left, 1);
+	return arg;
+}
+
+/* Four threads make sampled calls while this one collects over and over
+ * (the flusher's side): no call is lost or counted twice, and with every
+ * call lasting 100 ns each delta's estimate is exact, whichever of a
+ * thread's samples it holds.  Under TSan (make test) this is also the
+ * race check of the sampled counters. */
+static void collecting_while_sampled_threads_run_loses_nothing(void **state)
+{
+	pthread_t th[4];
+	uint64_t calls = 0, total = 0, hist = 0;
+	delta(WORKER);
+	atomic_store(&workers_left, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, sampled_worker, NULL), 0);
+	for (;;) {
+		int done = atomic_load(&workers_left) == 0;
+		struct cnsmp_fn_delta d = delta(WORKER);
+		calls += d.calls, total += d.total_ns, hist += hist_sum(&d);
+		if (done)
+			break;
+	}
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	struct cnsmp_fn_delta d = delta(WORKER); /* what the threads binned at exit */
+	calls += d.calls, total += d.total_ns, hist += hist_sum(&d);
+	assert_int_equal(calls, 80000);
+	assert_int_equal(total, 80000 * 100);
+	assert_int_equal(hist, 80000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,6 +458,7 @@ int main(void)
 		cmocka_unit_test(untimed_calls_open_at_exit_or_crash_are_counted_once),
 		cmocka_unit_test(the_flusher_gives_untimed_calls_the_samples_mean),
 		cmocka_unit_test(a_recursive_function_is_timed_exactly),
+		cmocka_unit_test(collecting_while_sampled_threads_run_loses_nothing),
 	};
 	return cmocka_run_group_tests_name("sample", tests, setup, NULL);
 }
