@@ -355,7 +355,7 @@ static void spread(uint64_t *hist, uint64_t sum, uint64_t extra)
 	}
 }
 
-/* Sampled timing (hooks.c): `untimed` of a delta's `calls` read no
+/* Sampled timing (sample.c): `untimed` of a delta's `calls` read no
  * clock.  Each is given the mean of the delta's samples (the timed calls
  * of the function while it was sampled, a random one in N of its calls);
  * the other timed calls (its probation, exact mode) count as they are:

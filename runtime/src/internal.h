@@ -4,8 +4,8 @@
  * `cnsmp_<module>_` (functions); nothing here is exported (the library is
  * built with -fvisibility=hidden, only CNSMP_API symbols are visible).
  *
- * The one rule of the house: the hot path (hooks.c, thread.c, clock.c and
- * the lookup half of registry.c) never allocates after a function's first
+ * The one rule of the house: the hot path (hooks.c, sample.c, thread.c,
+ * clock.c and the lookup half of registry.c) never allocates after a function's first
  * call on a thread, never locks, never makes a syscall, never touches DWARF.
  * Everything slow happens once per function (registry slow path) or on the
  * flusher thread (collect, payload, transport, spool).
@@ -73,7 +73,7 @@ struct cnsmp_config {
 	struct cnsmp_prefix_map department;
 	struct cnsmp_prefix_map weights;
 	double flush_interval;         /* seconds, default 15, > 0 */
-	/* Sampled timing (hooks.c): time 1 in `sample` calls, on average, of
+	/* Sampled timing (sample.c): time 1 in `sample` calls, on average, of
 	 * a function whose mean on a thread is under sample_below_ns; 1 (the
 	 * default) times every call.  Counts are exact either way. */
 	uint32_t sample;               /* 1 ... CNSMP_SAMPLE_MAX */
@@ -87,7 +87,7 @@ struct cnsmp_config {
 #define CNSMP_DEFAULT_SAMPLE_BELOW_NS 1000
 #define CNSMP_SAMPLE_BELOW_MAX 1000000000u
 
-/* thread.c: the hooks' copy of cfg->sample and sample_below_ns (thread.h),
+/* sample.c: the hooks' copy of cfg->sample and sample_below_ns (thread.h),
  * set before the registry's generation moves. */
 void cnsmp_sampling_set(uint32_t every, uint32_t below_ns);
 
@@ -326,7 +326,7 @@ struct cnsmp_counters {
 	struct cnsmp_edge *last_edge;
 	struct cnsmp_counters *last_parent;
 	uint32_t id; /* whose counters these are (set with the chunk) */
-	/* Sampled timing (CODENSM_SAMPLE; hooks.c explains it), next to the
+	/* Sampled timing (CODENSM_SAMPLE; sample.c explains it), next to the
 	 * fields above so that an untimed call touches two cache lines.
 	 * smode, skip and probe_*: owner-only; where the function stands
 	 * (CNSMP_SM_*), the untimed calls left before the next timed one,

@@ -159,18 +159,6 @@ CNSMP_NOINST void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
 	s->addr = addr;
 }
 
-struct cnsmp_sampling cnsmp_sampling;
-
-CNSMP_NOINST void cnsmp_sampling_set(uint32_t every, uint32_t below_ns)
-{
-	cnsmp_clock_init(); /* the threshold is kept in the clock's ticks */
-	uint64_t below = (uint64_t)(((unsigned __int128)below_ns
-				     << cnsmp_clock_shift) / cnsmp_clock_mult);
-	atomic_store_explicit(&cnsmp_sampling.below, below ? below : 1,
-			      memory_order_relaxed);
-	atomic_store_explicit(&cnsmp_sampling.every, every, memory_order_relaxed);
-}
-
 /* The ids of frames [0, n), the innermost CNSMP_INCIDENT_MAX_DEPTH kept. */
 static CNSMP_NOINST uint32_t chain_of(struct cnsmp_thread *t, uint32_t n,
 				      uint32_t *chain)

@@ -384,6 +384,13 @@ static inline void cnsmp_count_edge(struct cnsmp_thread *t,
 	cnsmp_bump(&e->calls, 1);
 }
 
+/* sample.c: sampled timing's bookkeeping (owner, guard held).  The
+ * value to cache for counters c (tagged while c is sampled or in
+ * probation), and what comes before a sample's or a probation call's
+ * clock read. */
+struct cnsmp_counters *cnsmp_sample_tag(struct cnsmp_counters *c);
+void cnsmp_sample_due(struct cnsmp_thread *t, struct cnsmp_counters *c, void *fn);
+
 /* Remember `addr` -> c (NULL: excluded) in t's cache, decided under gen
  * `g` (loaded before the registry was read).  Guard held: a handler's
  * fill cannot interleave with this one. */
