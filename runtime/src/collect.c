@@ -388,12 +388,15 @@ CNSMP_NOINST void cnsmp_collect_estimate(const struct cnsmp_counters *c,
 		hist[cnsmp_clock_bucket(*total / calls)] += untimed;
 }
 
-/* The samples' three counters as one (the owner's seqlock, s_seq).  The
- * owner adds to them once per sample, so a retry is rare; if it keeps
- * changing (a signal-safe collect on the owner's own thread cannot wait
- * for it), the last read is used: one sample off in one delta. */
-static void read_samples(const struct cnsmp_counters *c, uint64_t *timed,
-			 uint64_t *ticks, uint64_t *self)
+/* The samples' three counters as one (the owner's seqlock, s_seq): 1,
+ * or 0 if they kept changing.  The owner adds to them once per sample,
+ * so a retry is rare, but an owner preempted in the middle of an update
+ * holds it for a time slice, and a signal-safe collect on the owner's own
+ * thread cannot wait for it at all; the caller then keeps the snapshot
+ * (no sample in this delta: the running estimate stands in), and the
+ * next collect ships them. */
+static int read_samples(const struct cnsmp_counters *c, uint64_t *timed,
+			uint64_t *ticks, uint64_t *self)
 {
 	for (int tries = 0; tries < 64; tries++) {
 		uint32_t s1 = atomic_load_explicit(&c->s_seq, memory_order_acquire);
@@ -402,8 +405,9 @@ static void read_samples(const struct cnsmp_counters *c, uint64_t *timed,
 		*self = atomic_load_explicit(&c->s_self, memory_order_relaxed);
 		atomic_thread_fence(memory_order_acquire);
 		if (!(s1 & 1) && s1 == atomic_load_explicit(&c->s_seq, memory_order_relaxed))
-			return;
+			return 1;
 	}
+	return 0;
 }
 
 /* Add t's delta of function `id` into d.  A regular pass that cannot get
@@ -443,7 +447,8 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 	if (de > dc)
 		de = dc;
 	uint64_t s_timed, s_ticks, s_self;
-	read_samples(c, &s_timed, &s_ticks, &s_self);
+	if (!read_samples(c, &s_timed, &s_ticks, &s_self))
+		s_timed = s->s_timed, s_ticks = s->s_ticks, s_self = s->s_self;
 	struct cnsmp_sample_delta sd = { s_timed - s->s_timed, s_ticks - s->s_ticks,
 					 s_self - s->s_self };
 	read_hist(p, c, s, hist);
