@@ -429,14 +429,11 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 	 * (cnsmp_count_untimed). */
 	uint64_t untimed = atomic_load_explicit(&c->untimed, memory_order_acquire);
 	uint64_t calls = atomic_load_explicit(&c->calls, memory_order_acquire);
-	uint64_t hist[CNSMP_HIST_BUCKETS] = {0};
 	if (calls == s->calls) {
 		/* Nothing ended (errors wait for their calls), but the
 		 * histogram slot of this function's last call may have been
 		 * bumped since, by the thread's next call (thread.h). */
-		read_hist(p, c, s, hist);
-		for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++)
-			d->hist[b] += hist[b];
+		read_hist(p, c, s, d->hist);
 		return;
 	}
 	uint64_t errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
@@ -451,6 +448,9 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 		s_timed = s->s_timed, s_ticks = s->s_ticks, s_self = s->s_self;
 	struct cnsmp_sample_delta sd = { s_timed - s->s_timed, s_ticks - s->s_ticks,
 					 s_self - s->s_self };
+	/* This thread's histogram on its own: the estimate spreads the
+	 * untimed calls over it. */
+	uint64_t hist[CNSMP_HIST_BUCKETS] = {0};
 	read_hist(p, c, s, hist);
 	cnsmp_collect_estimate(c, dc, untimed - s->untimed, &sd, &dt, &ds, hist);
 	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++)

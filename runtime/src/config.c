@@ -426,11 +426,15 @@ static int parse_count(const char *v, uint32_t max, uint32_t *out)
 	return 0;
 }
 
+/* What the counts must be (a format of their maximum), for the
+ * environment's lines and the options'. */
+#define SAMPLE_RANGE "a whole number from 1 (time every call) to %u"
+#define SAMPLE_BELOW_RANGE "a whole number of ns from 1 to %u"
+
 static int set_sample(struct cnsmp_config *cfg, const char *v, struct why *why)
 {
 	if (parse_count(v, CNSMP_SAMPLE_MAX, &cfg->sample) < 0)
-		return fail(why, "not a whole number from 1 (time every call) to %d",
-			    CNSMP_SAMPLE_MAX);
+		return fail(why, "not " SAMPLE_RANGE, (unsigned)CNSMP_SAMPLE_MAX);
 	return 0;
 }
 
@@ -438,8 +442,7 @@ static int set_sample_below(struct cnsmp_config *cfg, const char *v,
 			    struct why *why)
 {
 	if (parse_count(v, CNSMP_SAMPLE_BELOW_MAX, &cfg->sample_below_ns) < 0)
-		return fail(why, "not a whole number of ns from 1 to %u",
-			    CNSMP_SAMPLE_BELOW_MAX);
+		return fail(why, "not " SAMPLE_BELOW_RANGE, CNSMP_SAMPLE_BELOW_MAX);
 	return 0;
 }
 
@@ -674,6 +677,27 @@ static void set_defaults(struct cnsmp_config *cfg,
 	cfg->log_level = CNSMP_LOG_INFO;
 }
 
+/* A whole-number option: 0 keeps, 1 ... max is taken, anything else is
+ * one line (`range`: SAMPLE_RANGE or its like) and keeps *field. */
+static int count_option(const char *name, unsigned v, uint32_t max,
+			const char *range, uint32_t *field)
+{
+	char what[96];
+	if (v == 0)
+		return 0;
+	if (v <= max) {
+		*field = v;
+		return 0;
+	}
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	snprintf(what, sizeof what, range, (unsigned)max);
+#pragma GCC diagnostic pop
+	cnsmp_log(CNSMP_LOG_INFO, "ignoring codensm_init option %s=%u: not %s; using %u",
+		  name, v, what, *field);
+	return 1;
+}
+
 /* The numeric options have no string form: 0 keeps, anything else must
  * be in range. */
 static int apply_numeric_options(struct cnsmp_config *cfg,
@@ -689,24 +713,11 @@ static int apply_numeric_options(struct cnsmp_config *cfg,
 			bad++;
 		}
 	}
-	if (o->sample != 0) {
-		if (o->sample <= CNSMP_SAMPLE_MAX) {
-			cfg->sample = o->sample;
-		} else {
-			cnsmp_log(CNSMP_LOG_INFO, "ignoring codensm_init option sample=%u: not a whole number from 1 (time every call) to %d; using %u",
-				  o->sample, CNSMP_SAMPLE_MAX, cfg->sample);
-			bad++;
-		}
-	}
-	if (o->sample_below_ns != 0) {
-		if (o->sample_below_ns <= CNSMP_SAMPLE_BELOW_MAX) {
-			cfg->sample_below_ns = o->sample_below_ns;
-		} else {
-			cnsmp_log(CNSMP_LOG_INFO, "ignoring codensm_init option sample_below_ns=%u: not a whole number of ns from 1 to %u; using %u",
-				  o->sample_below_ns, CNSMP_SAMPLE_BELOW_MAX, cfg->sample_below_ns);
-			bad++;
-		}
-	}
+	bad += count_option("sample", o->sample, CNSMP_SAMPLE_MAX, SAMPLE_RANGE,
+			    &cfg->sample);
+	bad += count_option("sample_below_ns", o->sample_below_ns,
+			    CNSMP_SAMPLE_BELOW_MAX, SAMPLE_BELOW_RANGE,
+			    &cfg->sample_below_ns);
 	if (o->disable)
 		cfg->disable = 1;
 	return bad;

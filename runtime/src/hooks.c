@@ -151,6 +151,15 @@ static CNSMP_NOINST int is_tracked(struct cnsmp_thread *t, uintptr_t fn)
 			    CNSMP_FN_TRACKED;
 }
 
+/* The top frame (index i) ends by its own exit, outside the fast path;
+ * an untimed one reads no clock. */
+static inline void complete_top(struct cnsmp_thread *t, uint32_t i)
+{
+	struct cnsmp_frame *fr = cnsmp_frame_at(t, i);
+	cnsmp_thread_complete(t, i, (fr->flags & CNSMP_FR_UNTIMED)
+					    ? 0 : cnsmp_clock_now(), 0);
+}
+
 /* A tracked exit that is not on top: pop until `fn` matches, each popped
  * frame counted as a completed call (its exit hook never ran: longjmp, or
  * clang unwinding an exception).  Not on the stack at all: ignored.  The
@@ -205,9 +214,7 @@ static CNSMP_NOINST __attribute__((noinline)) void pop(struct cnsmp_thread *t,
 		repair(t, (uintptr_t)fn);
 		return;
 	}
-	struct cnsmp_frame *fr = cnsmp_frame_at(t, d - 1);
-	cnsmp_thread_complete(t, d - 1, (fr->flags & CNSMP_FR_UNTIMED)
-						? 0 : cnsmp_clock_now(), 0);
+	complete_top(t, d - 1);
 }
 
 /* The exit hook's slow path.  The runtime's activity is not checked on
@@ -320,9 +327,7 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_tagged(
 static CNSMP_NOINST __attribute__((noinline)) void exit_flagged(
 	struct cnsmp_thread *t, uint32_t i)
 {
-	struct cnsmp_frame *fr = cnsmp_frame_at(t, i);
-	cnsmp_thread_complete(t, i, (fr->flags & CNSMP_FR_UNTIMED)
-					    ? 0 : cnsmp_clock_now(), 0);
+	complete_top(t, i);
 	cnsmp_tls.guard = 0;
 }
 

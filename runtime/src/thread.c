@@ -169,6 +169,22 @@ static CNSMP_NOINST uint32_t chain_of(struct cnsmp_thread *t, uint32_t n,
 	return n - from;
 }
 
+/* Count the call of frame fr as ended at `now` (failed if `error`);
+ * returns its duration for its caller's child time: an untimed call's is
+ * its function's estimate (sampled timing), so that the caller's self
+ * time still leaves it out. */
+static CNSMP_NOINST uint64_t count_end(struct cnsmp_frame *fr, uint64_t now,
+				       int error)
+{
+	if (fr->flags & CNSMP_FR_UNTIMED) {
+		cnsmp_count_untimed(fr->c, error);
+		return atomic_load_explicit(&fr->c->est_ticks, memory_order_relaxed);
+	}
+	uint64_t ticks = cnsmp_ticks_since(now, fr->start);
+	cnsmp_count_call(fr->c, ticks, cnsmp_ticks_since(ticks, fr->child), error);
+	return ticks;
+}
+
 CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 					uint64_t now, int repaired)
 {
@@ -184,16 +200,7 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 	int exc = (fr->flags & CNSMP_FR_THROWN) && (t->unwinding || repaired);
 	int failed = fr->flags & CNSMP_FR_FAILED;
 	struct cnsmp_counters *c = fr->c;
-	uint64_t ticks;
-	if (fr->flags & CNSMP_FR_UNTIMED) {
-		/* Its caller's self time still leaves it out, by estimate. */
-		ticks = atomic_load_explicit(&c->est_ticks, memory_order_relaxed);
-		cnsmp_count_untimed(c, exc || failed);
-	} else {
-		ticks = cnsmp_ticks_since(now, fr->start);
-		uint64_t self = cnsmp_ticks_since(ticks, fr->child);
-		cnsmp_count_call(c, ticks, self, exc || failed);
-	}
+	uint64_t ticks = count_end(fr, now, exc || failed);
 	if (exc && t->exc_epoch != t->throw_epoch) {
 		t->exc_epoch = t->throw_epoch; /* one incident per throw */
 		cnsmp_thread_record_incident(t, t->throw_chain, t->throw_depth,
@@ -333,17 +340,7 @@ CNSMP_NOINST void cnsmp_thread_crash_mark(int signo)
 	uint32_t depth = t->depth, n = chain_of(t, depth, chain);
 	uint64_t now = cnsmp_clock_now();
 	for (uint32_t i = depth; i-- > t->inherited;) {
-		struct cnsmp_frame *fr = cnsmp_frame_at(t, i);
-		uint64_t ticks;
-		if (fr->flags & CNSMP_FR_UNTIMED) {
-			ticks = atomic_load_explicit(&fr->c->est_ticks,
-						     memory_order_relaxed);
-			cnsmp_count_untimed(fr->c, 1);
-		} else {
-			ticks = cnsmp_ticks_since(now, fr->start);
-			uint64_t self = cnsmp_ticks_since(ticks, fr->child);
-			cnsmp_count_call(fr->c, ticks, self, 1);
-		}
+		uint64_t ticks = count_end(cnsmp_frame_at(t, i), now, 1);
 		if (i > 0)
 			cnsmp_frame_at(t, i - 1)->child += ticks;
 	}
