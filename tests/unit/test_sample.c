@@ -286,6 +286,19 @@ static void turning_sampling_off_times_every_call(void **state)
 	assert_true(untimed(SHORT) > u);
 }
 
+/* Call fn (timed calls end at once) until a call is untimed, and leave
+ * that one open: 1, or 0 if none of 64 calls was untimed. */
+static int open_untimed_call(void *fn)
+{
+	for (int i = 0; i < 64; i++) {
+		enter(fn);
+		if (cnsmp_frame_at(cnsmp_tls.t, 0)->flags & CNSMP_FR_UNTIMED)
+			return 1;
+		leave(fn);
+	}
+	return 0;
+}
+
 /* An untimed call still open at exit() is counted once, with its time
  * estimated; one open at a crash is counted once, failed. */
 static void untimed_calls_open_at_exit_or_crash_are_counted_once(void **state)
@@ -294,30 +307,14 @@ static void untimed_calls_open_at_exit_or_crash_are_counted_once(void **state)
 		call(OPEN, 100);
 	assert_int_equal(counters(OPEN)->smode, CNSMP_SM_SAMPLED);
 	delta(OPEN);
-	int opened = 0;
-	for (int i = 0; i < 64 && !opened; i++) { /* until a call is untimed */
-		enter(OPEN);
-		if (cnsmp_frame_at(cnsmp_tls.t, 0)->flags & CNSMP_FR_UNTIMED)
-			opened = 1;
-		else
-			leave(OPEN);
-	}
-	assert_true(opened);
+	assert_true(open_untimed_call(OPEN));
 	uint64_t calls = atomic_load(&counters(OPEN)->calls);
 	cnsmp_thread_end_open_calls();
 	assert_int_equal(atomic_load(&counters(OPEN)->calls), calls + 1);
 	leave(OPEN); /* unmatched now: ignored */
 	assert_int_equal(atomic_load(&counters(OPEN)->calls), calls + 1);
 
-	opened = 0;
-	for (int i = 0; i < 64 && !opened; i++) {
-		enter(OPEN);
-		if (cnsmp_frame_at(cnsmp_tls.t, 0)->flags & CNSMP_FR_UNTIMED)
-			opened = 1;
-		else
-			leave(OPEN);
-	}
-	assert_true(opened);
+	assert_true(open_untimed_call(OPEN));
 	uint64_t errors = atomic_load(&counters(OPEN)->errors);
 	calls = atomic_load(&counters(OPEN)->calls);
 	cnsmp_thread_crash_mark(11);
