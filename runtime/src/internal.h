@@ -351,11 +351,14 @@ struct cnsmp_counters {
  * (the first CNSMP_SAMPLE_PROBE calls, and again whenever a sampled
  * function's estimate grows past twice the threshold) times every call;
  * its mean decides SAMPLED or EXACT, and EXACT stays.  A function seen
- * calling itself is EXACT at once: its calls' inclusive times span from
- * the innermost call's to the whole recursion's, and a sample that
- * misses the few outermost calls misses most of its time. */
+ * calling itself, directly or through others (found again within
+ * CNSMP_SAMPLE_CYCLE frames above one of its timed calls), is EXACT at
+ * once: its calls' inclusive times span from the innermost call's to the
+ * whole recursion's, and a sample that misses the few outermost calls
+ * misses most of its time. */
 enum { CNSMP_SM_PROBATION = 0, CNSMP_SM_SAMPLED = 1, CNSMP_SM_EXACT = 2 };
 #define CNSMP_SAMPLE_PROBE 256
+#define CNSMP_SAMPLE_CYCLE 16
 
 /* Shadow stack depth per thread; deeper recursion is still counted (calls
  * and errors) but not timed. */

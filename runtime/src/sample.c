@@ -132,6 +132,23 @@ static CNSMP_NOINST void sample_learn(struct cnsmp_counters *c)
 	probe_mark(c);
 }
 
+/* Is c's function already open within CNSMP_SAMPLE_CYCLE frames of the
+ * top (a recursion through up to that many others: f -> g -> f)?  Direct
+ * self-calls are also caught by the edge cache (cnsmp_count_edge); this
+ * scan, on timed calls only, finds the cycles through other functions.
+ * Every call of a probation is timed, so a function that recurses early
+ * is caught there; one that starts later, at a sample inside it. */
+static CNSMP_NOINST int open_above(struct cnsmp_thread *t,
+				   const struct cnsmp_counters *c)
+{
+	uint32_t d = t->depth;
+	uint32_t stop = d > CNSMP_SAMPLE_CYCLE ? d - CNSMP_SAMPLE_CYCLE : 0;
+	while (d > stop)
+		if (cnsmp_frame_at(t, --d)->c == c)
+			return 1;
+	return 0;
+}
+
 /* Before the timed call of a sampled function, or a call in probation:
  * the bookkeeping, done before the caller reads the clock, so that the
  * read is the last thing before the call, as on the exact path.  A
@@ -141,11 +158,13 @@ static CNSMP_NOINST void sample_learn(struct cnsmp_counters *c)
 CNSMP_NOINST void cnsmp_sample_due(struct cnsmp_thread *t,
 				   struct cnsmp_counters *c, void *fn)
 {
+	if (c->smode != CNSMP_SM_EXACT && unlikely(open_above(t, c)))
+		c->smode = CNSMP_SM_EXACT; /* recursive: never sampled */
 	if (c->smode == CNSMP_SM_SAMPLED) {
 		sample_learn(c);
 		c->skip = sample_gap(t);
 	} else if (c->smode == CNSMP_SM_EXACT) {
-		cnsmp_tcache_put(t, (uintptr_t)fn, c, t->gen); /* seen recursive */
+		cnsmp_tcache_put(t, (uintptr_t)fn, c, t->gen); /* recursive */
 	} else if (c->smode == CNSMP_SM_PROBATION) {
 		uint64_t n = timed_calls(c) - c->probe_calls;
 		if (n >= CNSMP_SAMPLE_PROBE) {

@@ -39,6 +39,9 @@ uint64_t __wrap_cnsmp_clock_fallback_now(void) { return now_ns; }
 #define CALLER ((void *)0x9000)  /* SHORT's caller in the first test */
 #define RECUR ((void *)0xa000)   /* calls itself once */
 #define WORKER ((void *)0xb000)  /* called by four threads at once */
+#define CYC_F ((void *)0xc000)   /* f -> g -> h -> f: a cycle of three */
+#define CYC_G ((void *)0xd000)
+#define CYC_H ((void *)0xe000)
 
 #define EVERY 16
 #define BELOW_NS 1000
@@ -68,19 +71,26 @@ static void sampling(uint32_t every)
 	cnsmp_registry_invalidate(); /* as codensm_init does */
 }
 
-/* This thread's delta of fn since the last collect (the flusher's view). */
-static struct cnsmp_fn_delta delta(void *fn)
+/* This thread's deltas of fns[0..n) since the last collect (the
+ * flusher's view: one collect takes every function's). */
+static void deltas(void *const *fns, struct cnsmp_fn_delta *out, int n)
 {
 	struct cnsmp_batch b;
-	struct cnsmp_fn_delta d;
-	memset(&d, 0, sizeof d);
+	memset(out, 0, n * sizeof *out);
 	cnsmp_thread_drain_self();
 	cnsmp_batch_init(&b);
 	assert_int_equal(cnsmp_collect(&b), 0);
 	for (size_t i = 0; i < b.nfns; i++)
-		if (b.fns[i].id == cnsmp_registry_find((uintptr_t)fn)->id)
-			d = b.fns[i];
+		for (int k = 0; k < n; k++)
+			if (b.fns[i].id == cnsmp_registry_find((uintptr_t)fns[k])->id)
+				out[k] = b.fns[i];
 	cnsmp_batch_release(&b);
+}
+
+static struct cnsmp_fn_delta delta(void *fn)
+{
+	struct cnsmp_fn_delta d;
+	deltas(&fn, &d, 1);
 	return d;
 }
 
@@ -111,11 +121,12 @@ static int setup(void **state)
 	cnsmp_clock_build_octaves();
 	atomic_store(&cnsmp_active, 1);
 	void *fns[] = {SHORT, PARENT, VARIED, SPIKY, LONG, DRIFT, OPEN, EXACT_V,
-		       CALLER, RECUR, WORKER};
+		       CALLER, RECUR, WORKER, CYC_F, CYC_G, CYC_H};
 	const char *names[] = {"svc.short", "svc.parent", "svc.varied", "svc.spiky",
 			       "svc.long", "svc.drift", "svc.open", "svc.exact_v",
-			       "svc.caller", "svc.recur", "svc.worker"};
-	for (int i = 0; i < 11; i++)
+			       "svc.caller", "svc.recur", "svc.worker", "svc.cyc_f",
+			       "svc.cyc_g", "svc.cyc_h"};
+	for (int i = 0; i < 14; i++)
 		codensm_enter(fns[i], names[i], NULL, -1.0), codensm_exit(fns[i]);
 	sampling(EVERY);
 	delta(SHORT); /* start from a clean interval */
@@ -403,6 +414,44 @@ static void a_recursive_function_is_timed_exactly(void **state)
 	assert_int_equal(d.self_ns, 1000 * (20 + 20));
 }
 
+/* The same through other functions: f -> g -> h -> f.  f is on the
+ * stack twice and is never sampled; g and h, each open once, are short
+ * and sampled; every count is exact either way. */
+static void a_function_recursive_through_others_is_timed_exactly(void **state)
+{
+	for (int i = 0; i < 1000; i++) {
+		enter(CYC_F);
+		now_ns += 10;
+		enter(CYC_G);
+		now_ns += 10;
+		enter(CYC_H);
+		now_ns += 10;
+		call(CYC_F, 20);
+		now_ns += 10;
+		leave(CYC_H);
+		leave(CYC_G);
+		leave(CYC_F);
+	}
+	assert_int_equal(counters(CYC_F)->smode, CNSMP_SM_EXACT);
+	assert_int_equal(untimed(CYC_F), 0);
+	assert_int_equal(counters(CYC_G)->smode, CNSMP_SM_SAMPLED);
+	assert_true(untimed(CYC_G) > 0);
+	assert_int_equal(edge(CYC_H, CYC_F), 1000);
+	void *const fns[] = {CYC_F, CYC_G, CYC_H};
+	struct cnsmp_fn_delta d[3];
+	deltas(fns, d, 3);
+	assert_int_equal(d[0].calls, 2000);
+	assert_int_equal(d[0].total_ns, 1000 * (60 + 20));
+	/* The outer f's self time leaves out g's untimed calls at g's
+	 * running estimate, which starts 1 ns short (g's probation counts
+	 * setup's 0 ns call) until g's first samples. */
+	assert_in_range(d[0].self_ns, 1000 * (10 + 20), 1000 * (10 + 20) + 32);
+	assert_int_equal(hist_sum(&d[0]), 2000);
+	assert_int_equal(d[1].calls, 1000);
+	assert_int_equal(d[2].calls, 1000);
+	assert_int_equal(hist_sum(&d[1]), 1000);
+}
+
 static _Atomic int workers_left;
 
 static void *sampled_worker(void *arg)
@@ -455,6 +504,7 @@ int main(void)
 		cmocka_unit_test(untimed_calls_open_at_exit_or_crash_are_counted_once),
 		cmocka_unit_test(the_flusher_gives_untimed_calls_the_samples_mean),
 		cmocka_unit_test(a_recursive_function_is_timed_exactly),
+		cmocka_unit_test(a_function_recursive_through_others_is_timed_exactly),
 		cmocka_unit_test(collecting_while_sampled_threads_run_loses_nothing),
 	};
 	return cmocka_run_group_tests_name("sample", tests, setup, NULL);
