@@ -110,6 +110,7 @@ static void add_fn_delta(void *dst, const void *src)
 	const struct cnsmp_fn_delta *s = src;
 	d->calls += s->calls;
 	d->errors += s->errors;
+	d->estimated += s->estimated;
 	d->total_ns += s->total_ns;
 	d->self_ns += s->self_ns;
 	if (s->max_ns > d->max_ns)
@@ -457,6 +458,7 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 		d->hist[b] += hist[b];
 	d->calls += dc;
 	d->errors += de;
+	d->estimated += untimed - s->untimed;
 	d->total_ns += cnsmp_clock_ns(dt);
 	d->self_ns += cnsmp_clock_ns(ds);
 	uint64_t max = p->safe ? atomic_load_explicit(&c->max_ticks, memory_order_relaxed)

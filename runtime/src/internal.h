@@ -385,6 +385,9 @@ struct cnsmp_fn_delta {
 	uint32_t id;
 	uint64_t calls, errors;
 	uint64_t total_ns, self_ns, max_ns;
+	/* Of `calls`, those that read no clock (sampled timing): their share
+	 * of total_ns, self_ns and hist is the samples' estimate. */
+	uint64_t estimated;
 	uint64_t hist[CNSMP_HIST_BUCKETS];
 };
 

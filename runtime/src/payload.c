@@ -12,7 +12,8 @@
  * Both writers apply the same clean-up, so the crash path and the normal
  * path say the same thing: strings are made valid UTF-8 (a bad byte becomes
  * '?') and cut at the contract's length (name 512 bytes, department 128),
- * errors are capped at calls, a weight that is negative or not finite is 0.
+ * errors and estimated calls are capped at calls, a weight that is negative
+ * or not finite is 0.
  * The server rejects a whole body for one bad field, so one odd name must
  * not cost the counts of 1,999 other functions.
  */
@@ -92,6 +93,13 @@ CNSMP_NOINST static double clean_weight(double w)
 	return (isfinite(w) && w > 0) ? w : 0.0;
 }
 
+/* Calls whose time is estimated (sampled timing), capped at calls like
+ * errors: sent only when some are, so an exact body is unchanged. */
+CNSMP_NOINST static uint64_t estimated_calls(const struct cnsmp_fn_delta *d)
+{
+	return d->estimated > d->calls ? d->calls : d->estimated;
+}
+
 CNSMP_NOINST static double finite_or_zero(double x)
 {
 	return isfinite(x) ? x : 0.0;
@@ -166,6 +174,8 @@ CNSMP_NOINST static json_t *fn_item(const struct cnsmp_fn_delta *d)
 	set(o, "total_ms", json_real((double)d->total_ns / 1e6), &bad);
 	set(o, "self_ms", json_real((double)d->self_ns / 1e6), &bad);
 	set(o, "max_ms", json_real((double)d->max_ns / 1e6), &bad);
+	if (d->estimated)
+		set(o, "estimated_calls", jint(estimated_calls(d)), &bad);
 	json_t *h = json_array();
 	for (unsigned i = 0; h && i < CNSMP_HIST_BUCKETS; i++) {
 		if (!d->hist[i])
@@ -824,6 +834,11 @@ CNSMP_NOINST static int write_fn(struct sink *s, const struct cnsmp_fn_delta *d,
 	put_key(s, "max_ms");
 	put_ms(s, d->max_ns);
 	put_lit(s, ",");
+	if (d->estimated) {
+		put_key(s, "estimated_calls");
+		put_u64(s, estimated_calls(d));
+		put_lit(s, ",");
+	}
 	put_key(s, "hist");
 	put_lit(s, "[");
 	int any = 0;

@@ -46,7 +46,7 @@ def payloads(now):
              "hist": [[40, 200], [42, 100]]},
             {"name": KNOWN, "department": "checkout", "value_weight": 9, "calls": 1000, "errors": 2,
              "total_ms": 38000, "self_ms": 30000, "max_ms": 120, "file": "checkout/cart.c", "line": 42,
-             "hist": [[38, 600], [41, 400]]},
+             "hist": [[38, 600], [41, 400]], "estimated_calls": 900},
             {"name": FAILING, "department": "payments", "value_weight": 5, "calls": 200, "errors": 60,
              "total_ms": 24000, "self_ms": 24000, "max_ms": 900, "file": "payments/card.c", "line": 31,
              "hist": [[44, 150], [47, 50]]},
@@ -79,7 +79,7 @@ def payloads(now):
     second = {
         "functions": [
             {"name": KNOWN, "department": "checkout", "value_weight": 9, "calls": 240, "errors": 1,
-             "total_ms": 9000, "self_ms": 7000, "max_ms": 60, "hist": [[38, 240]]},
+             "total_ms": 9000, "self_ms": 7000, "max_ms": 60, "hist": [[38, 240]], "estimated_calls": 200},
         ],
         "_meta": {"sdk": "codensm-browser-test", "version": "0.1.0", "batch_id": "browser-2",
                   "interval": [now - 5, now], "hist": "log2x2-ns"},
@@ -260,12 +260,26 @@ class DashboardInBrowser(unittest.TestCase):
         row = self.js(f"""(() => {{
             const tr = [...document.querySelectorAll('#functions-table tbody tr')]
                 .find((r) => r.querySelector('td.fn').textContent === {json.dumps(KNOWN)});
+            const cell = (name, col) => {{
+                const r = [...document.querySelectorAll('#functions-table tbody tr')]
+                    .find((x) => x.querySelector('td.fn').textContent === name);
+                const td = r.querySelector('td.' + col), e = td.querySelector('.estimated');
+                return {{text: td.textContent, title: e ? e.title : null}};
+            }};
             return tr && {{calls: tr.querySelector('td.c-calls').textContent,
                           file: tr.querySelector('td.file').textContent,
-                          dept: tr.querySelector('td.dept').textContent}};
+                          dept: tr.querySelector('td.dept').textContent,
+                          p95: cell({json.dumps(KNOWN)}, 'c-p95'), self: cell({json.dumps(KNOWN)}, 'c-self'),
+                          caller_p95: cell({json.dumps(CALLER)}, 'c-p95')}};
         }})()""")
         self.assertIsNotNone(row, "no row for " + KNOWN)
         self.assertEqual(row["calls"], "1,240")
+        # 1,100 of its calls were not clocked (sampled timing): its times say so
+        for c in (row["p95"], row["self"]):
+            self.assertTrue(c["text"].startswith("≈ "), c)
+            self.assertIn("1,100 of 1,240 calls were not clocked", c["title"])
+        self.assertEqual((row["self"]["text"], row["caller_p95"]["title"]), ("≈ 37.00 s", None))
+        self.assertFalse(row["caller_p95"]["text"].startswith("≈"), row["caller_p95"])
         self.assertEqual(row["file"], "checkout/cart.c:42")
         self.assertEqual(row["dept"], "checkout")
         api_row = [r for r in self.api("functions", q=KNOWN)["rows"] if r["name"] == KNOWN][0]

@@ -83,6 +83,16 @@ class TestSampledTiming(Case):
             self.assertEqual(sum(spin["hist"].values()), n, "round %d: the histogram holds every call" % i)
             self.assertLessEqual(spin["self_ms"], spin["total_ms"] * 1.0001)
             share[16 if i % 2 else 1].append(spin["total_ms"] / caller["total_ms"])
+            # The body says which times are estimates: in a sampled round
+            # about 15 of 16 spins read no clock; exact rounds and the
+            # 5 ms caller (never sampled) carry no estimated_calls.
+            raw = {f["name"]: f for f in b["functions"]}
+            est = raw["sampler.sample_spin"].get("estimated_calls", 0)
+            if i % 2:
+                self.assertTrue(n * 3 // 4 < est < n, "round %d: %d of %d estimated" % (i, est, n))
+            else:
+                self.assertEqual(est, 0, "round %d" % i)
+            self.assertNotIn("estimated_calls", raw["sampler.sample_round"])
         t = Totals(rec.committed())
         self.assert_exact(t, {"sampler.sample_round": (rounds, 0),
                               "sampler.sample_spin": (rounds * n, rounds * n // 100),

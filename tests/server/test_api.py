@@ -101,13 +101,14 @@ class Api(ServerTest):
         r = rows[0]
         self.assertEqual(list(r), ["name", "department", "value_weight", "calls", "errors", "error_rate",
                                    "p50_ms", "p95_ms", "max_ms", "total_ms", "self_ms", "nsm", "share",
-                                   "file", "line", "first_seen", "last_seen", "state"])
+                                   "file", "line", "first_seen", "last_seen", "state", "estimated_calls"])
         self.assertEqual({k: r[k] for k in ("name", "department", "value_weight", "calls", "errors",
                                            "error_rate", "max_ms", "total_ms", "self_ms", "nsm",
-                                           "file", "line", "state")},
+                                           "file", "line", "state", "estimated_calls")},
                          {"name": "pay.charge", "department": "payments", "value_weight": 9, "calls": 100,
                           "errors": 10, "error_rate": 0.1, "max_ms": 5, "total_ms": 500, "self_ms": 500,
-                          "nsm": 810, "file": "pay.c", "line": 31, "state": "failing"})
+                          "nsm": 810, "file": "pay.c", "line": 31, "state": "failing",
+                          "estimated_calls": 0})
         self.assertAlmostEqual(r["share"], 810 / NSM)
         self.assertAlmostEqual(r["p50_ms"], ms(1048576 + 0.5 * 524288), places=9)
         self.assertAlmostEqual(r["p95_ms"], ms(1048576 + 0.95 * 524288), places=9)

@@ -2,6 +2,7 @@
 histograms, and commits that survive kill -9."""
 import os
 import signal
+import sqlite3
 import tempfile
 import shutil
 import time
@@ -94,6 +95,17 @@ class Buckets(ServerTest):
                                       " WHERE f.name = 'late.f'"), [(3,)])
         self.assertEqual(self.row("late.f", "1h")["calls"], 3)
 
+    def test_estimated_calls_sum_over_windows(self):
+        """sampled timing's estimated_calls add up per window like calls; a body without them adds 0"""
+        key = self.p["ingest"]
+        for ago, calls, estimated in ((60, 100, 30), (120, 50, None), (2 * 3600, 40, 10)):
+            extra = {} if estimated is None else {"estimated_calls": estimated}
+            self.assertEqual(self.srv.post(key, {"functions": [fn("sampled.f", calls, **extra)],
+                                                 "_meta": at(ago)})[0], 200)
+        for window, (calls, estimated) in {"1h": (150, 30), "24h": (190, 40)}.items():
+            r = self.row("sampled.f", window)
+            self.assertEqual((r["calls"], r["estimated_calls"]), (calls, estimated), window)
+
     def test_no_histogram_gives_null_percentiles(self):
         """a seed client sends no histogram: p50/p95 are null, max is the mean"""
         self.srv.post(self.p["ingest"], {"functions": [fn("nohist.f", 4, total_ms=10)]})
@@ -128,6 +140,19 @@ class Durability(unittest.TestCase):
         self.assertEqual(self.srv.post(self.key, {"functions": [fn("durable.f0", 100, 1)],
                                                   "_meta": {"batch_id": "d-0"}}),
                          (200, {"ok": True, "functions": 1, "duplicate": True}))
+
+    def test_a_file_from_before_estimated_calls_is_upgraded(self):
+        """a database written before buckets had `estimated` opens, keeps its rows, and takes the field"""
+        self.assertEqual(self.srv.post(self.key, {"functions": [fn("old.f", 7)]})[0], 200)
+        self.assertEqual(self.srv.stop(), 0)
+        con = sqlite3.connect(self.srv.db)
+        con.execute("ALTER TABLE buckets DROP COLUMN estimated")
+        con.commit()
+        con.close()
+        self.assertNotIn("estimated", [r[1] for r in self.srv.sql("PRAGMA table_info(buckets)")])
+        self.srv.start()
+        self.assertEqual(self.srv.post(self.key, {"functions": [fn("old.f", 5, estimated_calls=4)]})[0], 200)
+        self.assertEqual(self.srv.sql("SELECT SUM(calls), SUM(estimated) FROM buckets"), [(12, 4)])
 
     def test_sigterm_stops_cleanly(self):
         """SIGTERM ends the server with status 0"""

@@ -137,7 +137,8 @@ static void small_batch(struct cnsmp_batch *b)
 					    .max_ns = 1500000};
 	b->fns[0].hist[20] = 1000;
 	b->fns[0].hist[21] = 240;
-	b->fns[1] = (struct cnsmp_fn_delta){.id = 1, .calls = 12, .errors = 2, .total_ns = 1};
+	b->fns[1] = (struct cnsmp_fn_delta){.id = 1, .calls = 12, .errors = 2, .total_ns = 1,
+					    .estimated = 5};
 	b->nedges = 1;
 	b->edges[0] = (struct cnsmp_edge_delta){0, 1, 12};
 	b->nincidents = 1;
@@ -173,7 +174,8 @@ static void test_small_batch_is_exactly_the_documented_payload(void **state)
 		"\"calls\":1240,\"errors\":3,\"total_ms\":47000.0,\"self_ms\":123.456789,"
 		"\"max_ms\":1.5,\"hist\":[[20,1000],[21,240]],\"file\":\"checkout/api.c\",\"line\":10},"
 		"{\"name\":\"payments.card.charge\",\"department\":\"payments\",\"value_weight\":0.5,"
-		"\"calls\":12,\"errors\":2,\"total_ms\":0.000001,\"self_ms\":0.0,\"max_ms\":0.0,\"hist\":[]}],"
+		"\"calls\":12,\"errors\":2,\"total_ms\":0.000001,\"self_ms\":0.0,\"max_ms\":0.0,"
+		"\"estimated_calls\":5,\"hist\":[]}],"
 		"\"edges\":[{\"caller\":\"checkout.api.handle\",\"callee\":\"payments.card.charge\",\"calls\":12}],"
 		"\"incidents\":[{\"kind\":\"error\",\"signal\":0,\"count\":2,\"first_seen\":1795000000.5,"
 		"\"last_seen\":1795000003.125,\"chain\":["
@@ -391,6 +393,7 @@ static void test_odd_strings_and_numbers_are_cleaned_alike(void **state)
 	b.incidents[0].last_seen = 0.3;
 	b.start = 1795000000.987654321;
 	b.fns[1].errors = 50; /* more errors than calls: capped */
+	b.fns[1].estimated = 70; /* likewise */
 	assert_same_as_build(&b);
 
 	char **bodies;
@@ -404,6 +407,7 @@ static void test_odd_strings_and_numbers_are_cleaned_alike(void **state)
 	assert_string_equal(json_string_value(json_object_get(f1, "department")), "default");
 	assert_true(json_real_value(json_object_get(f1, "value_weight")) == 0.0);
 	assert_int_equal(json_integer_value(json_object_get(f1, "errors")), 12);
+	assert_int_equal(json_integer_value(json_object_get(f1, "estimated_calls")), 12);
 	json_decref(j);
 	free_bodies(bodies, n);
 	b_release(&b);

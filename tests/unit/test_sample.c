@@ -139,7 +139,7 @@ static int setup(void **state)
  * estimated exactly, and the histogram holds every call. */
 static void counts_are_exact_and_one_call_in_n_is_timed(void **state)
 {
-	uint64_t u0 = untimed(SHORT), e0 = edge(CALLER, SHORT);
+	uint64_t u0 = untimed(SHORT), e0 = edge(CALLER, SHORT), uc0 = untimed(CALLER);
 	uint64_t c0 = atomic_load(&counters(CALLER)->calls);
 	for (int i = 0; i < 20000; i++) {
 		enter(CALLER);
@@ -156,9 +156,16 @@ static void counts_are_exact_and_one_call_in_n_is_timed(void **state)
 	assert_in_range(timed, 1490 - 150, 1490 + 150);
 	assert_int_equal(edge(CALLER, SHORT) - e0, 20000);
 	assert_int_equal(atomic_load(&counters(CALLER)->calls) - c0, 20000);
-	struct cnsmp_fn_delta d = delta(SHORT);
+	void *const fns[] = {SHORT, CALLER};
+	struct cnsmp_fn_delta both[2];
+	deltas(fns, both, 2);
+	struct cnsmp_fn_delta d = both[0];
 	assert_int_equal(d.calls, 20000);
 	assert_int_equal(d.errors, 200);
+	/* The payload's estimated_calls: the calls that read no clock. */
+	assert_int_equal(d.estimated, 20000 - timed);
+	assert_int_equal(both[1].estimated, untimed(CALLER) - uc0);
+	assert_true(both[1].estimated > 0);
 	assert_int_equal(d.total_ns, 20000 * 100);
 	assert_int_equal(d.self_ns, 20000 * 100);
 	assert_int_equal(hist_sum(&d), 20000);

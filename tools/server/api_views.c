@@ -128,7 +128,7 @@ static size_t trend_points(const struct srv_view *v)
  * ?4 30 days ago, ?5 the underuse threshold. */
 #define FN_ROWS \
 	"WITH w AS (SELECT function, SUM(calls) c, SUM(errors) e, SUM(total_ms) t," \
-	"  SUM(self_ms) s, MAX(max_ms) mx, SUM(value) v FROM buckets" \
+	"  SUM(self_ms) s, MAX(max_ms) mx, SUM(value) v, SUM(estimated) u FROM buckets" \
 	"  WHERE project = ?1 AND bucket_start >= ?2 GROUP BY function)," \
 	" r AS (SELECT function, SUM(calls) c, SUM(errors) e FROM buckets" \
 	"  WHERE project = ?1 AND bucket_start >= ?3 GROUP BY function)," \
@@ -140,7 +140,7 @@ static size_t trend_points(const struct srv_view *v)
 	"  CASE WHEN w.c > 0 THEN w.e * 1.0 / w.c ELSE 0.0 END error_rate," \
 	"  COALESCE(w.mx, 0.0) max_ms, COALESCE(w.t, 0.0) total_ms, COALESCE(w.s, 0.0) self_ms," \
 	"  COALESCE(w.v, 0.0) nsm, CASE WHEN tot.v > 0 THEN COALESCE(w.v, 0.0) / tot.v ELSE 0.0 END share," \
-	"  f.file, f.line, f.first_seen, f.last_seen," \
+	"  f.file, f.line, f.first_seen, f.last_seen, COALESCE(w.u, 0) estimated_calls," \
 	"  cnsm_state(COALESCE(r.c, 0), COALESCE(r.e, 0), COALESCE(m.c, 0), f.in_inventory," \
 	"   f.calls_total, ?5) state" \
 	"  FROM functions f CROSS JOIN tot LEFT JOIN w ON w.function = f.id" \
@@ -350,6 +350,8 @@ static json_t *fn_row(sqlite3_stmt *s, double p50, double p95)
 	json_object_set_new(o, "first_seen", srv_col_real(s, 14));
 	json_object_set_new(o, "last_seen", srv_col_real(s, 15));
 	json_object_set_new(o, "state", srv_col_text(s, 16));
+	/* Column 17 is the page's total (COUNT(*) OVER ()). */
+	json_object_set_new(o, "estimated_calls", srv_col_int(s, 18));
 	return o;
 }
 
@@ -478,7 +480,7 @@ json_t *srv_view_functions(struct srv_view *v, unsigned *status)
 	snprintf(sql, sizeof sql, FN_ROWS
 		 "SELECT id, name, department, value_weight, calls, errors, error_rate, max_ms,"
 		 " total_ms, self_ms, nsm, share, file, line, first_seen, last_seen, state,"
-		 " COUNT(*) OVER () FROM rows WHERE (?6 IS NULL OR department = ?6)"
+		 " COUNT(*) OVER (), estimated_calls FROM rows WHERE (?6 IS NULL OR department = ?6)"
 		 " AND (?7 IS NULL OR instr(lower(name), lower(?7)) > 0) AND (?8 IS NULL OR state = ?8)"
 		 " ORDER BY %s %s, name ASC LIMIT ?9 OFFSET ?10",
 		 by_percentile ? "name" : sort, desc ? "DESC" : "ASC");

@@ -147,6 +147,12 @@ static int check_function(json_t *f, size_t i, char *err)
 		return -1;
 	if ((v = json_object_get(f, "hist")) && check_hist(v, base, err))
 		return -1;
+	if ((v = json_object_get(f, "estimated_calls"))) {
+		if (check_count(v, SUB(p, "%s.estimated_calls", base), err))
+			return -1;
+		if (json_integer_value(v) > json_integer_value(json_object_get(f, "calls")))
+			return bad(err, SUB(p, "%s.estimated_calls", base), "greater than calls");
+	}
 	return 0;
 }
 
@@ -341,11 +347,11 @@ static int apply_function(struct batch *b, json_t *f)
 	 * lasted at least the mean. */
 	s = srv_stmt(b->st,
 		"INSERT INTO buckets(project, bucket_start, function, calls, errors, total_ms,"
-		" self_ms, max_ms, value) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+		" self_ms, max_ms, value, estimated) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
 		" ON CONFLICT DO UPDATE SET calls = calls + excluded.calls,"
 		" errors = errors + excluded.errors, total_ms = total_ms + excluded.total_ms,"
 		" self_ms = self_ms + excluded.self_ms, max_ms = MAX(max_ms, excluded.max_ms),"
-		" value = value + excluded.value", b->err);
+		" value = value + excluded.value, estimated = estimated + excluded.estimated", b->err);
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, b->project);
@@ -357,6 +363,7 @@ static int apply_function(struct batch *b, json_t *f)
 	sqlite3_bind_double(s, 7, self ? json_number_value(self) : total);
 	sqlite3_bind_double(s, 8, max ? json_number_value(max) : srv_ratio(total, (double)calls));
 	sqlite3_bind_double(s, 9, weight * (double)(calls - errors));
+	sqlite3_bind_int64(s, 10, json_integer_value(json_object_get(f, "estimated_calls")));
 	if (step_done(b, s) < 0)
 		return -1;
 

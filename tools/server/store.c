@@ -46,6 +46,7 @@ static const char schema[] =
 	" project INTEGER NOT NULL, bucket_start INTEGER NOT NULL, function INTEGER NOT NULL,"
 	" calls INTEGER NOT NULL, errors INTEGER NOT NULL, total_ms REAL NOT NULL,"
 	" self_ms REAL NOT NULL, max_ms REAL NOT NULL, value REAL NOT NULL,"
+	" estimated INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY(project, bucket_start, function)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS buckets_by_function ON buckets(project, function, bucket_start);"
 	"CREATE TABLE IF NOT EXISTS hist("
@@ -116,14 +117,45 @@ static struct srv_store *store_open(char *err)
 	return s;
 }
 
+/* Columns added since the first schema, each with a default that means
+ * what a file without it meant: an older file gets them on open. */
+static const struct { const char *table, *column, *ddl; } added[] = {
+	/* calls of the bucket whose time was estimated (sampled timing) */
+	{ "buckets", "estimated", "ALTER TABLE buckets ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0" },
+};
+
+static int has_column(struct srv_store *s, const char *table, const char *column, char *err)
+{
+	sqlite3_stmt *st;
+	char sql[96];
+	snprintf(sql, sizeof sql, "SELECT 1 FROM pragma_table_info('%s') WHERE name = ?1", table);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(s->db));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, column, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(s->db));
+		return -1;
+	}
+	return rc == SQLITE_ROW;
+}
+
 int srv_store_init(const char *path, char *err)
 {
 	free(db_path);
 	db_path = strdup(path);
 	struct srv_store *s = srv_store_get(err);
-	if (!s)
+	if (!s || srv_exec(s, schema, err) < 0)
 		return -1;
-	return srv_exec(s, schema, err);
+	for (size_t i = 0; i < sizeof added / sizeof *added; i++) {
+		int has = has_column(s, added[i].table, added[i].column, err);
+		if (has < 0 || (!has && srv_exec(s, added[i].ddl, err) < 0))
+			return -1;
+	}
+	return 0;
 }
 
 struct srv_store *srv_store_get(char *err)

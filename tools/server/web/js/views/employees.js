@@ -5,6 +5,16 @@ import { h, fill, breakable, fmtInt, fmtPct, fmtMs, fileLine, timeEl, badge, bar
 
 const PAGE = 50;
 
+// A time that includes calls the runtime did not clock (sampled timing,
+// CODENSM_SAMPLE): marked, with how many, rather than shown as measured.
+function timed(r, ms) {
+	if (!(r.estimated_calls > 0) || ms === null || ms === undefined) return fmtMs(ms);
+	return h('span', {
+		class: 'estimated',
+		title: `estimated: ${fmtInt(r.estimated_calls)} of ${fmtInt(r.calls)} calls were not clocked (sampled timing) and count at the mean of the samples`,
+	}, '≈ ' + fmtMs(ms));
+}
+
 // [field, header, cell, class]; field is the server's sort key.
 const COLS = [
 	['name', 'function', (r) => breakable(r.name), 'fn'],
@@ -12,10 +22,10 @@ const COLS = [
 	['state', 'state', (r) => badge(r.state), 'state'],
 	['calls', 'calls', (r) => fmtInt(r.calls), 'num c-calls'],
 	['error_rate', 'err rate', (r) => fmtPct(r.error_rate, 2), 'num c-err'],
-	['p50_ms', 'p50', (r) => fmtMs(r.p50_ms), 'num'],
-	['p95_ms', 'p95', (r) => fmtMs(r.p95_ms), 'num'],
+	['p50_ms', 'p50', (r) => timed(r, r.p50_ms), 'num c-p50'],
+	['p95_ms', 'p95', (r) => timed(r, r.p95_ms), 'num c-p95'],
 	['max_ms', 'max', (r) => fmtMs(r.max_ms), 'num'],
-	['self_ms', 'self', (r) => fmtMs(r.self_ms), 'num'],
+	['self_ms', 'self', (r) => timed(r, r.self_ms), 'num c-self'],
 	['share', 'share', (r) => [bar(r.share, 'bar-blue'), h('span', { class: 'num' }, fmtPct(r.share))], 'share-cell'],
 	['file', 'file:line', (r) => h('span', { title: fileLine(r.file, r.line) }, fileLine(r.file, r.line)), 'file'],
 	['first_seen', 'first seen', (r) => timeEl(r.first_seen), 'time'],

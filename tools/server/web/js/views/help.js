@@ -8,6 +8,7 @@ const FORMULAS = [
 	['reliability', '1 − errors / calls (1 when there were no calls).'],
 	['p50 / p95', 'From the merged latency histogram (interpolated inside a bucket). max is the longest single call.'],
 	['self time', 'Time spent in the function itself, not in the tracked functions it called.'],
+	['≈ (estimated)', 'With sampled timing (CODENSM_SAMPLE), the runtime reads the clock on some calls of its shortest functions only; the others count at the mean of those samples. Their p50, p95 and self time are marked ≈, and the mark\'s tooltip says how many calls were not clocked. Calls, errors and pairs are always exact.'],
 	['OEE', 'availability × performance × reliability, where availability = functions of the department called in the window / functions known (inventory or seen), and performance = min(1, p50 over the last 30 days / p50 in the window).'],
 	['debt', 'Of a function: error_rate × share. High when it is both fragile and load-bearing. The heatmap bins functions by error rate (y) and share (x); the trajectory sums debt over time.'],
 	['underused', 'Fewer than threshold calls in the last 30 days, but some (threshold defaults to 10).'],
