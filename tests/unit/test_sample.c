@@ -459,6 +459,42 @@ static void a_function_recursive_through_others_is_timed_exactly(void **state)
 	assert_int_equal(hist_sum(&d[1]), 1000);
 }
 
+static const struct cnsmp_fn_delta *find_delta(const struct cnsmp_batch *b, void *fn)
+{
+	for (size_t i = 0; i < b->nfns; i++)
+		if (b->fns[i].id == cnsmp_registry_find((uintptr_t)fn)->id)
+			return &b->fns[i];
+	return NULL;
+}
+
+/* A body that failed cleanly is merged into the next one (flusher.c):
+ * its estimated calls add up with the next delta's, like its calls. */
+static void estimated_calls_add_up_when_a_delta_is_merged_back(void **state)
+{
+	struct cnsmp_batch first, second;
+	uint64_t u0 = untimed(SHORT);
+	for (int i = 0; i < 3000; i++)
+		call(SHORT, 100);
+	uint64_t u1 = untimed(SHORT);
+	cnsmp_thread_drain_self();
+	cnsmp_batch_init(&first);
+	assert_int_equal(cnsmp_collect(&first), 0);
+	for (int i = 0; i < 5000; i++)
+		call(SHORT, 100);
+	cnsmp_thread_drain_self();
+	cnsmp_batch_init(&second);
+	assert_int_equal(cnsmp_collect(&second), 0);
+	assert_int_equal(find_delta(&first, SHORT)->estimated, u1 - u0);
+	assert_true(u1 - u0 > 2000);
+	assert_int_equal(cnsmp_batch_merge(&second, &first), 0);
+	const struct cnsmp_fn_delta *d = find_delta(&second, SHORT);
+	assert_int_equal(d->calls, 8000);
+	assert_int_equal(d->estimated, untimed(SHORT) - u0);
+	assert_int_equal(d->total_ns, 8000 * 100);
+	cnsmp_batch_release(&first);
+	cnsmp_batch_release(&second);
+}
+
 static _Atomic int workers_left;
 
 static void *sampled_worker(void *arg)
@@ -512,6 +548,7 @@ int main(void)
 		cmocka_unit_test(the_flusher_gives_untimed_calls_the_samples_mean),
 		cmocka_unit_test(a_recursive_function_is_timed_exactly),
 		cmocka_unit_test(a_function_recursive_through_others_is_timed_exactly),
+		cmocka_unit_test(estimated_calls_add_up_when_a_delta_is_merged_back),
 		cmocka_unit_test(collecting_while_sampled_threads_run_loses_nothing),
 	};
 	return cmocka_run_group_tests_name("sample", tests, setup, NULL);
