@@ -97,6 +97,26 @@ class TestRealServer(Case):
         under = self.api("underuse?window=1h")
         self.assertIn("legacy.export.export_xml", [f["name"] for f in under["never_called"]])
 
+    def test_sampled_timing_is_labelled_end_to_end(self):
+        """a shop run with CODENSM_SAMPLE=16: exact counts, its short functions' estimated calls on the server and marked in codensm report"""
+        self.run_shop(CODENSM_SAMPLE="16")
+        rows = self.api("functions?window=1h&limit=500")["rows"]
+        got = {r["name"]: (r["calls"], r["errors"]) for r in rows if r["calls"]}
+        self.assertEqual(got, sample_expect_shop(N))
+        est = {r["name"]: r["estimated_calls"] for r in rows if r["estimated_calls"]}
+        self.assertTrue(est, "no function was sampled")
+        for name, e in est.items():
+            # each thread times a function's first 256 calls (its probation)
+            self.assertLessEqual(e, got[name][0] - 256, name)
+        if not os.path.exists(CLI):
+            return
+        r = run([CLI, "report", "--server", self.base, "--project", "shop", "--key", self.view_key,
+                 "--window", "1h", "--top", "500"], clean_env())
+        self.assertEqual(r.returncode, 0, r)
+        marked = {ln.split()[0] for ln in r.stdout.splitlines()[2:] if " ~" in ln}
+        self.assertEqual(marked, set(est), r.stdout)
+        self.assertIn("~ estimated: some calls were not clocked", r.stdout.splitlines()[-1])
+
     def test_report_command(self):
         """codensm report prints the project's top functions"""
         if not os.path.exists(CLI):

@@ -101,10 +101,19 @@ int cli_report(const struct cli_report_opts *o, FILE *out, FILE *err)
 		"ERRORS", "P95_MS", "NSM", "SHARE");
 	size_t i;
 	json_t *row;
-	json_array_foreach(json_object_get(fns, "rows"), i, row)
-		fprintf(out, "%-48s %-14s %10.0f %8.0f %9.3f %9.0f %6.1f%%\n", str(row, "name"),
-			str(row, "department"), num(row, "calls"), num(row, "errors"),
-			num(row, "p95_ms"), num(row, "nsm"), 100 * num(row, "share"));
+	int any_estimated = 0;
+	json_array_foreach(json_object_get(fns, "rows"), i, row) {
+		/* Times partly estimated (sampled timing) are marked '~'. */
+		int est = num(row, "estimated_calls") > 0;
+		char p95[32];
+		snprintf(p95, sizeof p95, "%s%.3f", est ? "~" : "", num(row, "p95_ms"));
+		any_estimated |= est;
+		fprintf(out, "%-48s %-14s %10.0f %8.0f %9s %9.0f %6.1f%%\n", str(row, "name"),
+			str(row, "department"), num(row, "calls"), num(row, "errors"), p95,
+			num(row, "nsm"), 100 * num(row, "share"));
+	}
+	if (any_estimated)
+		fprintf(out, "~ estimated: some calls were not clocked (sampled timing, CODENSM_SAMPLE)\n");
 	json_decref(sum);
 	json_decref(fns);
 	return 0;
