@@ -230,6 +230,21 @@ static CNSMP_NOINST __attribute__((noinline)) void exit_slow(
 	cnsmp_tls.guard = 0;
 }
 
+/* An exit that is not the top frame's, or the guard is set, or the
+ * stack is past its limit.  Most often that is the exit of an excluded
+ * function called by tracked code (never pushed, nothing to close): the
+ * thread's cache says so without the guard, since the read changes
+ * nothing, and the hook returns here instead of going through pop and
+ * repair, which cost as much again as the whole excluded call. */
+static CNSMP_NOINST __attribute__((noinline)) void exit_other(
+	struct cnsmp_thread *t, void *fn)
+{
+	struct cnsmp_counters *c;
+	if (likely(cnsmp_tcache_get(t, (uintptr_t)fn, &c)) && c == NULL)
+		return;
+	exit_slow(t, fn);
+}
+
 /* The callee's edge cache did not hold this caller. */
 static CNSMP_NOINST __attribute__((noinline)) void edge_unguard(
 	struct cnsmp_thread *t, struct cnsmp_counters *parent,
@@ -451,7 +466,7 @@ static inline __attribute__((always_inline)) void exit_on(
 	struct cnsmp_frame *fr = &t->frames[d]; /* cnsmp_frame_at(t, d - 1) */
 	if (unlikely(cnsmp_tls.guard) || unlikely(d > t->limit) ||
 	    unlikely(fr->addr != (uintptr_t)fn)) {
-		exit_slow(t, fn);
+		exit_other(t, fn);
 		return;
 	}
 	cnsmp_tls.guard = 1;

@@ -367,13 +367,22 @@ static void excluded_calls_touch_no_stack_or_counter(void **state)
 	assert_int_equal(pthread_join(th, &block), 0);
 	assert_null(block);
 	assert_ptr_equal(atomic_load(&cnsmp_threads), head);
-	/* On an attached thread the stack is untouched too. */
+	/* On an attached thread the stack is untouched too, and the exit
+	 * is neither a repair nor an unmatched exit. */
+	uint64_t repairs = codensm_repairs();
+	uint64_t unmatched = atomic_load(&cnsmp_thread_unmatched);
+	uint64_t a = calls(A);
 	enter(A);
-	enter(NOISY);
-	assert_int_equal(cnsmp_tls.t->depth, 1);
-	leave(NOISY);
-	assert_int_equal(cnsmp_tls.t->depth, 1);
+	for (int i = 0; i < 3; i++) {
+		enter(NOISY);
+		assert_int_equal(cnsmp_tls.t->depth, 1);
+		leave(NOISY);
+		assert_int_equal(cnsmp_tls.t->depth, 1);
+	}
 	leave(A);
+	assert_int_equal(calls(A), a + 1);
+	assert_int_equal(codensm_repairs(), repairs);
+	assert_int_equal(atomic_load(&cnsmp_thread_unmatched), unmatched);
 	cnsmp_cfg.exclude.n = 0;
 }
 
