@@ -135,12 +135,28 @@ static int has_column(struct srv_store *s, const char *table, const char *column
 	}
 	sqlite3_bind_text(st, 1, column, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Adds the missing columns in one write transaction: a running server
+ * and a `codensm-server project ...` command may open an older file at
+ * the same time. */
+static int upgrade(struct srv_store *s, char *err)
+{
+	if (srv_exec(s, "BEGIN IMMEDIATE", err) < 0)
 		return -1;
+	for (size_t i = 0; i < sizeof added / sizeof *added; i++) {
+		int has = has_column(s, added[i].table, added[i].column, err);
+		if (has < 0 || (!has && srv_exec(s, added[i].ddl, err) < 0)) {
+			char ignore[SRV_ERRLEN];
+			srv_exec(s, "ROLLBACK", ignore);
+			return -1;
+		}
 	}
-	return rc == SQLITE_ROW;
+	return srv_exec(s, "COMMIT", err);
 }
 
 int srv_store_init(const char *path, char *err)
@@ -150,12 +166,7 @@ int srv_store_init(const char *path, char *err)
 	struct srv_store *s = srv_store_get(err);
 	if (!s || srv_exec(s, schema, err) < 0)
 		return -1;
-	for (size_t i = 0; i < sizeof added / sizeof *added; i++) {
-		int has = has_column(s, added[i].table, added[i].column, err);
-		if (has < 0 || (!has && srv_exec(s, added[i].ddl, err) < 0))
-			return -1;
-	}
-	return 0;
+	return upgrade(s, err);
 }
 
 struct srv_store *srv_store_get(char *err)
