@@ -9,7 +9,7 @@ from serverlib import ServerTest, fn, at
 
 NOW = [  # one payload, so that these calls share one 60-second bucket
     fn("pay.charge", 100, 10, 500, "payments", 9, file="pay.c", line=31, hist=[[40, 100]]),
-    fn("pay.refund", 50, 0, 100, "payments", 2, hist=[[42, 50]]),
+    fn("pay.refund", 50, 0, 100, "payments", 2, hist=[[42, 50]], estimated_calls=40),
     fn("cart.total", 200, 0, 200, "checkout", 1, file="cart.c", line=3),
 ]
 EARLIER = [  # 20 minutes ago: out of the "last 15 minutes" of the states
@@ -236,6 +236,10 @@ class Api(ServerTest):
                      "Callers (calls in the window):\n- cart.total (80)\n- other.x (3)\n",
                      "Callees (calls in the window):\n- pay.refund (5)\n"):
             self.assertIn(part, p["prompt"])
+        self.assertNotIn("estimated", p["prompt"])
+        # a function timed by samples says so under its latency
+        p = self.get("prompt", fn="pay.refund")["prompt"]
+        self.assertIn("max 2.000 ms\n  (estimated: 40 of the calls were not clocked, sampled timing)\n", p)
 
     # ---- who sees what ----------------------------------------------------------------
 

@@ -206,7 +206,8 @@ static int prompt_stats(struct srv_view *v, struct text *t, int64_t id)
 	sqlite3_stmt *s = srv_stmt(v->st,
 		"SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(errors), 0), COALESCE(MAX(max_ms), 0.0),"
 		" COALESCE(SUM(total_ms), 0.0), COALESCE(SUM(value), 0.0),"
-		" (SELECT COALESCE(SUM(value), 0.0) FROM buckets WHERE project = ?1 AND bucket_start >= ?3)"
+		" (SELECT COALESCE(SUM(value), 0.0) FROM buckets WHERE project = ?1 AND bucket_start >= ?3),"
+		" COALESCE(SUM(estimated), 0)"
 		" FROM buckets INDEXED BY buckets_by_function"
 		" WHERE project = ?1 AND function = ?2 AND bucket_start >= ?3", v->err);
 	int64_t counts[SRV_HIST_BUCKETS];
@@ -220,6 +221,7 @@ static int prompt_stats(struct srv_view *v, struct text *t, int64_t id)
 	int64_t calls = sqlite3_column_int64(s, 0), errors = sqlite3_column_int64(s, 1);
 	double max = sqlite3_column_double(s, 2), total = sqlite3_column_double(s, 3);
 	double share = srv_ratio(sqlite3_column_double(s, 4), sqlite3_column_double(s, 5));
+	int64_t estimated = sqlite3_column_int64(s, 6);
 	sqlite3_reset(s);
 	if (srv_fn_hist(v, id, v->since, counts) < 0)
 		return -1;
@@ -231,6 +233,9 @@ static int prompt_stats(struct srv_view *v, struct text *t, int64_t id)
 		add(t, "- latency: p50 %.3f ms, p95 %.3f ms, max %.3f ms\n", p50, p95, max);
 	else
 		add(t, "- latency: mean %.3f ms, max %.3f ms\n", srv_ratio(total, (double)calls), max);
+	if (estimated > 0)
+		add(t, "  (estimated: %lld of the calls were not clocked, sampled timing)\n",
+		    (long long)estimated);
 	add(t, "- share of the product's North-Star Metric: %.2f%%\n", 100 * share);
 	return 0;
 }
