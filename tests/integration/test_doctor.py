@@ -76,6 +76,15 @@ class TestDoctor(DoctorCase):
             "payments.card.card_authorize": ("finance", 1, at("payments/card.c", "card_authorize")),
         })
 
+    def test_says_how_calls_are_timed(self):
+        """doctor says whether calls are clocked exactly or sampled, with the rate and the threshold"""
+        r = self.doctor(sample("shop"))
+        self.assertIn("timing: exact, every call clocked", r.stdout)
+        r = self.doctor(sample("shop"), CODENSM_SAMPLE="16", CODENSM_SAMPLE_BELOW_NS="250")
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn("timing: sampled (CODENSM_SAMPLE=16): a function whose calls on a thread average"
+                      " under 250 ns is clocked on 1 call in 16", r.stdout)
+
     def test_static_and_ldflags_variants_are_fine(self):
         """doctor on the static and the LDFLAGS-first shop: hooks reach the runtime; exit 0"""
         for v in ("shop-static", "shop-ldflags"):

@@ -186,6 +186,20 @@ static int check_selection(const char *path, const struct cnsmp_config *cfg, FIL
 	return problems;
 }
 
+/* How calls will be timed: exact, or sampled (CODENSM_SAMPLE) and what
+ * that means for the numbers. */
+static void print_timing(const struct cnsmp_config *cfg, FILE *out)
+{
+	if (cfg->sample <= 1) {
+		fprintf(out, "timing: exact, every call clocked (CODENSM_SAMPLE not set or 1)\n");
+		return;
+	}
+	fprintf(out, "timing: sampled (CODENSM_SAMPLE=%u): a function whose calls on a thread average "
+		"under %u ns is clocked on 1 call in %u after its first 256; longer and recursive "
+		"ones are clocked on every call; counts stay exact\n",
+		cfg->sample, cfg->sample_below_ns, cfg->sample);
+}
+
 int cli_doctor(const char *path, FILE *out, FILE *err)
 {
 	struct cli_elf e;
@@ -213,6 +227,7 @@ int cli_doctor(const char *path, FILE *out, FILE *err)
 		problems += bad;
 	}
 	problems += check_selection(path, &cfg, out, err);
+	print_timing(&cfg, out);
 	cnsmp_config_release(&cfg);
 	cli_elf_release(&e);
 	return problems;
