@@ -145,7 +145,7 @@ static CNSMP_NOINST int is_tracked(struct cnsmp_thread *t, uintptr_t fn)
 {
 	struct cnsmp_counters *c;
 	if (cnsmp_tcache_get(t, fn, &c))
-		return c != NULL;
+		return c != CNSMP_TC_EXCLUDED;
 	struct cnsmp_fn *f = cnsmp_registry_lookup(fn);
 	return f && atomic_load_explicit(&f->state, memory_order_relaxed) ==
 			    CNSMP_FN_TRACKED;
@@ -240,7 +240,7 @@ static CNSMP_NOINST __attribute__((noinline)) void exit_other(
 	struct cnsmp_thread *t, void *fn)
 {
 	struct cnsmp_counters *c;
-	if (likely(cnsmp_tcache_get(t, (uintptr_t)fn, &c)) && c == NULL)
+	if (likely(cnsmp_tcache_get(t, (uintptr_t)fn, &c)) && c == CNSMP_TC_EXCLUDED)
 		return;
 	exit_slow(t, fn);
 }
@@ -413,9 +413,9 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 			enter_miss(t, fn);
 			return;
 		}
-		if (c == NULL)
-			return; /* excluded */
 		if (unlikely((uintptr_t)c & CNSMP_TC_SAMPLE)) {
+			if (c == CNSMP_TC_EXCLUDED)
+				return;
 			/* Sampled timing: an untimed call is counted here
 			 * (the common case), anything else in enter_tagged. */
 			struct cnsmp_counters *u = (struct cnsmp_counters *)(

@@ -154,7 +154,7 @@ CNSMP_NOINST void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
 	struct cnsmp_tslot *s = &t->cache[cnsmp_tcache_index(addr)];
 	s->addr = 0; /* see cnsmp_tcache_get */
 	atomic_signal_fence(memory_order_release);
-	s->c = c;
+	s->c = c ? c : CNSMP_TC_EXCLUDED;
 	atomic_signal_fence(memory_order_release);
 	s->addr = addr;
 }

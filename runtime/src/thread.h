@@ -53,8 +53,12 @@ extern struct cnsmp_sampling cnsmp_sampling;
 
 /* The low bit of a cached counters pointer (counters are 8-aligned):
  * sampling is on and the function is in probation or sampled, so its
- * entry takes enter_tagged.  The exact path pays one bit test for it. */
+ * entry takes enter_tagged.  An excluded function is cached as the bit
+ * alone (CNSMP_TC_EXCLUDED), so that one bit test tells the exact path
+ * from everything else: it pays nothing more for sampled timing than it
+ * did for exclusion. */
 #define CNSMP_TC_SAMPLE ((uintptr_t)1)
+#define CNSMP_TC_EXCLUDED ((struct cnsmp_counters *)CNSMP_TC_SAMPLE)
 
 /* One tracked call in progress.  Owner-only.  One cache line: the exit
  * hook reads and writes only this frame and its parent's.  The function's
@@ -175,7 +179,8 @@ static inline uint64_t cnsmp_ticks_since(uint64_t a, uint64_t b)
 	return (int64_t)d < 0 ? 0 : d;
 }
 
-/* The cached decision for `addr` on t: 1 and *c (NULL: excluded) if the
+/* The cached decision for `addr` on t: 1 and *c (counters, tagged while
+ * sampled; CNSMP_TC_EXCLUDED: excluded) if the
  * cache holds it and is current, else 0.  A signal handler may refill the
  * slot between the two reads; cnsmp_tcache_put writes the address last
  * (after clearing it), so reading c first and then a matching address
@@ -391,9 +396,9 @@ static inline void cnsmp_count_edge(struct cnsmp_thread *t,
 struct cnsmp_counters *cnsmp_sample_tag(struct cnsmp_counters *c);
 void cnsmp_sample_due(struct cnsmp_thread *t, struct cnsmp_counters *c, void *fn);
 
-/* Remember `addr` -> c (NULL: excluded) in t's cache, decided under gen
- * `g` (loaded before the registry was read).  Guard held: a handler's
- * fill cannot interleave with this one. */
+/* Remember `addr` -> c (NULL: excluded, cached as CNSMP_TC_EXCLUDED) in
+ * t's cache, decided under gen `g` (loaded before the registry was read).
+ * Guard held: a handler's fill cannot interleave with this one. */
 void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
 		      struct cnsmp_counters *c, uint32_t g);
 
