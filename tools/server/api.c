@@ -7,15 +7,12 @@
 
 #include "server.h"
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if there is none
- * (a stray continuation byte, an overlong form, a surrogate, past
- * U+10FFFF, or a sequence cut short). */
-static size_t utf8_len(const unsigned char *s)
+size_t srv_utf8_len(const unsigned char *s, size_t avail)
 {
 	unsigned c = s[0];
 	size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 :
 		   (c & 0xf8) == 0xf0 ? 4 : 0;
-	if (n == 0 || (n == 2 && c < 0xc2))
+	if (n == 0 || n > avail || (n == 2 && c < 0xc2))
 		return 0;
 	uint32_t cp = n == 1 ? c : c & (0x7f >> n);
 	for (size_t i = 1; i < n; i++) {
@@ -40,13 +37,10 @@ json_t *srv_error_json(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	for (unsigned char *p = (unsigned char *)msg; *p;) {
-		size_t n = utf8_len(p);
-		if (n == 0)
-			*p++ = '?';
-		else
-			p += n;
-	}
+	unsigned char *p = (unsigned char *)msg;
+	for (size_t i = 0, len = strlen(msg), n; i < len; i += n)
+		if (!(n = srv_utf8_len(p + i, len - i)))
+			p[i] = '?', n = 1;
 	return json_pack("{ss}", "error", msg);
 }
 

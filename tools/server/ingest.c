@@ -33,30 +33,9 @@ static int bad(char *err, const char *path, const char *fmt, ...)
  * the promise true whatever the parser's flags become. */
 static int utf8_ok(const unsigned char *s, size_t n)
 {
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = s[i], len, min;
-		if (c < 0x80) {
-			if (c == 0)
-				return 0;
-			i++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0) len = 2, min = 0x80, c &= 0x1f;
-		else if ((c & 0xf0) == 0xe0) len = 3, min = 0x800, c &= 0x0f;
-		else if ((c & 0xf8) == 0xf0) len = 4, min = 0x10000, c &= 0x07;
-		else return 0;
-		if (i + len > n)
+	for (size_t i = 0, len; i < n; i += len)
+		if (s[i] == 0 || !(len = srv_utf8_len(s + i, n - i)))
 			return 0;
-		for (unsigned k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			c = c << 6 | (s[i + k] & 0x3f);
-		}
-		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-			return 0;
-		i += len;
-	}
 	return 1;
 }
 

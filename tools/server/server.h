@@ -105,6 +105,10 @@ void srv_api(const char *auth_header, const char *path, srv_query_fn query, void
 	     double now, struct srv_reply *r);
 /* Helpers shared by api.c and api_views.c. */
 json_t *srv_error_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Length of the valid UTF-8 sequence at s (1-4, within `avail` bytes), or
+ * 0 if there is none (a stray continuation byte, an overlong form, a
+ * surrogate, past U+10FFFF, or a sequence cut short). */
+size_t srv_utf8_len(const unsigned char *s, size_t avail);
 struct srv_view {
 	struct srv_store *st;
 	int64_t project;
