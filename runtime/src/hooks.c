@@ -9,9 +9,10 @@
  * is that cache read (or, on a thread that never opened a tracked call,
  * one registry lookup) and returns without touching the stack, the clock
  * or a counter.  With sampled timing (sample.c), an untimed call is the
- * tracked call without its clock reads and histogram.  Everything slow (the first sight of a function, a cache
- * miss, the thread's first hook, a counter chunk's first use) is a call to
- * a cold function here or in registry.c and thread.c.
+ * tracked call without its clock reads and histogram.  Everything slow
+ * (the first sight of a function, a cache miss, the thread's first hook,
+ * a counter chunk's first use) is a call to a cold function here or in
+ * registry.c and thread.c.
  *
  * Each hook returns at once (unlikely) when the per-thread guard is set (a
  * hook interrupted by a signal handler that calls instrumented code, or the
@@ -325,14 +326,7 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_tagged(
 		open_untimed(t, d, c, fn);
 	} else {
 		cnsmp_sample_due(t, c, fn);
-		struct cnsmp_frame *fr = cnsmp_frame_at(t, d);
-		fr->addr = (uintptr_t)fn;
-		fr->c = c;
-		fr->child = 0;
-		fr->flags = 0;
-		fr->start = cnsmp_clock_now();
-		atomic_signal_fence(memory_order_release); /* frame before depth */
-		t->depth = d + 1;
+		open_frame(t, d, c, fn, 0);
 	}
 	cnsmp_tls.guard = 0;
 }

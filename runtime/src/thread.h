@@ -180,8 +180,8 @@ static inline uint64_t cnsmp_ticks_since(uint64_t a, uint64_t b)
 }
 
 /* The cached decision for `addr` on t: 1 and *c (counters, tagged while
- * sampled; CNSMP_TC_EXCLUDED: excluded) if the
- * cache holds it and is current, else 0.  A signal handler may refill the
+ * sampled; CNSMP_TC_EXCLUDED: excluded) if the cache holds it and is
+ * current, else 0.  A signal handler may refill the
  * slot between the two reads; cnsmp_tcache_put writes the address last
  * (after clearing it), so reading c first and then a matching address
  * means c was written for that address. */
