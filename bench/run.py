@@ -299,6 +299,13 @@ def manyfn(build, kind, env, tmp, k, t, rounds=1):
     return wall, cpu, rss, first_ns
 
 
+def fresh(env):
+    """env, its spool emptied: the endpoint refuses every body, so each run
+    spools its own, and the next would start by trying them all."""
+    shutil.rmtree(env["CODENSM_SPOOL_DIR"], ignore_errors=True)
+    return env
+
+
 def startup(build, tmp, env, runs, bz):
     """Start-up = init (k=0, the process's wall time less the baseline's)
     plus resolution of each function once (the first calls of 1,999
@@ -309,9 +316,6 @@ def startup(build, tmp, env, runs, bz):
     each run spools its data at exit; the spool is emptied before each run,
     or every process would start by trying the bodies of all runs before
     it (a real program finds its own few, if any)."""
-    def fresh(e):
-        shutil.rmtree(e["CODENSM_SPOOL_DIR"], ignore_errors=True)
-        return e
     env_ex = dict(env, CODENSM_EXCLUDE=EXCLUDE_ALL)
     env_off = dict(env, CODENSM_DISABLE="1")
     kinds = [("base", "base", env, (0, 2000)), ("tracked", "rt", env, (0, 2000)),
@@ -488,11 +492,10 @@ def instructions(build, tmp, env):
         for units in (1, 2):
             e = dict(env)
             e.update(extra)
-            shutil.rmtree(e["CODENSM_SPOOL_DIR"], ignore_errors=True)
             _, _, err = run_once(["valgrind", "--tool=callgrind",
                                   "--callgrind-out-file=/dev/null",
                                   os.path.join(build, "bench", "calls-" + kind),
-                                  "-n", str(units)], e)
+                                  "-n", str(units)], fresh(e))
             for line in err.splitlines():
                 if "Collected :" in line:
                     total[name, units] = int(line.split()[-1])
