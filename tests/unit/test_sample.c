@@ -71,6 +71,15 @@ static void sampling(uint32_t every)
 	cnsmp_registry_invalidate(); /* as codensm_init does */
 }
 
+/* fn's delta in batch b, or NULL. */
+static const struct cnsmp_fn_delta *find_delta(const struct cnsmp_batch *b, void *fn)
+{
+	for (size_t i = 0; i < b->nfns; i++)
+		if (b->fns[i].id == cnsmp_registry_find((uintptr_t)fn)->id)
+			return &b->fns[i];
+	return NULL;
+}
+
 /* This thread's deltas of fns[0..n) since the last collect (the
  * flusher's view: one collect takes every function's). */
 static void deltas(void *const *fns, struct cnsmp_fn_delta *out, int n)
@@ -80,10 +89,11 @@ static void deltas(void *const *fns, struct cnsmp_fn_delta *out, int n)
 	cnsmp_thread_drain_self();
 	cnsmp_batch_init(&b);
 	assert_int_equal(cnsmp_collect(&b), 0);
-	for (size_t i = 0; i < b.nfns; i++)
-		for (int k = 0; k < n; k++)
-			if (b.fns[i].id == cnsmp_registry_find((uintptr_t)fns[k])->id)
-				out[k] = b.fns[i];
+	for (int k = 0; k < n; k++) {
+		const struct cnsmp_fn_delta *d = find_delta(&b, fns[k]);
+		if (d)
+			out[k] = *d;
+	}
 	cnsmp_batch_release(&b);
 }
 
@@ -457,14 +467,6 @@ static void a_function_recursive_through_others_is_timed_exactly(void **state)
 	assert_int_equal(d[1].calls, 1000);
 	assert_int_equal(d[2].calls, 1000);
 	assert_int_equal(hist_sum(&d[1]), 1000);
-}
-
-static const struct cnsmp_fn_delta *find_delta(const struct cnsmp_batch *b, void *fn)
-{
-	for (size_t i = 0; i < b->nfns; i++)
-		if (b->fns[i].id == cnsmp_registry_find((uintptr_t)fn)->id)
-			return &b->fns[i];
-	return NULL;
 }
 
 /* A body that failed cleanly is merged into the next one (flusher.c):
