@@ -6,13 +6,12 @@
  * user's program and must cost about as much as the call it measures: a
  * tracked call is a read of the thread's cache of decisions, two clock reads
  * (rdtsc) and stores into memory only this thread writes; an excluded call
- * is that cache read (or, on a thread that never opened a tracked call,
- * one registry lookup) and returns without touching the stack, the clock
- * or a counter.  With sampled timing (sample.c), an untimed call is the
- * tracked call without its clock reads and histogram.  Everything slow
- * (the first sight of a function, a cache miss, the thread's first hook,
- * a counter chunk's first use) is a call to a cold function here or in
- * registry.c and thread.c.
+ * is one load from a process-wide filter of excluded functions and
+ * returns without touching the stack, the clock or a counter.  With sampled timing (sample.c), an
+ * untimed call is the tracked call without its clock reads and
+ * histogram.  Everything slow (the first sight of a function, a cache
+ * miss, the thread's first hook, a counter chunk's first use) is a call
+ * to a cold function here or in registry.c and thread.c.
  *
  * Each hook returns at once (unlikely) when the per-thread guard is set (a
  * hook interrupted by a signal handler that calls instrumented code, or the
@@ -234,14 +233,16 @@ static CNSMP_NOINST __attribute__((noinline)) void exit_slow(
 /* An exit that is not the top frame's, or the guard is set, or the
  * stack is past its limit.  Most often that is the exit of an excluded
  * function called by tracked code (never pushed, nothing to close): the
- * thread's cache says so without the guard, since the read changes
- * nothing, and the hook returns here instead of going through pop and
- * repair, which cost as much again as the whole excluded call. */
+ * excluded filter or the thread's cache says so without the guard, since
+ * the reads change nothing, and the hook returns here instead of going
+ * through pop and repair, which cost as much again as the whole excluded
+ * call. */
 static CNSMP_NOINST __attribute__((noinline)) void exit_other(
 	struct cnsmp_thread *t, void *fn)
 {
 	struct cnsmp_counters *c;
-	if (likely(cnsmp_tcache_get(t, (uintptr_t)fn, &c)) && c == CNSMP_TC_EXCLUDED)
+	if (likely(cnsmp_xfilter_has((uintptr_t)fn)) ||
+	    (likely(cnsmp_tcache_get(t, (uintptr_t)fn, &c)) && c == CNSMP_TC_EXCLUDED))
 		return;
 	exit_slow(t, fn);
 }
@@ -341,9 +342,10 @@ static CNSMP_NOINST __attribute__((noinline)) void exit_flagged(
 }
 
 /* A thread with a block whose cache does not hold `fn` (or is stale):
- * decide through the registry and remember the decision.  The generation
- * is read before the registry, so a decision that changes meanwhile is
- * filed under the old one and dropped at the next call. */
+ * decide through the registry and remember the decision (an excluded
+ * function in the excluded filter too).  The generation is read before
+ * the registry, so a decision that changes meanwhile is filed under the
+ * old one and dropped at the next call. */
 static CNSMP_NOINST __attribute__((noinline)) void enter_miss(
 	struct cnsmp_thread *t, void *fn)
 {
@@ -354,6 +356,8 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_miss(
 		enter_slow(fn); /* first sight, or dropped */
 		return;
 	}
+	if (state == CNSMP_FN_EXCLUDED) /* and in this thread's cache, below */
+		cnsmp_registry_remember_excluded((uintptr_t)fn, g);
 	if (!hook_begin())
 		return;
 	struct cnsmp_counters *c = NULL;
@@ -377,29 +381,38 @@ static CNSMP_NOINST __attribute__((noinline, cold)) void enter_first(
 	}
 }
 
-/* A thread without a block: the registry decides. */
-static CNSMP_NOINST __attribute__((noinline)) void enter_probe(void *fn)
+/* A thread without a block whose call the excluded filter did not
+ * decide: the registry does, and an excluded function goes into the
+ * filter.  The generation is read before the registry (as in
+ * enter_miss), so that a fill racing with a change is taken back. */
+static CNSMP_NOINST __attribute__((noinline)) void enter_unfiltered(void *fn)
 {
-	struct cnsmp_fn *f = cnsmp_registry_probe((uintptr_t)fn);
+	uint32_t g = atomic_load_explicit(&cnsmp_registry_gen.v, memory_order_acquire);
+	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
 	if (likely(f != NULL) && likely(atomic_load_explicit(
-		    &f->state, memory_order_relaxed) == CNSMP_FN_EXCLUDED))
+		    &f->state, memory_order_relaxed) == CNSMP_FN_EXCLUDED)) {
+		cnsmp_registry_remember_excluded((uintptr_t)fn, g);
 		return;
+	}
 	enter_first(f, fn);
 }
 
-/* The entry hook.  A thread that has opened a tracked call has a block
- * and a cache of decisions: a tracked call is a cache read, a frame
- * written and one clock read; an excluded one is the cache read.  A
- * thread that never opened one (everything it runs is excluded) costs a
- * registry lookup and nothing else: no guard store, no register saves
- * (everything else is a tail call), no stack, clock or counter.  The
- * lookup is lock-free and read-only, so it needs no guard against
- * re-entry, and an excluded function returns at once whether the runtime
- * is active or not, so the activity check can come after it (on a
- * cache hit, cnsmp_registry_gen stands for it: making the runtime
- * inactive bumps it). */
+/* The entry hook.  An excluded function is one load from the excluded
+ * filter (thread.h) and nothing else: no thread-local load, no guard
+ * store, no register saves (everything else is a tail call), no stack,
+ * clock or counter.  Past it, a thread that has opened a tracked call has
+ * a block and a cache of decisions: a tracked call is a cache read, a
+ * frame written and one clock read.  A thread that never opened one
+ * asks the registry (enter_unfiltered), which fills the filter.  The
+ * filter and the registry are lock-free and read-only here, so they need
+ * no guard against re-entry, and an excluded function returns at once
+ * whether the runtime is active or not, so the activity check can come
+ * after them (on a cache hit, cnsmp_registry_gen stands for it: making
+ * the runtime inactive bumps it). */
 CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 {
+	if (likely(cnsmp_xfilter_has((uintptr_t)fn)))
+		return;
 	struct cnsmp_thread *t = cnsmp_tls.t;
 	if (likely(t != NULL)) {
 		struct cnsmp_counters *c;
@@ -436,14 +449,7 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 		cnsmp_tls.guard = 0;
 		return;
 	}
-	struct cnsmp_fn *f = cnsmp_registry_home((uintptr_t)fn);
-	if (likely(f != NULL) && likely(atomic_load_explicit(
-		    &f->state, memory_order_relaxed) == CNSMP_FN_EXCLUDED))
-		return;
-	if (likely(f != NULL))
-		enter_first(f, fn);
-	else
-		enter_probe(fn);
+	enter_unfiltered(fn);
 }
 
 /* The exit of anything on a thread that has opened a tracked call.  The

@@ -52,6 +52,7 @@ static _Atomic uint32_t nids; /* release after by_id[id] is set */
 static struct entry *retired; /* forgotten entries (lock) */
 _Atomic uint64_t cnsmp_registry_dropped_calls;
 struct cnsmp_registry_gen cnsmp_registry_gen = {1};
+_Atomic uintptr_t cnsmp_registry_excluded[1u << CNSMP_XFILTER_BITS];
 
 /* Returned when the table cannot grow or memory runs out: the hooks count
  * the function as dropped on every call (and come back here each time). */
@@ -336,12 +337,42 @@ CNSMP_NOINST void cnsmp_registry_forget_range(uintptr_t lo, uintptr_t hi)
 	pthread_mutex_unlock(&lock);
 }
 
+/* The excluded filter (thread.h).  A fill and a change of decisions can
+ * race: the filler read the state before the change and stores the
+ * address after the filter was cleared.  Both sides use sequentially
+ * consistent operations, the filler storing then re-reading the
+ * generation, the writer bumping it then reading and clearing each slot
+ * (plain moves on x86 but for the two RMWs): in their single total
+ * order, either the filler's re-read comes after the bump (it sees the
+ * new generation and takes its fill back) or its store comes before the
+ * clear (which wipes it).  A fill taken back may clear a slot another
+ * thread just filled for the same address: a miss, never a wrong hit. */
+CNSMP_NOINST void cnsmp_registry_remember_excluded(uintptr_t addr, uint32_t g)
+{
+	_Atomic uintptr_t *s = &cnsmp_registry_excluded[cnsmp_xfilter_index(addr)];
+	uintptr_t empty = 0;
+	/* Taken (by another address: this one comes here each call): a plain
+	 * read, since a failed compare-and-swap would still take the line
+	 * from every core that reads it. */
+	if (atomic_load_explicit(s, memory_order_relaxed) ||
+	    !atomic_compare_exchange_strong(s, &empty, addr))
+		return;
+	if (atomic_load(&cnsmp_registry_gen.v) != g) {
+		uintptr_t mine = addr;
+		atomic_compare_exchange_strong(s, &mine, 0);
+	}
+}
+
 /* After the change it announces: a thread that sees the new generation
  * sees the change (release/acquire), one that does not will still compare
- * it before its next cached decision. */
+ * it before its next cached decision.  The excluded filter is emptied
+ * after the bump (see above); it refills on the next calls. */
 CNSMP_NOINST void cnsmp_registry_invalidate(void)
 {
-	atomic_fetch_add_explicit(&cnsmp_registry_gen.v, 1, memory_order_release);
+	atomic_fetch_add(&cnsmp_registry_gen.v, 1);
+	for (size_t i = 0; i < (1u << CNSMP_XFILTER_BITS); i++)
+		if (atomic_load(&cnsmp_registry_excluded[i]))
+			atomic_store(&cnsmp_registry_excluded[i], 0);
 }
 
 /* After fork() only the forking thread exists; if another thread held the

@@ -386,6 +386,130 @@ static void excluded_calls_touch_no_stack_or_counter(void **state)
 	cnsmp_cfg.exclude.n = 0;
 }
 
+/* The excluded filter in front of the registry, read by threads that
+ * never opened a tracked call: what it remembers, and that it forgets it
+ * whenever a decision may change, so that the next call is counted. */
+static void *call_once(void *fn)
+{
+	enter(fn);
+	leave(fn);
+	return cnsmp_tls.t;
+}
+
+/* fn called once on a new thread; that thread's block (NULL: none). */
+static struct cnsmp_thread *on_new_thread(void *fn)
+{
+	pthread_t th;
+	void *block = (void *)1;
+	assert_int_equal(pthread_create(&th, NULL, call_once, fn), 0);
+	assert_int_equal(pthread_join(th, &block), 0);
+	return block;
+}
+
+static uintptr_t xfilter(uintptr_t fn)
+{
+	return atomic_load(&cnsmp_registry_excluded[cnsmp_xfilter_index(fn)]);
+}
+
+/* An address from `from` on whose filter slot nothing is remembered. */
+static uintptr_t free_xslot(uintptr_t from)
+{
+	while (xfilter(from))
+		from += 16;
+	return from;
+}
+
+static char *late_exclude[] = {"late"};
+
+static void the_excluded_filter_forgets_on_every_change(void **state)
+{
+	uintptr_t x = free_xslot(0xa000);
+	cnsmp_cfg.exclude.n = 1;
+	cnsmp_cfg.exclude.prefix = late_exclude;
+	codensm_enter((void *)x, "late.job", NULL, -1.0), codensm_exit((void *)x);
+	assert_null(on_new_thread((void *)x));
+	assert_int_equal(xfilter(x), x);
+	/* A new include: the filter is emptied, the next call counted. */
+	cnsmp_cfg.exclude.n = 0;
+	cnsmp_registry_redecide();
+	assert_int_equal(xfilter(x), 0);
+	struct cnsmp_thread *t = on_new_thread((void *)x);
+	assert_non_null(t);
+	assert_int_equal(atomic_load(&cnsmp_thread_counters(t, id_of((void *)x))->calls), 1);
+	/* Unloaded, and a tracked function loaded at the same address. */
+	cnsmp_cfg.exclude.n = 1;
+	uintptr_t y = free_xslot(0xb000);
+	codensm_enter((void *)y, "late.plugin", NULL, -1.0), codensm_exit((void *)y);
+	assert_null(on_new_thread((void *)y));
+	assert_int_equal(xfilter(y), y);
+	cnsmp_registry_forget_range(y, y + 1);
+	assert_int_equal(xfilter(y), 0);
+	codensm_enter((void *)y, "svc.reloaded", NULL, -1.0), codensm_exit((void *)y);
+	t = on_new_thread((void *)y);
+	assert_non_null(t);
+	assert_int_equal(atomic_load(&cnsmp_thread_counters(t, id_of((void *)y))->calls), 1);
+	cnsmp_cfg.exclude.n = 0;
+	/* A fill decided under a generation that has since moved is taken
+	 * back (the race of a fill with a change, made to happen). */
+	uintptr_t z = free_xslot(0xc000);
+	uint32_t g = atomic_load(&cnsmp_registry_gen.v);
+	cnsmp_registry_invalidate();
+	cnsmp_registry_remember_excluded(z, g);
+	assert_int_equal(xfilter(z), 0);
+	cnsmp_registry_remember_excluded(z, g + 1);
+	assert_int_equal(xfilter(z), z);
+	cnsmp_registry_invalidate();
+	assert_int_equal(xfilter(z), 0);
+}
+
+/* On a thread with tracked calls, an excluded function's first call
+ * fills the filter too; its later calls end at the filter on entry and
+ * on exit, with the caller's frame untouched. */
+static void an_excluded_call_under_a_tracked_caller_is_remembered(void **state)
+{
+	uintptr_t x = free_xslot(0xe000);
+	cnsmp_cfg.exclude.n = 1;
+	cnsmp_cfg.exclude.prefix = late_exclude;
+	codensm_enter((void *)x, "late.helper", NULL, -1.0), codensm_exit((void *)x);
+	assert_int_equal(xfilter(x), 0);
+	uint64_t a = calls(A), repairs = codensm_repairs();
+	uint64_t unmatched = atomic_load(&cnsmp_thread_unmatched);
+	for (int i = 0; i < 3; i++) {
+		enter(A);
+		enter((void *)x);
+		assert_int_equal(cnsmp_tls.t->depth, 1);
+		leave((void *)x);
+		assert_int_equal(cnsmp_tls.t->depth, 1);
+		leave(A);
+		assert_int_equal(xfilter(x), x);
+	}
+	assert_int_equal(calls(A), a + 3);
+	assert_int_equal(codensm_repairs(), repairs);
+	assert_int_equal(atomic_load(&cnsmp_thread_unmatched), unmatched);
+	cnsmp_cfg.exclude.n = 0;
+}
+
+/* Two excluded functions on one filter slot: the first keeps it (no
+ * thread rewrites a line every thread reads), the second is decided by
+ * the registry on each call, and neither is ever counted. */
+static void excluded_functions_sharing_a_filter_slot_stay_excluded(void **state)
+{
+	uintptr_t x = free_xslot(0xd000), y = x + 16;
+	while (cnsmp_xfilter_index(y) != cnsmp_xfilter_index(x))
+		y += 16;
+	cnsmp_cfg.exclude.n = 1;
+	cnsmp_cfg.exclude.prefix = late_exclude;
+	codensm_enter((void *)x, "late.x", NULL, -1.0), codensm_exit((void *)x);
+	codensm_enter((void *)y, "late.y", NULL, -1.0), codensm_exit((void *)y);
+	struct cnsmp_thread *head = atomic_load(&cnsmp_threads);
+	assert_null(on_new_thread((void *)x));
+	assert_null(on_new_thread((void *)y));
+	assert_null(on_new_thread((void *)y));
+	assert_int_equal(xfilter(x), x);
+	assert_ptr_equal(atomic_load(&cnsmp_threads), head);
+	cnsmp_cfg.exclude.n = 0;
+}
+
 /* The thread's cache of decisions follows a reconfiguration: a function
  * it holds as tracked stops being counted once excluded, and the other
  * way round. */
@@ -516,6 +640,9 @@ int main(void)
 		cmocka_unit_test(an_address_reused_after_unload_counts_the_new_function),
 		cmocka_unit_test(functions_sharing_a_cache_slot_are_both_counted),
 		cmocka_unit_test(excluded_calls_touch_no_stack_or_counter),
+		cmocka_unit_test(the_excluded_filter_forgets_on_every_change),
+		cmocka_unit_test(an_excluded_call_under_a_tracked_caller_is_remembered),
+		cmocka_unit_test(excluded_functions_sharing_a_filter_slot_stay_excluded),
 		cmocka_unit_test(a_forked_child_starts_from_zero),
 		cmocka_unit_test(calls_open_at_exit_are_counted_once),
 		cmocka_unit_test(hooks_leave_errno_alone),
