@@ -6,6 +6,7 @@
 #   -fi     -finstrument-functions, glibc's empty hooks (what uftrace records)
 #   -empty  -finstrument-functions + bench/empty_hooks.c as a shared library
 #   -agg    -finstrument-functions + bench/mini_agg.c as a shared library
+#   -filter -finstrument-functions + bench/mini_filter.c as a shared library
 #   -rt     -finstrument-functions + libcodensm-rt (RT_LINK, shared)
 #   -rts    -finstrument-functions + libcodensm-rt.a (RT_LINK_STATIC)
 #   -pg     gprof's -pg
@@ -30,6 +31,11 @@ $(BENCH_LIB)/libbench-agg.so: bench/mini_agg.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) -O2 -g -fPIC -shared -fno-instrument-functions -pthread -o $@ $<
 
+$(BENCH_LIB)/libbench-filter.so: bench/mini_filter.c
+	$(call msg,CC,$<)
+	@mkdir -p $(@D)
+	$(Q)$(CC) -O2 -g -fPIC -shared -fno-instrument-functions -o $@ $<
+
 # $(1) name, $(2) prerequisites, $(3) sources, $(4) extra flags.
 define bench_variants
 $(BB)/$(1)-base: $(2)
@@ -48,6 +54,10 @@ $(BB)/$(1)-agg: $(2) $(BENCH_LIB)/libbench-agg.so
 	$$(call msg,CC,$$@)
 	@mkdir -p $$(@D)
 	$$(Q)$$(CC) $$(BENCH_CFLAGS) $$(BENCH_FI) $(4) -o $$@ $(3) $$(call bench_link,bench-agg)
+$(BB)/$(1)-filter: $(2) $(BENCH_LIB)/libbench-filter.so
+	$$(call msg,CC,$$@)
+	@mkdir -p $$(@D)
+	$$(Q)$$(CC) $$(BENCH_CFLAGS) $$(BENCH_FI) $(4) -o $$@ $(3) $$(call bench_link,bench-filter)
 $(BB)/$(1)-rt: $(2) $(RT_SO_LNK)
 	$$(call msg,CC,$$@)
 	@mkdir -p $$(@D)
@@ -62,8 +72,8 @@ $(BB)/$(1)-pg: $(2)
 	$$(Q)$$(CC) $$(BENCH_CFLAGS) -pg $(4) -o $$@ $(3)
 endef
 
-BENCH_KINDS := base fi empty agg rt rts pg
-BENCH_NORT_KINDS := base fi empty agg pg
+BENCH_KINDS := base fi empty agg filter rt rts pg
+BENCH_NORT_KINDS := base fi empty agg filter pg
 
 $(eval $(call bench_variants,calls,bench/calls.c,bench/calls.c,))
 $(eval $(call bench_variants,manyfn,bench/manyfn.c,bench/manyfn.c,))

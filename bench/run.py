@@ -13,13 +13,15 @@ and uftrace's writers) because it is steadier than wall time on a shared
 machine; the thread-scaling row uses wall time, since that is what
 throughput means.  Both are kept in the JSON.
 
-The runtime runs with no API key, so nothing is sent, and a flush interval
-of an hour, so the flusher sleeps: the hot path is what is measured.  The
-flusher is measured on its own (payload_rate, and the steady-state run,
-which sends to a local sink every second).
+The timed runs send to a local sink (a stand-in for the ingest server that
+takes every body) with a flush interval of an hour: the flusher sleeps, each
+run posts once at exit, and the hot path is what is measured.  The flusher
+is measured on its own (payload_rate, and the steady-state run, which
+sends to the sink every second).
 """
 import argparse
 import datetime
+import glob
 import http.server
 import json
 import os
@@ -110,6 +112,7 @@ def variants(args):
         Variant("base", "base"),
         Variant("empty", "empty"),
         Variant("agg", "agg"),
+        Variant("filter", "filter"),
         Variant("tracked", "rt"),
         Variant("excluded", "rt", env={"CODENSM_EXCLUDE": EXCLUDE_ALL}),
         Variant("leaves-excluded", "rt", env={"CODENSM_EXCLUDE": EXCLUDE_LEAVES}),
@@ -185,6 +188,8 @@ class Bzip2:
 
     def __init__(self, build, tmp, copies):
         self.src = os.path.join(build, "bench", "real", "bzip2")
+        # 376 bytes (its own words0): a run on it is nearly all start-up.
+        self.tiny = os.path.join(self.src, "words0")
         self.input = os.path.join(tmp, "bzip2.in")
         with open(self.input, "wb") as f:
             for _ in range(copies):
@@ -212,6 +217,17 @@ class Bzip2:
             raise RuntimeError("bzip2-%s did not round-trip" % var.name)
         return w1 + w2, c1 + c2, e1 + e2
 
+    def fixed(self, build, var, tmp, env):
+        """CPU time of the same two commands on the tiny file: nearly all
+        of it is the fixed cost of a process (loading, init, every function
+        resolved once, the last flush at exit), which the per-call rows
+        take out of each round's overhead."""
+        z = os.path.join(tmp, "fixed.z")
+        with open(z, "wb") as f:
+            c1 = invoke(build, "bzip2", var, tmp, env, ["-9", "-c", self.tiny],
+                        stdout=f)[1]
+        return c1 + invoke(build, "bzip2", var, tmp, env, ["-d", "-c", z])[1]
+
     def upstream_test(self, build, var, tmp, env):
         """bzip2's own `make test`: three compressions and three
         decompressions compared with the shipped reference files."""
@@ -233,7 +249,8 @@ class Bzip2:
 
 def measure(workload, vars_, build, tmp, env, runs):
     """Alternate the variants `runs` times; {variant: {wall, cpu, calls}}."""
-    res = {v.name: {"wall": [], "cpu": [], "calls": 0} for v in vars_}
+    res = {v.name: {"wall": [], "cpu": [], "fixed_cpu": [], "calls": 0}
+           for v in vars_}
     # Each round starts one variant later, so that no variant always runs
     # right after the same one (a neighbour's burst, a cache or frequency
     # state left by the previous run); uftrace, the slow one, stays last.
@@ -247,6 +264,8 @@ def measure(workload, vars_, build, tmp, env, runs):
             res[v.name]["cpu"].append(cpu)
             if v.name == "agg":
                 res[v.name]["calls"] = calls_per_run(err)
+            if hasattr(workload, "fixed") and v.wrap is None:
+                res[v.name]["fixed_cpu"].append(workload.fixed(build, v, tmp, env))
         log("  %s round %d/%d: %s" % (workload.name, r + 1, runs, "  ".join(
             "%s %.3f" % (v.name, res[v.name]["cpu"][-1]) for v in vars_)))
     for v in res.values():
@@ -338,9 +357,9 @@ def startup(build, tmp, env, runs, bz):
         "medians_ms": {"%s k=%d" % key: 1e3 * v for key, v in m.items()},
         "first_calls_ms": {name: v / 1e6 for name, v in f.items()},
     }
-    # The real program: bzip2 -9 and -d of a 376-byte file (its own words0),
-    # so nearly all of the run is start-up.
-    tiny = os.path.join(bz.src, "words0")
+    # The real program: bzip2 -9 and -d of its tiny file, so nearly all of
+    # the run is start-up.
+    tiny = bz.tiny
     tw = {"base": [], "rt": []}
     for r in range(3 * runs):
         for kind in ("base", "rt"):
@@ -509,6 +528,46 @@ def instructions(build, tmp, env):
     return out
 
 
+def cache_misses(build, tmp, env, bz):
+    """Data-cache misses per call under cachegrind's simulation of one core
+    of this machine (32 kB 8-way L1d, 512 kB 8-way L2 as the last level),
+    bzip2 compressing the bench input: do the hooks' memory accesses miss
+    where the program's working set is large?  Each variant's run on the
+    376-byte input is subtracted (start-up and exit), then the baseline's
+    misses; calls come from mini_agg's count."""
+    sim = ["valgrind", "--tool=cachegrind", "--cache-sim=yes",
+           "--cachegrind-out-file=/dev/null", "--D1=32768,8,64",
+           "--I1=32768,8,64", "--LL=524288,8,64"]
+    runs = [("base", "base", {}), ("empty", "empty", {}), ("agg", "agg", {}),
+            ("tracked", "rt", {}), ("excluded", "rt", {"CODENSM_EXCLUDE": EXCLUDE_ALL})]
+    got, calls = {}, {}
+
+    def one(name, kind, extra, path):
+        e = dict(env)
+        e.update(extra)
+        _, _, err = run_once(sim + [os.path.join(build, "bench", "bzip2-" + kind),
+                                    "-9", "-c", path], fresh(e))
+        out = {}
+        for line in err.splitlines():
+            f = line.split()
+            if len(f) >= 4 and f[1] in ("I", "D1", "LLd") and f[2] in ("refs:", "misses:"):
+                out[f[1]] = int(f[3].replace(",", ""))
+            if line.startswith("mini_agg:"):
+                calls[path] = int(line.split()[3])
+        return out
+    for name, kind, extra in runs:
+        big = one(name, kind, extra, bz.input)
+        tiny = one(name, kind, extra, bz.tiny)
+        got[name] = {k: big[k] - tiny[k] for k in big}
+    n = calls.get(bz.input, 0) - calls.get(bz.tiny, 0)
+    if n <= 0:
+        return {}
+    out = {"calls": n}
+    for name, _, _ in runs[1:]:
+        out[name] = {k: (got[name][k] - got["base"][k]) / n for k in got[name]}
+    return out
+
+
 def payload_rate(build):
     binary = os.path.join(build, "bench", "payload_rate")
     out = subprocess.run([binary], capture_output=True, text=True, check=True)
@@ -577,7 +636,10 @@ def ratio(num, den):
 
 PAIRS = ("tracked/agg", "excluded/empty", "uftrace/tracked", "gprof/tracked",
          "tracked-static/tracked", "sampled/empty", "sampled/tracked",
-         "leaves-excluded/tracked")
+         "leaves-excluded/tracked", "filter/empty", "excluded/filter")
+# Also computed per call, where the workload times each variant's fixed
+# cost in the same round: each overhead less its process's fixed cost.
+PER_CALL_PAIRS = ("tracked/agg", "excluded/empty", "excluded/filter")
 
 
 def paired_ratios(m):
@@ -597,6 +659,19 @@ def paired_ratios(m):
             rs.append(ratio(m[a]["cpu"][r] - base, m[b]["cpu"][r] - base))
         out[pair] = median(rs)
         out[pair + " rounds"] = rs
+    for pair in PER_CALL_PAIRS:
+        a, b = pair.split("/")
+        if a not in m or b not in m or len(m[a]["fixed_cpu"]) != n or \
+                len(m[b]["fixed_cpu"]) != n or len(m["base"]["fixed_cpu"]) != n:
+            continue
+        rs = []
+        for r in range(n):
+            def per_call(v):
+                return (m[v]["cpu"][r] - m["base"]["cpu"][r]) - \
+                    (m[v]["fixed_cpu"][r] - m["base"]["fixed_cpu"][r])
+            rs.append(ratio(per_call(a), per_call(b)))
+        out[pair + " per call"] = median(rs)
+        out[pair + " per call rounds"] = rs
     return out
 
 
@@ -614,10 +689,10 @@ def build_report(R):
         "differences) and per call; ratios below are medians of per-round "
         "ratios.")
     add("")
-    add("| workload | calls/run | base s | empty | mini agg | tracked | "
+    add("| workload | calls/run | base s | empty | mini agg | mini filter | tracked | "
         "excluded | leaves excluded | sampled (1 in %d) | uftrace | gprof | tracked (static) |"
         % SAMPLE)
-    add("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    add("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for w in ("synthetic", "bzip2"):
         m = R["overhead"].get(w)
         if not m:
@@ -633,7 +708,7 @@ def build_report(R):
             return "+%.3f s%s" % (d, per)
         add("| %s | %s | %.3f | %s |" % (
             w, "{:,}".format(calls), base, " | ".join(cell(n) for n in (
-                "empty", "agg", "tracked", "excluded", "leaves-excluded", "sampled",
+                "empty", "agg", "filter", "tracked", "excluded", "leaves-excluded", "sampled",
                 "uftrace", "gprof", "tracked-static"))))
     add("")
     add("| what | target | measured | met |")
@@ -653,6 +728,16 @@ def build_report(R):
         r2 = rr["excluded/empty"]
         row("%s: excluded overhead / empty hooks'" % w, "<= 1.3",
             "%.2f" % r2, r2 <= 1.3)
+        for pair, what in (("tracked/agg", "tracked / mini aggregator"),
+                           ("excluded/empty", "excluded / empty hooks"),
+                           ("excluded/filter", "excluded / mini filter")):
+            if pair + " per call" in rr:
+                row("%s: %s, per call (each process's fixed cost, timed on a "
+                    "376-byte input in the same round, taken out)" % (w, what),
+                    "(reported)", "%.2f" % rr[pair + " per call"], None)
+        if "filter/empty" in rr:
+            row("%s: mini filter (one table probe per call) / empty hooks" % w,
+                "(reported)", "%.2f" % rr["filter/empty"], None)
         if "uftrace/tracked" in rr:
             r3 = rr["uftrace/tracked"]
             row("%s: uftrace overhead / tracked" % w, ">= 5", "%.1f" % r3,
@@ -688,6 +773,13 @@ def build_report(R):
             ", ".join("%s %.0f" % (k, ins[k]) for k in
                       ("empty", "agg", "tracked", "excluded", "excluded under tracked callers",
                        "sampled") if k in ins), None)
+    cm = R.get("cache")
+    if cm and cm.get("calls"):
+        row("L1d and L2 misses per call over the baseline (cachegrind's "
+            "simulation of one core: 32 kB L1d, 512 kB L2; bzip2 compressing)",
+            "(reported)", ", ".join("%s %.3f and %.4f (%.0f instructions)" % (
+                k, cm[k]["D1"], cm[k]["LLd"], cm[k]["I"]) for k in
+                ("empty", "agg", "tracked", "excluded") if k in cm), None)
     st = R.get("startup")
     if st:
         if "bzip2" in R["overhead"]:
@@ -769,7 +861,7 @@ def main():
                     help="only the variants that do not need the runtime")
     ap.add_argument("--only", default="",
                     help="comma list of: synthetic,bzip2,scaling,startup,"
-                    "memory,steady,instructions,payload,accuracy")
+                    "memory,steady,instructions,cache,payload,accuracy")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
     build = os.path.abspath(args.build)
@@ -800,24 +892,35 @@ def main():
             if not sel["tracked"]["functions"] or sel["excluded"]["functions"]:
                 log("run.py: warning: the tracked/excluded runs do not "
                     "select what they should: %r" % sel)
+        # The timed runs send to a live sink, as a user's program does
+        # with its server up: each posts its last flush at exit and starts
+        # with nothing pending.  Against an endpoint that refuses, every
+        # run would spool its body and the next would begin by trying the
+        # whole backlog, a start-up cost of the bench's own making.
+        srv = start_sink()
+        oenv = sink_env(env, srv, 3600)
         if want("synthetic"):
             log("synthetic: %d units per run" % args.units)
             R["overhead"]["synthetic"] = measure(Synthetic(args.units), vars_,
-                                                 build, tmp, env, args.runs)
+                                                 build, tmp, oenv, args.runs)
         if want("bzip2"):
             log("bzip2: upstream test and %d-copy workload" % args.bzip2_copies)
             R["bzip2_upstream_test"] = {
-                v.name: bz.upstream_test(build, v, tmp, env)
+                v.name: bz.upstream_test(build, v, tmp, oenv)
                 for v in vars_ if v.wrap is None}
             if not all(R["bzip2_upstream_test"].values()):
                 raise SystemExit("run.py: bzip2's own test failed: %r"
                                  % R["bzip2_upstream_test"])
-            R["overhead"]["bzip2"] = measure(bz, vars_, build, tmp, env,
+            R["overhead"]["bzip2"] = measure(bz, vars_, build, tmp, oenv,
                                              args.runs)
         if want("scaling"):
             log("scaling: 1 and 2 threads")
-            R["scaling"] = scaling(build, tmp, env, args.runs,
+            R["scaling"] = scaling(build, tmp, oenv, args.runs,
                                    args.scaling_units, not args.no_rt)
+        R["timed_posts"] = Sink.posts
+        srv.shutdown()
+        if glob.glob(os.path.join(env["CODENSM_SPOOL_DIR"], "*")):
+            log("run.py: warning: the sink missed bodies of the timed runs")
         if not args.no_rt:
             if want("startup"):
                 log("start-up")
@@ -831,6 +934,9 @@ def main():
             if want("instructions") and shutil.which("valgrind"):
                 log("instructions per call (callgrind)")
                 R["instructions"] = instructions(build, tmp, env)
+            if want("cache") and shutil.which("valgrind"):
+                log("cache misses per call (cachegrind's simulation, bzip2)")
+                R["cache"] = cache_misses(build, tmp, env, bz)
             if want("payload"):
                 log("payload build rate")
                 R["payload"] = payload_rate(build)
