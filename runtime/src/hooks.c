@@ -7,11 +7,12 @@
  * tracked call is a read of the thread's cache of decisions, two clock reads
  * (rdtsc) and stores into memory only this thread writes; an excluded call
  * is one load from a process-wide filter of excluded functions and
- * returns without touching the stack, the clock or a counter.  With sampled timing (sample.c), an
- * untimed call is the tracked call without its clock reads and
- * histogram.  Everything slow (the first sight of a function, a cache
- * miss, the thread's first hook, a counter chunk's first use) is a call
- * to a cold function here or in registry.c and thread.c.
+ * returns without touching the stack, the clock or a counter.  With
+ * sampled timing (sample.c), an untimed call is the tracked call without
+ * its clock reads and histogram.  Everything slow (the first sight of a
+ * function, a cache miss, the thread's first hook, a counter chunk's
+ * first use) is a call to a cold function here or in registry.c and
+ * thread.c.
  *
  * Each hook returns at once (unlikely) when the per-thread guard is set (a
  * hook interrupted by a signal handler that calls instrumented code, or the

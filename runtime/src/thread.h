@@ -293,8 +293,9 @@ static inline size_t cnsmp_xfilter_index(uintptr_t a)
  * races with a change of decisions is a call decided just before it. */
 static inline int cnsmp_xfilter_has(uintptr_t addr)
 {
-	return atomic_load_explicit(&cnsmp_registry_excluded[cnsmp_xfilter_index(addr)],
-				    memory_order_relaxed) == addr;
+	return atomic_load_explicit(
+		       &cnsmp_registry_excluded[cnsmp_xfilter_index(addr)],
+		       memory_order_relaxed) == addr;
 }
 /* `addr` was found excluded under generation `g` (loaded before the
  * registry was read): remember it in the filter if its slot is free. */
