@@ -52,7 +52,10 @@ static _Atomic uint32_t nids; /* release after by_id[id] is set */
 static struct entry *retired; /* forgotten entries (lock) */
 _Atomic uint64_t cnsmp_registry_dropped_calls;
 struct cnsmp_registry_gen cnsmp_registry_gen = {1};
-_Atomic uintptr_t cnsmp_registry_excluded[1u << CNSMP_XFILTER_BITS];
+/* On lines of its own: every hook reads it, and a neighbour written on a
+ * hot path would take its first or last line from every core. */
+_Atomic uintptr_t cnsmp_registry_excluded[1u << CNSMP_XFILTER_BITS]
+	__attribute__((aligned(64)));
 
 /* Returned when the table cannot grow or memory runs out: the hooks count
  * the function as dropped on every call (and come back here each time). */
