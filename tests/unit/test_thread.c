@@ -586,29 +586,19 @@ static void functions_sharing_a_cache_slot_are_both_counted(void **state)
 	assert_int_equal(cnsmp_tls.t->depth, 0);
 }
 
-static void *enter_and_exit(void *arg)
-{
-	enter(B);
-	leave(B);
-	return cnsmp_tls.t;
-}
-
 /* The child forgets the other threads and this thread's counts, but keeps
  * its shadow stack so that exits of calls entered before fork match; those
  * calls are the parent's, so the child pops them without counting them,
  * while a call it makes itself inside them is counted. */
 static void a_forked_child_starts_from_zero(void **state)
 {
-	pthread_t th;
-	void *other;
-	assert_int_equal(pthread_create(&th, NULL, enter_and_exit, NULL), 0);
-	assert_int_equal(pthread_join(th, &other), 0);
+	struct cnsmp_thread *other = on_new_thread(B);
 	enter(A);
 	pid_t pid = fork();
 	if (pid == 0) {
 		cnsmp_thread_atfork_child();
 		int bad = 0;
-		bad |= (atomic_load(&((struct cnsmp_thread *)other)->state) !=
+		bad |= (atomic_load(&other->state) !=
 			CNSMP_T_FREE) << 0;
 		bad |= (calls(B) != 0) << 1;
 		bad |= (cnsmp_tls.t->depth != 1) << 2;
