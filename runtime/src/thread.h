@@ -254,19 +254,6 @@ static inline size_t cnsmp_registry_hash(uintptr_t a)
 /* Past the first probe (registry.c): a collision, a miss, no table yet. */
 struct cnsmp_fn *cnsmp_registry_probe(uintptr_t addr);
 
-/* The entry of `addr` if it sits in its home slot (the common case), else
- * NULL (a collision, a miss, no table yet: cnsmp_registry_probe). */
-static inline struct cnsmp_fn *cnsmp_registry_home(uintptr_t addr)
-{
-	struct cnsmp_registry_table *t = atomic_load_explicit(
-		&cnsmp_registry_table, memory_order_acquire);
-	if (unlikely(t == NULL))
-		return NULL;
-	struct cnsmp_fn *e = atomic_load_explicit(
-		&t->slot[cnsmp_registry_hash(addr) & t->mask], memory_order_acquire);
-	return likely(e != NULL) && likely(e->addr == addr) ? e : NULL;
-}
-
 /* The excluded filter: a direct-mapped, process-wide set of addresses the
  * registry decided are excluded.  The entry hook reads it before anything
  * else, so an excluded call's entry is a multiply, one load and a compare
@@ -301,11 +288,20 @@ static inline int cnsmp_xfilter_has(uintptr_t addr)
  * registry was read): remember it in the filter if its slot is free. */
 void cnsmp_registry_remember_excluded(uintptr_t addr, uint32_t g);
 
-/* Lock-free lookup: the entry of `addr`, or NULL on first sight. */
+/* Lock-free lookup: the entry of `addr`, or NULL on first sight.  Its
+ * home slot inline (the common case), the rest in registry.c. */
 static inline struct cnsmp_fn *cnsmp_registry_lookup(uintptr_t addr)
 {
-	struct cnsmp_fn *e = cnsmp_registry_home(addr);
-	return likely(e != NULL) ? e : cnsmp_registry_probe(addr);
+	struct cnsmp_registry_table *t = atomic_load_explicit(
+		&cnsmp_registry_table, memory_order_acquire);
+	if (likely(t != NULL)) {
+		struct cnsmp_fn *e = atomic_load_explicit(
+			&t->slot[cnsmp_registry_hash(addr) & t->mask],
+			memory_order_acquire);
+		if (likely(e != NULL) && likely(e->addr == addr))
+			return e;
+	}
+	return cnsmp_registry_probe(addr);
 }
 
 /* Counters of `id` on `t`, allocating the chunk on first use. */
