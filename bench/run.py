@@ -198,15 +198,23 @@ class Bzip2:
                         f.write(g.read())
         self.expect = None
 
-    def run(self, build, var, tmp, env):
+    def pair(self, build, var, tmp, env, path):
+        """bzip2 -9 of `path` into tmp/bzip2.z, then -d of that into
+        tmp/bzip2.d: (wall s, cpu s, stderr) of the two together."""
         z = os.path.join(tmp, "bzip2.z")
         d = os.path.join(tmp, "bzip2.d")
         with open(z, "wb") as f:
             w1, c1, e1 = invoke(build, "bzip2", var, tmp, env,
-                                ["-9", "-c", self.input], stdout=f)
+                                ["-9", "-c", path], stdout=f)
         with open(d, "wb") as f:
             w2, c2, e2 = invoke(build, "bzip2", var, tmp, env,
                                 ["-d", "-c", z], stdout=f)
+        return w1 + w2, c1 + c2, e1 + e2
+
+    def run(self, build, var, tmp, env):
+        res = self.pair(build, var, tmp, env, self.input)
+        z = os.path.join(tmp, "bzip2.z")
+        d = os.path.join(tmp, "bzip2.d")
         zb = open(z, "rb").read()
         if self.expect is None:
             self.expect = zb
@@ -215,18 +223,14 @@ class Bzip2:
                                "baseline" % var.name)
         if open(d, "rb").read() != open(self.input, "rb").read():
             raise RuntimeError("bzip2-%s did not round-trip" % var.name)
-        return w1 + w2, c1 + c2, e1 + e2
+        return res
 
     def fixed(self, build, var, tmp, env):
         """CPU time of the same two commands on the tiny file: nearly all
         of it is the fixed cost of a process (loading, init, every function
         resolved once, the last flush at exit), which the per-call rows
         take out of each round's overhead."""
-        z = os.path.join(tmp, "fixed.z")
-        with open(z, "wb") as f:
-            c1 = invoke(build, "bzip2", var, tmp, env, ["-9", "-c", self.tiny],
-                        stdout=f)[1]
-        return c1 + invoke(build, "bzip2", var, tmp, env, ["-d", "-c", z])[1]
+        return self.pair(build, var, tmp, env, self.tiny)[1]
 
     def upstream_test(self, build, var, tmp, env):
         """bzip2's own `make test`: three compressions and three
@@ -359,19 +363,11 @@ def startup(build, tmp, env, runs, bz):
     }
     # The real program: bzip2 -9 and -d of its tiny file, so nearly all of
     # the run is start-up.
-    tiny = bz.tiny
     tw = {"base": [], "rt": []}
     for r in range(3 * runs):
         for kind in ("base", "rt"):
-            total = 0
-            fresh(env)
-            z = os.path.join(tmp, "tiny.z")
-            with open(z, "wb") as f:
-                total += run_once([os.path.join(build, "bench", "bzip2-" + kind),
-                                   "-9", "-c", tiny], env, stdout=f)[0]
-            total += run_once([os.path.join(build, "bench", "bzip2-" + kind),
-                               "-d", "-c", z], env)[0]
-            tw[kind].append(total)
+            tw[kind].append(bz.pair(build, Variant(kind, kind), tmp, fresh(env),
+                                    bz.tiny)[0])
     res["bzip2_startup_ms"] = 1e3 * (median(tw["rt"]) - median(tw["base"]))
     return res
 
