@@ -342,11 +342,11 @@ static CNSMP_NOINST __attribute__((noinline)) void exit_flagged(
 	cnsmp_tls.guard = 0;
 }
 
-/* A thread with a block whose cache does not hold `fn` (or is stale):
- * decide through the registry and remember the decision (an excluded
- * function in the excluded filter too).  The generation is read before
- * the registry, so a decision that changes meanwhile is filed under the
- * old one and dropped at the next call. */
+/* A thread with a block whose cache does not hold `fn`: decide through
+ * the registry and remember the decision (an excluded function in the
+ * excluded filter too).  The generation is read before the registry, so
+ * a decision that changes meanwhile is filed under the old one and taken
+ * back (cnsmp_tcache_put). */
 static CNSMP_NOINST __attribute__((noinline)) void enter_miss(
 	struct cnsmp_thread *t, void *fn)
 {
@@ -408,8 +408,8 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_unfiltered(void *fn)
  * filter and the registry are lock-free and read-only here, so they need
  * no guard against re-entry, and an excluded function returns at once
  * whether the runtime is active or not, so the activity check can come
- * after them (on a cache hit, cnsmp_registry_gen stands for it: making
- * the runtime inactive bumps it). */
+ * after them (a cache hit stands for it: making the runtime inactive
+ * empties every cache). */
 CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 {
 	if (likely(cnsmp_xfilter_has((uintptr_t)fn)))

@@ -291,11 +291,11 @@ void cnsmp_registry_redecide(void);
 /* Remove entries in [lo, hi) (the module was dlclose'd): later calls at
  * those addresses are first sights again. */
 void cnsmp_registry_forget_range(uintptr_t lo, uintptr_t hi);
-/* Bumped (release) after anything that makes a decision the hooks cached
- * per thread stale: an entry forgotten or decided again, the runtime made
- * inactive.  Starts at 1, so a zeroed thread cache is stale. */
-/* Read on every cached entry: sized and aligned to a cache line of its
- * own, so that no write to a neighbour invalidates it in every core. */
+/* Bumped by cnsmp_registry_invalidate after anything that makes a
+ * decision the hooks cached stale: an entry forgotten or decided again,
+ * the runtime made inactive.  Read by every fill of a cache (thread.h),
+ * to take back a fill that raced with the bump: on a cache line of its
+ * own, so that no write to a neighbour takes it from every core. */
 extern struct cnsmp_registry_gen {
 	_Atomic uint32_t v;
 } __attribute__((aligned(64))) cnsmp_registry_gen;

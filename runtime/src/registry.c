@@ -367,15 +367,16 @@ CNSMP_NOINST void cnsmp_registry_remember_excluded(uintptr_t addr, uint32_t g)
 }
 
 /* After the change it announces: a thread that sees the new generation
- * sees the change (release/acquire), one that does not will still compare
- * it before its next cached decision.  The excluded filter is emptied
- * after the bump (see above); it refills on the next calls. */
+ * sees the change (release/acquire).  The excluded filter and every
+ * thread's cache are emptied after the bump (see above and
+ * cnsmp_tcache_put); they refill on the next calls. */
 CNSMP_NOINST void cnsmp_registry_invalidate(void)
 {
 	atomic_fetch_add(&cnsmp_registry_gen.v, 1);
 	for (size_t i = 0; i < (1u << CNSMP_XFILTER_BITS); i++)
 		if (atomic_load(&cnsmp_registry_excluded[i]))
 			atomic_store(&cnsmp_registry_excluded[i], 0);
+	cnsmp_thread_forget_decisions();
 }
 
 /* After fork() only the forking thread exists; if another thread held the

@@ -58,9 +58,9 @@ static inline void probe_mark(struct cnsmp_counters *c)
 
 /* The cached value of counters c: tagged while sampling is on and c is
  * not decided exact.  A sampled function's mark restarts here: while its
- * slot was not tagged (sampling off, or a stale cache), its calls were
- * timed as exact ones, and the next sample must not take them for its
- * own. */
+ * slot was not tagged (sampling off, or a slot filled before the cache
+ * was emptied), its calls were timed as exact ones, and the next sample
+ * must not take them for its own. */
 CNSMP_NOINST struct cnsmp_counters *cnsmp_sample_tag(struct cnsmp_counters *c)
 {
 	if (c && c->smode != CNSMP_SM_EXACT &&
@@ -164,7 +164,7 @@ CNSMP_NOINST void cnsmp_sample_due(struct cnsmp_thread *t,
 		sample_learn(c);
 		c->skip = sample_gap(t);
 	} else if (c->smode == CNSMP_SM_EXACT) {
-		cnsmp_tcache_put(t, (uintptr_t)fn, c, t->gen); /* recursive */
+		cnsmp_tcache_retag(t, (uintptr_t)fn, c); /* recursive */
 	} else if (c->smode == CNSMP_SM_PROBATION) {
 		uint64_t n = timed_calls(c) - c->probe_calls;
 		if (n >= CNSMP_SAMPLE_PROBE) {
@@ -181,7 +181,7 @@ CNSMP_NOINST void cnsmp_sample_due(struct cnsmp_thread *t,
 				probe_mark(c);
 			} else {
 				c->smode = CNSMP_SM_EXACT;
-				cnsmp_tcache_put(t, (uintptr_t)fn, c, t->gen);
+				cnsmp_tcache_retag(t, (uintptr_t)fn, c);
 			}
 		}
 	}

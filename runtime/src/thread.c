@@ -91,8 +91,8 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 			atomic_store_explicit(&t->next, head,
 					      memory_order_relaxed);
 		while (!atomic_compare_exchange_weak_explicit(
-			&cnsmp_threads, &head, t, memory_order_release,
-			memory_order_relaxed));
+			&cnsmp_threads, &head, t, memory_order_seq_cst,
+			memory_order_relaxed)); /* see cnsmp_tcache_put */
 	}
 	cnsmp_thread_reslow(t);
 	pthread_setspecific(key, t);
@@ -143,20 +143,47 @@ CNSMP_NOINST struct cnsmp_edge *cnsmp_thread_edge(struct cnsmp_thread *t,
 	return NULL;
 }
 
+/* A fill and a change of decisions can race: the owner decided under
+ * the old state and stores the address after the invalidating thread
+ * went past its slot.  As for the excluded filter (registry.c), both
+ * sides are sequentially consistent: the owner stores the address, then
+ * re-reads the generation; the invalidator bumps the generation, then
+ * reads the list of blocks and clears each filled slot.  Either the
+ * re-read comes after the bump (the owner sees the change and takes its
+ * fill back), or the store comes before the clear, which wipes it.  A
+ * block is in the list before its owner's first fill (the seq_cst
+ * compare-and-swap in cnsmp_thread_attach), so the invalidator's walk,
+ * after the bump, finds it. */
 CNSMP_NOINST void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
 				   struct cnsmp_counters *c, uint32_t g)
 {
-	if (t->gen != g) { /* decisions changed since the cache was filled */
-		memset(t->cache, 0, sizeof t->cache);
-		atomic_signal_fence(memory_order_release);
-		t->gen = g;
-	}
 	struct cnsmp_tslot *s = &t->cache[cnsmp_tcache_index(addr)];
-	s->addr = 0; /* see cnsmp_tcache_get */
+	atomic_store_explicit(&s->addr, 0, memory_order_relaxed); /* see cnsmp_tcache_get */
 	atomic_signal_fence(memory_order_release);
 	s->c = c ? c : CNSMP_TC_EXCLUDED;
 	atomic_signal_fence(memory_order_release);
-	s->addr = addr;
+	atomic_store(&s->addr, addr);
+	if (atomic_load(&cnsmp_registry_gen.v) != g)
+		atomic_store_explicit(&s->addr, 0, memory_order_relaxed);
+}
+
+CNSMP_NOINST void cnsmp_tcache_retag(struct cnsmp_thread *t, uintptr_t addr,
+				     struct cnsmp_counters *c)
+{
+	struct cnsmp_tslot *s = &t->cache[cnsmp_tcache_index(addr)];
+	if (atomic_load_explicit(&s->addr, memory_order_relaxed) == addr)
+		s->c = c;
+}
+
+/* Every block, live or not: a dead one's cache is its next owner's.
+ * Only filled slots are written, so a block's untouched pages stay so. */
+CNSMP_NOINST void cnsmp_thread_forget_decisions(void)
+{
+	for (struct cnsmp_thread *t = atomic_load(&cnsmp_threads); t;
+	     t = atomic_load_explicit(&t->next, memory_order_acquire))
+		for (size_t i = 0; i < CNSMP_TCACHE; i++)
+			if (atomic_load(&t->cache[i].addr))
+				atomic_store(&t->cache[i].addr, 0);
 }
 
 /* The ids of frames [0, n), the innermost CNSMP_INCIDENT_MAX_DEPTH kept. */

@@ -74,13 +74,17 @@ struct cnsmp_frame {
 /* The per-thread cache of the registry's decisions: address -> this
  * thread's counters of the function, or NULL for an excluded one.  A
  * tracked call then costs no shared-table probe and no entry, chunk or
- * id load: one slot read in memory only this thread writes.  Direct
- * mapped; valid while t->gen equals cnsmp_registry_gen.  Dropped
- * functions are not cached (each call is counted through the registry). */
+ * id load: one slot read in memory only this thread fills.  Direct
+ * mapped.  Dropped functions are not cached (each call is counted
+ * through the registry).  A hit checks nothing else: whenever a decision
+ * may change, cnsmp_registry_invalidate empties every thread's cache
+ * (cnsmp_thread_forget_decisions), instead of every hit comparing a
+ * generation (five instructions on each tracked call).  Only the owner
+ * fills a slot; the invalidating thread only clears addresses. */
 #define CNSMP_TCACHE_BITS 10
 #define CNSMP_TCACHE (1u << CNSMP_TCACHE_BITS)
 struct cnsmp_tslot {
-	uintptr_t addr; /* 0: empty */
+	_Atomic uintptr_t addr; /* 0: empty */
 	struct cnsmp_counters *c;
 };
 static inline size_t cnsmp_tcache_index(uintptr_t a)
@@ -136,7 +140,6 @@ struct cnsmp_thread {
 	 * anything sends both hooks to their slow paths (cnsmp_thread_reslow),
 	 * so that one compare tests the depth and all of those. */
 	uint32_t limit;
-	uint32_t gen;          /* cnsmp_registry_gen the cache is valid for */
 	uint32_t rng;          /* xorshift32 state: gaps between timed samples */
 
 	uint32_t inherited;    /* frames below it were entered before fork() */
@@ -180,20 +183,19 @@ static inline uint64_t cnsmp_ticks_since(uint64_t a, uint64_t b)
 }
 
 /* The cached decision for `addr` on t: 1 and *c (counters, tagged while
- * sampled; CNSMP_TC_EXCLUDED: excluded) if the cache holds it and is
- * current, else 0.  A signal handler may refill the
- * slot between the two reads; cnsmp_tcache_put writes the address last
- * (after clearing it), so reading c first and then a matching address
- * means c was written for that address. */
+ * sampled; CNSMP_TC_EXCLUDED: excluded) if the cache holds it, else 0.
+ * A signal handler may refill the slot between the two reads;
+ * cnsmp_tcache_put writes the address last (after clearing it), so
+ * reading c first and then a matching address means c was written for
+ * that address.  A hit that races with an invalidation is a call decided
+ * just before it. */
 static inline int cnsmp_tcache_get(const struct cnsmp_thread *t, uintptr_t addr,
 				   struct cnsmp_counters **c)
 {
 	const struct cnsmp_tslot *s = &t->cache[cnsmp_tcache_index(addr)];
 	*c = s->c;
 	atomic_signal_fence(memory_order_acquire);
-	return likely(s->addr == addr) &&
-	       likely(t->gen == atomic_load_explicit(&cnsmp_registry_gen.v,
-						     memory_order_acquire));
+	return likely(atomic_load_explicit(&s->addr, memory_order_relaxed) == addr);
 }
 
 /* The only TLS: the block pointer and the re-entry guard (initial-exec, so
@@ -427,10 +429,20 @@ struct cnsmp_counters *cnsmp_sample_tag(struct cnsmp_counters *c);
 void cnsmp_sample_due(struct cnsmp_thread *t, struct cnsmp_counters *c, void *fn);
 
 /* Remember `addr` -> c (NULL: excluded, cached as CNSMP_TC_EXCLUDED) in
- * t's cache, decided under gen `g` (loaded before the registry was read).
- * Guard held: a handler's fill cannot interleave with this one. */
+ * t's cache, decided under gen `g` (loaded before the registry was read;
+ * a fill that raced with a change of decisions is taken back, see
+ * thread.c).  Guard held: a handler's fill cannot interleave with this
+ * one. */
 void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
 		      struct cnsmp_counters *c, uint32_t g);
+/* The same decision for `addr`, now cached as c (sampled timing tags or
+ * untags a tracked function's slot): only if the slot still holds it,
+ * since an invalidation may have emptied it.  Guard held. */
+void cnsmp_tcache_retag(struct cnsmp_thread *t, uintptr_t addr,
+			struct cnsmp_counters *c);
+/* Empty every thread's cache (cnsmp_registry_invalidate, after the
+ * generation moved). */
+void cnsmp_thread_forget_decisions(void);
 
 /* collect.c: one thread's delta of a function's counters c: `calls`, of
  * which `untimed` read no clock, and the samples' delta s; the untimed

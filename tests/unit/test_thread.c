@@ -402,14 +402,28 @@ static void *call_once(void *fn)
 	return cnsmp_tls.t;
 }
 
-/* fn called once on a new thread; that thread's block (NULL: none). */
-static struct cnsmp_thread *on_new_thread(void *fn)
+/* A thread's first tracked call opens its block; the second is the
+ * first one the thread's cache can hold. */
+static void *call_twice(void *fn)
+{
+	call_once(fn);
+	return call_once(fn);
+}
+
+/* body(fn) on a new thread; the block it returns (NULL: none). */
+static struct cnsmp_thread *run_on_new_thread(void *(*body)(void *), void *fn)
 {
 	pthread_t th;
 	void *block = (void *)1;
-	assert_int_equal(pthread_create(&th, NULL, call_once, fn), 0);
+	assert_int_equal(pthread_create(&th, NULL, body, fn), 0);
 	assert_int_equal(pthread_join(th, &block), 0);
 	return block;
+}
+
+/* fn called once on a new thread; that thread's block (NULL: none). */
+static struct cnsmp_thread *on_new_thread(void *fn)
+{
+	return run_on_new_thread(call_once, fn);
 }
 
 static uintptr_t xfilter(uintptr_t fn)
@@ -545,6 +559,71 @@ static void a_cached_decision_follows_a_new_exclude(void **state)
 	assert_int_equal(cnsmp_tls.t->depth, 0);
 }
 
+/* The cached decision of `fn` in block t, or NULL if t's cache holds
+ * nothing for it. */
+static struct cnsmp_counters *cached(struct cnsmp_thread *t, void *fn)
+{
+	struct cnsmp_counters *c;
+	return cnsmp_tcache_get(t, (uintptr_t)fn, &c) ? c : NULL;
+}
+
+/* A change of decisions empties the cache of every thread, the ones that
+ * ended too (a new thread takes their block and its cache over). */
+static void a_change_empties_every_threads_cache(void **state)
+{
+	enter(A), leave(A);
+	struct cnsmp_thread *other = run_on_new_thread(call_twice, B);
+	assert_non_null(other);
+	assert_ptr_equal(cached(other, B), cnsmp_thread_counters(other, id_of(B)));
+	assert_non_null(cached(cnsmp_tls.t, A));
+	cnsmp_registry_redecide();
+	assert_null(cached(other, B));
+	assert_null(cached(cnsmp_tls.t, A));
+	enter(A), leave(A);
+	assert_ptr_equal(cached(cnsmp_tls.t, A), counters(A));
+}
+
+/* A fill decided under a generation that has since moved is taken back
+ * (the race of a fill with a change, made to happen); one under the
+ * current generation stays, until the next change. */
+static void a_cache_fill_racing_with_a_change_is_taken_back(void **state)
+{
+	enter(D), leave(D);
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	struct cnsmp_counters *c = counters(D);
+	uint32_t g = atomic_load(&cnsmp_registry_gen.v);
+	cnsmp_registry_invalidate();
+	cnsmp_tcache_put(t, (uintptr_t)D, c, g);
+	assert_null(cached(t, D));
+	cnsmp_tcache_put(t, (uintptr_t)D, c, g + 1);
+	assert_ptr_equal(cached(t, D), c);
+	cnsmp_registry_invalidate();
+	assert_null(cached(t, D));
+}
+
+/* Retagging (sampled timing) changes a slot that holds the function and
+ * no other: the slot may have been emptied, or taken by another one. */
+static void a_retag_changes_only_the_functions_own_slot(void **state)
+{
+	enter(D), leave(D);
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	struct cnsmp_counters *c = counters(D);
+	struct cnsmp_counters *tagged = (struct cnsmp_counters *)(
+		(uintptr_t)c | CNSMP_TC_SAMPLE);
+	uintptr_t y = (uintptr_t)D + 16;
+	while (cnsmp_tcache_index(y) != cnsmp_tcache_index((uintptr_t)D))
+		y += 16;
+	cnsmp_tcache_retag(t, (uintptr_t)D, tagged);
+	assert_ptr_equal(cached(t, D), tagged);
+	cnsmp_tcache_retag(t, (uintptr_t)D, c);
+	assert_ptr_equal(cached(t, D), c);
+	cnsmp_tcache_retag(t, y, tagged);
+	assert_ptr_equal(cached(t, D), c);
+	cnsmp_registry_invalidate();
+	cnsmp_tcache_retag(t, (uintptr_t)D, tagged);
+	assert_null(cached(t, D));
+}
+
 /* A library unloaded and another loaded at the same address: the cached
  * counters of the old function must not receive the new one's calls. */
 #define REUSED ((void *)0x8000)
@@ -634,6 +713,9 @@ int main(void)
 		cmocka_unit_test(hooks_do_nothing_while_inactive),
 		cmocka_unit_test(a_cached_decision_follows_a_new_exclude),
 		cmocka_unit_test(an_address_reused_after_unload_counts_the_new_function),
+		cmocka_unit_test(a_change_empties_every_threads_cache),
+		cmocka_unit_test(a_cache_fill_racing_with_a_change_is_taken_back),
+		cmocka_unit_test(a_retag_changes_only_the_functions_own_slot),
 		cmocka_unit_test(functions_sharing_a_cache_slot_are_both_counted),
 		cmocka_unit_test(excluded_calls_touch_no_stack_or_counter),
 		cmocka_unit_test(the_excluded_filter_forgets_on_every_change),
