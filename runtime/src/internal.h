@@ -236,10 +236,21 @@ struct cnsmp_tick_octave {
 	uint32_t base;     /* bucket of the octave's first tick */
 };
 extern struct cnsmp_tick_octave cnsmp_tick_octaves[64];
+/* The octave of a duration: its highest set bit.  gcc's bsr builtin
+ * gives it as a 64-bit index; 63 - clz is an int, sign-extended once
+ * more on the exit hook's path. */
+static inline size_t cnsmp_clock_octave(uint64_t ticks)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+	return (size_t)__builtin_ia32_bsrdi((long long)(ticks | 1));
+#else
+	return (size_t)(63 - __builtin_clzll(ticks | 1));
+#endif
+}
 static inline unsigned cnsmp_clock_bucket(uint64_t ticks)
 {
 	const struct cnsmp_tick_octave *o =
-		&cnsmp_tick_octaves[63 - __builtin_clzll(ticks | 1)];
+		&cnsmp_tick_octaves[cnsmp_clock_octave(ticks)];
 	return o->base + (ticks > o->bound[0]) + (ticks > o->bound[1]);
 }
 /* Builds the table for the current clock; 0 if some octave holds more
