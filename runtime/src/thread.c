@@ -102,11 +102,13 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 }
 
 /* Counter chunk k holds ids k * CNSMP_CHUNK ... (frames name their
- * function through its counters: c->id). */
+ * function through its counters: c->id), none called yet. */
 static CNSMP_NOINST void name_chunk(struct cnsmp_counters *c, unsigned k)
 {
-	for (uint32_t i = 0; i < CNSMP_CHUNK; i++)
+	for (uint32_t i = 0; i < CNSMP_CHUNK; i++) {
 		c[i].id = k * CNSMP_CHUNK + i;
+		c[i].last_parent = CNSMP_NO_PARENT;
+	}
 }
 
 CNSMP_NOINST struct cnsmp_counters *cnsmp_thread_chunk_alloc(
@@ -139,8 +141,7 @@ CNSMP_NOINST struct cnsmp_edge *cnsmp_thread_edge(struct cnsmp_thread *t,
 		if (have == k)
 			return e;
 	}
-	cnsmp_bump(&t->edge_overflow, 1);
-	return NULL;
+	return &t->edge_sink; /* full around its slot: counted, not shipped */
 }
 
 /* A fill and a change of decisions can race: the owner decided under
@@ -314,7 +315,7 @@ CNSMP_NOINST void cnsmp_thread_zero(struct cnsmp_thread *t)
 	}
 	memset(t->edges, 0, sizeof t->edges);
 	memset(t->incidents, 0, sizeof t->incidents);
-	atomic_store_explicit(&t->edge_overflow, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->edge_sink.calls, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->incident_overflow, 0, memory_order_relaxed);
 }
 

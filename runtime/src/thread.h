@@ -122,7 +122,9 @@ struct cnsmp_thread {
 
 	/* Owner-written, flusher-read. */
 	_Atomic(struct cnsmp_counters *) chunk[CNSMP_NCHUNKS];
-	_Atomic uint64_t edge_overflow;      /* pairs that found no slot */
+	/* What cnsmp_thread_edge gives a pair that found no slot: its calls
+	 * count the calls of such pairs. */
+	struct cnsmp_edge edge_sink;
 	_Atomic uint64_t incident_overflow;  /* chains that found no slot */
 	struct cnsmp_edge edges[CNSMP_EDGES_PER_THREAD];
 	struct cnsmp_incident_slot incidents[CNSMP_INCIDENTS_PER_THREAD];
@@ -223,8 +225,8 @@ struct cnsmp_counters *cnsmp_thread_chunk_alloc(struct cnsmp_thread *t,
  * the common case (cnsmp_thread_finish) and call this for the rest. */
 void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i, uint64_t now,
 			   int repaired);
-/* The slot of the pair caller -> callee, claiming it on first use; NULL
- * when the table is full (the pair is then counted in edge_overflow). */
+/* The slot of the pair caller -> callee, claiming it on first use;
+ * t->edge_sink when the table has no slot for it.  Never NULL. */
 struct cnsmp_edge *cnsmp_thread_edge(struct cnsmp_thread *t, uint32_t caller,
 				     uint32_t callee);
 void cnsmp_thread_record_incident(struct cnsmp_thread *t, const uint32_t *chain,
@@ -402,6 +404,11 @@ static inline void cnsmp_thread_drain(struct cnsmp_thread *t)
 	}
 }
 
+/* A counters' last_parent before its first call: no frame's counters
+ * (NULL is the root's), so last_edge is never read before it is set,
+ * and the exit hook tests the parent alone, not the edge pointer too. */
+#define CNSMP_NO_PARENT (&cnsmp_hist_sink)
+
 /* Bump the pair parent -> c (both counters of t; parent NULL: the root,
  * no caller), through the callee's cache of its last caller. */
 static inline void cnsmp_count_edge(struct cnsmp_thread *t,
@@ -409,14 +416,12 @@ static inline void cnsmp_count_edge(struct cnsmp_thread *t,
 				    struct cnsmp_counters *c)
 {
 	struct cnsmp_edge *e = c->last_edge;
-	if (unlikely(c->last_parent != parent || !e)) {
+	if (unlikely(c->last_parent != parent)) {
 		if (unlikely(parent == c))
 			c->smode = CNSMP_SM_EXACT; /* recursive: never sampled */
 		e = parent ? cnsmp_thread_edge(t, parent->id, c->id) : &t->root_edge;
 		c->last_edge = e;
 		c->last_parent = parent;
-		if (!e)
-			return;
 	}
 	cnsmp_bump(&e->calls, 1);
 }

@@ -426,6 +426,42 @@ static struct cnsmp_thread *on_new_thread(void *fn)
 	return run_on_new_thread(call_once, fn);
 }
 
+/* A thread whose table of caller -> callee pairs has no slot left: a new
+ * pair's calls are counted as calls (and in the block's edge sink), a
+ * known pair's still in its slot.  Returns the block. */
+static void *with_a_full_edge_table(void *arg)
+{
+	enter(A), enter(B), leave(B), leave(A);
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++)
+		if (!atomic_load(&t->edges[i].key))
+			atomic_store(&t->edges[i].key, UINT64_MAX - i);
+	for (int i = 0; i < 5; i++) {
+		enter(A);
+		enter(B), leave(B);
+		enter(C), leave(C); /* A -> C: no slot */
+		leave(A);
+	}
+	return t;
+}
+
+static void a_pair_with_no_slot_is_counted_in_the_sink(void **state)
+{
+	struct cnsmp_thread *t = run_on_new_thread(with_a_full_edge_table, NULL);
+	assert_non_null(t);
+	assert_int_equal(calls_on(t, C), 5);
+	assert_int_equal(calls_on(t, B), 6);
+	assert_int_equal(atomic_load(&t->edge_sink.calls), 5);
+	uint64_t ab = ((uint64_t)id_of(A) << 32 | id_of(B)) + 1, ab_calls = 0;
+	uint64_t ac = ((uint64_t)id_of(A) << 32 | id_of(C)) + 1;
+	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++) {
+		assert_int_not_equal(atomic_load(&t->edges[i].key), ac);
+		if (atomic_load(&t->edges[i].key) == ab)
+			ab_calls = atomic_load(&t->edges[i].calls);
+	}
+	assert_int_equal(ab_calls, 6);
+}
+
 static uintptr_t xfilter(uintptr_t fn)
 {
 	return atomic_load(&cnsmp_registry_excluded[cnsmp_xfilter_index(fn)]);
@@ -713,6 +749,7 @@ int main(void)
 		cmocka_unit_test(hooks_do_nothing_while_inactive),
 		cmocka_unit_test(a_cached_decision_follows_a_new_exclude),
 		cmocka_unit_test(an_address_reused_after_unload_counts_the_new_function),
+		cmocka_unit_test(a_pair_with_no_slot_is_counted_in_the_sink),
 		cmocka_unit_test(a_change_empties_every_threads_cache),
 		cmocka_unit_test(a_cache_fill_racing_with_a_change_is_taken_back),
 		cmocka_unit_test(a_retag_changes_only_the_functions_own_slot),
