@@ -67,6 +67,15 @@ def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+def spread(rs):
+    """' (quartiles a-b)' of per-round ratios: how far one round's ratio
+    strays on this machine, so a reader can tell a miss from the noise."""
+    if len(rs) < 4:
+        return ""
+    q = statistics.quantiles(rs, n=4)
+    return " (quartiles %.2f to %.2f)" % (q[0], q[2])
+
+
 # ---- variants ------------------------------------------------------------
 
 class Variant:
@@ -707,6 +716,14 @@ def build_report(R):
                 "empty", "agg", "filter", "tracked", "excluded", "leaves-excluded", "sampled",
                 "uftrace", "gprof", "tracked-static"))))
     add("")
+    for w in ("synthetic", "bzip2"):
+        m = R["overhead"].get(w)
+        if m and "empty" in m:
+            b = m["base"]["cpu"]
+            d = median([x - y for x, y in zip(m["empty"]["cpu"], b)])
+            add("%s: the baseline's rounds ran from %.3f to %.3f s; the "
+                "empty hooks added %.3f s." % (w, min(b), max(b), d))
+    add("")
     add("| what | target | measured | met |")
     add("|---|---|---|---|")
 
@@ -720,17 +737,18 @@ def build_report(R):
         rr = R["ratios"][w]
         r1 = rr["tracked/agg"]
         row("%s: tracked overhead / mini aggregator's" % w, "<= 1.15",
-            "%.2f" % r1, r1 <= 1.15)
+            "%.2f%s" % (r1, spread(rr["tracked/agg rounds"])), r1 <= 1.15)
         r2 = rr["excluded/empty"]
         row("%s: excluded overhead / empty hooks'" % w, "<= 1.3",
-            "%.2f" % r2, r2 <= 1.3)
+            "%.2f%s" % (r2, spread(rr["excluded/empty rounds"])), r2 <= 1.3)
         for pair, what in (("tracked/agg", "tracked / mini aggregator"),
                            ("excluded/empty", "excluded / empty hooks"),
                            ("excluded/filter", "excluded / mini filter")):
             if pair + " per call" in rr:
                 row("%s: %s, per call (each process's fixed cost, timed on a "
                     "376-byte input in the same round, taken out)" % (w, what),
-                    "(reported)", "%.2f" % rr[pair + " per call"], None)
+                    "(reported)", "%.2f%s" % (rr[pair + " per call"],
+                                              spread(rr[pair + " per call rounds"])), None)
         if "filter/empty" in rr:
             row("%s: mini filter (one table probe per call) / empty hooks" % w,
                 "(reported)", "%.2f" % rr["filter/empty"], None)
@@ -859,7 +877,14 @@ def main():
                     help="comma list of: synthetic,bzip2,scaling,startup,"
                     "memory,steady,instructions,cache,payload,accuracy")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
+    ap.add_argument("--report", metavar="JSON",
+                    help="print the table of a saved run (results/*.json) "
+                    "and run nothing")
     args = ap.parse_args()
+    if args.report:
+        with open(args.report) as f:
+            print(build_report(json.load(f)))
+        return
     build = os.path.abspath(args.build)
     only = set(filter(None, args.only.split(",")))
 
