@@ -68,7 +68,7 @@ def median(xs):
 
 
 def spread(rs):
-    """' (quartiles a-b)' of per-round ratios: how far one round's ratio
+    """' (quartiles a to b)' of per-round ratios: how far one round's ratio
     strays on this machine, so a reader can tell a miss from the noise."""
     if len(rs) < 4:
         return ""
