@@ -356,37 +356,38 @@ static void spread(uint64_t *hist, uint64_t sum, uint64_t extra)
 	}
 }
 
-/* Sampled timing (sample.c): `untimed` of a delta's `calls` read no
- * clock.  Each is given the mean of the delta's samples (the timed calls
- * of the function while it was sampled, a random one in N of its calls);
- * the other timed calls (its probation, exact mode) count as they are:
- * they were not chosen at random, and scaling them up would give their
- * bias N times.  With no sample in the delta (a flush between two), the
- * owner's running estimate of one call stands in.  The histogram gains
- * the untimed calls spread over its buckets in proportion, so it still
- * sums to the calls; the max is the timed calls'. */
+/* Sampled timing (sample.c): `untimed` calls of a delta read no clock.
+ * Each is given the mean of the delta's samples (the timed calls of the
+ * function while it was sampled, a random one in N of its calls); the
+ * other timed calls (its probation, exact mode) count as they are: they
+ * were not chosen at random, and scaling them up would give their bias N
+ * times.  With no sample in the delta (a flush between two), the owner's
+ * running estimate of one call stands in.  The histogram gains the
+ * untimed calls spread over its buckets in proportion, so it still sums
+ * to the calls; the max is the timed calls'. */
 CNSMP_NOINST void cnsmp_collect_estimate(const struct cnsmp_counters *c,
-					 uint64_t calls, uint64_t untimed,
+					 uint64_t untimed,
 					 const struct cnsmp_sample_delta *s,
-					 uint64_t *total, uint64_t *self,
-					 uint64_t *hist)
+					 uint64_t *total, uint64_t *self, uint64_t *hist)
 {
-	uint64_t sum = 0;
+	uint64_t sum = 0, ticks;
 	if (untimed == 0)
 		return;
 	if (s->timed > 0) {
-		*total += (uint64_t)((unsigned __int128)s->ticks * untimed / s->timed);
+		ticks = (uint64_t)((unsigned __int128)s->ticks * untimed / s->timed);
 		*self += (uint64_t)((unsigned __int128)s->self * untimed / s->timed);
 	} else {
-		*total += untimed * atomic_load_explicit(&c->est_ticks, memory_order_relaxed);
+		ticks = untimed * atomic_load_explicit(&c->est_ticks, memory_order_relaxed);
 		*self += untimed * atomic_load_explicit(&c->est_self, memory_order_relaxed);
 	}
+	*total += ticks;
 	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++)
 		sum += hist[b];
 	if (sum > 0)
 		spread(hist, sum, untimed);
-	else /* the timed calls' slots are still pending (thread.h) */
-		hist[cnsmp_clock_bucket(*total / calls)] += untimed;
+	else /* no timed call binned yet (pending, thread.h; or none: calls
+	      * counted in an earlier delta): the estimate's own bucket */
+		hist[cnsmp_clock_bucket(ticks / untimed)] += untimed;
 }
 
 /* The samples' three counters as one (the owner's seqlock, s_seq): 1,
@@ -427,10 +428,16 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 		return;
 	s = s ? s + id % CNSMP_CHUNK : &zero;
 	/* untimed before calls: every untimed call seen is in calls too
-	 * (cnsmp_count_untimed). */
+	 * (cnsmp_count_untimed).  Not the other way round: calls may hold
+	 * untimed calls that this read of untimed missed (the owner bumps
+	 * untimed just after calls, and this thread can be preempted between
+	 * the two loads while the owner makes thousands of calls).  Those
+	 * calls ship now with no time, and their estimate with a later
+	 * delta, one with no new call if the thread has stopped calling the
+	 * function: so nothing is skipped unless neither count moved. */
 	uint64_t untimed = atomic_load_explicit(&c->untimed, memory_order_acquire);
 	uint64_t calls = atomic_load_explicit(&c->calls, memory_order_acquire);
-	if (calls == s->calls) {
+	if (calls == s->calls && untimed == s->untimed) {
 		/* Nothing ended (errors wait for their calls), but the
 		 * histogram slot of this function's last call may have been
 		 * bumped since, by the thread's next call (thread.h). */
@@ -453,7 +460,7 @@ static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 	 * untimed calls over it. */
 	uint64_t hist[CNSMP_HIST_BUCKETS] = {0};
 	read_hist(p, c, s, hist);
-	cnsmp_collect_estimate(c, dc, untimed - s->untimed, &sd, &dt, &ds, hist);
+	cnsmp_collect_estimate(c, untimed - s->untimed, &sd, &dt, &ds, hist);
 	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++)
 		d->hist[b] += hist[b];
 	d->calls += dc;

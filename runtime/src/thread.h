@@ -454,14 +454,14 @@ void cnsmp_tcache_retag(struct cnsmp_thread *t, uintptr_t addr,
  * generation moved). */
 void cnsmp_thread_forget_decisions(void);
 
-/* collect.c: one thread's delta of a function's counters c: `calls`, of
- * which `untimed` read no clock, and the samples' delta s; the untimed
- * calls' time is added to *total, *self and hist (ticks). */
+/* collect.c: one thread's delta of a function's counters c: `untimed`
+ * calls that read no clock, and the samples' delta s; the untimed calls'
+ * time is added to *total, *self and hist (ticks). */
 struct cnsmp_sample_delta {
 	uint64_t timed, ticks, self;
 };
-void cnsmp_collect_estimate(const struct cnsmp_counters *c, uint64_t calls,
-			    uint64_t untimed, const struct cnsmp_sample_delta *s,
+void cnsmp_collect_estimate(const struct cnsmp_counters *c, uint64_t untimed,
+			    const struct cnsmp_sample_delta *s,
 			    uint64_t *total, uint64_t *self, uint64_t *hist);
 /* collect.c: the flusher's snapshot of one block, reset for reuse. */
 void cnsmp_collect_forget_thread(struct cnsmp_thread *t);
