@@ -77,21 +77,23 @@ static CNSMP_NOINST void calibrate(void) {}
 
 struct cnsmp_tick_octave cnsmp_tick_octaves[64];
 
-/* The bucket of `ticks`, the slow way (ns past 64 bits, centuries, are
- * in the last bucket like everything from ~14 minutes up). */
-static CNSMP_NOINST unsigned bucket_of(uint64_t ticks)
+/* The slot of `ticks` (internal.h), the slow way (ns past 64 bits,
+ * centuries, are in the last bucket like everything from ~14 minutes up). */
+static CNSMP_NOINST unsigned slot_of(uint64_t ticks)
 {
 	unsigned __int128 ns = ((unsigned __int128)ticks * cnsmp_clock_mult) >>
 			       cnsmp_clock_shift;
-	return ns > UINT64_MAX ? CNSMP_HIST_BUCKETS - 1 : cnsmp_hist_bucket((uint64_t)ns);
+	if (ns > UINT64_MAX)
+		return CNSMP_HIST_BUCKETS - 1;
+	return ns == 1 ? 1 : cnsmp_hist_bucket((uint64_t)ns);
 }
 
-/* The first tick in [lo, hi] whose bucket is at least b (b <= bucket(hi)). */
+/* The first tick in [lo, hi] whose slot is at least b (b <= slot(hi)). */
 static CNSMP_NOINST uint64_t first_tick(uint64_t lo, uint64_t hi, unsigned b)
 {
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
-		if (bucket_of(mid) >= b)
+		if (slot_of(mid) >= b)
 			hi = mid;
 		else
 			lo = mid + 1;
@@ -106,8 +108,8 @@ CNSMP_NOINST int cnsmp_clock_build_octaves(void)
 		struct cnsmp_tick_octave *o = &cnsmp_tick_octaves[e];
 		uint64_t lo = e ? 1ull << e : 0;
 		uint64_t hi = e == 63 ? UINT64_MAX : (2ull << e) - 1;
-		o->base = bucket_of(lo);
-		unsigned top = bucket_of(hi);
+		o->base = slot_of(lo);
+		unsigned top = slot_of(hi);
 		if (top > o->base + 2)
 			exact = 0;
 		for (unsigned k = 0; k < 2; k++)
@@ -118,9 +120,11 @@ CNSMP_NOINST int cnsmp_clock_build_octaves(void)
 	return exact;
 }
 
-/* An octave of ticks spans more than two bucket bounds only when a tick
- * is longer than a few ns (a TSC under ~1 GHz): the table cannot say those
- * buckets, so such a machine times with the vDSO clock instead. */
+/* An octave of ticks spans more than two slot bounds only when a tick is
+ * 3 ns or longer (a counter under ~333 MHz: 0 ticks are slot 0, 1 tick
+ * slot 3): the table cannot say those slots, so such a machine times
+ * with the vDSO clock instead.  Every TSC from there to 20 GHz gets an
+ * exact table (test_hist sweeps them). */
 static CNSMP_NOINST void init(void)
 {
 	calibrate();

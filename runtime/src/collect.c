@@ -324,7 +324,7 @@ static void read_hist(struct pass *p, struct cnsmp_counters *c,
 {
 	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++) {
 		uint32_t h = atomic_load_explicit(&c->hist[b], memory_order_relaxed);
-		hist[b] += (uint32_t)(h - s->hist[b]);
+		hist[cnsmp_hist_of_slot(b)] += (uint32_t)(h - s->hist[b]);
 		if (!p->safe)
 			s->hist[b] = h;
 	}

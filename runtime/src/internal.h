@@ -224,16 +224,22 @@ static inline unsigned cnsmp_hist_bucket(uint64_t ns)
 	unsigned b = 2 * e + h;
 	return b < CNSMP_HIST_BUCKETS ? b : CNSMP_HIST_BUCKETS - 1;
 }
-/* The bucket of a duration in clock ticks, without converting it to ns:
- * equal to cnsmp_hist_bucket(cnsmp_clock_ns(ticks)) for every value
- * (tests/unit/test_hist.c checks).  Both functions are monotonic, so each
- * octave of ticks [2^e, 2^(e+1)) holds at most two bucket bounds (an
- * octave of ns holds two), found once by cnsmp_clock_init: a table read
- * and two compares on the hot path instead of a 128-bit multiply and the
- * bucket arithmetic. */
+/* The histogram slot of a duration in clock ticks, found without
+ * converting it to ns: the slot is the bucket of
+ * cnsmp_hist_bucket(cnsmp_clock_ns(ticks)), except that 1 ns has slot 1
+ * of its own.  Bucket 0 holds 0 and 1 ns and bucket 1 no whole number of
+ * ns, so slot 1 is free, and with it the slots step by one at every bound
+ * (1, 2, 3, 4, 6, 8, 12 ... ns): an octave of ticks [2^e, 2^(e+1)) then
+ * holds at most two bounds, as an octave of ns does, whatever the clock's
+ * rate.  (Buckets jump from 0 to 2 at 2 ns: an octave of ticks starting
+ * between 1.5 and 2 ns, a TSC of 2.0-2.33 or 4-5 GHz, would hold three.)
+ * The bounds are found once by cnsmp_clock_init: a table read and two
+ * compares on the hot path instead of a 128-bit multiply and the bucket
+ * arithmetic.  Whoever reads a counters' slots takes slot 1 as bucket 0
+ * (cnsmp_hist_of_slot); tests/unit/test_hist.c checks every octave. */
 struct cnsmp_tick_octave {
-	uint64_t bound[2]; /* last ticks of bucket base, base+1 (or ~0: none) */
-	uint32_t base;     /* bucket of the octave's first tick */
+	uint64_t bound[2]; /* last ticks of slot base, base+1 (or ~0: none) */
+	uint32_t base;     /* slot of the octave's first tick */
 };
 extern struct cnsmp_tick_octave cnsmp_tick_octaves[64];
 /* The octave of a duration: its highest set bit.  gcc's bsr builtin
@@ -247,11 +253,20 @@ static inline size_t cnsmp_clock_octave(uint64_t ticks)
 	return (size_t)(63 - __builtin_clzll(ticks | 1));
 #endif
 }
-static inline unsigned cnsmp_clock_bucket(uint64_t ticks)
+static inline unsigned cnsmp_clock_slot(uint64_t ticks)
 {
 	const struct cnsmp_tick_octave *o =
 		&cnsmp_tick_octaves[cnsmp_clock_octave(ticks)];
 	return o->base + (ticks > o->bound[0]) + (ticks > o->bound[1]);
+}
+static inline unsigned cnsmp_hist_of_slot(unsigned slot)
+{
+	return slot == 1 ? 0 : slot;
+}
+/* The bucket of a duration in clock ticks. */
+static inline unsigned cnsmp_clock_bucket(uint64_t ticks)
+{
+	return cnsmp_hist_of_slot(cnsmp_clock_slot(ticks));
 }
 /* Builds the table for the current clock; 0 if some octave holds more
  * than two bounds (cnsmp_clock_init then falls back to the vDSO clock). */

@@ -342,7 +342,7 @@ static inline void cnsmp_count_call(struct cnsmp_counters *c, uint64_t ticks,
 	cnsmp_bump(&c->self_ticks, self);
 	if (ticks > atomic_load_explicit(&c->max_ticks, memory_order_relaxed))
 		atomic_store_explicit(&c->max_ticks, ticks, memory_order_relaxed);
-	_Atomic uint32_t *h = &c->hist[cnsmp_clock_bucket(ticks)];
+	_Atomic uint32_t *h = &c->hist[cnsmp_clock_slot(ticks)];
 	atomic_store_explicit(h, atomic_load_explicit(h, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	if (error)
@@ -366,7 +366,7 @@ static inline void cnsmp_count_call(struct cnsmp_counters *c, uint64_t ticks,
 extern struct cnsmp_counters cnsmp_hist_sink;
 static inline void cnsmp_hist_bump(struct cnsmp_counters *c, uint64_t ticks)
 {
-	_Atomic uint32_t *h = &c->hist[cnsmp_clock_bucket(ticks)];
+	_Atomic uint32_t *h = &c->hist[cnsmp_clock_slot(ticks)];
 	atomic_store_explicit(h, atomic_load_explicit(h, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 }

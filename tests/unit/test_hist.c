@@ -133,9 +133,14 @@ static void tick_buckets_equal_the_ns_buckets_for_every_clock(void **state)
 	uint64_t mult = cnsmp_clock_mult;
 	unsigned shift = cnsmp_clock_shift;
 	check_all_ticks(); /* this machine's clock */
-	/* TSCs of 5, 3, 2.4 and 1 GHz, then the vDSO fallback (ticks are ns). */
-	static const uint64_t mults[] = {(1u << 24) / 5, (1u << 24) / 3,
-					 (1u << 24) * 5 / 12, 1u << 24};
+	/* TSCs of 5, 4.5, 3, 2.4, 2.2, 2.095 and 1 GHz, then the vDSO
+	 * fallback (ticks are ns).  At 2.0-2.33 and 4-5 GHz an octave of
+	 * ticks starts between 1.5 and 2 ns, where the buckets jump from 0
+	 * to 2: the table holds slots, which do not (internal.h). */
+	static const uint64_t mults[] = {(1u << 24) / 5, (1u << 24) * 2 / 9,
+					 (1u << 24) / 3, (1u << 24) * 5 / 12,
+					 (1u << 24) * 5 / 11, (1u << 24) * 1000 / 2095,
+					 1u << 24};
 	for (size_t i = 0; i < sizeof mults / sizeof mults[0]; i++) {
 		cnsmp_clock_mult = mults[i];
 		cnsmp_clock_shift = 24;
@@ -146,6 +151,14 @@ static void tick_buckets_equal_the_ns_buckets_for_every_clock(void **state)
 	cnsmp_clock_shift = 0;
 	assert_true(cnsmp_clock_build_octaves());
 	check_all_ticks();
+	/* Every counter from 335 MHz to 20 GHz, 5 MHz apart, has a table. */
+	for (uint64_t mhz = 335; mhz <= 20000; mhz += 5) {
+		cnsmp_clock_mult = ((uint64_t)1000 << 24) / mhz;
+		cnsmp_clock_shift = 24;
+		if (!cnsmp_clock_build_octaves())
+			fail_msg("no exact table for a %llu MHz counter",
+				 (unsigned long long)mhz);
+	}
 	/* A 100 MHz counter (10 ns a tick) jumps several buckets per tick at
 	 * first: not exact, so init would fall back to the vDSO clock. */
 	cnsmp_clock_mult = 10u << 24;

@@ -43,6 +43,7 @@ uint64_t __wrap_cnsmp_clock_fallback_now(void) { return now_ns; }
 #define CYC_G ((void *)0xd000)
 #define CYC_H ((void *)0xe000)
 #define LAGGED ((void *)0xf000)  /* 100 ns, then a call counted half-way */
+#define TINY ((void *)0x10000)   /* 1 and 2 ns */
 
 #define EVERY 16
 #define BELOW_NS 1000
@@ -132,12 +133,12 @@ static int setup(void **state)
 	cnsmp_clock_build_octaves();
 	atomic_store(&cnsmp_active, 1);
 	void *fns[] = {SHORT, PARENT, VARIED, SPIKY, LONG, DRIFT, OPEN, EXACT_V,
-		       CALLER, RECUR, WORKER, CYC_F, CYC_G, CYC_H, LAGGED};
+		       CALLER, RECUR, WORKER, CYC_F, CYC_G, CYC_H, LAGGED, TINY};
 	const char *names[] = {"svc.short", "svc.parent", "svc.varied", "svc.spiky",
 			       "svc.long", "svc.drift", "svc.open", "svc.exact_v",
 			       "svc.caller", "svc.recur", "svc.worker", "svc.cyc_f",
-			       "svc.cyc_g", "svc.cyc_h", "svc.lagged"};
-	for (int i = 0; i < 15; i++)
+			       "svc.cyc_g", "svc.cyc_h", "svc.lagged", "svc.tiny"};
+	for (int i = 0; i < 16; i++)
 		codensm_enter(fns[i], names[i], NULL, -1.0), codensm_exit(fns[i]);
 	sampling(EVERY);
 	delta(SHORT); /* start from a clean interval */
@@ -531,6 +532,23 @@ static void an_untimed_call_collected_half_counted_gets_its_time_next(void **sta
 	assert_int_equal(d.total_ns, 0);
 }
 
+/* A thread bins a 1 ns call in slot 1 of its counters, which no bucket
+ * uses (internal.h: the slots step by one where the buckets jump); the
+ * delta has it in bucket 0, where docs/payload.md puts everything under
+ * 2 ns.  The test's clock gives the exact durations. */
+static void a_one_ns_call_is_in_bucket_zero(void **state)
+{
+	call(TINY, 1);
+	call(TINY, 1);
+	call(TINY, 2);
+	assert_int_equal(atomic_load(&counters(TINY)->hist[1]), 2);
+	struct cnsmp_fn_delta d = delta(TINY);
+	assert_int_equal(d.calls, 3);
+	assert_int_equal(d.hist[0], 2);
+	assert_int_equal(d.hist[1], 0);
+	assert_int_equal(d.hist[2], 1);
+}
+
 static _Atomic int workers_left;
 
 static void *sampled_worker(void *arg)
@@ -586,6 +604,7 @@ int main(void)
 		cmocka_unit_test(a_function_recursive_through_others_is_timed_exactly),
 		cmocka_unit_test(estimated_calls_add_up_when_a_delta_is_merged_back),
 		cmocka_unit_test(an_untimed_call_collected_half_counted_gets_its_time_next),
+		cmocka_unit_test(a_one_ns_call_is_in_bucket_zero),
 		cmocka_unit_test(collecting_while_sampled_threads_run_loses_nothing),
 	};
 	return cmocka_run_group_tests_name("sample", tests, setup, NULL);
