@@ -75,12 +75,14 @@ static void deltas_are_exact_across_collects(void **state)
 	assert_non_null(d);
 	assert_int_equal(d->calls, 5);
 	assert_int_equal(d->errors, 2);
-	/* The last ordinary call's histogram slot waits for the thread's next
-	 * call (thread.h): four of five are binned. */
+	/* On the TSC, the last ordinary call's histogram slot waits for the
+	 * thread's next call (thread.h): four of five are binned.  On the
+	 * vDSO clock every exit takes the slow path, which bins at once. */
+	int lag = cnsmp_clock_is_tsc;
 	uint64_t hist = 0;
 	for (unsigned k = 0; k < CNSMP_HIST_BUCKETS; k++)
 		hist += d->hist[k];
-	assert_int_equal(hist, 4);
+	assert_int_equal(hist, 5 - lag);
 	assert_true(d->self_ns == d->total_ns); /* no tracked callees */
 	assert_true(d->max_ns <= d->total_ns);
 	assert_int_equal(b.nincidents, 1);
@@ -106,7 +108,11 @@ static void deltas_are_exact_across_collects(void **state)
 	 * out alone, a histogram count without a call. */
 	cnsmp_thread_drain_self();
 	assert_int_equal(cnsmp_collect(&b), 0);
-	assert_int_equal(b.nfns, 1);
+	assert_int_equal(b.nfns, (size_t)lag);
+	if (!lag) {
+		cnsmp_batch_release(&b);
+		return;
+	}
 	assert_int_equal(calls_in(&b, F), 0);
 	uint64_t late = 0;
 	for (unsigned k = 0; k < CNSMP_HIST_BUCKETS; k++)
