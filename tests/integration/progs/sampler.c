@@ -5,11 +5,14 @@
  * server receives is one round's delta.  Every 100th call fails.
  * Exact for R rounds of N: sample_round R calls (0 errors), sample_spin
  * R*N (R*N/100), main 1; edge sample_round -> sample_spin R*N.
- * The spin lengths cycle through five values of one to a few us: long
- * next to the hooks, so that sample_spin's share of sample_round's time
- * is about the same whether its calls are timed or estimated, and a test
- * can compare that share across modes whatever the machine's speed does
- * between rounds (run it with CODENSM_SAMPLE_BELOW_NS above those). */
+ * The spin lengths cycle through five values of 15,000 to 35,000 steps
+ * (5-12 us here): long next to the hooks, so that sample_spin's share of
+ * sample_round's time is the same whether its calls are timed or
+ * estimated, and a test can compare that share across modes whatever the
+ * machine's speed does between rounds (run it with
+ * CODENSM_SAMPLE_BELOW_NS above those).  At a tenth of that, the cheaper
+ * hooks of untimed calls took 1-2 points off sample_round's time, which
+ * read as a sampled share that high. */
 #include <stdio.h>
 #include <stdlib.h>
 #include "codensm.h"
@@ -27,7 +30,7 @@ void sample_spin(unsigned k, int fail)
 void sample_round(unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
-		sample_spin(1500 + (i % 5) * 500, i % 100 == 0);
+		sample_spin(15000 + (i % 5) * 5000, i % 100 == 0);
 }
 
 int main(int argc, char **argv)
