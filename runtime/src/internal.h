@@ -372,7 +372,7 @@ struct cnsmp_counters {
 	_Atomic uint64_t est_ticks, est_self;
 	uint64_t probe_calls, probe_ticks, probe_self;
 	_Atomic uint32_t hist[CNSMP_HIST_BUCKETS];
-};
+} __attribute__((aligned(64))); /* a tracked call's fields on one line */
 /* A function's timing on one thread when sampling is on.  A probation
  * (the first CNSMP_SAMPLE_PROBE calls, and again whenever a sampled
  * function's estimate grows past twice the threshold) times every call;

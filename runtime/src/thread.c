@@ -61,6 +61,19 @@ static CNSMP_NOINST struct cnsmp_thread *claim_free(void)
 	return NULL;
 }
 
+/* Zeroed memory on a cache line's boundary.  calloc aligns to 16 bytes
+ * only, and thread.h lays out a block's frames and a function's counters
+ * by cache lines: a block 32 bytes off had every frame straddle two.
+ * calloc rather than aligned_alloc and memset, so that the pages of a
+ * block that its thread never touches stay unbacked; the pointer calloc
+ * gave is not kept, since blocks and chunks are never freed (the list is
+ * append-only, and counters outlive their threads). */
+static CNSMP_NOINST void *calloc_lines(size_t size)
+{
+	uintptr_t p = (uintptr_t)calloc(1, size + 63);
+	return p ? (void *)((p + 63) & ~(uintptr_t)63) : NULL;
+}
+
 CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 {
 	int saved = errno;
@@ -78,7 +91,7 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 		t->unwinding = 0;
 		/* The cache stays: it names this block's counters. */
 	} else {
-		t = calloc(1, sizeof *t);
+		t = calloc_lines(sizeof *t);
 		if (!t) {
 			errno = saved;
 			return NULL;
@@ -115,7 +128,7 @@ CNSMP_NOINST struct cnsmp_counters *cnsmp_thread_chunk_alloc(
 	struct cnsmp_thread *t, uint32_t id)
 {
 	int saved = errno;
-	struct cnsmp_counters *c = calloc(CNSMP_CHUNK, sizeof *c);
+	struct cnsmp_counters *c = calloc_lines(CNSMP_CHUNK * sizeof *c);
 	errno = saved;
 	if (!c)
 		return NULL;

@@ -314,6 +314,18 @@ static void calls_open_at_exit_are_counted_once(void **state)
 	assert_int_equal(calls(A), a + 1);
 }
 
+/* A block's frames and a function's counters are laid out by cache
+ * lines (thread.h, internal.h); calloc alone put blocks 32 bytes off. */
+static void blocks_and_counters_start_on_a_cache_line(void **state)
+{
+	enter(T);
+	leave(T);
+	assert_int_equal((uintptr_t)cnsmp_tls.t % 64, 0);
+	assert_int_equal((uintptr_t)&cnsmp_tls.t->frames[0] % 64, 0);
+	assert_int_equal((uintptr_t)counters(T) % 64, 0);
+	assert_int_equal((uintptr_t)counters(A) % 64, 0);
+}
+
 static void timed_calls_land_in_their_histogram_bucket(void **state)
 {
 	struct cnsmp_counters *c = counters(T);
@@ -746,6 +758,7 @@ int main(void)
 		cmocka_unit_test(exits_during_unwinding_are_exception_errors),
 		cmocka_unit_test(frames_left_by_an_exception_are_repaired_as_errors),
 		cmocka_unit_test(a_crash_fails_every_call_on_the_stack),
+		cmocka_unit_test(blocks_and_counters_start_on_a_cache_line),
 		cmocka_unit_test(timed_calls_land_in_their_histogram_bucket),
 		cmocka_unit_test(hooks_do_nothing_while_inactive),
 		cmocka_unit_test(a_cached_decision_follows_a_new_exclude),
