@@ -33,6 +33,7 @@ static pthread_mutex_t api_mu = PTHREAD_MUTEX_INITIALIZER;
 static int hooks_registered;   /* atexit + pthread_atfork, once */
 static _Atomic int nokey_logged;
 static _Atomic int noinclude_logged;
+static _Atomic int clock_logged;
 
 /* Configurations replaced by codensm_init(): never freed (see above), but
  * kept reachable, so that what is retained on purpose is not a leak (and
@@ -89,6 +90,15 @@ CNSMP_NOINST static void fork_child(void)
 CNSMP_NOINST static void start(void)
 {
 	cnsmp_clock_init();
+	if (!atomic_exchange(&clock_logged, 1)) {
+		/* Which clock times the calls: the vDSO's costs more per read. */
+		if (cnsmp_clock_is_tsc)
+			cnsmp_log(CNSMP_LOG_DEBUG, "timing with the TSC (%.3f GHz)",
+				  (double)(1ull << cnsmp_clock_shift) / (double)cnsmp_clock_mult);
+		else
+			cnsmp_log(CNSMP_LOG_DEBUG, "timing with CLOCK_MONOTONIC "
+				  "(no invariant TSC of 335 MHz to 20 GHz)");
+	}
 	if (!hooks_registered) {
 		hooks_registered = 1;
 		pthread_atfork(fork_prepare, fork_parent, fork_child);

@@ -73,5 +73,26 @@ class TestGarbage(Case):
         self.assertEqual((r.returncode, r.stdout, r.stderr), (0, self.plain, ""))
 
 
+class TestClock(Case):
+    def test_the_tsc_times_calls_where_the_cpu_says_it_is_invariant(self):
+        """CODENSM_LOG=debug names the clock: the TSC on an x86 CPU whose flags say it is invariant"""
+        r = run([sample("shop"), str(N)], self.env(CODENSM_LOG="debug"), timeout=30)
+        self.assertEqual(r.returncode, 0, repr(r))
+        lines = [ln for ln in r.stderr.splitlines() if ln.startswith("codensm: timing with ")]
+        self.assertEqual(len(lines), 1, r.stderr)
+        flags = set()
+        with open("/proc/cpuinfo") as f:
+            for ln in f:
+                if ln.startswith("flags"):
+                    flags = set(ln.split(":", 1)[1].split())
+                    break
+        if {"constant_tsc", "nonstop_tsc"} <= flags:
+            # At 2.0-2.33 GHz the runtime used to fall back without a word.
+            self.assertRegex(lines[0], r"^codensm: timing with the TSC \(\d+\.\d{3} GHz\)$")
+        else:
+            self.assertEqual(lines[0], "codensm: timing with CLOCK_MONOTONIC "
+                             "(no invariant TSC of 335 MHz to 20 GHz)")
+
+
 if __name__ == "__main__":
     unittest.main()
