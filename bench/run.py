@@ -683,8 +683,10 @@ def paired_ratios(m):
 def build_report(R):
     lines = []
     add = lines.append
-    add("Machine: %s, %s cores; %s" % (R["machine"]["cpu"], R["machine"]["cores"],
-                                       R["machine"]["kernel"]))
+    add("Machine: %s, %s cores; %s%s" % (
+        R["machine"]["cpu"], R["machine"]["cores"], R["machine"]["kernel"],
+        "; the runtime's clock: " + R["machine"]["clock"]
+        if R["machine"].get("clock") else ""))
     add("Date: %s; %d runs per variant, median; single-thread rows in CPU "
         "time (user+sys), scaling in wall time; load average %s at the start, "
         "%s at the end." % (R["date"], R["runs"], "/".join(R["loadavg_start"]),
@@ -845,7 +847,22 @@ def build_report(R):
     return "\n".join(lines)
 
 
-def machine():
+def runtime_clock(build):
+    """The runtime's own line naming its clock (CODENSM_LOG=debug): the
+    TSC and its rate, or CLOCK_MONOTONIC, which costs more per read."""
+    binary = os.path.join(build, "bench", "calls-rt")
+    if not os.path.exists(binary):
+        return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODENSM_")}
+    env.update(CODENSM_LOG="debug", CODENSM_INCLUDE="none")
+    p = subprocess.run([binary, "-n", "0"], env=env, capture_output=True, text=True)
+    for line in p.stderr.splitlines():
+        if line.startswith("codensm: timing with "):
+            return line[len("codensm: timing with "):]
+    return None
+
+
+def machine(build):
     cpu = platform.processor() or "?"
     try:
         for line in open("/proc/cpuinfo"):
@@ -855,6 +872,7 @@ def machine():
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "clock": runtime_clock(build),
             "compiler": subprocess.run(["cc", "--version"], capture_output=True,
                                        text=True).stdout.splitlines()[0]}
 
@@ -896,7 +914,7 @@ def main():
 
     t_start = time.time()
     R = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-         "runs": args.runs, "machine": machine(), "overhead": {},
+         "runs": args.runs, "machine": machine(args.build), "overhead": {},
          "units": args.units, "bzip2_copies": args.bzip2_copies}
     vars_ = variants(args)
     if args.no_rt:
