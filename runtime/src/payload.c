@@ -291,7 +291,7 @@ struct section {
 	char **s;
 	size_t *len;
 	size_t *src;
-	size_t n, nsrc;
+	size_t n, cap, nsrc;
 };
 
 /* The _meta object minus batch_id; body j gets batch_id base-j and, for
@@ -482,18 +482,24 @@ CNSMP_NOINST static int sec_add(struct section *s, json_t *item, size_t src)
 	json_decref(item);
 	if (!str)
 		return -1;
-	char **ns = realloc(s->s, (s->n + 1) * sizeof *ns);
-	if (ns)
-		s->s = ns;
-	size_t *nl = realloc(s->len, (s->n + 1) * sizeof *nl);
-	if (nl)
-		s->len = nl;
-	size_t *nsr = realloc(s->src, (s->n + 1) * sizeof *nsr);
-	if (nsr)
-		s->src = nsr;
-	if (!ns || !nl || !nsr) {
-		free(str);
-		return -1;
+	/* Doubling, not one more each time: an allocator that never grows a
+	 * block in place (ASan's, musl's) would copy the arrays n times. */
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 64;
+		char **ns = realloc(s->s, nc * sizeof *ns);
+		if (ns)
+			s->s = ns;
+		size_t *nl = realloc(s->len, nc * sizeof *nl);
+		if (nl)
+			s->len = nl;
+		size_t *nsr = realloc(s->src, nc * sizeof *nsr);
+		if (nsr)
+			s->src = nsr;
+		if (!ns || !nl || !nsr) {
+			free(str);
+			return -1;
+		}
+		s->cap = nc;
 	}
 	s->s[s->n] = str;
 	s->len[s->n] = strlen(str);
