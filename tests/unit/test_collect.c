@@ -434,6 +434,59 @@ static void merging_adds_counts_and_keeps_extremes(void **state)
 	assert_true(cnsmp_batch_is_empty(&a));
 }
 
+/* Fill b with the ids of [0, n) that `pick` keeps, in the order `step`
+ * walks them, each with calls = id * mul + 1. */
+static void fill(struct cnsmp_batch *b, size_t n, unsigned pick, size_t step,
+		 uint64_t mul)
+{
+	assert_int_equal(cnsmp_batch_reserve(b, n, 0, 0), 0);
+	b->nfns = 0;
+	for (size_t k = 0; k < n; k++) {
+		uint32_t id = (uint32_t)(k * step % n);
+		if ((id * 2654435761u >> 7) % pick == 0)
+			b->fns[b->nfns++] = (struct cnsmp_fn_delta){.id = id,
+				.calls = id * mul + 1, .max_ns = id};
+	}
+}
+
+/* Sorted batches merge in one pass, unsorted ones by sorting; both give
+ * each id once, in order, with the sum of its calls. */
+static void merging_thousands_gives_each_function_once_in_order(void **state)
+{
+	(void)state;
+	enum { NIDS = 5000 };
+	for (int unsorted = 0; unsorted < 2; unsorted++) {
+		struct cnsmp_batch a, b;
+		cnsmp_batch_init(&a);
+		cnsmp_batch_init(&b);
+		fill(&a, NIDS, 2, 1, 1);
+		/* 7 is prime to 5000: every id, in a scrambled order. */
+		fill(&b, NIDS, 3, unsorted ? 7 : 1, 10);
+		size_t na = a.nfns, nb = b.nfns, both = 0;
+		for (uint32_t id = 0; id < NIDS; id++)
+			both += (id * 2654435761u >> 7) % 2 == 0 && (id * 2654435761u >> 7) % 3 == 0;
+		assert_int_equal(cnsmp_batch_merge(&a, &b), 0);
+		assert_int_equal(a.nfns, na + nb - both);
+		uint64_t in_a = 0, in_b = 0;
+		for (size_t i = 0; i < a.nfns; i++) {
+			const struct cnsmp_fn_delta *d = &a.fns[i];
+			if (i)
+				assert_true(a.fns[i - 1].id < d->id);
+			uint32_t h = d->id * 2654435761u >> 7;
+			uint64_t want = (h % 2 == 0 ? d->id + 1 : 0) +
+					(h % 3 == 0 ? d->id * 10 + 1 : 0);
+			assert_int_equal(d->calls, want);
+			assert_int_equal(d->max_ns, d->id);
+			in_a += h % 2 == 0;
+			in_b += h % 3 == 0;
+		}
+		assert_int_equal(in_a, na);
+		assert_int_equal(in_b, nb);
+		cnsmp_batch_release(&a);
+		cnsmp_batch_release(&b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -445,6 +498,7 @@ int main(void)
 		cmocka_unit_test(exited_blocks_are_taken_over_before_any_collect),
 		cmocka_unit_test(collecting_while_threads_run_loses_nothing),
 		cmocka_unit_test(merging_adds_counts_and_keeps_extremes),
+		cmocka_unit_test(merging_thousands_gives_each_function_once_in_order),
 	};
 	return cmocka_run_group_tests_name("collect", tests, setup, NULL);
 }
