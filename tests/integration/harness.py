@@ -171,7 +171,14 @@ def run(argv, env, timeout=60, cwd=None):
         except subprocess.TimeoutExpired:
             out, err = "", "(output lost: a process outside the group holds the pipes)"
         raise AssertionError("%s did not exit within %s s; stderr: %s" % (argv, timeout, err[-2000:]))
-    return Run(p, out, err, time.monotonic() - start)
+    global _last_run
+    _last_run = Run(p, out, err, time.monotonic() - start)
+    return _last_run
+
+
+# The last finished run, named when counts do not match: its stderr says
+# why (a refused body, a flush that ran out of time) in CI's log.
+_last_run = None
 
 
 # ---- the receiver ----------------------------------------------------------
@@ -497,7 +504,8 @@ class Case(unittest.TestCase):
     def assert_exact(self, totals, expected, prefix=""):
         """The functions under `prefix` got exactly these (calls, errors)."""
         self.assertEqual(totals.counts(prefix), expected,
-                         "(calls, errors) per function summed over %d bodies" % totals.bodies)
+                         "(calls, errors) per function summed over %d bodies; last run: %r"
+                         % (totals.bodies, _last_run))
 
 
 def sample_expect_shop(n):

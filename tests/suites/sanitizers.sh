@@ -43,7 +43,8 @@ if make --no-print-directory ASAN=1 all >tests/artifacts/build-asan-all.log 2>&1
 		tap ok "the integration tests pass against the ASan+UBSan runtime with no report"
 	else
 		tap "not ok" "the integration tests pass against the ASan+UBSan runtime with no report"
-		grep -E '^not ok|ERROR: |runtime error' "$log" | head -n 20 | sed 's/^/#   /'
+		# A failing test's own diagnostics (its last lines name the run) too.
+		grep -E -A 25 '^not ok|ERROR: |runtime error' "$log" | head -n 60 | sed 's/^/#   /'
 	fi
 else
 	tap "not ok" "everything builds with ASAN=1"
