@@ -35,11 +35,24 @@ if ! apt-get source --print-uris "$pkg" >/dev/null 2>&1; then
 fi
 
 cd "$dest"
-apt-get source -qq "$pkg" >/dev/null 2>apt-source.log || {
-	cat apt-source.log >&2
-	echo "fetch: 'apt-get source $pkg' failed" >&2
-	exit 1
-}
+# The candidate first; if its files are gone from the mirror (a security
+# update listed in the index but not served: 404), every other version
+# the lists know, newest first.  Any of them is upstream's code.
+if ! apt-get source -qq "$pkg" >/dev/null 2>apt-source.log; then
+	got=
+	for v in $(apt-cache showsrc "$pkg" | sed -n 's/^Version: //p' | sort -u -r -V); do
+		if apt-get source -qq "$pkg=$v" >/dev/null 2>>apt-source.log; then
+			echo "fetch: the candidate of '$pkg' could not be fetched; using $v" >&2
+			got=$v
+			break
+		fi
+	done
+	if [ -z "$got" ]; then
+		cat apt-source.log >&2
+		echo "fetch: 'apt-get source $pkg' failed for every version apt knows" >&2
+		exit 1
+	fi
+fi
 dir=$(find . -maxdepth 1 -type d -name "$pkg-[0-9]*" | sort | tail -1)
 [ -n "$dir" ] || { echo "fetch: no unpacked '$pkg' tree in $dest" >&2; exit 1; }
 ln -sfn "${dir#./}" "$pkg"
