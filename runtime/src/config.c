@@ -397,6 +397,21 @@ static int set_source_root(struct cnsmp_config *cfg, const char *v,
 	return rc;
 }
 
+/* "off" (or empty) keeps every run reading its DWARF; a relative folder
+ * would move with the host's chdir(), like the spool's. */
+static int set_symbol_cache(struct cnsmp_config *cfg, const char *v,
+			    struct why *why)
+{
+	if (!*v || !strcmp(v, "off")) {
+		free(cfg->symbol_cache);
+		cfg->symbol_cache = NULL;
+		return 0;
+	}
+	if (*v != '/')
+		return fail(why, "not an absolute path or \"off\"");
+	return set_string(&cfg->symbol_cache, v, why);
+}
+
 static int set_ca_file(struct cnsmp_config *cfg, const char *v, struct why *why)
 {
 	return set_string(&cfg->ca_file, v, why);
@@ -472,7 +487,7 @@ static int set_log(struct cnsmp_config *cfg, const char *v, struct why *why)
 
 enum var_id {
 	V_LOG, V_API_KEY, V_ENDPOINT, V_INCLUDE, V_EXCLUDE, V_DEPARTMENT,
-	V_WEIGHTS, V_SERVICE, V_SPOOL_DIR, V_SOURCE_ROOT, V_CA_FILE,
+	V_WEIGHTS, V_SERVICE, V_SPOOL_DIR, V_SOURCE_ROOT, V_SYMBOL_CACHE, V_CA_FILE,
 	V_FLUSH_INTERVAL, V_SAMPLE, V_SAMPLE_BELOW, V_DISABLE, V_COUNT
 };
 
@@ -496,6 +511,7 @@ static const struct var {
 	[V_SERVICE] = { "CODENSM_SERVICE", set_service, OPT(service) },
 	[V_SPOOL_DIR] = { "CODENSM_SPOOL_DIR", set_spool_dir, OPT(spool_dir) },
 	[V_SOURCE_ROOT] = { "CODENSM_SOURCE_ROOT", set_source_root, OPT(source_root) },
+	[V_SYMBOL_CACHE] = { "CODENSM_SYMBOL_CACHE", set_symbol_cache, NO_OPT },
 	[V_CA_FILE] = { "CODENSM_CA_FILE", set_ca_file, OPT(ca_file) },
 	[V_FLUSH_INTERVAL] = { "CODENSM_FLUSH_INTERVAL", set_flush, NO_OPT },
 	[V_SAMPLE] = { "CODENSM_SAMPLE", set_sample, NO_OPT },
@@ -584,6 +600,7 @@ static void show(const struct cnsmp_config *c, enum var_id v, char *out,
 	case V_SERVICE: s = c->service; break;
 	case V_SPOOL_DIR: s = c->spool_dir; break;
 	case V_SOURCE_ROOT: s = c->source_root ? c->source_root : "each unit's compilation directory"; break;
+	case V_SYMBOL_CACHE: s = c->symbol_cache ? c->symbol_cache : "off"; break;
 	case V_CA_FILE: s = c->ca_file ? c->ca_file : "the system CAs"; break;
 	case V_FLUSH_INTERVAL: snprintf(out, len, "%g", c->flush_interval); break;
 	case V_SAMPLE:
@@ -664,6 +681,23 @@ static char *default_spool(char *(*getenv_fn)(const char *))
 	return strdup(buf);
 }
 
+/* Indexes can be rebuilt from the program at any time: a cache, not
+ * state.  No home and no XDG_CACHE_HOME: no cache rather than a shared
+ * folder in /tmp that another user could fill. */
+static char *default_symbol_cache(char *(*getenv_fn)(const char *))
+{
+	const char *xdg = getenv_fn("XDG_CACHE_HOME");
+	const char *home = getenv_fn("HOME");
+	char buf[4096];
+	if (xdg && xdg[0] == '/')
+		snprintf(buf, sizeof(buf), "%s/codensm/symbols", xdg);
+	else if (home && home[0] == '/' && strcmp(home, "/"))
+		snprintf(buf, sizeof(buf), "%s/.cache/codensm/symbols", home);
+	else
+		return NULL;
+	return strdup(buf);
+}
+
 static void set_defaults(struct cnsmp_config *cfg,
 			 char *(*getenv_fn)(const char *))
 {
@@ -671,6 +705,7 @@ static void set_defaults(struct cnsmp_config *cfg,
 	cfg->endpoint = strdup(CNSMP_DEFAULT_ENDPOINT);
 	cfg->service = default_service();
 	cfg->spool_dir = default_spool(getenv_fn);
+	cfg->symbol_cache = default_symbol_cache(getenv_fn);
 	cfg->flush_interval = CNSMP_DEFAULT_FLUSH_INTERVAL;
 	cfg->sample = 1;
 	cfg->sample_below_ns = CNSMP_DEFAULT_SAMPLE_BELOW_NS;
@@ -777,6 +812,7 @@ CNSMP_NOINST void cnsmp_config_release(struct cnsmp_config *cfg)
 	free(cfg->service);
 	free(cfg->spool_dir);
 	free(cfg->source_root);
+	free(cfg->symbol_cache);
 	free(cfg->ca_file);
 	cnsmp_prefixes_release(&cfg->include);
 	cnsmp_prefixes_release(&cfg->exclude);

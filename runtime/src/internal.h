@@ -66,6 +66,7 @@ struct cnsmp_config {
 	char *service;                 /* default: basename of /proc/self/exe */
 	char *spool_dir;               /* default: $XDG_STATE_HOME or ~/.local/state/codensm/spool */
 	char *source_root;             /* NULL: each unit's DW_AT_comp_dir */
+	char *symbol_cache;            /* NULL: off; default $XDG_CACHE_HOME or ~/.cache/codensm/symbols */
 	char *ca_file;                 /* NULL: system CAs */
 	int include_set;               /* CODENSM_INCLUDE was given (even empty) */
 	struct cnsmp_prefixes include; /* empty + !include_set: all user code */
@@ -125,6 +126,48 @@ const char *cnsmp_rules_department(const struct cnsmp_config *cfg,
 				   const char *name, char *buf, size_t len);
 /* Weight: longest matching prefix of cfg->weights, default 1.0. */
 double cnsmp_rules_weight(const struct cnsmp_config *cfg, const char *name);
+
+/* ---- symbols.c / symcache.c: a module's index of functions ------------- */
+
+/* One function with code.  Addresses are the module's own (DWARF)
+ * addresses: add its load bias for the running process. */
+struct cnsmp_func {
+	char *name;       /* final: module path "." qualified [#hash] */
+	char *file;
+	int line;
+	int system;
+	uint64_t entry;
+	uint32_t hash;    /* FNV-1a of the linkage name: tells overloads apart */
+	char *base;       /* name before the overload suffix (build only) */
+};
+
+/* One code range of a function (split functions have several). */
+struct cnsmp_range {
+	uint64_t low, high;
+	size_t func;
+};
+
+/* Every function of a module, its ranges sorted by `low` (no overlap is
+ * assumed: a lookup takes the last range starting at or below). */
+struct cnsmp_index {
+	struct cnsmp_func *f;
+	size_t nf, capf;
+	struct cnsmp_range *r;
+	size_t nr, capr;
+	char *root;       /* the source root the names were made with, or NULL */
+	int user;         /* has at least one non-system function */
+};
+void cnsmp_index_free(struct cnsmp_index *x); /* NULL is a no-op */
+
+/* symcache.c: indexes kept on disk between runs, one file per `key` (a
+ * file name: the module's build-id and what else the names depend on).
+ * Load returns NULL if the file is missing or not exactly a whole, valid
+ * index; store writes a tmp file and renames it (0700 dir, 0600 file)
+ * and returns 0 or -1.  Neither logs: the caller says what happened. */
+struct cnsmp_index *cnsmp_symcache_load(const char *dir, const char *key,
+					const char *root);
+int cnsmp_symcache_store(const char *dir, const char *key,
+			 const struct cnsmp_index *x);
 
 /* ---- symbols.c: address -> name, file, line through DWARF (libdw) ------- */
 
@@ -542,6 +585,8 @@ int cnsmp_spool_drain(const char *dir,
 int cnsmp_spool_open(const char *dir, char *tmp, char *final);
 int cnsmp_spool_commit(int fd, const char *tmp, const char *final);
 int cnsmp_spool_pending(const char *dir); /* 1 if a body waits in dir */
+/* mkdir -p with mode 0700, async-signal-safe; paths under CNSMP_SPOOL_PATH. */
+int cnsmp_mkdir_p(const char *dir);
 
 /* ---- flusher.c / lifecycle.c ------------------------------------------- */
 

@@ -184,6 +184,7 @@ CNSMP_API int codensm_init(const struct codensm_options *opts)
 	cnsmp_cfg.service = nc.service;
 	cnsmp_cfg.spool_dir = nc.spool_dir;
 	cnsmp_cfg.source_root = nc.source_root;
+	cnsmp_cfg.symbol_cache = nc.symbol_cache;
 	cnsmp_cfg.ca_file = nc.ca_file;
 	cnsmp_cfg.flush_interval = nc.flush_interval;
 	cnsmp_cfg.log_level = nc.log_level;

@@ -52,7 +52,7 @@ CNSMP_NOINST static void digits(char *out, uint64_t v, int width)
 }
 
 /* mkdir -p with mode 0700, signal-safe (no malloc: a stack copy). */
-CNSMP_NOINST static int mkdir_p(const char *dir)
+CNSMP_NOINST int cnsmp_mkdir_p(const char *dir)
 {
 	char p[CNSMP_SPOOL_PATH];
 	size_t l = strlen(dir);
@@ -92,7 +92,7 @@ CNSMP_NOINST int cnsmp_spool_open(const char *dir, char *tmp, char *final)
 		return -1;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == ENOENT) {
-		if (mkdir_p(dir) != 0)
+		if (cnsmp_mkdir_p(dir) != 0)
 			return -1;
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	}

@@ -14,6 +14,7 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <errno.h>
 #include <gelf.h>
 #include <inttypes.h>
 #include <link.h>
@@ -104,34 +105,7 @@ static int module_of(const char *root, const char *abs, char **modpath,
 
 /* ---- the per-module index ---------------------------------------------- */
 
-/* One function with code.  Addresses are DWARF addresses (add the
- * module's bias for the running process). */
-struct func {
-	char *name;       /* final: module path "." qualified [#hash] */
-	char *file;
-	int line;
-	int system;
-	Dwarf_Addr entry;
-	uint32_t hash;    /* FNV-1a of the linkage name: tells overloads apart */
-	char *base;       /* name before the overload suffix (build only) */
-};
-
-/* One code range of a function (split functions have several). */
-struct range {
-	Dwarf_Addr low, high;
-	size_t func;
-};
-
-struct index {
-	struct func *f;
-	size_t nf, capf;
-	struct range *r;
-	size_t nr, capr;
-	char *root;       /* the source root the names were made with, or NULL */
-	int user;         /* has at least one non-system function */
-};
-
-static void index_free(struct index *x)
+CNSMP_NOINST void cnsmp_index_free(struct cnsmp_index *x)
 {
 	if (!x)
 		return;
@@ -172,7 +146,7 @@ struct def {
 
 /* Walk state for one CU. */
 struct cu_walk {
-	struct index *x;
+	struct cnsmp_index *x;
 	const char *comp_dir;
 	const char *root;     /* cfg->source_root or comp_dir */
 	const char *cu_name;  /* absolute */
@@ -335,7 +309,7 @@ static char *linkage_name(Dwarf_Die *die)
 /* Adds the code ranges of `die` for function number `fi`; returns how
  * many.  Functions the linker dropped keep DWARF with low_pc 0 (or a
  * tombstone near ~0): those are skipped. */
-static size_t add_ranges(struct index *x, Dwarf_Die *die, size_t fi,
+static size_t add_ranges(struct cnsmp_index *x, Dwarf_Die *die, size_t fi,
 			 Dwarf_Addr *first)
 {
 	Dwarf_Addr base, lo, hi;
@@ -346,7 +320,7 @@ static size_t add_ranges(struct index *x, Dwarf_Die *die, size_t fi,
 			continue;
 		if (grow((void **)&x->r, &x->capr, x->nr, sizeof(*x->r)) < 0)
 			break;
-		x->r[x->nr++] = (struct range){ lo, hi, fi };
+		x->r[x->nr++] = (struct cnsmp_range){ lo, hi, fi };
 		if (n++ == 0)
 			*first = lo;
 	}
@@ -356,7 +330,7 @@ static size_t add_ranges(struct index *x, Dwarf_Die *die, size_t fi,
 /* Names one definition and adds it with its ranges to the index. */
 static void add_function(struct cu_walk *w, struct def *d)
 {
-	struct index *x = w->x;
+	struct cnsmp_index *x = w->x;
 	char *q = qualified(w, d), *abs = NULL, *modpath = NULL, *file = NULL;
 	const char *decl = dwarf_decl_file(&d->die);
 	if (!q || grow((void **)&x->f, &x->capf, x->nf, sizeof(*x->f)) < 0)
@@ -366,7 +340,7 @@ static void add_function(struct cu_walk *w, struct def *d)
 	abs = absolute(w->comp_dir, decl);
 	if (!abs || module_of(w->root, abs, &modpath, &file) < 0)
 		goto out;
-	struct func *f = &x->f[x->nf];
+	struct cnsmp_func *f = &x->f[x->nf];
 	memset(f, 0, sizeof(*f));
 	size_t n = strlen(modpath) + strlen(q) + 2;
 	if (!(f->base = malloc(n)))
@@ -398,13 +372,13 @@ out:
 
 static int cmp_base(const void *a, const void *b)
 {
-	const struct func *fa = *(struct func *const *)a, *fb = *(struct func *const *)b;
+	const struct cnsmp_func *fa = *(struct cnsmp_func *const *)a, *fb = *(struct cnsmp_func *const *)b;
 	return strcmp(fa->base, fb->base);
 }
 
 static int cmp_range(const void *a, const void *b)
 {
-	const struct range *ra = a, *rb = b;
+	const struct cnsmp_range *ra = a, *rb = b;
 	return ra->low < rb->low ? -1 : ra->low > rb->low;
 }
 
@@ -412,9 +386,9 @@ static int cmp_range(const void *a, const void *b)
  * the linkage name's hash, all of them, so no name depends on which
  * overload happens to be called first.  Copies of one function (an inline
  * emitted in several units) share a linkage name and keep the plain name. */
-static int finish_names(struct index *x)
+static int finish_names(struct cnsmp_index *x)
 {
-	struct func **by = malloc((x->nf ? x->nf : 1) * sizeof(*by));
+	struct cnsmp_func **by = malloc((x->nf ? x->nf : 1) * sizeof(*by));
 	if (!by)
 		return -1;
 	for (size_t i = 0; i < x->nf; i++)
@@ -425,7 +399,7 @@ static int finish_names(struct index *x)
 		for (j = i + 1; j < x->nf && !strcmp(by[i]->base, by[j]->base); j++)
 			differ |= by[j]->hash != by[i]->hash;
 		for (size_t k = i; k < j; k++) {
-			struct func *f = by[k];
+			struct cnsmp_func *f = by[k];
 			size_t n = strlen(f->base) + 10;
 			if (!(f->name = malloc(n)))
 				continue;
@@ -448,7 +422,7 @@ static int finish_names(struct index *x)
 
 /* Indexes one CU into x.  `skip_dir` is the runtime's own source folder
  * when it is linked into this module: its functions are never the user's. */
-static void index_cu(struct index *x, Dwarf_Die *cu, const char *root,
+static void index_cu(struct cnsmp_index *x, Dwarf_Die *cu, const char *root,
 		     const char *skip_dir)
 {
 	struct cu_walk w = { .x = x };
@@ -507,16 +481,16 @@ static char *runtime_dir(Dwfl_Module *mod)
 
 /* Names every function with code in `mod`'s DWARF; NULL if it has none
  * (or memory ran out: the caller falls back to the symbol table). */
-static struct index *build_index(Dwfl_Module *mod, const char *source_root)
+static struct cnsmp_index *build_index(Dwfl_Module *mod, const char *source_root)
 {
 	Dwarf_Addr bias;
 	if (!dwfl_module_getdwarf(mod, &bias))
 		return NULL;
-	struct index *x = calloc(1, sizeof(*x));
+	struct cnsmp_index *x = calloc(1, sizeof(*x));
 	char *root = source_root ? absolute(NULL, source_root) : NULL;
 	char *skip = runtime_dir(mod);
 	if (!x || (source_root && (!root || !(x->root = strdup(source_root))))) {
-		index_free(x);
+		cnsmp_index_free(x);
 		x = NULL;
 		goto out;
 	}
@@ -524,7 +498,7 @@ static struct index *build_index(Dwfl_Module *mod, const char *source_root)
 	while ((cu = dwfl_module_nextcu(mod, cu, &bias)) != NULL)
 		index_cu(x, cu, root, skip);
 	if (finish_names(x) < 0) {
-		index_free(x);
+		cnsmp_index_free(x);
 		x = NULL;
 	}
 out:
@@ -534,7 +508,7 @@ out:
 }
 
 /* The function whose code holds DWARF address `a`, or NULL. */
-static const struct func *index_find(const struct index *x, Dwarf_Addr a)
+static const struct cnsmp_func *index_find(const struct cnsmp_index *x, Dwarf_Addr a)
 {
 	size_t lo = 0, hi = x->nr;
 	while (lo < hi) { /* first range with low > a */
@@ -546,7 +520,7 @@ static const struct func *index_find(const struct index *x, Dwarf_Addr a)
 	}
 	if (lo == 0 || a >= x->r[lo - 1].high)
 		return NULL;
-	const struct func *f = &x->f[x->r[lo - 1].func];
+	const struct cnsmp_func *f = &x->f[x->r[lo - 1].func];
 	return f->name ? f : NULL;
 }
 
@@ -554,7 +528,7 @@ static const struct func *index_find(const struct index *x, Dwarf_Addr a)
 
 /* Per module (libdwfl user data): its index, built on first need. */
 struct modinfo {
-	struct index *x;
+	struct cnsmp_index *x;
 	int indexed;
 };
 
@@ -597,7 +571,7 @@ static const Dwfl_Callbacks proc_callbacks = {
 static void modinfo_free(struct modinfo *mi)
 {
 	if (mi) {
-		index_free(mi->x);
+		cnsmp_index_free(mi->x);
 		free(mi);
 	}
 }
@@ -702,8 +676,69 @@ static void enter(void)
 	lock_session();
 }
 
-static struct index *module_index(Dwfl_Module *mod, const char *source_root)
+/* The cache file of `mod`'s index: the module's build-id (the DWARF it
+ * was made from), then a hash of what else the names depend on: the source
+ * root and the runtime itself (another build may name differently).  -1
+ * when either has no build-id: nothing would then tell a stale file. */
+static int cache_key(Dwfl_Module *mod, const char *root, char *out, size_t len)
 {
+	const unsigned char *id, *self;
+	GElf_Addr vaddr;
+	int n = dwfl_module_build_id(mod, &id, &vaddr);
+	Dwfl_Module *me = dwfl_addrmodule(session, (Dwarf_Addr)(uintptr_t)&cnsmp_symbols_resolve);
+	int m = me ? dwfl_module_build_id(me, &self, &vaddr) : -1;
+	if (n <= 0 || m <= 0 || (size_t)n * 2 + 22 > len)
+		return -1;
+	uint64_t h = 1469598103934665603u;
+	for (int i = 0; i < m; i++)
+		h = (h ^ self[i]) * 1099511628211u;
+	for (const char *p = root ? root : ""; ; p++) { /* with its NUL */
+		h = (h ^ (unsigned char)*p) * 1099511628211u;
+		if (!*p)
+			break;
+	}
+	for (int i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+	snprintf(out + 2 * n, len - 2 * (size_t)n, "-%016" PRIx64 ".idx", h);
+	return 0;
+}
+
+/* The index from the cache if it holds this module's, else from DWARF
+ * (and then written to the cache for the next run). */
+static struct cnsmp_index *load_or_build(Dwfl_Module *mod, const struct cnsmp_config *cfg)
+{
+	const char *root = cfg ? cfg->source_root : NULL;
+	const char *dir = cfg ? cfg->symbol_cache : NULL;
+	const char *name = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	char key[192];
+	struct cnsmp_index *x;
+	if (!dir || cache_key(mod, root, key, sizeof key) != 0) {
+		if ((x = build_index(mod, root)) != NULL)
+			cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF%s",
+				  name ? name : "?", x->nf, dir ? " (no build-id: not cached)" : "");
+		return x;
+	}
+	x = cnsmp_symcache_load(dir, key, root);
+	if (x) {
+		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from %s/%s",
+			  name ? name : "?", x->nf, dir, key);
+		return x;
+	}
+	x = build_index(mod, root);
+	if (!x)
+		return NULL;
+	if (cnsmp_symcache_store(dir, key, x) == 0)
+		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF, kept in %s/%s",
+			  name ? name : "?", x->nf, dir, key);
+	else
+		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF; cannot write %s/%s: %s",
+			  name ? name : "?", x->nf, dir, key, strerror(errno));
+	return x;
+}
+
+static struct cnsmp_index *module_index(Dwfl_Module *mod, const struct cnsmp_config *cfg)
+{
+	const char *source_root = cfg ? cfg->source_root : NULL;
 	void **ud;
 	if (!dwfl_module_info(mod, &ud, NULL, NULL, NULL, NULL, NULL, NULL))
 		return NULL;
@@ -712,12 +747,12 @@ static struct index *module_index(Dwfl_Module *mod, const char *source_root)
 		return NULL;
 	const char *had = mi->x ? mi->x->root : NULL;
 	if (mi->x && (had ? !source_root || strcmp(had, source_root) : !!source_root)) {
-		index_free(mi->x); /* named under another source root */
+		cnsmp_index_free(mi->x); /* named under another source root */
 		mi->x = NULL;
 		mi->indexed = 0;
 	}
 	if (!mi->indexed) {
-		mi->x = build_index(mod, source_root);
+		mi->x = load_or_build(mod, cfg);
 		mi->indexed = 1;
 	}
 	return mi->x;
@@ -779,8 +814,8 @@ static int resolve_in(Dwfl_Module *mod, uintptr_t addr,
 		path = "unknown";
 	if (!(out->module = strdup(path)))
 		return -1;
-	struct index *x = module_index(mod, cfg ? cfg->source_root : NULL);
-	const struct func *f = NULL;
+	struct cnsmp_index *x = module_index(mod, cfg);
+	const struct cnsmp_func *f = NULL;
 	if (x && dwfl_module_getdwarf(mod, &bias))
 		f = index_find(x, addr - bias);
 	if (!f)
@@ -839,11 +874,11 @@ struct fnlist {
 	const struct cnsmp_config *cfg;
 };
 
-static void collect(struct fnlist *l, const struct index *x, Dwarf_Addr bias,
+static void collect(struct fnlist *l, const struct cnsmp_index *x, Dwarf_Addr bias,
 		    const char *module)
 {
 	for (size_t i = 0; i < x->nf; i++) {
-		const struct func *f = &x->f[i];
+		const struct cnsmp_func *f = &x->f[i];
 		if (!f->name || grow((void **)&l->v, &l->cap, l->n, sizeof(*l->v)) < 0)
 			continue;
 		struct cnsmp_fninfo *fi = &l->v[l->n];
@@ -913,7 +948,7 @@ static int inventory_module(Dwfl_Module *mod, void **ud, const char *name,
 	if (!name || !dwfl_module_info(mod, NULL, NULL, &end, NULL, NULL, NULL, NULL) ||
 	    !first_time(name, start, end) || !has_own_debug_info(mod))
 		return DWARF_CB_OK;
-	struct index *x = module_index(mod, l->cfg ? l->cfg->source_root : NULL);
+	struct cnsmp_index *x = module_index(mod, l->cfg);
 	if (x && x->user && dwfl_module_getdwarf(mod, &bias))
 		collect(l, x, bias, name);
 	return DWARF_CB_OK;
@@ -951,12 +986,12 @@ CNSMP_NOINST size_t cnsmp_symbols_inventory_file(const char *path,
 	dwfl_report_begin(d);
 	Dwfl_Module *mod = dwfl_report_offline(d, path, path, -1);
 	if (dwfl_report_end(d, NULL, NULL) == 0 && mod) {
-		struct index *x = build_index(mod, cfg ? cfg->source_root : NULL);
+		struct cnsmp_index *x = build_index(mod, cfg ? cfg->source_root : NULL);
 		/* libdwfl places the file somewhere; the DWARF addresses
 		 * (bias 0) are the file's own */
 		if (x && dwfl_module_getdwarf(mod, &bias))
 			collect(&l, x, 0, path);
-		index_free(x);
+		cnsmp_index_free(x);
 	}
 	dwfl_end(d);
 	return deliver(&l, cb, arg);

@@ -487,9 +487,10 @@ class Case(unittest.TestCase):
         return r
 
     def env(self, receiver=None, **extra):
-        # XDG_STATE_HOME: a default spool folder, if one is used, is ours too.
+        # XDG_STATE_HOME: a default spool folder, if one is used, is ours too;
+        # XDG_CACHE_HOME: each test starts with no symbol index on disk.
         base = {"CODENSM_API_KEY": API_KEY, "CODENSM_SPOOL_DIR": self.spool,
-                "XDG_STATE_HOME": self.tmp}
+                "XDG_STATE_HOME": self.tmp, "XDG_CACHE_HOME": self.tmp}
         if receiver is not None:
             base["CODENSM_ENDPOINT"] = receiver.url if isinstance(receiver, Receiver) else receiver
         base.update(extra)

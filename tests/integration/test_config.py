@@ -1,8 +1,9 @@
 """test_config.py: garbage in any CODENSM_* variable costs one line on
 stderr naming the variable, never the program's output or exit status."""
+import os
 import unittest
 
-from harness import Case, Totals, run, sample, sample_expect_shop
+from harness import Case, Totals, compile_prog, rt_link, run, sample, sample_expect_shop
 
 N = 200
 GARBAGE = {
@@ -16,6 +17,7 @@ GARBAGE = {
     "CODENSM_SPOOL_DIR": "relative/spool",
     "CODENSM_SOURCE_ROOT": "",
     "CODENSM_CA_FILE": "",
+    "CODENSM_SYMBOL_CACHE": "relative/cache",
     "CODENSM_FLUSH_INTERVAL": "soon",
     "CODENSM_DISABLE": "maybe",
     "CODENSM_LOG": "loud",
@@ -92,6 +94,67 @@ class TestClock(Case):
         else:
             self.assertEqual(lines[0], "codensm: timing with CLOCK_MONOTONIC "
                              "(no invariant TSC of 335 MHz to 20 GHz)")
+
+
+class TestSymbolCache(Case):
+    """The index of a program's functions is read from DWARF once per build
+    and kept under XDG_CACHE_HOME; later runs read the file instead."""
+
+    def shop_run(self, **env):
+        rec = self.receiver()
+        r = run([sample("shop"), str(N)], self.env(rec, CODENSM_LOG="debug",
+                CODENSM_INCLUDE="checkout,payments,inventory,legacy", **env), timeout=30)
+        self.assertEqual(r.returncode, 0, repr(r))
+        self.assert_exact(Totals(rec.committed()), sample_expect_shop(N))
+        return [ln for ln in r.stderr.splitlines() if ln.startswith("codensm: symbols of ")]
+
+    def test_the_second_run_reads_the_cache(self):
+        """run 1 indexes DWARF and writes the cache, run 2 reads it: both count exactly"""
+        first = self.shop_run()
+        shop = [ln for ln in first if "/shop: " in ln]
+        self.assertEqual(len(shop), 1, first)
+        self.assertRegex(shop[0], r"^codensm: symbols of \S+/shop: \d+ functions from DWARF, "
+                         r"kept in " + self.tmp + r"/codensm/symbols/[0-9a-f]{40}-[0-9a-f]{16}\.idx$")
+        path = shop[0].rsplit(" ", 1)[1]
+        self.assertEqual(oct(os.stat(path).st_mode & 0o777), "0o600")
+        self.assertEqual(oct(os.stat(os.path.dirname(path)).st_mode & 0o777), "0o700")
+        second = [ln for ln in self.shop_run() if "/shop: " in ln]
+        self.assertEqual(second, [shop[0].replace(" from DWARF, kept in ", " from ")])
+
+    def test_off_writes_nothing(self):
+        """CODENSM_SYMBOL_CACHE=off: every run reads DWARF and nothing is written"""
+        for _ in range(2):
+            lines = self.shop_run(CODENSM_SYMBOL_CACHE="off")
+            self.assertTrue(lines)
+            self.assertFalse([ln for ln in lines if " functions from DWARF" not in ln
+                              or "kept in" in ln or "cannot write" in ln], lines)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "codensm")))
+
+    def test_a_program_without_a_build_id_is_not_cached(self):
+        """linked with --build-id=none: nothing would tell a stale index, so none is kept"""
+        prog = compile_prog("errors-no-build-id", ["errors.c"],
+                            link=rt_link() + ["-Wl,--build-id=none"])
+        for _ in range(2):
+            rec = self.receiver()
+            r = run([prog, "8"], self.env(rec, CODENSM_LOG="debug", CODENSM_INCLUDE="errors"))
+            self.assertEqual(r.returncode, 0, repr(r))
+            mine = [ln for ln in r.stderr.splitlines() if "errors-no-build-id: " in ln]
+            self.assertEqual(len(mine), 1, r.stderr)
+            self.assertRegex(mine[0], r"^codensm: symbols of \S+: \d+ functions from DWARF "
+                             r"\(no build-id: not cached\)$")
+            self.assertEqual(Totals(rec.committed()).counts("errors.err_twice"),
+                             {"errors.err_twice": (8, 8)})
+        d = os.path.join(self.tmp, "codensm", "symbols")
+        cached = os.listdir(d) if os.path.isdir(d) else []  # other modules' may be there
+        self.assertFalse([f for f in cached if b"err_twice" in open(os.path.join(d, f), "rb").read()],
+                         cached)
+
+    def test_an_unwritable_cache_costs_one_debug_line(self):
+        """a cache folder that cannot be made: names and counts unchanged, said at debug level only"""
+        lines = self.shop_run(CODENSM_SYMBOL_CACHE="/proc/codensm-cannot")
+        shop = [ln for ln in lines if "/shop: " in ln]
+        self.assertEqual(len(shop), 1, lines)
+        self.assertIn("functions from DWARF; cannot write /proc/codensm-cannot/", shop[0])
 
 
 if __name__ == "__main__":

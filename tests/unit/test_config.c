@@ -68,6 +68,7 @@ static void assert_defaults(void)
 	assert_string_equal(cfg.service, "test_config");
 	assert_string_equal(cfg.spool_dir, "/home/u/.local/state/codensm/spool");
 	assert_null(cfg.source_root);
+	assert_string_equal(cfg.symbol_cache, "/home/u/.cache/codensm/symbols");
 	assert_null(cfg.ca_file);
 	assert_int_equal(cfg.include_set, 0);
 	assert_int_equal(cfg.include.n, 0);
@@ -98,6 +99,31 @@ static void the_spool_follows_xdg_then_home_then_tmp(void **state)
 	assert_int_equal(load(none, NULL), 0);
 	snprintf(want, sizeof(want), "/tmp/codensm-spool-%u", (unsigned)getuid());
 	assert_string_equal(cfg.spool_dir, want);
+}
+
+static void the_symbol_cache_follows_xdg_then_home_or_is_off(void **state)
+{
+	static const char *const xdg[] = { "XDG_CACHE_HOME", "/x/cache", "HOME", "/home/u", NULL };
+	static const char *const none[] = { "HOME", "relative", NULL };
+	static const char *const root[] = { "HOME", "/", NULL };
+	static const char *const off[] = { "HOME", "/home/u", "CODENSM_SYMBOL_CACHE", "off", NULL };
+	static const char *const set[] = { "HOME", "/home/u", "CODENSM_SYMBOL_CACHE", "/var/cache/cn", NULL };
+	assert_int_equal(load(xdg, NULL), 0);
+	assert_string_equal(cfg.symbol_cache, "/x/cache/codensm/symbols");
+	cnsmp_config_release(&cfg);
+	/* no shared folder in /tmp: another user could plant an index there */
+	assert_int_equal(load(none, NULL), 0);
+	assert_null(cfg.symbol_cache);
+	cnsmp_config_release(&cfg);
+	assert_int_equal(load(root, NULL), 0);
+	assert_null(cfg.symbol_cache);
+	cnsmp_config_release(&cfg);
+	assert_int_equal(load(off, NULL), 0);
+	assert_null(cfg.symbol_cache);
+	cnsmp_config_release(&cfg);
+	assert_int_equal(load(set, NULL), 0);
+	assert_string_equal(cfg.symbol_cache, "/var/cache/cn");
+	assert_string_equal(err, "");
 }
 
 static void every_variable_is_read(void **state)
@@ -220,6 +246,7 @@ static const struct bad_case bad_cases[] = {
 	{ "CODENSM_WEIGHTS", "check out=2", "codensm: ignoring CODENSM_WEIGHTS='check out=2': 'check out' is not a name prefix (allowed: letters, digits, _ . : ~ < > -); using 1 for every function\n" },
 	{ "CODENSM_SERVICE", "", "codensm: ignoring CODENSM_SERVICE='': empty; using test_config\n" },
 	{ "CODENSM_SERVICE", "shop\t1", "codensm: ignoring CODENSM_SERVICE='shop\\t1': contains control characters; using test_config\n" },
+	{ "CODENSM_SYMBOL_CACHE", "cache", "codensm: ignoring CODENSM_SYMBOL_CACHE='cache': not an absolute path or \"off\"; using /home/u/.cache/codensm/symbols\n" },
 	{ "CODENSM_SPOOL_DIR", "spool", "codensm: ignoring CODENSM_SPOOL_DIR='spool': not an absolute path; using /home/u/.local/state/codensm/spool\n" },
 	{ "CODENSM_SPOOL_DIR", "", "codensm: ignoring CODENSM_SPOOL_DIR='': empty; using /home/u/.local/state/codensm/spool\n" },
 	{ "CODENSM_SOURCE_ROOT", "", "codensm: ignoring CODENSM_SOURCE_ROOT='': empty; using each unit's compilation directory\n" },
@@ -412,6 +439,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(an_empty_environment_gives_the_defaults, teardown),
 		cmocka_unit_test_teardown(the_spool_follows_xdg_then_home_then_tmp, teardown),
+		cmocka_unit_test_teardown(the_symbol_cache_follows_xdg_then_home_or_is_off, teardown),
 		cmocka_unit_test_teardown(every_variable_is_read, teardown),
 		cmocka_unit_test_teardown(an_empty_include_reads_as_unset, teardown),
 		cmocka_unit_test_teardown(disable_and_log_take_their_keywords_in_any_case, teardown),

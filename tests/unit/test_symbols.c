@@ -208,6 +208,157 @@ static void names_survive_a_refresh(void **state)
 	       "checkout/cart.c", 5, 0);
 }
 
+/* ---- the index cache ---------------------------------------------------- */
+
+/* The index files in dir that name cart_total (the test program's: a
+ * sanitizer's runtime may bring its own); the first one's name into key. */
+static int cache_files(const char *dir, char *key, size_t len)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "cd '%s' && grep -l -a checkout/cart.c -- * 2>/dev/null", dir);
+	FILE *ls = popen(cmd, "r");
+	assert_non_null(ls);
+	int n = 0;
+	char line[512];
+	while (fgets(line, sizeof line, ls)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (n++ == 0)
+			snprintf(key, len, "%s", line);
+	}
+	pclose(ls);
+	return n;
+}
+
+/* Empties dir, and removes it too if `too`. */
+static void remove_dir(const char *dir, int too)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, too ? "rm -rf '%s'" : "rm -f '%s'/*", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+struct listing {
+	char text[1 << 22];
+	size_t n;
+};
+
+static void list_fn(const struct cnsmp_fninfo *fi, void *arg)
+{
+	struct listing *l = arg;
+	if (l->n < sizeof l->text)
+		l->n += (size_t)snprintf(l->text + l->n, sizeof l->text - l->n,
+					 "%s %s %d %d %lx\n", fi->name, fi->file ? fi->file : "-",
+					 fi->line, fi->system, (unsigned long)fi->entry);
+}
+
+static void inventory_of(const struct cnsmp_config *c, struct listing *l)
+{
+	cnsmp_symbols_shutdown(); /* forgets what was inventoried, and the session */
+	l->n = 0;
+	l->text[0] = '\0';
+	assert_true(cnsmp_symbols_inventory(c, list_fn, l) > 5);
+	assert_true(l->n < sizeof l->text);
+}
+
+static char cache_dir[] = "/tmp/codensm-symcache-XXXXXX";
+
+static void the_cache_gives_every_function_as_dwarf_does(void **state)
+{
+	assert_non_null(mkdtemp(cache_dir));
+	struct cnsmp_config c = { .symbol_cache = cache_dir };
+	static struct listing dwarf, written, read;
+	char key[512];
+	inventory_of(&cfg, &dwarf);
+	assert_int_equal(cache_files(cache_dir, key, sizeof key), 0);
+	inventory_of(&c, &written);
+	assert_int_equal(cache_files(cache_dir, key, sizeof key), 1);
+	inventory_of(&c, &read);
+	assert_string_equal(written.text, dwarf.text);
+	assert_string_equal(read.text, dwarf.text);
+	cnsmp_symbols_shutdown();
+}
+
+/* Changing a name in the file and seeing it come back proves the file is
+ * what the second session read, not DWARF again. */
+static void a_second_session_reads_the_cache_file(void **state)
+{
+	struct cnsmp_config c = { .symbol_cache = cache_dir };
+	char key[512];
+	assert_int_equal(cache_files(cache_dir, key, sizeof key), 1);
+	struct cnsmp_index *x = cnsmp_symcache_load(cache_dir, key, NULL);
+	assert_non_null(x);
+	size_t hit = 0;
+	for (size_t i = 0; i < x->nf; i++)
+		if (x->f[i].name && !strcmp(x->f[i].name, "checkout.cart.cart_total")) {
+			free(x->f[i].name);
+			x->f[i].name = strdup("from.the.cache");
+			hit++;
+		}
+	assert_int_equal(hit, 1);
+	assert_int_equal(cnsmp_symcache_store(cache_dir, key, x), 0);
+	cnsmp_index_free(x);
+	cnsmp_symbols_refresh();
+	expect((void *)cart_total, &c, 0, "from.the.cache", "checkout/cart.c", 5, 0);
+	/* another source root is another file, made from DWARF */
+	struct cnsmp_config rooted = { .symbol_cache = cache_dir, .source_root = "/src" };
+	expect((void *)cart_total, &rooted, 0, "shop.checkout.cart.cart_total",
+	       "shop/checkout/cart.c", 5, 0);
+	assert_int_equal(cache_files(cache_dir, key, sizeof key), 2);
+	cnsmp_symbols_refresh();
+	remove_dir(cache_dir, 0);
+}
+
+/* Damaged in any way: read from DWARF again, and the file written anew. */
+static void a_damaged_cache_file_is_replaced(void **state)
+{
+	struct cnsmp_config c = { .symbol_cache = cache_dir };
+	char key[512], path[4200];
+	cnsmp_symbols_refresh();
+	expect((void *)cart_total, &c, 0, "checkout.cart.cart_total", "checkout/cart.c", 5, 0);
+	assert_int_equal(cache_files(cache_dir, key, sizeof key), 1);
+	snprintf(path, sizeof path, "%s/%s", cache_dir, key);
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	static unsigned char good[1 << 20];
+	size_t len = fread(good, 1, sizeof good, f);
+	fclose(f);
+	assert_true(len > 100 && len < sizeof good);
+	for (int how = 0; how < 7; how++) {
+		static unsigned char bad[1 << 20];
+		size_t n = len;
+		memcpy(bad, good, len);
+		switch (how) {
+		case 0: n = len - 1; break;                 /* cut short */
+		case 1: bad[len / 2] ^= 0x40; break;        /* one bit */
+		case 2: n = 0; break;                       /* empty */
+		case 3: memset(bad + 8, 0xff, 4); break;    /* 4 billion functions */
+		case 4: bad[7] = '2'; break;                /* another format */
+		case 5: memcpy(bad + len, "x", 1), n = len + 1; break; /* trailing byte */
+		case 6: memset(bad, 0, len); break;         /* zeros */
+		}
+		f = fopen(path, "wb");
+		assert_non_null(f);
+		assert_int_equal(fwrite(bad, 1, n, f), n);
+		fclose(f);
+		assert_null(cnsmp_symcache_load(cache_dir, key, NULL));
+		cnsmp_symbols_refresh();
+		expect((void *)cart_total, &c, 0, "checkout.cart.cart_total", "checkout/cart.c", 5, 0);
+		struct cnsmp_index *x = cnsmp_symcache_load(cache_dir, key, NULL);
+		assert_non_null(x); /* written again, whole */
+		cnsmp_index_free(x);
+	}
+	cnsmp_symbols_refresh();
+}
+
+static void an_unwritable_cache_changes_no_name(void **state)
+{
+	struct cnsmp_config c = { .symbol_cache = "/proc/codensm-cannot-be-made" };
+	cnsmp_symbols_refresh();
+	expect((void *)cart_total, &c, 0, "checkout.cart.cart_total", "checkout/cart.c", 5, 0);
+	cnsmp_symbols_refresh();
+	remove_dir(cache_dir, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +378,10 @@ int main(void)
 		cmocka_unit_test(the_inventory_of_a_file_uses_the_files_addresses),
 		cmocka_unit_test(a_missing_file_has_an_empty_inventory),
 		cmocka_unit_test(names_survive_a_refresh),
+		cmocka_unit_test(the_cache_gives_every_function_as_dwarf_does),
+		cmocka_unit_test(a_second_session_reads_the_cache_file),
+		cmocka_unit_test(a_damaged_cache_file_is_replaced),
+		cmocka_unit_test(an_unwritable_cache_changes_no_name),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	cnsmp_symbols_shutdown();

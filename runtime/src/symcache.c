@@ -1,0 +1,272 @@
+/* symcache.c: a module's index of functions kept on disk between runs, so
+ * that a program started again does not read its DWARF again.
+ *
+ * Indexing is the larger part of a short process's start-up (elfutils
+ * parses and sorts each unit's whole line table to name one file), and it
+ * is the same work every run of the same build.  symbols.c names the file
+ * by the module's build-id and everything else the names depend on; this
+ * file only writes and reads it.
+ *
+ * The file is trusted no more than any input: it is read whole, its size
+ * must be exactly what its header says, its checksum must match, and every
+ * offset and index is checked before use.  Anything else is a miss, and
+ * the caller indexes from DWARF and writes the file again.
+ *
+ * Layout (host byte order; the magic's last bytes tell another one apart):
+ *   header   "CNSMSYM1", u32 nf, nr, user, strbytes
+ *   nf x     u32 name, file (string offsets, NONE = absent),
+ *            i32 line, system, u64 entry
+ *   nr x     u64 low, high, u32 func, pad
+ *   strbytes NUL-terminated strings
+ *   u64      FNV-1a (by words, see fnv64) of everything before it */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define MAGIC "CNSMSYM1"
+#define NONE UINT32_MAX
+#define MAX_FILE (512u << 20) /* no module's index comes near this */
+
+struct hdr {
+	char magic[8];
+	uint32_t nf, nr, user, strbytes;
+};
+struct rec_f {
+	uint32_t name, file;
+	int32_t line, system;
+	uint64_t entry;
+};
+struct rec_r {
+	uint64_t low, high;
+	uint32_t func, pad;
+};
+
+/* FNV-1a over 8-byte words (then the tail byte by byte): a byte at a
+ * time was a third of loading a 2,000-function index.  It catches a cut
+ * or damaged file, not a crafted one: the checks after it do that. */
+static uint64_t fnv64(const unsigned char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603u, w;
+	for (; n >= 8; p += 8, n -= 8) {
+		memcpy(&w, p, 8);
+		h = (h ^ w) * 1099511628211u;
+	}
+	while (n--)
+		h = (h ^ *p++) * 1099511628211u;
+	return h;
+}
+
+/* ---- store ------------------------------------------------------------- */
+
+struct buf {
+	unsigned char *p;
+	size_t n, cap;
+};
+
+static int put(struct buf *b, const void *p, size_t n)
+{
+	if (b->n + n > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		while (cap < b->n + n)
+			cap *= 2;
+		unsigned char *q = realloc(b->p, cap);
+		if (!q)
+			return -1;
+		b->p = q;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+	return 0;
+}
+
+/* The offset `s` will have in the string block, which grows by it. */
+static uint32_t str_at(struct buf *strs, const char *s, int *bad)
+{
+	if (!s)
+		return NONE;
+	size_t off = strs->n;
+	if (off >= NONE || put(strs, s, strlen(s) + 1) != 0)
+		*bad = 1;
+	return (uint32_t)off;
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+CNSMP_NOINST int cnsmp_symcache_store(const char *dir, const char *key,
+				      const struct cnsmp_index *x)
+{
+	if (!dir || !*dir || !key || x->nf >= NONE || x->nr >= NONE)
+		return -1;
+	struct buf out = {0}, strs = {0};
+	int bad = 0;
+	struct hdr h = {MAGIC, (uint32_t)x->nf, (uint32_t)x->nr, (uint32_t)!!x->user, 0};
+	bad |= put(&out, &h, sizeof h);
+	for (size_t i = 0; i < x->nf && !bad; i++) {
+		const struct cnsmp_func *f = &x->f[i];
+		struct rec_f r = {str_at(&strs, f->name, &bad), str_at(&strs, f->file, &bad),
+				  f->line, f->system, f->entry};
+		bad |= put(&out, &r, sizeof r);
+	}
+	for (size_t i = 0; i < x->nr && !bad; i++) {
+		struct rec_r r = {x->r[i].low, x->r[i].high, (uint32_t)x->r[i].func, 0};
+		bad |= put(&out, &r, sizeof r);
+	}
+	if (!bad && strs.n && put(&out, strs.p, strs.n) != 0)
+		bad = 1;
+	if (!bad) {
+		h.strbytes = (uint32_t)strs.n;
+		memcpy(out.p, &h, sizeof h);
+		uint64_t sum = fnv64(out.p, out.n);
+		bad |= put(&out, &sum, sizeof sum);
+	}
+	free(strs.p);
+	char tmp[CNSMP_SPOOL_PATH], final[CNSMP_SPOOL_PATH];
+	int fd = -1;
+	if (!bad && (size_t)snprintf(final, sizeof final, "%s/%s", dir, key) < sizeof final &&
+	    (size_t)snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%ld", dir, key, (long)getpid()) < sizeof tmp) {
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 && errno == ENOENT && cnsmp_mkdir_p(dir) == 0)
+			fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	}
+	int rc = -1;
+	if (fd >= 0) {
+		/* rename() makes the file appear whole or not at all, so a
+		 * reader in another process never sees half of one. */
+		rc = write_all(fd, out.p, out.n) == 0 && close(fd) == 0 &&
+				     rename(tmp, final) == 0 ? 0 : -1;
+		if (rc != 0)
+			unlink(tmp);
+	}
+	free(out.p);
+	return rc;
+}
+
+/* ---- load -------------------------------------------------------------- */
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0)
+		return NULL;
+	unsigned char *p = NULL;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    (uint64_t)st.st_size <= MAX_FILE && (p = malloc((size_t)st.st_size))) {
+		size_t n = 0, want = (size_t)st.st_size;
+		while (n < want) {
+			ssize_t r = read(fd, p + n, want - n);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			n += (size_t)r;
+		}
+		if (n != want) {
+			free(p);
+			p = NULL;
+		}
+		*len = n;
+	}
+	close(fd);
+	return p;
+}
+
+/* The string at `off`, copied; *bad if it is not inside the block. */
+static char *str_of(const char *strs, size_t n, uint32_t off, int *bad)
+{
+	if (off == NONE)
+		return NULL;
+	if (off >= n || !memchr(strs + off, '\0', n - off)) {
+		*bad = 1;
+		return NULL;
+	}
+	char *s = strdup(strs + off);
+	if (!s)
+		*bad = 1;
+	return s;
+}
+
+CNSMP_NOINST struct cnsmp_index *cnsmp_symcache_load(const char *dir, const char *key,
+						     const char *root)
+{
+	char path[CNSMP_SPOOL_PATH];
+	size_t len = 0;
+	if (!dir || !*dir || !key ||
+	    (size_t)snprintf(path, sizeof path, "%s/%s", dir, key) >= sizeof path)
+		return NULL;
+	unsigned char *p = slurp(path, &len);
+	struct hdr h;
+	uint64_t sum;
+	if (!p || len < sizeof h + sizeof sum)
+		goto miss;
+	memcpy(&h, p, sizeof h);
+	memcpy(&sum, p + len - sizeof sum, sizeof sum);
+	/* Sizes in 64 bits: counts up to 2^32 cannot overflow them. */
+	uint64_t want = sizeof h + (uint64_t)h.nf * sizeof(struct rec_f) +
+			(uint64_t)h.nr * sizeof(struct rec_r) + h.strbytes + sizeof sum;
+	if (memcmp(h.magic, MAGIC, sizeof h.magic) || want != len || h.user > 1 ||
+	    fnv64(p, len - sizeof sum) != sum)
+		goto miss;
+	const unsigned char *rf = p + sizeof h;
+	const unsigned char *rr = rf + (size_t)h.nf * sizeof(struct rec_f);
+	const char *strs = (const char *)(rr + (size_t)h.nr * sizeof(struct rec_r));
+	struct cnsmp_index *x = calloc(1, sizeof *x);
+	int bad = !x;
+	if (!bad && h.nf && !(x->f = calloc(h.nf, sizeof *x->f)))
+		bad = 1;
+	if (!bad && h.nr && !(x->r = calloc(h.nr, sizeof *x->r)))
+		bad = 1;
+	if (!bad && root && !(x->root = strdup(root)))
+		bad = 1;
+	for (uint32_t i = 0; !bad && i < h.nf; i++) {
+		struct rec_f r;
+		memcpy(&r, rf + (size_t)i * sizeof r, sizeof r);
+		struct cnsmp_func *f = &x->f[x->nf++];
+		f->name = str_of(strs, h.strbytes, r.name, &bad);
+		f->file = str_of(strs, h.strbytes, r.file, &bad);
+		f->line = r.line;
+		f->system = r.system;
+		f->entry = r.entry;
+		bad |= r.system < 0 || r.system > 1;
+	}
+	for (uint32_t i = 0; !bad && i < h.nr; i++) {
+		struct rec_r r;
+		memcpy(&r, rr + (size_t)i * sizeof r, sizeof r);
+		/* the lookup's binary search needs them sorted */
+		bad |= r.func >= h.nf || r.low >= r.high ||
+		       (i && r.low < x->r[i - 1].low);
+		x->r[x->nr++] = (struct cnsmp_range){r.low, r.high, r.func};
+	}
+	if (bad) {
+		cnsmp_index_free(x);
+		goto miss;
+	}
+	x->user = (int)h.user;
+	x->capf = x->nf;
+	x->capr = x->nr;
+	free(p);
+	return x;
+miss:
+	free(p);
+	return NULL;
+}
