@@ -65,6 +65,7 @@ static void check_config(const struct cnsmp_config *c)
 	/* the default spool comes from $HOME or $XDG_STATE_HOME as they are */
 	check(c->spool_dir && c->spool_dir[0] == '/', "spool_dir is an absolute path");
 	check_string(c->source_root, 0, "source_root is text");
+	check(!c->symbol_cache || c->symbol_cache[0] == '/', "symbol_cache is off or an absolute path");
 	check_string(c->ca_file, 0, "ca_file is text");
 	check(c->flush_interval > 0 && c->flush_interval <= 86400, "flush_interval in (0, 86400]");
 	check(c->log_level >= CNSMP_LOG_QUIET && c->log_level <= CNSMP_LOG_DEBUG, "log_level");

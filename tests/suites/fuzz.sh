@@ -17,13 +17,13 @@ if ! command -v clang >/dev/null; then
 	nok "clang is installed (make deps)"
 	echo "1..$n"; exit 1
 fi
-if ! make --no-print-directory B="$B" "$B/fuzz/fuzz_ingest" "$B/fuzz/fuzz_config" >"$art.build.log" 2>&1; then
+if ! make --no-print-directory B="$B" "$B/fuzz/fuzz_ingest" "$B/fuzz/fuzz_config" "$B/fuzz/fuzz_symcache" >"$art.build.log" 2>&1; then
 	nok "the fuzz targets build"; sed 's/^/#   /' "$art.build.log" | tail -n 20
 	echo "1..$n"; exit 1
 fi
 rm -rf "$art" && mkdir -p "$art"
 
-for t in ingest config; do
+for t in ingest config symcache; do
 	bin=$B/fuzz/fuzz_$t
 	# stderr holds the targets' own complaints (one line per bad value):
 	# kept in the log, not on the terminal
@@ -42,11 +42,11 @@ for t in ingest config; do
 	fi
 done
 
-for t in ingest config; do
+for t in ingest config symcache; do
 	bin=$B/fuzz/fuzz_$t
 	work=$art/$t-corpus
 	mkdir -p "$work" && cp tests/fuzz/corpus/$t/* "$work/"
-	maxlen=$([ $t = ingest ] && echo 16384 || echo 4096)
+	maxlen=$([ $t = config ] && echo 4096 || echo 16384)
 	"$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$maxlen" \
 		-dict=tests/fuzz/$t.dict -close_fd_mask=2 -print_final_stats=1 \
 		-artifact_prefix="$art/$t-" "$work" >"$art/$t-fuzz.log" 2>&1
