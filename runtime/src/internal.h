@@ -168,6 +168,11 @@ struct cnsmp_index *cnsmp_symcache_load(const char *dir, const char *key,
 					const char *root);
 int cnsmp_symcache_store(const char *dir, const char *key,
 			 const struct cnsmp_index *x);
+/* Deletes the least recently used index files of dir while they hold more
+ * than max_bytes together, and tmp files older than an hour; store calls
+ * it with CNSMP_SYMCACHE_MAX_BYTES. */
+void cnsmp_symcache_prune(const char *dir, uint64_t max_bytes);
+#define CNSMP_SYMCACHE_MAX_BYTES (256u << 20)
 
 /* ---- symbols.c: address -> name, file, line through DWARF (libdw) ------- */
 

@@ -19,6 +19,7 @@
  *   nr x     u64 low, high, u32 func, pad
  *   strbytes NUL-terminated strings
  *   u64      FNV-1a (by words, see fnv64) of everything before it */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -61,6 +63,74 @@ static uint64_t fnv64(const unsigned char *p, size_t n)
 	while (n--)
 		h = (h ^ *p++) * 1099511628211u;
 	return h;
+}
+
+/* ---- prune ------------------------------------------------------------- */
+
+struct entry {
+	char *name;
+	off_t size;
+	time_t mtime;
+};
+
+static int older_first(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	return (x->mtime > y->mtime) - (x->mtime < y->mtime);
+}
+
+/* Every rebuild of a program leaves one more file, so without a bound the
+ * folder grows with each build a developer ever ran.  Over `max_bytes`,
+ * the least recently used files go first (a load touches its file).  One
+ * pass over the folder, and only after a new file was written: a build's
+ * first run, which has just paid for reading its DWARF. */
+CNSMP_NOINST void cnsmp_symcache_prune(const char *dir, uint64_t max_bytes)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct entry *v = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t total = 0;
+	time_t now = time(NULL);
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		size_t len = strlen(e->d_name);
+		struct stat st;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		/* a writer that died between write and rename */
+		if (!strncmp(e->d_name, ".tmp-", 5) && st.st_mtime < now - 3600) {
+			unlinkat(dirfd(d), e->d_name, 0);
+			continue;
+		}
+		if (len < 5 || strcmp(e->d_name + len - 4, ".idx") || e->d_name[0] == '.')
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			struct entry *nv = realloc(v, nc * sizeof *nv);
+			if (!nv)
+				break;
+			v = nv;
+			cap = nc;
+		}
+		if (!(v[n].name = strdup(e->d_name)))
+			break;
+		v[n].size = st.st_size;
+		v[n].mtime = st.st_mtime;
+		total += (uint64_t)st.st_size;
+		n++;
+	}
+	if (total > max_bytes) {
+		qsort(v, n, sizeof *v, older_first);
+		for (size_t i = 0; i < n && total > max_bytes; i++)
+			if (unlinkat(dirfd(d), v[i].name, 0) == 0)
+				total -= (uint64_t)v[i].size;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+	closedir(d);
 }
 
 /* ---- store ------------------------------------------------------------- */
@@ -156,6 +226,8 @@ CNSMP_NOINST int cnsmp_symcache_store(const char *dir, const char *key,
 				     rename(tmp, final) == 0 ? 0 : -1;
 		if (rc != 0)
 			unlink(tmp);
+		else
+			cnsmp_symcache_prune(dir, CNSMP_SYMCACHE_MAX_BYTES);
 	}
 	free(out.p);
 	return rc;
@@ -263,6 +335,7 @@ CNSMP_NOINST struct cnsmp_index *cnsmp_symcache_load(const char *dir, const char
 	}
 	x->user = (int)h.user;
 	x->capf = x->nf;
+	utimensat(AT_FDCWD, path, NULL, 0); /* used now: pruned last */
 	x->capr = x->nr;
 	free(p);
 	return x;
