@@ -24,6 +24,7 @@ import datetime
 import glob
 import http.server
 import json
+import math
 import os
 import platform
 import shutil
@@ -70,10 +71,17 @@ def median(xs):
 def spread(rs):
     """' (quartiles a to b)' of per-round ratios: how far one round's ratio
     strays on this machine, so a reader can tell a miss from the noise."""
-    if len(rs) < 4:
+    finite = [r for r in rs if math.isfinite(r)]
+    if len(finite) < 4:
         return ""
-    q = statistics.quantiles(rs, n=4)
-    return " (quartiles %.2f to %.2f)" % (q[0], q[2])
+    q = statistics.quantiles(finite, n=4)
+    # A round whose denominator overhead came out <= 0 (the machine's
+    # noise larger than the hooks) has no ratio; the median counts it as
+    # infinite, against the runtime, and the quartiles leave it out.
+    gone = len(rs) - len(finite)
+    return " (quartiles %.2f to %.2f%s)" % (
+        q[0], q[2], "; %d of %d rounds had no overhead to divide by" % (gone, len(rs))
+        if gone else "")
 
 
 # ---- variants ------------------------------------------------------------
