@@ -592,6 +592,9 @@ int cnsmp_spool_commit(int fd, const char *tmp, const char *final);
 int cnsmp_spool_pending(const char *dir); /* 1 if a body waits in dir */
 /* mkdir -p with mode 0700, async-signal-safe; paths under CNSMP_SPOOL_PATH. */
 int cnsmp_mkdir_p(const char *dir);
+/* A regular file of at most max bytes, read whole and NUL-terminated, its
+ * size in *len; NULL if it cannot be read whole.  Caller frees. */
+char *cnsmp_read_file(const char *path, size_t max, size_t *len);
 
 /* ---- flusher.c / lifecycle.c ------------------------------------------- */
 

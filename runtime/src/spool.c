@@ -151,27 +151,35 @@ CNSMP_NOINST static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The whole file as a NUL-terminated string, or NULL. */
-CNSMP_NOINST static char *slurp(const char *path)
+/* A regular file of at most `max` bytes read whole, NUL-terminated (text
+ * can be used as a string), its size in *len; NULL if it cannot be read
+ * whole.  Not a FIFO or device: the read must not block on one. */
+CNSMP_NOINST char *cnsmp_read_file(const char *path, size_t max, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return NULL;
 	struct stat st;
 	char *buf = NULL;
-	if (fstat(fd, &st) == 0 && st.st_size >= 0 && st.st_size < (64 << 20)) {
-		size_t len = (size_t)st.st_size, off = 0;
-		buf = malloc(len + 1);
-		while (buf && off < len) {
-			ssize_t r = read(fd, buf + off, len - off);
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size <= max) {
+		size_t want = (size_t)st.st_size, off = 0;
+		buf = malloc(want + 1);
+		while (buf && off < want) {
+			ssize_t r = read(fd, buf + off, want - off);
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0)
 				break;
 			off += (size_t)r;
 		}
-		if (buf)
+		if (buf && off != want) { /* cut short while being read */
+			free(buf);
+			buf = NULL;
+		}
+		if (buf) {
 			buf[off] = '\0';
+			*len = off;
+		}
 	}
 	close(fd);
 	return buf;
@@ -228,7 +236,8 @@ CNSMP_NOINST int cnsmp_spool_drain(const char *dir,
 	size_t i;
 	for (i = 0; i < n; i++) {
 		char *path = path_join(dir, names[i]);
-		char *body = path ? slurp(path) : NULL;
+		size_t len;
+		char *body = path ? cnsmp_read_file(path, 64 << 20, &len) : NULL;
 		if (!body) {
 			/* Gone (another drainer) or unreadable: skip, never stop. */
 			free(path);

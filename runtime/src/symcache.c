@@ -235,34 +235,6 @@ CNSMP_NOINST int cnsmp_symcache_store(const char *dir, const char *key,
 
 /* ---- load -------------------------------------------------------------- */
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0)
-		return NULL;
-	unsigned char *p = NULL;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-	    (uint64_t)st.st_size <= MAX_FILE && (p = malloc((size_t)st.st_size))) {
-		size_t n = 0, want = (size_t)st.st_size;
-		while (n < want) {
-			ssize_t r = read(fd, p + n, want - n);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0)
-				break;
-			n += (size_t)r;
-		}
-		if (n != want) {
-			free(p);
-			p = NULL;
-		}
-		*len = n;
-	}
-	close(fd);
-	return p;
-}
-
 /* The string at `off`, copied; *bad if it is not inside the block. */
 static char *str_of(const char *strs, size_t n, uint32_t off, int *bad)
 {
@@ -286,7 +258,7 @@ CNSMP_NOINST struct cnsmp_index *cnsmp_symcache_load(const char *dir, const char
 	if (!dir || !*dir || !key ||
 	    (size_t)snprintf(path, sizeof path, "%s/%s", dir, key) >= sizeof path)
 		return NULL;
-	unsigned char *p = slurp(path, &len);
+	unsigned char *p = (unsigned char *)cnsmp_read_file(path, MAX_FILE, &len);
 	struct hdr h;
 	uint64_t sum;
 	if (!p || len < sizeof h + sizeof sum)
