@@ -7,8 +7,10 @@
  * The one rule of the house: the hot path (hooks.c, sample.c, thread.c,
  * clock.c and the lookup half of registry.c) never allocates after a function's first
  * call on a thread, never locks, never makes a syscall, never touches DWARF.
- * Everything slow happens once per function (registry slow path) or on the
- * flusher thread (collect, payload, transport, spool).
+ * Everything slow happens once per function (registry slow path, naming
+ * it through symbols: DWARF, or symcache: the same index kept on disk by
+ * an earlier run of the build) or on the flusher thread (collect,
+ * payload, transport, spool).
  *
  * Data flows one way: hooks -> per-thread counters -> collect (a batch of
  * deltas) -> payload (JSON) -> transport (HTTP) | spool (disk).
