@@ -29,6 +29,8 @@ $(B)/tests/unit/test_sample: UNIT_LDFLAGS := -Wl,--wrap=cnsmp_clock_fallback_now
 UNIT_FIXTURE_SRC := $(wildcard tests/unit/fixtures/*/*.c tests/unit/fixtures/*/*.cpp)
 UNIT_FIXTURE_OBJ := $(UNIT_FIXTURE_SRC:tests/unit/fixtures/%=$(B)/tests/unit/fixtures/%.o)
 $(B)/tests/unit/test_symbols: $(UNIT_FIXTURE_OBJ)
+# ... and fails the runtime's allocations on demand (see the file).
+$(B)/tests/unit/test_symbols: UNIT_LDFLAGS := -Wl,--wrap=malloc -Wl,--wrap=realloc
 $(B)/tests/unit/fixtures/%.o: tests/unit/fixtures/%
 	$(call msg,CC,$<)
 	@mkdir -p $(@D)

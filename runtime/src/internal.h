@@ -158,6 +158,7 @@ struct cnsmp_index {
 	size_t nr, capr;
 	char *root;       /* the source root the names were made with, or NULL */
 	int user;         /* has at least one non-system function */
+	int partial;      /* memory ran out while building: never cached */
 };
 void cnsmp_index_free(struct cnsmp_index *x); /* NULL is a no-op */
 

@@ -98,6 +98,7 @@ static int module_of(const char *root, const char *abs, char **modpath,
 	if (!*modpath || !*file) {
 		free(*modpath);
 		free(*file);
+		*modpath = *file = NULL; /* the caller frees them too */
 		return -1;
 	}
 	return 0;
@@ -318,8 +319,10 @@ static size_t add_ranges(struct cnsmp_index *x, Dwarf_Die *die, size_t fi,
 	while ((off = dwarf_ranges(die, off, &base, &lo, &hi)) > 0) {
 		if (lo == 0 || hi <= lo || lo >= (Dwarf_Addr)-2)
 			continue;
-		if (grow((void **)&x->r, &x->capr, x->nr, sizeof(*x->r)) < 0)
+		if (grow((void **)&x->r, &x->capr, x->nr, sizeof(*x->r)) < 0) {
+			x->partial = 1;
 			break;
+		}
 		x->r[x->nr++] = (struct cnsmp_range){ lo, hi, fi };
 		if (n++ == 0)
 			*first = lo;
@@ -333,18 +336,20 @@ static void add_function(struct cu_walk *w, struct def *d)
 	struct cnsmp_index *x = w->x;
 	char *q = qualified(w, d), *abs = NULL, *modpath = NULL, *file = NULL;
 	const char *decl = dwarf_decl_file(&d->die);
-	if (!q || grow((void **)&x->f, &x->capf, x->nf, sizeof(*x->f)) < 0)
+	if (!q)
 		goto out;
+	if (grow((void **)&x->f, &x->capf, x->nf, sizeof(*x->f)) < 0)
+		goto oom;
 	if (!decl)
 		decl = w->cu_name;
 	abs = absolute(w->comp_dir, decl);
 	if (!abs || module_of(w->root, abs, &modpath, &file) < 0)
-		goto out;
+		goto oom;
 	struct cnsmp_func *f = &x->f[x->nf];
 	memset(f, 0, sizeof(*f));
 	size_t n = strlen(modpath) + strlen(q) + 2;
 	if (!(f->base = malloc(n)))
-		goto out;
+		goto oom;
 	snprintf(f->base, n, "%s%s%s", modpath, *modpath ? "." : "", q);
 	const char *link = linkage_name(&d->die);
 	f->hash = fnv1a(link ? link : q);
@@ -363,6 +368,9 @@ static void add_function(struct cu_walk *w, struct def *d)
 	    dwarf_entrypc(&d->die, &f->entry) != 0)
 		f->entry = first;
 	x->nf++;
+	goto out;
+oom:
+	x->partial = 1;
 out:
 	free(q);
 	free(abs);
@@ -401,8 +409,10 @@ static int finish_names(struct cnsmp_index *x)
 		for (size_t k = i; k < j; k++) {
 			struct cnsmp_func *f = by[k];
 			size_t n = strlen(f->base) + 10;
-			if (!(f->name = malloc(n)))
+			if (!(f->name = malloc(n))) {
+				x->partial = 1;
 				continue;
+			}
 			if (differ)
 				snprintf(f->name, n, "%s#%08" PRIx32, f->base, f->hash);
 			else
@@ -432,13 +442,17 @@ static void index_cu(struct cnsmp_index *x, Dwarf_Die *cu, const char *root,
 	char *cu_abs = absolute(w.comp_dir, name ? name : "<unknown>");
 	char *dir_abs = absolute(NULL, w.comp_dir ? w.comp_dir : "/");
 	size_t skip = skip_dir ? strlen(skip_dir) : 0;
-	if (!cu_abs || !dir_abs ||
-	    (skip && !strncmp(cu_abs, skip_dir, skip) && cu_abs[skip] == '/'))
+	if (!cu_abs || !dir_abs) {
+		x->partial = 1;
+		goto out;
+	}
+	if (skip && !strncmp(cu_abs, skip_dir, skip) && cu_abs[skip] == '/')
 		goto out;
 	w.cu_name = cu_abs;
 	w.root = root ? root : dir_abs;
 	w.cu_system = system_path(cu_abs);
 	walk(&w, cu, "", 0);
+	x->partial |= w.oom;
 	for (size_t i = 0; i < w.ndefs; i++)
 		add_function(&w, &w.defs[i]);
 out:
@@ -727,7 +741,10 @@ static struct cnsmp_index *load_or_build(Dwfl_Module *mod, const struct cnsmp_co
 	x = build_index(mod, root);
 	if (!x)
 		return NULL;
-	if (cnsmp_symcache_store(dir, key, x) == 0)
+	if (x->partial) /* memory ran out: this run's names only */
+		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF, not all (out of memory): not cached",
+			  name ? name : "?", x->nf);
+	else if (cnsmp_symcache_store(dir, key, x) == 0)
 		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF, kept in %s/%s",
 			  name ? name : "?", x->nf, dir, key);
 	else

@@ -359,6 +359,73 @@ static void an_unwritable_cache_changes_no_name(void **state)
 	remove_dir(cache_dir, 1);
 }
 
+/* The runtime is linked in statically, so its malloc and realloc can be
+ * made to fail (libdw's own, in its shared library, are not touched).
+ * fail_at = N: the Nth call from now returns NULL; 0: never. */
+static long fail_at, allocations;
+void *__real_malloc(size_t n);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n)
+{
+	allocations++;
+	return fail_at && --fail_at == 0 ? NULL : __real_malloc(n);
+}
+void *__wrap_realloc(void *p, size_t n)
+{
+	allocations++;
+	return fail_at && --fail_at == 0 ? NULL : __real_realloc(p, n);
+}
+
+static int idx_files(const char *dir)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "ls '%s' | grep -c '\\.idx$'", dir);
+	FILE *ls = popen(cmd, "r");
+	assert_non_null(ls);
+	int n = -1;
+	assert_int_equal(fscanf(ls, "%d", &n), 1);
+	pclose(ls);
+	return n;
+}
+
+/* Memory running out at any point of naming: a file in the cache, if one
+ * is written, is the whole index (an index short of some functions would
+ * stand for the build in every later run). */
+static void an_index_built_short_of_memory_is_never_cached(void **state)
+{
+	char dir[] = "/tmp/codensm-symcache-oom-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct cnsmp_config c = { .symbol_cache = dir };
+	static struct listing dwarf, cached;
+	inventory_of(&cfg, &dwarf);
+	cnsmp_symbols_refresh();
+	long before = allocations;
+	struct cnsmp_fninfo fi;
+	assert_int_equal(cnsmp_symbols_resolve((uintptr_t)cart_total, &c, &fi), 0);
+	cnsmp_fninfo_release(&fi);
+	long full = allocations - before; /* building, storing, naming */
+	assert_true(full > 50);
+	int refused = 0;
+	for (long k = 1; k <= full; k += full / 97 + 1) {
+		remove_dir(dir, 0);
+		cnsmp_symbols_refresh();
+		fail_at = k;
+		if (cnsmp_symbols_resolve((uintptr_t)cart_total, &c, &fi) >= 0)
+			cnsmp_fninfo_release(&fi);
+		int failed = fail_at == 0;
+		fail_at = 0;
+		if (idx_files(dir) > 0) {
+			inventory_of(&c, &cached); /* the file's, and DWARF for the rest */
+			assert_string_equal(cached.text, dwarf.text);
+		} else {
+			refused += failed;
+		}
+	}
+	assert_true(refused > 10); /* the failures did land in the building */
+	cnsmp_symbols_refresh();
+	remove_dir(dir, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +449,7 @@ int main(void)
 		cmocka_unit_test(a_second_session_reads_the_cache_file),
 		cmocka_unit_test(a_damaged_cache_file_is_replaced),
 		cmocka_unit_test(an_unwritable_cache_changes_no_name),
+		cmocka_unit_test(an_index_built_short_of_memory_is_never_cached),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	cnsmp_symbols_shutdown();
