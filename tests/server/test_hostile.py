@@ -202,13 +202,24 @@ class HostileInput(ServerTest):
     def test_oversized_headers_are_431(self):
         """a 100 KB Authorization header, or 2,000 small headers, on ingest: 431, nothing stored"""
         body = json.dumps({"functions": [fn("x.hdr", 1)]}).encode()
-        status, _, _ = self.srv.request("POST", "/codensm/ingest", body,
-                                        {"Authorization": "Bearer " + "k" * 100000})
-        self.assertEqual(status, 431)
+
+        def status_of(request):
+            # The server answers 431 and closes with the rest of the request
+            # unread; the kernel's reset for those bytes can overtake the
+            # answer on its way to us.  Such a try (no answer at all) is
+            # made again; an answer must be 431.
+            for _ in range(5):
+                status = raw(self.srv.port, request)
+                if status is not None:
+                    return status
+            return None
+        head = b"POST /codensm/ingest HTTP/1.1\r\nHost: x\r\n"
+        tail = f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+        self.assertEqual(status_of(head + b"Authorization: Bearer " + b"k" * 100000 + b"\r\n" + tail),
+                         431)
         many = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 40) for i in range(2000))
-        self.assertEqual(raw(self.srv.port, b"POST /codensm/ingest HTTP/1.1\r\nHost: x\r\n"
-                             + f"Authorization: Bearer {self.a['ingest']}\r\n".encode() + many
-                             + f"Content-Length: {len(body)}\r\n\r\n".encode() + body), 431)
+        self.assertEqual(status_of(head + f"Authorization: Bearer {self.a['ingest']}\r\n".encode()
+                                   + many + tail), 431)
         self.assertAliveAndUnchanged()
 
     def test_10_mb_bodies_are_413_with_memory_bounded(self):
