@@ -1,6 +1,7 @@
 /* threads.c: T threads (argv[1]) each call work_leaf() through work_mid()
  * R times (argv[2]); threads start in four waves a few flush intervals
- * apart, so some end before the first flush and some after it.
+ * apart (argv[3] ms, default 150), so some end before the first flush and
+ * some after it.
  * Exact: work_thread T, work_mid T*R, work_leaf 2*T*R. */
 #include <pthread.h>
 #include <stdio.h>
@@ -36,7 +37,8 @@ int main(int argc, char **argv)
 	int n = argc > 1 ? atoi(argv[1]) : 64;
 	rounds = argc > 2 ? atoi(argv[2]) : 1000;
 	pthread_t *t = calloc((size_t)n, sizeof(*t));
-	struct timespec pause = { 0, 150 * 1000 * 1000 };
+	long ms = argc > 3 ? atol(argv[3]) : 150; /* between waves */
+	struct timespec pause = { ms / 1000, ms % 1000 * 1000 * 1000 };
 
 	for (int i = 0; i < n; i++) {
 		if (i && i % (n / 4 ? n / 4 : 1) == 0)
