@@ -84,10 +84,10 @@ BZ_DIR := $(BB)/real/bzip2
 BZ_STAMP := $(BB)/real/bzip2.fetched
 BZ_SRC := $(addprefix $(BZ_DIR)/,blocksort.c huffman.c crctable.c randtable.c \
 	compress.c decompress.c bzlib.c bzip2.c)
-$(BZ_STAMP): bench/real/fetch.sh
+$(BZ_STAMP): build-aux/fetch-source.sh
 	$(call msg,FETCH,bzip2)
 	@mkdir -p $(@D)
-	$(Q)bash bench/real/fetch.sh bzip2 $(BB)/real
+	$(Q)bash build-aux/fetch-source.sh bzip2 $(BB)/real
 	@touch $@
 $(eval $(call bench_variants,bzip2,$(BZ_STAMP),$(BZ_SRC),-w -D_FILE_OFFSET_BITS=64))
 

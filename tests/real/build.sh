@@ -10,7 +10,7 @@
 #                                       in LDFLAGS
 #
 # PROGRAM is bzip2, zlib or lua (lua5.4).  The unpacked sources stay in
-# $CODENSM_BUILD/real/src (git-ignored, never committed): bench/real/fetch.sh
+# $CODENSM_BUILD/real/src (git-ignored, never committed): build-aux/fetch-source.sh
 # downloads them once, adding deb-src entries for this Debian release when
 # apt has none.  A tree is rebuilt only when this script, the compiler, the
 # package version or the runtime's link flags change (the runtime itself is a
@@ -76,7 +76,7 @@ build_lua() { # upstream Makefile: MYCFLAGS/MYLDFLAGS are the user's knobs
 for prog in "$@"; do
 	pkg=$(package "$prog")
 	declare -F "build_$prog" >/dev/null || { echo "build.sh: unknown program '$prog'" >&2; exit 2; }
-	bash bench/real/fetch.sh "$pkg" "$R/src"
+	bash build-aux/fetch-source.sh "$pkg" "$R/src"
 	src=$(readlink -f "$R/src/$pkg")
 	key=$( { cat "$0"; basename "$src"; gcc --version | head -1; echo "$INST_LDFLAGS"; } | sha256sum | cut -c1-16)
 	dir=$R/$prog

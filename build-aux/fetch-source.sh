@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# fetch.sh: unpack a Debian source package for the benchmarks.
+# fetch-source.sh: unpack a Debian source package (the real programs of the
+# tests and benchmarks, and the runtime's own libcurl).
 #
-#   bench/real/fetch.sh PACKAGE DEST
+#   build-aux/fetch-source.sh PACKAGE DEST
 #
 # Leaves the unpacked tree at DEST/PACKAGE (a symlink to PACKAGE-VERSION) and
 # does nothing if it is already there.  When apt has no deb-src entries, one
