@@ -14,9 +14,11 @@
  * id); merging it into new data is only safe when nothing arrived.
  *
  * libcurl is not linked: it is dlopen()ed by the first send, on the
- * flusher thread.  Loading it and the TLS, LDAP, Kerberos and HTTP/2
- * libraries it pulls in costs ~10 ms, which a linked libcurl added to
- * every instrumented program's start-up before main (bench/: start-up).
+ * flusher thread, so a program that never sends never pays for it.  The
+ * first choice is the runtime's own build, HTTP and HTTPS only, in
+ * codensm/libcodensm-curl.so.4 beside libcodensm-rt.so: the system's
+ * libcurl4 pulls in LDAP, Kerberos, GnuTLS, RTMP, SSH and HTTP/2
+ * libraries, 11 ms more per process that sends (build-aux/slim-curl.sh).
  * The header still gives the types and constants.
  *
  * The transfer runs on a multi handle polled every POLL_MS, not with
@@ -28,6 +30,7 @@
 #include <dlfcn.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #define CURL_DISABLE_TYPECHECK /* the calls go through pointers (below) */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -87,18 +90,26 @@ static struct {
 #define curl_slist_append cu.slist_append
 #define curl_slist_free_all cu.slist_free_all
 
-CNSMP_NOINST static void global_init(void)
+/* The runtime's own libcurl's path, beside the shared library this code
+ * is in; NULL when it cannot be named.  A static runtime is part of the
+ * program (or of another library), whose folder has none: the system's
+ * libcurl is loaded then. */
+CNSMP_NOINST static const char *own_curl(char *path, size_t len)
 {
-	static const char *const names[] = { "libcurl.so.4", "libcurl-gnutls.so.4",
-					     "libcurl-nss.so.4" };
-	void *h = NULL;
-	for (size_t i = 0; !h && i < sizeof names / sizeof *names; i++)
-		h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-	if (!h) {
-		cnsmp_log(CNSMP_LOG_INFO, "cannot load libcurl (%s): counting, not sending; "
-			  "install the libcurl4 package", dlerror());
-		return;
-	}
+	Dl_info me;
+	if (!dladdr((void *)&own_curl, &me) || !me.dli_fname)
+		return NULL;
+	const char *slash = strrchr(me.dli_fname, '/');
+	if (!slash || snprintf(path, len, "%.*s/codensm/libcodensm-curl.so.4",
+			       (int)(slash - me.dli_fname), me.dli_fname) >= (int)len)
+		return NULL;
+	return path;
+}
+
+/* Every function used here, from h; the name of the first one h lacks,
+ * or NULL.  The multi interface is optional (see perform). */
+CNSMP_NOINST static const char *bind_curl(void *h)
+{
 	struct { void **slot; const char *name; } fns[] = {
 		{ (void **)&cu.global_init, "curl_global_init" },
 		{ (void **)&cu.easy_init, "curl_easy_init" },
@@ -111,13 +122,9 @@ CNSMP_NOINST static void global_init(void)
 		{ (void **)&cu.slist_append, "curl_slist_append" },
 		{ (void **)&cu.slist_free_all, "curl_slist_free_all" },
 	};
-	for (size_t i = 0; i < sizeof fns / sizeof *fns; i++) {
-		if (!(*fns[i].slot = dlsym(h, fns[i].name))) {
-			cnsmp_log(CNSMP_LOG_INFO, "libcurl has no %s: counting, not sending",
-				  fns[i].name);
-			return;
-		}
-	}
+	for (size_t i = 0; i < sizeof fns / sizeof *fns; i++)
+		if (!(*fns[i].slot = dlsym(h, fns[i].name)))
+			return fns[i].name;
 	struct { void **slot; const char *name; } multi[] = {
 		{ (void **)&cu.multi_init, "curl_multi_init" },
 		{ (void **)&cu.multi_add_handle, "curl_multi_add_handle" },
@@ -133,6 +140,44 @@ CNSMP_NOINST static void global_init(void)
 			break;
 		}
 	}
+	return NULL;
+}
+
+/* The first libcurl that loads and has every function: the runtime's own,
+ * then the system's under each name Debian gives it.  A broken own one is
+ * named in one line; the system's takes over. */
+CNSMP_NOINST static void *open_curl(void)
+{
+	static const char *const names[] = { "libcurl.so.4", "libcurl-gnutls.so.4",
+					     "libcurl-nss.so.4" };
+	char own[4096], why[256] = "";
+	const char *path = own_curl(own, sizeof own);
+	for (size_t i = 0; i <= sizeof names / sizeof *names; i++) {
+		const char *name = i == 0 ? path : names[i - 1];
+		void *h = name ? dlopen(name, RTLD_NOW | RTLD_LOCAL) : NULL;
+		const char *missing = h ? bind_curl(h) : NULL;
+		if (h && !missing)
+			return h;
+		if (h)
+			snprintf(why, sizeof why, "%s has no %s", name, missing);
+		else if (name) /* "PATH: reason" */
+			snprintf(why, sizeof why, "%s", dlerror());
+		if (h)
+			dlclose(h);
+		if (i == 0 && name && (h || access(name, F_OK) == 0)) /* there, but broken */
+			cnsmp_log(CNSMP_LOG_INFO, "cannot use the runtime's own libcurl (%s); "
+				  "trying the system's", why);
+	}
+	cnsmp_log(CNSMP_LOG_INFO, "cannot load libcurl (%s): counting, not sending; "
+		  "install the libcurl4 package", why);
+	return NULL;
+}
+
+CNSMP_NOINST static void global_init(void)
+{
+	void *h = open_curl();
+	if (!h)
+		return;
 	/* libcurl's OpenSSL registers an atexit handler that frees OpenSSL's
 	 * locks and tables.  Registered now, after our exit hook, it runs
 	 * before it: the final flush's TLS calls then used freed state
@@ -145,6 +190,10 @@ CNSMP_NOINST static void global_init(void)
 	if (ossl_init)
 		ossl_init(0x00080000L /* OPENSSL_INIT_NO_ATEXIT */, NULL);
 	global_ok = cu.global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+	Dl_info at; /* the file the calls really go to */
+	cnsmp_log(CNSMP_LOG_DEBUG, "libcurl: %s%s",
+		  dladdr(*(void **)&cu.easy_init, &at) && at.dli_fname ? at.dli_fname : "?",
+		  global_ok ? "" : " (curl_global_init failed)");
 }
 
 CNSMP_NOINST static uint64_t mono_ns(void)
