@@ -29,7 +29,10 @@ mkdir -p "$(dirname "$out")"
 out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
 here=$(cd "$(dirname "$0")" && pwd)
 
-bash "$here/fetch-source.sh" curl "$work"
+if ! bash "$here/fetch-source.sh" curl "$work"; then
+	echo "slim-curl: no curl source; 'make SLIM_CURL=0' builds without the runtime's own libcurl (it then sends through the system's)" >&2
+	exit 1
+fi
 cd "$work/curl"
 export CFLAGS="$(dpkg-buildflags --get CFLAGS 2>/dev/null || echo -O2 -g)"
 export CPPFLAGS="$(dpkg-buildflags --get CPPFLAGS 2>/dev/null || true)"
