@@ -924,12 +924,10 @@ static size_t deliver(struct fnlist *l, cnsmp_inventory_cb cb, void *arg)
 /* Only objects that carry their own .debug_info can hold the user's code
  * (built with -g); checking the section table first spares loading the
  * separate debug files of libc, libstdc++ or ld.so, if installed. */
-static int has_own_debug_info(Dwfl_Module *mod)
+static int has_own_debug_info(Elf *elf)
 {
-	GElf_Addr bias;
-	Elf *elf = dwfl_module_getelf(mod, &bias);
 	size_t shstrndx;
-	if (!elf || elf_getshdrstrndx(elf, &shstrndx) != 0)
+	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
 		return 0;
 	for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn)) != NULL;) {
 		GElf_Shdr sh;
@@ -939,6 +937,45 @@ static int has_own_debug_info(Dwfl_Module *mod)
 			return 1;
 	}
 	return 0;
+}
+
+/* The program itself (it has an interpreter), or a library that calls the
+ * hooks (they are undefined among its dynamic symbols).  A sanitizer's
+ * runtime (libasan, libubsan) comes with its own .debug_info and sources
+ * under no system folder, but it is not the user's code: it is not
+ * instrumented, so none of its functions is ever called through a hook,
+ * and an ASan build would list its 3,700 functions as never used. */
+static int calls_hooks(Elf *elf)
+{
+	size_t nph;
+	GElf_Phdr ph;
+	if (elf_getphdrnum(elf, &nph) == 0)
+		for (size_t i = 0; i < nph; i++)
+			if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_INTERP)
+				return 1;
+	for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn)) != NULL;) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM || !sh.sh_entsize ||
+		    !(d = elf_getdata(scn, NULL)))
+			continue;
+		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+			const char *n;
+			if (gelf_getsym(d, (int)i, &sym) && sym.st_shndx == SHN_UNDEF &&
+			    (n = elf_strptr(elf, sh.sh_link, sym.st_name)) &&
+			    !strcmp(n, "__cyg_profile_func_enter"))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static int user_module(Dwfl_Module *mod)
+{
+	GElf_Addr bias;
+	Elf *elf = dwfl_module_getelf(mod, &bias);
+	return elf && has_own_debug_info(elf) && calls_hooks(elf);
 }
 
 /* Marks a module as inventoried; 0 if it was already. */
@@ -963,7 +1000,7 @@ static int inventory_module(Dwfl_Module *mod, void **ud, const char *name,
 	struct fnlist *l = arg;
 	Dwarf_Addr end = 0, bias = 0;
 	if (!name || !dwfl_module_info(mod, NULL, NULL, &end, NULL, NULL, NULL, NULL) ||
-	    !first_time(name, start, end) || !has_own_debug_info(mod))
+	    !first_time(name, start, end) || !user_module(mod))
 		return DWARF_CB_OK;
 	struct cnsmp_index *x = module_index(mod, l->cfg);
 	if (x && x->user && dwfl_module_getdwarf(mod, &bias))

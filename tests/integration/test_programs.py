@@ -2,10 +2,13 @@
 of the runtime: many threads, fork, codensm_error corners, manual
 tracking, longjmp repairs, prefixes at component boundaries, dlopen."""
 import os
+import re
 import statistics
+import subprocess
 import unittest
 
-from harness import (PROGS, SAMPLES_SRC, SANITIZER, Case, Totals, compile_prog, decl_line, run, sample)
+from harness import (PROGS, SAMPLES_SRC, SANITIZER, Case, Totals, compile_prog, decl_line, rt_link, run,
+                     sample)
 
 
 class TestThreads(Case):
@@ -13,9 +16,9 @@ class TestThreads(Case):
         """64 threads in waves across 0.1 s flushes, half ending at once: the sums are exact"""
         prog = compile_prog("threads", ["threads.c"])
         rec = self.receiver()
-        # Under ASan the first flush also indexes libasan's and libubsan's
-        # DWARF for the inventory (3,700 functions, about 0.3 s, more on a
-        # busy machine), so the waves are spread wider there.
+        # Under ASan the first flush is slower (it once also indexed
+        # libasan's DWARF: 0.3 s, more on a busy machine, and the waves
+        # could all end before it), so the waves are spread wider there.
         pause = "400" if SANITIZER == "asan" else "150"
         r = run([prog, "64", "1000", pause], self.env(rec, CODENSM_INCLUDE="threads",
                                                       CODENSM_FLUSH_INTERVAL="0.1"))
@@ -260,6 +263,27 @@ class TestDlopen(Case):
         self.assertEqual((e["file"], e["line"]), ("discounts/rules.c", decl_line(src, "rule_apply")))
         self.assertIn("discounts.rules.plugin_run", t.inventory)
         self.assertEqual(t.edges[("discounts.rules.plugin_run", "discounts.rules.rule_apply")], 2 * n)
+
+
+class TestInventory(Case):
+    def test_asan_build_inventories_only_its_own_code(self):
+        """an ASan build without CODENSM_INCLUDE: the inventory is the program's 4 functions, not libasan's DWARF"""
+        prog = compile_prog("ticker-asan", ["ticker.c"], flags=["-fsanitize=address"],
+                            link=["-fsanitize=address"] + rt_link())
+        ldd = subprocess.run(["ldd", prog], capture_output=True, text=True).stdout
+        asan = re.search(r"libasan\S* => (\S+)", ldd)
+        self.assertIsNotNone(asan, ldd)
+        sections = subprocess.run(["readelf", "-S", asan.group(1)], capture_output=True, text=True).stdout
+        if ".debug_info" not in sections:
+            self.skipTest("%s has no DWARF of its own: nothing to tell apart" % asan.group(1))
+        rec = self.receiver()
+        r = run([prog, "3", "10"], self.env(rec, ASAN_OPTIONS="detect_leaks=0"))
+        self.assert_ran(r)
+        t = Totals(rec.committed())
+        self.assertEqual(sorted(t.inventory),
+                         ["ticker.main", "ticker.tick_rare", "ticker.tick_round", "ticker.tick_work"])
+        self.assert_exact(t, {"ticker.main": (1, 0), "ticker.tick_round": (3, 0),
+                              "ticker.tick_work": (30, 0), "ticker.tick_rare": (1, 1)})
 
 
 if __name__ == "__main__":
