@@ -27,7 +27,11 @@ RT_LINK_STATIC := -Wl,-u,__cyg_profile_func_enter -Wl,-u,__cyg_profile_func_exit
 # says why.  Built once, outside any sanitizer, for every build directory.
 # SLIM_CURL=0 leaves it out: the runtime then loads the system's libcurl.
 SLIM_CURL ?= 1
-RT_CURL_WORK := build/curl
+# Keyed by the version of the system's libcurl4: once Debian updates curl
+# (a security fix), the next make builds it again, from the new source.
+CURL_DEB_VERSION := $(shell dpkg-query -W -f='$${Version}\n' libcurl4 libcurl4t64 2>/dev/null \
+	| head -1 | tr -c 'A-Za-z0-9.+~\n-' _)
+RT_CURL_WORK := build/curl/$(or $(CURL_DEB_VERSION),any)
 RT_CURL := $(B)/lib/codensm/libcodensm-curl.so.4
 ifeq ($(SLIM_CURL),1)
 RT_CURL_DEP := $(RT_CURL)
@@ -38,7 +42,7 @@ all: runtime
 runtime: $(RT_SO_LNK) $(RT_A) $(RT_PC) $(RT_CURL_DEP)
 
 $(RT_CURL_WORK)/libcodensm-curl.so.4: build-aux/slim-curl.sh build-aux/fetch-source.sh
-	$(call msg,CURL,"$@ (Debian's curl source, HTTP and HTTPS only; once)")
+	$(call msg,CURL,"$@ (Debian's curl source, HTTP and HTTPS only; once per curl version)")
 	$(Q)bash build-aux/slim-curl.sh $(RT_CURL_WORK)/src $@
 
 $(RT_CURL): $(RT_CURL_WORK)/libcodensm-curl.so.4
