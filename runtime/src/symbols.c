@@ -717,6 +717,17 @@ static int cache_key(Dwfl_Module *mod, const char *root, char *out, size_t len)
 	return 0;
 }
 
+/* A cache file that is there but was not loaded is damaged, cut short or
+ * of another format (or memory ran out reading it).  It is written again;
+ * the debug line says so, so that a cache that never sticks can be told
+ * from a cold one.  Apart, so that the hooks' path keeps its stack small. */
+static __attribute__((noinline)) int cache_file_there(const char *dir, const char *key)
+{
+	char path[CNSMP_SPOOL_PATH];
+	return (size_t)snprintf(path, sizeof path, "%s/%s", dir, key) < sizeof path &&
+	       access(path, F_OK) == 0;
+}
+
 /* The index from the cache if it holds this module's, else from DWARF
  * (and then written to the cache for the next run). */
 static struct cnsmp_index *load_or_build(Dwfl_Module *mod, const struct cnsmp_config *cfg)
@@ -738,6 +749,7 @@ static struct cnsmp_index *load_or_build(Dwfl_Module *mod, const struct cnsmp_co
 			  name ? name : "?", x->nf, dir, key);
 		return x;
 	}
+	int refused = cache_file_there(dir, key);
 	x = build_index(mod, root);
 	if (!x)
 		return NULL;
@@ -745,8 +757,9 @@ static struct cnsmp_index *load_or_build(Dwfl_Module *mod, const struct cnsmp_co
 		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF, not all (out of memory): not cached",
 			  name ? name : "?", x->nf);
 	else if (cnsmp_symcache_store(dir, key, x) == 0)
-		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF, kept in %s/%s",
-			  name ? name : "?", x->nf, dir, key);
+		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF, kept in %s/%s%s",
+			  name ? name : "?", x->nf, dir, key,
+			  refused ? " (the file there could not be used: replaced)" : "");
 	else
 		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF; cannot write %s/%s: %s",
 			  name ? name : "?", x->nf, dir, key, strerror(errno));

@@ -122,6 +122,20 @@ class TestSymbolCache(Case):
         second = [ln for ln in self.shop_run() if "/shop: " in ln]
         self.assertEqual(second, [shop[0].replace(" from DWARF, kept in ", " from ")])
 
+    def test_a_damaged_file_is_said_and_replaced(self):
+        """a cache file with one byte flipped: counts exact, the debug line says it was replaced, the next run reads it"""
+        shop = [ln for ln in self.shop_run() if "/shop: " in ln]
+        path = shop[0].rsplit(" ", 1)[1]
+        with open(path, "r+b") as f:
+            f.seek(40)
+            b = f.read(1)
+            f.seek(40)
+            f.write(bytes([b[0] ^ 0x10]))
+        second = [ln for ln in self.shop_run() if "/shop: " in ln]
+        self.assertEqual(second, [shop[0] + " (the file there could not be used: replaced)"])
+        third = [ln for ln in self.shop_run() if "/shop: " in ln]
+        self.assertEqual(third, [shop[0].replace(" from DWARF, kept in ", " from ")])
+
     def test_off_writes_nothing(self):
         """CODENSM_SYMBOL_CACHE=off: every run reads DWARF and nothing is written"""
         for _ in range(2):
