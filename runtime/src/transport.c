@@ -28,6 +28,7 @@
  */
 #include <ctype.h>
 #include <dlfcn.h>
+#include <link.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,11 +98,14 @@ static struct {
 CNSMP_NOINST static const char *own_curl(char *path, size_t len)
 {
 	Dl_info me;
-	if (!dladdr((void *)&own_curl, &me) || !me.dli_fname)
-		return NULL;
-	const char *slash = strrchr(me.dli_fname, '/');
-	if (!slash || snprintf(path, len, "%.*s/codensm/libcodensm-curl.so.4",
-			       (int)(slash - me.dli_fname), me.dli_fname) >= (int)len)
+	struct link_map *lm = NULL;
+	char origin[4096 + 1]; /* RTLD_DI_ORIGIN writes up to PATH_MAX */
+	/* The folder the dynamic linker recorded when it loaded us, absolute
+	 * even if it found us through a relative LD_LIBRARY_PATH and the
+	 * program has changed folder since. */
+	if (!dladdr1((void *)&own_curl, &me, (void **)&lm, RTLD_DL_LINKMAP) || !lm ||
+	    dlinfo(lm, RTLD_DI_ORIGIN, origin) != 0 || origin[0] != '/' ||
+	    snprintf(path, len, "%s/codensm/libcodensm-curl.so.4", origin) >= (int)len)
 		return NULL;
 	return path;
 }

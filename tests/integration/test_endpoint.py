@@ -250,6 +250,24 @@ class TestOwnLibcurl(Case):
         self.assertEqual(libcurl_used(r), OWN_CURL)
         self.assert_exact(Totals(rec.committed()), {"curlhost.main": (1, 0), "curlhost.fetch": (30, 0)})
 
+    def test_found_after_a_chdir_from_a_relative_library_path(self):
+        """runtime found through a relative LD_LIBRARY_PATH, program chdir()s to /: its own libcurl is still the one used"""
+        import glob
+        import shutil
+        lib = os.path.join(self.tmp, "lib")
+        os.makedirs(os.path.join(lib, "codensm"))
+        for f in glob.glob(os.path.join(LIB, "libcodensm-rt.so*")):
+            shutil.copy(f, lib, follow_symlinks=False)
+        shutil.copy(OWN_CURL, os.path.join(lib, "codensm"))
+        prog = compile_prog("wanderer", ["wanderer.c"])
+        rec = self.receiver()
+        r = run([prog, "40"], self.env(rec, CODENSM_INCLUDE="wanderer", CODENSM_LOG="debug",
+                                       LD_LIBRARY_PATH="lib"), cwd=self.tmp)
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "wanderer: 40 steps\n")
+        self.assertEqual(libcurl_used(r), os.path.join(lib, "codensm", "libcodensm-curl.so.4"))
+        self.assert_exact(Totals(rec.committed()), {"wanderer.main": (1, 0), "wanderer.step": (40, 0)})
+
     def test_broken_own_libcurl_falls_back_to_the_systems(self):
         """a damaged or foreign lib/codensm/libcodensm-curl.so.4: one line naming it, the system's libcurl sends, exact"""
         import glob
