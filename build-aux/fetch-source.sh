@@ -15,6 +15,10 @@ mkdir -p "$dest"
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
+# One at a time across processes (make -j of the runtime and the
+# benchmarks): the deb-src list and apt's lists are the machine's.
+exec 9>"${TMPDIR:-/tmp}/codensm-fetch-source.lock"
+flock 9
 if ! apt-get source --print-uris "$pkg" >/dev/null 2>&1; then
 	list=/etc/apt/sources.list.d/codensm-deb-src.sources
 	echo "fetch: no deb-src for '$pkg', adding $list" >&2
