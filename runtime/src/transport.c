@@ -28,7 +28,8 @@
  */
 #include <ctype.h>
 #include <dlfcn.h>
-#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,21 +92,46 @@ static struct {
 #define curl_slist_append cu.slist_append
 #define curl_slist_free_all cu.slist_free_all
 
+/* The file this code was loaded from, absolute: dladdr's name when it is,
+ * else the kernel's name for the mapping.  dladdr's is relative when the
+ * runtime was found through a relative LD_LIBRARY_PATH (or is the
+ * program's argv[0], for a static runtime), and the program may have
+ * changed folder since, as daemons do.  0, or -1 if it cannot be named. */
+CNSMP_NOINST static int own_file(char *out, size_t len)
+{
+	Dl_info me;
+	uintptr_t at = (uintptr_t)&own_file;
+	if (dladdr((void *)&own_file, &me) && me.dli_fname && me.dli_fname[0] == '/')
+		return snprintf(out, len, "%s", me.dli_fname) < (int)len ? 0 : -1;
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[4096 + 128];
+	int rc = -1;
+	while (f && rc < 0 && fgets(line, sizeof line, f)) {
+		/* "lo-hi perms offset dev inode /path": the first '/' starts
+		 * the path */
+		char *end, *path = strchr(line, '/');
+		uintptr_t lo = strtoull(line, &end, 16);
+		uintptr_t hi = *end == '-' ? strtoull(end + 1, NULL, 16) : 0;
+		if (!path || at < lo || at >= hi)
+			continue;
+		path[strcspn(path, "\n")] = '\0';
+		rc = snprintf(out, len, "%s", path) < (int)len ? 0 : -1;
+	}
+	if (f)
+		fclose(f);
+	return rc;
+}
+
 /* The runtime's own libcurl's path, beside the shared library this code
  * is in; NULL when it cannot be named.  A static runtime is part of the
  * program (or of another library), whose folder has none: the system's
  * libcurl is loaded then. */
 CNSMP_NOINST static const char *own_curl(char *path, size_t len)
 {
-	Dl_info me;
-	struct link_map *lm = NULL;
-	char origin[4096 + 1]; /* RTLD_DI_ORIGIN writes up to PATH_MAX */
-	/* The folder the dynamic linker recorded when it loaded us, absolute
-	 * even if it found us through a relative LD_LIBRARY_PATH and the
-	 * program has changed folder since. */
-	if (!dladdr1((void *)&own_curl, &me, (void **)&lm, RTLD_DL_LINKMAP) || !lm ||
-	    dlinfo(lm, RTLD_DI_ORIGIN, origin) != 0 || origin[0] != '/' ||
-	    snprintf(path, len, "%s/codensm/libcodensm-curl.so.4", origin) >= (int)len)
+	char me[4096];
+	const char *slash;
+	if (own_file(me, sizeof me) != 0 || !(slash = strrchr(me, '/')) ||
+	    snprintf(path, len, "%.*s/codensm/libcodensm-curl.so.4", (int)(slash - me), me) >= (int)len)
 		return NULL;
 	return path;
 }
@@ -162,8 +188,8 @@ CNSMP_NOINST static void *open_curl(void)
 		const char *missing = h ? bind_curl(h) : NULL;
 		if (h && !missing)
 			return h;
-		if (h)
-			snprintf(why, sizeof why, "%s has no %s", name, missing);
+		if (h) /* a path cut at 200 bytes still tells the file */
+			snprintf(why, sizeof why, "%.200s has no %s", name, missing);
 		else if (name) /* "PATH: reason" */
 			snprintf(why, sizeof why, "%s", dlerror());
 		if (h)
