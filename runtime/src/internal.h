@@ -165,10 +165,12 @@ void cnsmp_index_free(struct cnsmp_index *x); /* NULL is a no-op */
 /* symcache.c: indexes kept on disk between runs, one file per `key` (a
  * file name: the module's build-id and what else the names depend on).
  * Load returns NULL if the file is missing or not exactly a whole, valid
- * index; store writes a tmp file and renames it (0700 dir, 0600 file)
- * and returns 0 or -1.  Neither logs: the caller says what happened. */
+ * index (then *refused, unless NULL, says whether a file was there but
+ * could not be used); store writes a tmp file and renames it (0700 dir,
+ * 0600 file) and returns 0 or -1.  Neither logs: the caller says what
+ * happened. */
 struct cnsmp_index *cnsmp_symcache_load(const char *dir, const char *key,
-					const char *root);
+					const char *root, int *refused);
 int cnsmp_symcache_store(const char *dir, const char *key,
 			 const struct cnsmp_index *x);
 /* Deletes the least recently used index files of dir while they hold more

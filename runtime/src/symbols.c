@@ -717,17 +717,6 @@ static int cache_key(Dwfl_Module *mod, const char *root, char *out, size_t len)
 	return 0;
 }
 
-/* A cache file that is there but was not loaded is damaged, cut short or
- * of another format (or memory ran out reading it).  It is written again;
- * the debug line says so, so that a cache that never sticks can be told
- * from a cold one.  Apart, so that the hooks' path keeps its stack small. */
-static __attribute__((noinline)) int cache_file_there(const char *dir, const char *key)
-{
-	char path[CNSMP_SPOOL_PATH];
-	return (size_t)snprintf(path, sizeof path, "%s/%s", dir, key) < sizeof path &&
-	       access(path, F_OK) == 0;
-}
-
 /* The index from the cache if it holds this module's, else from DWARF
  * (and then written to the cache for the next run). */
 static struct cnsmp_index *load_or_build(Dwfl_Module *mod, const struct cnsmp_config *cfg)
@@ -743,13 +732,17 @@ static struct cnsmp_index *load_or_build(Dwfl_Module *mod, const struct cnsmp_co
 				  name ? name : "?", x->nf, dir ? " (no build-id: not cached)" : "");
 		return x;
 	}
-	x = cnsmp_symcache_load(dir, key, root);
+	/* A file there but refused (damaged, cut short, of another format,
+	 * or memory ran out reading it) is written again below; the debug
+	 * line says so, so that a cache that never sticks can be told from a
+	 * cold one. */
+	int refused;
+	x = cnsmp_symcache_load(dir, key, root, &refused);
 	if (x) {
 		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from %s/%s",
 			  name ? name : "?", x->nf, dir, key);
 		return x;
 	}
-	int refused = cache_file_there(dir, key);
 	x = build_index(mod, root);
 	if (!x)
 		return NULL;

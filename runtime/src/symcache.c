@@ -251,14 +251,18 @@ static char *str_of(const char *strs, size_t n, uint32_t off, int *bad)
 }
 
 CNSMP_NOINST struct cnsmp_index *cnsmp_symcache_load(const char *dir, const char *key,
-						     const char *root)
+						     const char *root, int *refused)
 {
 	char path[CNSMP_SPOOL_PATH];
 	size_t len = 0;
+	if (refused)
+		*refused = 0;
 	if (!dir || !*dir || !key ||
 	    (size_t)snprintf(path, sizeof path, "%s/%s", dir, key) >= sizeof path)
 		return NULL;
 	unsigned char *p = (unsigned char *)cnsmp_read_file(path, MAX_FILE, &len);
+	if (!p && errno == ENOENT) /* open's: not there, nothing refused */
+		return NULL;
 	struct hdr h;
 	uint64_t sum;
 	if (!p || len < sizeof h + sizeof sum)
@@ -312,6 +316,8 @@ CNSMP_NOINST struct cnsmp_index *cnsmp_symcache_load(const char *dir, const char
 	free(p);
 	return x;
 miss:
+	if (refused)
+		*refused = 1;
 	free(p);
 	return NULL;
 }

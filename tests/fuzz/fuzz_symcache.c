@@ -85,12 +85,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FILE *f = fopen(path, "wb");
 	check(f && fwrite(copy, 1, size, f) == size && fclose(f) == 0, "the input is written");
 	free(copy);
-	struct cnsmp_index *x = cnsmp_symcache_load(dir, "in.idx", size ? "/root" : NULL);
+	struct cnsmp_index *x = cnsmp_symcache_load(dir, "in.idx", size ? "/root" : NULL, NULL);
 	if (!x)
 		return 0;
 	check_index(x);
 	check(cnsmp_symcache_store(dir, "out.idx", x) == 0, "an accepted index can be written");
-	struct cnsmp_index *y = cnsmp_symcache_load(dir, "out.idx", NULL);
+	struct cnsmp_index *y = cnsmp_symcache_load(dir, "out.idx", NULL, NULL);
 	check(y != NULL, "what was written is read back");
 	check(x->nf == y->nf && x->nr == y->nr && x->user == y->user, "the same counts");
 	for (size_t i = 0; i < x->nf; i++)

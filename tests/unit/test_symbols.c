@@ -285,7 +285,7 @@ static void a_second_session_reads_the_cache_file(void **state)
 	struct cnsmp_config c = { .symbol_cache = cache_dir };
 	char key[512];
 	assert_int_equal(cache_files(cache_dir, key, sizeof key), 1);
-	struct cnsmp_index *x = cnsmp_symcache_load(cache_dir, key, NULL);
+	struct cnsmp_index *x = cnsmp_symcache_load(cache_dir, key, NULL, NULL);
 	assert_non_null(x);
 	size_t hit = 0;
 	for (size_t i = 0; i < x->nf; i++)
@@ -340,11 +340,14 @@ static void a_damaged_cache_file_is_replaced(void **state)
 		assert_non_null(f);
 		assert_int_equal(fwrite(bad, 1, n, f), n);
 		fclose(f);
-		assert_null(cnsmp_symcache_load(cache_dir, key, NULL));
+		int refused = 0;
+		assert_null(cnsmp_symcache_load(cache_dir, key, NULL, &refused));
+		assert_int_equal(refused, 1); /* there, but not used */
 		cnsmp_symbols_refresh();
 		expect((void *)cart_total, &c, 0, "checkout.cart.cart_total", "checkout/cart.c", 5, 0);
-		struct cnsmp_index *x = cnsmp_symcache_load(cache_dir, key, NULL);
+		struct cnsmp_index *x = cnsmp_symcache_load(cache_dir, key, NULL, &refused);
 		assert_non_null(x); /* written again, whole */
+		assert_int_equal(refused, 0);
 		cnsmp_index_free(x);
 	}
 	cnsmp_symbols_refresh();

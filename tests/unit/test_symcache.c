@@ -83,10 +83,13 @@ static void a_load_is_a_use(void **state)
 	snprintf(path, sizeof path, "%s/new.idx", dir);
 	t[0].tv_sec = t[1].tv_sec = time(NULL) - 300;
 	assert_int_equal(utimensat(AT_FDCWD, path, t, 0), 0);
-	struct cnsmp_index *y = cnsmp_symcache_load(dir, "old.idx", NULL);
+	struct cnsmp_index *y = cnsmp_symcache_load(dir, "old.idx", NULL, NULL);
 	assert_non_null(y);
 	assert_string_equal(y->f[0].name, "app.main");
 	cnsmp_index_free(y);
+	int refused = 1;
+	assert_null(cnsmp_symcache_load(dir, "none.idx", NULL, &refused));
+	assert_int_equal(refused, 0); /* not there: nothing refused */
 	assert_true(age_of("old.idx") < 60);
 	struct stat st;
 	snprintf(path, sizeof path, "%s/old.idx", dir);
