@@ -10,7 +10,7 @@
 # Why: the runtime dlopen()s libcurl for its first send.  Debian's libcurl4
 # brings 31 libraries (LDAP, Kerberos, GnuTLS through LDAP, RTMP, SSH,
 # HTTP/2, IDN, PSL, brotli, zstd), mapped and relocated in every process
-# that sends: 11 ms of CPU and ~270 page faults on the bench machine, more
+# that sends: 9 to 11 ms of CPU and ~270 page faults on the bench VM, more
 # than everything else a short tracked process pays.  The runtime posts
 # JSON over HTTP(S) and needs none of them; this build links libssl,
 # libcrypto and libc only.

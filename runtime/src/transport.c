@@ -18,7 +18,7 @@
  * first choice is the runtime's own build, HTTP and HTTPS only, in
  * codensm/libcodensm-curl.so.4 beside libcodensm-rt.so: the system's
  * libcurl4 pulls in LDAP, Kerberos, GnuTLS, RTMP, SSH and HTTP/2
- * libraries, 11 ms more per process that sends (build-aux/slim-curl.sh).
+ * libraries, 9 to 11 ms more per process that sends (build-aux/slim-curl.sh).
  * The header still gives the types and constants.
  *
  * The transfer runs on a multi handle polled every POLL_MS, not with
@@ -131,7 +131,8 @@ CNSMP_NOINST static const char *own_curl(char *path, size_t len)
 	char me[4096];
 	const char *slash;
 	if (own_file(me, sizeof me) != 0 || !(slash = strrchr(me, '/')) ||
-	    snprintf(path, len, "%.*s/codensm/libcodensm-curl.so.4", (int)(slash - me), me) >= (int)len)
+	    snprintf(path, len, "%.*s/codensm/libcodensm-curl.so.4",
+		     (int)(slash - me), me) >= (int)len)
 		return NULL;
 	return path;
 }

@@ -5,7 +5,9 @@ trusted.  In each the program exits promptly with its output unchanged, the
 runtime says at most one line about it, and every call arrives exactly
 once, in this run or from the spool with the next one."""
 import ctypes
+import glob
 import os
+import shutil
 import subprocess
 import time
 import unittest
@@ -203,6 +205,16 @@ class TestOwnLibcurl(Case):
     """The runtime sends through its own HTTP-only libcurl when it sits
     beside the shared library, and through the system's otherwise."""
 
+    def runtime_copy(self):
+        """tmp/lib: the shared runtime copied, and an empty codensm/ beside
+        it.  Found first through LD_LIBRARY_PATH, which wins over the
+        programs' runpath to build/lib."""
+        lib = os.path.join(self.tmp, "lib")
+        os.makedirs(os.path.join(lib, "codensm"))
+        for f in glob.glob(os.path.join(LIB, "libcodensm-rt.so*")):
+            shutil.copy(f, lib, follow_symlinks=False)
+        return lib
+
     def test_own_libcurl_links_tls_and_libc_only(self):
         """lib/codensm/libcodensm-curl.so.4 needs libssl, libcrypto and libc, nothing else"""
         self.assertEqual(needed(OWN_CURL), {"libssl.so.3", "libcrypto.so.3", "libc.so.6"})
@@ -252,12 +264,7 @@ class TestOwnLibcurl(Case):
 
     def test_found_after_a_chdir_from_a_relative_library_path(self):
         """runtime found through a relative LD_LIBRARY_PATH, program chdir()s to /: its own libcurl is still the one used"""
-        import glob
-        import shutil
-        lib = os.path.join(self.tmp, "lib")
-        os.makedirs(os.path.join(lib, "codensm"))
-        for f in glob.glob(os.path.join(LIB, "libcodensm-rt.so*")):
-            shutil.copy(f, lib, follow_symlinks=False)
+        lib = self.runtime_copy()
         shutil.copy(OWN_CURL, os.path.join(lib, "codensm"))
         prog = compile_prog("wanderer", ["wanderer.c"])
         rec = self.receiver()
@@ -270,12 +277,7 @@ class TestOwnLibcurl(Case):
 
     def test_broken_own_libcurl_falls_back_to_the_systems(self):
         """a damaged or foreign lib/codensm/libcodensm-curl.so.4: one line naming it, the system's libcurl sends, exact"""
-        import glob
-        import shutil
-        lib = os.path.join(self.tmp, "lib")
-        os.makedirs(os.path.join(lib, "codensm"))
-        for f in glob.glob(os.path.join(LIB, "libcodensm-rt.so*")):
-            shutil.copy(f, lib)  # LD_LIBRARY_PATH wins over the shop's runpath
+        lib = self.runtime_copy()
         bad = os.path.join(lib, "codensm", "libcodensm-curl.so.4")
         for kind, why in (("not ELF", "invalid ELF header"), ("libz", "has no curl_global_init")):
             with self.subTest(kind=kind):
