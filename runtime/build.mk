@@ -4,11 +4,12 @@
 RT_SRC  := $(wildcard runtime/src/*.c)
 RT_OBJ  := $(RT_SRC:runtime/src/%.c=$(B)/obj/rt/%.o)
 RT_PIC_OBJ := $(RT_SRC:runtime/src/%.c=$(B)/obj/rt-pic/%.o)
-# libcurl: headers only; transport.c dlopen()s it on the flusher thread.
-RT_DEPS := jansson libdw libelf
-RT_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl $(RT_DEPS) 2>/dev/null) -pthread \
+# libcurl, libdw and libelf: headers only.  transport.c dlopen()s libcurl
+# on the flusher thread, dw.c libdw on the first function the symbol cache
+# does not name (dw.h says why).
+RT_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl jansson libdw libelf 2>/dev/null) -pthread \
 	-fvisibility=hidden -fno-instrument-functions
-RT_LIBS := $(shell $(PKG_CONFIG) --libs $(RT_DEPS) 2>/dev/null) -pthread -ldl
+RT_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null) -pthread -ldl
 
 RT_SO     := $(B)/lib/libcodensm-rt.so.$(RT_VERSION)
 RT_SO_LNK := $(B)/lib/libcodensm-rt.so $(B)/lib/$(RT_SONAME)

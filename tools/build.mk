@@ -19,7 +19,7 @@ CLI_OBJ  := $(CLI_SRC:tools/cli/%.c=$(B)/obj/cli/%.o)
 CLI_BIN  := $(if $(CLI_SRC),$(B)/bin/codensm)
 CLI_CFLAGS := -Iruntime/src -fno-instrument-functions \
 	$(shell $(PKG_CONFIG) --cflags libcurl jansson libelf 2>/dev/null)
-CLI_LIBS := $(RT_A) $(RT_LIBS) $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null)
+CLI_LIBS := $(RT_A) $(RT_LIBS) $(shell $(PKG_CONFIG) --libs libcurl libelf 2>/dev/null)
 $(CLI_BIN): $(RT_A)
 # -------------------------------------------------------------------------------
 

@@ -157,6 +157,9 @@ struct cnsmp_index {
 	struct cnsmp_range *r;
 	size_t nr, capr;
 	char *root;       /* the source root the names were made with, or NULL */
+	uint64_t delta;   /* DWARF addresses = load addresses - load bias +
+			   * delta: 0 unless the DWARF came from a debug file
+			   * laid out apart (as prelink did) */
 	int user;         /* has at least one non-system function */
 	int partial;      /* memory ran out while building: never cached */
 };

@@ -5,26 +5,32 @@
  * code is named (module path from its source file + qualified name) and
  * its address ranges are sorted, so a lookup is a binary search and two
  * overloads that would share a name are told apart by a hash of their
- * linkage names, which needs the whole module in view.  The index lives
- * in the module's libdwfl user data; the session is rebuilt on refresh.
+ * linkage names, which needs the whole module in view.  An index comes
+ * from the symbol cache (symcache.c) when it holds the module's, and then
+ * no libdw is loaded at all (dw.h); else from DWARF, and is cached.
+ * Modules, their indexes and the libdwfl session are rebuilt on refresh.
  *
  * This file runs inside someone else's program: every libdw call is
  * checked, nothing here aborts, and it never reaches the network (no
  * debuginfod, see find_debuginfo).  One mutex guards the whole session. */
-#include <dwarf.h>
-#include <elfutils/libdw.h>
-#include <elfutils/libdwfl.h>
+#include <dlfcn.h>
 #include <errno.h>
-#include <gelf.h>
 #include <inttypes.h>
 #include <link.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "dw.h"
 #include "internal.h"
+
+/* libdw, once loaded (dw.h): every function below that reads DWARF is
+ * reached only after need_dw() found it. */
+static const struct cnsmp_dw *dw;
 
 /* ---- paths ------------------------------------------------------------- */
 
@@ -197,7 +203,7 @@ static const char *decl_lookup(const struct cu_walk *w, Dwarf_Off off)
 
 static int has_code(Dwarf_Die *die)
 {
-	return dwarf_hasattr(die, DW_AT_low_pc) || dwarf_hasattr(die, DW_AT_ranges);
+	return dw->dwarf_hasattr(die, DW_AT_low_pc) || dw->dwarf_hasattr(die, DW_AT_ranges);
 }
 
 #define MAX_DEPTH 64 /* malformed DWARF must not exhaust the host's stack */
@@ -209,7 +215,7 @@ static void add_decl(struct cu_walk *w, Dwarf_Die *die, char *qname)
 		free(qname);
 		return;
 	}
-	w->d[w->nd++] = (struct decl){ dwarf_dieoffset(die), qname };
+	w->d[w->nd++] = (struct decl){ dw->dwarf_dieoffset(die), qname };
 }
 
 static void add_def(struct cu_walk *w, Dwarf_Die *die, const char *scope)
@@ -231,13 +237,13 @@ static void walk(struct cu_walk *w, Dwarf_Die *parent, const char *scope,
 		 int depth)
 {
 	Dwarf_Die c;
-	if (depth > MAX_DEPTH || dwarf_child(parent, &c) != 0)
+	if (depth > MAX_DEPTH || dw->dwarf_child(parent, &c) != 0)
 		return;
 	do {
 		Dwarf_Attribute a;
-		const char *name = dwarf_attr(&c, DW_AT_name, &a) ? dwarf_formstring(&a) : NULL;
+		const char *name = dw->dwarf_attr(&c, DW_AT_name, &a) ? dw->dwarf_formstring(&a) : NULL;
 		char *inner = NULL;
-		switch (dwarf_tag(&c)) {
+		switch (dw->dwarf_tag(&c)) {
 		case DW_TAG_namespace:
 			inner = join_scope(scope, name ? name : "(anonymous namespace)");
 			break;
@@ -256,7 +262,7 @@ static void walk(struct cu_walk *w, Dwarf_Die *parent, const char *scope,
 				if (inner)
 					add_decl(w, &c, strdup(inner));
 			}
-			if (has_code(&c) && !dwarf_hasattr(&c, DW_AT_declaration))
+			if (has_code(&c) && !dw->dwarf_hasattr(&c, DW_AT_declaration))
 				add_def(w, &c, scope);
 			if (!name && (inner = strdup(scope)) == NULL)
 				w->oom = 1;
@@ -269,7 +275,7 @@ static void walk(struct cu_walk *w, Dwarf_Die *parent, const char *scope,
 		else
 			w->oom = 1;
 		free(inner);
-	} while (!w->oom && dwarf_siblingof(&c, &c) == 0);
+	} while (!w->oom && dw->dwarf_siblingof(&c, &c) == 0);
 }
 
 /* The qualified name of a definition: an out-of-line member or a concrete
@@ -281,29 +287,29 @@ static char *qualified(const struct cu_walk *w, struct def *d)
 	Dwarf_Die cur = d->die, target;
 	Dwarf_Attribute a;
 	for (int hop = 0; hop < 8; hop++) {
-		if (!dwarf_attr(&cur, DW_AT_specification, &a) &&
-		    !dwarf_attr(&cur, DW_AT_abstract_origin, &a))
+		if (!dw->dwarf_attr(&cur, DW_AT_specification, &a) &&
+		    !dw->dwarf_attr(&cur, DW_AT_abstract_origin, &a))
 			break;
-		if (!dwarf_formref_die(&a, &target))
+		if (!dw->dwarf_formref_die(&a, &target))
 			break;
-		const char *q = decl_lookup(w, dwarf_dieoffset(&target));
+		const char *q = decl_lookup(w, dw->dwarf_dieoffset(&target));
 		if (q)
 			return strdup(q);
 		cur = target;
 	}
-	const char *q = decl_lookup(w, dwarf_dieoffset(&d->die));
+	const char *q = decl_lookup(w, dw->dwarf_dieoffset(&d->die));
 	if (q)
 		return strdup(q);
-	const char *name = dwarf_diename(&d->die); /* follows the same chain */
+	const char *name = dw->dwarf_diename(&d->die); /* follows the same chain */
 	return name ? join_scope(d->scope, name) : NULL;
 }
 
 static char *linkage_name(Dwarf_Die *die)
 {
 	Dwarf_Attribute a;
-	if (dwarf_attr_integrate(die, DW_AT_linkage_name, &a) ||
-	    dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &a))
-		return (char *)dwarf_formstring(&a);
+	if (dw->dwarf_attr_integrate(die, DW_AT_linkage_name, &a) ||
+	    dw->dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &a))
+		return (char *)dw->dwarf_formstring(&a);
 	return NULL;
 }
 
@@ -316,7 +322,7 @@ static size_t add_ranges(struct cnsmp_index *x, Dwarf_Die *die, size_t fi,
 	Dwarf_Addr base, lo, hi;
 	ptrdiff_t off = 0;
 	size_t n = 0;
-	while ((off = dwarf_ranges(die, off, &base, &lo, &hi)) > 0) {
+	while ((off = dw->dwarf_ranges(die, off, &base, &lo, &hi)) > 0) {
 		if (lo == 0 || hi <= lo || lo >= (Dwarf_Addr)-2)
 			continue;
 		if (grow((void **)&x->r, &x->capr, x->nr, sizeof(*x->r)) < 0) {
@@ -335,7 +341,7 @@ static void add_function(struct cu_walk *w, struct def *d)
 {
 	struct cnsmp_index *x = w->x;
 	char *q = qualified(w, d), *abs = NULL, *modpath = NULL, *file = NULL;
-	const char *decl = dwarf_decl_file(&d->die);
+	const char *decl = dw->dwarf_decl_file(&d->die);
 	if (!q)
 		goto out;
 	if (grow((void **)&x->f, &x->capf, x->nf, sizeof(*x->f)) < 0)
@@ -356,7 +362,7 @@ static void add_function(struct cu_walk *w, struct def *d)
 	f->system = w->cu_system || system_path(abs);
 	f->file = file;
 	file = NULL;
-	if (dwarf_decl_line(&d->die, &f->line) != 0)
+	if (dw->dwarf_decl_line(&d->die, &f->line) != 0)
 		f->line = 0;
 	Dwarf_Addr first = 0;
 	if (add_ranges(x, &d->die, x->nf, &first) == 0) {
@@ -364,8 +370,8 @@ static void add_function(struct cu_walk *w, struct def *d)
 		free(f->file);
 		goto out;
 	}
-	if (dwarf_lowpc(&d->die, &f->entry) != 0 &&
-	    dwarf_entrypc(&d->die, &f->entry) != 0)
+	if (dw->dwarf_lowpc(&d->die, &f->entry) != 0 &&
+	    dw->dwarf_entrypc(&d->die, &f->entry) != 0)
 		f->entry = first;
 	x->nf++;
 	goto out;
@@ -437,8 +443,8 @@ static void index_cu(struct cnsmp_index *x, Dwarf_Die *cu, const char *root,
 {
 	struct cu_walk w = { .x = x };
 	Dwarf_Attribute a;
-	w.comp_dir = dwarf_attr(cu, DW_AT_comp_dir, &a) ? dwarf_formstring(&a) : NULL;
-	const char *name = dwarf_diename(cu);
+	w.comp_dir = dw->dwarf_attr(cu, DW_AT_comp_dir, &a) ? dw->dwarf_formstring(&a) : NULL;
+	const char *name = dw->dwarf_diename(cu);
 	char *cu_abs = absolute(w.comp_dir, name ? name : "<unknown>");
 	char *dir_abs = absolute(NULL, w.comp_dir ? w.comp_dir : "/");
 	size_t skip = skip_dir ? strlen(skip_dir) : 0;
@@ -471,20 +477,20 @@ out:
  * symbol table so that a file on disk (the doctor's case) works too. */
 static char *runtime_dir(Dwfl_Module *mod)
 {
-	int n = dwfl_module_getsymtab(mod);
+	int n = dw->dwfl_module_getsymtab(mod);
 	for (int i = 1; i < n; i++) {
 		GElf_Sym sym;
 		GElf_Addr addr, bias;
-		const char *s = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
+		const char *s = dw->dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
 		if (!s || strcmp(s, "cnsmp_symbols_resolve") ||
 		    GELF_ST_TYPE(sym.st_info) != STT_FUNC)
 			continue;
-		Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, &bias);
+		Dwarf_Die *cu = dw->dwfl_module_addrdie(mod, addr, &bias);
 		Dwarf_Attribute a;
-		const char *name = cu ? dwarf_diename(cu) : NULL;
+		const char *name = cu ? dw->dwarf_diename(cu) : NULL;
 		if (!name)
 			return NULL;
-		char *abs = absolute(dwarf_attr(cu, DW_AT_comp_dir, &a) ? dwarf_formstring(&a) : NULL, name);
+		char *abs = absolute(dw->dwarf_attr(cu, DW_AT_comp_dir, &a) ? dw->dwarf_formstring(&a) : NULL, name);
 		char *slash = abs ? strrchr(abs, '/') : NULL;
 		if (slash)
 			*slash = '\0';
@@ -498,7 +504,7 @@ static char *runtime_dir(Dwfl_Module *mod)
 static struct cnsmp_index *build_index(Dwfl_Module *mod, const char *source_root)
 {
 	Dwarf_Addr bias;
-	if (!dwfl_module_getdwarf(mod, &bias))
+	if (!dw->dwfl_module_getdwarf(mod, &bias))
 		return NULL;
 	struct cnsmp_index *x = calloc(1, sizeof(*x));
 	char *root = source_root ? absolute(NULL, source_root) : NULL;
@@ -509,7 +515,7 @@ static struct cnsmp_index *build_index(Dwfl_Module *mod, const char *source_root
 		goto out;
 	}
 	Dwarf_Die *cu = NULL;
-	while ((cu = dwfl_module_nextcu(mod, cu, &bias)) != NULL)
+	while ((cu = dw->dwfl_module_nextcu(mod, cu, &bias)) != NULL)
 		index_cu(x, cu, root, skip);
 	if (finish_names(x) < 0) {
 		cnsmp_index_free(x);
@@ -538,26 +544,220 @@ static const struct cnsmp_func *index_find(const struct cnsmp_index *x, Dwarf_Ad
 	return f->name ? f : NULL;
 }
 
-/* ---- the process session ----------------------------------------------- */
+/* ---- the process's modules ---------------------------------------------- */
 
-/* Per module (libdwfl user data): its index, built on first need. */
-struct modinfo {
-	struct cnsmp_index *x;
+/* The loaded objects, from the dynamic loader (dl_iterate_phdr) and their
+ * headers in memory, not from their files: a function named from the
+ * symbol cache then costs no libdw, no file opened and no ELF read.
+ * libdwfl comes in (the session below) only to index a module the cache
+ * does not hold, or to name what DWARF does not cover.  Modules are added
+ * as they appear and all dropped on refresh (after a dlclose). */
+struct obj {
+	char *path;
+	uintptr_t bias;        /* load bias (dlpi_addr) */
+	uintptr_t first, last; /* lowest mapped address, highest + 1 */
+	unsigned char id[64];  /* GNU build-id, from its notes in memory */
+	size_t idlen;          /* 0: none */
+	int user;              /* the program, or a library importing the hooks */
+	struct cnsmp_index *x; /* its index, once `indexed` */
 	int indexed;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static Dwfl *session;
+static struct obj *objs;
+static size_t nobjs, capobjs;
+static Dwfl *session; /* libdwfl's view, made on first need */
 
 /* Modules already inventoried, by name and address range; kept across
- * sessions so a refresh does not report the same functions again. */
+ * refreshes so a refresh does not report the same functions again. */
 struct seen {
 	char *name;
-	Dwarf_Addr start, end;
+	uintptr_t start, end;
 };
 static struct seen *seen;
 static size_t nseen, capseen;
+
+/* An address in the dynamic section: glibc adjusts the entries by the
+ * load bias in place, except where the section is read-only. */
+static uintptr_t dyn_ptr(uintptr_t v, uintptr_t bias)
+{
+	return v < bias ? v + bias : v;
+}
+
+/* The GNU build-id among the notes of one PT_NOTE segment. */
+static size_t note_build_id(const unsigned char *p, size_t n, size_t align,
+			    unsigned char *out, size_t cap)
+{
+	while (n >= sizeof(ElfW(Nhdr))) {
+		ElfW(Nhdr) h;
+		memcpy(&h, p, sizeof h);
+		size_t name = (h.n_namesz + align - 1) & ~(align - 1);
+		size_t desc = (h.n_descsz + align - 1) & ~(align - 1);
+		if (name > n - sizeof h || desc > n - sizeof h - name)
+			return 0;
+		if (h.n_type == NT_GNU_BUILD_ID && h.n_namesz == 4 &&
+		    !memcmp(p + sizeof h, "GNU", 4) && h.n_descsz > 0 &&
+		    h.n_descsz <= cap) {
+			memcpy(out, p + sizeof h + name, h.n_descsz);
+			return h.n_descsz;
+		}
+		p += sizeof h + name + desc;
+		n -= sizeof h + name + desc;
+	}
+	return 0;
+}
+
+/* Does the object import __cyg_profile_func_enter?  Its undefined dynamic
+ * symbols are those the GNU hash table leaves out, before its symoffset
+ * (or, with only a SysV hash table, any of its nchain symbols). */
+static int imports_hooks(const struct dl_phdr_info *info)
+{
+	const ElfW(Dyn) *d = NULL;
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+			d = (const void *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+	if (!d)
+		return 0;
+	const ElfW(Sym) *sym = NULL;
+	const char *str = NULL;
+	size_t strsz = 0, nsym = 0;
+	for (; d->d_tag != DT_NULL; d++) {
+		uintptr_t v = d->d_un.d_ptr;
+		switch (d->d_tag) {
+		case DT_SYMTAB: sym = (const void *)dyn_ptr(v, info->dlpi_addr); break;
+		case DT_STRTAB: str = (const void *)dyn_ptr(v, info->dlpi_addr); break;
+		case DT_STRSZ: strsz = d->d_un.d_val; break;
+		case DT_GNU_HASH: /* nbuckets, symoffset, ... */
+			nsym = ((const uint32_t *)dyn_ptr(v, info->dlpi_addr))[1];
+			break;
+		case DT_HASH: /* nbucket, nchain: one chain entry per symbol */
+			if (!nsym)
+				nsym = ((const uint32_t *)dyn_ptr(v, info->dlpi_addr))[1];
+			break;
+		}
+	}
+	static const char hook[] = "__cyg_profile_func_enter";
+	for (size_t i = 1; sym && str && i < nsym; i++)
+		if (sym[i].st_shndx == SHN_UNDEF && sym[i].st_name < strsz &&
+		    strsz - sym[i].st_name >= sizeof hook &&
+		    !memcmp(str + sym[i].st_name, hook, sizeof hook))
+			return 1;
+	return 0;
+}
+
+static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	char exe[4096];
+	const char *name = info->dlpi_name;
+	int program = !name || !*name; /* not PT_INTERP: libc.so.6 has one */
+	if (program) {
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n <= 0)
+			return 0;
+		exe[n] = '\0';
+		name = exe;
+	} else if (!strchr(name, '/')) {
+		return 0; /* the vDSO: no file behind it */
+	}
+	for (size_t i = 0; i < nobjs; i++) /* known already? */
+		if (objs[i].bias == info->dlpi_addr && !strcmp(objs[i].path, name))
+			return 0;
+	struct obj o = { .bias = info->dlpi_addr, .first = UINTPTR_MAX };
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t at = info->dlpi_addr + ph->p_vaddr;
+		if (ph->p_type == PT_LOAD) {
+			if (at < o.first)
+				o.first = at;
+			if (at + ph->p_memsz > o.last)
+				o.last = at + ph->p_memsz;
+		} else if (ph->p_type == PT_NOTE && !o.idlen) {
+			o.idlen = note_build_id((const void *)at, ph->p_filesz,
+						ph->p_align == 8 ? 8 : 4, o.id, sizeof o.id);
+		}
+	}
+	o.user = program || imports_hooks(info);
+	if (o.first >= o.last || !(o.path = strdup(name)) ||
+	    grow((void **)&objs, &capobjs, nobjs, sizeof(*objs)) < 0) {
+		free(o.path);
+		return 0;
+	}
+	objs[nobjs++] = o;
+	return 0;
+}
+
+/* The known module holding `addr`, or NULL. */
+static struct obj *obj_find(uintptr_t addr)
+{
+	for (size_t i = 0; i < nobjs; i++)
+		if (objs[i].first <= addr && addr < objs[i].last)
+			return &objs[i];
+	return NULL;
+}
+
+/* The same, looking for new modules if none holds it (perhaps dlopen'ed
+ * since).  This may move every entry: no pointer into objs is held
+ * across it. */
+static struct obj *obj_at(uintptr_t addr)
+{
+	struct obj *o = obj_find(addr);
+	if (!o) {
+		dl_iterate_phdr(phdr_cb, NULL);
+		o = obj_find(addr);
+	}
+	return o;
+}
+
+/* ---- the libdwfl session (a module the cache does not hold) ------------ */
+
+/* Under LeakSanitizer as GCC 13 and LLVM 16 and older ship it, a thread's
+ * first touch of a dlopen()ed library's thread-local variables (libdw and
+ * libelf keep their error codes there) can be recorded wrong: the
+ * sanitizer's __tls_get_addr interceptor guesses a glibc 2.19 header in
+ * front of the block whenever it starts 16 bytes into a page (see
+ * google/sanitizers#1322), and the leak check at exit then crashes on the
+ * bogus range, failing a program that has no leak.  The record belongs to
+ * the thread, so in such a process every libdw call runs on a short-lived
+ * thread that takes it away when it ends.  Elsewhere the call is direct. */
+static int leak_checked(void)
+{
+	static int v = -1;
+	if (v < 0)
+		v = dlsym(RTLD_DEFAULT, "__lsan_do_leak_check") != NULL;
+	return v;
+}
+
+struct dw_job {
+	void (*fn)(void *);
+	void *arg;
+};
+
+static void *dw_job_main(void *p)
+{
+	struct dw_job *j = p;
+	j->fn(j->arg);
+	return NULL;
+}
+
+static void in_dw_thread(void (*fn)(void *), void *arg)
+{
+	struct dw_job j = { fn, arg };
+	pthread_t t;
+	sigset_t all, old;
+	if (leak_checked()) {
+		/* no signal of the program's is ever handled on it */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		int rc = pthread_create(&t, NULL, dw_job_main, &j);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc == 0) {
+			pthread_join(t, NULL);
+			return;
+		}
+	}
+	fn(arg);
+}
 
 /* libdwfl's standard lookup ends by asking debuginfod servers when
  * DEBUGINFOD_URLS is set: a program must never stall on a download
@@ -570,112 +770,70 @@ static int find_debuginfo(Dwfl_Module *mod, void **ud, const char *modname,
 	const char *urls = getenv("DEBUGINFOD_URLS");
 	if (urls && *urls)
 		return -1;
-	return dwfl_standard_find_debuginfo(mod, ud, modname, base, file_name,
-					    debuglink_file, debuglink_crc,
-					    debuginfo_file_name);
+	return dw->dwfl_standard_find_debuginfo(mod, ud, modname, base, file_name,
+						debuglink_file, debuglink_crc,
+						debuginfo_file_name);
 }
 
 static char *debuginfo_path; /* NULL: libdwfl's default search path */
-static const Dwfl_Callbacks proc_callbacks = {
-	.find_elf = dwfl_linux_proc_find_elf,
-	.find_debuginfo = find_debuginfo,
-	.debuginfo_path = &debuginfo_path,
-};
+static Dwfl_Callbacks proc_callbacks, offline_callbacks; /* need_dw fills */
 
-static void modinfo_free(struct modinfo *mi)
+static int need_dw(void)
 {
-	if (mi) {
-		cnsmp_index_free(mi->x);
-		free(mi);
+	if (!dw && (dw = cnsmp_dw()) != NULL) {
+		proc_callbacks = (Dwfl_Callbacks){
+			.find_elf = dw->dwfl_linux_proc_find_elf,
+			.find_debuginfo = find_debuginfo,
+			.debuginfo_path = &debuginfo_path,
+		};
+		offline_callbacks = (Dwfl_Callbacks){
+			.find_elf = dw->dwfl_build_id_find_elf,
+			.find_debuginfo = find_debuginfo,
+			.section_address = dw->dwfl_offline_section_address,
+			.debuginfo_path = &debuginfo_path,
+		};
 	}
+	return dw != NULL;
 }
 
-static int free_cb(Dwfl_Module *mod, void **ud, const char *name,
-		   Dwarf_Addr start, void *arg)
+static void end_job(void *d)
 {
-	modinfo_free(*ud);
-	*ud = NULL;
-	return DWARF_CB_OK;
+	dw->dwfl_end(d);
 }
 
 static void session_end(void)
 {
-	if (!session)
-		return;
-	dwfl_getmodules(session, free_cb, NULL, 0);
-	dwfl_end(session);
+	if (session)
+		in_dw_thread(end_job, session);
 	session = NULL;
 }
 
-/* The loaded objects, from the dynamic loader rather than /proc/self/maps:
- * libelf maps the files it reads, and those mappings would show up in the
- * maps as more copies of the program and its libraries. */
-struct obj {
-	char *path;
-	Dwarf_Addr bias, first; /* load bias, lowest mapped address */
-};
-struct objs {
-	struct obj *v;
-	size_t n, cap;
-};
-
-static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
+/* libdwfl's module for `o`, reporting every object known so far that it
+ * does not have yet.  Modules are never dropped here (libdwfl refuses to
+ * re-report one by file): a refresh ends the whole session. */
+static Dwfl_Module *dwfl_module_of(const struct obj *o)
 {
-	struct objs *o = arg;
-	char exe[4096];
-	const char *name = info->dlpi_name;
-	if (!name || !*name) { /* the program itself */
-		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		if (n <= 0)
-			return 0;
-		exe[n] = '\0';
-		name = exe;
-	} else if (!strchr(name, '/')) {
-		return 0; /* the vDSO: no file behind it */
+	if (!need_dw() || (!session && !(session = dw->dwfl_begin(&proc_callbacks))))
+		return NULL;
+	Dwfl_Module *m = dw->dwfl_addrmodule(session, o->first);
+	const char *name = m ? dw->dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL) : NULL;
+	if (name && !strcmp(name, o->path))
+		return m;
+	dw->dwfl_report_begin_add(session);
+	for (size_t i = 0; i < nobjs; i++) {
+		m = dw->dwfl_addrmodule(session, objs[i].first);
+		name = m ? dw->dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL) : NULL;
+		if (!name || strcmp(name, objs[i].path))
+			dw->dwfl_report_elf(session, objs[i].path, objs[i].path, -1,
+					    objs[i].bias, true);
 	}
-	Dwarf_Addr first = (Dwarf_Addr)-1;
-	for (int i = 0; i < info->dlpi_phnum; i++)
-		if (info->dlpi_phdr[i].p_type == PT_LOAD &&
-		    info->dlpi_addr + info->dlpi_phdr[i].p_vaddr < first)
-			first = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
-	char *path = strdup(name);
-	if (!path || first == (Dwarf_Addr)-1 ||
-	    grow((void **)&o->v, &o->cap, o->n, sizeof(*o->v)) < 0) {
-		free(path);
-		return 0;
-	}
-	o->v[o->n++] = (struct obj){ path, info->dlpi_addr, first };
-	return 0;
-}
-
-/* Adds the objects loaded since the last report.  Modules are never
- * dropped here (libdwfl refuses to re-report one by file): after a
- * dlclose the caller ends the whole session (cnsmp_symbols_refresh). */
-static void report(void)
-{
-	struct objs o = { 0 };
-	dl_iterate_phdr(phdr_cb, &o);
-	if (!session && !(session = dwfl_begin(&proc_callbacks)))
-		goto out;
-	for (size_t i = 0; i < o.n; i++) { /* known already? */
-		Dwfl_Module *m = dwfl_addrmodule(session, o.v[i].first);
-		const char *name = m ? dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL) : NULL;
-		if (name && !strcmp(name, o.v[i].path)) {
-			free(o.v[i].path);
-			o.v[i].path = NULL;
-		}
-	}
-	dwfl_report_begin_add(session);
-	for (size_t i = 0; i < o.n; i++)
-		if (o.v[i].path)
-			dwfl_report_elf(session, o.v[i].path, o.v[i].path, -1,
-					o.v[i].bias, true);
-	if (dwfl_report_end(session, NULL, NULL) != 0)
+	if (dw->dwfl_report_end(session, NULL, NULL) != 0) {
 		session_end(); /* unusable until report_end succeeds */
-out:
-	for (size_t i = 0; i < o.n; i++)
-		free(o.v[i].path);
-	free(o.v);
+		return NULL;
+	}
+	m = dw->dwfl_addrmodule(session, o->first);
+	name = m ? dw->dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL) : NULL;
+	return name && !strcmp(name, o->path) ? m : NULL;
 }
 
 /* A fork() while another thread indexes must not leave the child with a
@@ -690,46 +848,70 @@ static void enter(void)
 	lock_session();
 }
 
-/* The cache file of `mod`'s index: the module's build-id (the DWARF it
- * was made from), then a hash of what else the names depend on: the source
+/* ---- indexes: from the cache, or from DWARF ----------------------------- */
+
+/* The cache file of `o`'s index: the module's build-id (the DWARF it was
+ * made from), then a hash of what else the names depend on: the source
  * root and the runtime itself (another build may name differently).  -1
  * when either has no build-id: nothing would then tell a stale file. */
-static int cache_key(Dwfl_Module *mod, const char *root, char *out, size_t len)
+static int cache_key(const struct obj *o, const char *root, char *out, size_t len)
 {
-	const unsigned char *id, *self;
-	GElf_Addr vaddr;
-	int n = dwfl_module_build_id(mod, &id, &vaddr);
-	Dwfl_Module *me = dwfl_addrmodule(session, (Dwarf_Addr)(uintptr_t)&cnsmp_symbols_resolve);
-	int m = me ? dwfl_module_build_id(me, &self, &vaddr) : -1;
-	if (n <= 0 || m <= 0 || (size_t)n * 2 + 22 > len)
+	const struct obj *me = obj_find((uintptr_t)&cnsmp_symbols_resolve);
+	if (!o->idlen || !me || !me->idlen || o->idlen * 2 + 22 > len)
 		return -1;
 	uint64_t h = 1469598103934665603u;
-	for (int i = 0; i < m; i++)
-		h = (h ^ self[i]) * 1099511628211u;
+	for (size_t i = 0; i < me->idlen; i++)
+		h = (h ^ me->id[i]) * 1099511628211u;
 	for (const char *p = root ? root : ""; ; p++) { /* with its NUL */
 		h = (h ^ (unsigned char)*p) * 1099511628211u;
 		if (!*p)
 			break;
 	}
-	for (int i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", id[i]);
-	snprintf(out + 2 * n, len - 2 * (size_t)n, "-%016" PRIx64 ".idx", h);
+	for (size_t i = 0; i < o->idlen; i++)
+		snprintf(out + 2 * i, 3, "%02x", o->id[i]);
+	snprintf(out + 2 * o->idlen, len - 2 * o->idlen, "-%016" PRIx64 ".idx", h);
 	return 0;
+}
+
+/* From DWARF, through libdwfl; with where its addresses lie against the
+ * load address (the DWARF bias less the load bias: 0 unless a separate
+ * debug file was laid out apart, as prelink did). */
+struct index_job {
+	const struct obj *o;
+	const char *root;
+	struct cnsmp_index *x;
+};
+
+static void index_job(void *p)
+{
+	struct index_job *j = p;
+	Dwfl_Module *mod = dwfl_module_of(j->o);
+	Dwarf_Addr bias;
+	j->x = mod ? build_index(mod, j->root) : NULL;
+	if (j->x && dw->dwfl_module_getdwarf(mod, &bias))
+		j->x->delta = (uint64_t)bias - j->o->bias;
+}
+
+static struct cnsmp_index *index_from_dwarf(const struct obj *o, const char *root)
+{
+	struct index_job j = { o, root, NULL };
+	in_dw_thread(index_job, &j);
+	return j.x;
 }
 
 /* The index from the cache if it holds this module's, else from DWARF
  * (and then written to the cache for the next run). */
-static struct cnsmp_index *load_or_build(Dwfl_Module *mod, const struct cnsmp_config *cfg)
+static struct cnsmp_index *load_or_build(const struct obj *o, const struct cnsmp_config *cfg)
 {
 	const char *root = cfg ? cfg->source_root : NULL;
 	const char *dir = cfg ? cfg->symbol_cache : NULL;
-	const char *name = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	const char *name = o->path;
 	char key[192];
 	struct cnsmp_index *x;
-	if (!dir || cache_key(mod, root, key, sizeof key) != 0) {
-		if ((x = build_index(mod, root)) != NULL)
+	if (!dir || cache_key(o, root, key, sizeof key) != 0) {
+		if ((x = index_from_dwarf(o, root)) != NULL)
 			cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF%s",
-				  name ? name : "?", x->nf, dir ? " (no build-id: not cached)" : "");
+				  name, x->nf, dir ? " (no build-id: not cached)" : "");
 		return x;
 	}
 	/* A file there but refused (damaged, cut short, of another format,
@@ -740,45 +922,50 @@ static struct cnsmp_index *load_or_build(Dwfl_Module *mod, const struct cnsmp_co
 	x = cnsmp_symcache_load(dir, key, root, &refused);
 	if (x) {
 		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from %s/%s",
-			  name ? name : "?", x->nf, dir, key);
+			  name, x->nf, dir, key);
 		return x;
 	}
-	x = build_index(mod, root);
+	x = index_from_dwarf(o, root);
 	if (!x)
 		return NULL;
 	if (x->partial) /* memory ran out: this run's names only */
 		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF, not all (out of memory): not cached",
-			  name ? name : "?", x->nf);
+			  name, x->nf);
 	else if (cnsmp_symcache_store(dir, key, x) == 0)
 		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF, kept in %s/%s%s",
-			  name ? name : "?", x->nf, dir, key,
+			  name, x->nf, dir, key,
 			  refused ? " (the file there could not be used: replaced)" : "");
 	else
 		cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF; cannot write %s/%s: %s",
-			  name ? name : "?", x->nf, dir, key, strerror(errno));
+			  name, x->nf, dir, key, strerror(errno));
 	return x;
 }
 
-static struct cnsmp_index *module_index(Dwfl_Module *mod, const struct cnsmp_config *cfg)
+static struct cnsmp_index *obj_index(struct obj *o, const struct cnsmp_config *cfg)
 {
 	const char *source_root = cfg ? cfg->source_root : NULL;
-	void **ud;
-	if (!dwfl_module_info(mod, &ud, NULL, NULL, NULL, NULL, NULL, NULL))
-		return NULL;
-	struct modinfo *mi = *ud;
-	if (!mi && !(mi = *ud = calloc(1, sizeof(*mi))))
-		return NULL;
-	const char *had = mi->x ? mi->x->root : NULL;
-	if (mi->x && (had ? !source_root || strcmp(had, source_root) : !!source_root)) {
-		cnsmp_index_free(mi->x); /* named under another source root */
-		mi->x = NULL;
-		mi->indexed = 0;
+	const char *had = o->x ? o->x->root : NULL;
+	if (o->x && (had ? !source_root || strcmp(had, source_root) : !!source_root)) {
+		cnsmp_index_free(o->x); /* named under another source root */
+		o->x = NULL;
+		o->indexed = 0;
 	}
-	if (!mi->indexed) {
-		mi->x = load_or_build(mod, cfg);
-		mi->indexed = 1;
+	if (!o->indexed) {
+		o->x = load_or_build(o, cfg);
+		o->indexed = 1;
 	}
-	return mi->x;
+	return o->x;
+}
+
+static void objs_free(void)
+{
+	for (size_t i = 0; i < nobjs; i++) {
+		free(objs[i].path);
+		cnsmp_index_free(objs[i].x);
+	}
+	free(objs);
+	objs = NULL;
+	nobjs = capobjs = 0;
 }
 
 /* "libfoo" for /usr/lib/libfoo.so.1, "app" for ./app: the module's file
@@ -803,17 +990,37 @@ static int set_names(struct cnsmp_fninfo *out, const char *name,
 	return out->name && (!file || out->file) ? 0 : -1;
 }
 
+struct symtab_job {
+	const struct obj *o;
+	uintptr_t addr;
+	const char *name; /* libdwfl's, valid until the session ends */
+	GElf_Off off;
+	GElf_Sym sym;
+};
+
+static void symtab_job(void *p)
+{
+	struct symtab_job *j = p;
+	Dwfl_Module *mod = dwfl_module_of(j->o);
+	j->name = mod ? dw->dwfl_module_addrinfo(mod, j->addr, &j->off, &j->sym,
+						NULL, NULL, NULL) : NULL;
+}
+
 /* Without DWARF: the symbol table, then "module+0xoffset", which at least
  * stays the same from run to run of the same build. */
-static int resolve_symtab(Dwfl_Module *mod, uintptr_t addr, const char *path,
-			  Dwarf_Addr start, struct cnsmp_fninfo *out)
+static int resolve_symtab(const struct obj *o, uintptr_t addr,
+			  struct cnsmp_fninfo *out)
 {
 	char base[128], name[512];
 	GElf_Sym sym;
 	GElf_Off off = 0;
-	module_base(path, base, sizeof(base));
-	out->system = system_path(path);
-	const char *s = dwfl_module_addrinfo(mod, addr, &off, &sym, NULL, NULL, NULL);
+	module_base(o->path, base, sizeof(base));
+	out->system = system_path(o->path);
+	struct symtab_job j = { o, addr, NULL, 0, { 0 } };
+	in_dw_thread(symtab_job, &j);
+	const char *s = j.name;
+	off = j.off;
+	sym = j.sym;
 	int type = s ? GELF_ST_TYPE(sym.st_info) : STT_NOTYPE;
 	/* only a function symbol that holds addr names code: the nearest
 	 * marker (__executable_start, _end) says nothing about it */
@@ -823,26 +1030,21 @@ static int resolve_symtab(Dwfl_Module *mod, uintptr_t addr, const char *path,
 		out->entry = addr - off;
 		return set_names(out, name, NULL);
 	}
-	snprintf(name, sizeof(name), "%s+0x%" PRIxPTR, base, addr - (uintptr_t)start);
+	snprintf(name, sizeof(name), "%s+0x%" PRIxPTR, base, addr - o->first);
 	out->entry = addr;
 	return set_names(out, name, NULL) < 0 ? -1 : 1;
 }
 
-static int resolve_in(Dwfl_Module *mod, uintptr_t addr,
+static int resolve_in(struct obj *o, uintptr_t addr,
 		      const struct cnsmp_config *cfg, struct cnsmp_fninfo *out)
 {
-	Dwarf_Addr start = 0, bias = 0;
-	const char *path = dwfl_module_info(mod, NULL, &start, NULL, NULL, NULL, NULL, NULL);
-	if (!path)
-		path = "unknown";
-	if (!(out->module = strdup(path)))
+	if (!(out->module = strdup(o->path)))
 		return -1;
-	struct cnsmp_index *x = module_index(mod, cfg);
-	const struct cnsmp_func *f = NULL;
-	if (x && dwfl_module_getdwarf(mod, &bias))
-		f = index_find(x, addr - bias);
+	struct cnsmp_index *x = obj_index(o, cfg);
+	uintptr_t bias = o->bias + (x ? (uintptr_t)x->delta : 0);
+	const struct cnsmp_func *f = x ? index_find(x, addr - bias) : NULL;
 	if (!f)
-		return resolve_symtab(mod, addr, path, start, out);
+		return resolve_symtab(o, addr, out);
 	out->line = f->line;
 	out->system = f->system;
 	out->entry = (uintptr_t)(f->entry + bias);
@@ -855,16 +1057,10 @@ CNSMP_NOINST int cnsmp_symbols_resolve(uintptr_t addr,
 {
 	memset(out, 0, sizeof(*out));
 	enter();
-	if (!session)
-		report();
-	Dwfl_Module *mod = session ? dwfl_addrmodule(session, addr) : NULL;
-	if (!mod) { /* perhaps dlopen'ed since the last report */
-		report();
-		mod = session ? dwfl_addrmodule(session, addr) : NULL;
-	}
+	struct obj *o = obj_at(addr);
 	int rc;
-	if (mod) {
-		rc = resolve_in(mod, addr, cfg, out);
+	if (o) {
+		rc = resolve_in(o, addr, cfg, out);
 	} else {
 		char name[64];
 		snprintf(name, sizeof(name), "unknown+0x%" PRIxPTR, addr);
@@ -897,7 +1093,7 @@ struct fnlist {
 	const struct cnsmp_config *cfg;
 };
 
-static void collect(struct fnlist *l, const struct cnsmp_index *x, Dwarf_Addr bias,
+static void collect(struct fnlist *l, const struct cnsmp_index *x, uintptr_t bias,
 		    const char *module)
 {
 	for (size_t i = 0; i < x->nf; i++) {
@@ -927,65 +1123,8 @@ static size_t deliver(struct fnlist *l, cnsmp_inventory_cb cb, void *arg)
 	return l->n;
 }
 
-/* Only objects that carry their own .debug_info can hold the user's code
- * (built with -g); checking the section table first spares loading the
- * separate debug files of libc, libstdc++ or ld.so, if installed. */
-static int has_own_debug_info(Elf *elf)
-{
-	size_t shstrndx;
-	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
-		return 0;
-	for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn)) != NULL;) {
-		GElf_Shdr sh;
-		const char *n = gelf_getshdr(scn, &sh)
-					? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
-		if (n && (!strcmp(n, ".debug_info") || !strcmp(n, ".zdebug_info")))
-			return 1;
-	}
-	return 0;
-}
-
-/* The program itself (it has an interpreter), or a library that calls the
- * hooks (they are undefined among its dynamic symbols).  A sanitizer's
- * runtime (libasan, libubsan) comes with its own .debug_info and sources
- * under no system folder, but it is not the user's code: it is not
- * instrumented, so none of its functions is ever called through a hook,
- * and an ASan build would list its 3,700 functions as never used. */
-static int calls_hooks(Elf *elf)
-{
-	size_t nph;
-	GElf_Phdr ph;
-	if (elf_getphdrnum(elf, &nph) == 0)
-		for (size_t i = 0; i < nph; i++)
-			if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_INTERP)
-				return 1;
-	for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn)) != NULL;) {
-		GElf_Shdr sh;
-		Elf_Data *d;
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM || !sh.sh_entsize ||
-		    !(d = elf_getdata(scn, NULL)))
-			continue;
-		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
-			GElf_Sym sym;
-			const char *n;
-			if (gelf_getsym(d, (int)i, &sym) && sym.st_shndx == SHN_UNDEF &&
-			    (n = elf_strptr(elf, sh.sh_link, sym.st_name)) &&
-			    !strcmp(n, "__cyg_profile_func_enter"))
-				return 1;
-		}
-	}
-	return 0;
-}
-
-static int user_module(Dwfl_Module *mod)
-{
-	GElf_Addr bias;
-	Elf *elf = dwfl_module_getelf(mod, &bias);
-	return elf && has_own_debug_info(elf) && calls_hooks(elf);
-}
-
 /* Marks a module as inventoried; 0 if it was already. */
-static int first_time(const char *name, Dwarf_Addr start, Dwarf_Addr end)
+static int first_time(const char *name, uintptr_t start, uintptr_t end)
 {
 	for (size_t i = 0; i < nseen; i++)
 		if (seen[i].start == start && seen[i].end == end &&
@@ -1000,30 +1139,54 @@ static int first_time(const char *name, Dwarf_Addr start, Dwarf_Addr end)
 	return 1;
 }
 
-static int inventory_module(Dwfl_Module *mod, void **ud, const char *name,
-			    Dwarf_Addr start, void *arg)
-{
-	struct fnlist *l = arg;
-	Dwarf_Addr end = 0, bias = 0;
-	if (!name || !dwfl_module_info(mod, NULL, NULL, &end, NULL, NULL, NULL, NULL) ||
-	    !first_time(name, start, end) || !user_module(mod))
-		return DWARF_CB_OK;
-	struct cnsmp_index *x = module_index(mod, l->cfg);
-	if (x && x->user && dwfl_module_getdwarf(mod, &bias))
-		collect(l, x, bias, name);
-	return DWARF_CB_OK;
-}
-
+/* Only the user's modules are inventoried: the program itself, and the
+ * libraries that call the hooks (they import them).  libc, libstdc++ or
+ * a sanitizer's runtime (libasan, libubsan, which come with DWARF of
+ * their own and sources under no system folder) are not instrumented:
+ * none of their functions is ever called through a hook, and an ASan
+ * build would list libasan's 3,700 functions as never used. */
 CNSMP_NOINST size_t cnsmp_symbols_inventory(const struct cnsmp_config *cfg,
 					    cnsmp_inventory_cb cb, void *arg)
 {
 	struct fnlist l = { .cfg = cfg };
 	enter();
-	report();
-	if (session)
-		dwfl_getmodules(session, inventory_module, &l, 0);
+	dl_iterate_phdr(phdr_cb, NULL);
+	for (size_t i = 0; i < nobjs; i++) {
+		struct obj *o = &objs[i];
+		if (!o->user || !first_time(o->path, o->first, o->last))
+			continue;
+		struct cnsmp_index *x = obj_index(o, cfg);
+		if (x && x->user)
+			collect(&l, x, o->bias + (uintptr_t)x->delta, o->path);
+	}
 	unlock_session();
 	return deliver(&l, cb, arg);
+}
+
+struct file_job {
+	const char *path;
+	const struct cnsmp_config *cfg;
+	struct fnlist l;
+};
+
+static void file_job(void *p)
+{
+	struct file_job *j = p;
+	Dwarf_Addr bias;
+	Dwfl *d = j->path && need_dw() ? dw->dwfl_begin(&offline_callbacks) : NULL;
+	if (!d)
+		return;
+	dw->dwfl_report_begin(d);
+	Dwfl_Module *mod = dw->dwfl_report_offline(d, j->path, j->path, -1);
+	if (dw->dwfl_report_end(d, NULL, NULL) == 0 && mod) {
+		struct cnsmp_index *x = build_index(mod, j->cfg ? j->cfg->source_root : NULL);
+		/* libdwfl places the file somewhere; the DWARF addresses
+		 * (bias 0) are the file's own */
+		if (x && dw->dwfl_module_getdwarf(mod, &bias))
+			collect(&j->l, x, 0, j->path);
+		cnsmp_index_free(x);
+	}
+	dw->dwfl_end(d);
 }
 
 /* The doctor's view of a file on disk: entries are the file's own
@@ -1032,37 +1195,20 @@ CNSMP_NOINST size_t cnsmp_symbols_inventory_file(const char *path,
 						 const struct cnsmp_config *cfg,
 						 cnsmp_inventory_cb cb, void *arg)
 {
-	static const Dwfl_Callbacks offline = {
-		.find_elf = dwfl_build_id_find_elf,
-		.find_debuginfo = find_debuginfo,
-		.section_address = dwfl_offline_section_address,
-		.debuginfo_path = &debuginfo_path,
-	};
-	struct fnlist l = { .cfg = cfg };
-	Dwarf_Addr bias;
-	Dwfl *d = path ? dwfl_begin(&offline) : NULL;
-	if (!d)
-		return 0;
-	dwfl_report_begin(d);
-	Dwfl_Module *mod = dwfl_report_offline(d, path, path, -1);
-	if (dwfl_report_end(d, NULL, NULL) == 0 && mod) {
-		struct cnsmp_index *x = build_index(mod, cfg ? cfg->source_root : NULL);
-		/* libdwfl places the file somewhere; the DWARF addresses
-		 * (bias 0) are the file's own */
-		if (x && dwfl_module_getdwarf(mod, &bias))
-			collect(&l, x, 0, path);
-		cnsmp_index_free(x);
-	}
-	dwfl_end(d);
-	return deliver(&l, cb, arg);
+	struct file_job j = { path, cfg, { .cfg = cfg } };
+	enter(); /* need_dw fills shared state */
+	in_dw_thread(file_job, &j);
+	unlock_session();
+	return deliver(&j.l, cb, arg);
 }
 
 /* After a dlclose() a new object may be mapped where the old one was; a
- * fresh session (rebuilt lazily) cannot confuse the two. */
+ * fresh module list and session (rebuilt lazily) cannot confuse the two. */
 CNSMP_NOINST void cnsmp_symbols_refresh(void)
 {
 	enter();
 	session_end();
+	objs_free();
 	unlock_session();
 }
 
@@ -1070,6 +1216,7 @@ CNSMP_NOINST void cnsmp_symbols_shutdown(void)
 {
 	enter();
 	session_end();
+	objs_free();
 	for (size_t i = 0; i < nseen; i++)
 		free(seen[i].name);
 	free(seen);

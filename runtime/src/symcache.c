@@ -13,7 +13,7 @@
  * the caller indexes from DWARF and writes the file again.
  *
  * Layout (host byte order; the magic's last bytes tell another one apart):
- *   header   "CNSMSYM1", u32 nf, nr, user, strbytes
+ *   header   "CNSMSYM2", u32 nf, nr, user, strbytes, u64 delta
  *   nf x     u32 name, file (string offsets, NONE = absent),
  *            i32 line, system, u64 entry
  *   nr x     u64 low, high, u32 func, pad
@@ -32,13 +32,14 @@
 
 #include "internal.h"
 
-#define MAGIC "CNSMSYM1"
+#define MAGIC "CNSMSYM2"
 #define NONE UINT32_MAX
 #define MAX_FILE (512u << 20) /* no module's index comes near this */
 
 struct hdr {
 	char magic[8];
 	uint32_t nf, nr, user, strbytes;
+	uint64_t delta; /* struct cnsmp_index's */
 };
 struct rec_f {
 	uint32_t name, file;
@@ -189,7 +190,8 @@ CNSMP_NOINST int cnsmp_symcache_store(const char *dir, const char *key,
 		return -1;
 	struct buf out = {0}, strs = {0};
 	int bad = 0;
-	struct hdr h = {MAGIC, (uint32_t)x->nf, (uint32_t)x->nr, (uint32_t)!!x->user, 0};
+	struct hdr h = {MAGIC, (uint32_t)x->nf, (uint32_t)x->nr, (uint32_t)!!x->user, 0,
+			x->delta};
 	bad |= put(&out, &h, sizeof h);
 	for (size_t i = 0; i < x->nf && !bad; i++) {
 		const struct cnsmp_func *f = &x->f[i];
@@ -310,6 +312,7 @@ CNSMP_NOINST struct cnsmp_index *cnsmp_symcache_load(const char *dir, const char
 		goto miss;
 	}
 	x->user = (int)h.user;
+	x->delta = h.delta;
 	x->capf = x->nf;
 	utimensat(AT_FDCWD, path, NULL, 0); /* used now: pruned last */
 	x->capr = x->nr;

@@ -92,7 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(cnsmp_symcache_store(dir, "out.idx", x) == 0, "an accepted index can be written");
 	struct cnsmp_index *y = cnsmp_symcache_load(dir, "out.idx", NULL, NULL);
 	check(y != NULL, "what was written is read back");
-	check(x->nf == y->nf && x->nr == y->nr && x->user == y->user, "the same counts");
+	check(x->nf == y->nf && x->nr == y->nr && x->user == y->user && x->delta == y->delta,
+	      "the same counts and delta");
 	for (size_t i = 0; i < x->nf; i++)
 		check(same_str(x->f[i].name, y->f[i].name) && same_str(x->f[i].file, y->f[i].file) &&
 		      x->f[i].line == y->f[i].line && x->f[i].system == y->f[i].system &&

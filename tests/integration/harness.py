@@ -68,7 +68,7 @@ def rt_link(static=False):
     """The link flags of runtime/build.mk's RT_LINK / RT_LINK_STATIC."""
     hooks = ["-Wl,-u,__cyg_profile_func_enter", "-Wl,-u,__cyg_profile_func_exit"]
     if static:
-        libs = subprocess.run(["pkg-config", "--libs", "jansson", "libdw", "libelf"],
+        libs = subprocess.run(["pkg-config", "--libs", "jansson"],
                               capture_output=True, text=True).stdout.split()
         return hooks + [os.path.join(LIB, "libcodensm-rt.a")] + libs + ["-pthread", "-ldl"]
     return ["-L" + LIB, "-Wl,-rpath," + LIB, "-Wl,--push-state,--no-as-needed"] + hooks + \

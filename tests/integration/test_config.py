@@ -2,6 +2,7 @@
 stderr naming the variable, never the program's output or exit status."""
 import os
 import re
+import subprocess
 import unittest
 
 from harness import Case, Totals, compile_prog, rt_link, run, sample, sample_expect_shop
@@ -97,17 +98,81 @@ class TestClock(Case):
                              "(no invariant TSC of 335 MHz to 20 GHz)")
 
 
+class TestWithoutLibdw(Case):
+    """libdw is loaded on the first function the symbol cache does not name;
+    where it cannot be, functions are named by module and offset, with one
+    line on stderr, and every count stays exact."""
+
+    def shop_counts(self, libdir=None):
+        rec = self.receiver()
+        extra = {"LD_LIBRARY_PATH": libdir} if libdir else {}
+        r = run([sample("shop"), str(N)], self.env(rec, CODENSM_SYMBOL_CACHE="off", **extra),
+                timeout=30)
+        self.assertEqual(r.returncode, 0, repr(r))
+        return Totals(rec.committed()).counts(), r
+
+    def check(self, libdir, line):
+        named, plain = self.shop_counts()
+        self.assertIn("checkout.cart.cart_total", named)
+        by_offset, r = self.shop_counts(libdir)
+        mine = [ln for ln in r.stderr.splitlines() if "libdw" in ln]
+        self.assertEqual(len(mine), 1, r.stderr)
+        self.assertRegex(mine[0], line)
+        self.assertEqual(r.stdout, plain.stdout)
+        self.assertFalse([n for n in by_offset if not re.fullmatch(r"shop\+0x[0-9a-f]+", n)],
+                         sorted(by_offset))
+        # the same functions, the same (calls, errors) each: only the names differ
+        self.assertEqual(sorted(by_offset.values()), sorted(named.values()))
+
+    def test_a_library_that_is_not_libdw(self):
+        """a libdw.so.1 first on LD_LIBRARY_PATH that lacks libdw's functions"""
+        d = os.path.join(self.tmp, "fake")
+        os.makedirs(d)
+        with open(os.path.join(d, "fake.c"), "w") as f:
+            f.write("int codensm_not_libdw;\n")
+        subprocess.run(["cc", "-shared", "-fPIC", "-Wl,-soname,libdw.so.1", "-o",
+                        os.path.join(d, "libdw.so.1"), os.path.join(d, "fake.c")], check=True)
+        self.check(d, r"^codensm: cannot use libdw\.so\.1: it has no dwarf_attr; "
+                      r"naming functions by module and offset$")
+
+    def test_a_damaged_libdw(self):
+        """a libdw.so.1 first on LD_LIBRARY_PATH that is not an ELF file"""
+        d = os.path.join(self.tmp, "damaged")
+        os.makedirs(d)
+        with open(os.path.join(d, "libdw.so.1"), "w") as f:
+            f.write("not a library\n")
+        self.check(d, r"^codensm: cannot load libdw\.so\.1 \(.*libdw\.so\.1: .+\): naming functions "
+                      r"by module and offset; install elfutils' libdw \(Debian: libdw1\) for names, "
+                      r"files and lines$")
+
+
 class TestSymbolCache(Case):
     """The index of a program's functions is read from DWARF once per build
     and kept under XDG_CACHE_HOME; later runs read the file instead."""
 
     def shop_run(self, **env):
+        return self.shop_run_stderr(**env)[0]
+
+    def shop_run_stderr(self, **env):
         rec = self.receiver()
         r = run([sample("shop"), str(N)], self.env(rec, CODENSM_LOG="debug",
                 CODENSM_INCLUDE="checkout,payments,inventory,legacy", **env), timeout=30)
         self.assertEqual(r.returncode, 0, repr(r))
         self.assert_exact(Totals(rec.committed()), sample_expect_shop(N))
-        return [ln for ln in r.stderr.splitlines() if ln.startswith("codensm: symbols of ")]
+        return [ln for ln in r.stderr.splitlines() if ln.startswith("codensm: symbols of ")], r.stderr
+
+    def test_a_warm_run_never_loads_libdw(self):
+        """the dynamic loader's own account (LD_DEBUG=files): run 1 loads libdw to read DWARF, run 2 names every function from the cache without it"""
+        def loaded(stderr):
+            return set(re.findall(r"file=(\S+) \[0\];  (?:needed|dynamically loaded) by", stderr))
+        first, err = self.shop_run_stderr(LD_DEBUG="files")
+        self.assertIn("libdw.so.1", loaded(err))
+        self.assertIn("libelf.so.1", loaded(err))
+        second, err = self.shop_run_stderr(LD_DEBUG="files")
+        self.assertEqual([ln for ln in second if "/shop: " in ln],
+                         [ln.replace(" from DWARF, kept in ", " from ") for ln in first if "/shop: " in ln])
+        self.assertFalse(loaded(err) & {"libdw.so.1", "libelf.so.1", "libz.so.1", "liblzma.so.5"},
+                         sorted(loaded(err)))
 
     def test_the_second_run_reads_the_cache(self):
         """run 1 indexes DWARF and writes the cache, run 2 reads it: both count exactly"""

@@ -332,7 +332,7 @@ static void a_damaged_cache_file_is_replaced(void **state)
 		case 1: bad[len / 2] ^= 0x40; break;        /* one bit */
 		case 2: n = 0; break;                       /* empty */
 		case 3: memset(bad + 8, 0xff, 4); break;    /* 4 billion functions */
-		case 4: bad[7] = '2'; break;                /* another format */
+		case 4: bad[7] = '1'; break;                /* the previous format */
 		case 5: memcpy(bad + len, "x", 1), n = len + 1; break; /* trailing byte */
 		case 6: memset(bad, 0, len); break;         /* zeros */
 		}

@@ -103,11 +103,50 @@ static void a_load_is_a_use(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* What symbols.c needs from a loaded index, field by field, including
+ * where the DWARF addresses lie against the load address. */
+static void every_field_comes_back(void **state)
+{
+	struct cnsmp_func f[2] = {
+		{.name = "app.main", .file = "main.c", .line = 3, .entry = 0x40},
+		{.name = "usr.include.stdio.getc", .file = NULL, .line = 0, .system = 1, .entry = 0x90},
+	};
+	struct cnsmp_range r[3] = {{0x40, 0x80, 0}, {0x90, 0x98, 1}, {0x200, 0x210, 0}};
+	struct cnsmp_index x = {.f = f, .nf = 2, .r = r, .nr = 3, .user = 1,
+				.delta = (uint64_t)-0x1000};
+	assert_int_equal(cnsmp_symcache_store(dir, "all.idx", &x), 0);
+	struct cnsmp_index *y = cnsmp_symcache_load(dir, "all.idx", "/src", NULL);
+	assert_non_null(y);
+	assert_int_equal(y->nf, 2);
+	assert_int_equal(y->nr, 3);
+	assert_int_equal(y->user, 1);
+	assert_true(y->delta == (uint64_t)-0x1000);
+	assert_string_equal(y->root, "/src");
+	for (int i = 0; i < 2; i++) {
+		assert_string_equal(y->f[i].name, f[i].name);
+		if (f[i].file)
+			assert_string_equal(y->f[i].file, f[i].file);
+		else
+			assert_null(y->f[i].file);
+		assert_int_equal(y->f[i].line, f[i].line);
+		assert_int_equal(y->f[i].system, f[i].system);
+		assert_true(y->f[i].entry == f[i].entry);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_true(y->r[i].low == r[i].low && y->r[i].high == r[i].high &&
+			    y->r[i].func == r[i].func);
+	cnsmp_index_free(y);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(the_least_recently_used_go_first),
 		cmocka_unit_test(a_load_is_a_use),
+		cmocka_unit_test(every_field_comes_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
