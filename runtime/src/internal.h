@@ -183,6 +183,8 @@ void cnsmp_symcache_prune(const char *dir, uint64_t max_bytes);
 #define CNSMP_SYMCACHE_MAX_BYTES (256u << 20)
 
 /* ---- symbols.c: address -> name, file, line through DWARF (libdw) ------- */
+/* (libdw itself is loaded on the first cache miss: dw.h, used by symbols.c
+ * alone.) */
 
 struct cnsmp_fninfo {
 	char *name;      /* "checkout.cart.cart_total"; never NULL after resolve */
