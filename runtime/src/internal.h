@@ -218,6 +218,10 @@ size_t cnsmp_symbols_inventory_file(const char *path,
 				    const struct cnsmp_config *cfg,
 				    cnsmp_inventory_cb cb, void *arg);
 
+/* The absolute path of the file mapped at `at` (/proc/self/maps): 0, or
+ * -1 if none is or it does not fit. */
+int cnsmp_mapped_file(uintptr_t at, char *out, size_t len);
+
 /* Forget cached modules whose mappings are gone (after dlclose). */
 void cnsmp_symbols_refresh(void);
 void cnsmp_symbols_shutdown(void);

@@ -646,6 +646,31 @@ static int imports_hooks(const struct dl_phdr_info *info)
 	return 0;
 }
 
+/* The file the kernel mapped at `at`, from /proc/self/maps: always an
+ * absolute path, where the dynamic loader's name of an object found
+ * through a relative LD_LIBRARY_PATH is relative, and wrong once the
+ * program has changed folder, as daemons do. */
+CNSMP_NOINST int cnsmp_mapped_file(uintptr_t at, char *out, size_t len)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[4096 + 128];
+	int rc = -1;
+	while (f && rc < 0 && fgets(line, sizeof line, f)) {
+		/* "lo-hi perms offset dev inode /path": the first '/' starts
+		 * the path */
+		char *end, *path = strchr(line, '/');
+		uintptr_t lo = strtoull(line, &end, 16);
+		uintptr_t hi = *end == '-' ? strtoull(end + 1, NULL, 16) : 0;
+		if (!path || at < lo || at >= hi)
+			continue;
+		path[strcspn(path, "\n")] = '\0';
+		rc = snprintf(out, len, "%s", path) < (int)len ? 0 : -1;
+	}
+	if (f)
+		fclose(f);
+	return rc;
+}
+
 static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	char exe[4096];
@@ -660,9 +685,6 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	} else if (!strchr(name, '/')) {
 		return 0; /* the vDSO: no file behind it */
 	}
-	for (size_t i = 0; i < nobjs; i++) /* known already? */
-		if (objs[i].bias == info->dlpi_addr && !strcmp(objs[i].path, name))
-			return 0;
 	struct obj o = { .bias = info->dlpi_addr, .first = UINTPTR_MAX };
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -672,12 +694,22 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 				o.first = at;
 			if (at + ph->p_memsz > o.last)
 				o.last = at + ph->p_memsz;
-		} else if (ph->p_type == PT_NOTE && !o.idlen) {
-			o.idlen = note_build_id((const void *)at, ph->p_filesz,
-						ph->p_align == 8 ? 8 : 4, o.id, sizeof o.id);
 		}
 	}
+	for (size_t i = 0; i < nobjs; i++) /* known already? */
+		if (objs[i].bias == o.bias && objs[i].first == o.first)
+			return 0;
+	for (int i = 0; i < info->dlpi_phnum && !o.idlen; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type == PT_NOTE)
+			o.idlen = note_build_id((const void *)(info->dlpi_addr + ph->p_vaddr),
+						ph->p_filesz, ph->p_align == 8 ? 8 : 4,
+						o.id, sizeof o.id);
+	}
 	o.user = program || imports_hooks(info);
+	if (name[0] != '/' && o.first < o.last &&
+	    cnsmp_mapped_file(o.first, exe, sizeof exe) == 0)
+		name = exe;
 	if (o.first >= o.last || !(o.path = strdup(name)) ||
 	    grow((void **)&objs, &capobjs, nobjs, sizeof(*objs)) < 0) {
 		free(o.path);

@@ -100,26 +100,9 @@ static struct {
 CNSMP_NOINST static int own_file(char *out, size_t len)
 {
 	Dl_info me;
-	uintptr_t at = (uintptr_t)&own_file;
 	if (dladdr((void *)&own_file, &me) && me.dli_fname && me.dli_fname[0] == '/')
 		return snprintf(out, len, "%s", me.dli_fname) < (int)len ? 0 : -1;
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[4096 + 128];
-	int rc = -1;
-	while (f && rc < 0 && fgets(line, sizeof line, f)) {
-		/* "lo-hi perms offset dev inode /path": the first '/' starts
-		 * the path */
-		char *end, *path = strchr(line, '/');
-		uintptr_t lo = strtoull(line, &end, 16);
-		uintptr_t hi = *end == '-' ? strtoull(end + 1, NULL, 16) : 0;
-		if (!path || at < lo || at >= hi)
-			continue;
-		path[strcspn(path, "\n")] = '\0';
-		rc = snprintf(out, len, "%s", path) < (int)len ? 0 : -1;
-	}
-	if (f)
-		fclose(f);
-	return rc;
+	return cnsmp_mapped_file((uintptr_t)&own_file, out, len);
 }
 
 /* The runtime's own libcurl's path, beside the shared library this code

@@ -2,6 +2,7 @@
 stderr naming the variable, never the program's output or exit status."""
 import os
 import re
+import shutil
 import subprocess
 import unittest
 
@@ -144,6 +145,32 @@ class TestWithoutLibdw(Case):
         self.check(d, r"^codensm: cannot load libdw\.so\.1 \(.*libdw\.so\.1: .+\): naming functions "
                       r"by module and offset; install elfutils' libdw \(Debian: libdw1\) for names, "
                       r"files and lines$")
+
+
+class TestRelativeLibraryPath(Case):
+    """A library found through a relative LD_LIBRARY_PATH has a relative
+    name in the dynamic loader; the program may change folder before its
+    first call into it, as daemons do."""
+
+    def test_names_come_from_dwarf_after_a_chdir(self):
+        """roamer chdir()s to / before its first call into lib/libstepper.so: stride is named from its DWARF, exact, in both the cold and the warm run"""
+        lib = os.path.join(self.tmp, "lib")
+        os.makedirs(lib)
+        so = compile_prog("libstepper.so", ["stepper.c"], shared=True)
+        shutil.copy(so, lib)
+        prog = compile_prog("roamer", ["roamer.c"],
+                            link=["-L" + lib, "-lstepper"] + rt_link())
+        for run_no in (1, 2):
+            rec = self.receiver()
+            r = run([prog, "30"], self.env(rec, CODENSM_INCLUDE="stepper", LD_LIBRARY_PATH="lib",
+                                           CODENSM_LOG="debug"), cwd=self.tmp)
+            self.assertEqual(r.returncode, 0, repr(r))
+            self.assertEqual(r.stdout, "roamer: 30 strides\n")
+            self.assert_exact(Totals(rec.committed()), {"stepper.stride": (30, 0)})
+            mine = [ln for ln in r.stderr.splitlines() if "libstepper.so: " in ln]
+            self.assertEqual(len(mine), 1, r.stderr)
+            self.assertIn("symbols of " + os.path.join(lib, "libstepper.so") + ": ", mine[0])
+            self.assertIn(" from DWARF, kept in " if run_no == 1 else " from " + self.tmp, mine[0])
 
 
 class TestSymbolCache(Case):
