@@ -676,15 +676,8 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	char exe[4096];
 	const char *name = info->dlpi_name;
 	int program = !name || !*name; /* not PT_INTERP: libc.so.6 has one */
-	if (program) {
-		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		if (n <= 0)
-			return 0;
-		exe[n] = '\0';
-		name = exe;
-	} else if (!strchr(name, '/')) {
+	if (!program && !strchr(name, '/'))
 		return 0; /* the vDSO: no file behind it */
-	}
 	struct obj o = { .bias = info->dlpi_addr, .first = UINTPTR_MAX };
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -696,6 +689,8 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 				o.last = at + ph->p_memsz;
 		}
 	}
+	if (o.first >= o.last)
+		return 0; /* nothing mapped */
 	for (size_t i = 0; i < nobjs; i++) /* known already? */
 		if (objs[i].bias == o.bias && objs[i].first == o.first)
 			return 0;
@@ -707,10 +702,17 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 						o.id, sizeof o.id);
 	}
 	o.user = program || imports_hooks(info);
-	if (name[0] != '/' && o.first < o.last &&
-	    cnsmp_mapped_file(o.first, exe, sizeof exe) == 0)
+	/* named only once known to be new: a rescan is every loaded object */
+	if (program) {
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n <= 0)
+			return 0;
+		exe[n] = '\0';
 		name = exe;
-	if (o.first >= o.last || !(o.path = strdup(name)) ||
+	} else if (name[0] != '/' && cnsmp_mapped_file(o.first, exe, sizeof exe) == 0) {
+		name = exe;
+	}
+	if (!(o.path = strdup(name)) ||
 	    grow((void **)&objs, &capobjs, nobjs, sizeof(*objs)) < 0) {
 		free(o.path);
 		return 0;
