@@ -1,4 +1,4 @@
-# bench/build.mk: every workload built every way issue 4 compares, and the
+# bench/build.mk: every workload built every way the benchmarks compare, and the
 # `make bench` entry point (bench/run.py runs them and prints the table).
 #
 # Variants of each workload (same sources, same -O2 -g):
