@@ -26,6 +26,14 @@
 #define SRV_BUCKET_SECONDS 60            /* width of a time bucket */
 #define SRV_HIST_BUCKETS   80            /* log2x2-ns histogram buckets */
 
+/* ---- clock.c: now --------------------------------------------------------- */
+
+/* Unix seconds: the real clock, or the test clock's file when
+ * CODENSM_TEST_CLOCK names one (tests only). */
+double srv_now(void);
+/* -1 with err when CODENSM_TEST_CLOCK is set but unreadable. */
+int srv_clock_check(char *err);
+
 /* ---- keys.c: random keys, SHA-256 hashes, constant-time comparison ------ */
 
 #define SRV_HASHLEN 32
@@ -44,7 +52,7 @@ const char *srv_bearer(const char *header);
  * threads here); srv_store_get() opens the calling thread's connection on
  * first use.  WAL + synchronous=FULL: a committed transaction is on disk. */
 struct srv_store;
-int srv_store_init(const char *path, char *err);   /* creates the schema */
+int srv_store_init(const char *path, char *err);   /* the schema, migrated */
 struct srv_store *srv_store_get(char *err);         /* this thread's connection */
 void srv_store_shutdown(void);                      /* closes every connection */
 sqlite3 *srv_store_db(struct srv_store *s);
@@ -52,6 +60,29 @@ sqlite3 *srv_store_db(struct srv_store *s);
  * bindings cleared; NULL (err filled) on a prepare failure. */
 sqlite3_stmt *srv_stmt(struct srv_store *s, const char *sql, char *err);
 int srv_exec(struct srv_store *s, const char *sql, char *err);
+
+/* schema.c: creates the schema in an empty file, migrates an older one in
+ * place (one transaction), refuses a newer one (err names the versions). */
+int srv_schema_ready(struct srv_store *s, const char *path, char *err);
+
+/* ---- retention.c: what is kept, and the pruning that keeps it so --------- */
+
+#define SRV_KEEP_SECONDS    (32 * 86400)  /* buckets, hist, edges, incidents: 30-day window + 2 days */
+#define SRV_REPLAY_SECONDS  (35 * 86400)  /* a replayed body lands at its own time; its batch id is kept */
+#define SRV_PRUNE_EVERY     3600          /* seconds between two prunings */
+
+struct srv_pruned {
+	int64_t buckets, hist, edges, incidents, batches;   /* rows deleted */
+};
+/* Deletes what is older than the horizons above, as seen at `now`. */
+int srv_store_prune(struct srv_store *s, double now, struct srv_pruned *out, char *err);
+/* srv_store_prune at srv_now(), with one line on stderr when it deleted. */
+int srv_prune_now(struct srv_store *s, char *err);
+/* A thread that calls srv_prune_now every SRV_PRUNE_EVERY seconds of the
+ * server's clock, on a connection of its own. */
+struct srv_pruner;
+struct srv_pruner *srv_pruner_start(char *err);
+void srv_pruner_stop(struct srv_pruner *pr);     /* NULL: no-op */
 
 struct srv_project {
 	int64_t id;
@@ -74,6 +105,8 @@ int64_t srv_plan_quota(const char *plan);           /* -1 for an unknown plan */
 struct srv_reply {
 	unsigned status;
 	json_t *body;        /* owned; NULL for no body */
+	char *text;          /* owned (malloc); when set, the body instead of JSON */
+	const char *type;    /* text's Content-Type (static) */
 };
 /* Validates a request body (docs/payload.md) and applies it in one
  * transaction.  now is the server clock (unix seconds). */
@@ -141,6 +174,14 @@ json_t *srv_view_underuse(struct srv_view *v, unsigned *status);
 json_t *srv_view_incidents(struct srv_view *v, unsigned *status);
 json_t *srv_view_graph(struct srv_view *v, unsigned *status);
 json_t *srv_view_prompt(struct srv_view *v, unsigned *status);
+
+/* ---- prometheus.c: GET /api/projects/{project}/metrics ------------------ */
+
+#define SRV_PROM_FUNCTIONS   500   /* function series: the top ones by calls */
+#define SRV_PROM_DEPARTMENTS 100   /* department series: the top ones by calls */
+/* The project's lifetime counters in the Prometheus text format (0.0.4):
+ * 0 with r->text and r->type set, or -1 with err (a database failure). */
+int srv_prometheus(struct srv_store *st, int64_t project, struct srv_reply *r, char *err);
 
 /* ---- static.c: the page ----------------------------------------------- */
 
