@@ -17,10 +17,12 @@ static const char usage[] =
 	"       codensm-server project create NAME [--plan free|team|scale] [--db PATH] [--listen HOST:PORT]\n"
 	"       codensm-server project list [--db PATH]\n"
 	"\n"
-	"Serves the ingest endpoint (POST /codensm/ingest), the dashboard (/) and its\n"
-	"JSON API (/api/) on 127.0.0.1:8650 unless --listen says otherwise (port 0:\n"
-	"any free port; the first line on stdout names it).  The database is\n"
-	"$CODENSM_DB or ./codensm.db unless --db says otherwise.\n";
+	"Serves the ingest endpoint (POST /codensm/ingest), the dashboard (/), its\n"
+	"JSON API (/api/) and each project's Prometheus metrics\n"
+	"(/api/projects/NAME/metrics) on 127.0.0.1:8650 unless --listen says otherwise\n"
+	"(port 0: any free port; the first line on stdout names it).  The database is\n"
+	"$CODENSM_DB or ./codensm.db unless --db says otherwise; an older one is\n"
+	"migrated on start-up, and data older than 32 days is deleted every hour.\n";
 
 struct opts {
 	const char *listen, *db, *web, *plan;
