@@ -26,14 +26,6 @@
 #define SRV_BUCKET_SECONDS 60            /* width of a time bucket */
 #define SRV_HIST_BUCKETS   80            /* log2x2-ns histogram buckets */
 
-/* ---- clock.c: now --------------------------------------------------------- */
-
-/* Unix seconds: the real clock, or the test clock's file when
- * CODENSM_TEST_CLOCK names one (tests only). */
-double srv_now(void);
-/* -1 with err when CODENSM_TEST_CLOCK is set but unreadable. */
-int srv_clock_check(char *err);
-
 /* ---- keys.c: random keys, SHA-256 hashes, constant-time comparison ------ */
 
 #define SRV_HASHLEN 32
@@ -45,6 +37,14 @@ void srv_key_hash(const char *key, unsigned char hash[SRV_HASHLEN]);
 int srv_hash_equal(const unsigned char *a, const unsigned char *b);
 /* The key in an "Authorization: Bearer KEY" header, or NULL. */
 const char *srv_bearer(const char *header);
+
+/* ---- clock.c: now --------------------------------------------------------- */
+
+/* Unix seconds: the real clock, or the test clock's file when
+ * CODENSM_TEST_CLOCK names one (tests only). */
+double srv_now(void);
+/* -1 with err when CODENSM_TEST_CLOCK is set but unreadable. */
+int srv_clock_check(char *err);
 
 /* ---- store.c: the SQLite file ------------------------------------------- */
 
