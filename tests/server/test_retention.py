@@ -126,7 +126,7 @@ class FortyDays(unittest.TestCase):
         self.assertIn("codensm-server: pruned ", open(os.path.join(self.tmp, "server.log")).read())
 
     def test_every_window_sums_what_it_should(self):
-        """summary, functions, departments, graph, underuse, incidents: exact sums of the kept window"""
+        """summary, functions, departments, graph, underuse, office, debt, prompt, incidents: exact sums of the window"""
         windows = {"1h": 3600, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
         for window, seconds in windows.items():
             days = [d for d in range(DAYS) if bucket(d) >= END - seconds]
@@ -148,6 +148,14 @@ class FortyDays(unittest.TestCase):
         under = self.get("underuse", threshold=1000)["underused"]
         self.assertEqual(sorted((u["name"], u["calls_30d"]) for u in under),
                          [("ret.a", a30), ("ret.b", 300)])
+        office = {f["name"]: f["calls"] for d in self.get("office", window="30d")["departments"]
+                  for f in d["functions"]}
+        self.assertEqual(office, {"ret.a": a30, "ret.b": 300})
+        debt = {p["name"]: p["error_rate"] for p in self.get("debt", window="30d")["points"]}
+        self.assertEqual(debt, {"ret.a": sum(errors_a(d) for d in days30) / a30, "ret.b": 0.0})
+        prompt = self.get("prompt", fn="ret.a", window="30d")["prompt"]
+        self.assertIn(f"- calls: {a30}, errors: {sum(errors_a(d) for d in days30)} ", prompt)
+        self.assertIn(f"Callees (calls in the window):\n- ret.b ({a30})\n", prompt)
         incidents = self.get("incidents", window="30d")["incidents"]
         self.assertEqual(sorted(i["chain"][-1]["name"] for i in incidents),
                          ["ret.fail10", "ret.fail20", "ret.fail30"])
