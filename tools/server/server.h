@@ -1,7 +1,7 @@
 /* server.h: the private interfaces between codensm-server's modules.
  *
  * Data flows one way: http (sockets) -> ingest (validation, quotas) -> store
- * (SQLite) -> api (JSON views, using metrics for the formulas) -> the page,
+ * (store.h, SQLite) -> api (JSON views, using metrics for the formulas) -> the page,
  * which static serves.  Cross-file names carry the srv_ prefix; every call
  * that can fail returns 0 / -1 (or NULL) and writes one lowercase line into a
  * caller-owned char err[SRV_ERRLEN].  No module but main.c calls exit().
@@ -46,36 +46,11 @@ double srv_now(void);
 /* -1 with err when CODENSM_TEST_CLOCK is set but unreadable. */
 int srv_clock_check(char *err);
 
-/* ---- store.c: the SQLite file ------------------------------------------- */
+#include "store.h"
 
-/* One connection per thread (SQLite connections are not shared between
- * threads here); srv_store_get() opens the calling thread's connection on
- * first use.  WAL + synchronous=FULL: a committed transaction is on disk. */
-struct srv_store;
-int srv_store_init(const char *path, char *err);   /* the schema, migrated */
-struct srv_store *srv_store_get(char *err);         /* this thread's connection */
-void srv_store_shutdown(void);                      /* closes every connection */
-sqlite3 *srv_store_db(struct srv_store *s);
-/* A cached prepared statement for a constant SQL text, reset and with its
- * bindings cleared; NULL (err filled) on a prepare failure. */
-sqlite3_stmt *srv_stmt(struct srv_store *s, const char *sql, char *err);
-int srv_exec(struct srv_store *s, const char *sql, char *err);
+/* ---- retention.c: the schedule ------------------------------------------- */
 
-/* schema.c: creates the schema in an empty file, migrates an older one in
- * place (one transaction), refuses a newer one (err names the versions). */
-int srv_schema_ready(struct srv_store *s, const char *path, char *err);
-
-/* ---- retention.c: what is kept, and the pruning that keeps it so --------- */
-
-#define SRV_KEEP_SECONDS    (32 * 86400)  /* buckets, hist, edges, incidents: 30-day window + 2 days */
-#define SRV_REPLAY_SECONDS  (35 * 86400)  /* a replayed body lands at its own time; its batch id is kept */
-#define SRV_PRUNE_EVERY     3600          /* seconds between two prunings */
-
-struct srv_pruned {
-	int64_t buckets, hist, edges, incidents, batches;   /* rows deleted */
-};
-/* Deletes what is older than the horizons above, as seen at `now`. */
-int srv_store_prune(struct srv_store *s, double now, struct srv_pruned *out, char *err);
+#define SRV_PRUNE_EVERY 3600     /* seconds of the server's clock between two prunings */
 /* srv_store_prune at srv_now(), with one line on stderr when it deleted. */
 int srv_prune_now(struct srv_store *s, char *err);
 /* A thread that calls srv_prune_now every SRV_PRUNE_EVERY seconds of the
@@ -83,22 +58,6 @@ int srv_prune_now(struct srv_store *s, char *err);
 struct srv_pruner;
 struct srv_pruner *srv_pruner_start(char *err);
 void srv_pruner_stop(struct srv_pruner *pr);     /* NULL: no-op */
-
-struct srv_project {
-	int64_t id;
-	char name[72];
-	char plan[8];
-};
-#define SRV_PROJECT_NAME_MAX 64
-int srv_project_name_ok(const char *name);
-/* Creates a project; writes its two keys (each at least 48 bytes). */
-int srv_project_create(struct srv_store *s, const char *name, const char *plan,
-		       char *ingest_key, char *dash_key, char *err);
-/* Finds the project whose ingest (kind 'i') or dashboard (kind 'd') key
- * hashes to the given key: 1 found, 0 no such key, -1 error. */
-int srv_project_by_key(struct srv_store *s, char kind, const char *key,
-		       struct srv_project *p, char *err);
-int64_t srv_plan_quota(const char *plan);           /* -1 for an unknown plan */
 
 /* ---- ingest.c: POST /codensm/ingest ------------------------------------ */
 
