@@ -181,12 +181,17 @@ static int v0_add_columns(struct srv_store *s, char *err)
 
 static int migrate_from_v0(struct srv_store *s, char *err)
 {
-	static char sql[sizeof migrate_v0_v1 + sizeof schema_v1];
 	int64_t orphans;
 	if (v0_add_columns(s, err) < 0)
 		return -1;
-	snprintf(sql, sizeof sql, migrate_v0_v1, schema_v1);
-	if (srv_exec(s, sql, err) < 0)
+	char *sql = sqlite3_mprintf(migrate_v0_v1, schema_v1);
+	if (!sql) {
+		snprintf(err, SRV_ERRLEN, "out of memory");
+		return -1;
+	}
+	int rc = srv_exec(s, sql, err);
+	sqlite3_free(sql);
+	if (rc < 0)
 		return -1;
 	/* the copy above takes only rows whose parents exist: none may be left */
 	if (query_int(s, "SELECT COUNT(*) FROM pragma_foreign_key_check", NULL, &orphans, err) < 0)
