@@ -205,8 +205,9 @@ class PruneAtStartup(unittest.TestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def set_clock(self, t):
-        with open(self.clock, "w") as f:
+        with open(self.clock + ".new", "w") as f:
             f.write(f"{t}\n")
+        os.replace(self.clock + ".new", self.clock)
 
     def test_a_server_started_after_a_pause_prunes_before_it_listens(self):
         """a server stopped for 20 days deletes what aged out before it answers its first request"""

@@ -17,6 +17,10 @@
 static const char *clock_file;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+/* The last value the test clock's file held: a read that fails (the file
+ * caught mid-rewrite) keeps it, rather than jumping to the real time. */
+static _Atomic double last_read = -1;
+
 static void read_env(void)
 {
 	const char *f = getenv("CODENSM_TEST_CLOCK");
@@ -56,8 +60,14 @@ double srv_now(void)
 	struct timespec ts;
 	double t;
 	pthread_once(&once, read_env);
-	if (clock_file && read_clock(&t) == 0)
-		return t;
+	if (clock_file) {
+		if (read_clock(&t) == 0)
+			last_read = t;
+		else
+			t = last_read;
+		if (t >= 0)
+			return t;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
