@@ -34,10 +34,11 @@ def cli(db, *args, check=True):
 class Server:
     """One server process on 127.0.0.1:<free port> over db (a temp file)."""
 
-    def __init__(self, tmp, web=None):
+    def __init__(self, tmp, web=None, env=None):
         self.tmp = tmp
         self.db = os.path.join(tmp, "codensm.db")
         self.web = web
+        self.env = env          # extra environment (the test clock)
         self.proc = None
         self.port = None
 
@@ -53,7 +54,8 @@ class Server:
         if self.web:
             args += ["--web", self.web]
         self.stderr = open(os.path.join(self.tmp, "server.log"), "ab")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     env={**os.environ, **(self.env or {})})
         ready, _, _ = select.select([self.proc.stdout], [], [], 10)
         if not ready:
             self.proc.kill()

@@ -11,7 +11,7 @@ import time
 from serverlib import ServerTest, fn, at
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TABLES = ["projects", "functions", "buckets", "hist", "edges", "incidents", "batches", "usage"]
+TABLES = ["projects", "functions", "buckets", "hist", "names", "edges", "incidents", "batches", "usage"]
 
 
 def raw(port, data, timeout=10, chunk=None):
@@ -192,7 +192,9 @@ class HostileInput(ServerTest):
             con.execute("DELETE FROM buckets WHERE function = ?", ids)
             con.execute("DELETE FROM hist WHERE function = ?", ids)
             con.execute("DELETE FROM functions WHERE id = ?", ids)
-            con.execute("DELETE FROM edges WHERE caller = ?", (evil,))
+            names = [r[0] for r in con.execute("SELECT id FROM names WHERE name IN (?, '%s%n%x')", (evil,))]
+            con.executemany("DELETE FROM edges WHERE caller = ? OR callee = ?", [(n, n) for n in names])
+            con.executemany("DELETE FROM names WHERE id = ?", [(n,) for n in names])
             con.execute("DELETE FROM incidents WHERE function = ?", (evil,))
             con.execute("DELETE FROM batches WHERE batch_id != 'baseline-1'")
             con.execute("UPDATE usage SET calls = calls - 3")

@@ -237,7 +237,8 @@ class IngestAnswers(ServerTest):
                                       " ON f.id = b.function WHERE f.name = 'rt.a'"), [(40.0, 30.0)])
         self.assertEqual(self.srv.sql("SELECT h.b, h.count FROM hist h JOIN functions f ON f.id = h.function"
                                       " WHERE f.name = 'rt.a' ORDER BY h.b"), [(40, 6), (42, 4)])
-        self.assertEqual(self.srv.sql("SELECT caller, callee, calls FROM edges WHERE caller = 'rt.a'"),
+        self.assertEqual(self.srv.sql("SELECT c.name, d.name, e.calls FROM edges e JOIN names c ON c.id = e.caller"
+                                      " JOIN names d ON d.id = e.callee WHERE c.name = 'rt.a'"),
                          [("rt.a", "rt.b", 12)])
         self.assertEqual(self.srv.sql("SELECT kind, count, function, first_seen, last_seen FROM incidents"
                                       " WHERE function = 'rt.b'"), [("error", 2, "rt.b", 1795000000.5, 1795000003.1)])

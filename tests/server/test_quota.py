@@ -1,4 +1,5 @@
 """Monthly quotas per plan: 100-120% accepted and flagged, above 429."""
+import calendar
 import time
 import unittest
 
@@ -12,9 +13,9 @@ class Quota(ServerTest):
         cls.team = cls.srv.project("teamplan", "team")
 
     def usage(self, project):
-        month = time.strftime("%Y-%m", time.gmtime())
+        month_start = calendar.timegm(time.gmtime()[:2] + (1, 0, 0, 0))
         return self.srv.sql("SELECT u.calls, u.overage FROM usage u JOIN projects p ON p.id = u.project"
-                            " WHERE p.name = ? AND u.month = ?", project, month)
+                            " WHERE p.name = ? AND u.month_start = ?", project, month_start)
 
     def test_free_plan_quota_steps(self):
         """free: 100,000 calls fine, up to 120,000 flagged overage, one more is 429"""

@@ -2,7 +2,6 @@
 histograms, and commits that survive kill -9."""
 import os
 import signal
-import sqlite3
 import tempfile
 import shutil
 import time
@@ -140,19 +139,6 @@ class Durability(unittest.TestCase):
         self.assertEqual(self.srv.post(self.key, {"functions": [fn("durable.f0", 100, 1)],
                                                   "_meta": {"batch_id": "d-0"}}),
                          (200, {"ok": True, "functions": 1, "duplicate": True}))
-
-    def test_a_file_from_before_estimated_calls_is_upgraded(self):
-        """a database written before buckets had `estimated` opens, keeps its rows, and takes the field"""
-        self.assertEqual(self.srv.post(self.key, {"functions": [fn("old.f", 7)]})[0], 200)
-        self.assertEqual(self.srv.stop(), 0)
-        con = sqlite3.connect(self.srv.db)
-        con.execute("ALTER TABLE buckets DROP COLUMN estimated")
-        con.commit()
-        con.close()
-        self.assertNotIn("estimated", [r[1] for r in self.srv.sql("PRAGMA table_info(buckets)")])
-        self.srv.start()
-        self.assertEqual(self.srv.post(self.key, {"functions": [fn("old.f", 5, estimated_calls=4)]})[0], 200)
-        self.assertEqual(self.srv.sql("SELECT SUM(calls), SUM(estimated) FROM buckets"), [(12, 4)])
 
     def test_sigterm_stops_cleanly(self):
         """SIGTERM ends the server with status 0"""

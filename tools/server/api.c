@@ -101,6 +101,15 @@ void srv_api(const char *auth_header, const char *path, srv_query_fn query, void
 	strcpy(view, slash + 1);
 	if (strcmp(project, p.name) != 0)
 		return reply(r, 404, srv_error_json("project '%s' not found", project));
+	if (!strcmp(view, "metrics")) {
+		/* lifetime counters: no window */
+		r->status = 200;
+		if (srv_prometheus(st, p.id, r, err) < 0) {
+			fprintf(stderr, "codensm-server: metrics for project '%s': %s\n", p.name, err);
+			return reply(r, 503, srv_error_json("database unavailable"));
+		}
+		return;
+	}
 
 	struct srv_view v = { .st = st, .project = p.id, .project_name = p.name, .now = now,
 			      .query = query, .qctx = qctx };

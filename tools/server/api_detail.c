@@ -105,9 +105,12 @@ static json_t *node(struct srv_view *v, const char *name)
 static json_t *edges_of(struct srv_view *v, const char *name, int limit)
 {
 	sqlite3_stmt *s = srv_stmt(v->st,
-		"SELECT caller, callee, SUM(calls) n FROM edges WHERE project = ?1 AND bucket_start >= ?2"
-		" AND (caller = ?3 OR callee = ?3) GROUP BY caller, callee ORDER BY n DESC, caller, callee"
-		" LIMIT ?4", v->err);
+		"WITH me AS (SELECT id FROM names WHERE project = ?1 AND name = ?3),"
+		" e AS (SELECT caller, callee, SUM(calls) n FROM edges WHERE project = ?1"
+		"  AND bucket_start >= ?2 AND (caller = (SELECT id FROM me) OR callee = (SELECT id FROM me))"
+		"  GROUP BY caller, callee)"
+		" SELECT c.name, d.name, e.n FROM e JOIN names c ON c.id = e.caller"
+		" JOIN names d ON d.id = e.callee ORDER BY e.n DESC, c.name, d.name LIMIT ?4", v->err);
 	if (!s)
 		return NULL;
 	sqlite3_bind_int64(s, 1, v->project);

@@ -94,6 +94,26 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json
 	return ret;
 }
 
+/* A reply of the API: its text when it has one, else its JSON. */
+static enum MHD_Result send_reply(struct MHD_Connection *c, struct srv_reply *r)
+{
+	if (!r->text)
+		return send_json(c, r->status, r->body);
+	json_decref(r->body);
+	struct MHD_Response *m = MHD_create_response_from_buffer(strlen(r->text), r->text,
+								 MHD_RESPMEM_MUST_FREE);
+	if (!m) {
+		free(r->text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(m, "Content-Type", r->type);
+	MHD_add_response_header(m, "Cache-Control", "no-store");
+	common_headers(m);
+	enum MHD_Result ret = MHD_queue_response(c, r->status, m);
+	MHD_destroy_response(m);
+	return ret;
+}
+
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg)
 {
 	return send_json(c, status, json_pack("{ss}", "error", msg));
@@ -132,13 +152,6 @@ static const char *query_arg(void *ctx, const char *key)
 	return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, key);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static enum MHD_Result handle_ingest(struct MHD_Connection *c, const char *data, size_t *size,
 				     void **cls)
 {
@@ -173,7 +186,7 @@ static enum MHD_Result handle_ingest(struct MHD_Connection *c, const char *data,
 	struct srv_reply r = { 0 };
 	/* a body over the cap is answered 413 (401 first if the key is bad) */
 	srv_ingest(auth, u->too_large ? NULL : (u->buf ? u->buf : ""),
-		   u->too_large ? SRV_MAX_BODY + 1 : u->len, now_s(), &r);
+		   u->too_large ? SRV_MAX_BODY + 1 : u->len, srv_now(), &r);
 	return send_json(c, r.status, r.body);
 }
 
@@ -199,8 +212,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	if (!strncmp(url, "/api/", 5)) {
 		struct srv_reply r = { 0 };
 		srv_api(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), url + 5,
-			query_arg, c, now_s(), &r);
-		return send_json(c, r.status, r.body);
+			query_arg, c, srv_now(), &r);
+		return send_reply(c, &r);
 	}
 	if (!strncmp(url, "/javascript/", 12))
 		return send_file(c, h->js, url + 11);

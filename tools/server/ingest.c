@@ -14,7 +14,7 @@
 #define MAX_WEIGHT 1e6
 #define MAX_CHAIN  64
 #define CLOCK_AHEAD (5 * 60)     /* a client's interval may lead our clock this much */
-#define CLOCK_BEHIND (35 * 86400) /* or be this old (a spool replayed late) */
+#define CLOCK_BEHIND SRV_REPLAY_SECONDS /* or be this old (a spool replayed late) */
 
 static int bad(char *err, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -293,13 +293,17 @@ static int apply_function(struct batch *b, json_t *f)
 	const char *name = json_string_value(json_object_get(f, "name"));
 	sqlite3_stmt *s = srv_stmt(b->st,
 		"INSERT INTO functions(project, name, department, value_weight, file, line,"
-		" first_seen, last_seen, calls_total) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)"
+		" first_seen, last_seen, calls_total, errors_total, total_ms_total, value_total)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)"
 		" ON CONFLICT(project, name) DO UPDATE SET department = excluded.department,"
 		" value_weight = excluded.value_weight,"
 		" file = COALESCE(file, excluded.file), line = COALESCE(line, excluded.line),"
 		" first_seen = MIN(COALESCE(first_seen, excluded.first_seen), excluded.first_seen),"
 		" last_seen = MAX(COALESCE(last_seen, excluded.last_seen), excluded.last_seen),"
-		" calls_total = calls_total + excluded.calls_total RETURNING id", b->err);
+		" calls_total = calls_total + excluded.calls_total,"
+		" errors_total = errors_total + excluded.errors_total,"
+		" total_ms_total = total_ms_total + excluded.total_ms_total,"
+		" value_total = value_total + excluded.value_total RETURNING id", b->err);
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, b->project);
@@ -310,6 +314,9 @@ static int apply_function(struct batch *b, json_t *f)
 	bind_opt_int(s, 6, json_object_get(f, "line"));
 	sqlite3_bind_double(s, 7, b->t);
 	sqlite3_bind_int64(s, 8, calls);
+	sqlite3_bind_int64(s, 9, errors);
+	sqlite3_bind_double(s, 10, total);
+	sqlite3_bind_double(s, 11, weight * (double)(calls - errors));
 	if (sqlite3_step(s) != SQLITE_ROW)
 		return step_done(b, s) < 0 ? -1 : (snprintf(b->err, SRV_ERRLEN, "database: no id"), -1);
 	int64_t id = sqlite3_column_int64(s, 0);
@@ -390,11 +397,40 @@ static int apply_inventory(struct batch *b, json_t *f)
 	return step_done(b, s);
 }
 
+/* The id of a name an edge mentions, created on first sight. */
+static int name_id(struct batch *b, const char *name, int64_t *id)
+{
+	sqlite3_stmt *s = srv_stmt(b->st, "SELECT id FROM names WHERE project = ?1 AND name = ?2", b->err);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, b->project);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*id = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+		return 0;
+	}
+	if (step_done(b, s) < 0)
+		return -1;
+	s = srv_stmt(b->st, "INSERT INTO names(project, name) VALUES(?1, ?2)", b->err);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, b->project);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	if (step_done(b, s) < 0)
+		return -1;
+	*id = sqlite3_last_insert_rowid(srv_store_db(b->st));
+	return 0;
+}
+
 static int apply_edge(struct batch *b, json_t *e)
 {
-	int64_t calls = json_integer_value(json_object_get(e, "calls"));
+	int64_t calls = json_integer_value(json_object_get(e, "calls")), caller, callee;
 	if (calls == 0)
 		return 0;
+	if (name_id(b, json_string_value(json_object_get(e, "caller")), &caller) < 0 ||
+	    name_id(b, json_string_value(json_object_get(e, "callee")), &callee) < 0)
+		return -1;
 	sqlite3_stmt *s = srv_stmt(b->st,
 		"INSERT INTO edges(project, bucket_start, caller, callee, calls) VALUES(?1, ?2, ?3, ?4, ?5)"
 		" ON CONFLICT DO UPDATE SET calls = calls + excluded.calls", b->err);
@@ -402,8 +438,8 @@ static int apply_edge(struct batch *b, json_t *e)
 		return -1;
 	sqlite3_bind_int64(s, 1, b->project);
 	sqlite3_bind_int64(s, 2, b->bucket);
-	sqlite3_bind_text(s, 3, json_string_value(json_object_get(e, "caller")), -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, json_string_value(json_object_get(e, "callee")), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, caller);
+	sqlite3_bind_int64(s, 4, callee);
 	sqlite3_bind_int64(s, 5, calls);
 	return step_done(b, s);
 }
@@ -489,12 +525,15 @@ static double event_time(json_t *root, double now)
 	return now;
 }
 
-static void month_of(double now, char out[8])
+/* The first second of now's month (UTC), the key of the month's usage. */
+static int64_t month_of(double now)
 {
 	time_t t = (time_t)now;
 	struct tm tm;
 	gmtime_r(&t, &tm);
-	strftime(out, 8, "%Y-%m", &tm);
+	tm.tm_mday = 1;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	return (int64_t)timegm(&tm);
 }
 
 enum outcome { APPLIED, DUPLICATE, OVER_QUOTA, FAILED };
@@ -510,11 +549,11 @@ static enum outcome apply(struct batch *b, const struct srv_project *p, json_t *
 	int64_t calls = 0, used = 0, quota = srv_plan_quota(p->plan);
 	json_t *f;
 	size_t i;
-	char month[8];
+	int64_t month;
 
 	json_array_foreach(json_object_get(root, "functions"), i, f)
 		calls += json_integer_value(json_object_get(f, "calls"));
-	month_of(now, month);
+	month = month_of(now);
 	if (srv_exec(b->st, "BEGIN IMMEDIATE", b->err) < 0)
 		return FAILED;
 	if (bid) {
@@ -530,10 +569,10 @@ static enum outcome apply(struct batch *b, const struct srv_project *p, json_t *
 			return DUPLICATE;
 		}
 	}
-	if (!(s = srv_stmt(b->st, "SELECT calls FROM usage WHERE project = ?1 AND month = ?2", b->err)))
+	if (!(s = srv_stmt(b->st, "SELECT calls FROM usage WHERE project = ?1 AND month_start = ?2", b->err)))
 		goto fail;
 	sqlite3_bind_int64(s, 1, p->id);
-	sqlite3_bind_text(s, 2, month, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, month);
 	if (sqlite3_step(s) == SQLITE_ROW)
 		used = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
@@ -543,13 +582,13 @@ static enum outcome apply(struct batch *b, const struct srv_project *p, json_t *
 		srv_exec(b->st, "ROLLBACK", b->err);
 		return OVER_QUOTA;
 	}
-	if (!(s = srv_stmt(b->st, "INSERT INTO usage(project, month, calls, overage)"
+	if (!(s = srv_stmt(b->st, "INSERT INTO usage(project, month_start, calls, overage)"
 			   " VALUES(?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET"
 			   " calls = calls + excluded.calls, overage = MAX(overage, excluded.overage)",
 			   b->err)))
 		goto fail;
 	sqlite3_bind_int64(s, 1, p->id);
-	sqlite3_bind_text(s, 2, month, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, month);
 	sqlite3_bind_int64(s, 3, calls);
 	sqlite3_bind_int(s, 4, used + calls > quota);
 	if (step_done(b, s) < 0)

@@ -17,10 +17,12 @@ static const char usage[] =
 	"       codensm-server project create NAME [--plan free|team|scale] [--db PATH] [--listen HOST:PORT]\n"
 	"       codensm-server project list [--db PATH]\n"
 	"\n"
-	"Serves the ingest endpoint (POST /codensm/ingest), the dashboard (/) and its\n"
-	"JSON API (/api/) on 127.0.0.1:8650 unless --listen says otherwise (port 0:\n"
-	"any free port; the first line on stdout names it).  The database is\n"
-	"$CODENSM_DB or ./codensm.db unless --db says otherwise.\n";
+	"Serves the ingest endpoint (POST /codensm/ingest), the dashboard (/), its\n"
+	"JSON API (/api/) and each project's Prometheus metrics\n"
+	"(/api/projects/NAME/metrics) on 127.0.0.1:8650 unless --listen says otherwise\n"
+	"(port 0: any free port; the first line on stdout names it).  The database is\n"
+	"$CODENSM_DB or ./codensm.db unless --db says otherwise; an older one is\n"
+	"migrated on start-up, and data older than 32 days is deleted every hour.\n";
 
 struct opts {
 	const char *listen, *db, *web, *plan;
@@ -72,7 +74,7 @@ static int parse(int argc, char **argv, struct opts *o)
 static int open_store(const char *db)
 {
 	char err[SRV_ERRLEN];
-	if (srv_store_init(db, err) < 0) {
+	if (srv_clock_check(err) < 0 || srv_store_init(db, err) < 0) {
 		fprintf(stderr, "codensm-server: %s\n", err);
 		return -1;
 	}
@@ -117,23 +119,26 @@ static int project_create(const struct opts *o)
 static int project_list(const struct opts *o)
 {
 	char err[SRV_ERRLEN], month[8];
-	time_t t = time(NULL);
+	time_t t = (time_t)srv_now();
 	struct tm tm;
 	int rc;
 	gmtime_r(&t, &tm);
 	strftime(month, sizeof month, "%Y-%m", &tm);
+	tm.tm_mday = 1;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	int64_t month_start = (int64_t)timegm(&tm);
 	if (open_store(o->db) < 0)
 		return 1;
 	struct srv_store *s = srv_store_get(err);
 	sqlite3_stmt *st = s ? srv_stmt(s, "SELECT p.name, p.plan, COALESCE(u.calls, 0),"
 					" COALESCE(u.overage, 0) FROM projects p LEFT JOIN usage u"
-					" ON u.project = p.id AND u.month = ?1 ORDER BY p.name", err) : NULL;
+					" ON u.project = p.id AND u.month_start = ?1 ORDER BY p.name", err) : NULL;
 	if (!st) {
 		fprintf(stderr, "codensm-server: %s\n", err);
 		srv_store_shutdown();
 		return 1;
 	}
-	sqlite3_bind_text(st, 1, month, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 1, month_start);
 	printf("%-24s %-6s %14s  %s\n", "project", "plan", "calls " , month);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *plan = (const char *)sqlite3_column_text(st, 1);
@@ -156,6 +161,13 @@ static int serve(const struct opts *o)
 
 	if (open_store(o->db) < 0)
 		return 1;
+	/* what a stopped server missed goes before the first request */
+	struct srv_store *s = srv_store_get(err);
+	if (!s || srv_prune_now(s, err) < 0) {
+		fprintf(stderr, "codensm-server: pruning old data: %s\n", err);
+		srv_store_shutdown();
+		return 1;
+	}
 	const char *webdir = srv_web_dir(o->web, web, sizeof web);
 	if (!webdir)
 		fprintf(stderr, "codensm-server: warning: no dashboard folder%s%s%s: serving the API only\n",
@@ -167,9 +179,11 @@ static int serve(const struct opts *o)
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	struct srv_http *h = srv_http_start(o->listen, webdir, err);
+	struct srv_pruner *pr = srv_pruner_start(err);
+	struct srv_http *h = pr ? srv_http_start(o->listen, webdir, err) : NULL;
 	if (!h) {
 		fprintf(stderr, "codensm-server: %s\n", err);
+		srv_pruner_stop(pr);
 		srv_store_shutdown();
 		return 1;
 	}
@@ -181,6 +195,7 @@ static int serve(const struct opts *o)
 	sigwait(&set, &sig);
 	fprintf(stderr, "codensm-server: %s, stopping\n", sig == SIGINT ? "interrupted" : "terminated");
 	srv_http_stop(h);
+	srv_pruner_stop(pr);
 	srv_store_shutdown();
 	return 0;
 }

@@ -1,7 +1,7 @@
 /* server.h: the private interfaces between codensm-server's modules.
  *
  * Data flows one way: http (sockets) -> ingest (validation, quotas) -> store
- * (SQLite) -> api (JSON views, using metrics for the formulas) -> the page,
+ * (store.h, SQLite) -> api (JSON views, using metrics for the formulas) -> the page,
  * which static serves.  Cross-file names carry the srv_ prefix; every call
  * that can fail returns 0 / -1 (or NULL) and writes one lowercase line into a
  * caller-owned char err[SRV_ERRLEN].  No module but main.c calls exit().
@@ -38,42 +38,34 @@ int srv_hash_equal(const unsigned char *a, const unsigned char *b);
 /* The key in an "Authorization: Bearer KEY" header, or NULL. */
 const char *srv_bearer(const char *header);
 
-/* ---- store.c: the SQLite file ------------------------------------------- */
+/* ---- clock.c: now --------------------------------------------------------- */
 
-/* One connection per thread (SQLite connections are not shared between
- * threads here); srv_store_get() opens the calling thread's connection on
- * first use.  WAL + synchronous=FULL: a committed transaction is on disk. */
-struct srv_store;
-int srv_store_init(const char *path, char *err);   /* creates the schema */
-struct srv_store *srv_store_get(char *err);         /* this thread's connection */
-void srv_store_shutdown(void);                      /* closes every connection */
-sqlite3 *srv_store_db(struct srv_store *s);
-/* A cached prepared statement for a constant SQL text, reset and with its
- * bindings cleared; NULL (err filled) on a prepare failure. */
-sqlite3_stmt *srv_stmt(struct srv_store *s, const char *sql, char *err);
-int srv_exec(struct srv_store *s, const char *sql, char *err);
+/* Unix seconds: the real clock, or the test clock's file when
+ * CODENSM_TEST_CLOCK names one (tests only). */
+double srv_now(void);
+/* -1 with err when CODENSM_TEST_CLOCK is set but unreadable. */
+int srv_clock_check(char *err);
 
-struct srv_project {
-	int64_t id;
-	char name[72];
-	char plan[8];
-};
-#define SRV_PROJECT_NAME_MAX 64
-int srv_project_name_ok(const char *name);
-/* Creates a project; writes its two keys (each at least 48 bytes). */
-int srv_project_create(struct srv_store *s, const char *name, const char *plan,
-		       char *ingest_key, char *dash_key, char *err);
-/* Finds the project whose ingest (kind 'i') or dashboard (kind 'd') key
- * hashes to the given key: 1 found, 0 no such key, -1 error. */
-int srv_project_by_key(struct srv_store *s, char kind, const char *key,
-		       struct srv_project *p, char *err);
-int64_t srv_plan_quota(const char *plan);           /* -1 for an unknown plan */
+#include "store.h"
+
+/* ---- retention.c: the schedule ------------------------------------------- */
+
+#define SRV_PRUNE_EVERY 3600     /* seconds of the server's clock between two prunings */
+/* srv_store_prune at srv_now(), with one line on stderr when it deleted. */
+int srv_prune_now(struct srv_store *s, char *err);
+/* A thread that calls srv_prune_now every SRV_PRUNE_EVERY seconds of the
+ * server's clock, on a connection of its own. */
+struct srv_pruner;
+struct srv_pruner *srv_pruner_start(char *err);
+void srv_pruner_stop(struct srv_pruner *pr);     /* NULL: no-op */
 
 /* ---- ingest.c: POST /codensm/ingest ------------------------------------ */
 
 struct srv_reply {
 	unsigned status;
 	json_t *body;        /* owned; NULL for no body */
+	char *text;          /* owned (malloc); when set, the body instead of JSON */
+	const char *type;    /* text's Content-Type (static) */
 };
 /* Validates a request body (docs/payload.md) and applies it in one
  * transaction.  now is the server clock (unix seconds). */
@@ -141,6 +133,14 @@ json_t *srv_view_underuse(struct srv_view *v, unsigned *status);
 json_t *srv_view_incidents(struct srv_view *v, unsigned *status);
 json_t *srv_view_graph(struct srv_view *v, unsigned *status);
 json_t *srv_view_prompt(struct srv_view *v, unsigned *status);
+
+/* ---- prometheus.c: GET /api/projects/{project}/metrics ------------------ */
+
+#define SRV_PROM_FUNCTIONS   500   /* function series: the top ones by calls */
+#define SRV_PROM_DEPARTMENTS 100   /* department series: the top ones by calls */
+/* The project's lifetime counters in the Prometheus text format (0.0.4):
+ * 0 with r->text and r->type set, or -1 with err (a database failure). */
+int srv_prometheus(struct srv_store *st, int64_t project, struct srv_reply *r, char *err);
 
 /* ---- static.c: the page ----------------------------------------------- */
 

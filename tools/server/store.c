@@ -1,5 +1,5 @@
-/* store.c: the SQLite file: schema, one connection per thread, cached
- * prepared statements, projects and their keys.
+/* store.c: the SQLite file: one connection per thread, cached prepared
+ * statements, projects and their keys (the schema is schema.c's).
  *
  * Every thread of the HTTP pool gets its own connection (opened on first
  * use, closed at shutdown): SQLite connections are then never shared, and in
@@ -26,50 +26,6 @@ static char *db_path;
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct srv_store *all;
 static _Thread_local struct srv_store *mine;
-
-/* Functions and time buckets use integer ids so that a bucket row stays a
- * few dozen bytes: a few hundred thousand of them are a few MB.  The bucket
- * tables are WITHOUT ROWID, keyed (project, bucket_start, ...) for window
- * scans, with a second index (project, function, bucket_start) for one
- * function's history (graph, prompt, percentiles of a page of rows). */
-static const char schema[] =
-	"CREATE TABLE IF NOT EXISTS projects("
-	" id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, plan TEXT NOT NULL,"
-	" ingest_hash BLOB NOT NULL, dashboard_hash BLOB NOT NULL, created_at REAL NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS functions("
-	" id INTEGER PRIMARY KEY, project INTEGER NOT NULL, name TEXT NOT NULL,"
-	" department TEXT NOT NULL, value_weight REAL NOT NULL,"
-	" file TEXT, line INTEGER, first_seen REAL, last_seen REAL,"
-	" in_inventory INTEGER NOT NULL DEFAULT 0, calls_total INTEGER NOT NULL DEFAULT 0,"
-	" UNIQUE(project, name));"
-	"CREATE TABLE IF NOT EXISTS buckets("
-	" project INTEGER NOT NULL, bucket_start INTEGER NOT NULL, function INTEGER NOT NULL,"
-	" calls INTEGER NOT NULL, errors INTEGER NOT NULL, total_ms REAL NOT NULL,"
-	" self_ms REAL NOT NULL, max_ms REAL NOT NULL, value REAL NOT NULL,"
-	" estimated INTEGER NOT NULL DEFAULT 0,"
-	" PRIMARY KEY(project, bucket_start, function)) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS buckets_by_function ON buckets(project, function, bucket_start);"
-	"CREATE TABLE IF NOT EXISTS hist("
-	" project INTEGER NOT NULL, bucket_start INTEGER NOT NULL, function INTEGER NOT NULL,"
-	" b INTEGER NOT NULL, count INTEGER NOT NULL,"
-	" PRIMARY KEY(project, bucket_start, function, b)) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS hist_by_function ON hist(project, function, bucket_start);"
-	"CREATE TABLE IF NOT EXISTS edges("
-	" project INTEGER NOT NULL, bucket_start INTEGER NOT NULL,"
-	" caller TEXT NOT NULL, callee TEXT NOT NULL, calls INTEGER NOT NULL,"
-	" PRIMARY KEY(project, bucket_start, caller, callee)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS incidents("
-	" id INTEGER PRIMARY KEY, project INTEGER NOT NULL, chain_hash BLOB NOT NULL,"
-	" kind TEXT NOT NULL, signal INTEGER NOT NULL, chain TEXT NOT NULL,"
-	" function TEXT NOT NULL, count INTEGER NOT NULL,"
-	" first_seen REAL NOT NULL, last_seen REAL NOT NULL, UNIQUE(project, chain_hash));"
-	"CREATE INDEX IF NOT EXISTS incidents_by_time ON incidents(project, last_seen);"
-	"CREATE TABLE IF NOT EXISTS batches("
-	" project INTEGER NOT NULL, batch_id TEXT NOT NULL, received_at REAL NOT NULL,"
-	" PRIMARY KEY(project, batch_id)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS usage("
-	" project INTEGER NOT NULL, month TEXT NOT NULL, calls INTEGER NOT NULL,"
-	" overage INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(project, month)) WITHOUT ROWID;";
 
 static void sql_state(sqlite3_context *ctx, int argc, sqlite3_value **v)
 {
@@ -117,56 +73,14 @@ static struct srv_store *store_open(char *err)
 	return s;
 }
 
-/* Columns added since the first schema, each with a default that means
- * what a file without it meant: an older file gets them on open. */
-static const struct { const char *table, *column, *ddl; } added[] = {
-	/* calls of the bucket whose time was estimated (sampled timing) */
-	{ "buckets", "estimated", "ALTER TABLE buckets ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0" },
-};
-
-static int has_column(struct srv_store *s, const char *table, const char *column, char *err)
-{
-	sqlite3_stmt *st;
-	char sql[96];
-	snprintf(sql, sizeof sql, "SELECT 1 FROM pragma_table_info('%s') WHERE name = ?1", table);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(s->db));
-		return -1;
-	}
-	sqlite3_bind_text(st, 1, column, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(s->db));
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-}
-
-/* Adds the missing columns in one write transaction: a running server
- * and a `codensm-server project ...` command may open an older file at
- * the same time. */
-static int upgrade(struct srv_store *s, char *err)
-{
-	if (srv_exec(s, "BEGIN IMMEDIATE", err) < 0)
-		return -1;
-	for (size_t i = 0; i < sizeof added / sizeof *added; i++) {
-		int has = has_column(s, added[i].table, added[i].column, err);
-		if (has < 0 || (!has && srv_exec(s, added[i].ddl, err) < 0)) {
-			char ignore[SRV_ERRLEN];
-			srv_exec(s, "ROLLBACK", ignore);
-			return -1;
-		}
-	}
-	return srv_exec(s, "COMMIT", err);
-}
-
 int srv_store_init(const char *path, char *err)
 {
 	free(db_path);
 	db_path = strdup(path);
 	struct srv_store *s = srv_store_get(err);
-	if (!s || srv_exec(s, schema, err) < 0)
+	if (!s)
 		return -1;
-	return upgrade(s, err);
+	return srv_schema_ready(s, path, err);
 }
 
 struct srv_store *srv_store_get(char *err)
@@ -279,13 +193,14 @@ int srv_project_create(struct srv_store *s, const char *name, const char *plan,
 	srv_key_hash(ingest_key, ih);
 	srv_key_hash(dash_key, dh);
 	sqlite3_stmt *st = srv_stmt(s, "INSERT INTO projects(name, plan, ingest_hash, dashboard_hash,"
-				    " created_at) VALUES(?1, ?2, ?3, ?4, unixepoch('now'))", err);
+				    " created_at) VALUES(?1, ?2, ?3, ?4, ?5)", err);
 	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, plan, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(st, 3, ih, SRV_HASHLEN, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(st, 4, dh, SRV_HASHLEN, SQLITE_TRANSIENT);
+	sqlite3_bind_double(st, 5, srv_now());
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_CONSTRAINT) {
 		snprintf(err, SRV_ERRLEN, "project '%s' already exists", name);
