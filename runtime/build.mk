@@ -66,6 +66,8 @@ install: runtime
 	ln -sf $(notdir $(RT_SO)) $(DESTDIR)$(PREFIX)/lib/$(RT_SONAME)
 	ln -sf $(notdir $(RT_SO)) $(DESTDIR)$(PREFIX)/lib/libcodensm-rt.so
 	install -m 644 $(RT_A) $(DESTDIR)$(PREFIX)/lib/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 644 docs/man/libcodensm-rt.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(PREFIX)/include|' \
 		-e 's|@LIBDIR@|$(PREFIX)/lib|' -e 's|@VERSION@|$(RT_VERSION)|' \
 		runtime/codensm-rt.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/codensm-rt.pc
@@ -74,4 +76,5 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/codensm.h \
 		$(DESTDIR)$(PREFIX)/lib/libcodensm-rt.so* \
 		$(DESTDIR)$(PREFIX)/lib/libcodensm-rt.a \
+		$(DESTDIR)$(PREFIX)/share/man/man3/libcodensm-rt.3 \
 		$(DESTDIR)$(PREFIX)/lib/pkgconfig/codensm-rt.pc
