@@ -152,8 +152,7 @@ check "libcodensm-rt(3) names every CODENSM_ variable of runtime/src/config.c an
 	"$(missing docs/man/libcodensm-rt.3 $(grep -ohE '"CODENSM_[A-Z_]+"' runtime/src/config.c | tr -d '"' | LC_ALL=C sort -u) \
 		$(grep -oE '\bcodensm_[a-z_]+\(' runtime/include/codensm.h | grep -v '^codensm__' | LC_ALL=C sort -u))"
 
-me=$0
-[ "${me#/}" = "$me" ] && me=$PWD/$me
+me=$T/src/tests/suites/packaging.sh # the copy's own, readable by the user
 if [ "$(id -u)" = 0 ]; then
 	id codensm-pkg >/dev/null 2>&1 ||
 		useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin codensm-pkg
