@@ -156,11 +156,12 @@ CNSMP_NOINST static void *open_curl(void)
 /* OpenSSL frees its locks and tables in an atexit handler, registered
  * when it is first initialised.  Registered after the runtime's exit hook
  * (a program that starts using OpenSSL, through its own libcurl say, after
- * the runtime started), it runs first, and the final send then ran libcurl
- * on freed state: SIGSEGV at exit.  So the runtime initialises OpenSSL
- * with OPENSSL_INIT_NO_ATEXIT whenever it finds it first (its memory goes
- * with the process), and never starts libcurl on an OpenSSL already shut
- * down.  `ossl_init` is OPENSSL_init_crypto; 0 if OpenSSL was shut down. */
+ * the runtime started), it runs first, and a final send would start
+ * libcurl on freed state: SIGSEGV at exit.  So the runtime initialises
+ * OpenSSL with OPENSSL_INIT_NO_ATEXIT whenever it comes first (OpenSSL's
+ * memory goes with the process), and never starts libcurl on an OpenSSL
+ * already shut down.  `ossl_init` is OPENSSL_init_crypto; 0 if OpenSSL
+ * was shut down. */
 CNSMP_NOINST static int openssl_keep(int (*ossl_init)(uint64_t, const void *))
 {
 	/* BASE_ONLY first: on a stopped OpenSSL it fails without raising an
