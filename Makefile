@@ -8,7 +8,9 @@
 #   make demo       build, start the local server, run the samples, print the dashboard address
 #   make bench      the benchmarks (not part of test)
 #   make install PREFIX=/usr/local DESTDIR=   /   make uninstall
-#   make deps       install the Debian packages the build and the tests need
+#                   the runtime, its header and .pc, the tools, the man pages
+#                   and a systemd unit for codensm-server (not enabled)
+#   make deps       (root) install the Debian packages the build and the tests need
 #   V=1 shows the commands, DEBUG=1 builds without optimisation.
 
 PREFIX  ?= /usr/local
@@ -61,16 +63,20 @@ include runtime/build.mk
 -include tests/fuzz/build.mk
 
 help:
-	@sed -n '4,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '4,14p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	bash .ci/deps
 
-# demo and test install the packages themselves on a machine that lacks one.
-DEPS_PC := libcurl jansson libdw libelf libmicrohttpd sqlite3 cmocka
+# make, make install and make uninstall need only the -dev packages and never
+# install anything.  demo and test install the packages themselves (.ci/deps)
+# on a machine that lacks one of the libraries or commands the suites use.
+DEPS_PC  := libcurl jansson libdw libelf libmicrohttpd sqlite3 libcrypto cmocka
+DEPS_CMD := cc c++ clang clang++ python3 chromium curl openssl valgrind uftrace \
+	dpkg-source groff man
 deps-ok:
-	@$(PKG_CONFIG) --exists $(DEPS_PC) 2>/dev/null && command -v chromium >/dev/null \
-		&& command -v clang >/dev/null || bash .ci/deps
+	@$(PKG_CONFIG) --exists $(DEPS_PC) 2>/dev/null && \
+		(for c in $(DEPS_CMD); do command -v $$c >/dev/null || exit 1; done) || bash .ci/deps
 
 clean:
 	rm -rf build build-asan build-tsan tests/artifacts

@@ -23,32 +23,9 @@ RT_LINK   := -L$(B)/lib -Wl,-rpath,$(abspath $(B)/lib) -Wl,--push-state,--no-as-
 RT_LINK_STATIC := -Wl,-u,__cyg_profile_func_enter -Wl,-u,__cyg_profile_func_exit \
 	$(RT_A) $(RT_LIBS)
 
-# The runtime's own libcurl (HTTP and HTTPS only), which it loads from
-# lib/codensm/ beside itself before the system's: build-aux/slim-curl.sh
-# says why.  Built once, outside any sanitizer, for every build directory.
-# SLIM_CURL=0 leaves it out: the runtime then loads the system's libcurl.
-SLIM_CURL ?= 1
-# Keyed by the version of the system's libcurl4: once Debian updates curl
-# (a security fix), the next make builds it again, from the new source.
-CURL_DEB_VERSION := $(shell dpkg-query -W -f='$${Version}\n' libcurl4 libcurl4t64 2>/dev/null \
-	| head -1 | tr -c 'A-Za-z0-9.+~\n-' _)
-RT_CURL_WORK := build/curl/$(or $(CURL_DEB_VERSION),any)
-RT_CURL := $(B)/lib/codensm/libcodensm-curl.so.4
-ifeq ($(SLIM_CURL),1)
-RT_CURL_DEP := $(RT_CURL)
-endif
-
 all: runtime
 .PHONY: runtime
-runtime: $(RT_SO_LNK) $(RT_A) $(RT_PC) $(RT_CURL_DEP)
-
-$(RT_CURL_WORK)/libcodensm-curl.so.4: build-aux/slim-curl.sh build-aux/fetch-source.sh
-	$(call msg,CURL,"$@ (Debian's curl source, HTTP and HTTPS only; once per curl version)")
-	$(Q)bash build-aux/slim-curl.sh $(RT_CURL_WORK)/src $@
-
-$(RT_CURL): $(RT_CURL_WORK)/libcodensm-curl.so.4
-	@mkdir -p $(@D)
-	$(Q)cp $< $@
+runtime: $(RT_SO_LNK) $(RT_A) $(RT_PC)
 
 $(B)/obj/rt/%.o: runtime/src/%.c runtime/src/internal.h runtime/include/codensm.h
 	$(call msg,CC,$<)
@@ -89,8 +66,8 @@ install: runtime
 	ln -sf $(notdir $(RT_SO)) $(DESTDIR)$(PREFIX)/lib/$(RT_SONAME)
 	ln -sf $(notdir $(RT_SO)) $(DESTDIR)$(PREFIX)/lib/libcodensm-rt.so
 	install -m 644 $(RT_A) $(DESTDIR)$(PREFIX)/lib/
-	$(if $(RT_CURL_DEP),install -d $(DESTDIR)$(PREFIX)/lib/codensm && \
-		install -m 755 $(RT_CURL) $(DESTDIR)$(PREFIX)/lib/codensm/)
+	install -d $(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 644 docs/man/libcodensm-rt.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(PREFIX)/include|' \
 		-e 's|@LIBDIR@|$(PREFIX)/lib|' -e 's|@VERSION@|$(RT_VERSION)|' \
 		runtime/codensm-rt.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/codensm-rt.pc
@@ -99,6 +76,5 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/codensm.h \
 		$(DESTDIR)$(PREFIX)/lib/libcodensm-rt.so* \
 		$(DESTDIR)$(PREFIX)/lib/libcodensm-rt.a \
-		$(DESTDIR)$(PREFIX)/lib/codensm/libcodensm-curl.so.4 \
+		$(DESTDIR)$(PREFIX)/share/man/man3/libcodensm-rt.3 \
 		$(DESTDIR)$(PREFIX)/lib/pkgconfig/codensm-rt.pc
-	rmdir $(DESTDIR)$(PREFIX)/lib/codensm 2>/dev/null || true

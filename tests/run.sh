@@ -19,7 +19,7 @@ budget() { # suite name -> seconds
 	unit | exports | demo) echo 180 ;;
 	browser | load | fuzz) echo 420 ;;
 	integration | server) echo 600 ;;
-	real) echo 900 ;;
+	real | packaging) echo 900 ;;
 	sanitizers) echo 1200 ;;
 	*) echo 600 ;;
 	esac

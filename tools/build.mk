@@ -51,16 +51,29 @@ $(B)/bin/codensm: $(CLI_OBJ)
 
 -include $(SRV_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
+# The server's systemd unit goes to PREFIX/lib/systemd/system (systemd reads
+# /usr/local/lib/systemd/system too), installed, never enabled.
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+TOOLS_MAN1 := docs/man/codensm-server.1 $(if $(CLI_BIN),docs/man/codensm.1)
+
 install: install-tools
 install-tools: tools
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/codensm/web
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/codensm/web \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(SYSTEMD_UNIT_DIR)
 	install -m 755 $(SRV_BIN) $(DESTDIR)$(PREFIX)/bin/
 	$(if $(CLI_BIN),install -m 755 $(CLI_BIN) $(DESTDIR)$(PREFIX)/bin/)
 	cp -R tools/server/web/. $(DESTDIR)$(PREFIX)/share/codensm/web/
 	chmod -R u=rwX,go=rX $(DESTDIR)$(PREFIX)/share/codensm/web
+	install -m 644 $(TOOLS_MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	sed 's|@BINDIR@|$(PREFIX)/bin|' tools/server/codensm-server.service.in \
+		> $(DESTDIR)$(SYSTEMD_UNIT_DIR)/codensm-server.service
+	chmod 644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/codensm-server.service
 
 uninstall: uninstall-tools
 uninstall-tools:
-	rm -f $(DESTDIR)$(PREFIX)/bin/codensm-server $(DESTDIR)$(PREFIX)/bin/codensm
+	rm -f $(DESTDIR)$(PREFIX)/bin/codensm-server $(DESTDIR)$(PREFIX)/bin/codensm \
+		$(DESTDIR)$(PREFIX)/share/man/man1/codensm-server.1 \
+		$(DESTDIR)$(PREFIX)/share/man/man1/codensm.1 \
+		$(DESTDIR)$(SYSTEMD_UNIT_DIR)/codensm-server.service
 	rm -rf $(DESTDIR)$(PREFIX)/share/codensm/web
 	-rmdir $(DESTDIR)$(PREFIX)/share/codensm 2>/dev/null

@@ -587,6 +587,9 @@ long cnsmp_transport_last_status(void);
 void cnsmp_transport_set_deadline(uint64_t ns);
 /* Free the calling thread's reused curl handle. */
 void cnsmp_transport_release(void);
+/* At start-up: keep a program's OpenSSL from shutting down before the
+ * final send (transport.c says how). */
+void cnsmp_transport_prepare(void);
 
 /* ---- spool.c: unsent bodies to disk and back, crash-safe ---------------- */
 

@@ -105,6 +105,7 @@ CNSMP_NOINST static void start(void)
 		atexit(at_exit);
 	}
 	if (cnsmp_cfg.api_key && cnsmp_cfg.api_key[0]) {
+		cnsmp_transport_prepare();
 		cnsmp_flusher_start();
 	} else if (!getenv("CODENSM_API_KEY") && !atomic_exchange(&nokey_logged, 1)) {
 		/* A key that is set but unusable already had its line (config.c). */

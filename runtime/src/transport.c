@@ -13,13 +13,10 @@
  * resending the same body is always safe (the server dedups the batch
  * id); merging it into new data is only safe when nothing arrived.
  *
- * libcurl is not linked: it is dlopen()ed by the first send, on the
- * flusher thread, so a program that never sends never pays for it.  The
- * first choice is the runtime's own build, HTTP and HTTPS only, in
- * codensm/libcodensm-curl.so.4 beside libcodensm-rt.so: the system's
- * libcurl4 pulls in LDAP, Kerberos, GnuTLS, RTMP, SSH and HTTP/2
- * libraries, 9 to 11 ms more per process that sends (build-aux/slim-curl.sh).
- * The header still gives the types and constants.
+ * libcurl is not linked: the system's is dlopen()ed by the first send, on
+ * the flusher thread, so a program that never sends never pays for loading
+ * it and the libraries it brings.  The header still gives the types and
+ * constants.
  *
  * The transfer runs on a multi handle polled every POLL_MS, not with
  * curl_easy_perform: that one waits up to a second between progress
@@ -92,34 +89,6 @@ static struct {
 #define curl_slist_append cu.slist_append
 #define curl_slist_free_all cu.slist_free_all
 
-/* The file this code was loaded from, absolute: dladdr's name when it is,
- * else the kernel's name for the mapping.  dladdr's is relative when the
- * runtime was found through a relative LD_LIBRARY_PATH (or is the
- * program's argv[0], for a static runtime), and the program may have
- * changed folder since, as daemons do.  0, or -1 if it cannot be named. */
-CNSMP_NOINST static int own_file(char *out, size_t len)
-{
-	Dl_info me;
-	if (dladdr((void *)&own_file, &me) && me.dli_fname && me.dli_fname[0] == '/')
-		return snprintf(out, len, "%s", me.dli_fname) < (int)len ? 0 : -1;
-	return cnsmp_mapped_file((uintptr_t)&own_file, out, len);
-}
-
-/* The runtime's own libcurl's path, beside the shared library this code
- * is in; NULL when it cannot be named.  A static runtime is part of the
- * program (or of another library), whose folder has none: the system's
- * libcurl is loaded then. */
-CNSMP_NOINST static const char *own_curl(char *path, size_t len)
-{
-	char me[4096];
-	const char *slash;
-	if (own_file(me, sizeof me) != 0 || !(slash = strrchr(me, '/')) ||
-	    snprintf(path, len, "%.*s/codensm/libcodensm-curl.so.4",
-		     (int)(slash - me), me) >= (int)len)
-		return NULL;
-	return path;
-}
-
 /* Every function used here, from h; the name of the first one h lacks,
  * or NULL.  The multi interface is optional (see perform). */
 CNSMP_NOINST static const char *bind_curl(void *h)
@@ -157,34 +126,68 @@ CNSMP_NOINST static const char *bind_curl(void *h)
 	return NULL;
 }
 
-/* The first libcurl that loads and has every function: the runtime's own,
- * then the system's under each name Debian gives it.  A broken own one is
- * named in one line; the system's takes over. */
+/* The first of the system's libcurls that loads and has every function,
+ * under each name Debian gives it; NULL, said in one line, if none does. */
 CNSMP_NOINST static void *open_curl(void)
 {
 	static const char *const names[] = { "libcurl.so.4", "libcurl-gnutls.so.4",
 					     "libcurl-nss.so.4" };
-	char own[4096], why[256] = "";
-	const char *path = own_curl(own, sizeof own);
-	for (size_t i = 0; i <= sizeof names / sizeof *names; i++) {
-		const char *name = i == 0 ? path : names[i - 1];
-		void *h = name ? dlopen(name, RTLD_NOW | RTLD_LOCAL) : NULL;
+	char why[256] = "";
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+		void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
 		const char *missing = h ? bind_curl(h) : NULL;
 		if (h && !missing)
 			return h;
-		if (h) /* a path cut at 200 bytes still tells the file */
-			snprintf(why, sizeof why, "%.200s has no %s", name, missing);
-		else if (name) /* "PATH: reason" */
-			snprintf(why, sizeof why, "%s", dlerror());
-		if (h)
+		if (h) {
+			snprintf(why, sizeof why, "%s has no %s", names[i], missing);
 			dlclose(h);
-		if (i == 0 && name && (h || access(name, F_OK) == 0)) /* there, but broken */
-			cnsmp_log(CNSMP_LOG_INFO, "cannot use the runtime's own libcurl (%s); "
-				  "trying the system's", why);
+		} else if (!why[0]) { /* the first name's reason: "NAME: reason" */
+			snprintf(why, sizeof why, "%s", dlerror());
+		}
 	}
 	cnsmp_log(CNSMP_LOG_INFO, "cannot load libcurl (%s): counting, not sending; "
 		  "install the libcurl4 package", why);
 	return NULL;
+}
+
+#define OSSL_INIT_BASE_ONLY 0x00040000L /* OpenSSL's flags (crypto.h): */
+#define OSSL_INIT_NO_ATEXIT 0x00080000L /* its header is not needed */
+
+/* OpenSSL frees its locks and tables in an atexit handler, registered
+ * when it is first initialised.  Registered after the runtime's exit hook
+ * (a program that starts using OpenSSL, through its own libcurl say, after
+ * the runtime started), it runs first, and a final send would start
+ * libcurl on freed state: SIGSEGV at exit.  So the runtime initialises
+ * OpenSSL with OPENSSL_INIT_NO_ATEXIT whenever it comes first (OpenSSL's
+ * memory goes with the process), and never starts libcurl on an OpenSSL
+ * already shut down.  `ossl_init` is OPENSSL_init_crypto; 0 if OpenSSL
+ * was shut down. */
+CNSMP_NOINST static int openssl_keep(int (*ossl_init)(uint64_t, const void *))
+{
+	/* BASE_ONLY first: on a stopped OpenSSL it fails without raising an
+	 * error, which would touch the freed state. */
+	return ossl_init(OSSL_INIT_BASE_ONLY, NULL) && ossl_init(OSSL_INIT_NO_ATEXIT, NULL);
+}
+
+/* At start-up, when the program has OpenSSL mapped already (it links
+ * libcurl or libssl itself): initialised now, before the program does,
+ * OpenSSL registers no exit handler; initialised already, its handler
+ * was registered before the runtime's exit hook and runs after it.
+ * Loads nothing: a program without OpenSSL gets it with libcurl at the
+ * first send, and global_init does the same there. */
+CNSMP_NOINST void cnsmp_transport_prepare(void)
+{
+	static const char *const names[] = { "libcrypto.so.3", "libcrypto.so.1.1" };
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+		void *h = dlopen(names[i], RTLD_NOW | RTLD_NOLOAD);
+		if (!h)
+			continue;
+		int (*ossl_init)(uint64_t, const void *);
+		*(void **)&ossl_init = dlsym(h, "OPENSSL_init_crypto");
+		if (ossl_init)
+			openssl_keep(ossl_init);
+		dlclose(h);
+	}
 }
 
 CNSMP_NOINST static void global_init(void)
@@ -192,17 +195,14 @@ CNSMP_NOINST static void global_init(void)
 	void *h = open_curl();
 	if (!h)
 		return;
-	/* libcurl's OpenSSL registers an atexit handler that frees OpenSSL's
-	 * locks and tables.  Registered now, after our exit hook, it runs
-	 * before it: the final flush's TLS calls then used freed state
-	 * (SIGSEGV at exit on a certificate error).  Initialised first with
-	 * OPENSSL_INIT_NO_ATEXIT, OpenSSL registers none; the memory goes
-	 * with the process.  No-op for other TLS back-ends, or if the host
-	 * initialised OpenSSL already. */
+	/* No-op for libcurls on other TLS back-ends (no OPENSSL_init_crypto). */
 	int (*ossl_init)(uint64_t, const void *);
 	*(void **)&ossl_init = dlsym(h, "OPENSSL_init_crypto");
-	if (ossl_init)
-		ossl_init(0x00080000L /* OPENSSL_INIT_NO_ATEXIT */, NULL);
+	if (ossl_init && !openssl_keep(ossl_init)) {
+		cnsmp_log(CNSMP_LOG_INFO, "cannot send: the program shut OpenSSL down before the "
+			  "runtime's first send; keeping data for the next run");
+		return;
+	}
 	global_ok = cu.global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
 	Dl_info at; /* the file the calls really go to */
 	cnsmp_log(CNSMP_LOG_DEBUG, "libcurl: %s%s",

@@ -3,16 +3,14 @@ them wrong: one that dies mid-run, one that answers only after 30 s, a
 host name that does not resolve, an HTTPS server whose certificate is not
 trusted.  In each the program exits promptly with its output unchanged, the
 runtime says at most one line about it, and every call arrives exactly
-once, in this run or from the spool with the next one."""
-import ctypes
-import glob
+once, in this run or from the spool with the next one.  And the libcurl
+it sends through is the system's, beside a program that uses it too."""
 import os
-import shutil
 import subprocess
 import time
 import unittest
 
-from harness import (LIB, PROGS, SANITIZER, Case, Totals, compile_prog, have, rt_link, run,
+from harness import (PROGS, Case, Totals, compile_prog, have, rt_link, run,
                      sample, sample_expect_shop)
 
 R, W = 50, 100  # ticker rounds (20 ms each) and calls per round
@@ -156,41 +154,14 @@ class TestEndpoint(Case):
         self.assert_exact(Totals(rec.committed()), ticker_expect(runs=2))
 
 
-# The runtime's own libcurl (build-aux/slim-curl.sh), as `make` leaves it.
-OWN_CURL = os.path.join(LIB, "codensm", "libcodensm-curl.so.4")
-
-
-class _VersionInfo(ctypes.Structure):
-    """struct curl_version_info_data of curl 7.88, up to capath."""
-    _fields_ = [("age", ctypes.c_int), ("version", ctypes.c_char_p),
-                ("version_num", ctypes.c_uint), ("host", ctypes.c_char_p),
-                ("features", ctypes.c_int), ("ssl_version", ctypes.c_char_p),
-                ("ssl_version_num", ctypes.c_long), ("libz_version", ctypes.c_char_p),
-                ("protocols", ctypes.POINTER(ctypes.c_char_p)), ("ares", ctypes.c_char_p),
-                ("ares_num", ctypes.c_int), ("libidn", ctypes.c_char_p),
-                ("iconv_ver_num", ctypes.c_int), ("libssh_version", ctypes.c_char_p),
-                ("brotli_ver_num", ctypes.c_uint), ("brotli_version", ctypes.c_char_p),
-                ("nghttp2_ver_num", ctypes.c_uint), ("nghttp2_version", ctypes.c_char_p),
-                ("quic_version", ctypes.c_char_p), ("cainfo", ctypes.c_char_p),
-                ("capath", ctypes.c_char_p)]
-
-
-def curl_info(path):
-    """(version, protocols, CA file, CA folder) the libcurl at `path` reports."""
-    lib = ctypes.CDLL(path, mode=os.RTLD_LOCAL)
-    lib.curl_version_info.restype = ctypes.POINTER(_VersionInfo)
-    v = lib.curl_version_info(10).contents  # CURLVERSION_TENTH: has cainfo
-    protos, i = set(), 0
-    while v.protocols[i]:
-        protos.add(v.protocols[i].decode())
-        i += 1
-    return v.version.decode(), protos, v.cainfo, v.capath
-
-
-def needed(path):
-    """The DT_NEEDED libraries of an ELF file."""
-    out = subprocess.run(["readelf", "-d", path], capture_output=True, text=True, check=True).stdout
-    return {l.split("[", 1)[1].rstrip("]") for l in out.splitlines() if "(NEEDED)" in l}
+def system_libcurl():
+    """The file dlopen("libcurl.so.4") loads, as ldconfig's cache names it."""
+    out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
+    paths = [l.split("=> ", 1)[1].strip() for l in out.splitlines()
+             if l.strip().startswith("libcurl.so.4 ") and "=> " in l]
+    if not paths:
+        raise AssertionError("ldconfig -p lists no libcurl.so.4: install libcurl4")
+    return os.path.realpath(paths[0])
 
 
 def libcurl_used(r):
@@ -200,42 +171,23 @@ def libcurl_used(r):
     return got[0] if len(got) == 1 else got
 
 
-@unittest.skipUnless(os.path.exists(OWN_CURL), "built with SLIM_CURL=0: no libcurl of the runtime's own")
-class TestOwnLibcurl(Case):
-    """The runtime sends through its own HTTP-only libcurl when it sits
-    beside the shared library, and through the system's otherwise."""
+class TestSystemLibcurl(Case):
+    """The runtime sends through the system's libcurl, loaded at the first
+    send, whether it is linked shared or static, and beside a program that
+    uses that same libcurl itself."""
 
-    def runtime_copy(self):
-        """tmp/lib: the shared runtime copied, and an empty codensm/ beside
-        it.  Found first through LD_LIBRARY_PATH, which wins over the
-        programs' runpath to build/lib."""
-        lib = os.path.join(self.tmp, "lib")
-        os.makedirs(os.path.join(lib, "codensm"))
-        for f in glob.glob(os.path.join(LIB, "libcodensm-rt.so*")):
-            shutil.copy(f, lib, follow_symlinks=False)
-        return lib
+    def assert_system_libcurl(self, r):
+        used = libcurl_used(r)
+        self.assertIsInstance(used, str, "one libcurl line: %r" % r)
+        self.assertEqual(os.path.realpath(used), system_libcurl())
 
-    def test_own_libcurl_links_tls_and_libc_only(self):
-        """lib/codensm/libcodensm-curl.so.4 needs libssl, libcrypto and libc, nothing else"""
-        self.assertEqual(needed(OWN_CURL), {"libssl.so.3", "libcrypto.so.3", "libc.so.6"})
-
-    def test_own_libcurl_speaks_http_and_trusts_what_the_systems_does(self):
-        """its protocols are exactly http and https; its CA file and folder are the system libcurl's; loaded, it is not what dlopen("libcurl.so.4") gives"""
-        version, protos, cainfo, capath = curl_info(OWN_CURL)
-        # Loaded first, as by the runtime: a program's own dlopen of the
-        # system's name must still get the system's (its own soname).
-        sys_version, sys_protos, sys_cainfo, sys_capath = curl_info("libcurl.so.4")
-        self.assertEqual(protos, {"http", "https"})
-        self.assertIn("file", sys_protos, "the system's libcurl, for comparison")
-        self.assertEqual((version, cainfo, capath), (sys_version, sys_cainfo, sys_capath))
-
-    def test_shared_runtime_sends_through_its_own(self):
-        """the shop, linked with libcodensm-rt.so: exact counts, sent through lib/codensm/libcodensm-curl.so.4"""
+    def test_shared_runtime_sends_through_the_systems(self):
+        """the shop, linked with libcodensm-rt.so: exact counts, sent through the system's libcurl"""
         rec = self.receiver()
         r = run([sample("shop"), "200"], self.env(rec, CODENSM_INCLUDE="checkout,payments,inventory,legacy",
                                                    CODENSM_LOG="debug"))
         self.assert_ran(r)
-        self.assertEqual(libcurl_used(r), OWN_CURL)
+        self.assert_system_libcurl(r)
         self.assert_exact(Totals(rec.committed()), sample_expect_shop(200))
 
     def test_static_runtime_sends_through_the_systems(self):
@@ -244,13 +196,11 @@ class TestOwnLibcurl(Case):
         r = run([sample("shop-static"), "200"], self.env(rec, CODENSM_INCLUDE="checkout,payments,inventory,legacy",
                                                           CODENSM_LOG="debug"))
         self.assert_ran(r)
-        used = libcurl_used(r)
-        self.assertIsInstance(used, str, "one libcurl line: %r" % r)
-        self.assertTrue(used.endswith("/libcurl.so.4") and not used.startswith(LIB), used)
+        self.assert_system_libcurl(r)
         self.assert_exact(Totals(rec.committed()), sample_expect_shop(200))
 
     def test_program_with_its_own_libcurl(self):
-        """a program using the system's libcurl (file:// URLs) keeps working, and its calls arrive exactly"""
+        """a program using the system's libcurl itself (file:// URLs) keeps working beside the runtime's sends, and its calls arrive exactly"""
         prog = compile_prog("curlhost", ["curlhost.c"], link=rt_link() + ["-lcurl"])
         src = os.path.join(PROGS, "curlhost.c")
         rec = self.receiver()
@@ -259,47 +209,25 @@ class TestOwnLibcurl(Case):
         self.assert_ran(r)
         self.assertEqual(r.stdout, "curlhost: 30 fetches, %d bytes, last: No error\n"
                          % (30 * os.path.getsize(src)))
-        self.assertEqual(libcurl_used(r), OWN_CURL)
+        self.assert_system_libcurl(r)
         self.assert_exact(Totals(rec.committed()), {"curlhost.main": (1, 0), "curlhost.fetch": (30, 0)})
 
-    def test_found_after_a_chdir_from_a_relative_library_path(self):
-        """runtime found through a relative LD_LIBRARY_PATH, program chdir()s to /: its own libcurl is still the one used"""
-        lib = self.runtime_copy()
-        shutil.copy(OWN_CURL, os.path.join(lib, "codensm"))
-        prog = compile_prog("wanderer", ["wanderer.c"])
+    def test_program_starts_openssl_after_the_runtime(self):
+        """a program that loads libcurl after the runtime started, so OpenSSL shuts down before the final send: no crash, one line, spooled; the next run delivers, exact"""
+        prog = compile_prog("latecurl", ["latecurl.c"])
         rec = self.receiver()
-        r = run([prog, "40"], self.env(rec, CODENSM_INCLUDE="wanderer", CODENSM_LOG="debug",
-                                       LD_LIBRARY_PATH="lib"), cwd=self.tmp)
+        r = run([prog, "300", "late"], self.env(rec, CODENSM_INCLUDE="latecurl"))
         self.assert_ran(r)
-        self.assertEqual(r.stdout, "wanderer: 40 steps\n")
-        self.assertEqual(libcurl_used(r), os.path.join(lib, "codensm", "libcodensm-curl.so.4"))
-        self.assert_exact(Totals(rec.committed()), {"wanderer.main": (1, 0), "wanderer.step": (40, 0)})
-
-    def test_broken_own_libcurl_falls_back_to_the_systems(self):
-        """a damaged or foreign lib/codensm/libcodensm-curl.so.4: one line naming it, the system's libcurl sends, exact"""
-        lib = self.runtime_copy()
-        bad = os.path.join(lib, "codensm", "libcodensm-curl.so.4")
-        for kind, why in (("not ELF", "invalid ELF header"), ("libz", "has no curl_global_init")):
-            with self.subTest(kind=kind):
-                if kind == "libz":
-                    shutil.copy(subprocess.run(["sh", "-c", "ldconfig -p | sed -n 's/.*libz.so.1 .*=> //p' | head -1"],
-                                               capture_output=True, text=True).stdout.strip(), bad)
-                else:
-                    with open(bad, "w") as f:
-                        f.write("not a library\n" * 400)
-                rec = self.receiver()
-                r = run([sample("shop"), "200"],
-                        self.env(rec, CODENSM_INCLUDE="checkout,payments,inventory,legacy",
-                                 CODENSM_LOG="debug", LD_LIBRARY_PATH=lib))
-                self.assert_ran(r)
-                said = [l for l in r.stderr.splitlines() if l.startswith("codensm: cannot use the runtime's own libcurl (")]
-                self.assertEqual(len(said), 1, r.stderr)
-                self.assertEqual(said[0].count(bad), 1, said[0])
-                self.assertIn(why, said[0])
-                used = libcurl_used(r)
-                self.assertIsInstance(used, str, "one libcurl line: %r" % r)
-                self.assertTrue(used.endswith("/libcurl.so.4") and not used.startswith(self.tmp), used)
-                self.assert_exact(Totals(rec.committed()), sample_expect_shop(200))
+        self.assertEqual(r.stdout, "latecurl: 300 steps\n")
+        self.assertEqual(runtime_lines(r), ["codensm: cannot send: the program shut OpenSSL down before "
+                                            "the runtime's first send; keeping data for the next run"])
+        self.assertEqual(rec.all_requests(), [], "nothing was sent through the stopped OpenSSL")
+        self.assertNotEqual(self.spooled(), [], "the calls are spooled")
+        r2 = run([prog, "0"], self.env(rec, CODENSM_INCLUDE="latecurl"))
+        self.assert_ran(r2)
+        self.assertEqual(runtime_lines(r2), [])
+        self.assertEqual(self.spooled(), [])
+        self.assert_exact(Totals(rec.committed()), {"latecurl.main": (2, 0), "latecurl.step": (300, 0)})
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@
 #
 # PROGRAM is bzip2, zlib or lua (lua5.4).  The unpacked sources stay in
 # $CODENSM_BUILD/real/src (git-ignored, never committed): build-aux/fetch-source.sh
-# downloads them once, adding deb-src entries for this Debian release when
-# apt has none.  A tree is rebuilt only when this script, the compiler, the
+# downloads them once (with a private apt state under it when the machine's
+# apt has no deb-src entries; the machine's apt sources are never changed).
+# A tree is rebuilt only when this script, the compiler, the
 # package version or the runtime's link flags change (the runtime itself is a
 # shared library: a new build of it needs no relink).  Prints one line per
 # program; build logs go to $CODENSM_BUILD/real/PROGRAM/{plain,inst}.log.

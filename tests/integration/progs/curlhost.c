@@ -1,7 +1,7 @@
 /* curlhost: a program that uses the system's libcurl itself, as many do,
- * while the runtime sends through its own.  Each fetch reads a file:// URL
- * (a protocol the runtime's libcurl is built without), so a call of the
- * program's that reached the runtime's libcurl would fail.
+ * while the runtime loads the same library for its own sends.  Each fetch
+ * reads a file:// URL: the program's transfers and the runtime's share one
+ * copy of libcurl (and curl_global_init) without disturbing each other.
  *
  *   curlhost URL N   -> "curlhost: N fetches, B bytes, last: <curl error>"
  */
