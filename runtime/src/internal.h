@@ -18,6 +18,7 @@
 #ifndef CODENSM_INTERNAL_H
 #define CODENSM_INTERNAL_H
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdatomic.h>
@@ -128,6 +129,21 @@ const char *cnsmp_rules_department(const struct cnsmp_config *cfg,
 				   const char *name, char *buf, size_t len);
 /* Weight: longest matching prefix of cfg->weights, default 1.0. */
 double cnsmp_rules_weight(const struct cnsmp_config *cfg, const char *name);
+/* Lexically normalised absolute path of `file` (relative to `dir` when
+ * relative); no symlinks followed.  malloc'd, NULL when out of memory. */
+char *cnsmp_rules_absolute(const char *dir, const char *file);
+/* Is the absolute path under a compiler's or the system's folders
+ * (/usr/include/, /usr/lib/, ..., "<built-in>")? */
+int cnsmp_rules_system_path(const char *abs);
+/* A source file's module path and reported file: relative to `root` when
+ * inside it, else from the absolute path.  0, or -1 (both NULL) on OOM. */
+int cnsmp_rules_module_of(const char *root, const char *abs, char **modpath,
+			  char **file);
+/* The hash that tells overloads apart: FNV-1a of the linkage (mangled)
+ * name, or of the qualified name when there is none; an overloaded
+ * function's name is its base name and this hash, CNSMP_OVERLOAD_FMT. */
+uint32_t cnsmp_rules_name_hash(const char *linkage_name);
+#define CNSMP_OVERLOAD_FMT "%s#%08" PRIx32
 
 /* ---- symbols.c / symcache.c: a module's index of functions ------------- */
 
