@@ -1,0 +1,32 @@
+// C++ samples for tests/analyze: qualified names, overloads, try/catch/throw.
+#include <stdexcept>
+
+namespace geo {
+
+struct Box {
+	int w;
+	int area() const;
+};
+
+int Box::area() const
+{
+	if (w < 0)
+		throw std::invalid_argument("negative");
+	return w * w;
+}
+
+int scale(int v) { return v * 2; }
+double scale(double v) { return v * 2; }
+
+int safe_area(const Box &b)
+{
+	try {
+		return b.area();
+	} catch (const std::invalid_argument &) {
+		return -1;
+	} catch (...) {
+		throw;
+	}
+}
+
+} // namespace geo
