@@ -99,16 +99,17 @@ static int check_database(const char *dir, char *err, size_t errlen)
 	}
 	for (size_t i = 0; r == 0 && i < json_array_size(db); i++) {
 		json_t *e = json_array_get(db, i);
-		const char *miss = !json_is_object(e) ? "an object" :
-				   !json_is_string(json_object_get(e, "directory")) ? "a \"directory\"" :
-				   !json_is_string(json_object_get(e, "file")) ? "a \"file\"" :
+		const char *miss = !json_is_object(e) ? NULL :
+				   !json_is_string(json_object_get(e, "directory")) ? "\"directory\" string" :
+				   !json_is_string(json_object_get(e, "file")) ? "\"file\" string" :
 				   !json_is_string(json_object_get(e, "command")) &&
-				   !json_is_array(json_object_get(e, "arguments")) ? "a \"command\" or \"arguments\"" :
+				   !json_is_array(json_object_get(e, "arguments")) ? "\"command\" or \"arguments\"" :
 				   NULL;
-		if (miss) {
-			snprintf(err, errlen, "'%s': entry %zu is not %s", path, i + 1, miss);
-			if (json_is_object(e))
+		if (!json_is_object(e) || miss) {
+			if (miss)
 				snprintf(err, errlen, "'%s': entry %zu has no %s", path, i + 1, miss);
+			else
+				snprintf(err, errlen, "'%s': entry %zu is not an object", path, i + 1);
 			r = -1;
 		}
 	}
@@ -205,7 +206,14 @@ static void add_fn(struct tu_walk *w, CXCursor c)
 	if (!abs || !usr || cnsmp_rules_system_path(abs) || seen_usr(r, usr) ||
 	    clang_Location_isInSystemHeader(clang_getCursorLocation(c)))
 		goto out;
-	if (cnsmp_rules_module_of(r->root ? r->root : w->dir, abs, &modpath, &rel) < 0 ||
+	/* A header outside the source root is a library's (codensm.h's inline
+	 * helper): its functions are the user's only in the unit's own file. */
+	const char *root = r->root ? r->root : w->dir;
+	size_t rn = strlen(root);
+	if (!clang_Location_isFromMainFile(clang_getCursorLocation(c)) &&
+	    (strncmp(abs, root, rn) || abs[rn] != '/') && strcmp(root, "/"))
+		goto out;
+	if (cnsmp_rules_module_of(root, abs, &modpath, &rel) < 0 ||
 	    !(q = qualified(c)) || grow((void **)&r->f, &r->capf, r->nf, sizeof(*r->f)) < 0) {
 		r->oom = 1;
 		goto out;

@@ -30,3 +30,10 @@ int safe_area(const Box &b)
 }
 
 } // namespace geo
+
+// The library's entry point for the C program (tests/analyze/proj/main.c).
+extern "C" int shapes_demo(int w)
+{
+	geo::Box b{w};
+	return geo::safe_area(b) + geo::scale(w) + (int)geo::scale(0.5);
+}
