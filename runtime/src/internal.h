@@ -672,4 +672,22 @@ void cnsmp_crash_install(void);     /* idempotent */
  * Returns the number of files written, -1 if another dump ran first. */
 int cnsmp_crash_dump(void);
 
+/* ---- flows.c: the analysis of `codensm analyze`, for CODENSM_MODE=full -- */
+
+/* One module's flows: each function's entry as compact JSON, rebuilt from
+ * checked fields only (docs/flows.md). */
+struct cnsmp_flows;
+/* DIR/BUILD_ID.json, else the .codensm.flows section of the ELF file at
+ * elf_path; NULL when neither holds an analysis.  *dropped (if not NULL)
+ * counts entries left out because a field failed its check. */
+struct cnsmp_flows *cnsmp_flows_load(const char *dir, const char *build_id,
+				     const char *elf_path, size_t *dropped);
+struct cnsmp_flows *cnsmp_flows_parse(const char *buf, size_t len, size_t *dropped);
+/* The entry of function `name`, or NULL; owned by f. */
+const char *cnsmp_flows_find(const struct cnsmp_flows *f, const char *name);
+size_t cnsmp_flows_count(const struct cnsmp_flows *f);
+void cnsmp_flows_free(struct cnsmp_flows *f); /* NULL is a no-op */
+/* Beside the symbol cache ($XDG_CACHE_HOME/codensm/flows); malloc'd or NULL. */
+char *cnsmp_flows_default_dir(char *(*getenv_fn)(const char *));
+
 #endif /* CODENSM_INTERNAL_H */
