@@ -197,6 +197,33 @@ class TestNames(AnalyzeCase):
         self.assertEqual(subprocess.run([copy], capture_output=True).returncode, 0)  # still runs
 
 
+LUA = os.path.join(BUILD, "real", "lua", "inst", "src")
+
+
+class TestRealProgram(AnalyzeCase):
+    def test_every_function_of_lua_gets_a_flow_under_its_runtime_name(self):
+        """Lua 5.4 from Debian (tests/real/build.sh lua), -O2: every function the runtime lists has a flow"""
+        exe = os.path.join(LUA, "lua")
+        if not os.path.exists(exe):
+            self.skipTest("no %s: bash tests/real/build.sh lua" % exe)
+        sources = sorted(f for f in os.listdir(LUA) if f.endswith(".c"))
+        db = database(os.path.join(self.tmp, "lua"), [
+            {"directory": LUA, "file": f,
+             "arguments": ["gcc", "-std=gnu99", "-O2", "-DLUA_COMPAT_5_3", "-DLUA_USE_LINUX", "-g", "-c", f]}
+            for f in sources])
+        out = os.path.join(self.tmp, "flows")
+        r = self.analyze("-p", db, "--out-dir", out, "-v", exe)
+        self.assertEqual(r.returncode, 0, r)
+        m = re.search(r"flows of (\d+) of its (\d+) functions", r.stderr)
+        self.assertIsNotNone(m, r.stderr)
+        self.assertEqual(m.group(1), m.group(2), r.stderr)
+        self.assertNotIn("no analysis", r.stderr)
+        with open(os.path.join(out, build_id(exe) + ".json")) as f:
+            flows = {fl["name"]: fl for fl in json.load(f)["flows"]}
+        self.assertEqual(len(flows), int(m.group(1)))
+        self.assertIn("lvm.luaV_execute", flows)  # split into .cold pieces by -O2: still one flow
+
+
 class TestErrors(AnalyzeCase):
     def error(self, *args):
         r = self.analyze(*args)

@@ -489,6 +489,11 @@ static void inv_add(const struct cnsmp_fninfo *fi, void *arg)
 	v->n++;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* The build's function that the binary calls `name` ("base" or
  * "base#hash"), or -1. */
 static long match(const struct run *r, const char *name)
@@ -552,6 +557,17 @@ static int for_binary(struct run *r, const char *bin, const struct byusr *u,
 	}
 	struct inv v = { 0 };
 	cnsmp_symbols_inventory_file(bin, cfg, inv_add, &v);
+	/* A function split by the optimiser (.cold, .part) is listed once per
+	 * piece under one name. */
+	qsort(v.name, v.n, sizeof(*v.name), cmp_str);
+	size_t uniq = 0;
+	for (size_t i = 0; i < v.n; i++) {
+		if (uniq && !strcmp(v.name[uniq - 1], v.name[i]))
+			free(v.name[i]);
+		else
+			v.name[uniq++] = v.name[i];
+	}
+	v.n = uniq;
 	char **names = calloc(r->nf + 1, sizeof(*names));
 	size_t matched = 0;
 	for (size_t i = 0; names && i < v.n; i++) {
