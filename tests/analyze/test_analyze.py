@@ -261,6 +261,16 @@ class TestErrors(AnalyzeCase):
                          "codensm: '%s/compile_commands.json' is not a compilation database: "
                          "the top level is not an array" % d)
 
+    def test_unit_in_a_missing_folder_is_skipped_with_one_line(self):
+        """an entry whose directory is gone: one line naming it, and one saying nothing was analysed; exit 1"""
+        d = database(os.path.join(self.tmp, "gone"), [{"directory": "/nonexistent/src", "file": "a.c",
+                                                       "command": "cc -c a.c"}])
+        r = self.analyze("-p", d)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertEqual(r.stderr.splitlines(), [
+            "codensm: skipping 'a.c': cannot enter its directory '/nonexistent/src': No such file or directory",
+            "codensm: no function defined in the sources of '%s/compile_commands.json' could be analysed" % d])
+
     def test_binary_without_build_id(self):
         """a BINARY without a GNU build-id: one line saying so and how to fix it"""
         exe = os.path.join(self.tmp, "noid")

@@ -47,6 +47,7 @@ struct run {
 	size_t nf, capf;
 	char *root;       /* CODENSM_SOURCE_ROOT, normalised, or NULL */
 	char *common;     /* the folder holding every source file */
+	const char *build; /* the database's folder, absolute */
 	size_t units, failed;
 	FILE *err;
 	int oom;
@@ -279,20 +280,43 @@ static void common_dir(char **a, const char *b)
 	(*a)[n > 1 ? n - 1 : 1] = '\0';
 }
 
+/* The compiler's path: the driver libclang runs finds the compiler's own
+ * headers (libstdc++'s) relative to it, so "c++" must become /usr/bin/c++. */
+static char *compiler_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	if (strchr(name, '/') || !path)
+		return NULL;
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, ":");
+		char buf[PATH_MAX];
+		if (n && snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, p, name) < (int)sizeof(buf) &&
+		    buf[0] == '/' && access(buf, X_OK) == 0)
+			return strdup(buf);
+		p += n + (p[n] == ':');
+	}
+	return NULL;
+}
+
 static void unit(struct run *r, CXIndex idx, CXCompileCommand cmd)
 {
 	char *dir = str(clang_CompileCommand_getDirectory(cmd));
 	char *file = str(clang_CompileCommand_getFilename(cmd));
 	unsigned argc = clang_CompileCommand_getNumArgs(cmd);
 	char **argv = calloc(argc + 1, sizeof(*argv));
-	char *abs = dir && file ? cnsmp_rules_absolute(dir, file) : NULL;
-	char *ndir = dir ? cnsmp_rules_absolute(NULL, dir) : NULL;
+	char *ndir = dir ? cnsmp_rules_absolute(r->build, dir) : NULL; /* relative: to the database */
+	char *abs = ndir && file ? cnsmp_rules_absolute(ndir, file) : NULL;
 	if (!argv || !abs || !ndir) {
 		r->oom = 1;
 		goto out;
 	}
 	for (unsigned i = 0; i < argc; i++)
 		argv[i] = str(clang_CompileCommand_getArg(cmd, i));
+	char *cc = argc ? compiler_path(argv[0]) : NULL;
+	if (cc) {
+		free(argv[0]);
+		argv[0] = cc;
+	}
 	r->units++;
 	common_dir(&r->common, abs);
 	if (chdir(ndir) != 0) {
@@ -647,6 +671,7 @@ int an_run(const struct an_opts *o, FILE *out, FILE *err)
 		free(build);
 		return 1;
 	}
+	r.build = build;
 	const char *sr = getenv("CODENSM_SOURCE_ROOT");
 	if (sr && *sr)
 		r.root = cnsmp_rules_absolute(cwd, sr);
@@ -670,6 +695,11 @@ int an_run(const struct an_opts *o, FILE *out, FILE *err)
 		goto out;
 	}
 
+	if (r.nf == 0) {
+		fprintf(err, "codensm: no function defined in the sources of '%s/compile_commands.json' could be analysed\n",
+			build);
+		goto out;
+	}
 	struct an_idset ids = { 0 };
 	const char *troot = o->tests_dir ? o->tests_dir : r.root ? r.root : r.common;
 	int tfiles = troot ? an_testscan(troot, &ids, msg, sizeof(msg)) : 0;
