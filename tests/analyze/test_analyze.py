@@ -271,6 +271,19 @@ class TestErrors(AnalyzeCase):
             "codensm: skipping 'a.c': cannot enter its directory '/nonexistent/src': No such file or directory",
             "codensm: no function defined in the sources of '%s/compile_commands.json' could be analysed" % d])
 
+    def test_binary_of_another_build_is_refused(self):
+        """a BINARY none of whose functions the build defines (the plugin sample): one line, no file, exit 1"""
+        shop = os.path.join(BUILD, "samples", "libdiscounts.so")
+        if not os.path.exists(shop):
+            self.skipTest("samples not built")
+        out = os.path.join(self.tmp, "flows")
+        r = self.analyze("-p", database(os.path.join(self.tmp, "b")), "--out-dir", out, shop)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertEqual(r.stderr.splitlines()[1:], [
+            "codensm: none of the 2 functions of '%s' is defined in this build's sources "
+            "(is it from another build?)" % shop])
+        self.assertFalse(os.path.exists(out))
+
     def test_binary_without_build_id(self):
         """a BINARY without a GNU build-id: one line saying so and how to fix it"""
         exe = os.path.join(self.tmp, "noid")

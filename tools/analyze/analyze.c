@@ -48,6 +48,7 @@ struct run {
 	char *root;       /* CODENSM_SOURCE_ROOT, normalised, or NULL */
 	char *common;     /* the folder holding every source file */
 	const char *build; /* the database's folder, absolute */
+	size_t *set, capset; /* usr_seen and usr_add */
 	size_t units, failed;
 	FILE *err;
 	int oom;
@@ -185,11 +186,46 @@ static void add_hashes(struct fn *f, CXCursor c, const char *q)
 	clang_disposeStringSet(all);
 }
 
-static int seen_usr(const struct run *r, const char *usr)
+/* The USRs of the functions analysed so far (headers' functions recur in
+ * every unit that includes them): an open-addressed table of indexes into
+ * r->f, so a large build stays linear. */
+static int usr_seen(const struct run *r, const char *usr)
 {
-	for (size_t i = r->nf; i-- > 0;) /* headers' functions recur per unit */
-		if (!strcmp(r->f[i].usr, usr))
+	if (!r->capset)
+		return 0;
+	size_t h = cnsmp_rules_name_hash(usr) & (r->capset - 1);
+	for (; r->set[h] != (size_t)-1; h = (h + 1) & (r->capset - 1))
+		if (!strcmp(r->f[r->set[h]].usr, usr))
 			return 1;
+	return 0;
+}
+
+static void usr_put(size_t *t, size_t cap, const char *usr, size_t i)
+{
+	size_t h = cnsmp_rules_name_hash(usr) & (cap - 1);
+	while (t[h] != (size_t)-1)
+		h = (h + 1) & (cap - 1);
+	t[h] = i;
+}
+
+/* Adds function i (filled in) to the table; 0 or -1. */
+static int usr_add(struct run *r, size_t i)
+{
+	if ((i + 1) * 2 >= r->capset) {
+		size_t cap = r->capset ? r->capset * 2 : 1024;
+		size_t *t = malloc(cap * sizeof(*t));
+		if (!t)
+			return -1;
+		for (size_t k = 0; k < cap; k++)
+			t[k] = (size_t)-1;
+		for (size_t k = 0; k < r->capset; k++)
+			if (r->set[k] != (size_t)-1)
+				usr_put(t, cap, r->f[r->set[k]].usr, r->set[k]);
+		free(r->set);
+		r->set = t;
+		r->capset = cap;
+	}
+	usr_put(r->set, r->capset, r->f[i].usr, i);
 	return 0;
 }
 
@@ -204,7 +240,7 @@ static void add_fn(struct tu_walk *w, CXCursor c)
 	char *modpath = NULL, *rel = NULL, *q = NULL;
 	/* libclang knows which headers are the system's even when their path
 	 * (seen through the driver's guess of its own folder) does not say so */
-	if (!abs || !usr || cnsmp_rules_system_path(abs) || seen_usr(r, usr) ||
+	if (!abs || !usr || cnsmp_rules_system_path(abs) ||
 	    clang_Location_isInSystemHeader(clang_getCursorLocation(c)))
 		goto out;
 	/* A header outside the source root is a library's (codensm.h's inline
@@ -213,6 +249,8 @@ static void add_fn(struct tu_walk *w, CXCursor c)
 	size_t rn = strlen(root);
 	if (!clang_Location_isFromMainFile(clang_getCursorLocation(c)) &&
 	    (strncmp(abs, root, rn) || abs[rn] != '/') && strcmp(root, "/"))
+		goto out;
+	if (usr_seen(r, usr))
 		goto out;
 	if (cnsmp_rules_module_of(root, abs, &modpath, &rel) < 0 ||
 	    !(q = qualified(c)) || grow((void **)&r->f, &r->capf, r->nf, sizeof(*r->f)) < 0) {
@@ -234,6 +272,8 @@ static void add_fn(struct tu_walk *w, CXCursor c)
 	f->callee = calloc(f->flow.ncalls + 1, sizeof(*f->callee));
 	for (size_t i = 0; f->callee && i < f->flow.ncalls; i++)
 		f->callee[i] = str(clang_getCursorUSR(f->flow.calls[i]));
+	if (usr_add(r, r->nf) < 0)
+		r->oom = 1;
 	r->nf++;
 out:
 	free(fname);
@@ -525,20 +565,25 @@ static long match(const struct run *r, const char *name)
 	const char *h = strrchr(name, '#');
 	size_t n = h && strlen(h) == 9 ? (size_t)(h - name) : strlen(name);
 	uint32_t hash = n < strlen(name) ? (uint32_t)strtoul(h + 1, NULL, 16) : 0;
-	long first = -1;
-	for (size_t i = 0; i < r->nf; i++) {
+	size_t lo = 0, hi = r->nf; /* r->f is sorted by base (finish_names) */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strncmp(r->f[mid].base, name, n);
+		if (c < 0 || (c == 0 && strlen(r->f[mid].base) < n))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	long alt = -1;
+	for (size_t i = lo; i < r->nf && strlen(r->f[i].base) == n && !strncmp(r->f[i].base, name, n); i++) {
 		const struct fn *f = &r->f[i];
-		if (strlen(f->base) != n || strncmp(f->base, name, n))
-			continue;
-		if (n == strlen(name))
-			return (long)i;
-		if (f->hash == hash)
+		if (n == strlen(name) || f->hash == hash)
 			return (long)i;
 		for (size_t k = 0; k < f->nalt; k++)
-			if (f->alt[k] == hash)
-				first = (long)i;
+			if (f->alt[k] == hash && alt < 0)
+				alt = (long)i;
 	}
-	return first;
+	return alt;
 }
 
 static int embed(const char *binary, const char *file, char *err, size_t errlen)
@@ -612,6 +657,11 @@ static int for_binary(struct run *r, const char *bin, const struct byusr *u,
 		fprintf(r->err, "codensm: no function of its own found in '%s' (built with -g?)\n", bin);
 		goto out;
 	}
+	if (matched == 0) {
+		fprintf(r->err, "codensm: none of the %zu functions of '%s' is defined in this build's sources (is it from another build?)\n",
+			v.n, bin);
+		goto out;
+	}
 	json_t *doc = json_pack("{si ss ss so}", "format", 1, "build_id", id, "binary", bin,
 				"flows", flows_json(r, names, u));
 	snprintf(path, sizeof(path), "%s/%s.json", r->o->out_dir, id);
@@ -652,6 +702,7 @@ static void run_release(struct run *r)
 		an_flow_release(&f->flow);
 	}
 	free(r->f);
+	free(r->set);
 	free(r->root);
 	free(r->common);
 }
