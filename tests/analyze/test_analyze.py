@@ -152,6 +152,28 @@ class TestShapes(AnalyzeCase):
                          (True, False))
 
 
+class TestTestFiles(AnalyzeCase):
+    def test_which_files_are_test_files(self):
+        """test files: under t/, tests/ or test/, or named test_*.c / *_test.cpp; not testing.c, t.c, a .txt or a hidden folder"""
+        root = os.path.join(self.tmp, "tree")
+        uses = {"t/a.c": "f1", "tests/x/b.cc": "f2", "src/foo_test.cpp": "f3", "src/test_bar.c": "f4",
+                "test/c.h": "f5", "src/testing.c": "f6", "src/t.c": "f7", "docs/test_x.txt": "f8",
+                ".git/tests/d.c": "f9", "src/main.c": "f10"}
+        for rel, fn in uses.items():
+            os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+            with open(os.path.join(root, rel), "w") as f:
+                f.write("void %s(void);\nvoid use_%s(void) { %s(); }\n" % (fn, fn, fn))
+        with open(os.path.join(root, "src", "lib.c"), "w") as f:
+            f.write("".join("void f%d(void) {}\n" % i for i in range(1, 11)))
+        db = database(os.path.join(self.tmp, "b"), [{"directory": os.path.join(root, "src"), "file": "lib.c",
+                                                     "command": "cc -c lib.c"}])
+        r = self.analyze("-p", db, "--tests", root)
+        self.assertEqual(r.returncode, 0, r)
+        got = {f["name"]: f["has_tests"] for f in json.loads(r.stdout)["flows"]}
+        self.assertEqual(got, {"lib.f%d" % i: i <= 5 for i in range(1, 11)})
+        self.assertIn("5 test files under '%s'" % root, r.stderr)
+
+
 class TestNames(AnalyzeCase):
     def build(self):
         lib = compile_prog("libshapes-an.so", ["lib/shapes.cpp"], cwd=PROJ, shared=True)
@@ -273,15 +295,15 @@ class TestErrors(AnalyzeCase):
 
     def test_binary_of_another_build_is_refused(self):
         """a BINARY none of whose functions the build defines (the plugin sample): one line, no file, exit 1"""
-        shop = os.path.join(BUILD, "samples", "libdiscounts.so")
-        if not os.path.exists(shop):
+        other = os.path.join(BUILD, "samples", "libdiscounts.so")
+        if not os.path.exists(other):
             self.skipTest("samples not built")
         out = os.path.join(self.tmp, "flows")
-        r = self.analyze("-p", database(os.path.join(self.tmp, "b")), "--out-dir", out, shop)
+        r = self.analyze("-p", database(os.path.join(self.tmp, "b")), "--out-dir", out, other)
         self.assertEqual(r.returncode, 1, r)
         self.assertEqual(r.stderr.splitlines()[1:], [
             "codensm: none of the 2 functions of '%s' is defined in this build's sources "
-            "(is it from another build?)" % shop])
+            "(is it from another build?)" % other])
         self.assertFalse(os.path.exists(out))
 
     def test_binary_without_build_id(self):
