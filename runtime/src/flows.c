@@ -10,6 +10,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,9 @@ CNSMP_NOINST struct cnsmp_flows *cnsmp_flows_parse(const char *buf, size_t len,
 	return f;
 }
 
+static char *sections(int fd, size_t *len, int (*want_note)(const char *, size_t, void *),
+		      void *arg);
+
 /* The whole file, or NULL (missing, unreadable, larger than the cap). */
 static char *slurp(int fd, off_t at, size_t len)
 {
@@ -186,8 +190,15 @@ static char *slurp(int fd, off_t at, size_t len)
 }
 
 /* The bytes of the .codensm.flows section of a 64-bit ELF file, which
- * `codensm analyze --embed` adds; NULL if there is none. */
+ * `codensm analyze --embed` adds (or, with notes set, of every SHT_NOTE
+ * section in turn until want_note says stop); NULL if there is none. */
 static char *section(int fd, size_t *len)
+{
+	return sections(fd, len, NULL, NULL);
+}
+
+static char *sections(int fd, size_t *len, int (*want_note)(const char *, size_t, void *),
+		      void *arg)
 {
 	Elf64_Ehdr eh;
 	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
@@ -203,13 +214,20 @@ static char *section(int fd, size_t *len)
 	if (!(names = slurp(fd, (off_t)str->sh_offset, str->sh_size)))
 		goto done;
 	names[str->sh_size] = '\0';
-	for (size_t i = 0; i < eh.e_shnum; i++)
-		if (sh[i].sh_name < str->sh_size && !strcmp(names + sh[i].sh_name, FLOWS_SECTION) &&
-		    sh[i].sh_type != SHT_NOBITS) {
+	for (size_t i = 0; i < eh.e_shnum; i++) {
+		if (want_note && sh[i].sh_type == SHT_NOTE) {
+			char *n = slurp(fd, (off_t)sh[i].sh_offset, sh[i].sh_size);
+			int stop = n && want_note(n, sh[i].sh_size, arg);
+			free(n);
+			if (stop)
+				break;
+		} else if (!want_note && sh[i].sh_name < str->sh_size &&
+			   !strcmp(names + sh[i].sh_name, FLOWS_SECTION) && sh[i].sh_type != SHT_NOBITS) {
 			out = slurp(fd, (off_t)sh[i].sh_offset, sh[i].sh_size);
 			*len = sh[i].sh_size;
 			break;
 		}
+	}
 done:
 	free(sh);
 	free(names);
@@ -269,4 +287,92 @@ CNSMP_NOINST char *cnsmp_flows_default_dir(char *(*getenv_fn)(const char *))
 	else
 		return NULL;
 	return strdup(buf);
+}
+
+/* ---- per module, for the flusher ---------------------------------------- */
+
+/* The GNU build-id note among one note section's bytes, as hex into arg
+ * (a char[129]); 1 when found. */
+static int build_id_note(const char *p, size_t n, void *arg)
+{
+	char *hex = arg;
+	for (size_t off = 0; off + sizeof(Elf64_Nhdr) <= n;) {
+		Elf64_Nhdr nh;
+		memcpy(&nh, p + off, sizeof(nh));
+		size_t name = off + sizeof(nh), desc = name + ((nh.n_namesz + 3) & ~3u);
+		size_t next = desc + ((nh.n_descsz + 3) & ~3u);
+		if (next > n || next <= off)
+			return 0;
+		if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 && !memcmp(p + name, "GNU", 4) &&
+		    nh.n_descsz > 0 && nh.n_descsz <= 64) {
+			for (size_t i = 0; i < nh.n_descsz; i++)
+				snprintf(hex + 2 * i, 3, "%02x", (unsigned char)p[desc + i]);
+			return 1;
+		}
+		off = next;
+	}
+	return 0;
+}
+
+CNSMP_NOINST int cnsmp_flows_build_id(const char *elf_path, char *hex, size_t len)
+{
+	char buf[129] = "";
+	size_t ignored;
+	int fd = open(elf_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	sections(fd, &ignored, build_id_note, buf);
+	close(fd);
+	if (!buf[0] || strlen(buf) >= len)
+		return -1;
+	memcpy(hex, buf, strlen(buf) + 1);
+	return 0;
+}
+
+/* Modules looked up so far, with their flows (NULL: none).  A process
+ * loads a handful of modules, so a list will do; the mutex is taken on
+ * the flusher thread only, once per function. */
+struct module_flows {
+	char *path;
+	struct cnsmp_flows *flows;
+	struct module_flows *next;
+};
+static struct module_flows *modules;
+static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
+
+CNSMP_NOINST const char *cnsmp_flows_lookup(const char *dir, const char *module_path,
+					     const char *name)
+{
+	if (!module_path || !name)
+		return NULL;
+	pthread_mutex_lock(&modules_lock);
+	struct module_flows *m = modules;
+	while (m && strcmp(m->path, module_path))
+		m = m->next;
+	if (!m && (m = calloc(1, sizeof(*m))) && (m->path = strdup(module_path))) {
+		char id[129];
+		if (cnsmp_flows_build_id(module_path, id, sizeof(id)) == 0)
+			m->flows = cnsmp_flows_load(dir, id, module_path, NULL);
+		m->next = modules;
+		modules = m;
+	} else if (m && !m->path) {
+		free(m);
+		m = NULL;
+	}
+	const char *r = m ? cnsmp_flows_find(m->flows, name) : NULL;
+	pthread_mutex_unlock(&modules_lock);
+	return r;
+}
+
+CNSMP_NOINST void cnsmp_flows_reset(void)
+{
+	pthread_mutex_lock(&modules_lock);
+	while (modules) {
+		struct module_flows *m = modules;
+		modules = m->next;
+		cnsmp_flows_free(m->flows);
+		free(m->path);
+		free(m);
+	}
+	pthread_mutex_unlock(&modules_lock);
 }

@@ -689,5 +689,12 @@ size_t cnsmp_flows_count(const struct cnsmp_flows *f);
 void cnsmp_flows_free(struct cnsmp_flows *f); /* NULL is a no-op */
 /* Beside the symbol cache ($XDG_CACHE_HOME/codensm/flows); malloc'd or NULL. */
 char *cnsmp_flows_default_dir(char *(*getenv_fn)(const char *));
+/* The GNU build-id of the ELF file at path, as hex: 0, or -1 if none. */
+int cnsmp_flows_build_id(const char *elf_path, char *hex, size_t len);
+/* The entry of function `name` of the module at module_path (its file in
+ * dir by build-id, else its section), read once per module; NULL if none.
+ * Valid until cnsmp_flows_reset.  Thread-safe; never on the hot path. */
+const char *cnsmp_flows_lookup(const char *dir, const char *module_path, const char *name);
+void cnsmp_flows_reset(void);
 
 #endif /* CODENSM_INTERNAL_H */

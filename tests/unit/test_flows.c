@@ -150,6 +150,33 @@ static void the_folder_is_beside_the_symbol_cache(void **state)
 	free(d);
 }
 
+static void a_module_is_looked_up_by_its_build_id_once(void **state)
+{
+	char exe[256], cmd[512], want[160] = "", id[160], path[512];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	snprintf(cmd, sizeof(cmd), "readelf -n %s | sed -n 's/.*Build ID: //p'", exe);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(want, sizeof(want), p));
+	pclose(p);
+	want[strcspn(want, "\n")] = '\0';
+	assert_int_equal(cnsmp_flows_build_id(exe, id, sizeof(id)), 0);
+	assert_string_equal(id, want);
+
+	snprintf(path, sizeof(path), "%s/%s.json", tmpdir, id);
+	write_file(path, "{\"format\":1,\"flows\":[" GOOD "]}");
+	assert_string_equal(cnsmp_flows_lookup(tmpdir, exe, "shop.cart.cart_sum"), GOOD);
+	assert_null(cnsmp_flows_lookup(tmpdir, exe, "shop.cart.other"));
+	unlink(path); /* read once: the module's flows stay until a reset */
+	assert_string_equal(cnsmp_flows_lookup(tmpdir, exe, "shop.cart.cart_sum"), GOOD);
+	cnsmp_flows_reset();
+	assert_null(cnsmp_flows_lookup(tmpdir, exe, "shop.cart.cart_sum"));
+	assert_null(cnsmp_flows_lookup(tmpdir, "/nonexistent/lib.so", "shop.cart.cart_sum"));
+	cnsmp_flows_reset();
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir))
@@ -162,6 +189,7 @@ int main(void)
 		cmocka_unit_test(the_file_is_found_by_build_id),
 		cmocka_unit_test(without_a_file_the_binarys_section_is_read),
 		cmocka_unit_test(the_folder_is_beside_the_symbol_cache),
+		cmocka_unit_test(a_module_is_looked_up_by_its_build_id_once),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	rmdir(tmpdir);
