@@ -417,6 +417,8 @@ static int by_base(const void *a, const void *b)
  * does within one binary (matching a binary re-checks: see for_binary). */
 static int finish_names(struct run *r)
 {
+	if (r->nf == 0)
+		return 0;
 	qsort(r->f, r->nf, sizeof(*r->f), by_base);
 	for (size_t i = 0, j; i < r->nf; i = j) {
 		int differ = 0;
@@ -628,7 +630,8 @@ static int for_binary(struct run *r, const char *bin, const struct byusr *u,
 	cnsmp_symbols_inventory_file(bin, cfg, inv_add, &v);
 	/* A function split by the optimiser (.cold, .part) is listed once per
 	 * piece under one name. */
-	qsort(v.name, v.n, sizeof(*v.name), cmp_str);
+	if (v.n)
+		qsort(v.name, v.n, sizeof(*v.name), cmp_str);
 	size_t uniq = 0;
 	for (size_t i = 0; i < v.n; i++) {
 		if (uniq && !strcmp(v.name[uniq - 1], v.name[i]))

@@ -188,7 +188,7 @@ static void sort_edges(struct an_flow *f)
 	size_t o = 1;
 	for (size_t i = 1; i < f->nedges; i++)
 		if (cmp_edge(f->edge[i], f->edge[o - 1]))
-			memcpy(f->edge[o++], f->edge[i], sizeof(*f->edge));
+			memmove(f->edge[o++], f->edge[i], sizeof(*f->edge));
 	f->nedges = o;
 }
 

@@ -170,7 +170,8 @@ int an_testscan(const char *root, struct an_idset *s, char *err, size_t errlen)
 			 errno ? strerror(errno) : "out of memory");
 		return -1;
 	}
-	qsort(s->id, s->n, sizeof(*s->id), cmp);
+	if (s->n)
+		qsort(s->id, s->n, sizeof(*s->id), cmp);
 	size_t o = 0;
 	for (size_t i = 0; i < s->n; i++) {
 		if (o && !strcmp(s->id[o - 1], s->id[i]))
