@@ -64,8 +64,16 @@ EXPECTED = {
     # each catch is a decision taken from the try's entry; throw; is an error
     "lib.shapes.geo::safe_area": flow([S, D, D, X, E], [(0, 1), (0, 2), (0, 4), (1, 4), (2, 3)],
                                       2, 0, 2, 10, ["lib.shapes.geo::Box::area"]),
+    # constructors and destructors return like void functions; overloaded
+    # constructors are told apart by the hash of their base-object
+    # mangling (_ZN3geo3BoxC2Ei: 1f3c0a25, _ZN3geo3BoxC2Ed: 223c0ede)
+    "lib.shapes.geo::Box::Box#1f3c0a25": flow([S, E], [(0, 1)], 0, 0, 1, 1),
+    "lib.shapes.geo::Box::Box#223c0ede": flow([S, E], [(0, 1)], 0, 0, 1, 1),
+    "lib.shapes.geo::Box::~Box": flow([S, B, E], [(0, 1), (1, 2)], 0, 0, 1, 4),
+    # callees in the order of their first call, each once
     "lib.shapes.shapes_demo": flow([S, B, E], [(0, 1), (1, 2)], 0, 0, 1, 5,
-                                   ["lib.shapes.geo::safe_area", "lib.shapes.geo::scale#b35c00bd",
+                                   ["lib.shapes.geo::Box::Box#1f3c0a25", "lib.shapes.geo::Box::Box#223c0ede",
+                                    "lib.shapes.geo::safe_area", "lib.shapes.geo::scale#b35c00bd",
                                     "lib.shapes.geo::scale#a65bec46"]),
     "lib.shapes.geo::scale#b35c00bd": flow([S, E], [(0, 1)], 0, 0, 1, 1),
     "lib.shapes.geo::scale#a65bec46": flow([S, E], [(0, 1)], 0, 0, 1, 1),

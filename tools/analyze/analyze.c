@@ -172,18 +172,43 @@ static char *qualified(CXCursor c)
 	return q;
 }
 
+/* Is `alt` the base-object variant of constructor or destructor `m`
+ * (_ZN3geo3BoxC2Ei for _ZN3geo3BoxC1Ei): the one character apart a '2'
+ * where m has a '1'? */
+static int base_variant(const char *m, const char *alt)
+{
+	size_t n = strlen(m), diff = 0, at = 0;
+	if (strlen(alt) != n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (m[i] != alt[i]) {
+			diff++;
+			at = i;
+		}
+	return diff == 1 && m[at] == '1' && alt[at] == '2' && at > 0 &&
+	       (m[at - 1] == 'C' || m[at - 1] == 'D');
+}
+
+/* The hash of the mangled name DWARF gives the function: for a
+ * constructor or destructor, GCC and clang both describe the base-object
+ * variant (C2/D2), which the complete-object one (C1/D1) aliases; the
+ * other variants are kept to match a binary that says otherwise. */
 static void add_hashes(struct fn *f, CXCursor c, const char *q)
 {
 	char *m = str(clang_Cursor_getMangling(c));
 	f->hash = cnsmp_rules_name_hash(m && *m ? m : q);
-	free(m);
 	CXStringSet *all = clang_Cursor_getCXXManglings(c);
-	if (!all)
-		return;
-	f->alt = calloc(all->Count ? all->Count : 1, sizeof(*f->alt));
-	for (unsigned i = 0; f->alt && i < all->Count; i++)
-		f->alt[f->nalt++] = cnsmp_rules_name_hash(clang_getCString(all->Strings[i]));
-	clang_disposeStringSet(all);
+	if (all) {
+		f->alt = calloc(all->Count ? all->Count : 1, sizeof(*f->alt));
+		for (unsigned i = 0; f->alt && i < all->Count; i++) {
+			const char *a = clang_getCString(all->Strings[i]);
+			f->alt[f->nalt++] = cnsmp_rules_name_hash(a);
+			if (m && a && base_variant(m, a))
+				f->hash = cnsmp_rules_name_hash(a);
+		}
+		clang_disposeStringSet(all);
+	}
+	free(m);
 }
 
 /* The USRs of the functions analysed so far (headers' functions recur in

@@ -5,8 +5,16 @@ namespace geo {
 
 struct Box {
 	int w;
+	explicit Box(int side) : w(side) {}
+	explicit Box(double side) : w((int)side) {}
+	~Box();
 	int area() const;
 };
+
+Box::~Box()
+{
+	w = 0;
+}
 
 int Box::area() const
 {
@@ -34,6 +42,6 @@ int safe_area(const Box &b)
 // The library's entry point for the C program (tests/analyze/proj/main.c).
 extern "C" int shapes_demo(int w)
 {
-	geo::Box b{w};
-	return geo::safe_area(b) + geo::scale(w) + (int)geo::scale(0.5);
+	geo::Box b{w}, c{0.5};
+	return geo::safe_area(b) + geo::safe_area(c) + geo::scale(w) + (int)geo::scale(0.5);
 }
