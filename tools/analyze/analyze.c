@@ -1,71 +1,19 @@
 /* analyze.c: `codensm analyze`: every function defined in a build's
  * sources (libclang over BUILD_DIR/compile_commands.json), named exactly
  * as the runtime names it (rules.c), with its flow (cfg.c), callees and
- * has_tests verdict (testscan.c); written as JSON for the whole build, or
- * for each given binary as a file keyed by its GNU build-id, which is what
- * the runtime looks up in CODENSM_MODE=full (docs/flows.md). */
+ * has_tests verdict (testscan.c); output.c writes them, for the whole
+ * build or per binary by build-id (docs/flows.md). */
 #include <errno.h>
-#include <fcntl.h>
-#include <gelf.h>
 #include <jansson.h>
-#include <libelf.h>
 #include <limits.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <clang-c/CXCompilationDatabase.h>
 
-#include "analyze.h"
-#include "flows.h"
-#include "internal.h"
-
-#define MAX_CALLS_OUT 40 /* the seed's limit for calls_out */
-
-extern char **environ;
-
-struct fn {
-	char *base;    /* module path "." qualified name */
-	char *name;    /* base, or base#hash when overloaded in the build */
-	char *ident;   /* the name a test would call it by */
-	char *usr;     /* libclang's unique id: joins callers to callees */
-	uint32_t hash; /* cnsmp_rules_name_hash of the mangled name */
-	uint32_t *alt; /* of the other manglings (constructor variants) */
-	size_t nalt;
-	struct an_flow flow;
-	char **callee;  /* the USRs of its callees, in first-call order */
-	int has_tests;
-};
-
-struct run {
-	const struct an_opts *o;
-	struct fn *f;
-	size_t nf, capf;
-	char *root;       /* CODENSM_SOURCE_ROOT, normalised, or NULL */
-	char *common;     /* the folder holding every source file */
-	const char *build; /* the database's folder, absolute */
-	size_t *set, capset; /* usr_seen and usr_add */
-	size_t units, failed;
-	FILE *err;
-	int oom;
-};
-
-static int grow(void **arr, size_t *cap, size_t n, size_t size)
-{
-	if (n < *cap)
-		return 0;
-	size_t c = *cap ? *cap * 2 : 64;
-	void *p = realloc(*arr, c * size);
-	if (!p)
-		return -1;
-	*arr = p;
-	*cap = c;
-	return 0;
-}
+#include "build.h"
 
 static char *str(CXString s)
 {
@@ -126,7 +74,7 @@ static int check_database(const char *dir, char *err, size_t errlen)
 /* ---- one translation unit ----------------------------------------------- */
 
 struct tu_walk {
-	struct run *r;
+	struct an_build *r;
 	CXTranslationUnit tu;
 	const char *dir; /* the compilation directory */
 };
@@ -193,7 +141,7 @@ static int base_variant(const char *m, const char *alt)
  * constructor or destructor, GCC and clang both describe the base-object
  * variant (C2/D2), which the complete-object one (C1/D1) aliases; the
  * other variants are kept to match a binary that says otherwise. */
-static void add_hashes(struct fn *f, CXCursor c, const char *q)
+static void add_hashes(struct an_fn *f, CXCursor c, const char *q)
 {
 	char *m = str(clang_Cursor_getMangling(c));
 	f->hash = cnsmp_rules_name_hash(m && *m ? m : q);
@@ -214,7 +162,7 @@ static void add_hashes(struct fn *f, CXCursor c, const char *q)
 /* The USRs of the functions analysed so far (headers' functions recur in
  * every unit that includes them): an open-addressed table of indexes into
  * r->f, so a large build stays linear. */
-static int usr_seen(const struct run *r, const char *usr)
+static int usr_seen(const struct an_build *r, const char *usr)
 {
 	if (!r->capset)
 		return 0;
@@ -234,7 +182,7 @@ static void usr_put(size_t *t, size_t cap, const char *usr, size_t i)
 }
 
 /* Adds function i (filled in) to the table; 0 or -1. */
-static int usr_add(struct run *r, size_t i)
+static int usr_add(struct an_build *r, size_t i)
 {
 	if ((i + 1) * 2 >= r->capset) {
 		size_t cap = r->capset ? r->capset * 2 : 1024;
@@ -256,7 +204,7 @@ static int usr_add(struct run *r, size_t i)
 
 static void add_fn(struct tu_walk *w, CXCursor c)
 {
-	struct run *r = w->r;
+	struct an_build *r = w->r;
 	CXFile file;
 	clang_getExpansionLocation(clang_getCursorLocation(c), &file, NULL, NULL, NULL);
 	char *fname = file ? str(clang_getFileName(file)) : NULL;
@@ -278,11 +226,11 @@ static void add_fn(struct tu_walk *w, CXCursor c)
 	if (usr_seen(r, usr))
 		goto out;
 	if (cnsmp_rules_module_of(root, abs, &modpath, &rel) < 0 ||
-	    !(q = qualified(c)) || grow((void **)&r->f, &r->capf, r->nf, sizeof(*r->f)) < 0) {
+	    !(q = qualified(c)) || an_grow((void **)&r->f, &r->capf, r->nf, sizeof(*r->f)) < 0) {
 		r->oom = 1;
 		goto out;
 	}
-	struct fn *f = &r->f[r->nf];
+	struct an_fn *f = &r->f[r->nf];
 	memset(f, 0, sizeof(*f));
 	size_t n = strlen(modpath) + strlen(q) + 2;
 	f->base = malloc(n);
@@ -363,7 +311,7 @@ static char *compiler_path(const char *name)
 	return NULL;
 }
 
-static void unit(struct run *r, CXIndex idx, CXCompileCommand cmd)
+static void unit(struct an_build *r, CXIndex idx, CXCompileCommand cmd)
 {
 	char *dir = str(clang_CompileCommand_getDirectory(cmd));
 	char *file = str(clang_CompileCommand_getFilename(cmd));
@@ -433,14 +381,14 @@ out:
 
 static int by_base(const void *a, const void *b)
 {
-	const struct fn *x = a, *y = b;
+	const struct an_fn *x = a, *y = b;
 	int c = strcmp(x->base, y->base);
 	return c ? c : (x->hash > y->hash) - (x->hash < y->hash);
 }
 
 /* Overloads within the build get "#hash", as symbols.c's finish_names
  * does within one binary (matching a binary re-checks: see for_binary). */
-static int finish_names(struct run *r)
+static int finish_names(struct an_build *r)
 {
 	if (r->nf == 0)
 		return 0;
@@ -462,263 +410,17 @@ static int finish_names(struct run *r)
 	return 0;
 }
 
-struct byusr {
-	const char *usr;
-	size_t i;
-};
-
-static int cmp_usr(const void *a, const void *b)
+int an_cmp_usr(const void *a, const void *b)
 {
-	return strcmp(((const struct byusr *)a)->usr, ((const struct byusr *)b)->usr);
-}
-
-/* names[i]: what function i is called in the output (NULL: not there). */
-static json_t *flow_json(const struct run *r, size_t i, char *const *names,
-			 const struct byusr *u)
-{
-	const struct fn *f = &r->f[i];
-	json_t *nodes = json_array(), *edges = json_array(), *calls = json_array();
-	for (size_t k = 0; k < f->flow.nnodes; k++)
-		json_array_append_new(nodes, json_pack("{ss}", "type", an_kind_name(f->flow.kind[k])));
-	for (size_t k = 0; k < f->flow.nedges; k++)
-		json_array_append_new(edges, json_pack("[ii]", f->flow.edge[k][0], f->flow.edge[k][1]));
-	for (size_t k = 0; f->callee && f->callee[k] && json_array_size(calls) < MAX_CALLS_OUT; k++) {
-		struct byusr key = { f->callee[k], 0 };
-		const struct byusr *hit = bsearch(&key, u, r->nf, sizeof(*u), cmp_usr);
-		const char *n = hit ? (names[hit->i] ? names[hit->i] : r->f[hit->i].name) : NULL;
-		int dup = 0;
-		for (size_t m = 0; n && m < json_array_size(calls); m++)
-			dup |= !strcmp(json_string_value(json_array_get(calls, m)), n);
-		if (n && !dup)
-			json_array_append_new(calls, json_string(n));
-	}
-	return json_pack("{ss so so si si si si si so sb}", "name", names[i],
-			 "nodes", nodes, "edges", edges,
-			 "decisions", f->flow.decisions, "loops", f->flow.loops,
-			 "returns", f->flow.returns, "nodes_count", (int)f->flow.nnodes,
-			 "lines", f->flow.lines, "calls_out", calls,
-			 "has_tests", f->has_tests);
-}
-
-static json_t *flows_json(const struct run *r, char *const *names, const struct byusr *u)
-{
-	json_t *a = json_array();
-	for (size_t i = 0; i < r->nf; i++)
-		if (names[i])
-			json_array_append_new(a, flow_json(r, i, names, u));
-	return a;
-}
-
-/* Writes `doc` to path through a tmp file and a rename. */
-static int write_json(json_t *doc, const char *path, char *err, size_t errlen)
-{
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	if (json_dump_file(doc, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0) {
-		snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-/* ---- binaries ---------------------------------------------------------- */
-
-/* The GNU build-id of an ELF file as hex; -1 with a message if none. */
-static int build_id(const char *path, char *hex, size_t len, char *err, size_t errlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
-		return -1;
-	}
-	elf_version(EV_CURRENT);
-	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
-	int found = 0;
-	for (Elf_Scn *s = NULL; e && !found && (s = elf_nextscn(e, s));) {
-		GElf_Shdr sh;
-		if (!gelf_getshdr(s, &sh) || sh.sh_type != SHT_NOTE)
-			continue;
-		Elf_Data *d = elf_getdata(s, NULL);
-		GElf_Nhdr nh;
-		size_t off = 0, name_off, desc_off;
-		while (d && !found && (off = gelf_getnote(d, off, &nh, &name_off, &desc_off)) > 0) {
-			if (nh.n_type != NT_GNU_BUILD_ID || nh.n_namesz != 4 ||
-			    memcmp((char *)d->d_buf + name_off, "GNU", 4) || nh.n_descsz * 2 >= len)
-				continue;
-			for (size_t i = 0; i < nh.n_descsz; i++)
-				snprintf(hex + 2 * i, 3, "%02x", ((unsigned char *)d->d_buf)[desc_off + i]);
-			found = 1;
-		}
-	}
-	if (!e)
-		snprintf(err, errlen, "'%s' is not an ELF file", path);
-	else if (!found)
-		snprintf(err, errlen, "'%s' has no GNU build-id (link it with -Wl,--build-id)", path);
-	if (e)
-		elf_end(e);
-	close(fd);
-	return found ? 0 : -1;
-}
-
-struct inv {
-	char **name;
-	size_t n, cap;
-	int oom;
-};
-
-static void inv_add(const struct cnsmp_fninfo *fi, void *arg)
-{
-	struct inv *v = arg;
-	if (!fi->name || fi->system)
-		return;
-	if (grow((void **)&v->name, &v->cap, v->n, sizeof(*v->name)) < 0 ||
-	    !(v->name[v->n] = strdup(fi->name))) {
-		v->oom = 1;
-		return;
-	}
-	v->n++;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The build's function that the binary calls `name` ("base" or
- * "base#hash"), or -1. */
-static long match(const struct run *r, const char *name)
-{
-	const char *h = strrchr(name, '#');
-	size_t n = h && strlen(h) == 9 ? (size_t)(h - name) : strlen(name);
-	uint32_t hash = n < strlen(name) ? (uint32_t)strtoul(h + 1, NULL, 16) : 0;
-	size_t lo = 0, hi = r->nf; /* r->f is sorted by base (finish_names) */
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strncmp(r->f[mid].base, name, n);
-		if (c < 0 || (c == 0 && strlen(r->f[mid].base) < n))
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	long alt = -1;
-	for (size_t i = lo; i < r->nf && strlen(r->f[i].base) == n && !strncmp(r->f[i].base, name, n); i++) {
-		const struct fn *f = &r->f[i];
-		if (n == strlen(name) || f->hash == hash)
-			return (long)i;
-		for (size_t k = 0; k < f->nalt; k++)
-			if (f->alt[k] == hash && alt < 0)
-				alt = (long)i;
-	}
-	return alt;
-}
-
-static int embed(const char *binary, const char *file, char *err, size_t errlen)
-{
-	char add[PATH_MAX + 32];
-	snprintf(add, sizeof(add), AN_SECTION "=%s", file);
-	char *argv[] = { "objcopy", "--remove-section=" AN_SECTION, "--add-section", add,
-			 (char *)binary, NULL };
-	pid_t pid;
-	int st;
-	if (posix_spawnp(&pid, "objcopy", NULL, NULL, argv, environ) != 0 ||
-	    waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		snprintf(err, errlen, "objcopy could not add the flows to '%s'", binary);
-		return -1;
-	}
-	return 0;
-}
-
-static int mkdirs(const char *path)
-{
-	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s", path);
-	for (char *s = p + 1; *s; s++)
-		if (*s == '/') {
-			*s = '\0';
-			if (mkdir(p, 0700) != 0 && errno != EEXIST)
-				return -1;
-			*s = '/';
-		}
-	return mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-static int for_binary(struct run *r, const char *bin, const struct byusr *u,
-		      const struct cnsmp_config *cfg)
-{
-	char id[130], err[PATH_MAX + 256], path[PATH_MAX];
-	if (build_id(bin, id, sizeof(id), err, sizeof(err)) < 0) {
-		fprintf(r->err, "codensm: %s\n", err);
-		return -1;
-	}
-	struct inv v = { 0 };
-	cnsmp_symbols_inventory_file(bin, cfg, inv_add, &v);
-	/* A function split by the optimiser (.cold, .part) is listed once per
-	 * piece under one name. */
-	if (v.n)
-		qsort(v.name, v.n, sizeof(*v.name), cmp_str);
-	size_t uniq = 0;
-	for (size_t i = 0; i < v.n; i++) {
-		if (uniq && !strcmp(v.name[uniq - 1], v.name[i]))
-			free(v.name[i]);
-		else
-			v.name[uniq++] = v.name[i];
-	}
-	v.n = uniq;
-	char **names = calloc(r->nf + 1, sizeof(*names));
-	size_t matched = 0;
-	for (size_t i = 0; names && i < v.n; i++) {
-		long k = match(r, v.name[i]);
-		if (k >= 0 && !names[k]) {
-			names[k] = v.name[i];
-			matched++;
-		} else if (r->o->verbose) {
-			fprintf(r->err, "codensm: '%s': no analysis for '%s'\n", bin, v.name[i]);
-		}
-	}
-	int rc = -1;
-	if (!names || v.oom) {
-		fprintf(r->err, "codensm: listing the functions of '%s': out of memory\n", bin);
-		goto out;
-	}
-	if (v.n == 0) {
-		fprintf(r->err, "codensm: no function of its own found in '%s' (built with -g?)\n", bin);
-		goto out;
-	}
-	if (matched == 0) {
-		fprintf(r->err, "codensm: none of the %zu functions of '%s' is defined in this build's sources (is it from another build?)\n",
-			v.n, bin);
-		goto out;
-	}
-	json_t *doc = json_pack("{si ss ss so}", "format", 1, "build_id", id, "binary", bin,
-				"flows", flows_json(r, names, u));
-	snprintf(path, sizeof(path), "%s/%s.json", r->o->out_dir, id);
-	if (mkdirs(r->o->out_dir) < 0)
-		fprintf(r->err, "codensm: cannot create '%s': %s\n", r->o->out_dir, strerror(errno));
-	else if (write_json(doc, path, err, sizeof(err)) < 0)
-		fprintf(r->err, "codensm: %s\n", err);
-	else if (r->o->embed && embed(bin, path, err, sizeof(err)) < 0)
-		fprintf(r->err, "codensm: %s\n", err);
-	else
-		rc = 0;
-	json_decref(doc);
-	if (rc == 0)
-		fprintf(r->err, "codensm: '%s': flows of %zu of its %zu functions in %s%s\n",
-			bin, matched, v.n, path, r->o->embed ? " and its " AN_SECTION " section" : "");
-out:
-	for (size_t i = 0; i < v.n; i++)
-		free(v.name[i]);
-	free(v.name);
-	free(names);
-	return rc;
+	return strcmp(((const struct an_byusr *)a)->usr, ((const struct an_byusr *)b)->usr);
 }
 
 /* ---- the run ------------------------------------------------------------ */
 
-static void run_release(struct run *r)
+static void run_release(struct an_build *r)
 {
 	for (size_t i = 0; i < r->nf; i++) {
-		struct fn *f = &r->f[i];
+		struct an_fn *f = &r->f[i];
 		for (size_t k = 0; f->callee && f->callee[k]; k++)
 			free(f->callee[k]);
 		free(f->callee);
@@ -738,7 +440,7 @@ static void run_release(struct run *r)
 int an_run(const struct an_opts *o, FILE *out, FILE *err)
 {
 	char msg[PATH_MAX + 512], cwd[PATH_MAX];
-	struct run r = { .o = o, .err = err };
+	struct an_build r = { .o = o, .err = err };
 	int rc = 1;
 	if (!getcwd(cwd, sizeof(cwd))) {
 		fprintf(err, "codensm: cannot read the current directory: %s\n", strerror(errno));
@@ -792,7 +494,7 @@ int an_run(const struct an_opts *o, FILE *out, FILE *err)
 	}
 	an_idset_release(&ids);
 
-	struct byusr *u = calloc(r.nf + 1, sizeof(*u));
+	struct an_byusr *u = calloc(r.nf + 1, sizeof(*u));
 	char **names = calloc(r.nf + 1, sizeof(*names));
 	if (!u || !names) {
 		free(u);
@@ -801,19 +503,19 @@ int an_run(const struct an_opts *o, FILE *out, FILE *err)
 		goto out;
 	}
 	for (size_t i = 0; i < r.nf; i++) {
-		u[i] = (struct byusr){ r.f[i].usr, i };
+		u[i] = (struct an_byusr){ r.f[i].usr, i };
 		names[i] = r.f[i].name;
 	}
-	qsort(u, r.nf, sizeof(*u), cmp_usr);
+	qsort(u, r.nf, sizeof(*u), an_cmp_usr);
 	fprintf(err, "codensm: %zu functions in %zu compilations (%zu skipped), %d test files under '%s'\n",
 		r.nf, r.units, r.failed, tfiles, troot ? troot : "");
 	rc = 0;
 	if (o->nbinaries == 0 || o->out_file) {
-		json_t *doc = json_pack("{si so}", "format", 1, "flows", flows_json(&r, names, u));
+		json_t *doc = json_pack("{si so}", "format", 1, "flows", an_flows_json(&r, names, u));
 		if (!o->out_file || !strcmp(o->out_file, "-")) {
 			json_dumpf(doc, out, JSON_COMPACT);
 			fputc('\n', out);
-		} else if (write_json(doc, o->out_file, msg, sizeof(msg)) < 0) {
+		} else if (an_write_json(doc, o->out_file, msg, sizeof(msg)) < 0) {
 			fprintf(err, "codensm: %s\n", msg);
 			rc = 1;
 		}
@@ -825,7 +527,7 @@ int an_run(const struct an_opts *o, FILE *out, FILE *err)
 		if (cnsmp_config_load(&cfg, NULL, NULL) > 0)
 			fprintf(err, "codensm: some CODENSM_* settings are malformed (named above); naming with the rest\n");
 		for (size_t i = 0; i < o->nbinaries; i++)
-			if (for_binary(&r, o->binaries[i], u, &cfg) < 0)
+			if (an_binary(&r, o->binaries[i], u, &cfg) < 0)
 				rc = 1;
 		cnsmp_config_release(&cfg);
 	}
