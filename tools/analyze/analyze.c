@@ -351,12 +351,16 @@ static void unit(struct an_build *r, CXIndex idx, CXCompileCommand cmd)
 	unsigned fatal = 0;
 	for (unsigned i = 0, n = clang_getNumDiagnostics(tu); i < n; i++) {
 		CXDiagnostic dg = clang_getDiagnostic(tu, i);
-		if (clang_getDiagnosticSeverity(dg) >= CXDiagnostic_Error && !fatal++) {
-			char *msg = str(clang_formatDiagnostic(dg, clang_defaultDiagnosticDisplayOptions()));
+		char *msg = str(clang_getDiagnosticSpelling(dg));
+		/* a GCC option clang does not know (-fipa-pta) changes no parse */
+		int gcc_only = msg && !strncmp(msg, "unknown argument", 16);
+		if (clang_getDiagnosticSeverity(dg) >= CXDiagnostic_Error && !gcc_only && !fatal++) {
+			free(msg);
+			msg = str(clang_formatDiagnostic(dg, clang_defaultDiagnosticDisplayOptions()));
 			fprintf(r->err, "codensm: '%s' has errors; its flows may be incomplete: %s\n",
 				abs, msg ? msg : "");
-			free(msg);
 		}
+		free(msg);
 		clang_disposeDiagnostic(dg);
 	}
 	struct tu_walk w = { r, tu, ndir };
