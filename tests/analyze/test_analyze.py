@@ -195,8 +195,8 @@ class TestNames(AnalyzeCase):
     def test_names_equal_the_runtime_s_for_c_cxx_and_a_library(self):
         """the analysed names of the program and its C++ library are exactly the names the runtime reports for them"""
         app, lib = self.build()
-        out = os.path.join(self.tmp, "flows")
-        r = self.analyze("-p", database(os.path.join(self.tmp, "b")), "--out-dir", out, app, lib)
+        out = os.path.join(self.tmp, "codensm", "flows")  # the default: where the runtime looks
+        r = self.analyze("-p", database(os.path.join(self.tmp, "b")), app, lib)
         self.assertEqual(r.returncode, 0, r)
         analysed = set()
         for path in (app, lib):
@@ -210,6 +210,9 @@ class TestNames(AnalyzeCase):
         reported = set(Totals(rec.committed()).inventory)
         self.assertEqual(analysed, reported)
         self.assertEqual(analysed, set(EXPECTED))
+        # CODENSM_MODE unset means names: with the flows on disk where the
+        # runtime would read them, still no body carries any
+        self.assertEqual([b for b in rec.committed() if "flows" in b], [])
 
     def test_flows_file_is_keyed_by_build_id_and_can_be_embedded(self):
         """BINARY: flows go to $XDG_CACHE_HOME/codensm/flows/BUILDID.json; --embed puts the same bytes in .codensm.flows"""
