@@ -57,6 +57,7 @@ all:
 
 include runtime/build.mk
 -include tools/build.mk
+-include tools/analyze/build.mk
 -include samples/build.mk
 -include tests/build.mk
 -include bench/build.mk

@@ -18,6 +18,7 @@
 #ifndef CODENSM_INTERNAL_H
 #define CODENSM_INTERNAL_H
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdatomic.h>
@@ -128,6 +129,21 @@ const char *cnsmp_rules_department(const struct cnsmp_config *cfg,
 				   const char *name, char *buf, size_t len);
 /* Weight: longest matching prefix of cfg->weights, default 1.0. */
 double cnsmp_rules_weight(const struct cnsmp_config *cfg, const char *name);
+/* Lexically normalised absolute path of `file` (relative to `dir` when
+ * relative); no symlinks followed.  malloc'd, NULL when out of memory. */
+char *cnsmp_rules_absolute(const char *dir, const char *file);
+/* Is the absolute path under a compiler's or the system's folders
+ * (/usr/include/, /usr/lib/, ..., "<built-in>")? */
+int cnsmp_rules_system_path(const char *abs);
+/* A source file's module path and reported file: relative to `root` when
+ * inside it, else from the absolute path.  0, or -1 (both NULL) on OOM. */
+int cnsmp_rules_module_of(const char *root, const char *abs, char **modpath,
+			  char **file);
+/* The hash that tells overloads apart: FNV-1a of the linkage (mangled)
+ * name, or of the qualified name when there is none; an overloaded
+ * function's name is its base name and this hash, CNSMP_OVERLOAD_FMT. */
+uint32_t cnsmp_rules_name_hash(const char *linkage_name);
+#define CNSMP_OVERLOAD_FMT "%s#%08" PRIx32
 
 /* ---- symbols.c / symcache.c: a module's index of functions ------------- */
 
@@ -658,5 +674,30 @@ void cnsmp_crash_install(void);     /* idempotent */
  * Used by the signal handler and by an exit whose flusher is stuck.
  * Returns the number of files written, -1 if another dump ran first. */
 int cnsmp_crash_dump(void);
+
+/* ---- flows.c: the analysis of `codensm analyze`, for CODENSM_MODE=full -- */
+
+/* One module's flows: each function's entry as compact JSON, rebuilt from
+ * checked fields only (docs/flows.md). */
+struct cnsmp_flows;
+/* DIR/BUILD_ID.json, else the .codensm.flows section of the ELF file at
+ * elf_path; NULL when neither holds an analysis.  *dropped (if not NULL)
+ * counts entries left out because a field failed its check. */
+struct cnsmp_flows *cnsmp_flows_load(const char *dir, const char *build_id,
+				     const char *elf_path, size_t *dropped);
+struct cnsmp_flows *cnsmp_flows_parse(const char *buf, size_t len, size_t *dropped);
+/* The entry of function `name`, or NULL; owned by f. */
+const char *cnsmp_flows_find(const struct cnsmp_flows *f, const char *name);
+size_t cnsmp_flows_count(const struct cnsmp_flows *f);
+void cnsmp_flows_free(struct cnsmp_flows *f); /* NULL is a no-op */
+/* Beside the symbol cache ($XDG_CACHE_HOME/codensm/flows); malloc'd or NULL. */
+char *cnsmp_flows_default_dir(char *(*getenv_fn)(const char *));
+/* The GNU build-id of the ELF file at path, as hex: 0, or -1 if none. */
+int cnsmp_flows_build_id(const char *elf_path, char *hex, size_t len);
+/* The entry of function `name` of the module at module_path (its file in
+ * dir by build-id, else its section), read once per module; NULL if none.
+ * Valid until cnsmp_flows_reset.  Thread-safe; never on the hot path. */
+const char *cnsmp_flows_lookup(const char *dir, const char *module_path, const char *name);
+void cnsmp_flows_reset(void);
 
 #endif /* CODENSM_INTERNAL_H */

@@ -32,83 +32,8 @@
  * reached only after need_dw() found it. */
 static const struct cnsmp_dw *dw;
 
-/* ---- paths ------------------------------------------------------------- */
-
-/* Lexically normalised absolute path of `file`, taken relative to `dir`
- * when it is relative ("a/./b/../c.c" -> "/dir/a/c.c").  No symlinks are
- * followed: the build machine's paths need not exist here. */
-static char *absolute(const char *dir, const char *file)
-{
-	size_t n = strlen(file) + (dir ? strlen(dir) : 0) + 3;
-	char *in = malloc(n), *out = malloc(n);
-	if (!in || !out) {
-		free(in);
-		free(out);
-		return NULL;
-	}
-	snprintf(in, n, "%s/%s", file[0] == '/' || !dir ? "" : dir, file);
-	size_t o = 0;
-	for (char *p = in, *next; *p; p = next) {
-		while (*p == '/')
-			p++;
-		next = p + strcspn(p, "/");
-		size_t len = (size_t)(next - p);
-		if (len == 0 || (len == 1 && p[0] == '.'))
-			continue;
-		if (len == 2 && p[0] == '.' && p[1] == '.') {
-			while (o > 0 && out[--o] != '/')
-				;
-			continue;
-		}
-		out[o++] = '/';
-		memcpy(out + o, p, len);
-		o += len;
-	}
-	if (o == 0)
-		out[o++] = '/';
-	out[o] = '\0';
-	free(in);
-	return out;
-}
-
-/* Headers and code that come with the compiler or the system: functions
- * declared there are library code the user did not write. */
-static int system_path(const char *abs)
-{
-	static const char *const roots[] = {
-		"/usr/include/", "/usr/local/include/", "/usr/lib/",
-		"/usr/lib64/", "/usr/libexec/", "/usr/local/lib/",
-		"/usr/src/", "/usr/share/", "/opt/rh/", "/gnu/store/",
-		"/nix/store/",
-	};
-	for (size_t i = 0; i < sizeof(roots) / sizeof(*roots); i++)
-		if (!strncmp(abs, roots[i], strlen(roots[i])))
-			return 1;
-	return abs[0] == '<'; /* "<built-in>", "<artificial>" */
-}
-
-/* The name's module part and the reported file for a source file: inside
- * the root, the path relative to it; outside, the absolute path, whose
- * components (minus the leading '/') still make a stable module path. */
-static int module_of(const char *root, const char *abs, char **modpath,
-		     char **file)
-{
-	size_t n = strlen(root);
-	const char *rel = NULL;
-	if (!strcmp(root, "/"))
-		rel = abs + 1;
-	else if (!strncmp(abs, root, n) && abs[n] == '/')
-		rel = abs + n + 1;
-	*modpath = cnsmp_rules_module_path(rel ? rel : abs + 1);
-	*file = strdup(rel ? rel : abs);
-	if (!*modpath || !*file) {
-		free(*modpath);
-		free(*file);
-		*modpath = *file = NULL; /* the caller frees them too */
-		return -1;
-	}
-	return 0;
-}
+/* Paths, the module part of a name and the overload hash are rules.c's
+ * (cnsmp_rules_*), shared with `codensm analyze`. */
 
 /* ---- the per-module index ---------------------------------------------- */
 
@@ -125,16 +50,6 @@ CNSMP_NOINST void cnsmp_index_free(struct cnsmp_index *x)
 	free(x->r);
 	free(x->root);
 	free(x);
-}
-
-static uint32_t fnv1a(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
 }
 
 /* Qualified names of the named subprogram DIEs of one CU, in DIE offset
@@ -348,8 +263,8 @@ static void add_function(struct cu_walk *w, struct def *d)
 		goto oom;
 	if (!decl)
 		decl = w->cu_name;
-	abs = absolute(w->comp_dir, decl);
-	if (!abs || module_of(w->root, abs, &modpath, &file) < 0)
+	abs = cnsmp_rules_absolute(w->comp_dir, decl);
+	if (!abs || cnsmp_rules_module_of(w->root, abs, &modpath, &file) < 0)
 		goto oom;
 	struct cnsmp_func *f = &x->f[x->nf];
 	memset(f, 0, sizeof(*f));
@@ -358,8 +273,8 @@ static void add_function(struct cu_walk *w, struct def *d)
 		goto oom;
 	snprintf(f->base, n, "%s%s%s", modpath, *modpath ? "." : "", q);
 	const char *link = linkage_name(&d->die);
-	f->hash = fnv1a(link ? link : q);
-	f->system = w->cu_system || system_path(abs);
+	f->hash = cnsmp_rules_name_hash(link ? link : q);
+	f->system = w->cu_system || cnsmp_rules_system_path(abs);
 	f->file = file;
 	file = NULL;
 	if (dw->dwarf_decl_line(&d->die, &f->line) != 0)
@@ -420,7 +335,7 @@ static int finish_names(struct cnsmp_index *x)
 				continue;
 			}
 			if (differ)
-				snprintf(f->name, n, "%s#%08" PRIx32, f->base, f->hash);
+				snprintf(f->name, n, CNSMP_OVERLOAD_FMT, f->base, f->hash);
 			else
 				memcpy(f->name, f->base, n - 9);
 		}
@@ -445,8 +360,8 @@ static void index_cu(struct cnsmp_index *x, Dwarf_Die *cu, const char *root,
 	Dwarf_Attribute a;
 	w.comp_dir = dw->dwarf_attr(cu, DW_AT_comp_dir, &a) ? dw->dwarf_formstring(&a) : NULL;
 	const char *name = dw->dwarf_diename(cu);
-	char *cu_abs = absolute(w.comp_dir, name ? name : "<unknown>");
-	char *dir_abs = absolute(NULL, w.comp_dir ? w.comp_dir : "/");
+	char *cu_abs = cnsmp_rules_absolute(w.comp_dir, name ? name : "<unknown>");
+	char *dir_abs = cnsmp_rules_absolute(NULL, w.comp_dir ? w.comp_dir : "/");
 	size_t skip = skip_dir ? strlen(skip_dir) : 0;
 	if (!cu_abs || !dir_abs) {
 		x->partial = 1;
@@ -456,7 +371,7 @@ static void index_cu(struct cnsmp_index *x, Dwarf_Die *cu, const char *root,
 		goto out;
 	w.cu_name = cu_abs;
 	w.root = root ? root : dir_abs;
-	w.cu_system = system_path(cu_abs);
+	w.cu_system = cnsmp_rules_system_path(cu_abs);
 	walk(&w, cu, "", 0);
 	x->partial |= w.oom;
 	for (size_t i = 0; i < w.ndefs; i++)
@@ -490,7 +405,7 @@ static char *runtime_dir(Dwfl_Module *mod)
 		const char *name = cu ? dw->dwarf_diename(cu) : NULL;
 		if (!name)
 			return NULL;
-		char *abs = absolute(dw->dwarf_attr(cu, DW_AT_comp_dir, &a) ? dw->dwarf_formstring(&a) : NULL, name);
+		char *abs = cnsmp_rules_absolute(dw->dwarf_attr(cu, DW_AT_comp_dir, &a) ? dw->dwarf_formstring(&a) : NULL, name);
 		char *slash = abs ? strrchr(abs, '/') : NULL;
 		if (slash)
 			*slash = '\0';
@@ -507,7 +422,7 @@ static struct cnsmp_index *build_index(Dwfl_Module *mod, const char *source_root
 	if (!dw->dwfl_module_getdwarf(mod, &bias))
 		return NULL;
 	struct cnsmp_index *x = calloc(1, sizeof(*x));
-	char *root = source_root ? absolute(NULL, source_root) : NULL;
+	char *root = source_root ? cnsmp_rules_absolute(NULL, source_root) : NULL;
 	char *skip = runtime_dir(mod);
 	if (!x || (source_root && (!root || !(x->root = strdup(source_root))))) {
 		cnsmp_index_free(x);
@@ -1049,7 +964,7 @@ static int resolve_symtab(const struct obj *o, uintptr_t addr,
 	GElf_Sym sym;
 	GElf_Off off = 0;
 	module_base(o->path, base, sizeof(base));
-	out->system = system_path(o->path);
+	out->system = cnsmp_rules_system_path(o->path);
 	struct symtab_job j = { o, addr, NULL, 0, { 0 } };
 	in_dw_thread(symtab_job, &j);
 	const char *s = j.name;

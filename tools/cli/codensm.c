@@ -2,9 +2,12 @@
  * tracked, `report` prints the top functions from a codensm-server.  Each
  * command's logic lives in its own module; this file parses arguments,
  * picks the command and turns its result into an exit status. */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codensm.h"
 #include "doctor.h"
@@ -16,6 +19,7 @@ static void usage(FILE *f)
 		"usage: codensm doctor BINARY...\n"
 		"       codensm report [--server URL] [--project NAME] [--key cnsmv_...]\n"
 		"                      [--window 1h|24h|7d|30d] [--top N]\n"
+		"       codensm analyze -p BUILD_DIR [BINARY...]   (codensm analyze --help)\n"
 		"       codensm version\n"
 		"\n"
 		"doctor  says whether BINARY is built with -finstrument-functions, whether\n"
@@ -25,7 +29,9 @@ static void usage(FILE *f)
 		"        Exit status 0 when all is well, 1 with one line per problem on stderr.\n"
 		"report  prints the top functions of a project; the server, project and\n"
 		"        dashboard key default to CODENSM_SERVER (http://127.0.0.1:8650),\n"
-		"        CODENSM_PROJECT and CODENSM_DASHBOARD_KEY.\n");
+		"        CODENSM_PROJECT and CODENSM_DASHBOARD_KEY.\n"
+		"analyze analyses the sources a build compiles (compile_commands.json) for\n"
+		"        CODENSM_MODE=full: control-flow shapes, complexity, callees, tests.\n");
 }
 
 static int cmd_doctor(int argc, char **argv)
@@ -91,6 +97,29 @@ static int cmd_report(int argc, char **argv)
 	return cli_report(&o, stdout, stderr) == 0 ? 0 : 1;
 }
 
+/* The analyzer is a program of its own (it loads libclang and LLVM, which
+ * the other commands do not need): the one beside this binary, else the
+ * one on PATH. */
+static int cmd_analyze(char **argv)
+{
+	char self[PATH_MAX], path[PATH_MAX + 32];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	argv[0] = "codensm-analyze";
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(path, sizeof(path), "%s/codensm-analyze", self);
+			execv(path, argv);
+		}
+	}
+	execvp("codensm-analyze", argv);
+	fprintf(stderr, "codensm: cannot run 'codensm-analyze': %s (it is installed with codensm when libclang-14-dev was present at build time)\n",
+		strerror(errno));
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
@@ -102,6 +131,8 @@ int main(int argc, char **argv)
 		return cmd_doctor(argc - 2, argv + 2);
 	if (strcmp(argv[1], "report") == 0)
 		return cmd_report(argc - 2, argv + 2);
+	if (strcmp(argv[1], "analyze") == 0)
+		return cmd_analyze(argv + 1);
 	if (strcmp(argv[1], "version") == 0) {
 		printf("codensm %s\n", CODENSM_VERSION);
 		return 0;
