@@ -45,7 +45,7 @@ if [ "${1:-}" = --inside ]; then
 	make install PREFIX="$P" >"$T/install.log" 2>&1
 	check "make install PREFIX=... exits 0" 0 $?
 	expected=$( {
-		printf '%s\n' bin/codensm bin/codensm-server include/codensm.h \
+		printf '%s\n' bin/codensm bin/codensm-analyze bin/codensm-server include/codensm.h \
 			lib/libcodensm-rt.a lib/libcodensm-rt.so lib/libcodensm-rt.so.0 \
 			lib/libcodensm-rt.so.0.1.0 lib/pkgconfig/codensm-rt.pc \
 			lib/systemd/system/codensm-server.service share/man/man1/codensm-server.1 \
