@@ -210,27 +210,12 @@ void cnsmp_batch_init(struct cnsmp_batch *b)
 	memset(b, 0, sizeof *b);
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t sz)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 16;
-	while (n < need)
-		n *= 2;
-	void *p = realloc(*arr, n * sz);
-	if (!p)
-		return -1;
-	*arr = p;
-	*cap = n;
-	return 0;
-}
-
 int cnsmp_batch_reserve(struct cnsmp_batch *b, size_t fns, size_t edges,
 			size_t incidents)
 {
-	if (grow((void **)&b->fns, &b->capfns, fns, sizeof *b->fns) ||
-	    grow((void **)&b->edges, &b->capedges, edges, sizeof *b->edges) ||
-	    grow((void **)&b->incidents, &b->capincidents, incidents,
+	if (cnsmp_grow((void **)&b->fns, &b->capfns, fns, sizeof *b->fns) ||
+	    cnsmp_grow((void **)&b->edges, &b->capedges, edges, sizeof *b->edges) ||
+	    cnsmp_grow((void **)&b->incidents, &b->capincidents, incidents,
 		 sizeof *b->incidents))
 		return -1;
 	return 0;
@@ -540,7 +525,7 @@ static int read_fns(struct pass *p)
 		if (d.calls == 0 && d.errors == 0 && !any_hist(&d))
 			continue;
 		if (b->nfns == b->capfns &&
-		    (p->safe || grow((void **)&b->fns, &b->capfns, b->nfns + 1,
+		    (p->safe || cnsmp_grow((void **)&b->fns, &b->capfns, b->nfns + 1,
 				     sizeof *b->fns)))
 			return -1;
 		b->fns[b->nfns++] = d;
@@ -562,7 +547,7 @@ static int read_edges(struct pass *p, struct cnsmp_thread *t)
 		if (!delta)
 			continue;
 		if (b->nedges == b->capedges &&
-		    (p->safe || grow((void **)&b->edges, &b->capedges,
+		    (p->safe || cnsmp_grow((void **)&b->edges, &b->capedges,
 				     b->nedges + 1, sizeof *b->edges)))
 			return -1;
 		key--;
@@ -588,7 +573,7 @@ static int read_incidents(struct pass *p, struct cnsmp_thread *t)
 		if (!delta)
 			continue;
 		if (b->nincidents == b->capincidents &&
-		    (p->safe || grow((void **)&b->incidents, &b->capincidents,
+		    (p->safe || cnsmp_grow((void **)&b->incidents, &b->capincidents,
 				     b->nincidents + 1, sizeof *b->incidents)))
 			return -1;
 		struct cnsmp_incident *o = &b->incidents[b->nincidents++];

@@ -89,13 +89,6 @@ static struct {
 	size_t ngarbage, capgarbage;
 } fl = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER, .backoff = 1};
 
-CNSMP_NOINST static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 CNSMP_NOINST static struct timespec ts_of(uint64_t ns)
 {
 	return (struct timespec){(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
@@ -107,7 +100,7 @@ CNSMP_NOINST static void new_batch_base(void)
 {
 	uint64_t r = 0;
 	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
-		r = mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
+		r = cnsmp_clock_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
 	static const char hex[] = "0123456789abcdef";
 	char *p = cnsmp_batch_base;
 	for (int i = 15; i >= 0; i--)
@@ -423,7 +416,7 @@ CNSMP_NOINST void cnsmp_flusher_inventory_now(void)
 
 CNSMP_NOINST static long time_left_ms(uint64_t deadline)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = cnsmp_clock_mono_ns();
 	if (!deadline)
 		return POST_TIMEOUT_MS;
 	if (now >= deadline)
@@ -811,22 +804,22 @@ CNSMP_NOINST static void *run(void *arg)
 		cnsmp_spool_drain(cnsmp_cfg.spool_dir, post_spooled, NULL);
 	}
 	pthread_mutex_lock(&fl.mu);
-	uint64_t next = mono_ns() + interval_ns();
+	uint64_t next = cnsmp_clock_mono_ns() + interval_ns();
 	while (!fl.stop) {
 		struct timespec ts = ts_of(next);
-		while (!fl.stop && fl.req_gen == fl.done_gen && mono_ns() < next)
+		while (!fl.stop && fl.req_gen == fl.done_gen && cnsmp_clock_mono_ns() < next)
 			pthread_cond_timedwait(&fl.wake, &fl.mu, &ts);
 		if (fl.stop)
 			break;
 		uint64_t gen = fl.req_gen;
 		int requested = gen != fl.done_gen;
 		pthread_mutex_unlock(&fl.mu);
-		int rc = cycle(0, requested ? mono_ns() + (uint64_t)(FLUSH_BUDGET_S * 1e9) : 0);
+		int rc = cycle(0, requested ? cnsmp_clock_mono_ns() + (uint64_t)(FLUSH_BUDGET_S * 1e9) : 0);
 		pthread_mutex_lock(&fl.mu);
 		fl.last_ok = rc;
 		fl.done_gen = gen;
 		pthread_cond_broadcast(&fl.done);
-		next = mono_ns() + interval_ns();
+		next = cnsmp_clock_mono_ns() + interval_ns();
 	}
 	pthread_mutex_unlock(&fl.mu);
 	/* Final cycle: bounded by the stop deadline the transport also obeys. */
@@ -881,7 +874,7 @@ CNSMP_NOINST int cnsmp_flusher_flush(double seconds)
 {
 	if (cnsmp_flusher_start() != 0)
 		return -1;
-	uint64_t deadline = mono_ns() + (uint64_t)(seconds * 1e9);
+	uint64_t deadline = cnsmp_clock_mono_ns() + (uint64_t)(seconds * 1e9);
 	struct timespec ts = ts_of(deadline);
 	pthread_mutex_lock(&fl.mu);
 	uint64_t my = ++fl.req_gen;
@@ -897,7 +890,7 @@ CNSMP_NOINST int cnsmp_flusher_flush(double seconds)
 CNSMP_NOINST void cnsmp_flusher_stop(double seconds)
 {
 	pthread_once(&fl.once, init_once);
-	uint64_t deadline = mono_ns() + (uint64_t)(seconds * 1e9);
+	uint64_t deadline = cnsmp_clock_mono_ns() + (uint64_t)(seconds * 1e9);
 	pthread_mutex_lock(&fl.mu);
 	if (!fl.running) {
 		pthread_mutex_unlock(&fl.mu);

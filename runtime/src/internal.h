@@ -19,22 +19,76 @@
 #define CODENSM_INTERNAL_H
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <stdatomic.h>
 #include <pthread.h>
 #include "codensm.h"
+#include "contract.h"
 
 #define CNSMP_API __attribute__((visibility("default"), no_instrument_function))
 #define CNSMP_NOINST __attribute__((no_instrument_function))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/* ---- the small things every module shares, defined once ---------------- */
+
+/* FNV-1a, 64 bits, over 8-byte words and then the tail bytes, continuing
+ * from `h` (start with CNSMP_HASH_SEED): the runtime's one hash for table
+ * keys, cache file names and the symbol cache's checksum.  A word at a
+ * time is three times faster than a byte at a time on a 2,000-function
+ * index; it catches damage, not a crafted collision. */
+#define CNSMP_HASH_SEED 1469598103934665603ull
+static inline uint64_t cnsmp_hash(uint64_t h, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	uint64_t w;
+	for (; n >= 8; p += 8, n -= 8) {
+		__builtin_memcpy(&w, p, 8);
+		h = (h ^ w) * 1099511628211ull;
+	}
+	while (n--)
+		h = (h ^ *p++) * 1099511628211ull;
+	return h;
+}
+static inline uint64_t cnsmp_hash_str(const char *s)
+{
+	return cnsmp_hash(CNSMP_HASH_SEED, s, __builtin_strlen(s));
+}
+/* FNV-1a, 32 bits, a byte at a time: the "#hash" that tells overloads
+ * apart is part of a function's name, so it must never change. */
+static inline uint32_t cnsmp_hash32_str(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* Grows *arr (of *cap elements of `size`) to hold at least `need`,
+ * doubling from 16; 0, or -1 with *arr and *cap unchanged if memory ran
+ * out.  Slow paths only. */
+static inline int cnsmp_grow(void **arr, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap : 16;
+	while (n < need)
+		n *= 2;
+	void *p = realloc(*arr, n * size);
+	if (!p)
+		return -1;
+	*arr = p;
+	*cap = n;
+	return 0;
+}
+
 /* The seed's guardrail: at most this many distinct tracked functions per
  * process; further new names are dropped and counted in _meta.dropped. */
 #define CNSMP_MAX_TRACKED 4000
-/* Contract limits of one ingest request. */
-#define CNSMP_MAX_BODY (512 * 1024)
-#define CNSMP_MAX_FUNCS_PER_PAYLOAD 2000
+/* Contract limits of one ingest request (contract.h). */
+#define CNSMP_MAX_BODY CNSMP_CONTRACT_MAX_BODY
+#define CNSMP_MAX_FUNCS_PER_PAYLOAD CNSMP_CONTRACT_MAX_FUNCTIONS
 
 /* ---- log.c: one-line diagnostics on stderr ------------------------------ */
 
@@ -128,8 +182,18 @@ const char *cnsmp_rules_department(const struct cnsmp_config *cfg,
 				   const char *name, char *buf, size_t len);
 /* Weight: longest matching prefix of cfg->weights, default 1.0. */
 double cnsmp_rules_weight(const struct cnsmp_config *cfg, const char *name);
+/* Lexically normalised absolute path of `file`, taken relative to `dir`
+ * when it is relative ("a/./b/../c.c" -> "/dir/a/c.c"); malloc'd, NULL if
+ * out of memory.  No symlinks are followed: the build machine's paths
+ * need not exist here. */
+char *cnsmp_rules_absolute(const char *dir, const char *file);
+/* Is absolute path `abs` under a folder of the compiler's or the system's
+ * (headers, libraries), or a "<built-in>"?  Code declared there is
+ * library code the user did not write. */
+int cnsmp_rules_system_path(const char *abs);
 
-/* ---- symbols.c / symcache.c: a module's index of functions ------------- */
+/* ---- index.c: a module's index of functions ---------------------------- */
+/* Built by dwarf.c, kept on disk by symcache.c, read by symbols.c. */
 
 /* One function with code.  Addresses are the module's own (DWARF)
  * addresses: add its load bias for the running process. */
@@ -139,7 +203,7 @@ struct cnsmp_func {
 	int line;
 	int system;
 	uint64_t entry;
-	uint32_t hash;    /* FNV-1a of the linkage name: tells overloads apart */
+	uint32_t hash;    /* cnsmp_hash32 of the linkage name: tells overloads apart */
 	char *base;       /* name before the overload suffix (build only) */
 };
 
@@ -164,6 +228,14 @@ struct cnsmp_index {
 	int partial;      /* memory ran out while building: never cached */
 };
 void cnsmp_index_free(struct cnsmp_index *x); /* NULL is a no-op */
+/* The function whose code holds module address `a`, or NULL. */
+const struct cnsmp_func *cnsmp_index_find(const struct cnsmp_index *x,
+					  uint64_t a);
+/* Once every function is in (each with `base` and `hash`): gives each
+ * its final name (overloads get "#" and the hash), frees the bases, sets
+ * `user` and sorts the ranges.  0, or -1 if memory ran out (x unchanged
+ * but for names already made; x->partial set for a name that failed). */
+int cnsmp_index_finish(struct cnsmp_index *x);
 
 /* symcache.c: indexes kept on disk between runs, one file per `key` (a
  * file name: the module's build-id and what else the names depend on).
@@ -182,9 +254,54 @@ int cnsmp_symcache_store(const char *dir, const char *key,
 void cnsmp_symcache_prune(const char *dir, uint64_t max_bytes);
 #define CNSMP_SYMCACHE_MAX_BYTES (256u << 20)
 
-/* ---- symbols.c: address -> name, file, line through DWARF (libdw) ------- */
-/* (libdw itself is loaded on the first cache miss: dw.h, used by symbols.c
- * alone.) */
+/* ---- modules.c: the objects loaded in this process ---------------------- */
+
+/* One loaded object, from the dynamic loader (dl_iterate_phdr) and its
+ * headers in memory, not from its file: a function named from the symbol
+ * cache then costs no libdw, no file opened and no ELF read. */
+struct cnsmp_module {
+	char *path;            /* absolute */
+	uintptr_t bias;        /* load bias (dlpi_addr) */
+	uintptr_t first, last; /* lowest mapped address, highest + 1 */
+	unsigned char id[64];  /* GNU build-id, from its notes in memory */
+	size_t idlen;          /* 0: none */
+	int user;              /* the program, or a library importing the hooks */
+	struct cnsmp_index *x; /* its index, once `indexed` (symbols.c) */
+	int indexed;
+};
+/* The list is symbols.c's: every call below is made under its lock.
+ * Modules are added as they appear and all dropped by clear (after a
+ * dlclose).  scan and at may move every entry: no pointer into the list
+ * is held across them. */
+void cnsmp_modules_scan(void);                       /* add new ones */
+struct cnsmp_module *cnsmp_modules_find(uintptr_t addr); /* known ones */
+struct cnsmp_module *cnsmp_modules_at(uintptr_t addr);   /* scan if none */
+size_t cnsmp_modules_count(void);
+struct cnsmp_module *cnsmp_modules_get(size_t i);
+void cnsmp_modules_clear(void);                      /* frees their indexes */
+
+/* The absolute path of the file mapped at `at` (/proc/self/maps): 0, or
+ * -1 if none is or it does not fit. */
+int cnsmp_mapped_file(uintptr_t at, char *out, size_t len);
+
+/* ---- dwarf.c: indexes from DWARF, through libdwfl ----------------------- */
+/* (libdw itself is loaded on the first call here: dw.h.)  Every call is
+ * made under symbols.c's lock; each returns NULL or -1 without libdw. */
+
+/* The index of module `m` from its DWARF, source files named relative to
+ * `root` (NULL: each unit's DW_AT_comp_dir); NULL without DWARF. */
+struct cnsmp_index *cnsmp_dwarf_index(const struct cnsmp_module *m,
+				      const char *root);
+/* The same for an ELF file on disk, addresses the file's own. */
+struct cnsmp_index *cnsmp_dwarf_index_file(const char *path, const char *root);
+/* The function symbol of `m` holding `addr`: 0 with its name copied to
+ * `name` (cut to `len`) and addr's offset in it, or -1. */
+int cnsmp_dwarf_symbol(const struct cnsmp_module *m, uintptr_t addr,
+		       char *name, size_t len, uint64_t *off);
+/* Ends the libdwfl session (it is begun again on next need). */
+void cnsmp_dwarf_end(void);
+
+/* ---- symbols.c: address -> name, file, line; the inventory -------------- */
 
 struct cnsmp_fninfo {
 	char *name;      /* "checkout.cart.cart_total"; never NULL after resolve */
@@ -218,13 +335,49 @@ size_t cnsmp_symbols_inventory_file(const char *path,
 				    const struct cnsmp_config *cfg,
 				    cnsmp_inventory_cb cb, void *arg);
 
-/* The absolute path of the file mapped at `at` (/proc/self/maps): 0, or
- * -1 if none is or it does not fit. */
-int cnsmp_mapped_file(uintptr_t at, char *out, size_t len);
-
 /* Forget cached modules whose mappings are gone (after dlclose). */
 void cnsmp_symbols_refresh(void);
 void cnsmp_symbols_shutdown(void);
+
+/* ---- hist.c: the fixed log-scale latency histogram ---------------------- */
+
+/* The buckets are the contract's (contract.h, docs/payload.md). */
+#define CNSMP_HIST_BUCKETS CNSMP_CONTRACT_HIST_BUCKETS
+static inline unsigned cnsmp_hist_bucket(uint64_t ns)
+{
+	return cnsmp_contract_hist_bucket(ns);
+}
+/* Lower bound in ns of bucket b (for percentiles and tests). */
+uint64_t cnsmp_hist_lower(unsigned b);
+/* Percentile q (0..1) estimated from counts, interpolating in the bucket. */
+double cnsmp_hist_percentile_ns(const uint64_t *counts, double q);
+
+/* The histogram slot of a duration in clock ticks, found without
+ * converting it to ns (cnsmp_clock_slot below): the slot is the bucket of
+ * cnsmp_hist_bucket(ns), except that 1 ns has slot 1 of its own.  Bucket
+ * 0 holds 0 and 1 ns and bucket 1 no whole number of ns, so slot 1 is
+ * free, and with it the slots step by one at every bound (1, 2, 3, 4, 6,
+ * 8, 12 ... ns): an octave of ticks [2^e, 2^(e+1)) then holds at most two
+ * bounds, as an octave of ns does, whatever the clock's rate.  (Buckets
+ * jump from 0 to 2 at 2 ns: an octave of ticks starting between 1.5 and
+ * 2 ns, a TSC of 2.0-2.33 or 4-5 GHz, would hold three.)  The bounds are
+ * found once for the clock's rate: a table read and two compares on the
+ * hot path instead of a 128-bit multiply and the bucket arithmetic.
+ * Whoever reads a counters' slots takes slot 1 as bucket 0
+ * (cnsmp_hist_of_slot); tests/unit/test_hist.c checks every octave. */
+struct cnsmp_tick_octave {
+	uint64_t bound[2]; /* last ticks of slot base, base+1 (or ~0: none) */
+	uint32_t base;     /* slot of the octave's first tick */
+};
+extern struct cnsmp_tick_octave cnsmp_tick_octaves[64];
+/* Builds the table for a clock whose ns = ticks * mult >> shift; 0 if
+ * some octave holds more than two bounds (the clock then falls back to
+ * the vDSO clock, whose ticks are ns). */
+int cnsmp_hist_build_octaves(uint64_t mult, unsigned shift);
+static inline unsigned cnsmp_hist_of_slot(unsigned slot)
+{
+	return slot == 1 ? 0 : slot;
+}
 
 /* ---- clock.c: cycle counter calibrated to nanoseconds ------------------- */
 
@@ -234,7 +387,9 @@ static inline uint64_t cnsmp_clock_now(void);
 extern uint64_t cnsmp_clock_mult;   /* ns = ticks * mult >> shift */
 extern unsigned cnsmp_clock_shift;
 extern int cnsmp_clock_is_tsc;
-void cnsmp_clock_init(void); /* calibrates once; idempotent */
+/* Calibrates once and builds the histogram's tick table for the clock
+ * chosen; idempotent. */
+void cnsmp_clock_init(void);
 static inline uint64_t cnsmp_clock_ns(uint64_t ticks)
 {
 	return (uint64_t)(((unsigned __int128)ticks * cnsmp_clock_mult) >>
@@ -249,6 +404,8 @@ static inline uint64_t cnsmp_clock_now(void)
 #endif
 	return cnsmp_clock_fallback_now();
 }
+/* CLOCK_MONOTONIC in ns, for deadlines and intervals off the hot path. */
+uint64_t cnsmp_clock_mono_ns(void);
 
 /* For the hooks' fast paths: 1 when the clock is the TSC, which
  * cnsmp_clock_tsc() then reads without a call (never elsewhere). */
@@ -269,41 +426,6 @@ static inline uint64_t cnsmp_clock_tsc(void)
 #endif
 }
 
-/* ---- hist.c: the fixed log-scale latency histogram ---------------------- */
-
-/* Two buckets per octave of nanoseconds: bucket 0 holds 0..1 ns, bucket
- * 2*e+h holds durations whose highest set bit is e and next bit is h;
- * the last bucket holds everything from 1.5 * 2^39 ns (~14 min) up.  Fixed
- * bounds, so histograms merge by adding counts across threads, flushes,
- * processes and servers.  docs/payload.md gives the same definition. */
-#define CNSMP_HIST_BUCKETS 80
-static inline unsigned cnsmp_hist_bucket(uint64_t ns)
-{
-	if (ns < 2)
-		return 0;
-	unsigned e = 63 - (unsigned)__builtin_clzll(ns);
-	unsigned h = (unsigned)(ns >> (e - 1)) & 1u;
-	unsigned b = 2 * e + h;
-	return b < CNSMP_HIST_BUCKETS ? b : CNSMP_HIST_BUCKETS - 1;
-}
-/* The histogram slot of a duration in clock ticks, found without
- * converting it to ns: the slot is the bucket of
- * cnsmp_hist_bucket(cnsmp_clock_ns(ticks)), except that 1 ns has slot 1
- * of its own.  Bucket 0 holds 0 and 1 ns and bucket 1 no whole number of
- * ns, so slot 1 is free, and with it the slots step by one at every bound
- * (1, 2, 3, 4, 6, 8, 12 ... ns): an octave of ticks [2^e, 2^(e+1)) then
- * holds at most two bounds, as an octave of ns does, whatever the clock's
- * rate.  (Buckets jump from 0 to 2 at 2 ns: an octave of ticks starting
- * between 1.5 and 2 ns, a TSC of 2.0-2.33 or 4-5 GHz, would hold three.)
- * The bounds are found once by cnsmp_clock_init: a table read and two
- * compares on the hot path instead of a 128-bit multiply and the bucket
- * arithmetic.  Whoever reads a counters' slots takes slot 1 as bucket 0
- * (cnsmp_hist_of_slot); tests/unit/test_hist.c checks every octave. */
-struct cnsmp_tick_octave {
-	uint64_t bound[2]; /* last ticks of slot base, base+1 (or ~0: none) */
-	uint32_t base;     /* slot of the octave's first tick */
-};
-extern struct cnsmp_tick_octave cnsmp_tick_octaves[64];
 /* The octave of a duration: its highest set bit.  gcc's bsr builtin
  * gives it as a 64-bit index; 63 - clz is an int, sign-extended once
  * more on the exit hook's path. */
@@ -315,28 +437,18 @@ static inline size_t cnsmp_clock_octave(uint64_t ticks)
 	return (size_t)(63 - __builtin_clzll(ticks | 1));
 #endif
 }
+/* The histogram slot of a duration in ticks (hist.c's table above). */
 static inline unsigned cnsmp_clock_slot(uint64_t ticks)
 {
 	const struct cnsmp_tick_octave *o =
 		&cnsmp_tick_octaves[cnsmp_clock_octave(ticks)];
 	return o->base + (ticks > o->bound[0]) + (ticks > o->bound[1]);
 }
-static inline unsigned cnsmp_hist_of_slot(unsigned slot)
-{
-	return slot == 1 ? 0 : slot;
-}
 /* The bucket of a duration in clock ticks. */
 static inline unsigned cnsmp_clock_bucket(uint64_t ticks)
 {
 	return cnsmp_hist_of_slot(cnsmp_clock_slot(ticks));
 }
-/* Builds the table for the current clock; 0 if some octave holds more
- * than two bounds (cnsmp_clock_init then falls back to the vDSO clock). */
-int cnsmp_clock_build_octaves(void);
-/* Lower bound in ns of bucket b (for percentiles and tests). */
-uint64_t cnsmp_hist_lower(unsigned b);
-/* Percentile q (0..1) estimated from counts, interpolating in the bucket. */
-double cnsmp_hist_percentile_ns(const uint64_t *counts, double q);
 
 /* ---- registry.c: address -> function entry, decided once ---------------- */
 
@@ -522,7 +634,7 @@ int cnsmp_collect(struct cnsmp_batch *out);
  * What does not fit is left out. */
 int cnsmp_collect_signal_safe(struct cnsmp_batch *out);
 
-/* ---- payload.c: batch -> JSON bodies within the contract's limits ------- */
+/* ---- schema.c: the payload's items, written once ------------------------ */
 
 /* One function of the inventory: described once, never counted. */
 struct cnsmp_inv_entry {
@@ -536,6 +648,40 @@ struct cnsmp_meta {
 	long pid;
 	const char *batch_id;  /* unique per request: the server's dedup key */
 };
+
+/* Where JSON text goes: a file descriptor, with async-signal-safe calls
+ * only (the crash path), or a malloc'd string (the flusher).  Lives on
+ * the caller's stack; `err` is set once a write or an allocation failed. */
+struct cnsmp_sink {
+	int fd;                /* -1: memory */
+	int err;
+	size_t n;
+	char buf[4096];
+	char *mem;
+	size_t mem_n, mem_cap;
+};
+void cnsmp_schema_to_fd(struct cnsmp_sink *s, int fd);
+void cnsmp_schema_to_mem(struct cnsmp_sink *s);
+void cnsmp_schema_put(struct cnsmp_sink *s, const char *text); /* verbatim */
+/* Flushes; 0, or -1 if anything was lost. */
+int cnsmp_schema_close(struct cnsmp_sink *s);
+/* Memory mode: the text written (NUL-terminated, caller frees) and its
+ * length, or NULL if memory ran out.  The sink is empty again after. */
+char *cnsmp_schema_take(struct cnsmp_sink *s, size_t *len);
+/* One item of each section, preceded by ',' unless `first`.  The
+ * function and the edge read the registry for names: 0 and nothing
+ * written when an id is unknown, else 1. */
+int cnsmp_schema_fn(struct cnsmp_sink *s, const struct cnsmp_fn_delta *d, int first);
+int cnsmp_schema_edge(struct cnsmp_sink *s, const struct cnsmp_edge_delta *e, int first);
+void cnsmp_schema_incident(struct cnsmp_sink *s, const struct cnsmp_incident *in, int first);
+void cnsmp_schema_inv(struct cnsmp_sink *s, const struct cnsmp_inv_entry *e, int first);
+/* The _meta object.  dropped and repairs are said only in the `first`
+ * body of a batch (they must not add up twice); `index` >= 0 is appended
+ * to the batch id ("<id>-<index>"). */
+void cnsmp_schema_meta(struct cnsmp_sink *s, const struct cnsmp_meta *m,
+		       const struct cnsmp_batch *b, int first, long index);
+
+/* ---- payload.c: batch -> JSON bodies within the contract's limits ------- */
 
 /* Build one or more request bodies (malloc'd NUL-terminated strings, each
  * <= max_body bytes and <= max_funcs functions) from `b`.  Returns the

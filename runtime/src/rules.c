@@ -1,5 +1,6 @@
 /* rules.c: the pure naming and selection rules (module paths, include and
  * exclude, departments, weights), kept free of state so they unit-test alone. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,4 +124,58 @@ CNSMP_NOINST double cnsmp_rules_weight(const struct cnsmp_config *cfg,
 {
 	long i = name ? longest(&cfg->weights, name) : -1;
 	return i >= 0 ? cfg->weights.number[i] : 1.0;
+}
+
+/* ---- paths ------------------------------------------------------------- */
+
+/* Lexically normalised absolute path of `file`, taken relative to `dir`
+ * when it is relative ("a/./b/../c.c" -> "/dir/a/c.c").  No symlinks are
+ * followed: the build machine's paths need not exist here. */
+CNSMP_NOINST char *cnsmp_rules_absolute(const char *dir, const char *file)
+{
+	size_t n = strlen(file) + (dir ? strlen(dir) : 0) + 3;
+	char *in = malloc(n), *out = malloc(n);
+	if (!in || !out) {
+		free(in);
+		free(out);
+		return NULL;
+	}
+	snprintf(in, n, "%s/%s", file[0] == '/' || !dir ? "" : dir, file);
+	size_t o = 0;
+	for (char *p = in, *next; *p; p = next) {
+		while (*p == '/')
+			p++;
+		next = p + strcspn(p, "/");
+		size_t len = (size_t)(next - p);
+		if (len == 0 || (len == 1 && p[0] == '.'))
+			continue;
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			while (o > 0 && out[--o] != '/')
+				;
+			continue;
+		}
+		out[o++] = '/';
+		memcpy(out + o, p, len);
+		o += len;
+	}
+	if (o == 0)
+		out[o++] = '/';
+	out[o] = '\0';
+	free(in);
+	return out;
+}
+
+/* Headers and code that come with the compiler or the system. */
+CNSMP_NOINST int cnsmp_rules_system_path(const char *abs)
+{
+	static const char *const roots[] = {
+		"/usr/include/", "/usr/local/include/", "/usr/lib/",
+		"/usr/lib64/", "/usr/libexec/", "/usr/local/lib/",
+		"/usr/src/", "/usr/share/", "/opt/rh/", "/gnu/store/",
+		"/nix/store/",
+	};
+	for (size_t i = 0; i < sizeof(roots) / sizeof(*roots); i++)
+		if (!strncmp(abs, roots[i], strlen(roots[i])))
+			return 1;
+	return abs[0] == '<'; /* "<built-in>", "<artificial>" */
 }

@@ -264,11 +264,9 @@ static CNSMP_NOINST uint64_t incident_hash(const uint32_t *chain,
 					   uint32_t depth, const char *kind,
 					   int signo)
 {
-	uint64_t h = 1469598103934665603ull ^ (uint64_t)(unsigned)signo;
-	for (uint32_t i = 0; i < depth; i++)
-		h = (h ^ chain[i]) * 1099511628211ull;
-	for (; *kind; kind++)
-		h = (h ^ (unsigned char)*kind) * 1099511628211ull;
+	uint64_t h = cnsmp_hash(CNSMP_HASH_SEED ^ (unsigned)signo, chain,
+				depth * sizeof *chain);
+	h = cnsmp_hash(h, kind, __builtin_strlen(kind));
 	return h ? h : 1;
 }
 

@@ -130,7 +130,7 @@ static int setup(void **state)
 	cnsmp_clock_is_tsc = 0;
 	cnsmp_clock_mult = 1;
 	cnsmp_clock_shift = 0;
-	cnsmp_clock_build_octaves();
+	cnsmp_hist_build_octaves(cnsmp_clock_mult, cnsmp_clock_shift);
 	atomic_store(&cnsmp_active, 1);
 	void *fns[] = {SHORT, PARENT, VARIED, SPIKY, LONG, DRIFT, OPEN, EXACT_V,
 		       CALLER, RECUR, WORKER, CYC_F, CYC_G, CYC_H, LAGGED, TINY};
