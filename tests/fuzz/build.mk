@@ -17,10 +17,10 @@ LOADGEN_BIN := $(B)/tests/load/loadgen
 .PHONY: fuzz-tools
 fuzz-tools: $(FUZZ_BIN) $(LOADGEN_BIN)
 
-$(B)/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) tools/server/server.h
+$(B)/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) tools/server/server.h runtime/src/contract.h
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server $(shell $(PKG_CONFIG) --cflags sqlite3 jansson libcrypto) \
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server -Iruntime/src $(shell $(PKG_CONFIG) --cflags sqlite3 jansson libcrypto) \
 		tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) -o $@ \
 		$(shell $(PKG_CONFIG) --libs sqlite3 jansson libcrypto) -pthread -lm
 
