@@ -660,7 +660,7 @@ int cnsmp_collect_signal_safe(struct cnsmp_batch *out)
 }
 
 /* Zero the snapshot, keeping its chunks (no free: the block is reused). */
-void cnsmp_collect_forget_thread(struct cnsmp_thread *t)
+static void forget_thread(struct cnsmp_thread *t)
 {
 	struct snap *s = t->snap;
 	if (!s)
@@ -672,8 +672,13 @@ void cnsmp_collect_forget_thread(struct cnsmp_thread *t)
 	memset(s->incident, 0, sizeof s->incident);
 }
 
+/* The child's counters start from zero (thread.c): so do the snapshots
+ * of every block, and the totals already shipped are the parent's. */
 void cnsmp_collect_atfork_child(void)
 {
+	for (struct cnsmp_thread *t = atomic_load_explicit(&cnsmp_threads, memory_order_acquire);
+	     t; t = atomic_load_explicit(&t->next, memory_order_acquire))
+		forget_thread(t);
 	shipped_dropped = cnsmp_registry_dropped();
 	shipped_repairs = atomic_load_explicit(&cnsmp_thread_repairs,
 					       memory_order_relaxed);

@@ -40,7 +40,7 @@ CNSMP_NOINST double cnsmp_hist_percentile_ns(const uint64_t *counts, double q)
 
 /* ---- durations in clock ticks ------------------------------------------ */
 
-struct cnsmp_tick_octave cnsmp_tick_octaves[64];
+struct cnsmp_tick_octave cnsmp_hist_octaves[64];
 
 /* The slot of `ticks` (internal.h), the slow way (ns past 64 bits,
  * centuries, are in the last bucket like everything from ~14 minutes up). */
@@ -70,7 +70,7 @@ CNSMP_NOINST int cnsmp_hist_build_octaves(uint64_t mult, unsigned shift)
 {
 	int exact = 1;
 	for (unsigned e = 0; e < 64; e++) {
-		struct cnsmp_tick_octave *o = &cnsmp_tick_octaves[e];
+		struct cnsmp_tick_octave *o = &cnsmp_hist_octaves[e];
 		uint64_t lo = e ? 1ull << e : 0;
 		uint64_t hi = e == 63 ? UINT64_MAX : (2ull << e) - 1;
 		o->base = slot_of(lo, mult, shift);

@@ -146,7 +146,7 @@ struct cnsmp_config {
 
 /* sample.c: the hooks' copy of cfg->sample and sample_below_ns (thread.h),
  * set before the registry's generation moves. */
-void cnsmp_sampling_set(uint32_t every, uint32_t below_ns);
+void cnsmp_sample_set(uint32_t every, uint32_t below_ns);
 
 /* Fill `cfg` from `getenv` (environment) and then `opts` (may be NULL).
  * A malformed value logs one line naming the variable and the value and
@@ -157,9 +157,9 @@ int cnsmp_config_load(struct cnsmp_config *cfg,
 void cnsmp_config_release(struct cnsmp_config *cfg);
 /* Parsers, exposed for unit tests and the doctor tool: 0 ok, -1 malformed
  * (and *out untouched). */
-int cnsmp_parse_prefixes(const char *s, struct cnsmp_prefixes *out);
-int cnsmp_parse_map(const char *s, int numeric, struct cnsmp_prefix_map *out);
-int cnsmp_parse_seconds(const char *s, double *out);
+int cnsmp_config_parse_prefixes(const char *s, struct cnsmp_prefixes *out);
+int cnsmp_config_parse_map(const char *s, int numeric, struct cnsmp_prefix_map *out);
+int cnsmp_config_parse_seconds(const char *s, double *out);
 void cnsmp_prefixes_release(struct cnsmp_prefixes *p);
 void cnsmp_prefix_map_release(struct cnsmp_prefix_map *m);
 
@@ -338,6 +338,12 @@ size_t cnsmp_symbols_inventory_file(const char *path,
 /* Forget cached modules whose mappings are gone (after dlclose). */
 void cnsmp_symbols_refresh(void);
 void cnsmp_symbols_shutdown(void);
+/* Fork: the lock is held across fork() (lifecycle.c), so that a fork
+ * while another thread indexes leaves the child no lock nobody will
+ * release. */
+void cnsmp_symbols_atfork_prepare(void);
+void cnsmp_symbols_atfork_parent(void);
+void cnsmp_symbols_atfork_child(void);
 
 /* ---- hist.c: the fixed log-scale latency histogram ---------------------- */
 
@@ -369,7 +375,7 @@ struct cnsmp_tick_octave {
 	uint64_t bound[2]; /* last ticks of slot base, base+1 (or ~0: none) */
 	uint32_t base;     /* slot of the octave's first tick */
 };
-extern struct cnsmp_tick_octave cnsmp_tick_octaves[64];
+extern struct cnsmp_tick_octave cnsmp_hist_octaves[64];
 /* Builds the table for a clock whose ns = ticks * mult >> shift; 0 if
  * some octave holds more than two bounds (the clock then falls back to
  * the vDSO clock, whose ticks are ns). */
@@ -441,7 +447,7 @@ static inline size_t cnsmp_clock_octave(uint64_t ticks)
 static inline unsigned cnsmp_clock_slot(uint64_t ticks)
 {
 	const struct cnsmp_tick_octave *o =
-		&cnsmp_tick_octaves[cnsmp_clock_octave(ticks)];
+		&cnsmp_hist_octaves[cnsmp_clock_octave(ticks)];
 	return o->base + (ticks > o->bound[0]) + (ticks > o->bound[1]);
 }
 /* The bucket of a duration in clock ticks. */
@@ -500,6 +506,9 @@ extern struct cnsmp_registry_gen {
 	_Atomic uint32_t v;
 } __attribute__((aligned(64))) cnsmp_registry_gen;
 void cnsmp_registry_invalidate(void);
+/* In the child after fork: re-create the mutex another thread may have
+ * held at fork. */
+void cnsmp_registry_atfork_child(void);
 
 /* ---- thread.c: per-thread counters the flusher reads --------------------- */
 
@@ -571,8 +580,9 @@ enum { CNSMP_SM_PROBATION = 0, CNSMP_SM_SAMPLED = 1, CNSMP_SM_EXACT = 2 };
 /* Signal-safe: count an error for every tracked call on this thread's
  * stack and record a "signal" incident (chain = the whole stack). */
 void cnsmp_thread_crash_mark(int signo);
-/* In the child after fork(): forget the other threads, zero this thread's
- * counters and the flusher's snapshots, so nothing is counted twice. */
+/* In the child after fork(): forget the other threads and zero this
+ * thread's counters, so nothing is counted twice (lifecycle.c calls it
+ * with the other modules' fork handlers). */
 void cnsmp_thread_atfork_child(void);
 /* At exit(): count the calls still open on the calling thread as ended. */
 void cnsmp_thread_end_open_calls(void);
@@ -633,6 +643,9 @@ int cnsmp_collect(struct cnsmp_batch *out);
  * (CNSMP_MAX_TRACKED functions, CNSMP_EDGES_PER_THREAD*threads edges...).
  * What does not fit is left out. */
 int cnsmp_collect_signal_safe(struct cnsmp_batch *out);
+/* In the child after fork: every thread's snapshots back to zero (the
+ * counters are, thread.c), and the parent's shipped totals forgotten. */
+void cnsmp_collect_atfork_child(void);
 
 /* ---- schema.c: the payload's items, written once ------------------------ */
 
@@ -751,10 +764,63 @@ int cnsmp_spool_open(const char *dir, char *tmp, char *final);
 int cnsmp_spool_commit(int fd, const char *tmp, const char *final);
 int cnsmp_spool_pending(const char *dir); /* 1 if a body waits in dir */
 /* mkdir -p with mode 0700, async-signal-safe; paths under CNSMP_SPOOL_PATH. */
-int cnsmp_mkdir_p(const char *dir);
+int cnsmp_spool_mkdir_p(const char *dir);
 /* A regular file of at most max bytes, read whole and NUL-terminated, its
  * size in *len; NULL if it cannot be read whole.  Caller frees. */
-char *cnsmp_read_file(const char *path, size_t max, size_t *len);
+char *cnsmp_spool_read_file(const char *path, size_t max, size_t *len);
+
+/* ---- inventory.c: the user's functions, each described once ------------- */
+
+/* A record is queued, then rides in a body, then is delivered. */
+enum { CNSMP_INV_QUEUED = 0, CNSMP_INV_RIDING = 1, CNSMP_INV_DONE = 2 };
+/* Flusher thread: take the modules loaded since the last update (all of
+ * them the first time) and the records staged by cnsmp_inventory_now. */
+void cnsmp_inventory_update(void);
+/* Any thread: inventory the modules not inventoried yet, now, into the
+ * staged list: for the dlclose interposer, before a library leaves (a
+ * library opened and closed between two flushes would otherwise never be
+ * listed).  Does nothing while the runtime does not send. */
+void cnsmp_inventory_now(void);
+/* The records, by index (flusher thread): stable while the process runs. */
+size_t cnsmp_inventory_count(void);
+const struct cnsmp_inv_entry *cnsmp_inventory_entry(size_t i);
+int cnsmp_inventory_state(size_t i);
+void cnsmp_inventory_set_state(size_t i, int state);
+/* In the child after fork: records riding in the parent's bodies are
+ * the parent's to deliver. */
+void cnsmp_inventory_atfork_child(void);
+
+/* ---- view.c: what the crash path may read of the flusher ----------------- */
+
+/* An immutable snapshot of everything collected but not yet delivered,
+ * published with one atomic pointer store (view.c says how). */
+struct cnsmp_view {
+	const struct cnsmp_batch *pending; /* in no body yet; may be NULL */
+	char *const *bodies;               /* built, sent or to resend verbatim */
+	size_t nbodies;
+	const struct cnsmp_batch *fresh;   /* just collected, in neither; or NULL */
+};
+extern _Atomic(struct cnsmp_view *) cnsmp_view_published;
+/* 1 while the flusher collects: counters may be past their snapshots but
+ * not yet in the view (the next view holds them in `fresh`). */
+extern _Atomic int cnsmp_view_phase;
+/* Set once by whoever spools the view at a crash (or a stuck exit): the
+ * flusher then frees nothing it published and starts no new request. */
+extern _Atomic int cnsmp_view_frozen;
+/* Per-process batch id base ("<16 hex>-<pid>") and host name. */
+extern char cnsmp_view_batch_base[48];
+extern char cnsmp_view_hostname[256];
+void cnsmp_view_identify(void);          /* once, before the first body */
+/* Publishes (pending, body(0..nbodies-1), fresh), then frees the garbage
+ * no view can show any more. */
+void cnsmp_view_publish(const struct cnsmp_batch *pending, size_t nbodies,
+			const char *(*body)(size_t i, void *arg), void *arg,
+			const struct cnsmp_batch *fresh);
+/* Memory a published view may still show: freed by the next publish. */
+void cnsmp_view_trash(void *p);
+void cnsmp_view_trash_batch(struct cnsmp_batch *b); /* arrays and struct */
+/* In the child after fork: no view, no garbage, unfrozen, a new base. */
+void cnsmp_view_atfork_child(void);
 
 /* ---- flusher.c / lifecycle.c ------------------------------------------- */
 
@@ -762,37 +828,13 @@ extern struct cnsmp_config cnsmp_cfg;
 extern _Atomic int cnsmp_active;  /* hooks do nothing while 0 */
 void cnsmp_lifecycle_ensure_init(void); /* idempotent; safe from the hooks */
 
-/* What the crash path may read of the flusher: an immutable snapshot of
- * everything collected but not yet delivered, published with one atomic
- * pointer store (see flusher.c for the protocol). */
-struct cnsmp_flush_view {
-	const struct cnsmp_batch *pending; /* in no body yet; may be NULL */
-	char *const *bodies;               /* built, sent or to resend verbatim */
-	size_t nbodies;
-	const struct cnsmp_batch *fresh;   /* just collected, in neither; or NULL */
-};
-extern _Atomic(struct cnsmp_flush_view *) cnsmp_flush_published;
-/* 1 while the flusher collects: counters may be past their snapshots but
- * not yet in the view (the next view holds them in `fresh`). */
-extern _Atomic int cnsmp_flush_phase;
-/* Set once by whoever spools the view at a crash (or a stuck exit): the
- * flusher then frees nothing it published and starts no new request. */
-extern _Atomic int cnsmp_flush_frozen;
 int cnsmp_flusher_start(void);      /* idempotent; 0 or -1 */
 /* Final cycle bounded by `seconds`, spool what is left, stop the thread. */
 void cnsmp_flusher_stop(double seconds);
 int cnsmp_flusher_flush(double seconds); /* 0: everything delivered */
-int cnsmp_flusher_running(void);
-/* Inventory the modules not inventoried yet, now, in the calling thread:
- * for the dlclose interposer, before a library leaves (a library opened
- * and closed between two flushes would otherwise never be listed). */
-void cnsmp_flusher_inventory_now(void);
 void cnsmp_flusher_atfork_prepare(void);
 void cnsmp_flusher_atfork_parent(void);
 void cnsmp_flusher_atfork_child(void);
-/* Per-process batch id base ("<16 hex>-<pid>"), renewed after fork. */
-extern char cnsmp_batch_base[48];
-extern char cnsmp_hostname[256];
 
 /* ---- crash.c: fatal signals -> spool -------------------------------------- */
 

@@ -17,7 +17,6 @@
 #include "internal.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /* Modules already inventoried, by name and address range; kept across
  * refreshes so a refresh does not report the same functions again. */
@@ -28,17 +27,13 @@ struct seen {
 static struct seen *seen;
 static size_t nseen, capseen;
 
-/* A fork() while another thread indexes must not leave the child with a
- * lock nobody will release. */
 static void lock_session(void) { pthread_mutex_lock(&lock); }
 static void unlock_session(void) { pthread_mutex_unlock(&lock); }
-static void setup(void) { pthread_atfork(lock_session, unlock_session, unlock_session); }
+static void enter(void) { lock_session(); }
 
-static void enter(void)
-{
-	pthread_once(&once, setup);
-	lock_session();
-}
+CNSMP_NOINST void cnsmp_symbols_atfork_prepare(void) { lock_session(); }
+CNSMP_NOINST void cnsmp_symbols_atfork_parent(void) { unlock_session(); }
+CNSMP_NOINST void cnsmp_symbols_atfork_child(void) { unlock_session(); }
 
 /* ---- indexes: from the cache, or from DWARF ----------------------------- */
 

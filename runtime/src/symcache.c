@@ -202,7 +202,7 @@ CNSMP_NOINST int cnsmp_symcache_store(const char *dir, const char *key,
 	if (!bad && (size_t)snprintf(final, sizeof final, "%s/%s", dir, key) < sizeof final &&
 	    (size_t)snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%ld", dir, key, (long)getpid()) < sizeof tmp) {
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0 && errno == ENOENT && cnsmp_mkdir_p(dir) == 0)
+		if (fd < 0 && errno == ENOENT && cnsmp_spool_mkdir_p(dir) == 0)
 			fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	}
 	int rc = -1;
@@ -247,7 +247,7 @@ CNSMP_NOINST struct cnsmp_index *cnsmp_symcache_load(const char *dir, const char
 	if (!dir || !*dir || !key ||
 	    (size_t)snprintf(path, sizeof path, "%s/%s", dir, key) >= sizeof path)
 		return NULL;
-	unsigned char *p = (unsigned char *)cnsmp_read_file(path, MAX_FILE, &len);
+	unsigned char *p = (unsigned char *)cnsmp_spool_read_file(path, MAX_FILE, &len);
 	if (!p && errno == ENOENT) /* open's: not there, nothing refused */
 		return NULL;
 	struct hdr h;

@@ -436,7 +436,6 @@ CNSMP_NOINST void cnsmp_thread_atfork_child(void)
 						      memory_order_acquire);
 	for (; t; t = atomic_load_explicit(&t->next, memory_order_acquire)) {
 		cnsmp_thread_zero(t);
-		cnsmp_collect_forget_thread(t);
 		t->pend_c = &cnsmp_hist_sink; /* the parent's call */
 		if (t != self)
 			atomic_store_explicit(&t->state, CNSMP_T_FREE,
@@ -447,6 +446,4 @@ CNSMP_NOINST void cnsmp_thread_atfork_child(void)
 				cnsmp_frame_at(t, i)->flags |= CNSMP_FR_INHERITED;
 		}
 	}
-	cnsmp_collect_atfork_child();
-	cnsmp_registry_atfork_child();
 }

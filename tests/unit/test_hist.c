@@ -110,7 +110,7 @@ static void check_all_ticks(void)
 			check_ticks(lo - d);
 			check_ticks(hi - d);
 		}
-		const struct cnsmp_tick_octave *o = &cnsmp_tick_octaves[e];
+		const struct cnsmp_tick_octave *o = &cnsmp_hist_octaves[e];
 		for (unsigned k = 0; k < 2; k++)
 			if (o->bound[k] != UINT64_MAX)
 				for (uint64_t d = 0; d < 3; d++) {

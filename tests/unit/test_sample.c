@@ -69,7 +69,7 @@ static void call(void *fn, uint64_t ns)
 
 static void sampling(uint32_t every)
 {
-	cnsmp_sampling_set(every, BELOW_NS);
+	cnsmp_sample_set(every, BELOW_NS);
 	cnsmp_registry_invalidate(); /* as codensm_init does */
 }
 
