@@ -233,8 +233,8 @@ void cnsmp_batch_release(struct cnsmp_batch *b)
 
 int cnsmp_batch_is_empty(const struct cnsmp_batch *b)
 {
-	return b->nfns == 0 && b->nedges == 0 && b->nincidents == 0 &&
-	       b->dropped == 0 && b->repairs == 0;
+	return !b || (b->nfns == 0 && b->nedges == 0 && b->nincidents == 0 &&
+	       b->dropped == 0 && b->repairs == 0);
 }
 
 static int sorted(const char *v, size_t n, size_t sz, cmp_fn cmp)

@@ -54,11 +54,6 @@ CNSMP_NOINST static void sleep_ms(long ms)
 		;
 }
 
-CNSMP_NOINST static int batch_has_data(const struct cnsmp_batch *b)
-{
-	return b && (b->nfns || b->nedges || b->nincidents || b->dropped || b->repairs);
-}
-
 /* "<base>-crash-<tag>": one id per file, unique to this process. */
 CNSMP_NOINST static void crash_id(char *out, size_t len, char tag)
 {
@@ -94,7 +89,7 @@ CNSMP_NOINST static int spool_string(const char *s)
 
 CNSMP_NOINST static int spool_batch(const struct cnsmp_batch *b, char tag)
 {
-	if (!batch_has_data(b))
+	if (cnsmp_batch_is_empty(b))
 		return 0;
 	char id[96];
 	crash_id(id, sizeof id, tag);

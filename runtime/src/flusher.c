@@ -437,16 +437,11 @@ CNSMP_NOINST static void split_carry(struct cnsmp_batch *all, struct cnsmp_batch
 	}
 }
 
-CNSMP_NOINST static int batch_empty(const struct cnsmp_batch *b)
-{
-	return !b || cnsmp_batch_is_empty(b);
-}
-
 /* Spool all that is left (exit).  Pending is built into bodies and
  * published first, so a crash during the writes spools the same ids. */
 CNSMP_NOINST static void spool_all(void)
 {
-	if (!batch_empty(fl.pending)) {
+	if (!cnsmp_batch_is_empty(fl.pending)) {
 		if (build_into(fl.nbodies, fl.pending, NULL, 0, CNSMP_MAX_FUNCS_PER_PAYLOAD) >= 0) {
 			cnsmp_view_trash_batch(fl.pending);
 			fl.pending = NULL;
@@ -506,7 +501,7 @@ CNSMP_NOINST static int cycle(int final, uint64_t deadline)
 	for (size_t i = 0; q && i < ninv; i++)
 		if (cnsmp_inventory_state(i) == CNSMP_INV_QUEUED)
 			q[nq++] = i;
-	if (ok && (!batch_empty(all) || nq))
+	if (ok && (!cnsmp_batch_is_empty(all) || nq))
 		ok = build_into(fl.nbodies, all, q, nq, CNSMP_MAX_FUNCS_PER_PAYLOAD) >= 0;
 	free(q);
 	if (ok) {
@@ -536,7 +531,7 @@ CNSMP_NOINST static int cycle(int final, uint64_t deadline)
 		spool_all();
 	else
 		cap_verbatim();
-	return (fl.nbodies == 0 && batch_empty(fl.pending)) ? 0 : -1;
+	return (fl.nbodies == 0 && cnsmp_batch_is_empty(fl.pending)) ? 0 : -1;
 }
 
 /* The spool's sender: bodies written by a crash may hold up to 4,000

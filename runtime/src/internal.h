@@ -1,19 +1,39 @@
 /* internal.h: private declarations shared by the runtime's files.
  *
- * Naming: cross-file private names start with `cnsmp_` (types) or
- * `cnsmp_<module>_` (functions); nothing here is exported (the library is
- * built with -fvisibility=hidden, only CNSMP_API symbols are visible).
+ * Naming: cross-file private names start with `cnsmp_<module>_`, the
+ * module being the file that defines them (cnsmp_symbols_resolve is in
+ * symbols.c); a struct's own functions may take the struct's name instead
+ * (cnsmp_batch_init, cnsmp_fninfo_release, cnsmp_index_free), and the
+ * process-wide cnsmp_cfg and cnsmp_active are lifecycle.c's.  thread.h
+ * (the hot path's inline code) keeps the names it has.  Nothing here is
+ * exported (the library is built with -fvisibility=hidden, only CNSMP_API
+ * symbols are visible).  contract.h is what the server shares.
  *
  * The one rule of the house: the hot path (hooks.c, sample.c, thread.c,
- * clock.c and the lookup half of registry.c) never allocates after a function's first
- * call on a thread, never locks, never makes a syscall, never touches DWARF.
- * Everything slow happens once per function (registry slow path, naming
- * it through symbols: DWARF, or symcache: the same index kept on disk by
- * an earlier run of the build) or on the flusher thread (collect,
- * payload, transport, spool).
+ * clock.c and the lookup half of registry.c) never allocates after a
+ * function's first call on a thread, never locks, never makes a syscall,
+ * never touches DWARF.  Everything slow happens once per function (the
+ * registry's slow path, naming it through symbols) or on the flusher
+ * thread (collect, payload, transport, spool).
  *
- * Data flows one way: hooks -> per-thread counters -> collect (a batch of
- * deltas) -> payload (JSON) -> transport (HTTP) | spool (disk).
+ * Data flows one way, down this list (an indented row serves the one
+ * above it); the last rows drive the steps above them, and no file calls
+ * one that drives it:
+ *   hooks.c, thread.c, sample.c    -> the calls, per-thread counters
+ *   clock.c, hist.c                -> the clock; histogram buckets
+ *   registry.c                     -> address -> function, decided once
+ *     symbols.c                    -> resolve an address; the inventory
+ *       modules.c                  -> the process's loaded objects
+ *       symcache.c | dwarf.c (dw.c)-> a module's index, from disk | DWARF
+ *       index.c                    -> the index itself
+ *     rules.c, config.c            -> naming and selection; configuration
+ *   collect.c                      -> counters -> a batch of deltas
+ *   inventory.c                    -> functions to describe once
+ *   payload.c, schema.c            -> bodies; the schema, written once
+ *   transport.c | spool.c          -> HTTP | disk
+ *   flusher.c, view.c, crash.c     -> the thread that sends; what a crash
+ *                                     may read of it; the crash spool
+ *   lifecycle.c, dl.c, cxx.c       -> start, fork, exit; dlclose; C++
  */
 #ifndef CODENSM_INTERNAL_H
 #define CODENSM_INTERNAL_H
@@ -34,10 +54,11 @@
 /* ---- the small things every module shares, defined once ---------------- */
 
 /* FNV-1a, 64 bits, over 8-byte words and then the tail bytes, continuing
- * from `h` (start with CNSMP_HASH_SEED): the runtime's one hash for table
- * keys, cache file names and the symbol cache's checksum.  A word at a
- * time is three times faster than a byte at a time on a 2,000-function
- * index; it catches damage, not a crafted collision. */
+ * from `h` (start with CNSMP_HASH_SEED): the runtime's one hash, for the
+ * symbol cache's checksum and file names (all 64 bits) and, through
+ * cnsmp_hash_mix, for table keys.  A word at a time is three times faster
+ * than a byte at a time on a 2,000-function index; it catches damage, not
+ * a crafted collision. */
 #define CNSMP_HASH_SEED 1469598103934665603ull
 static inline uint64_t cnsmp_hash(uint64_t h, const void *data, size_t n)
 {
@@ -51,9 +72,20 @@ static inline uint64_t cnsmp_hash(uint64_t h, const void *data, size_t n)
 		h = (h ^ *p++) * 1099511628211ull;
 	return h;
 }
+/* A multiply carries a word's bytes only upwards, so the low bits of
+ * cnsmp_hash depend on the low byte of each word alone: a table indexed
+ * by them needs the high bits folded in (MurmurHash3's finalizer). */
+static inline uint64_t cnsmp_hash_mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
+/* A string's hash, for a table index. */
 static inline uint64_t cnsmp_hash_str(const char *s)
 {
-	return cnsmp_hash(CNSMP_HASH_SEED, s, __builtin_strlen(s));
+	return cnsmp_hash_mix(cnsmp_hash(CNSMP_HASH_SEED, s, __builtin_strlen(s)));
 }
 /* FNV-1a, 32 bits, a byte at a time: the "#hash" that tells overloads
  * apart is part of a function's name, so it must never change. */
@@ -632,7 +664,7 @@ void cnsmp_batch_init(struct cnsmp_batch *b);
 int cnsmp_batch_reserve(struct cnsmp_batch *b, size_t fns, size_t edges,
 			size_t incidents);
 void cnsmp_batch_release(struct cnsmp_batch *b);
-int cnsmp_batch_is_empty(const struct cnsmp_batch *b);
+int cnsmp_batch_is_empty(const struct cnsmp_batch *b); /* NULL is empty */
 /* Add `src` into `dst`; 0 or -1 on allocation failure (dst unchanged). */
 int cnsmp_batch_merge(struct cnsmp_batch *dst, const struct cnsmp_batch *src);
 /* Read every thread's counters (live and exited) into `out` as deltas

@@ -266,7 +266,7 @@ static CNSMP_NOINST uint64_t incident_hash(const uint32_t *chain,
 {
 	uint64_t h = cnsmp_hash(CNSMP_HASH_SEED ^ (unsigned)signo, chain,
 				depth * sizeof *chain);
-	h = cnsmp_hash(h, kind, __builtin_strlen(kind));
+	h = cnsmp_hash_mix(cnsmp_hash(h, kind, __builtin_strlen(kind)));
 	return h ? h : 1;
 }
 
