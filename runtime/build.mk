@@ -2,7 +2,6 @@
 # Never built with -finstrument-functions: the runtime must not trace itself.
 
 RT_SRC  := $(wildcard runtime/src/*.c)
-RT_OBJ  := $(RT_SRC:runtime/src/%.c=$(B)/obj/rt/%.o)
 RT_PIC_OBJ := $(RT_SRC:runtime/src/%.c=$(B)/obj/rt-pic/%.o)
 # libcurl, libdw and libelf: headers only.  transport.c dlopen()s libcurl
 # on the flusher thread, dw.c libdw on the first function the symbol cache
@@ -27,12 +26,7 @@ all: runtime
 .PHONY: runtime
 runtime: $(RT_SO_LNK) $(RT_A) $(RT_PC)
 
-$(B)/obj/rt/%.o: runtime/src/%.c runtime/src/internal.h runtime/include/codensm.h
-	$(call msg,CC,$<)
-	@mkdir -p $(@D)
-	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(RT_CFLAGS) -MMD -c $< -o $@
-
-$(B)/obj/rt-pic/%.o: runtime/src/%.c runtime/src/internal.h runtime/include/codensm.h
+$(B)/obj/rt-pic/%.o: runtime/src/%.c runtime/src/internal.h runtime/src/contract.h runtime/include/codensm.h
 	$(call msg,CC,$<)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(RT_CFLAGS) -fPIC -MMD -c $< -o $@
@@ -57,7 +51,7 @@ $(RT_PC): runtime/codensm-rt.pc.in
 	$(Q)sed -e 's|@PREFIX@|$(abspath $(B))|' -e 's|@INCLUDEDIR@|$(abspath runtime/include)|' \
 		-e 's|@LIBDIR@|$(abspath $(B)/lib)|' -e 's|@VERSION@|$(RT_VERSION)|' $< > $@
 
--include $(RT_OBJ:.o=.d) $(RT_PIC_OBJ:.o=.d)
+-include $(RT_PIC_OBJ:.o=.d)
 
 install: runtime
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

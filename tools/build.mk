@@ -5,7 +5,8 @@ SRV_SRC  := $(wildcard tools/server/*.c)
 SRV_OBJ  := $(SRV_SRC:tools/server/%.c=$(B)/obj/server/%.o)
 SRV_BIN  := $(B)/bin/codensm-server
 SRV_DEPS := libmicrohttpd sqlite3 jansson libcrypto
-SRV_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(SRV_DEPS) 2>/dev/null) -pthread
+# -Iruntime/src: contract.h, what the server and the runtime agree on.
+SRV_CFLAGS := -Iruntime/src $(shell $(PKG_CONFIG) --cflags $(SRV_DEPS) 2>/dev/null) -pthread
 SRV_LIBS := $(shell $(PKG_CONFIG) --libs $(SRV_DEPS) 2>/dev/null) -pthread -lm
 
 # ---- the codensm CLI (tools/cli/, its own engineer's): fill in here ----------
@@ -29,7 +30,7 @@ tools: server cli
 server: $(SRV_BIN)
 cli: $(CLI_BIN)
 
-$(B)/obj/server/%.o: tools/server/%.c tools/server/server.h
+$(B)/obj/server/%.o: tools/server/%.c tools/server/server.h runtime/src/contract.h
 	$(call msg,CC,$<)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(SRV_CFLAGS) -MMD -c $< -o $@

@@ -75,10 +75,6 @@ void codensm_enter(void *fn, const char *name, const char *department,
 		   double weight);
 void codensm_exit(void *fn);
 
-/* Number of repairs the shadow stacks needed (missing exits from longjmp
- * or unwinding without exit hooks).  Useful in tests and diagnostics. */
-unsigned long long codensm_repairs(void);
-
 #if defined(__GNUC__)
 static inline void codensm__track_cleanup(void **fn) { codensm_exit(*fn); }
 /* Inside a function body: CODENSM_TRACK("payments.charge", "payments", 9);

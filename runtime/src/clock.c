@@ -22,11 +22,18 @@ int cnsmp_clock_is_tsc = 0;
 #define CALIBRATE_NS 2000000L /* clock reads here take <100 ns: ~1e-4 */
 #define SHIFT 24               /* ns = ticks * mult >> 24 */
 
-CNSMP_NOINST uint64_t cnsmp_clock_fallback_now(void)
+CNSMP_NOINST uint64_t cnsmp_clock_mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The hooks' clock where there is no invariant TSC: the same clock, kept
+ * a function of its own so that a test can set the hooks' time alone. */
+CNSMP_NOINST uint64_t cnsmp_clock_fallback_now(void)
+{
+	return cnsmp_clock_mono_ns();
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -75,51 +82,6 @@ static CNSMP_NOINST void calibrate(void)
 static CNSMP_NOINST void calibrate(void) {}
 #endif
 
-struct cnsmp_tick_octave cnsmp_tick_octaves[64];
-
-/* The slot of `ticks` (internal.h), the slow way (ns past 64 bits,
- * centuries, are in the last bucket like everything from ~14 minutes up). */
-static CNSMP_NOINST unsigned slot_of(uint64_t ticks)
-{
-	unsigned __int128 ns = ((unsigned __int128)ticks * cnsmp_clock_mult) >>
-			       cnsmp_clock_shift;
-	if (ns > UINT64_MAX)
-		return CNSMP_HIST_BUCKETS - 1;
-	return ns == 1 ? 1 : cnsmp_hist_bucket((uint64_t)ns);
-}
-
-/* The first tick in [lo, hi] whose slot is at least b (b <= slot(hi)). */
-static CNSMP_NOINST uint64_t first_tick(uint64_t lo, uint64_t hi, unsigned b)
-{
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (slot_of(mid) >= b)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
-}
-
-CNSMP_NOINST int cnsmp_clock_build_octaves(void)
-{
-	int exact = 1;
-	for (unsigned e = 0; e < 64; e++) {
-		struct cnsmp_tick_octave *o = &cnsmp_tick_octaves[e];
-		uint64_t lo = e ? 1ull << e : 0;
-		uint64_t hi = e == 63 ? UINT64_MAX : (2ull << e) - 1;
-		o->base = slot_of(lo);
-		unsigned top = slot_of(hi);
-		if (top > o->base + 2)
-			exact = 0;
-		for (unsigned k = 0; k < 2; k++)
-			o->bound[k] = top >= o->base + k + 1
-					      ? first_tick(lo, hi, o->base + k + 1) - 1
-					      : UINT64_MAX;
-	}
-	return exact;
-}
-
 /* An octave of ticks spans more than two slot bounds only when a tick is
  * 3 ns or longer (a counter under ~333 MHz: 0 ticks are slot 0, 1 tick
  * slot 3): the table cannot say those slots, so such a machine times
@@ -128,11 +90,11 @@ CNSMP_NOINST int cnsmp_clock_build_octaves(void)
 static CNSMP_NOINST void init(void)
 {
 	calibrate();
-	if (!cnsmp_clock_build_octaves()) {
+	if (!cnsmp_hist_build_octaves(cnsmp_clock_mult, cnsmp_clock_shift)) {
 		cnsmp_clock_mult = 1;
 		cnsmp_clock_shift = 0;
 		cnsmp_clock_is_tsc = 0;
-		cnsmp_clock_build_octaves();
+		cnsmp_hist_build_octaves(cnsmp_clock_mult, cnsmp_clock_shift);
 	}
 }
 

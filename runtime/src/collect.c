@@ -210,27 +210,12 @@ void cnsmp_batch_init(struct cnsmp_batch *b)
 	memset(b, 0, sizeof *b);
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t sz)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 16;
-	while (n < need)
-		n *= 2;
-	void *p = realloc(*arr, n * sz);
-	if (!p)
-		return -1;
-	*arr = p;
-	*cap = n;
-	return 0;
-}
-
 int cnsmp_batch_reserve(struct cnsmp_batch *b, size_t fns, size_t edges,
 			size_t incidents)
 {
-	if (grow((void **)&b->fns, &b->capfns, fns, sizeof *b->fns) ||
-	    grow((void **)&b->edges, &b->capedges, edges, sizeof *b->edges) ||
-	    grow((void **)&b->incidents, &b->capincidents, incidents,
+	if (cnsmp_grow((void **)&b->fns, &b->capfns, fns, sizeof *b->fns) ||
+	    cnsmp_grow((void **)&b->edges, &b->capedges, edges, sizeof *b->edges) ||
+	    cnsmp_grow((void **)&b->incidents, &b->capincidents, incidents,
 		 sizeof *b->incidents))
 		return -1;
 	return 0;
@@ -248,8 +233,8 @@ void cnsmp_batch_release(struct cnsmp_batch *b)
 
 int cnsmp_batch_is_empty(const struct cnsmp_batch *b)
 {
-	return b->nfns == 0 && b->nedges == 0 && b->nincidents == 0 &&
-	       b->dropped == 0 && b->repairs == 0;
+	return !b || (b->nfns == 0 && b->nedges == 0 && b->nincidents == 0 &&
+	       b->dropped == 0 && b->repairs == 0);
 }
 
 static int sorted(const char *v, size_t n, size_t sz, cmp_fn cmp)
@@ -540,7 +525,7 @@ static int read_fns(struct pass *p)
 		if (d.calls == 0 && d.errors == 0 && !any_hist(&d))
 			continue;
 		if (b->nfns == b->capfns &&
-		    (p->safe || grow((void **)&b->fns, &b->capfns, b->nfns + 1,
+		    (p->safe || cnsmp_grow((void **)&b->fns, &b->capfns, b->nfns + 1,
 				     sizeof *b->fns)))
 			return -1;
 		b->fns[b->nfns++] = d;
@@ -562,7 +547,7 @@ static int read_edges(struct pass *p, struct cnsmp_thread *t)
 		if (!delta)
 			continue;
 		if (b->nedges == b->capedges &&
-		    (p->safe || grow((void **)&b->edges, &b->capedges,
+		    (p->safe || cnsmp_grow((void **)&b->edges, &b->capedges,
 				     b->nedges + 1, sizeof *b->edges)))
 			return -1;
 		key--;
@@ -588,7 +573,7 @@ static int read_incidents(struct pass *p, struct cnsmp_thread *t)
 		if (!delta)
 			continue;
 		if (b->nincidents == b->capincidents &&
-		    (p->safe || grow((void **)&b->incidents, &b->capincidents,
+		    (p->safe || cnsmp_grow((void **)&b->incidents, &b->capincidents,
 				     b->nincidents + 1, sizeof *b->incidents)))
 			return -1;
 		struct cnsmp_incident *o = &b->incidents[b->nincidents++];
@@ -675,7 +660,7 @@ int cnsmp_collect_signal_safe(struct cnsmp_batch *out)
 }
 
 /* Zero the snapshot, keeping its chunks (no free: the block is reused). */
-void cnsmp_collect_forget_thread(struct cnsmp_thread *t)
+static void forget_thread(struct cnsmp_thread *t)
 {
 	struct snap *s = t->snap;
 	if (!s)
@@ -687,8 +672,13 @@ void cnsmp_collect_forget_thread(struct cnsmp_thread *t)
 	memset(s->incident, 0, sizeof s->incident);
 }
 
+/* The child's counters start from zero (thread.c): so do the snapshots
+ * of every block, and the totals already shipped are the parent's. */
 void cnsmp_collect_atfork_child(void)
 {
+	for (struct cnsmp_thread *t = atomic_load_explicit(&cnsmp_threads, memory_order_acquire);
+	     t; t = atomic_load_explicit(&t->next, memory_order_acquire))
+		forget_thread(t);
 	shipped_dropped = cnsmp_registry_dropped();
 	shipped_repairs = atomic_load_explicit(&cnsmp_thread_repairs,
 					       memory_order_relaxed);

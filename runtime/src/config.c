@@ -187,7 +187,7 @@ static int parse_prefixes(const char *s, struct cnsmp_prefixes *out,
 	return 0;
 }
 
-CNSMP_NOINST int cnsmp_parse_prefixes(const char *s, struct cnsmp_prefixes *out)
+CNSMP_NOINST int cnsmp_config_parse_prefixes(const char *s, struct cnsmp_prefixes *out)
 {
 	return parse_prefixes(s, out, NULL);
 }
@@ -252,15 +252,15 @@ static int parse_map(const char *s, int numeric, struct cnsmp_prefix_map *out,
 	return 0;
 }
 
-CNSMP_NOINST int cnsmp_parse_map(const char *s, int numeric,
-				 struct cnsmp_prefix_map *out)
+CNSMP_NOINST int cnsmp_config_parse_map(const char *s, int numeric,
+					struct cnsmp_prefix_map *out)
 {
 	return parse_map(s, numeric, out, NULL);
 }
 
 /* An interval longer than a day is a typo (ms for s), and data held that
  * long is data lost when the host is killed. */
-CNSMP_NOINST int cnsmp_parse_seconds(const char *s, double *out)
+CNSMP_NOINST int cnsmp_config_parse_seconds(const char *s, double *out)
 {
 	double d;
 	size_t n = s ? strlen(s) : 0;
@@ -419,7 +419,7 @@ static int set_ca_file(struct cnsmp_config *cfg, const char *v, struct why *why)
 
 static int set_flush(struct cnsmp_config *cfg, const char *v, struct why *why)
 {
-	if (cnsmp_parse_seconds(v, &cfg->flush_interval) < 0)
+	if (cnsmp_config_parse_seconds(v, &cfg->flush_interval) < 0)
 		return fail(why, "not a number of seconds > 0 and <= 86400");
 	return 0;
 }

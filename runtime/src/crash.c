@@ -7,7 +7,7 @@
  * getpid, and through the callees open/write/close/rename/mkdir/
  * clock_gettime.  The counters are read by cnsmp_collect_signal_safe into a
  * batch reserved at install time, and the flusher's state through its
- * published view (flusher.c explains why that view is always consistent).
+ * published view (view.c explains why that view is always consistent).
  *
  * What gets spooled, each as its own file (and own batch id):
  *   - every body the flusher built but has not seen delivered, verbatim: if
@@ -15,7 +15,7 @@
  *   - the flusher's pending deltas (in no body);
  *   - deltas a collect just took but had not published yet (phase 2);
  *   - the live counters since the last collect.
- * Freezing the flusher first (cnsmp_flush_frozen) makes sure it sends
+ * Freezing the flusher first (cnsmp_view_frozen) makes sure it sends
  * nothing new from those, so no count goes out twice.
  *
  * Afterwards the previous handler is restored (SIG_DFL if there was none)
@@ -54,18 +54,13 @@ CNSMP_NOINST static void sleep_ms(long ms)
 		;
 }
 
-CNSMP_NOINST static int batch_has_data(const struct cnsmp_batch *b)
-{
-	return b && (b->nfns || b->nedges || b->nincidents || b->dropped || b->repairs);
-}
-
 /* "<base>-crash-<tag>": one id per file, unique to this process. */
 CNSMP_NOINST static void crash_id(char *out, size_t len, char tag)
 {
-	size_t n = strlen(cnsmp_batch_base);
+	size_t n = strlen(cnsmp_view_batch_base);
 	if (n + 9 > len)
 		n = 0;
-	memcpy(out, cnsmp_batch_base, n);
+	memcpy(out, cnsmp_view_batch_base, n);
 	memcpy(out + n, "-crash-", 7);
 	out[n + 7] = tag;
 	out[n + 8] = '\0';
@@ -94,11 +89,11 @@ CNSMP_NOINST static int spool_string(const char *s)
 
 CNSMP_NOINST static int spool_batch(const struct cnsmp_batch *b, char tag)
 {
-	if (!batch_has_data(b))
+	if (cnsmp_batch_is_empty(b))
 		return 0;
 	char id[96];
 	crash_id(id, sizeof id, tag);
-	struct cnsmp_meta m = {cnsmp_cfg.service, cnsmp_hostname, (long)getpid(), id};
+	struct cnsmp_meta m = {cnsmp_cfg.service, cnsmp_view_hostname, (long)getpid(), id};
 	char tmp[CNSMP_SPOOL_PATH], final[CNSMP_SPOOL_PATH];
 	int fd = cnsmp_spool_open(cnsmp_cfg.spool_dir, tmp, final);
 	if (fd < 0)
@@ -114,17 +109,17 @@ CNSMP_NOINST static int spool_batch(const struct cnsmp_batch *b, char tag)
 CNSMP_NOINST int cnsmp_crash_dump(void)
 {
 	int zero = 0;
-	if (!atomic_compare_exchange_strong(&cnsmp_flush_frozen, &zero, 1))
+	if (!atomic_compare_exchange_strong(&cnsmp_view_frozen, &zero, 1))
 		return -1;
 	if (!cnsmp_cfg.api_key || !cnsmp_cfg.spool_dir)
 		return 0; /* nothing could ever send it */
 	/* A collect in progress moved counters past their snapshots: wait for
 	 * it to publish (bounded: the collecting thread may be the one that
 	 * crashed, and then those deltas are lost). */
-	for (int i = 0; i < 200 && atomic_load(&cnsmp_flush_phase) == 1; i++)
+	for (int i = 0; i < 200 && atomic_load(&cnsmp_view_phase) == 1; i++)
 		sleep_ms(1);
 	int written = 0;
-	const struct cnsmp_flush_view *v = atomic_load(&cnsmp_flush_published);
+	const struct cnsmp_view *v = atomic_load(&cnsmp_view_published);
 	for (size_t i = 0; v && i < v->nbodies; i++)
 		written += spool_string(v->bodies[i]);
 	if (v) {

@@ -72,7 +72,7 @@ CNSMP_API int dlclose(void *handle)
 	/* A library opened and closed between two flushes must still be
 	 * listed in the inventory: take it now, while it is mapped. */
 	if (r.found)
-		cnsmp_flusher_inventory_now();
+		cnsmp_inventory_now();
 	int rc = real(handle);
 	if (rc == 0 && r.found && r.lo < r.hi) {
 		int saved = errno;

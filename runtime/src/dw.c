@@ -1,4 +1,4 @@
-/* dw.c: loads libdw (and through it libelf) for symbols.c: dw.h says why
+/* dw.c: loads libdw (and through it libelf) for dwarf.c: dw.h says why
  * the runtime does not link them. */
 #include <dlfcn.h>
 #include <pthread.h>

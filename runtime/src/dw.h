@@ -5,7 +5,7 @@
  * compression libraries they bring (zlib, liblzma, libbz2).  Linked, they
  * cost every process about 40 page faults while loading, 1.7 ms of CPU
  * on the bench VM (150 alternating runs), before main().  So the runtime is not linked against them:
- * symbols.c calls them through this table, which the first cache miss
+ * dwarf.c calls them through this table, which the first cache miss
  * fills with dlopen("libdw.so.1").  The declarations still come from
  * elfutils' headers, so every call is type-checked. */
 #ifndef CNSMP_DW_H

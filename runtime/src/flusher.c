@@ -14,26 +14,18 @@
  * UNSURE_MAX_BYTES go to the spool.
  *
  * The crash handler must see the same picture without locks, so the pair
- * (pending, bodies) is published as an immutable cnsmp_flush_view with one
- * atomic pointer store after every change, and nothing a published view
- * points to is modified or freed until a newer view replaced it (and never
- * once a dump froze the flusher).  During a collect the counters have moved
- * past their snapshots but the deltas are not in a view yet: the phase
- * flag tells the handler to wait.  The collected deltas are then published
- * as the view's `fresh` until a later view holds them in a body or in
- * pending: one pointer, so a crash sees them exactly once.
+ * (pending, bodies) is published as an immutable view (view.c) after every
+ * change, and what the flusher lets go of is trashed there, not freed.
  *
  * Cycles run on the flusher thread only; fl.mu guards the request fields
  * (wake-ups, flush generations, stop), never a network call.
  */
 #include <errno.h>
-#include <link.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/random.h>
 #include <jansson.h>
 #include "internal.h"
 
@@ -42,11 +34,6 @@
 #define FLUSH_BUDGET_S 5.0           /* codensm_flush waits at most this */
 #define UNSURE_MAX_BYTES (8u << 20)
 
-_Atomic(struct cnsmp_flush_view *) cnsmp_flush_published;
-_Atomic int cnsmp_flush_phase;
-_Atomic int cnsmp_flush_frozen;
-char cnsmp_batch_base[48] = "0";
-char cnsmp_hostname[256] = "unknown";
 
 /* One built body.  `part` holds the deltas it carries (for merge-back and
  * to mark locations as sent); `inv` the inventory records it carries. */
@@ -56,12 +43,6 @@ struct body {
 	size_t *inv, ninv;
 	int verbatim;        /* once UNSURE: resend exactly this, never merge back */
 	size_t max_funcs;    /* what it was built with; 413 halves it */
-};
-
-/* Inventory records: queued (0), riding in a body (1), delivered (2). */
-struct inv_rec {
-	struct cnsmp_inv_entry e;
-	int state;
 };
 
 static struct {
@@ -79,50 +60,13 @@ static struct {
 	struct cnsmp_batch *pending;
 	struct body *bodies;
 	size_t nbodies, capbodies;
-	struct inv_rec *inv;
-	size_t ninv, capinv;
-	int inventoried;
-	unsigned long long dl_adds;
 	int drain_due;
 	unsigned long seq;
-	void **garbage;
-	size_t ngarbage, capgarbage;
 } fl = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER, .backoff = 1};
-
-CNSMP_NOINST static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 CNSMP_NOINST static struct timespec ts_of(uint64_t ns)
 {
 	return (struct timespec){(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-}
-
-/* "<16 hex>-<pid>": unique per process, so batch ids never collide across
- * restarts, hosts or fork children. */
-CNSMP_NOINST static void new_batch_base(void)
-{
-	uint64_t r = 0;
-	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
-		r = mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
-	static const char hex[] = "0123456789abcdef";
-	char *p = cnsmp_batch_base;
-	for (int i = 15; i >= 0; i--)
-		*p++ = hex[(r >> (i * 4)) & 15];
-	*p++ = '-';
-	char d[16];
-	int n = 0;
-	long pid = (long)getpid();
-	do {
-		d[n++] = (char)('0' + pid % 10);
-		pid /= 10;
-	} while (pid);
-	while (n)
-		*p++ = d[--n];
-	*p = '\0';
 }
 
 CNSMP_NOINST static void init_once(void)
@@ -133,64 +77,22 @@ CNSMP_NOINST static void init_once(void)
 	pthread_cond_init(&fl.wake, &ca);
 	pthread_cond_init(&fl.done, &ca);
 	pthread_condattr_destroy(&ca);
-	new_batch_base();
-	if (gethostname(cnsmp_hostname, sizeof cnsmp_hostname - 1) != 0)
-		strcpy(cnsmp_hostname, "unknown");
+	cnsmp_view_identify();
 	fl.drain_due = 1;
 }
 
-/* ---- publishing the crash view ------------------------------------------ */
-
-CNSMP_NOINST static void trash(void *p)
+/* The bodies' JSON, for the crash view. */
+CNSMP_NOINST static const char *body_json(size_t i, void *arg)
 {
-	if (!p)
-		return;
-	if (fl.ngarbage == fl.capgarbage) {
-		size_t nc = fl.capgarbage ? fl.capgarbage * 2 : 32;
-		void **ng = realloc(fl.garbage, nc * sizeof *ng);
-		if (!ng)
-			return; /* leak rather than free what a view may show */
-		fl.garbage = ng;
-		fl.capgarbage = nc;
-	}
-	fl.garbage[fl.ngarbage++] = p;
+	(void)arg;
+	return fl.bodies[i].json;
 }
 
-CNSMP_NOINST static void trash_batch(struct cnsmp_batch *b)
-{
-	if (!b)
-		return;
-	trash(b->fns);
-	trash(b->edges);
-	trash(b->incidents);
-	trash(b);
-}
-
-/* Make the current (pending, bodies) and `fresh` what a crash would spool,
- * then free what no view can show any more.  On allocation failure the old
- * view stays and nothing is freed: a crash then may resend a body
- * (deduped), never lose one; and the phase flag stays as it was, so a
- * crash during a collect whose view could not be made waits for the next. */
+/* Make the current (pending, bodies) and `fresh` what a crash would spool
+ * (view.c says how). */
 CNSMP_NOINST static void publish(const struct cnsmp_batch *fresh)
 {
-	struct cnsmp_flush_view *v = malloc(sizeof *v + (fl.nbodies + 1) * sizeof(char *));
-	if (!v)
-		return;
-	char **arr = (char **)(v + 1);
-	for (size_t i = 0; i < fl.nbodies; i++)
-		arr[i] = fl.bodies[i].json;
-	v->pending = fl.pending;
-	v->bodies = arr;
-	v->nbodies = fl.nbodies;
-	v->fresh = fresh;
-	struct cnsmp_flush_view *old = atomic_exchange(&cnsmp_flush_published, v);
-	atomic_store(&cnsmp_flush_phase, 0); /* whatever was collected is in v */
-	if (atomic_load(&cnsmp_flush_frozen))
-		return; /* a dump may be reading anything: free nothing, ever */
-	free(old);
-	for (size_t i = 0; i < fl.ngarbage; i++)
-		free(fl.garbage[i]);
-	fl.ngarbage = 0;
+	cnsmp_view_publish(fl.pending, fl.nbodies, body_json, NULL, fresh);
 }
 
 /* ---- bodies ------------------------------------------------------------- */
@@ -216,7 +118,7 @@ CNSMP_NOINST static int bodies_insert(size_t at, struct body *nb, size_t n)
 CNSMP_NOINST static void body_remove(size_t i)
 {
 	struct body *b = &fl.bodies[i];
-	trash(b->json);
+	cnsmp_view_trash(b->json);
 	cnsmp_batch_release(&b->part);
 	free(b->inv);
 	memmove(fl.bodies + i, fl.bodies + i + 1, (fl.nbodies - i - 1) * sizeof *b);
@@ -232,16 +134,16 @@ CNSMP_NOINST static void meta_for(struct cnsmp_meta *m, char *id, size_t len)
 		d[n++] = (char)('0' + s % 10);
 		s /= 10;
 	} while (s);
-	size_t bl = strlen(cnsmp_batch_base);
+	size_t bl = strlen(cnsmp_view_batch_base);
 	if (bl + 2 + (size_t)n > len)
 		bl = 0;
-	memcpy(id, cnsmp_batch_base, bl);
+	memcpy(id, cnsmp_view_batch_base, bl);
 	id[bl] = '-';
 	for (int i = 0; i < n; i++)
 		id[bl + 1 + i] = d[n - 1 - i];
 	id[bl + 1 + n] = '\0';
 	m->service = cnsmp_cfg.service;
-	m->host = cnsmp_hostname;
+	m->host = cnsmp_view_hostname;
 	m->pid = (long)getpid();
 	m->batch_id = id;
 }
@@ -277,7 +179,7 @@ CNSMP_NOINST static int build_into(size_t at, const struct cnsmp_batch *b,
 	if (ninv && !inv)
 		return -1;
 	for (size_t i = 0; i < ninv; i++)
-		inv[i] = fl.inv[invidx[i]].e;
+		inv[i] = *cnsmp_inventory_entry(invidx[i]);
 	struct cnsmp_meta m;
 	char id[128];
 	meta_for(&m, id, sizeof id);
@@ -307,7 +209,7 @@ CNSMP_NOINST static int build_into(size_t at, const struct cnsmp_batch *b,
 	if (ok && bodies_insert(at, nb, (size_t)n) == 0) {
 		for (int i = 0; i < n; i++)
 			for (size_t j = 0; j < nb[i].ninv; j++)
-				fl.inv[nb[i].inv[j]].state = 1;
+				cnsmp_inventory_set_state(nb[i].inv[j], CNSMP_INV_RIDING);
 	} else {
 		for (int i = 0; nb && i < n; i++) {
 			cnsmp_batch_release(&nb[i].part);
@@ -323,107 +225,11 @@ CNSMP_NOINST static int build_into(size_t at, const struct cnsmp_batch *b,
 	return n;
 }
 
-/* ---- inventory ---------------------------------------------------------- */
-
-/* Inventory taken outside the flusher (a library about to be closed)
- * waits here until the next cycle moves it into fl.inv. */
-static pthread_mutex_t staged_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct inv_rec *staged;
-static size_t nstaged, capstaged;
-
-struct inv_list {
-	struct inv_rec **arr;
-	size_t *n, *cap;
-};
-
-CNSMP_NOINST static void inv_cb(const struct cnsmp_fninfo *fi, void *arg)
-{
-	struct inv_list *l = arg;
-	if (!fi->name || !cnsmp_rules_tracked(&cnsmp_cfg, fi->name, fi->system))
-		return;
-	if (*l->n == *l->cap) {
-		size_t nc = *l->cap ? *l->cap * 2 : 256;
-		struct inv_rec *n = realloc(*l->arr, nc * sizeof *n);
-		if (!n)
-			return;
-		*l->arr = n;
-		*l->cap = nc;
-	}
-	char buf[256];
-	const char *dept = cnsmp_rules_department(&cnsmp_cfg, fi->name, buf, sizeof buf);
-	struct inv_rec *r = &(*l->arr)[*l->n];
-	r->e.name = strdup(fi->name);
-	r->e.department = strdup(dept ? dept : "default");
-	r->e.file = fi->file ? strdup(fi->file) : NULL;
-	r->e.line = fi->line;
-	r->e.weight = cnsmp_rules_weight(&cnsmp_cfg, fi->name);
-	r->state = 0;
-	if (!r->e.name || !r->e.department) {
-		free(r->e.name);
-		free(r->e.department);
-		free(r->e.file);
-		return;
-	}
-	(*l->n)++;
-}
-
-CNSMP_NOINST static int adds_cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
-		*(unsigned long long *)arg = info->dlpi_adds;
-	return 1; /* the counters are the same in every entry: stop */
-}
-
-/* Inventory once on the first cycle (not at start-up: DWARF is slow), and
- * again whenever dlopen added objects since. */
-CNSMP_NOINST static void inventory_update(void)
-{
-	unsigned long long adds = 0;
-	dl_iterate_phdr(adds_cb, &adds);
-	if (fl.inventoried && adds == fl.dl_adds)
-		return;
-	fl.inventoried = 1;
-	fl.dl_adds = adds;
-	pthread_mutex_lock(&staged_mu);
-	struct inv_list l = {&fl.inv, &fl.ninv, &fl.capinv};
-	cnsmp_symbols_inventory(&cnsmp_cfg, inv_cb, &l);
-	pthread_mutex_unlock(&staged_mu);
-}
-
-/* Staged records join fl.inv (flusher thread). */
-CNSMP_NOINST static void inventory_take_staged(void)
-{
-	pthread_mutex_lock(&staged_mu);
-	for (size_t i = 0; i < nstaged; i++) {
-		if (fl.ninv == fl.capinv) {
-			size_t nc = fl.capinv ? fl.capinv * 2 : 256;
-			struct inv_rec *n = realloc(fl.inv, nc * sizeof *n);
-			if (!n)
-				break;
-			fl.inv = n;
-			fl.capinv = nc;
-		}
-		fl.inv[fl.ninv++] = staged[i];
-	}
-	nstaged = 0;
-	pthread_mutex_unlock(&staged_mu);
-}
-
-CNSMP_NOINST void cnsmp_flusher_inventory_now(void)
-{
-	if (!cnsmp_cfg.api_key || !atomic_load(&cnsmp_active))
-		return;
-	pthread_mutex_lock(&staged_mu);
-	struct inv_list l = {&staged, &nstaged, &capstaged};
-	cnsmp_symbols_inventory(&cnsmp_cfg, inv_cb, &l);
-	pthread_mutex_unlock(&staged_mu);
-}
-
 /* ---- sending ------------------------------------------------------------ */
 
 CNSMP_NOINST static long time_left_ms(uint64_t deadline)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = cnsmp_clock_mono_ns();
 	if (!deadline)
 		return POST_TIMEOUT_MS;
 	if (now >= deadline)
@@ -440,7 +246,7 @@ CNSMP_NOINST static void mark_delivered(const struct body *b)
 			fn->location_sent = 1;
 	}
 	for (size_t i = 0; i < b->ninv; i++)
-		fl.inv[b->inv[i]].state = 2;
+		cnsmp_inventory_set_state(b->inv[i], CNSMP_INV_DONE);
 }
 
 CNSMP_NOINST static void quota_backoff(void)
@@ -485,14 +291,14 @@ CNSMP_NOINST static int split_body(size_t i)
 		free(parts);
 		/* Its inventory rides in the new JSON: done as far as we know. */
 		for (size_t k = 0; k < b.ninv; k++)
-			fl.inv[b.inv[k]].state = 2;
+			cnsmp_inventory_set_state(b.inv[k], CNSMP_INV_DONE);
 		body_remove(i);
 		bodies_insert(i, nb, (size_t)n);
 		free(nb);
 		return 0;
 	}
 	for (size_t k = 0; k < b.ninv; k++)
-		fl.inv[b.inv[k]].state = 0;
+		cnsmp_inventory_set_state(b.inv[k], CNSMP_INV_QUEUED);
 	int n = build_into(i + 1, &b.part, b.inv, b.ninv, half);
 	if (n <= 0)
 		return -1;
@@ -505,7 +311,7 @@ CNSMP_NOINST static void spool_body(size_t i)
 {
 	if (cnsmp_spool_write(cnsmp_cfg.spool_dir, fl.bodies[i].json) == 0) {
 		for (size_t k = 0; k < fl.bodies[i].ninv; k++)
-			fl.inv[fl.bodies[i].inv[k]].state = 2;
+			cnsmp_inventory_set_state(fl.bodies[i].inv[k], CNSMP_INV_DONE);
 		body_remove(i);
 	}
 }
@@ -516,7 +322,7 @@ CNSMP_NOINST static size_t send_all(uint64_t deadline)
 {
 	size_t i = 0;
 	while (i < fl.nbodies) {
-		if (atomic_load(&cnsmp_flush_frozen))
+		if (atomic_load(&cnsmp_view_frozen))
 			break;
 		long ms = time_left_ms(deadline);
 		if (ms <= 0)
@@ -589,10 +395,10 @@ CNSMP_NOINST static void merge_back(void)
 		if (fl.bodies[i].verbatim)
 			continue;
 		for (size_t k = 0; k < fl.bodies[i].ninv; k++)
-			fl.inv[fl.bodies[i].inv[k]].state = 0;
+			cnsmp_inventory_set_state(fl.bodies[i].inv[k], CNSMP_INV_QUEUED);
 		body_remove(i);
 	}
-	trash_batch(fl.pending);
+	cnsmp_view_trash_batch(fl.pending);
 	fl.pending = np;
 	publish(NULL);
 }
@@ -631,18 +437,13 @@ CNSMP_NOINST static void split_carry(struct cnsmp_batch *all, struct cnsmp_batch
 	}
 }
 
-CNSMP_NOINST static int batch_empty(const struct cnsmp_batch *b)
-{
-	return !b || cnsmp_batch_is_empty(b);
-}
-
 /* Spool all that is left (exit).  Pending is built into bodies and
  * published first, so a crash during the writes spools the same ids. */
 CNSMP_NOINST static void spool_all(void)
 {
-	if (!batch_empty(fl.pending)) {
+	if (!cnsmp_batch_is_empty(fl.pending)) {
 		if (build_into(fl.nbodies, fl.pending, NULL, 0, CNSMP_MAX_FUNCS_PER_PAYLOAD) >= 0) {
-			trash_batch(fl.pending);
+			cnsmp_view_trash_batch(fl.pending);
 			fl.pending = NULL;
 		}
 		publish(NULL);
@@ -662,7 +463,7 @@ CNSMP_NOINST static struct cnsmp_batch *collect_fresh(void)
 	if (!fresh)
 		return NULL;
 	cnsmp_batch_init(fresh);
-	atomic_store(&cnsmp_flush_phase, 1);
+	atomic_store(&cnsmp_view_phase, 1);
 	cnsmp_collect(fresh);
 	publish(fresh); /* if it fails, phase stays 1 until a view holds fresh */
 	return fresh;
@@ -671,14 +472,13 @@ CNSMP_NOINST static struct cnsmp_batch *collect_fresh(void)
 /* One cycle: collect, build, send.  Returns 0 when nothing is left. */
 CNSMP_NOINST static int cycle(int final, uint64_t deadline)
 {
-	if (atomic_load(&cnsmp_flush_frozen))
+	if (atomic_load(&cnsmp_view_frozen))
 		return -1;
 	if (!final && (fl.drain_due || cnsmp_spool_pending(cnsmp_cfg.spool_dir))) {
 		fl.drain_due = 0;
 		cnsmp_spool_drain(cnsmp_cfg.spool_dir, post_spooled, NULL);
 	}
-	inventory_update();
-	inventory_take_staged();
+	cnsmp_inventory_update();
 
 	struct cnsmp_batch *all = malloc(sizeof *all);
 	struct cnsmp_batch *carry = malloc(sizeof *carry);
@@ -696,29 +496,30 @@ CNSMP_NOINST static int cycle(int final, uint64_t deadline)
 	if (ok)
 		split_carry(all, carry);
 	size_t nq = 0;
-	size_t *q = fl.ninv ? malloc(fl.ninv * sizeof *q) : NULL;
-	for (size_t i = 0; q && i < fl.ninv; i++)
-		if (fl.inv[i].state == 0)
+	size_t ninv = cnsmp_inventory_count();
+	size_t *q = ninv ? malloc(ninv * sizeof *q) : NULL;
+	for (size_t i = 0; q && i < ninv; i++)
+		if (cnsmp_inventory_state(i) == CNSMP_INV_QUEUED)
 			q[nq++] = i;
-	if (ok && (!batch_empty(all) || nq))
+	if (ok && (!cnsmp_batch_is_empty(all) || nq))
 		ok = build_into(fl.nbodies, all, q, nq, CNSMP_MAX_FUNCS_PER_PAYLOAD) >= 0;
 	free(q);
 	if (ok) {
-		trash_batch(fl.pending);
+		cnsmp_view_trash_batch(fl.pending);
 		fl.pending = carry;
-		trash_batch(fresh);
+		cnsmp_view_trash_batch(fresh);
 	} else {
 		/* Out of memory: keep the fresh deltas as pending if we can. */
 		cnsmp_log(CNSMP_LOG_INFO, "cannot build request bodies: out of memory");
 		if ((!fl.pending || cnsmp_batch_merge(carry, fl.pending) == 0) &&
 		    cnsmp_batch_merge(carry, fresh) == 0) {
-			trash_batch(fl.pending);
+			cnsmp_view_trash_batch(fl.pending);
 			fl.pending = carry;
 		} else {
 			cnsmp_batch_release(carry);
 			free(carry);
 		}
-		trash_batch(fresh);
+		cnsmp_view_trash_batch(fresh);
 	}
 	cnsmp_batch_release(all);
 	free(all);
@@ -730,7 +531,7 @@ CNSMP_NOINST static int cycle(int final, uint64_t deadline)
 		spool_all();
 	else
 		cap_verbatim();
-	return (fl.nbodies == 0 && batch_empty(fl.pending)) ? 0 : -1;
+	return (fl.nbodies == 0 && cnsmp_batch_is_empty(fl.pending)) ? 0 : -1;
 }
 
 /* The spool's sender: bodies written by a crash may hold up to 4,000
@@ -761,7 +562,7 @@ CNSMP_NOINST static enum cnsmp_send_result post_one(const char *body, size_t max
 
 CNSMP_NOINST static enum cnsmp_send_result post_spooled(const char *body, void *arg)
 {
-	if (atomic_load(&cnsmp_flush_frozen))
+	if (atomic_load(&cnsmp_view_frozen))
 		return CNSMP_FAILED_CLEAN;
 	size_t nfuncs = 0;
 	json_t *root = json_loads(body, 0, NULL);
@@ -806,27 +607,27 @@ CNSMP_NOINST static void *run(void *arg)
 	pthread_setname_np(pthread_self(), "codensm-flush");
 
 	/* Bodies a previous process could not deliver go first. */
-	if (fl.drain_due && !atomic_load(&cnsmp_flush_frozen)) {
+	if (fl.drain_due && !atomic_load(&cnsmp_view_frozen)) {
 		fl.drain_due = 0;
 		cnsmp_spool_drain(cnsmp_cfg.spool_dir, post_spooled, NULL);
 	}
 	pthread_mutex_lock(&fl.mu);
-	uint64_t next = mono_ns() + interval_ns();
+	uint64_t next = cnsmp_clock_mono_ns() + interval_ns();
 	while (!fl.stop) {
 		struct timespec ts = ts_of(next);
-		while (!fl.stop && fl.req_gen == fl.done_gen && mono_ns() < next)
+		while (!fl.stop && fl.req_gen == fl.done_gen && cnsmp_clock_mono_ns() < next)
 			pthread_cond_timedwait(&fl.wake, &fl.mu, &ts);
 		if (fl.stop)
 			break;
 		uint64_t gen = fl.req_gen;
 		int requested = gen != fl.done_gen;
 		pthread_mutex_unlock(&fl.mu);
-		int rc = cycle(0, requested ? mono_ns() + (uint64_t)(FLUSH_BUDGET_S * 1e9) : 0);
+		int rc = cycle(0, requested ? cnsmp_clock_mono_ns() + (uint64_t)(FLUSH_BUDGET_S * 1e9) : 0);
 		pthread_mutex_lock(&fl.mu);
 		fl.last_ok = rc;
 		fl.done_gen = gen;
 		pthread_cond_broadcast(&fl.done);
-		next = mono_ns() + interval_ns();
+		next = cnsmp_clock_mono_ns() + interval_ns();
 	}
 	pthread_mutex_unlock(&fl.mu);
 	/* Final cycle: bounded by the stop deadline the transport also obeys. */
@@ -843,7 +644,7 @@ CNSMP_NOINST static void *run(void *arg)
 CNSMP_NOINST int cnsmp_flusher_start(void)
 {
 	pthread_once(&fl.once, init_once);
-	if (!cnsmp_cfg.api_key || atomic_load(&cnsmp_flush_frozen))
+	if (!cnsmp_cfg.api_key || atomic_load(&cnsmp_view_frozen))
 		return -1;
 	pthread_mutex_lock(&fl.mu);
 	int rc = 0;
@@ -859,7 +660,6 @@ CNSMP_NOINST int cnsmp_flusher_start(void)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (rc == 0) {
 			fl.running = 1;
-			cnsmp_crash_install();
 		} else {
 			cnsmp_log(CNSMP_LOG_INFO, "cannot start the flusher thread: %s", strerror(rc));
 			rc = -1;
@@ -869,19 +669,11 @@ CNSMP_NOINST int cnsmp_flusher_start(void)
 	return rc;
 }
 
-CNSMP_NOINST int cnsmp_flusher_running(void)
-{
-	pthread_mutex_lock(&fl.mu);
-	int r = fl.running;
-	pthread_mutex_unlock(&fl.mu);
-	return r;
-}
-
 CNSMP_NOINST int cnsmp_flusher_flush(double seconds)
 {
 	if (cnsmp_flusher_start() != 0)
 		return -1;
-	uint64_t deadline = mono_ns() + (uint64_t)(seconds * 1e9);
+	uint64_t deadline = cnsmp_clock_mono_ns() + (uint64_t)(seconds * 1e9);
 	struct timespec ts = ts_of(deadline);
 	pthread_mutex_lock(&fl.mu);
 	uint64_t my = ++fl.req_gen;
@@ -897,7 +689,7 @@ CNSMP_NOINST int cnsmp_flusher_flush(double seconds)
 CNSMP_NOINST void cnsmp_flusher_stop(double seconds)
 {
 	pthread_once(&fl.once, init_once);
-	uint64_t deadline = mono_ns() + (uint64_t)(seconds * 1e9);
+	uint64_t deadline = cnsmp_clock_mono_ns() + (uint64_t)(seconds * 1e9);
 	pthread_mutex_lock(&fl.mu);
 	if (!fl.running) {
 		pthread_mutex_unlock(&fl.mu);
@@ -957,14 +749,6 @@ CNSMP_NOINST void cnsmp_flusher_atfork_child(void)
 	fl.pending = NULL;
 	fl.bodies = NULL;
 	fl.nbodies = fl.capbodies = 0;
-	fl.garbage = NULL;
-	fl.ngarbage = fl.capgarbage = 0;
-	for (size_t i = 0; i < fl.ninv; i++)
-		if (fl.inv[i].state == 1)
-			fl.inv[i].state = 2; /* in the parent's bodies */
 	fl.drain_due = 0;               /* the parent drains the spool */
-	atomic_store(&cnsmp_flush_published, NULL);
-	atomic_store(&cnsmp_flush_phase, 0);
 	cnsmp_transport_set_deadline(0);
-	new_batch_base();
 }

@@ -1,22 +1,12 @@
-/* hist.c: bounds and percentiles of the fixed log2x2 latency histogram
- * whose bucket function lives in internal.h (docs/payload.md, "hist"). */
+/* hist.c: the fixed log2x2 latency histogram (contract.h, docs/payload.md
+ * "hist"): its bounds, percentiles, and the table that buckets a duration
+ * in clock ticks without converting it to ns (internal.h). */
 #include "internal.h"
 
-/* Bucket 0 is [0, 2); bucket 1 is never used (ns >= 2 lands in 2e+h with
- * e >= 1), so its lower bound is 2 and it is empty; bucket b >= 2 starts at
- * 2^(b/2) * (1 + (b%2)/2).  b = CNSMP_HIST_BUCKETS gives the bound the last
- * bucket would end at if it were not open-ended (2^40), used only to
- * interpolate inside it. */
+/* The contract's bounds (contract.h), clamped there at 2^40 ns. */
 CNSMP_NOINST uint64_t cnsmp_hist_lower(unsigned b)
 {
-	if (b == 0)
-		return 0;
-	if (b == 1)
-		return 2;
-	if (b > CNSMP_HIST_BUCKETS)
-		b = CNSMP_HIST_BUCKETS;
-	unsigned e = b / 2;
-	return (1ull << e) + (uint64_t)(b % 2) * (1ull << (e - 1));
+	return cnsmp_contract_hist_lower_ns(b);
 }
 
 /* The q-quantile: the bucket holding the ceil-free rank q*total, and
@@ -46,4 +36,51 @@ CNSMP_NOINST double cnsmp_hist_percentile_ns(const uint64_t *counts, double q)
 		below += n;
 	}
 	return (double)cnsmp_hist_lower(CNSMP_HIST_BUCKETS); /* not reached */
+}
+
+/* ---- durations in clock ticks ------------------------------------------ */
+
+struct cnsmp_tick_octave cnsmp_hist_octaves[64];
+
+/* The slot of `ticks` (internal.h), the slow way (ns past 64 bits,
+ * centuries, are in the last bucket like everything from ~14 minutes up). */
+static CNSMP_NOINST unsigned slot_of(uint64_t ticks, uint64_t mult, unsigned shift)
+{
+	unsigned __int128 ns = ((unsigned __int128)ticks * mult) >> shift;
+	if (ns > UINT64_MAX)
+		return CNSMP_HIST_BUCKETS - 1;
+	return ns == 1 ? 1 : cnsmp_hist_bucket((uint64_t)ns);
+}
+
+/* The first tick in [lo, hi] whose slot is at least b (b <= slot(hi)). */
+static CNSMP_NOINST uint64_t first_tick(uint64_t lo, uint64_t hi, unsigned b,
+					 uint64_t mult, unsigned shift)
+{
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (slot_of(mid, mult, shift) >= b)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+CNSMP_NOINST int cnsmp_hist_build_octaves(uint64_t mult, unsigned shift)
+{
+	int exact = 1;
+	for (unsigned e = 0; e < 64; e++) {
+		struct cnsmp_tick_octave *o = &cnsmp_hist_octaves[e];
+		uint64_t lo = e ? 1ull << e : 0;
+		uint64_t hi = e == 63 ? UINT64_MAX : (2ull << e) - 1;
+		o->base = slot_of(lo, mult, shift);
+		unsigned top = slot_of(hi, mult, shift);
+		if (top > o->base + 2)
+			exact = 0;
+		for (unsigned k = 0; k < 2; k++)
+			o->bound[k] = top >= o->base + k + 1
+					      ? first_tick(lo, hi, o->base + k + 1, mult, shift) - 1
+					      : UINT64_MAX;
+	}
+	return exact;
 }

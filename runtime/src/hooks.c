@@ -562,8 +562,3 @@ CNSMP_API void codensm_error(void)
 	}
 	errno = saved;
 }
-
-CNSMP_API unsigned long long codensm_repairs(void)
-{
-	return atomic_load_explicit(&cnsmp_thread_repairs, memory_order_relaxed);
-}

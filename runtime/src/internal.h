@@ -1,41 +1,127 @@
 /* internal.h: private declarations shared by the runtime's files.
  *
- * Naming: cross-file private names start with `cnsmp_` (types) or
- * `cnsmp_<module>_` (functions); nothing here is exported (the library is
- * built with -fvisibility=hidden, only CNSMP_API symbols are visible).
+ * Naming: cross-file private names start with `cnsmp_<module>_`, the
+ * module being the file that defines them (cnsmp_symbols_resolve is in
+ * symbols.c); a struct's own functions may take the struct's name instead
+ * (cnsmp_batch_init, cnsmp_fninfo_release, cnsmp_index_free), and the
+ * process-wide cnsmp_cfg and cnsmp_active are lifecycle.c's.  thread.h
+ * (the hot path's inline code) keeps the names it has.  Nothing here is
+ * exported (the library is built with -fvisibility=hidden, only CNSMP_API
+ * symbols are visible).  contract.h is what the server shares.
  *
  * The one rule of the house: the hot path (hooks.c, sample.c, thread.c,
- * clock.c and the lookup half of registry.c) never allocates after a function's first
- * call on a thread, never locks, never makes a syscall, never touches DWARF.
- * Everything slow happens once per function (registry slow path, naming
- * it through symbols: DWARF, or symcache: the same index kept on disk by
- * an earlier run of the build) or on the flusher thread (collect,
- * payload, transport, spool).
+ * clock.c and the lookup half of registry.c) never allocates after a
+ * function's first call on a thread, never locks, never makes a syscall,
+ * never touches DWARF.  Everything slow happens once per function (the
+ * registry's slow path, naming it through symbols) or on the flusher
+ * thread (collect, payload, transport, spool).
  *
- * Data flows one way: hooks -> per-thread counters -> collect (a batch of
- * deltas) -> payload (JSON) -> transport (HTTP) | spool (disk).
+ * Data flows one way, down this list (an indented row serves the one
+ * above it); the last rows drive the steps above them, and no file calls
+ * one that drives it:
+ *   hooks.c, thread.c, sample.c    -> the calls, per-thread counters
+ *   clock.c, hist.c                -> the clock; histogram buckets
+ *   registry.c                     -> address -> function, decided once
+ *     symbols.c                    -> resolve an address; the inventory
+ *       modules.c                  -> the process's loaded objects
+ *       symcache.c | dwarf.c (dw.c)-> a module's index, from disk | DWARF
+ *       index.c                    -> the index itself
+ *     rules.c, config.c            -> naming and selection; configuration
+ *   collect.c                      -> counters -> a batch of deltas
+ *   inventory.c                    -> functions to describe once
+ *   payload.c, schema.c            -> bodies; the schema, written once
+ *   transport.c | spool.c          -> HTTP | disk
+ *   flusher.c, view.c, crash.c     -> the thread that sends; what a crash
+ *                                     may read of it; the crash spool
+ *   lifecycle.c, dl.c, cxx.c       -> start, fork, exit; dlclose; C++
  */
 #ifndef CODENSM_INTERNAL_H
 #define CODENSM_INTERNAL_H
 
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <stdatomic.h>
 #include <pthread.h>
 #include "codensm.h"
+#include "contract.h"
 
 #define CNSMP_API __attribute__((visibility("default"), no_instrument_function))
 #define CNSMP_NOINST __attribute__((no_instrument_function))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/* ---- the small things every module shares, defined once ---------------- */
+
+/* FNV-1a, 64 bits, over 8-byte words and then the tail bytes, continuing
+ * from `h` (start with CNSMP_HASH_SEED): the runtime's one hash, for the
+ * symbol cache's checksum and file names (all 64 bits) and, through
+ * cnsmp_hash_mix, for table keys.  A word at a time is three times faster
+ * than a byte at a time on a 2,000-function index; it catches damage, not
+ * a crafted collision. */
+#define CNSMP_HASH_SEED 1469598103934665603ull
+static inline uint64_t cnsmp_hash(uint64_t h, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	uint64_t w;
+	for (; n >= 8; p += 8, n -= 8) {
+		__builtin_memcpy(&w, p, 8);
+		h = (h ^ w) * 1099511628211ull;
+	}
+	while (n--)
+		h = (h ^ *p++) * 1099511628211ull;
+	return h;
+}
+/* A multiply carries a word's bytes only upwards, so the low bits of
+ * cnsmp_hash depend on the low byte of each word alone: a table indexed
+ * by them needs the high bits folded in (MurmurHash3's finalizer). */
+static inline uint64_t cnsmp_hash_mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
+/* A string's hash, for a table index. */
+static inline uint64_t cnsmp_hash_str(const char *s)
+{
+	return cnsmp_hash_mix(cnsmp_hash(CNSMP_HASH_SEED, s, __builtin_strlen(s)));
+}
+/* FNV-1a, 32 bits, a byte at a time: the "#hash" that tells overloads
+ * apart is part of a function's name, so it must never change. */
+static inline uint32_t cnsmp_hash32_str(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* Grows *arr (of *cap elements of `size`) to hold at least `need`,
+ * doubling from 16; 0, or -1 with *arr and *cap unchanged if memory ran
+ * out.  Slow paths only. */
+static inline int cnsmp_grow(void **arr, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap : 16;
+	while (n < need)
+		n *= 2;
+	void *p = realloc(*arr, n * size);
+	if (!p)
+		return -1;
+	*arr = p;
+	*cap = n;
+	return 0;
+}
+
 /* The seed's guardrail: at most this many distinct tracked functions per
  * process; further new names are dropped and counted in _meta.dropped. */
 #define CNSMP_MAX_TRACKED 4000
-/* Contract limits of one ingest request. */
-#define CNSMP_MAX_BODY (512 * 1024)
-#define CNSMP_MAX_FUNCS_PER_PAYLOAD 2000
+/* Contract limits of one ingest request (contract.h). */
+#define CNSMP_MAX_BODY CNSMP_CONTRACT_MAX_BODY
+#define CNSMP_MAX_FUNCS_PER_PAYLOAD CNSMP_CONTRACT_MAX_FUNCTIONS
 
 /* ---- log.c: one-line diagnostics on stderr ------------------------------ */
 
@@ -93,7 +179,7 @@ struct cnsmp_config {
 
 /* sample.c: the hooks' copy of cfg->sample and sample_below_ns (thread.h),
  * set before the registry's generation moves. */
-void cnsmp_sampling_set(uint32_t every, uint32_t below_ns);
+void cnsmp_sample_set(uint32_t every, uint32_t below_ns);
 
 /* Fill `cfg` from `getenv` (environment) and then `opts` (may be NULL).
  * A malformed value logs one line naming the variable and the value and
@@ -104,9 +190,9 @@ int cnsmp_config_load(struct cnsmp_config *cfg,
 void cnsmp_config_release(struct cnsmp_config *cfg);
 /* Parsers, exposed for unit tests and the doctor tool: 0 ok, -1 malformed
  * (and *out untouched). */
-int cnsmp_parse_prefixes(const char *s, struct cnsmp_prefixes *out);
-int cnsmp_parse_map(const char *s, int numeric, struct cnsmp_prefix_map *out);
-int cnsmp_parse_seconds(const char *s, double *out);
+int cnsmp_config_parse_prefixes(const char *s, struct cnsmp_prefixes *out);
+int cnsmp_config_parse_map(const char *s, int numeric, struct cnsmp_prefix_map *out);
+int cnsmp_config_parse_seconds(const char *s, double *out);
 void cnsmp_prefixes_release(struct cnsmp_prefixes *p);
 void cnsmp_prefix_map_release(struct cnsmp_prefix_map *m);
 
@@ -129,23 +215,25 @@ const char *cnsmp_rules_department(const struct cnsmp_config *cfg,
 				   const char *name, char *buf, size_t len);
 /* Weight: longest matching prefix of cfg->weights, default 1.0. */
 double cnsmp_rules_weight(const struct cnsmp_config *cfg, const char *name);
-/* Lexically normalised absolute path of `file` (relative to `dir` when
- * relative); no symlinks followed.  malloc'd, NULL when out of memory. */
+/* Lexically normalised absolute path of `file`, taken relative to `dir`
+ * when it is relative ("a/./b/../c.c" -> "/dir/a/c.c"); malloc'd, NULL if
+ * out of memory.  No symlinks are followed: the build machine's paths
+ * need not exist here. */
 char *cnsmp_rules_absolute(const char *dir, const char *file);
-/* Is the absolute path under a compiler's or the system's folders
- * (/usr/include/, /usr/lib/, ..., "<built-in>")? */
+/* Is absolute path `abs` under a folder of the compiler's or the system's
+ * (headers, libraries), or a "<built-in>"?  Code declared there is
+ * library code the user did not write. */
 int cnsmp_rules_system_path(const char *abs);
 /* A source file's module path and reported file: relative to `root` when
  * inside it, else from the absolute path.  0, or -1 (both NULL) on OOM. */
 int cnsmp_rules_module_of(const char *root, const char *abs, char **modpath,
 			  char **file);
-/* The hash that tells overloads apart: FNV-1a of the linkage (mangled)
- * name, or of the qualified name when there is none; an overloaded
- * function's name is its base name and this hash, CNSMP_OVERLOAD_FMT. */
-uint32_t cnsmp_rules_name_hash(const char *linkage_name);
+/* An overloaded function's name: its base name and cnsmp_hash32_str of its
+ * linkage (mangled) name, or of its qualified name when it has none. */
 #define CNSMP_OVERLOAD_FMT "%s#%08" PRIx32
 
-/* ---- symbols.c / symcache.c: a module's index of functions ------------- */
+/* ---- index.c: a module's index of functions ---------------------------- */
+/* Built by dwarf.c, kept on disk by symcache.c, read by symbols.c. */
 
 /* One function with code.  Addresses are the module's own (DWARF)
  * addresses: add its load bias for the running process. */
@@ -155,7 +243,7 @@ struct cnsmp_func {
 	int line;
 	int system;
 	uint64_t entry;
-	uint32_t hash;    /* FNV-1a of the linkage name: tells overloads apart */
+	uint32_t hash;    /* cnsmp_hash32 of the linkage name: tells overloads apart */
 	char *base;       /* name before the overload suffix (build only) */
 };
 
@@ -180,6 +268,14 @@ struct cnsmp_index {
 	int partial;      /* memory ran out while building: never cached */
 };
 void cnsmp_index_free(struct cnsmp_index *x); /* NULL is a no-op */
+/* The function whose code holds module address `a`, or NULL. */
+const struct cnsmp_func *cnsmp_index_find(const struct cnsmp_index *x,
+					  uint64_t a);
+/* Once every function is in (each with `base` and `hash`): gives each
+ * its final name (overloads get "#" and the hash), frees the bases, sets
+ * `user` and sorts the ranges.  0, or -1 if memory ran out (x unchanged
+ * but for names already made; x->partial set for a name that failed). */
+int cnsmp_index_finish(struct cnsmp_index *x);
 
 /* symcache.c: indexes kept on disk between runs, one file per `key` (a
  * file name: the module's build-id and what else the names depend on).
@@ -198,9 +294,54 @@ int cnsmp_symcache_store(const char *dir, const char *key,
 void cnsmp_symcache_prune(const char *dir, uint64_t max_bytes);
 #define CNSMP_SYMCACHE_MAX_BYTES (256u << 20)
 
-/* ---- symbols.c: address -> name, file, line through DWARF (libdw) ------- */
-/* (libdw itself is loaded on the first cache miss: dw.h, used by symbols.c
- * alone.) */
+/* ---- modules.c: the objects loaded in this process ---------------------- */
+
+/* One loaded object, from the dynamic loader (dl_iterate_phdr) and its
+ * headers in memory, not from its file: a function named from the symbol
+ * cache then costs no libdw, no file opened and no ELF read. */
+struct cnsmp_module {
+	char *path;            /* absolute */
+	uintptr_t bias;        /* load bias (dlpi_addr) */
+	uintptr_t first, last; /* lowest mapped address, highest + 1 */
+	unsigned char id[64];  /* GNU build-id, from its notes in memory */
+	size_t idlen;          /* 0: none */
+	int user;              /* the program, or a library importing the hooks */
+	struct cnsmp_index *x; /* its index, once `indexed` (symbols.c) */
+	int indexed;
+};
+/* The list is symbols.c's: every call below is made under its lock.
+ * Modules are added as they appear and all dropped by clear (after a
+ * dlclose).  scan and at may move every entry: no pointer into the list
+ * is held across them. */
+void cnsmp_modules_scan(void);                       /* add new ones */
+struct cnsmp_module *cnsmp_modules_find(uintptr_t addr); /* known ones */
+struct cnsmp_module *cnsmp_modules_at(uintptr_t addr);   /* scan if none */
+size_t cnsmp_modules_count(void);
+struct cnsmp_module *cnsmp_modules_get(size_t i);
+void cnsmp_modules_clear(void);                      /* frees their indexes */
+
+/* The absolute path of the file mapped at `at` (/proc/self/maps): 0, or
+ * -1 if none is or it does not fit. */
+int cnsmp_mapped_file(uintptr_t at, char *out, size_t len);
+
+/* ---- dwarf.c: indexes from DWARF, through libdwfl ----------------------- */
+/* (libdw itself is loaded on the first call here: dw.h.)  Every call is
+ * made under symbols.c's lock; each returns NULL or -1 without libdw. */
+
+/* The index of module `m` from its DWARF, source files named relative to
+ * `root` (NULL: each unit's DW_AT_comp_dir); NULL without DWARF. */
+struct cnsmp_index *cnsmp_dwarf_index(const struct cnsmp_module *m,
+				      const char *root);
+/* The same for an ELF file on disk, addresses the file's own. */
+struct cnsmp_index *cnsmp_dwarf_index_file(const char *path, const char *root);
+/* The function symbol of `m` holding `addr`: 0 with its name copied to
+ * `name` (cut to `len`) and addr's offset in it, or -1. */
+int cnsmp_dwarf_symbol(const struct cnsmp_module *m, uintptr_t addr,
+		       char *name, size_t len, uint64_t *off);
+/* Ends the libdwfl session (it is begun again on next need). */
+void cnsmp_dwarf_end(void);
+
+/* ---- symbols.c: address -> name, file, line; the inventory -------------- */
 
 struct cnsmp_fninfo {
 	char *name;      /* "checkout.cart.cart_total"; never NULL after resolve */
@@ -234,13 +375,55 @@ size_t cnsmp_symbols_inventory_file(const char *path,
 				    const struct cnsmp_config *cfg,
 				    cnsmp_inventory_cb cb, void *arg);
 
-/* The absolute path of the file mapped at `at` (/proc/self/maps): 0, or
- * -1 if none is or it does not fit. */
-int cnsmp_mapped_file(uintptr_t at, char *out, size_t len);
-
 /* Forget cached modules whose mappings are gone (after dlclose). */
 void cnsmp_symbols_refresh(void);
 void cnsmp_symbols_shutdown(void);
+/* Fork: the lock is held across fork() (lifecycle.c), so that a fork
+ * while another thread indexes leaves the child no lock nobody will
+ * release. */
+void cnsmp_symbols_atfork_prepare(void);
+void cnsmp_symbols_atfork_parent(void);
+void cnsmp_symbols_atfork_child(void);
+
+/* ---- hist.c: the fixed log-scale latency histogram ---------------------- */
+
+/* The buckets are the contract's (contract.h, docs/payload.md). */
+#define CNSMP_HIST_BUCKETS CNSMP_CONTRACT_HIST_BUCKETS
+static inline unsigned cnsmp_hist_bucket(uint64_t ns)
+{
+	return cnsmp_contract_hist_bucket(ns);
+}
+/* Lower bound in ns of bucket b (for percentiles and tests). */
+uint64_t cnsmp_hist_lower(unsigned b);
+/* Percentile q (0..1) estimated from counts, interpolating in the bucket. */
+double cnsmp_hist_percentile_ns(const uint64_t *counts, double q);
+
+/* The histogram slot of a duration in clock ticks, found without
+ * converting it to ns (cnsmp_clock_slot below): the slot is the bucket of
+ * cnsmp_hist_bucket(ns), except that 1 ns has slot 1 of its own.  Bucket
+ * 0 holds 0 and 1 ns and bucket 1 no whole number of ns, so slot 1 is
+ * free, and with it the slots step by one at every bound (1, 2, 3, 4, 6,
+ * 8, 12 ... ns): an octave of ticks [2^e, 2^(e+1)) then holds at most two
+ * bounds, as an octave of ns does, whatever the clock's rate.  (Buckets
+ * jump from 0 to 2 at 2 ns: an octave of ticks starting between 1.5 and
+ * 2 ns, a TSC of 2.0-2.33 or 4-5 GHz, would hold three.)  The bounds are
+ * found once for the clock's rate: a table read and two compares on the
+ * hot path instead of a 128-bit multiply and the bucket arithmetic.
+ * Whoever reads a counters' slots takes slot 1 as bucket 0
+ * (cnsmp_hist_of_slot); tests/unit/test_hist.c checks every octave. */
+struct cnsmp_tick_octave {
+	uint64_t bound[2]; /* last ticks of slot base, base+1 (or ~0: none) */
+	uint32_t base;     /* slot of the octave's first tick */
+};
+extern struct cnsmp_tick_octave cnsmp_hist_octaves[64];
+/* Builds the table for a clock whose ns = ticks * mult >> shift; 0 if
+ * some octave holds more than two bounds (the clock then falls back to
+ * the vDSO clock, whose ticks are ns). */
+int cnsmp_hist_build_octaves(uint64_t mult, unsigned shift);
+static inline unsigned cnsmp_hist_of_slot(unsigned slot)
+{
+	return slot == 1 ? 0 : slot;
+}
 
 /* ---- clock.c: cycle counter calibrated to nanoseconds ------------------- */
 
@@ -250,7 +433,9 @@ static inline uint64_t cnsmp_clock_now(void);
 extern uint64_t cnsmp_clock_mult;   /* ns = ticks * mult >> shift */
 extern unsigned cnsmp_clock_shift;
 extern int cnsmp_clock_is_tsc;
-void cnsmp_clock_init(void); /* calibrates once; idempotent */
+/* Calibrates once and builds the histogram's tick table for the clock
+ * chosen; idempotent. */
+void cnsmp_clock_init(void);
 static inline uint64_t cnsmp_clock_ns(uint64_t ticks)
 {
 	return (uint64_t)(((unsigned __int128)ticks * cnsmp_clock_mult) >>
@@ -265,6 +450,8 @@ static inline uint64_t cnsmp_clock_now(void)
 #endif
 	return cnsmp_clock_fallback_now();
 }
+/* CLOCK_MONOTONIC in ns, for deadlines and intervals off the hot path. */
+uint64_t cnsmp_clock_mono_ns(void);
 
 /* For the hooks' fast paths: 1 when the clock is the TSC, which
  * cnsmp_clock_tsc() then reads without a call (never elsewhere). */
@@ -285,41 +472,6 @@ static inline uint64_t cnsmp_clock_tsc(void)
 #endif
 }
 
-/* ---- hist.c: the fixed log-scale latency histogram ---------------------- */
-
-/* Two buckets per octave of nanoseconds: bucket 0 holds 0..1 ns, bucket
- * 2*e+h holds durations whose highest set bit is e and next bit is h;
- * the last bucket holds everything from 1.5 * 2^39 ns (~14 min) up.  Fixed
- * bounds, so histograms merge by adding counts across threads, flushes,
- * processes and servers.  docs/payload.md gives the same definition. */
-#define CNSMP_HIST_BUCKETS 80
-static inline unsigned cnsmp_hist_bucket(uint64_t ns)
-{
-	if (ns < 2)
-		return 0;
-	unsigned e = 63 - (unsigned)__builtin_clzll(ns);
-	unsigned h = (unsigned)(ns >> (e - 1)) & 1u;
-	unsigned b = 2 * e + h;
-	return b < CNSMP_HIST_BUCKETS ? b : CNSMP_HIST_BUCKETS - 1;
-}
-/* The histogram slot of a duration in clock ticks, found without
- * converting it to ns: the slot is the bucket of
- * cnsmp_hist_bucket(cnsmp_clock_ns(ticks)), except that 1 ns has slot 1
- * of its own.  Bucket 0 holds 0 and 1 ns and bucket 1 no whole number of
- * ns, so slot 1 is free, and with it the slots step by one at every bound
- * (1, 2, 3, 4, 6, 8, 12 ... ns): an octave of ticks [2^e, 2^(e+1)) then
- * holds at most two bounds, as an octave of ns does, whatever the clock's
- * rate.  (Buckets jump from 0 to 2 at 2 ns: an octave of ticks starting
- * between 1.5 and 2 ns, a TSC of 2.0-2.33 or 4-5 GHz, would hold three.)
- * The bounds are found once by cnsmp_clock_init: a table read and two
- * compares on the hot path instead of a 128-bit multiply and the bucket
- * arithmetic.  Whoever reads a counters' slots takes slot 1 as bucket 0
- * (cnsmp_hist_of_slot); tests/unit/test_hist.c checks every octave. */
-struct cnsmp_tick_octave {
-	uint64_t bound[2]; /* last ticks of slot base, base+1 (or ~0: none) */
-	uint32_t base;     /* slot of the octave's first tick */
-};
-extern struct cnsmp_tick_octave cnsmp_tick_octaves[64];
 /* The octave of a duration: its highest set bit.  gcc's bsr builtin
  * gives it as a 64-bit index; 63 - clz is an int, sign-extended once
  * more on the exit hook's path. */
@@ -331,28 +483,18 @@ static inline size_t cnsmp_clock_octave(uint64_t ticks)
 	return (size_t)(63 - __builtin_clzll(ticks | 1));
 #endif
 }
+/* The histogram slot of a duration in ticks (hist.c's table above). */
 static inline unsigned cnsmp_clock_slot(uint64_t ticks)
 {
 	const struct cnsmp_tick_octave *o =
-		&cnsmp_tick_octaves[cnsmp_clock_octave(ticks)];
+		&cnsmp_hist_octaves[cnsmp_clock_octave(ticks)];
 	return o->base + (ticks > o->bound[0]) + (ticks > o->bound[1]);
-}
-static inline unsigned cnsmp_hist_of_slot(unsigned slot)
-{
-	return slot == 1 ? 0 : slot;
 }
 /* The bucket of a duration in clock ticks. */
 static inline unsigned cnsmp_clock_bucket(uint64_t ticks)
 {
 	return cnsmp_hist_of_slot(cnsmp_clock_slot(ticks));
 }
-/* Builds the table for the current clock; 0 if some octave holds more
- * than two bounds (cnsmp_clock_init then falls back to the vDSO clock). */
-int cnsmp_clock_build_octaves(void);
-/* Lower bound in ns of bucket b (for percentiles and tests). */
-uint64_t cnsmp_hist_lower(unsigned b);
-/* Percentile q (0..1) estimated from counts, interpolating in the bucket. */
-double cnsmp_hist_percentile_ns(const uint64_t *counts, double q);
 
 /* ---- registry.c: address -> function entry, decided once ---------------- */
 
@@ -404,6 +546,9 @@ extern struct cnsmp_registry_gen {
 	_Atomic uint32_t v;
 } __attribute__((aligned(64))) cnsmp_registry_gen;
 void cnsmp_registry_invalidate(void);
+/* In the child after fork: re-create the mutex another thread may have
+ * held at fork. */
+void cnsmp_registry_atfork_child(void);
 
 /* ---- thread.c: per-thread counters the flusher reads --------------------- */
 
@@ -475,8 +620,9 @@ enum { CNSMP_SM_PROBATION = 0, CNSMP_SM_SAMPLED = 1, CNSMP_SM_EXACT = 2 };
 /* Signal-safe: count an error for every tracked call on this thread's
  * stack and record a "signal" incident (chain = the whole stack). */
 void cnsmp_thread_crash_mark(int signo);
-/* In the child after fork(): forget the other threads, zero this thread's
- * counters and the flusher's snapshots, so nothing is counted twice. */
+/* In the child after fork(): forget the other threads and zero this
+ * thread's counters, so nothing is counted twice (lifecycle.c calls it
+ * with the other modules' fork handlers). */
 void cnsmp_thread_atfork_child(void);
 /* At exit(): count the calls still open on the calling thread as ended. */
 void cnsmp_thread_end_open_calls(void);
@@ -526,7 +672,7 @@ void cnsmp_batch_init(struct cnsmp_batch *b);
 int cnsmp_batch_reserve(struct cnsmp_batch *b, size_t fns, size_t edges,
 			size_t incidents);
 void cnsmp_batch_release(struct cnsmp_batch *b);
-int cnsmp_batch_is_empty(const struct cnsmp_batch *b);
+int cnsmp_batch_is_empty(const struct cnsmp_batch *b); /* NULL is empty */
 /* Add `src` into `dst`; 0 or -1 on allocation failure (dst unchanged). */
 int cnsmp_batch_merge(struct cnsmp_batch *dst, const struct cnsmp_batch *src);
 /* Read every thread's counters (live and exited) into `out` as deltas
@@ -537,8 +683,11 @@ int cnsmp_collect(struct cnsmp_batch *out);
  * (CNSMP_MAX_TRACKED functions, CNSMP_EDGES_PER_THREAD*threads edges...).
  * What does not fit is left out. */
 int cnsmp_collect_signal_safe(struct cnsmp_batch *out);
+/* In the child after fork: every thread's snapshots back to zero (the
+ * counters are, thread.c), and the parent's shipped totals forgotten. */
+void cnsmp_collect_atfork_child(void);
 
-/* ---- payload.c: batch -> JSON bodies within the contract's limits ------- */
+/* ---- schema.c: the payload's items, written once ------------------------ */
 
 /* One function of the inventory: described once, never counted. */
 struct cnsmp_inv_entry {
@@ -552,6 +701,40 @@ struct cnsmp_meta {
 	long pid;
 	const char *batch_id;  /* unique per request: the server's dedup key */
 };
+
+/* Where JSON text goes: a file descriptor, with async-signal-safe calls
+ * only (the crash path), or a malloc'd string (the flusher).  Lives on
+ * the caller's stack; `err` is set once a write or an allocation failed. */
+struct cnsmp_sink {
+	int fd;                /* -1: memory */
+	int err;
+	size_t n;
+	char buf[4096];
+	char *mem;
+	size_t mem_n, mem_cap;
+};
+void cnsmp_schema_to_fd(struct cnsmp_sink *s, int fd);
+void cnsmp_schema_to_mem(struct cnsmp_sink *s);
+void cnsmp_schema_put(struct cnsmp_sink *s, const char *text); /* verbatim */
+/* Flushes; 0, or -1 if anything was lost. */
+int cnsmp_schema_close(struct cnsmp_sink *s);
+/* Memory mode: the text written (NUL-terminated, caller frees) and its
+ * length, or NULL if memory ran out.  The sink is empty again after. */
+char *cnsmp_schema_take(struct cnsmp_sink *s, size_t *len);
+/* One item of each section, preceded by ',' unless `first`.  The
+ * function and the edge read the registry for names: 0 and nothing
+ * written when an id is unknown, else 1. */
+int cnsmp_schema_fn(struct cnsmp_sink *s, const struct cnsmp_fn_delta *d, int first);
+int cnsmp_schema_edge(struct cnsmp_sink *s, const struct cnsmp_edge_delta *e, int first);
+void cnsmp_schema_incident(struct cnsmp_sink *s, const struct cnsmp_incident *in, int first);
+void cnsmp_schema_inv(struct cnsmp_sink *s, const struct cnsmp_inv_entry *e, int first);
+/* The _meta object.  dropped and repairs are said only in the `first`
+ * body of a batch (they must not add up twice); `index` >= 0 is appended
+ * to the batch id ("<id>-<index>"). */
+void cnsmp_schema_meta(struct cnsmp_sink *s, const struct cnsmp_meta *m,
+		       const struct cnsmp_batch *b, int first, long index);
+
+/* ---- payload.c: batch -> JSON bodies within the contract's limits ------- */
 
 /* Build one or more request bodies (malloc'd NUL-terminated strings, each
  * <= max_body bytes and <= max_funcs functions) from `b`.  Returns the
@@ -624,10 +807,63 @@ int cnsmp_spool_open(const char *dir, char *tmp, char *final);
 int cnsmp_spool_commit(int fd, const char *tmp, const char *final);
 int cnsmp_spool_pending(const char *dir); /* 1 if a body waits in dir */
 /* mkdir -p with mode 0700, async-signal-safe; paths under CNSMP_SPOOL_PATH. */
-int cnsmp_mkdir_p(const char *dir);
+int cnsmp_spool_mkdir_p(const char *dir);
 /* A regular file of at most max bytes, read whole and NUL-terminated, its
  * size in *len; NULL if it cannot be read whole.  Caller frees. */
-char *cnsmp_read_file(const char *path, size_t max, size_t *len);
+char *cnsmp_spool_read_file(const char *path, size_t max, size_t *len);
+
+/* ---- inventory.c: the user's functions, each described once ------------- */
+
+/* A record is queued, then rides in a body, then is delivered. */
+enum { CNSMP_INV_QUEUED = 0, CNSMP_INV_RIDING = 1, CNSMP_INV_DONE = 2 };
+/* Flusher thread: take the modules loaded since the last update (all of
+ * them the first time) and the records staged by cnsmp_inventory_now. */
+void cnsmp_inventory_update(void);
+/* Any thread: inventory the modules not inventoried yet, now, into the
+ * staged list: for the dlclose interposer, before a library leaves (a
+ * library opened and closed between two flushes would otherwise never be
+ * listed).  Does nothing while the runtime does not send. */
+void cnsmp_inventory_now(void);
+/* The records, by index (flusher thread): stable while the process runs. */
+size_t cnsmp_inventory_count(void);
+const struct cnsmp_inv_entry *cnsmp_inventory_entry(size_t i);
+int cnsmp_inventory_state(size_t i);
+void cnsmp_inventory_set_state(size_t i, int state);
+/* In the child after fork: records riding in the parent's bodies are
+ * the parent's to deliver. */
+void cnsmp_inventory_atfork_child(void);
+
+/* ---- view.c: what the crash path may read of the flusher ----------------- */
+
+/* An immutable snapshot of everything collected but not yet delivered,
+ * published with one atomic pointer store (view.c says how). */
+struct cnsmp_view {
+	const struct cnsmp_batch *pending; /* in no body yet; may be NULL */
+	char *const *bodies;               /* built, sent or to resend verbatim */
+	size_t nbodies;
+	const struct cnsmp_batch *fresh;   /* just collected, in neither; or NULL */
+};
+extern _Atomic(struct cnsmp_view *) cnsmp_view_published;
+/* 1 while the flusher collects: counters may be past their snapshots but
+ * not yet in the view (the next view holds them in `fresh`). */
+extern _Atomic int cnsmp_view_phase;
+/* Set once by whoever spools the view at a crash (or a stuck exit): the
+ * flusher then frees nothing it published and starts no new request. */
+extern _Atomic int cnsmp_view_frozen;
+/* Per-process batch id base ("<16 hex>-<pid>") and host name. */
+extern char cnsmp_view_batch_base[48];
+extern char cnsmp_view_hostname[256];
+void cnsmp_view_identify(void);          /* once, before the first body */
+/* Publishes (pending, body(0..nbodies-1), fresh), then frees the garbage
+ * no view can show any more. */
+void cnsmp_view_publish(const struct cnsmp_batch *pending, size_t nbodies,
+			const char *(*body)(size_t i, void *arg), void *arg,
+			const struct cnsmp_batch *fresh);
+/* Memory a published view may still show: freed by the next publish. */
+void cnsmp_view_trash(void *p);
+void cnsmp_view_trash_batch(struct cnsmp_batch *b); /* arrays and struct */
+/* In the child after fork: no view, no garbage, unfrozen, a new base. */
+void cnsmp_view_atfork_child(void);
 
 /* ---- flusher.c / lifecycle.c ------------------------------------------- */
 
@@ -635,37 +871,13 @@ extern struct cnsmp_config cnsmp_cfg;
 extern _Atomic int cnsmp_active;  /* hooks do nothing while 0 */
 void cnsmp_lifecycle_ensure_init(void); /* idempotent; safe from the hooks */
 
-/* What the crash path may read of the flusher: an immutable snapshot of
- * everything collected but not yet delivered, published with one atomic
- * pointer store (see flusher.c for the protocol). */
-struct cnsmp_flush_view {
-	const struct cnsmp_batch *pending; /* in no body yet; may be NULL */
-	char *const *bodies;               /* built, sent or to resend verbatim */
-	size_t nbodies;
-	const struct cnsmp_batch *fresh;   /* just collected, in neither; or NULL */
-};
-extern _Atomic(struct cnsmp_flush_view *) cnsmp_flush_published;
-/* 1 while the flusher collects: counters may be past their snapshots but
- * not yet in the view (the next view holds them in `fresh`). */
-extern _Atomic int cnsmp_flush_phase;
-/* Set once by whoever spools the view at a crash (or a stuck exit): the
- * flusher then frees nothing it published and starts no new request. */
-extern _Atomic int cnsmp_flush_frozen;
 int cnsmp_flusher_start(void);      /* idempotent; 0 or -1 */
 /* Final cycle bounded by `seconds`, spool what is left, stop the thread. */
 void cnsmp_flusher_stop(double seconds);
 int cnsmp_flusher_flush(double seconds); /* 0: everything delivered */
-int cnsmp_flusher_running(void);
-/* Inventory the modules not inventoried yet, now, in the calling thread:
- * for the dlclose interposer, before a library leaves (a library opened
- * and closed between two flushes would otherwise never be listed). */
-void cnsmp_flusher_inventory_now(void);
 void cnsmp_flusher_atfork_prepare(void);
 void cnsmp_flusher_atfork_parent(void);
 void cnsmp_flusher_atfork_child(void);
-/* Per-process batch id base ("<16 hex>-<pid>"), renewed after fork. */
-extern char cnsmp_batch_base[48];
-extern char cnsmp_hostname[256];
 
 /* ---- crash.c: fatal signals -> spool -------------------------------------- */
 

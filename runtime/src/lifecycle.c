@@ -62,14 +62,29 @@ CNSMP_NOINST static void at_exit(void)
 	cnsmp_flusher_stop(EXIT_BUDGET_S);
 }
 
+/* Sending: the flusher thread, and the crash handlers that spool what it
+ * could not deliver when the process dies (only then is there anything
+ * for them to spool). */
+CNSMP_NOINST static void send_from_here(void)
+{
+	if (cnsmp_flusher_start() == 0)
+		cnsmp_crash_install();
+}
+
+/* Fork handling, all of it: every module's state that another thread may
+ * hold mid-change at fork() is made whole here, in the order the data
+ * flows.  Locks taken in prepare are held across fork, so the child finds
+ * them free. */
 CNSMP_NOINST static void fork_prepare(void)
 {
+	cnsmp_symbols_atfork_prepare();
 	cnsmp_flusher_atfork_prepare();
 }
 
 CNSMP_NOINST static void fork_parent(void)
 {
 	cnsmp_flusher_atfork_parent();
+	cnsmp_symbols_atfork_parent();
 }
 
 /* The child starts counting from zero (the parent ships what was counted
@@ -78,11 +93,15 @@ CNSMP_NOINST static void fork_parent(void)
  * the hooks only call into the lifecycle once per process. */
 CNSMP_NOINST static void fork_child(void)
 {
+	cnsmp_symbols_atfork_child();
+	cnsmp_registry_atfork_child();
 	cnsmp_thread_atfork_child();
+	cnsmp_collect_atfork_child();
+	cnsmp_inventory_atfork_child();
+	cnsmp_view_atfork_child();
 	cnsmp_flusher_atfork_child();
-	atomic_store(&cnsmp_flush_frozen, 0);
 	if (!cnsmp_cfg.disable && cnsmp_cfg.api_key && atomic_load(&cnsmp_active))
-		cnsmp_flusher_start();
+		send_from_here();
 }
 
 /* With the config in place: register exit/fork hooks once, start sending
@@ -106,7 +125,7 @@ CNSMP_NOINST static void start(void)
 	}
 	if (cnsmp_cfg.api_key && cnsmp_cfg.api_key[0]) {
 		cnsmp_transport_prepare();
-		cnsmp_flusher_start();
+		send_from_here();
 	} else if (!getenv("CODENSM_API_KEY") && !atomic_exchange(&nokey_logged, 1)) {
 		/* A key that is set but unusable already had its line (config.c). */
 		cnsmp_log(CNSMP_LOG_INFO, "CODENSM_API_KEY is not set: counting, not sending");
@@ -129,7 +148,7 @@ CNSMP_NOINST void cnsmp_lifecycle_ensure_init(void)
 	if (cnsmp_cfg.api_key && !cnsmp_cfg.api_key[0])
 		cnsmp_cfg.api_key = NULL;
 	if (!cnsmp_cfg.disable) {
-		cnsmp_sampling_set(cnsmp_cfg.sample, cnsmp_cfg.sample_below_ns);
+		cnsmp_sample_set(cnsmp_cfg.sample, cnsmp_cfg.sample_below_ns);
 		start();
 	}
 	atomic_store_explicit(&init_state, 2, memory_order_release);
@@ -194,7 +213,7 @@ CNSMP_API int codensm_init(const struct codensm_options *opts)
 	cnsmp_cfg.disable = 0;
 	/* Before redecide, which moves the registry's generation: caches
 	 * refilled after it tag their slots under the new sampling. */
-	cnsmp_sampling_set(nc.sample, nc.sample_below_ns);
+	cnsmp_sample_set(nc.sample, nc.sample_below_ns);
 	cnsmp_registry_redecide();
 	start();
 	pthread_mutex_unlock(&api_mu);

@@ -1,111 +1,22 @@
 /* payload.c: turns a batch of deltas into ingest request bodies within the
- * contract's limits (docs/payload.md), and writes one body with
- * async-signal-safe calls only for the crash path.
+ * contract's limits (docs/payload.md), writes one body for the crash path,
+ * and splits a spooled body again.
  *
  * Building: every item (a function, an edge, an incident, an inventory
- * entry) is serialized on its own with jansson, then bodies are packed by
- * concatenating those strings.  The body size is therefore known exactly
- * before the body exists (sum of the parts), so no body goes over max_body
- * and nothing is serialized twice.  Items keep their order, so each body
- * holds one contiguous slice per section (struct cnsmp_payload_part).
- *
- * Both writers apply the same clean-up, so the crash path and the normal
- * path say the same thing: strings are made valid UTF-8 (a bad byte becomes
- * '?') and cut at the contract's length (name 512 bytes, department 128),
- * errors and estimated calls are capped at calls, a weight that is negative
- * or not finite is 0.
- * The server rejects a whole body for one bad field, so one odd name must
- * not cost the counts of 1,999 other functions.
+ * entry) is written on its own by schema.c, the one writer of the schema,
+ * then bodies are packed by concatenating those strings.  The body size is
+ * therefore known exactly before the body exists (sum of the parts), so no
+ * body goes over max_body and nothing is serialized twice.  Items keep
+ * their order, so each body holds one contiguous slice per section (struct
+ * cnsmp_payload_part).  Splitting parses a body with jansson and packs its
+ * items, unchanged, the same way.
  */
-#include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <jansson.h>
 #include "internal.h"
 
-#define NAME_MAX_BYTES 512
-#define DEPT_MAX_BYTES 128
-#define FILE_MAX_BYTES 1024
-
-/* ---- shared clean-up ---------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at s (1..4), 0 if s starts an invalid
- * one.  Pure: also used in the signal handler. */
-CNSMP_NOINST static size_t utf8_len(const unsigned char *s)
-{
-	if (s[0] < 0x80)
-		return 1;
-	size_t n;
-	unsigned min;
-	if ((s[0] & 0xe0) == 0xc0) {
-		n = 2;
-		min = 0x80;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		n = 3;
-		min = 0x800;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		n = 4;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	unsigned cp = s[0] & (0x7f >> n);
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/* Call `put` for each piece of the cleaned form of `s` (at most `max`
- * bytes, never cutting a character).  An empty result becomes `dflt`. */
-typedef void (*put_fn)(void *ctx, const char *p, size_t n);
-CNSMP_NOINST static void clean_str(const char *s, size_t max, const char *dflt,
-				   put_fn put, void *ctx)
-{
-	size_t used = 0;
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	while (*p) {
-		size_t n = utf8_len(p);
-		const char *out = (const char *)p;
-		size_t adv = n;
-		if (n == 0) {
-			out = "?";
-			n = adv = 1;
-		}
-		if (used + n > max)
-			break;
-		put(ctx, out, n);
-		used += n;
-		p += adv;
-	}
-	if (used == 0 && dflt)
-		put(ctx, dflt, strlen(dflt));
-}
-
-CNSMP_NOINST static double clean_weight(double w)
-{
-	return (isfinite(w) && w > 0) ? w : 0.0;
-}
-
-/* Calls whose time is estimated (sampled timing), capped at calls like
- * errors: sent only when some are, so an exact body is unchanged. */
-CNSMP_NOINST static uint64_t estimated_calls(const struct cnsmp_fn_delta *d)
-{
-	return d->estimated > d->calls ? d->calls : d->estimated;
-}
-
-CNSMP_NOINST static double finite_or_zero(double x)
-{
-	return isfinite(x) ? x : 0.0;
-}
-
-/* ---- jansson items (flusher thread) ------------------------------------- */
+/* ---- packing ------------------------------------------------------------ */
 
 struct strbuf {
 	char *p;
@@ -135,151 +46,12 @@ CNSMP_NOINST static void sb_put(void *ctx, const char *p, size_t n)
 	sb->p[sb->n] = '\0';
 }
 
-CNSMP_NOINST static json_t *jstr(const char *s, size_t max, const char *dflt)
-{
-	struct strbuf sb = {0};
-	clean_str(s, max, dflt, sb_put, &sb);
-	json_t *j = sb.oom ? NULL : json_string(sb.p ? sb.p : "");
-	free(sb.p);
-	return j;
-}
-
-CNSMP_NOINST static json_t *jint(uint64_t v)
-{
-	return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
-}
-
 /* Adds key=value, taking the value's reference; remembers a failure. */
 CNSMP_NOINST static void set(json_t *o, const char *k, json_t *v, int *bad)
 {
 	if (!v || json_object_set_new(o, k, v) != 0)
 		*bad = 1;
 }
-
-CNSMP_NOINST static json_t *fn_item(const struct cnsmp_fn_delta *d)
-{
-	struct cnsmp_fn *fn = cnsmp_registry_get(d->id);
-	if (!fn)
-		return NULL;
-	int bad = 0;
-	json_t *o = json_object();
-	if (!o)
-		return NULL;
-	uint64_t errors = d->errors > d->calls ? d->calls : d->errors;
-	set(o, "name", jstr(fn->name, NAME_MAX_BYTES, "?"), &bad);
-	set(o, "department", jstr(fn->department, DEPT_MAX_BYTES, "default"), &bad);
-	set(o, "value_weight", json_real(clean_weight(fn->weight)), &bad);
-	set(o, "calls", jint(d->calls), &bad);
-	set(o, "errors", jint(errors), &bad);
-	set(o, "total_ms", json_real((double)d->total_ns / 1e6), &bad);
-	set(o, "self_ms", json_real((double)d->self_ns / 1e6), &bad);
-	set(o, "max_ms", json_real((double)d->max_ns / 1e6), &bad);
-	if (d->estimated)
-		set(o, "estimated_calls", jint(estimated_calls(d)), &bad);
-	json_t *h = json_array();
-	for (unsigned i = 0; h && i < CNSMP_HIST_BUCKETS; i++) {
-		if (!d->hist[i])
-			continue;
-		json_t *pair = json_pack("[II]", (json_int_t)i,
-					 (json_int_t)(d->hist[i] > INT64_MAX ? INT64_MAX : d->hist[i]));
-		if (!pair || json_array_append_new(h, pair) != 0)
-			bad = 1;
-	}
-	set(o, "hist", h, &bad);
-	if (!fn->location_sent && fn->file && fn->file[0]) {
-		set(o, "file", jstr(fn->file, FILE_MAX_BYTES, NULL), &bad);
-		set(o, "line", jint(fn->line > 0 ? (uint64_t)fn->line : 0), &bad);
-	}
-	if (bad) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-CNSMP_NOINST static json_t *edge_item(const struct cnsmp_edge_delta *e)
-{
-	struct cnsmp_fn *a = cnsmp_registry_get(e->caller);
-	struct cnsmp_fn *b = cnsmp_registry_get(e->callee);
-	if (!a || !b)
-		return NULL;
-	int bad = 0;
-	json_t *o = json_object();
-	if (!o)
-		return NULL;
-	set(o, "caller", jstr(a->name, NAME_MAX_BYTES, "?"), &bad);
-	set(o, "callee", jstr(b->name, NAME_MAX_BYTES, "?"), &bad);
-	set(o, "calls", jint(e->calls), &bad);
-	if (bad) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-CNSMP_NOINST static json_t *frame_item(uint32_t id, int *bad)
-{
-	struct cnsmp_fn *fn = cnsmp_registry_get(id);
-	json_t *o = json_object();
-	if (!o) {
-		*bad = 1;
-		return NULL;
-	}
-	set(o, "name", jstr(fn ? fn->name : NULL, NAME_MAX_BYTES, "?"), bad);
-	if (fn && fn->file && fn->file[0]) {
-		set(o, "file", jstr(fn->file, FILE_MAX_BYTES, NULL), bad);
-		set(o, "line", jint(fn->line > 0 ? (uint64_t)fn->line : 0), bad);
-	}
-	return o;
-}
-
-CNSMP_NOINST static json_t *incident_item(const struct cnsmp_incident *in)
-{
-	int bad = 0;
-	json_t *o = json_object();
-	if (!o)
-		return NULL;
-	set(o, "kind", jstr(in->kind, sizeof in->kind, "error"), &bad);
-	set(o, "signal", json_integer(in->signo), &bad);
-	set(o, "count", jint(in->count), &bad);
-	set(o, "first_seen", json_real(finite_or_zero(in->first_seen)), &bad);
-	set(o, "last_seen", json_real(finite_or_zero(in->last_seen)), &bad);
-	json_t *chain = json_array();
-	uint32_t depth = in->depth > CNSMP_INCIDENT_MAX_DEPTH ? CNSMP_INCIDENT_MAX_DEPTH : in->depth;
-	for (uint32_t i = 0; chain && i < depth; i++) {
-		json_t *f = frame_item(in->chain[i], &bad);
-		if (!f || json_array_append_new(chain, f) != 0)
-			bad = 1;
-	}
-	set(o, "chain", chain, &bad);
-	if (bad) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-CNSMP_NOINST static json_t *inv_item(const struct cnsmp_inv_entry *e)
-{
-	int bad = 0;
-	json_t *o = json_object();
-	if (!o)
-		return NULL;
-	set(o, "name", jstr(e->name, NAME_MAX_BYTES, "?"), &bad);
-	set(o, "department", jstr(e->department, DEPT_MAX_BYTES, "default"), &bad);
-	set(o, "value_weight", json_real(clean_weight(e->weight)), &bad);
-	if (e->file && e->file[0]) {
-		set(o, "file", jstr(e->file, FILE_MAX_BYTES, NULL), &bad);
-		set(o, "line", jint(e->line > 0 ? (uint64_t)e->line : 0), &bad);
-	}
-	if (bad) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-/* ---- the packer --------------------------------------------------------- */
 
 enum { SEC_FN, SEC_EDGE, SEC_INC, SEC_INV, NSEC };
 static const char *const sec_key[NSEC] = {"functions", "edges", "incidents", "inventory"};
@@ -294,16 +66,27 @@ struct section {
 	size_t n, cap, nsrc;
 };
 
-/* The _meta object minus batch_id; body j gets batch_id base-j and, for
- * j = 0 only, the dropped/repairs counts (they must not add up twice). */
+/* The _meta object of body j: batch_id base-j and, for j = 0 only, the
+ * dropped/repairs counts (they must not add up twice).  Built: schema.c
+ * writes it from the batch.  Split: the old body's _meta is kept, but for
+ * those three fields. */
 struct meta_tmpl {
-	json_t *meta;      /* without batch_id, dropped, repairs */
+	const struct cnsmp_meta *m;     /* built */
+	const struct cnsmp_batch *b;
+	json_t *meta;      /* split: without batch_id, dropped, repairs */
 	const char *base;
 	json_int_t dropped, repairs;
 };
 
 CNSMP_NOINST static char *meta_dump(const struct meta_tmpl *t, size_t j)
 {
+	if (t->m) {
+		struct cnsmp_sink s;
+		size_t len;
+		cnsmp_schema_to_mem(&s);
+		cnsmp_schema_meta(&s, t->m, t->b, j == 0, (long)j);
+		return cnsmp_schema_take(&s, &len);
+	}
 	json_t *m = json_deep_copy(t->meta);
 	if (!m)
 		return NULL;
@@ -471,17 +254,14 @@ CNSMP_NOINST static void sections_release(struct section sec[NSEC])
 	}
 }
 
-/* Appends the serialized item; NULL items are skipped (the slot is still
- * accounted for in nsrc).  -1 only when out of memory. */
-CNSMP_NOINST static int sec_add(struct section *s, json_t *item, size_t src)
+/* Appends the serialized item `str` (taking it) for the caller's item
+ * `src`; NULL is an item skipped (the slot is still accounted for in
+ * nsrc).  -1 only when out of memory. */
+CNSMP_NOINST static int sec_add(struct section *s, char *str, size_t src)
 {
 	s->nsrc = src + 1;
-	if (!item)
-		return 0;
-	char *str = json_dumps(item, JSON_COMPACT);
-	json_decref(item);
 	if (!str)
-		return -1;
+		return 0;
 	/* Doubling, not one more each time: an allocator that never grows a
 	 * block in place (ASan's, musl's) would copy the arrays n times. */
 	if (s->n == s->cap) {
@@ -508,6 +288,29 @@ CNSMP_NOINST static int sec_add(struct section *s, json_t *item, size_t src)
 	return 0;
 }
 
+/* One item as schema.c writes it: a string (caller frees), NULL when
+ * nothing was written (an unknown id: skipped), or *oom set. */
+enum { ITEM_FN, ITEM_EDGE, ITEM_INC, ITEM_INV };
+CNSMP_NOINST static char *item(int kind, const void *v, int *oom)
+{
+	struct cnsmp_sink s;
+	size_t len;
+	int any = 1;
+	cnsmp_schema_to_mem(&s);
+	switch (kind) {
+	case ITEM_FN: any = cnsmp_schema_fn(&s, v, 1); break;
+	case ITEM_EDGE: any = cnsmp_schema_edge(&s, v, 1); break;
+	case ITEM_INC: cnsmp_schema_incident(&s, v, 1); break;
+	default: cnsmp_schema_inv(&s, v, 1); break;
+	}
+	char *str = cnsmp_schema_take(&s, &len);
+	if (!str)
+		*oom = 1;
+	else if (!any || !len)
+		free(str), str = NULL;
+	return str;
+}
+
 CNSMP_NOINST int cnsmp_payload_build_parts(const struct cnsmp_batch *b,
 					   const struct cnsmp_inv_entry *inv, size_t ninv,
 					   const struct cnsmp_meta *m, size_t max_body,
@@ -516,38 +319,23 @@ CNSMP_NOINST int cnsmp_payload_build_parts(const struct cnsmp_batch *b,
 {
 	struct section sec[NSEC];
 	memset(sec, 0, sizeof sec);
-	int rc = -1;
-	for (size_t i = 0; i < b->nfns; i++)
-		if (sec_add(&sec[SEC_FN], fn_item(&b->fns[i]), i))
+	int rc = -1, oom = 0;
+	for (size_t i = 0; i < b->nfns && !oom; i++)
+		if (sec_add(&sec[SEC_FN], item(ITEM_FN, &b->fns[i], &oom), i))
 			goto out;
-	for (size_t i = 0; i < b->nedges; i++)
-		if (sec_add(&sec[SEC_EDGE], edge_item(&b->edges[i]), i))
+	for (size_t i = 0; i < b->nedges && !oom; i++)
+		if (sec_add(&sec[SEC_EDGE], item(ITEM_EDGE, &b->edges[i], &oom), i))
 			goto out;
-	for (size_t i = 0; i < b->nincidents; i++)
-		if (sec_add(&sec[SEC_INC], incident_item(&b->incidents[i]), i))
+	for (size_t i = 0; i < b->nincidents && !oom; i++)
+		if (sec_add(&sec[SEC_INC], item(ITEM_INC, &b->incidents[i], &oom), i))
 			goto out;
-	for (size_t i = 0; i < ninv; i++)
-		if (sec_add(&sec[SEC_INV], inv_item(&inv[i]), i))
+	for (size_t i = 0; i < ninv && !oom; i++)
+		if (sec_add(&sec[SEC_INV], item(ITEM_INV, &inv[i], &oom), i))
 			goto out;
-	struct meta_tmpl t = {0};
-	int bad = 0;
-	t.meta = json_object();
-	if (!t.meta)
-		goto out;
-	set(t.meta, "sdk", json_string("codensm-c"), &bad);
-	set(t.meta, "version", json_string(CODENSM_VERSION), &bad);
-	set(t.meta, "service", jstr(m->service, NAME_MAX_BYTES, "unknown"), &bad);
-	set(t.meta, "host", jstr(m->host, 255, "unknown"), &bad);
-	set(t.meta, "pid", json_integer(m->pid), &bad);
-	set(t.meta, "interval", json_pack("[ff]", finite_or_zero(b->start),
-					  finite_or_zero(b->end)), &bad);
-	t.base = m->batch_id ? m->batch_id : "0";
-	t.dropped = (json_int_t)(b->dropped > INT64_MAX ? INT64_MAX : b->dropped);
-	t.repairs = (json_int_t)(b->repairs > INT64_MAX ? INT64_MAX : b->repairs);
-	if (!bad)
+	struct meta_tmpl t = { .m = m, .b = b };
+	if (!oom)
 		rc = pack(sec, &t, max_body, max_funcs, b->dropped || b->repairs,
 			  bodies, parts);
-	json_decref(t.meta);
 out:
 	sections_release(sec);
 	return rc;
@@ -579,7 +367,8 @@ CNSMP_NOINST int cnsmp_payload_split(const char *body, size_t max_body,
 		size_t i;
 		json_t *v;
 		json_array_foreach(arr, i, v) {
-			if (sec_add(&sec[k], json_incref(v), i))
+			char *str = json_dumps(v, JSON_COMPACT);
+			if (!str || sec_add(&sec[k], str, i))
 				goto out;
 		}
 	}
@@ -607,367 +396,33 @@ out:
 	return rc;
 }
 
-/* ---- the async-signal-safe writer ---------------------------------------
- *
- * Only write(2) and pure computation: no jansson, no malloc, no stdio, no
- * locale.  Output is buffered on the stack and written in 4 KB pieces.
- * Numbers are formatted by hand; a real always carries a '.', so it parses
- * as a real like jansson's output does. */
-
-struct sink {
-	int fd;
-	int err;
-	size_t n;
-	char buf[4096];
-};
-
-CNSMP_NOINST static void sink_flush(struct sink *s)
-{
-	size_t off = 0;
-	while (!s->err && off < s->n) {
-		ssize_t w = write(s->fd, s->buf + off, s->n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			s->err = 1;
-			break;
-		}
-		off += (size_t)w;
-	}
-	s->n = 0;
-}
-
-CNSMP_NOINST static void sink_put(void *ctx, const char *p, size_t n)
-{
-	struct sink *s = ctx;
-	while (n) {
-		if (s->n == sizeof s->buf)
-			sink_flush(s);
-		size_t c = sizeof s->buf - s->n;
-		if (c > n)
-			c = n;
-		memcpy(s->buf + s->n, p, c);
-		s->n += c;
-		p += c;
-		n -= c;
-	}
-}
-
-CNSMP_NOINST static void put_lit(struct sink *s, const char *lit)
-{
-	sink_put(s, lit, strlen(lit));
-}
-
-CNSMP_NOINST static void put_u64(struct sink *s, uint64_t v)
-{
-	char d[24];
-	size_t n = sizeof d;
-	do {
-		d[--n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	sink_put(s, d + n, sizeof d - n);
-}
-
-CNSMP_NOINST static void put_i64(struct sink *s, int64_t v)
-{
-	if (v < 0) {
-		put_lit(s, "-");
-		put_u64(s, (uint64_t)0 - (uint64_t)v);
-	} else {
-		put_u64(s, (uint64_t)v);
-	}
-}
-
-/* `frac` written as exactly `ndig` digits, trailing zeros dropped (at
- * least one digit kept). */
-CNSMP_NOINST static void put_frac(struct sink *s, unsigned __int128 frac, int ndig)
-{
-	char d[48];
-	for (int i = ndig - 1; i >= 0; i--) {
-		d[i] = (char)('0' + (int)(frac % 10));
-		frac /= 10;
-	}
-	int n = ndig;
-	while (n > 1 && d[n - 1] == '0')
-		n--;
-	sink_put(s, d, (size_t)n);
-}
-
-/* ns as milliseconds, exactly: the decimal it prints parses to the same
- * double as (double)ns / 1e6. */
-CNSMP_NOINST static void put_ms(struct sink *s, uint64_t ns)
-{
-	put_u64(s, ns / 1000000);
-	put_lit(s, ".");
-	put_frac(s, ns % 1000000, 6);
-}
-
-/* A double, printed as its exact binary value when that has at most 38
- * fractional bits (every |x| >= 2^14, and any x made of few binary
- * fractions: 0.5, timestamps...), so it parses back to the same double.
- * Otherwise (|x| < 16384 with a long binary fraction, like 0.1) rounded to
- * 9 decimals: exact for any weight written with 9 decimals or fewer. */
-CNSMP_NOINST static void put_real(struct sink *s, double x)
-{
-	if (!isfinite(x))
-		x = 0.0;
-	if (signbit(x) && x != 0.0) {
-		put_lit(s, "-");
-		x = -x;
-	}
-	uint64_t bits;
-	memcpy(&bits, &x, sizeof bits);
-	int bexp = (int)((bits >> 52) & 0x7ff);
-	uint64_t m = bits & ((1ULL << 52) - 1);
-	int e;
-	if (bexp == 0) {
-		e = -1074;
-	} else {
-		m |= 1ULL << 52;
-		e = bexp - 1075;
-	}
-	if (m == 0) {
-		put_lit(s, "0.0");
-		return;
-	}
-	while (e < 0 && !(m & 1)) {
-		m >>= 1;
-		e++;
-	}
-	if (e >= 0) {
-		if (e <= 11) {
-			put_u64(s, m << e);
-			put_lit(s, ".0");
-		} else {
-			/* >= 2^64: far beyond any count or time we send. */
-			put_lit(s, "1.8446744073709552e19");
-		}
-		return;
-	}
-	int k = -e;
-	if (k <= 38) {
-		/* frac * 5^k < 2^k * 5^k = 10^k <= 10^38 < 2^128. */
-		unsigned __int128 frac = m & ((1ULL << k) - 1);
-		unsigned __int128 p5 = 1;
-		for (int i = 0; i < k; i++)
-			p5 *= 5;
-		put_u64(s, m >> k);
-		put_lit(s, ".");
-		put_frac(s, frac * p5, k);
-		return;
-	}
-	/* x < 2^14 here, so x * 1e9 < 2^54 fits. */
-	long double v = (long double)x * 1e9L + 0.5L;
-	uint64_t u = (uint64_t)v;
-	put_u64(s, u / 1000000000);
-	put_lit(s, ".");
-	put_frac(s, u % 1000000000, 9);
-}
-
-CNSMP_NOINST static void esc_put(void *ctx, const char *p, size_t n)
-{
-	struct sink *s = ctx;
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c == '"' || c == '\\') {
-			char e[2] = {'\\', (char)c};
-			sink_put(s, e, 2);
-		} else if (c < 0x20) {
-			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-			sink_put(s, e, 6);
-		} else {
-			sink_put(s, (const char *)&c, 1);
-		}
-	}
-}
-
-CNSMP_NOINST static void put_str(struct sink *s, const char *str, size_t max,
-				 const char *dflt)
-{
-	put_lit(s, "\"");
-	clean_str(str, max, dflt, esc_put, s);
-	put_lit(s, "\"");
-}
-
-CNSMP_NOINST static void put_key(struct sink *s, const char *k)
-{
-	put_lit(s, "\"");
-	put_lit(s, k);
-	put_lit(s, "\":");
-}
-
-CNSMP_NOINST static void put_location(struct sink *s, const struct cnsmp_fn *fn)
-{
-	put_lit(s, ",");
-	put_key(s, "file");
-	put_str(s, fn->file, FILE_MAX_BYTES, NULL);
-	put_lit(s, ",");
-	put_key(s, "line");
-	put_u64(s, fn->line > 0 ? (uint64_t)fn->line : 0);
-}
-
-CNSMP_NOINST static int write_fn(struct sink *s, const struct cnsmp_fn_delta *d, int first)
-{
-	const struct cnsmp_fn *fn = cnsmp_registry_get(d->id);
-	if (!fn)
-		return 0;
-	if (!first)
-		put_lit(s, ",");
-	put_lit(s, "{");
-	put_key(s, "name");
-	put_str(s, fn->name, NAME_MAX_BYTES, "?");
-	put_lit(s, ",");
-	put_key(s, "department");
-	put_str(s, fn->department, DEPT_MAX_BYTES, "default");
-	put_lit(s, ",");
-	put_key(s, "value_weight");
-	put_real(s, clean_weight(fn->weight));
-	put_lit(s, ",");
-	put_key(s, "calls");
-	put_u64(s, d->calls);
-	put_lit(s, ",");
-	put_key(s, "errors");
-	put_u64(s, d->errors > d->calls ? d->calls : d->errors);
-	put_lit(s, ",");
-	put_key(s, "total_ms");
-	put_ms(s, d->total_ns);
-	put_lit(s, ",");
-	put_key(s, "self_ms");
-	put_ms(s, d->self_ns);
-	put_lit(s, ",");
-	put_key(s, "max_ms");
-	put_ms(s, d->max_ns);
-	put_lit(s, ",");
-	if (d->estimated) {
-		put_key(s, "estimated_calls");
-		put_u64(s, estimated_calls(d));
-		put_lit(s, ",");
-	}
-	put_key(s, "hist");
-	put_lit(s, "[");
-	int any = 0;
-	for (unsigned i = 0; i < CNSMP_HIST_BUCKETS; i++) {
-		if (!d->hist[i])
-			continue;
-		put_lit(s, any ? ",[" : "[");
-		put_u64(s, i);
-		put_lit(s, ",");
-		put_u64(s, d->hist[i]);
-		put_lit(s, "]");
-		any = 1;
-	}
-	put_lit(s, "]");
-	if (!fn->location_sent && fn->file && fn->file[0])
-		put_location(s, fn);
-	put_lit(s, "}");
-	return 1;
-}
-
-CNSMP_NOINST static int write_edge(struct sink *s, const struct cnsmp_edge_delta *e, int first)
-{
-	const struct cnsmp_fn *a = cnsmp_registry_get(e->caller);
-	const struct cnsmp_fn *b = cnsmp_registry_get(e->callee);
-	if (!a || !b)
-		return 0;
-	put_lit(s, first ? "{" : ",{");
-	put_key(s, "caller");
-	put_str(s, a->name, NAME_MAX_BYTES, "?");
-	put_lit(s, ",");
-	put_key(s, "callee");
-	put_str(s, b->name, NAME_MAX_BYTES, "?");
-	put_lit(s, ",");
-	put_key(s, "calls");
-	put_u64(s, e->calls);
-	put_lit(s, "}");
-	return 1;
-}
-
-CNSMP_NOINST static int write_incident(struct sink *s, const struct cnsmp_incident *in, int first)
-{
-	put_lit(s, first ? "{" : ",{");
-	put_key(s, "kind");
-	put_str(s, in->kind, sizeof in->kind, "error");
-	put_lit(s, ",");
-	put_key(s, "signal");
-	put_i64(s, in->signo);
-	put_lit(s, ",");
-	put_key(s, "count");
-	put_u64(s, in->count);
-	put_lit(s, ",");
-	put_key(s, "first_seen");
-	put_real(s, in->first_seen);
-	put_lit(s, ",");
-	put_key(s, "last_seen");
-	put_real(s, in->last_seen);
-	put_lit(s, ",");
-	put_key(s, "chain");
-	put_lit(s, "[");
-	uint32_t depth = in->depth > CNSMP_INCIDENT_MAX_DEPTH ? CNSMP_INCIDENT_MAX_DEPTH : in->depth;
-	for (uint32_t i = 0; i < depth; i++) {
-		const struct cnsmp_fn *fn = cnsmp_registry_get(in->chain[i]);
-		put_lit(s, i ? ",{" : "{");
-		put_key(s, "name");
-		put_str(s, fn ? fn->name : NULL, NAME_MAX_BYTES, "?");
-		if (fn && fn->file && fn->file[0])
-			put_location(s, fn);
-		put_lit(s, "}");
-	}
-	put_lit(s, "]}");
-	return 1;
-}
-
 CNSMP_NOINST int cnsmp_payload_write_fd(int fd, const struct cnsmp_batch *b,
 					const struct cnsmp_meta *m)
 {
-	struct sink s;
-	s.fd = fd;
-	s.err = 0;
-	s.n = 0;
+	struct cnsmp_sink s;
+	cnsmp_schema_to_fd(&s, fd);
 	int first = 1;
-	put_lit(&s, "{\"functions\":[");
+	cnsmp_schema_put(&s, "{\"functions\":[");
 	for (size_t i = 0; i < b->nfns; i++)
-		if (write_fn(&s, &b->fns[i], first))
+		if (cnsmp_schema_fn(&s, &b->fns[i], first))
 			first = 0;
-	put_lit(&s, "]");
+	cnsmp_schema_put(&s, "]");
 	if (b->nedges) {
-		put_lit(&s, ",\"edges\":[");
+		cnsmp_schema_put(&s, ",\"edges\":[");
 		first = 1;
 		for (size_t i = 0; i < b->nedges; i++)
-			if (write_edge(&s, &b->edges[i], first))
+			if (cnsmp_schema_edge(&s, &b->edges[i], first))
 				first = 0;
-		put_lit(&s, "]");
+		cnsmp_schema_put(&s, "]");
 	}
 	if (b->nincidents) {
-		put_lit(&s, ",\"incidents\":[");
+		cnsmp_schema_put(&s, ",\"incidents\":[");
 		for (size_t i = 0; i < b->nincidents; i++)
-			write_incident(&s, &b->incidents[i], i == 0);
-		put_lit(&s, "]");
+			cnsmp_schema_incident(&s, &b->incidents[i], i == 0);
+		cnsmp_schema_put(&s, "]");
 	}
-	put_lit(&s, ",\"_meta\":{\"sdk\":\"codensm-c\",\"version\":\"" CODENSM_VERSION "\",");
-	put_key(&s, "service");
-	put_str(&s, m->service, NAME_MAX_BYTES, "unknown");
-	put_lit(&s, ",");
-	put_key(&s, "host");
-	put_str(&s, m->host, 255, "unknown");
-	put_lit(&s, ",");
-	put_key(&s, "pid");
-	put_i64(&s, m->pid);
-	put_lit(&s, ",\"interval\":[");
-	put_real(&s, b->start);
-	put_lit(&s, ",");
-	put_real(&s, b->end);
-	put_lit(&s, "],");
-	put_key(&s, "dropped");
-	put_u64(&s, b->dropped > INT64_MAX ? INT64_MAX : b->dropped);
-	put_lit(&s, ",");
-	put_key(&s, "repairs");
-	put_u64(&s, b->repairs > INT64_MAX ? INT64_MAX : b->repairs);
-	put_lit(&s, ",");
-	put_key(&s, "batch_id");
-	put_str(&s, m->batch_id, 200, "0");
-	put_lit(&s, ",\"hist\":\"log2x2-ns\"}}");
-	sink_flush(&s);
-	return s.err ? -1 : 0;
+	cnsmp_schema_put(&s, ",\"_meta\":");
+	cnsmp_schema_meta(&s, m, b, 1, -1);
+	cnsmp_schema_put(&s, "}");
+	return cnsmp_schema_close(&s);
 }

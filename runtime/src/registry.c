@@ -70,14 +70,6 @@ static struct entry overflow_entry = {
 		.weight = 0.0 },
 };
 
-static CNSMP_NOINST size_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return (size_t)h;
-}
-
 CNSMP_NOINST struct cnsmp_fn *cnsmp_registry_probe(uintptr_t addr)
 {
 	struct cnsmp_registry_table *t = atomic_load_explicit(
@@ -154,7 +146,7 @@ static CNSMP_NOINST int reserve_slot(void)
  * CNSMP_NO_ID past the guardrail. */
 static CNSMP_NOINST uint32_t id_for(struct cnsmp_fn *e)
 {
-	size_t i = hash_str(e->name) & (NAMES_SIZE - 1);
+	size_t i = (size_t)cnsmp_hash_str(e->name) & (NAMES_SIZE - 1);
 	for (; names[i].name; i = (i + 1) & (NAMES_SIZE - 1))
 		if (strcmp(names[i].name, e->name) == 0)
 			return names[i].id;

@@ -1,6 +1,5 @@
 /* rules.c: the pure naming and selection rules (module paths, include and
  * exclude, departments, weights), kept free of state so they unit-test alone. */
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +126,8 @@ CNSMP_NOINST double cnsmp_rules_weight(const struct cnsmp_config *cfg,
 	return i >= 0 ? cfg->weights.number[i] : 1.0;
 }
 
+/* ---- paths ------------------------------------------------------------- */
+
 /* Lexically normalised absolute path of `file`, taken relative to `dir`
  * when it is relative ("a/./b/../c.c" -> "/dir/a/c.c").  No symlinks are
  * followed: the build machine's paths need not exist here. */
@@ -201,16 +202,4 @@ CNSMP_NOINST int cnsmp_rules_module_of(const char *root, const char *abs,
 		return -1;
 	}
 	return 0;
-}
-
-/* FNV-1a: cheap, stable across runs and machines, and spread well enough
- * that two overloads of one name do not collide in practice. */
-CNSMP_NOINST uint32_t cnsmp_rules_name_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
 }

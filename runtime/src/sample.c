@@ -23,7 +23,7 @@ struct cnsmp_sampling cnsmp_sampling;
 
 /* Called with the config (lifecycle.c), before the registry's generation
  * moves, so that every cache is refilled under the new values. */
-CNSMP_NOINST void cnsmp_sampling_set(uint32_t every, uint32_t below_ns)
+CNSMP_NOINST void cnsmp_sample_set(uint32_t every, uint32_t below_ns)
 {
 	cnsmp_clock_init(); /* the threshold is kept in the clock's ticks */
 	uint64_t below = (uint64_t)(((unsigned __int128)below_ns

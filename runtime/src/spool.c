@@ -52,7 +52,7 @@ CNSMP_NOINST static void digits(char *out, uint64_t v, int width)
 }
 
 /* mkdir -p with mode 0700, signal-safe (no malloc: a stack copy). */
-CNSMP_NOINST int cnsmp_mkdir_p(const char *dir)
+CNSMP_NOINST int cnsmp_spool_mkdir_p(const char *dir)
 {
 	char p[CNSMP_SPOOL_PATH];
 	size_t l = strlen(dir);
@@ -92,7 +92,7 @@ CNSMP_NOINST int cnsmp_spool_open(const char *dir, char *tmp, char *final)
 		return -1;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == ENOENT) {
-		if (cnsmp_mkdir_p(dir) != 0)
+		if (cnsmp_spool_mkdir_p(dir) != 0)
 			return -1;
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	}
@@ -154,7 +154,7 @@ CNSMP_NOINST static int cmp_names(const void *a, const void *b)
 /* A regular file of at most `max` bytes read whole, NUL-terminated (text
  * can be used as a string), its size in *len; NULL if it cannot be read
  * whole.  Not a FIFO or device: the read must not block on one. */
-CNSMP_NOINST char *cnsmp_read_file(const char *path, size_t max, size_t *len)
+CNSMP_NOINST char *cnsmp_spool_read_file(const char *path, size_t max, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
@@ -237,7 +237,7 @@ CNSMP_NOINST int cnsmp_spool_drain(const char *dir,
 	for (i = 0; i < n; i++) {
 		char *path = path_join(dir, names[i]);
 		size_t len;
-		char *body = path ? cnsmp_read_file(path, 64 << 20, &len) : NULL;
+		char *body = path ? cnsmp_spool_read_file(path, 64 << 20, &len) : NULL;
 		if (!body) {
 			/* Gone (another drainer) or unreadable: skip, never stop. */
 			free(path);

@@ -18,7 +18,7 @@
  *            i32 line, system, u64 entry
  *   nr x     u64 low, high, u32 func, pad
  *   strbytes NUL-terminated strings
- *   u64      FNV-1a (by words, see fnv64) of everything before it */
+ *   u64      cnsmp_hash (FNV-1a by words) of everything before it */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -50,21 +50,6 @@ struct rec_r {
 	uint64_t low, high;
 	uint32_t func, pad;
 };
-
-/* FNV-1a over 8-byte words (then the tail byte by byte): a byte at a
- * time was a third of loading a 2,000-function index.  It catches a cut
- * or damaged file, not a crafted one: the checks after it do that. */
-static uint64_t fnv64(const unsigned char *p, size_t n)
-{
-	uint64_t h = 1469598103934665603u, w;
-	for (; n >= 8; p += 8, n -= 8) {
-		memcpy(&w, p, 8);
-		h = (h ^ w) * 1099511628211u;
-	}
-	while (n--)
-		h = (h ^ *p++) * 1099511628211u;
-	return h;
-}
 
 /* ---- prune ------------------------------------------------------------- */
 
@@ -208,7 +193,7 @@ CNSMP_NOINST int cnsmp_symcache_store(const char *dir, const char *key,
 	if (!bad) {
 		h.strbytes = (uint32_t)strs.n;
 		memcpy(out.p, &h, sizeof h);
-		uint64_t sum = fnv64(out.p, out.n);
+		uint64_t sum = cnsmp_hash(CNSMP_HASH_SEED, out.p, out.n);
 		bad |= put(&out, &sum, sizeof sum);
 	}
 	free(strs.p);
@@ -217,7 +202,7 @@ CNSMP_NOINST int cnsmp_symcache_store(const char *dir, const char *key,
 	if (!bad && (size_t)snprintf(final, sizeof final, "%s/%s", dir, key) < sizeof final &&
 	    (size_t)snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%ld", dir, key, (long)getpid()) < sizeof tmp) {
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0 && errno == ENOENT && cnsmp_mkdir_p(dir) == 0)
+		if (fd < 0 && errno == ENOENT && cnsmp_spool_mkdir_p(dir) == 0)
 			fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	}
 	int rc = -1;
@@ -262,7 +247,7 @@ CNSMP_NOINST struct cnsmp_index *cnsmp_symcache_load(const char *dir, const char
 	if (!dir || !*dir || !key ||
 	    (size_t)snprintf(path, sizeof path, "%s/%s", dir, key) >= sizeof path)
 		return NULL;
-	unsigned char *p = (unsigned char *)cnsmp_read_file(path, MAX_FILE, &len);
+	unsigned char *p = (unsigned char *)cnsmp_spool_read_file(path, MAX_FILE, &len);
 	if (!p && errno == ENOENT) /* open's: not there, nothing refused */
 		return NULL;
 	struct hdr h;
@@ -275,7 +260,7 @@ CNSMP_NOINST struct cnsmp_index *cnsmp_symcache_load(const char *dir, const char
 	uint64_t want = sizeof h + (uint64_t)h.nf * sizeof(struct rec_f) +
 			(uint64_t)h.nr * sizeof(struct rec_r) + h.strbytes + sizeof sum;
 	if (memcmp(h.magic, MAGIC, sizeof h.magic) || want != len || h.user > 1 ||
-	    fnv64(p, len - sizeof sum) != sum)
+	    cnsmp_hash(CNSMP_HASH_SEED, p, len - sizeof sum) != sum)
 		goto miss;
 	const unsigned char *rf = p + sizeof h;
 	const unsigned char *rr = rf + (size_t)h.nf * sizeof(struct rec_f);

@@ -264,11 +264,9 @@ static CNSMP_NOINST uint64_t incident_hash(const uint32_t *chain,
 					   uint32_t depth, const char *kind,
 					   int signo)
 {
-	uint64_t h = 1469598103934665603ull ^ (uint64_t)(unsigned)signo;
-	for (uint32_t i = 0; i < depth; i++)
-		h = (h ^ chain[i]) * 1099511628211ull;
-	for (; *kind; kind++)
-		h = (h ^ (unsigned char)*kind) * 1099511628211ull;
+	uint64_t h = cnsmp_hash(CNSMP_HASH_SEED ^ (unsigned)signo, chain,
+				depth * sizeof *chain);
+	h = cnsmp_hash_mix(cnsmp_hash(h, kind, __builtin_strlen(kind)));
 	return h ? h : 1;
 }
 
@@ -438,7 +436,6 @@ CNSMP_NOINST void cnsmp_thread_atfork_child(void)
 						      memory_order_acquire);
 	for (; t; t = atomic_load_explicit(&t->next, memory_order_acquire)) {
 		cnsmp_thread_zero(t);
-		cnsmp_collect_forget_thread(t);
 		t->pend_c = &cnsmp_hist_sink; /* the parent's call */
 		if (t != self)
 			atomic_store_explicit(&t->state, CNSMP_T_FREE,
@@ -449,6 +446,4 @@ CNSMP_NOINST void cnsmp_thread_atfork_child(void)
 				cnsmp_frame_at(t, i)->flags |= CNSMP_FR_INHERITED;
 		}
 	}
-	cnsmp_collect_atfork_child();
-	cnsmp_registry_atfork_child();
 }

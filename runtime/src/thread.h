@@ -463,14 +463,8 @@ struct cnsmp_sample_delta {
 void cnsmp_collect_estimate(const struct cnsmp_counters *c, uint64_t untimed,
 			    const struct cnsmp_sample_delta *s,
 			    uint64_t *total, uint64_t *self, uint64_t *hist);
-/* collect.c: the flusher's snapshot of one block, reset for reuse. */
-void cnsmp_collect_forget_thread(struct cnsmp_thread *t);
 /* thread.c: CLOCK_REALTIME in unix microseconds (vDSO, signal-safe). */
 uint64_t cnsmp_thread_now_us(void);
-/* collect.c: after fork, the parent's totals are not the child's. */
-void cnsmp_collect_atfork_child(void);
-/* registry.c: re-create the mutex another thread may have held at fork. */
-void cnsmp_registry_atfork_child(void);
 /* cxx.c, dl.c: resolve the real functions once (first activation); the
  * call also makes a static link pull these objects in. */
 void cnsmp_interpose_init(void);

@@ -210,13 +210,6 @@ CNSMP_NOINST static void global_init(void)
 		  global_ok ? "" : " (curl_global_init failed)");
 }
 
-CNSMP_NOINST static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 CNSMP_NOINST void cnsmp_transport_set_deadline(uint64_t ns)
 {
 	atomic_store(&deadline_ns, ns);
@@ -242,7 +235,7 @@ CNSMP_NOINST void cnsmp_transport_release(void)
 CNSMP_NOINST static int deadline_passed(void)
 {
 	uint64_t d = atomic_load(&deadline_ns);
-	return d && mono_ns() >= d;
+	return d && cnsmp_clock_mono_ns() >= d;
 }
 
 /* curl_easy_perform, polled every POLL_MS so that a deadline set while the

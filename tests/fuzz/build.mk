@@ -8,9 +8,8 @@ FUZZ_FLAGS  := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefine
 	-fno-sanitize-recover=undefined -D_GNU_SOURCE -Iruntime/include
 FUZZ_SRV_SRC := $(filter-out tools/server/main.c tools/server/http.c,$(wildcard tools/server/*.c))
 FUZZ_CFG_SRC := runtime/src/config.c runtime/src/log.c runtime/src/rules.c
-# The index reader and writer; symbols.c (and dw.c, which it calls) only
-# for cnsmp_index_free.
-FUZZ_SYM_SRC := runtime/src/symcache.c runtime/src/symbols.c runtime/src/dw.c \
+# The index reader and writer, and index.c for cnsmp_index_free.
+FUZZ_SYM_SRC := runtime/src/symcache.c runtime/src/index.c \
 	runtime/src/spool.c runtime/src/log.c runtime/src/rules.c
 FUZZ_BIN    := $(B)/fuzz/fuzz_ingest $(B)/fuzz/fuzz_config $(B)/fuzz/fuzz_symcache
 LOADGEN_BIN := $(B)/tests/load/loadgen
@@ -18,10 +17,10 @@ LOADGEN_BIN := $(B)/tests/load/loadgen
 .PHONY: fuzz-tools
 fuzz-tools: $(FUZZ_BIN) $(LOADGEN_BIN)
 
-$(B)/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) tools/server/server.h
+$(B)/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) tools/server/server.h runtime/src/contract.h
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server $(shell $(PKG_CONFIG) --cflags sqlite3 jansson libcrypto) \
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server -Iruntime/src $(shell $(PKG_CONFIG) --cflags sqlite3 jansson libcrypto) \
 		tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) -o $@ \
 		$(shell $(PKG_CONFIG) --libs sqlite3 jansson libcrypto) -pthread -lm
 

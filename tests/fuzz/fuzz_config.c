@@ -86,12 +86,12 @@ static void parse_alone(const char *v)
 	struct cnsmp_prefixes p = { 0 };
 	struct cnsmp_prefix_map m = { 0 };
 	double d = -1;
-	if (cnsmp_parse_prefixes(v, &p) == 0)
+	if (cnsmp_config_parse_prefixes(v, &p) == 0)
 		cnsmp_prefixes_release(&p);
 	for (int numeric = 0; numeric < 2; numeric++)
-		if (cnsmp_parse_map(v, numeric, &m) == 0)
+		if (cnsmp_config_parse_map(v, numeric, &m) == 0)
 			cnsmp_prefix_map_release(&m);
-	if (cnsmp_parse_seconds(v, &d) == 0)
+	if (cnsmp_config_parse_seconds(v, &d) == 0)
 		check(d > 0 && d <= 86400, "parse_seconds in (0, 86400]");
 	else
 		check(d == -1, "parse_seconds leaves *out alone on failure");

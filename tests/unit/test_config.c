@@ -376,7 +376,7 @@ static void a_relative_source_root_is_made_absolute(void **state)
 static void prefix_lists_skip_empty_items_and_trim(void **state)
 {
 	struct cnsmp_prefixes p = { 0 };
-	assert_int_equal(cnsmp_parse_prefixes(" a ,,b.c::D<int>,~x-y, ", &p), 0);
+	assert_int_equal(cnsmp_config_parse_prefixes(" a ,,b.c::D<int>,~x-y, ", &p), 0);
 	assert_int_equal(p.n, 3);
 	assert_string_equal(p.prefix[0], "a");
 	assert_string_equal(p.prefix[1], "b.c::D<int>");
@@ -388,20 +388,20 @@ static void a_malformed_list_leaves_the_output_untouched(void **state)
 {
 	struct cnsmp_prefixes p = { 7, NULL };
 	struct cnsmp_prefix_map m = { 9, NULL, NULL, NULL };
-	assert_int_equal(cnsmp_parse_prefixes("a,b c", &p), -1);
-	assert_int_equal(cnsmp_parse_prefixes("a;b", &p), -1);
-	assert_int_equal(cnsmp_parse_prefixes(NULL, &p), -1);
+	assert_int_equal(cnsmp_config_parse_prefixes("a,b c", &p), -1);
+	assert_int_equal(cnsmp_config_parse_prefixes("a;b", &p), -1);
+	assert_int_equal(cnsmp_config_parse_prefixes(NULL, &p), -1);
 	assert_int_equal(p.n, 7);
-	assert_int_equal(cnsmp_parse_map("a=1,=2", 1, &m), -1);
-	assert_int_equal(cnsmp_parse_map("a=1,b", 1, &m), -1);
-	assert_int_equal(cnsmp_parse_map("a=1e999", 1, &m), -1);
+	assert_int_equal(cnsmp_config_parse_map("a=1,=2", 1, &m), -1);
+	assert_int_equal(cnsmp_config_parse_map("a=1,b", 1, &m), -1);
+	assert_int_equal(cnsmp_config_parse_map("a=1e999", 1, &m), -1);
 	assert_int_equal(m.n, 9);
 }
 
 static void maps_keep_text_and_number(void **state)
 {
 	struct cnsmp_prefix_map m = { 0 };
-	assert_int_equal(cnsmp_parse_map("checkout = 9 , checkout.log=0.25,,", 1, &m), 0);
+	assert_int_equal(cnsmp_config_parse_map("checkout = 9 , checkout.log=0.25,,", 1, &m), 0);
 	assert_int_equal(m.n, 2);
 	assert_string_equal(m.prefix[0], "checkout");
 	assert_string_equal(m.value[0], "9");
@@ -409,7 +409,7 @@ static void maps_keep_text_and_number(void **state)
 	assert_string_equal(m.prefix[1], "checkout.log");
 	assert_true(m.number[1] == 0.25);
 	cnsmp_prefix_map_release(&m);
-	assert_int_equal(cnsmp_parse_map("", 0, &m), 0);
+	assert_int_equal(cnsmp_config_parse_map("", 0, &m), 0);
 	assert_int_equal(m.n, 0);
 	cnsmp_prefix_map_release(&m);
 }
@@ -417,20 +417,20 @@ static void maps_keep_text_and_number(void **state)
 static void seconds_are_decimal_positive_and_at_most_a_day(void **state)
 {
 	double d = -1;
-	assert_int_equal(cnsmp_parse_seconds("0.1", &d), 0);
+	assert_int_equal(cnsmp_config_parse_seconds("0.1", &d), 0);
 	assert_true(d == 0.1);
-	assert_int_equal(cnsmp_parse_seconds(" 86400 ", &d), 0);
+	assert_int_equal(cnsmp_config_parse_seconds(" 86400 ", &d), 0);
 	assert_true(d == 86400.0);
-	assert_int_equal(cnsmp_parse_seconds("1e1", &d), 0);
+	assert_int_equal(cnsmp_config_parse_seconds("1e1", &d), 0);
 	assert_true(d == 10.0);
 	d = 5;
-	assert_int_equal(cnsmp_parse_seconds("", &d), -1);
-	assert_int_equal(cnsmp_parse_seconds("0", &d), -1);
-	assert_int_equal(cnsmp_parse_seconds("-0.5", &d), -1);
-	assert_int_equal(cnsmp_parse_seconds("86400.5", &d), -1);
-	assert_int_equal(cnsmp_parse_seconds("1,5", &d), -1);
-	assert_int_equal(cnsmp_parse_seconds("infinity", &d), -1);
-	assert_int_equal(cnsmp_parse_seconds(NULL, &d), -1);
+	assert_int_equal(cnsmp_config_parse_seconds("", &d), -1);
+	assert_int_equal(cnsmp_config_parse_seconds("0", &d), -1);
+	assert_int_equal(cnsmp_config_parse_seconds("-0.5", &d), -1);
+	assert_int_equal(cnsmp_config_parse_seconds("86400.5", &d), -1);
+	assert_int_equal(cnsmp_config_parse_seconds("1,5", &d), -1);
+	assert_int_equal(cnsmp_config_parse_seconds("infinity", &d), -1);
+	assert_int_equal(cnsmp_config_parse_seconds(NULL, &d), -1);
 	assert_true(d == 5.0);
 }
 

@@ -110,7 +110,7 @@ static void check_all_ticks(void)
 			check_ticks(lo - d);
 			check_ticks(hi - d);
 		}
-		const struct cnsmp_tick_octave *o = &cnsmp_tick_octaves[e];
+		const struct cnsmp_tick_octave *o = &cnsmp_hist_octaves[e];
 		for (unsigned k = 0; k < 2; k++)
 			if (o->bound[k] != UINT64_MAX)
 				for (uint64_t d = 0; d < 3; d++) {
@@ -144,18 +144,18 @@ static void tick_buckets_equal_the_ns_buckets_for_every_clock(void **state)
 	for (size_t i = 0; i < sizeof mults / sizeof mults[0]; i++) {
 		cnsmp_clock_mult = mults[i];
 		cnsmp_clock_shift = 24;
-		assert_true(cnsmp_clock_build_octaves());
+		assert_true(cnsmp_hist_build_octaves(cnsmp_clock_mult, cnsmp_clock_shift));
 		check_all_ticks();
 	}
 	cnsmp_clock_mult = 1;
 	cnsmp_clock_shift = 0;
-	assert_true(cnsmp_clock_build_octaves());
+	assert_true(cnsmp_hist_build_octaves(cnsmp_clock_mult, cnsmp_clock_shift));
 	check_all_ticks();
 	/* Every counter from 335 MHz to 20 GHz, 5 MHz apart, has a table. */
 	for (uint64_t mhz = 335; mhz <= 20000; mhz += 5) {
 		cnsmp_clock_mult = ((uint64_t)1000 << 24) / mhz;
 		cnsmp_clock_shift = 24;
-		if (!cnsmp_clock_build_octaves())
+		if (!cnsmp_hist_build_octaves(cnsmp_clock_mult, cnsmp_clock_shift))
 			fail_msg("no exact table for a %llu MHz counter",
 				 (unsigned long long)mhz);
 	}
@@ -163,10 +163,10 @@ static void tick_buckets_equal_the_ns_buckets_for_every_clock(void **state)
 	 * first: not exact, so init would fall back to the vDSO clock. */
 	cnsmp_clock_mult = 10u << 24;
 	cnsmp_clock_shift = 24;
-	assert_false(cnsmp_clock_build_octaves());
+	assert_false(cnsmp_hist_build_octaves(cnsmp_clock_mult, cnsmp_clock_shift));
 	cnsmp_clock_mult = mult;
 	cnsmp_clock_shift = shift;
-	assert_true(cnsmp_clock_build_octaves());
+	assert_true(cnsmp_hist_build_octaves(cnsmp_clock_mult, cnsmp_clock_shift));
 }
 
 int main(void)

@@ -1,6 +1,7 @@
 /* test_payload.c: request bodies say exactly what docs/payload.md says,
  * stay within the limits when split, lose and double nothing, and the
- * crash path's writer says the same as the normal one. */
+ * crash path's writer says the same as the normal one (both are schema.c:
+ * these tests keep it so). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -413,6 +414,70 @@ static void test_odd_strings_and_numbers_are_cleaned_alike(void **state)
 	b_release(&b);
 }
 
+/* Counts past INT64_MAX cannot be read by the server (its integers are
+ * signed 64-bit): both bodies say INT64_MAX, the crash path's as well. */
+static void test_crash_body_and_normal_body_cap_counts_alike(void **state)
+{
+	struct cnsmp_batch b;
+	small_batch(&b);
+	b.fns[0].calls = UINT64_MAX;
+	b.fns[0].errors = UINT64_MAX - 1;
+	b.fns[0].hist[20] = UINT64_MAX;
+	b.fns[0].hist[21] = (uint64_t)INT64_MAX + 1;
+	b.edges[0].calls = UINT64_MAX;
+	b.incidents[0].count = UINT64_MAX;
+	b.dropped = UINT64_MAX;
+	assert_same_as_build(&b);
+
+	json_t *j = written(&b, &meta);
+	json_t *f0 = json_array_get(json_object_get(j, "functions"), 0);
+	json_t *h = json_object_get(f0, "hist");
+	assert_int_equal(json_integer_value(json_object_get(f0, "calls")), INT64_MAX);
+	assert_int_equal(json_integer_value(json_object_get(f0, "errors")), INT64_MAX);
+	assert_int_equal(json_array_size(h), 2);
+	assert_int_equal(json_integer_value(json_array_get(json_array_get(h, 0), 0)), 20);
+	assert_int_equal(json_integer_value(json_array_get(json_array_get(h, 0), 1)), INT64_MAX);
+	assert_int_equal(json_integer_value(json_array_get(json_array_get(h, 1), 1)), INT64_MAX);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_array_get(json_object_get(j, "edges"), 0), "calls")), INT64_MAX);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_array_get(json_object_get(j, "incidents"), 0), "count")), INT64_MAX);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "_meta"), "dropped")),
+			 INT64_MAX);
+	json_decref(j);
+	b_release(&b);
+}
+
+/* The longest file path the server takes (tests/contract/accepted/
+ * file-4096-bytes.json, which the server's tests post) is the longest the
+ * runtime sends: that one whole, a longer one cut to it. */
+static void test_file_path_is_sent_up_to_the_contracts_limit(void **state)
+{
+	json_error_t err;
+	json_t *example = json_load_file("tests/contract/accepted/file-4096-bytes.json", 0, &err);
+	if (!example)
+		fail_msg("tests/contract/accepted/file-4096-bytes.json: %s", err.text);
+	const char *path = json_string_value(json_object_get(
+		json_array_get(json_object_get(example, "functions"), 0), "file"));
+	assert_non_null(path);
+	assert_int_equal(strlen(path), CNSMP_CONTRACT_FILE_MAX);
+	static char longer[CNSMP_CONTRACT_FILE_MAX + 100];
+	snprintf(longer, sizeof longer, "%s/more/than/the/server/takes.c", path);
+
+	struct cnsmp_batch b;
+	for (int k = 0; k < 2; k++) {
+		small_batch(&b);
+		fns[0].file = k ? longer : (char *)path;
+		assert_same_as_build(&b);
+		json_t *j = written(&b, &meta);
+		json_t *f0 = json_array_get(json_object_get(j, "functions"), 0);
+		assert_string_equal(json_string_value(json_object_get(f0, "file")), path);
+		json_decref(j);
+		b_release(&b);
+	}
+	json_decref(example);
+}
+
 static void test_split_rebuilds_a_big_spooled_body_within_limits(void **state)
 {
 	struct cnsmp_batch b;
@@ -468,6 +533,8 @@ int main(void)
 		cmocka_unit_test(test_empty_batch_makes_no_body),
 		cmocka_unit_test(test_write_fd_says_what_build_says),
 		cmocka_unit_test(test_odd_strings_and_numbers_are_cleaned_alike),
+		cmocka_unit_test(test_crash_body_and_normal_body_cap_counts_alike),
+		cmocka_unit_test(test_file_path_is_sent_up_to_the_contracts_limit),
 		cmocka_unit_test(test_split_rebuilds_a_big_spooled_body_within_limits),
 	};
 	return cmocka_run_group_tests_name("payload", tests, NULL, NULL);

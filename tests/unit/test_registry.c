@@ -142,6 +142,26 @@ static void names_past_the_guardrail_are_dropped(void **state)
 	assert_int_equal(atomic_load(&f->state), CNSMP_FN_TRACKED);
 }
 
+/* The name table (8,192 slots, indexed by the hash's low bits) spreads
+ * 4,000 names that differ only inside an 8-byte word as a random function
+ * would (about 3,160 distinct slots): a word-wise hash must fold its high
+ * bits down for that. */
+static void name_hashes_spread_over_the_table(void **state)
+{
+	static unsigned char used[8192];
+	unsigned distinct = 0;
+	char name[64];
+	memset(used, 0, sizeof used);
+	for (int i = 0; i < 4000; i++) {
+		snprintf(name, sizeof name, "svc.mod.f%04d.handler_x", i);
+		size_t slot = (size_t)cnsmp_hash_str(name) & 8191;
+		distinct += !used[slot];
+		used[slot] = 1;
+	}
+	if (distinct < 3000)
+		fail_msg("4,000 names fill %u of 8,192 slots, expected about 3,160", distinct);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +173,7 @@ int main(void)
 		cmocka_unit_test(redecide_applies_a_new_exclude_and_keeps_ids),
 		cmocka_unit_test(the_table_grows_past_its_first_size),
 		cmocka_unit_test(names_past_the_guardrail_are_dropped),
+		cmocka_unit_test(name_hashes_spread_over_the_table),
 	};
 	return cmocka_run_group_tests_name("registry", tests, NULL, NULL);
 }

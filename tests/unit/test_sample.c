@@ -69,7 +69,7 @@ static void call(void *fn, uint64_t ns)
 
 static void sampling(uint32_t every)
 {
-	cnsmp_sampling_set(every, BELOW_NS);
+	cnsmp_sample_set(every, BELOW_NS);
 	cnsmp_registry_invalidate(); /* as codensm_init does */
 }
 
@@ -130,7 +130,7 @@ static int setup(void **state)
 	cnsmp_clock_is_tsc = 0;
 	cnsmp_clock_mult = 1;
 	cnsmp_clock_shift = 0;
-	cnsmp_clock_build_octaves();
+	cnsmp_hist_build_octaves(cnsmp_clock_mult, cnsmp_clock_shift);
 	atomic_store(&cnsmp_active, 1);
 	void *fns[] = {SHORT, PARENT, VARIED, SPIKY, LONG, DRIFT, OPEN, EXACT_V,
 		       CALLER, RECUR, WORKER, CYC_F, CYC_G, CYC_H, LAGGED, TINY};

@@ -144,15 +144,15 @@ static int base_variant(const char *m, const char *alt)
 static void add_hashes(struct an_fn *f, CXCursor c, const char *q)
 {
 	char *m = str(clang_Cursor_getMangling(c));
-	f->hash = cnsmp_rules_name_hash(m && *m ? m : q);
+	f->hash = cnsmp_hash32_str(m && *m ? m : q);
 	CXStringSet *all = clang_Cursor_getCXXManglings(c);
 	if (all) {
 		f->alt = calloc(all->Count ? all->Count : 1, sizeof(*f->alt));
 		for (unsigned i = 0; f->alt && i < all->Count; i++) {
 			const char *a = clang_getCString(all->Strings[i]);
-			f->alt[f->nalt++] = cnsmp_rules_name_hash(a);
+			f->alt[f->nalt++] = cnsmp_hash32_str(a);
 			if (m && a && base_variant(m, a))
-				f->hash = cnsmp_rules_name_hash(a);
+				f->hash = cnsmp_hash32_str(a);
 		}
 		clang_disposeStringSet(all);
 	}
@@ -166,7 +166,7 @@ static int usr_seen(const struct an_build *r, const char *usr)
 {
 	if (!r->capset)
 		return 0;
-	size_t h = cnsmp_rules_name_hash(usr) & (r->capset - 1);
+	size_t h = cnsmp_hash_str(usr) & (r->capset - 1);
 	for (; r->set[h] != (size_t)-1; h = (h + 1) & (r->capset - 1))
 		if (!strcmp(r->f[r->set[h]].usr, usr))
 			return 1;
@@ -175,7 +175,7 @@ static int usr_seen(const struct an_build *r, const char *usr)
 
 static void usr_put(size_t *t, size_t cap, const char *usr, size_t i)
 {
-	size_t h = cnsmp_rules_name_hash(usr) & (cap - 1);
+	size_t h = cnsmp_hash_str(usr) & (cap - 1);
 	while (t[h] != (size_t)-1)
 		h = (h + 1) & (cap - 1);
 	t[h] = i;

@@ -19,7 +19,7 @@ struct an_fn {
 	char *name;    /* base, or base#hash when overloaded in the build */
 	char *ident;   /* the name a test would call it by */
 	char *usr;     /* libclang's unique id: joins callers to callees */
-	uint32_t hash; /* cnsmp_rules_name_hash of the mangled name */
+	uint32_t hash; /* cnsmp_hash32_str of the mangled name */
 	uint32_t *alt; /* of the other manglings (constructor variants) */
 	size_t nalt;
 	struct an_flow flow;

@@ -7,25 +7,6 @@
 
 #include "server.h"
 
-size_t srv_utf8_len(const unsigned char *s, size_t avail)
-{
-	unsigned c = s[0];
-	size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 :
-		   (c & 0xf8) == 0xf0 ? 4 : 0;
-	if (n == 0 || n > avail || (n == 2 && c < 0xc2))
-		return 0;
-	uint32_t cp = n == 1 ? c : c & (0x7f >> n);
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
 /* Error messages quote what the client sent (a name, jansson's view of
  * broken JSON) and vsnprintf may cut them mid-character: every byte that
  * is not part of valid UTF-8 becomes '?', or json_pack would refuse the

@@ -5,15 +5,10 @@
 
 #include "server.h"
 
-/* Bucket b >= 2 starts at 2^(b/2) * (1 + (b%2)/2) ns (docs/payload.md);
- * bucket 0 is [0, 2) and bucket 1 is never used (it would be [2, 2)). */
+/* The contract's bounds (contract.h, docs/payload.md). */
 double srv_hist_lower_ns(unsigned b)
 {
-	if (b == 0)
-		return 0;
-	if (b == 1)
-		return 2;
-	return ldexp(1.0 + (b % 2) / 2.0, (int)(b / 2));
+	return (double)cnsmp_contract_hist_lower_ns(b);
 }
 
 /* The top bucket is open-ended; interpolation closes it at 2^40 ns, the

@@ -16,15 +16,17 @@
 
 #define SRV_ERRLEN 256
 
-/* The ingest contract's limits (docs/payload.md). */
-#define SRV_MAX_BODY       (512 * 1024)  /* bytes of request body */
-#define SRV_MAX_FUNCTIONS  2000          /* entries in "functions" */
-#define SRV_MAX_NAME       512           /* bytes of a function name */
-#define SRV_MAX_DEPARTMENT 128           /* bytes of a department */
-#define SRV_MAX_PATH       4096          /* bytes of a file path */
-#define SRV_MAX_BATCH_ID   128           /* bytes of _meta.batch_id */
+/* The ingest contract's limits (docs/payload.md): runtime/src/contract.h,
+ * which the runtime includes too, so the two sides cannot disagree. */
+#include "contract.h"
+#define SRV_MAX_BODY       CNSMP_CONTRACT_MAX_BODY
+#define SRV_MAX_FUNCTIONS  CNSMP_CONTRACT_MAX_FUNCTIONS
+#define SRV_MAX_NAME       CNSMP_CONTRACT_NAME_MAX
+#define SRV_MAX_DEPARTMENT CNSMP_CONTRACT_DEPT_MAX
+#define SRV_MAX_PATH       CNSMP_CONTRACT_FILE_MAX
+#define SRV_MAX_BATCH_ID   CNSMP_CONTRACT_BATCH_ID_MAX
+#define SRV_HIST_BUCKETS   CNSMP_CONTRACT_HIST_BUCKETS
 #define SRV_BUCKET_SECONDS 60            /* width of a time bucket */
-#define SRV_HIST_BUCKETS   80            /* log2x2-ns histogram buckets */
 
 /* ---- keys.c: random keys, SHA-256 hashes, constant-time comparison ------ */
 
@@ -98,9 +100,11 @@ void srv_api(const char *auth_header, const char *path, srv_query_fn query, void
 /* Helpers shared by api.c and api_views.c. */
 json_t *srv_error_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Length of the valid UTF-8 sequence at s (1-4, within `avail` bytes), or
- * 0 if there is none (a stray continuation byte, an overlong form, a
- * surrogate, past U+10FFFF, or a sequence cut short). */
-size_t srv_utf8_len(const unsigned char *s, size_t avail);
+ * 0 if there is none: the contract's rule (contract.h). */
+static inline size_t srv_utf8_len(const unsigned char *s, size_t avail)
+{
+	return cnsmp_contract_utf8_len(s, avail);
+}
 struct srv_view {
 	struct srv_store *st;
 	int64_t project;
