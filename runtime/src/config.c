@@ -474,6 +474,17 @@ static int set_disable(struct cnsmp_config *cfg, const char *v, struct why *why)
 	return fail(why, "not one of 0, 1, true, false, yes, no");
 }
 
+/* "names" ships names and counters; "full" adds each function's flow
+ * from `codensm analyze` (docs/flows.md). */
+static int set_mode(struct cnsmp_config *cfg, const char *v, struct why *why)
+{
+	if (!strcasecmp(v, "names"))
+		return cfg->mode_full = 0, 0;
+	if (!strcasecmp(v, "full"))
+		return cfg->mode_full = 1, 0;
+	return fail(why, "not one of names, full");
+}
+
 static int set_log(struct cnsmp_config *cfg, const char *v, struct why *why)
 {
 	static const char *const names[] = { "quiet", "info", "debug" };
@@ -488,7 +499,7 @@ static int set_log(struct cnsmp_config *cfg, const char *v, struct why *why)
 enum var_id {
 	V_LOG, V_API_KEY, V_ENDPOINT, V_INCLUDE, V_EXCLUDE, V_DEPARTMENT,
 	V_WEIGHTS, V_SERVICE, V_SPOOL_DIR, V_SOURCE_ROOT, V_SYMBOL_CACHE, V_CA_FILE,
-	V_FLUSH_INTERVAL, V_SAMPLE, V_SAMPLE_BELOW, V_DISABLE, V_COUNT
+	V_FLUSH_INTERVAL, V_SAMPLE, V_SAMPLE_BELOW, V_DISABLE, V_MODE, V_COUNT
 };
 
 #define NO_OPT ((size_t)-1)
@@ -517,6 +528,7 @@ static const struct var {
 	[V_SAMPLE] = { "CODENSM_SAMPLE", set_sample, NO_OPT },
 	[V_SAMPLE_BELOW] = { "CODENSM_SAMPLE_BELOW_NS", set_sample_below, NO_OPT },
 	[V_DISABLE] = { "CODENSM_DISABLE", set_disable, NO_OPT },
+	[V_MODE] = { "CODENSM_MODE", set_mode, NO_OPT },
 };
 
 /* The value as it appears in the log: at most MAX_QUOTED bytes (cut on a
@@ -611,6 +623,7 @@ static void show(const struct cnsmp_config *c, enum var_id v, char *out,
 		break;
 	case V_SAMPLE_BELOW: snprintf(out, len, "%u", c->sample_below_ns); break;
 	case V_DISABLE: s = c->disable ? "1" : "0"; break;
+	case V_MODE: s = c->mode_full ? "full" : "names"; break;
 	case V_COUNT: break;
 	}
 	if (s || !out[0])

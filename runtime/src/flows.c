@@ -376,3 +376,24 @@ CNSMP_NOINST void cnsmp_flows_reset(void)
 	}
 	pthread_mutex_unlock(&modules_lock);
 }
+
+/* The entry as it ships: the same JSON with calls_out keeping only the
+ * callees the configuration tracks (an analysed callee is the user's code,
+ * so `system` is 0).  One analysis thus serves any include/exclude. */
+CNSMP_NOINST char *cnsmp_flows_shipped(const char *entry, const struct cnsmp_config *cfg)
+{
+	json_error_t je;
+	json_t *o = json_loads(entry, 0, &je);
+	json_t *calls = json_object_get(o, "calls_out");
+	char *out = NULL;
+	if (json_is_array(calls)) {
+		for (size_t i = json_array_size(calls); i-- > 0;) {
+			const char *c = json_string_value(json_array_get(calls, i));
+			if (!c || !cnsmp_rules_tracked(cfg, c, 0))
+				json_array_remove(calls, i);
+		}
+		out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	}
+	json_decref(o);
+	return out;
+}

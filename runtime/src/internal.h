@@ -170,6 +170,7 @@ struct cnsmp_config {
 	uint32_t sample_below_ns;      /* 1 ... CNSMP_SAMPLE_BELOW_MAX, default 1000 */
 	int log_level;
 	int disable;
+	int mode_full;                 /* CODENSM_MODE=full: ship flows (flows.c) */
 };
 #define CNSMP_DEFAULT_ENDPOINT "http://127.0.0.1:8650/codensm/ingest"
 #define CNSMP_DEFAULT_FLUSH_INTERVAL 15.0
@@ -518,6 +519,11 @@ struct cnsmp_fn {
 	char *file;
 	int line;
 	int location_sent;       /* flusher only: file/line already delivered */
+	/* CODENSM_MODE=full, flusher only: looked up once (flow_looked), the
+	 * entry as it ships (calls_out filtered; NULL: no analysis of it),
+	 * delivered like file/line. */
+	int flow_looked, flow_sent;
+	char *flow;
 };
 
 /* Hot path lookup: the entry for `addr`, or NULL on first sight.
@@ -530,6 +536,9 @@ struct cnsmp_fn *cnsmp_registry_add(uintptr_t addr, const char *name,
 				    const char *department, double weight);
 /* Tracked entry by id (for the flusher), NULL if unknown. */
 struct cnsmp_fn *cnsmp_registry_get(uint32_t id);
+/* The path of the ELF object `f` was resolved in; NULL when it was named
+ * by codensm_enter or not resolved. */
+const char *cnsmp_registry_module(const struct cnsmp_fn *f);
 uint32_t cnsmp_registry_count(void);      /* tracked ids handed out */
 uint64_t cnsmp_registry_dropped(void);    /* calls of dropped functions */
 /* Decide every known function again under the current config. */
@@ -911,5 +920,9 @@ int cnsmp_flows_build_id(const char *elf_path, char *hex, size_t len);
  * Valid until cnsmp_flows_reset.  Thread-safe; never on the hot path. */
 const char *cnsmp_flows_lookup(const char *dir, const char *module_path, const char *name);
 void cnsmp_flows_reset(void);
+/* `entry` (one of the above) as it ships under `cfg`: calls_out filtered
+ * to the tracked functions.  malloc'd; NULL if it does not parse or
+ * memory ran out. */
+char *cnsmp_flows_shipped(const char *entry, const struct cnsmp_config *cfg);
 
 #endif /* CODENSM_INTERNAL_H */

@@ -210,6 +210,7 @@ CNSMP_API int codensm_init(const struct codensm_options *opts)
 	cnsmp_cfg.log_level = nc.log_level;
 	cnsmp_cfg.sample = nc.sample;
 	cnsmp_cfg.sample_below_ns = nc.sample_below_ns;
+	cnsmp_cfg.mode_full = nc.mode_full;
 	cnsmp_cfg.disable = 0;
 	/* Before redecide, which moves the registry's generation: caches
 	 * refilled after it tag their slots under the new sampling. */

@@ -53,8 +53,8 @@ CNSMP_NOINST static void set(json_t *o, const char *k, json_t *v, int *bad)
 		*bad = 1;
 }
 
-enum { SEC_FN, SEC_EDGE, SEC_INC, SEC_INV, NSEC };
-static const char *const sec_key[NSEC] = {"functions", "edges", "incidents", "inventory"};
+enum { SEC_FN, SEC_EDGE, SEC_INC, SEC_INV, SEC_FLOW, NSEC };
+static const char *const sec_key[NSEC] = {"functions", "edges", "incidents", "inventory", "flows"};
 
 /* Items of one section, serialized.  src[i] is the index of item i in the
  * caller's array (items that could not be described are skipped, so the
@@ -125,8 +125,13 @@ static void sb_cat(struct strbuf *sb, const char *s)
 /* Greedy packing in item order: a body takes items while it stays within
  * max_body bytes and max_funcs functions.  An item too big to fit even in
  * an empty body goes alone (the server answers 413 and the flusher drops
- * it): it cannot be made smaller, and skipping it silently would hide it. */
-CNSMP_NOINST static int pack(struct section sec[NSEC], const struct meta_tmpl *t,
+ * it): it cannot be made smaller, and skipping it silently would hide it.
+ * With `has_flow` (building), function item i carries the next flow item
+ * when has_flow[i]: a flow rides in its function's body, so delivering
+ * the body delivers both (flusher.c marks them together); without it
+ * (splitting) flows are a section like the others. */
+CNSMP_NOINST static int pack(struct section sec[NSEC], const unsigned char *has_flow,
+			     const struct meta_tmpl *t,
 			     size_t max_body, size_t max_funcs, int force_one,
 			     char ***bodies_out, struct cnsmp_payload_part **parts_out)
 {
@@ -155,15 +160,22 @@ CNSMP_NOINST static int pack(struct section sec[NSEC], const struct meta_tmpl *t
 			      strlen(meta) + 1;
 		size_t take[NSEC] = {0}, items = 0;
 		for (int k = 0; k < NSEC; k++) {
+			if (k == SEC_FLOW && has_flow)
+				continue; /* taken with the functions */
 			while (cur[k] + take[k] < sec[k].n) {
 				size_t len = sec[k].len[cur[k] + take[k]];
 				size_t extra = len + (take[k] ? 1 : (k == SEC_FN ? 0 : strlen(sec_key[k]) + 6));
+				int flow = k == SEC_FN && has_flow && has_flow[cur[k] + take[k]];
+				if (flow)
+					extra += sec[SEC_FLOW].len[cur[SEC_FLOW] + take[SEC_FLOW]] +
+						 (take[SEC_FLOW] ? 1 : strlen(sec_key[SEC_FLOW]) + 6);
 				if (k == SEC_FN && take[k] >= max_funcs)
 					break;
 				if (size + extra > max_body && items > 0)
 					goto full;
 				size += extra;
 				take[k]++;
+				take[SEC_FLOW] += flow;
 				items++;
 			}
 		}
@@ -320,9 +332,22 @@ CNSMP_NOINST int cnsmp_payload_build_parts(const struct cnsmp_batch *b,
 	struct section sec[NSEC];
 	memset(sec, 0, sizeof sec);
 	int rc = -1, oom = 0;
-	for (size_t i = 0; i < b->nfns && !oom; i++)
+	unsigned char *has_flow = calloc(b->nfns + 1, 1);
+	if (!has_flow)
+		return -1;
+	for (size_t i = 0; i < b->nfns && !oom; i++) {
+		size_t before = sec[SEC_FN].n;
 		if (sec_add(&sec[SEC_FN], item(ITEM_FN, &b->fns[i], &oom), i))
 			goto out;
+		/* The function's flow (CODENSM_MODE=full), until delivered. */
+		const struct cnsmp_fn *fn = cnsmp_registry_get(b->fns[i].id);
+		if (sec[SEC_FN].n == before || !fn || !fn->flow || fn->flow_sent)
+			continue;
+		char *flow = strdup(fn->flow);
+		if (!flow || sec_add(&sec[SEC_FLOW], flow, i))
+			goto out;
+		has_flow[before] = 1;
+	}
 	for (size_t i = 0; i < b->nedges && !oom; i++)
 		if (sec_add(&sec[SEC_EDGE], item(ITEM_EDGE, &b->edges[i], &oom), i))
 			goto out;
@@ -334,9 +359,10 @@ CNSMP_NOINST int cnsmp_payload_build_parts(const struct cnsmp_batch *b,
 			goto out;
 	struct meta_tmpl t = { .m = m, .b = b };
 	if (!oom)
-		rc = pack(sec, &t, max_body, max_funcs, b->dropped || b->repairs,
+		rc = pack(sec, has_flow, &t, max_body, max_funcs, b->dropped || b->repairs,
 			  bodies, parts);
 out:
+	free(has_flow);
 	sections_release(sec);
 	return rc;
 }
@@ -387,7 +413,7 @@ CNSMP_NOINST int cnsmp_payload_split(const char *body, size_t max_body,
 	json_object_del(t.meta, "repairs");
 	json_object_del(t.meta, "hist");
 	if (base)
-		rc = pack(sec, &t, max_body, max_funcs, 1, bodies, NULL);
+		rc = pack(sec, NULL, &t, max_body, max_funcs, 1, bodies, NULL);
 	free(base);
 	json_decref(t.meta);
 out:

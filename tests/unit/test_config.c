@@ -254,6 +254,8 @@ static const struct bad_case bad_cases[] = {
 	{ "CODENSM_DISABLE", "maybe", "codensm: ignoring CODENSM_DISABLE='maybe': not one of 0, 1, true, false, yes, no; using 0\n" },
 	{ "CODENSM_DISABLE", "", "codensm: ignoring CODENSM_DISABLE='': not one of 0, 1, true, false, yes, no; using 0\n" },
 	{ "CODENSM_LOG", "verbose", "codensm: ignoring CODENSM_LOG='verbose': not one of quiet, info, debug; using info\n" },
+	{ "CODENSM_MODE", "fast", "codensm: ignoring CODENSM_MODE='fast': not one of names, full; using names\n" },
+	{ "CODENSM_MODE", "", "codensm: ignoring CODENSM_MODE='': not one of names, full; using names\n" },
 };
 
 static void a_malformed_value_keeps_the_default_with_one_line(void **state)
