@@ -72,7 +72,7 @@ deps:
 # make, make install and make uninstall need only the -dev packages and never
 # install anything.  demo and test install the packages themselves (.ci/deps)
 # on a machine that lacks one of the libraries or commands the suites use.
-DEPS_PC  := libcurl jansson libdw libelf libmicrohttpd sqlite3 libcrypto cmocka
+DEPS_PC  := libcurl jansson libdw libelf libmicrohttpd sqlite3 libcrypto cmocka libgvc libcgraph
 DEPS_CMD := cc c++ clang clang++ python3 chromium curl openssl valgrind uftrace \
 	dpkg-source groff man
 deps-ok:

@@ -101,7 +101,11 @@ class Api(ServerTest):
         r = rows[0]
         self.assertEqual(list(r), ["name", "department", "value_weight", "calls", "errors", "error_rate",
                                    "p50_ms", "p95_ms", "max_ms", "total_ms", "self_ms", "nsm", "share",
-                                   "file", "line", "first_seen", "last_seen", "state", "estimated_calls"])
+                                   "file", "line", "first_seen", "last_seen", "state", "estimated_calls",
+                                   "decisions", "loops", "returns", "nodes_count", "lines", "has_tests"])
+        # no flow (CODENSM_MODE=names): the complexity columns are null
+        self.assertEqual([r[k] for k in ("decisions", "loops", "returns", "nodes_count", "lines", "has_tests")],
+                         [None] * 6)
         self.assertEqual({k: r[k] for k in ("name", "department", "value_weight", "calls", "errors",
                                            "error_rate", "max_ms", "total_ms", "self_ms", "nsm",
                                            "file", "line", "state", "estimated_calls")},

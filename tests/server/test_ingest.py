@@ -183,7 +183,7 @@ class IngestAnswers(ServerTest):
     def test_unknown_fields_and_dropped_are_ignored(self):
         """unknown fields anywhere and _meta.dropped change nothing"""
         payload = {"functions": [fn("unknown.fields", 4, 1, 8, future={"x": [1]})],
-                   "flows": [{"name": "x", "nodes": []}], "something": 1,
+                   "future": [{"name": "x", "nodes": []}], "something": 1,
                    "_meta": {"dropped": 12345, "sdk": "py", "new": True}}
         self.assertEqual(self.post(payload), (200, {"ok": True, "functions": 1}))
         self.assertEqual(self.srv.sql("SELECT SUM(b.calls), SUM(b.errors) FROM buckets b JOIN functions f"

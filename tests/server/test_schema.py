@@ -88,12 +88,13 @@ class Migration(unittest.TestCase):
         return {t: self.srv.sql(f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables}
 
     def test_a_version_0_file_is_migrated_in_place_with_every_row(self):
-        """today's file: every row kept (orphans left behind), version 1, foreign keys hold, views answer"""
+        """today's file: every row kept (orphans left behind), version 2, foreign keys hold, views answer"""
         make_v0(self.srv.db, self.now)
         self.assertEqual(self.srv.sql("PRAGMA user_version"), [(0,)])
         self.assertEqual(self.counts(COUNTS_V0), {**COUNTS_V0, "buckets": 5, "batches": 4})
         self.srv.start()
-        self.assertEqual(self.srv.sql("PRAGMA user_version"), [(1,)])
+        self.assertEqual(self.srv.sql("PRAGMA user_version"), [(2,)])
+        self.assertEqual(self.srv.sql("SELECT COUNT(*) FROM flows"), [(0,)])
         self.assertEqual(self.counts(COUNTS_V0), COUNTS_V0)
         self.assertEqual(self.counts(["names"]), {"names": 5})
         self.assertEqual(self.srv.sql("PRAGMA foreign_key_check"), [])
@@ -146,22 +147,43 @@ class Migration(unittest.TestCase):
         self.assertEqual((code, out), (1, ""))
         self.assertEqual(len(err.splitlines()), 1, err)
         self.assertTrue(err.startswith(f"codensm-server: cannot migrate database '{self.srv.db}'"
-                                       " to schema version 1: database: table names already exists"), err)
+                                       " to schema version 2: database: table names already exists"), err)
         self.assertEqual(self.srv.sql("PRAGMA user_version"), [(0,)])
         self.assertEqual({t: self.srv.sql(f"SELECT * FROM {t}") for t in COUNTS_V0}, before)
 
     def test_a_newer_file_is_refused(self):
-        """a file of schema version 2: exit 1, one line naming both versions, the file untouched"""
+        """a file of schema version 3: exit 1, one line naming both versions, the file untouched"""
         cli(self.srv.db, "project", "create", "future")
         con = sqlite3.connect(self.srv.db)
-        con.execute("PRAGMA user_version = 2")
+        con.execute("PRAGMA user_version = 3")
         con.close()
         for args in (["--listen", "127.0.0.1:0"], ["project", "list"]):
             p = subprocess.run([BIN, *args, "--db", self.srv.db], capture_output=True, text=True, timeout=10)
             self.assertEqual((p.returncode, p.stdout, p.stderr),
-                             (1, "", f"codensm-server: database '{self.srv.db}' has schema version 2,"
-                                     " newer than this server's 1: use a newer codensm-server\n"))
+                             (1, "", f"codensm-server: database '{self.srv.db}' has schema version 3,"
+                                     " newer than this server's 2: use a newer codensm-server\n"))
+        self.assertEqual(self.srv.sql("PRAGMA user_version"), [(3,)])
+
+    def test_a_version_1_file_gains_the_flows_table_with_every_row_kept(self):
+        """a version-1 file (no flows table): version 2, rows kept, flows stored and served"""
+        make_v0(self.srv.db, self.now)
+        self.srv.start()
+        self.srv.stop()
+        con = sqlite3.connect(self.srv.db)
+        con.execute("DROP TABLE flows")          # what a version-1 server left
+        con.execute("PRAGMA user_version = 1")
+        con.commit()
+        con.close()
+        before = self.counts(COUNTS_V0)
+        self.srv.start()
         self.assertEqual(self.srv.sql("PRAGMA user_version"), [(2,)])
+        self.assertEqual(self.counts(COUNTS_V0), before)
+        f = {"name": "old.pay", "nodes": [{"type": "start"}, {"type": "end"}], "edges": [[0, 1]],
+             "decisions": 0, "loops": 0, "returns": 1, "nodes_count": 2, "lines": 3,
+             "calls_out": [], "has_tests": False}
+        self.assertEqual(self.srv.post(INGEST, {"functions": [], "flows": [f]}), (200, {"ok": True, "functions": 0}))
+        _, rows = self.srv.get(DASH, "legacy", "functions", q="old.pay")
+        self.assertEqual([(r["name"], r["lines"], r["has_tests"]) for r in rows["rows"]], [("old.pay", 3, False)])
 
     def test_the_foreign_keys_are_real(self):
         """a bucket of a function, an edge of a name, a row of a project that does not exist: refused"""

@@ -48,12 +48,36 @@ static const struct {
 	{ "incidents", srv_view_incidents },
 	{ "graph", srv_view_graph },
 	{ "prompt", srv_view_prompt },
+	{ "flow", srv_view_flow },
+	{ "code", srv_view_code },
 };
 
 static void reply(struct srv_reply *r, unsigned status, json_t *body)
 {
 	r->status = status;
 	r->body = body;
+}
+
+/* GET .../flow.svg?fn=NAME: the function's flow drawn (flowsvg.c). */
+static void flow_svg(struct srv_view *v, struct srv_reply *r)
+{
+	const char *name;
+	json_t *row = NULL;
+	unsigned status = 200;
+	size_t len;
+	int found = srv_flow_find(v, &status, &name, &row);
+	if (found < 0) {
+		fprintf(stderr, "codensm-server: flow.svg for project '%s': %s\n", v->project_name, v->err);
+		return reply(r, 503, srv_error_json("database unavailable"));
+	}
+	if (!found)
+		return reply(r, status, srv_error_json("%s", v->err));
+	int rc = srv_flow_svg(json_object_get(row, "flow"), &r->text, &len, v->err);
+	json_decref(row);
+	if (rc < 0)
+		return reply(r, 422, srv_error_json("%s", v->err));
+	r->status = 200;
+	r->type = "image/svg+xml";
 }
 
 /* The order of the checks is the contract: no key or a wrong one is 401
@@ -94,6 +118,8 @@ void srv_api(const char *auth_header, const char *path, srv_query_fn query, void
 
 	struct srv_view v = { .st = st, .project = p.id, .project_name = p.name, .now = now,
 			      .query = query, .qctx = qctx };
+	if (!strcmp(view, "flow.svg"))
+		return flow_svg(&v, r);
 	const char *w = query(qctx, "window");
 	size_t i;
 	for (i = 0; i < sizeof windows / sizeof *windows; i++)

@@ -277,6 +277,36 @@ static int prompt_incidents(struct srv_view *v, struct text *t, const char *name
 	return srv_view_done(v, s, rc);
 }
 
+/* The complexity signals of CODENSM_MODE=full, when the function has a
+ * flow: what the analysis counted, so a fix can aim at the branchy part. */
+static int prompt_complexity(struct srv_view *v, struct text *t, const char *name)
+{
+	sqlite3_stmt *s = srv_stmt(v->st, "SELECT decisions, loops, returns, nodes_count, lines,"
+				   " has_tests, flow FROM flows WHERE project = ?1 AND name = ?2", v->err);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, v->project);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW)
+		return srv_view_done(v, s, rc);
+	int64_t d = sqlite3_column_int64(s, 0), l = sqlite3_column_int64(s, 1);
+	add(t, "Complexity (static analysis): %lld decisions, %lld loops, %lld returns, %lld nodes,"
+	    " %lld lines; cyclomatic complexity %lld; %s\n", (long long)d, (long long)l,
+	    (long long)sqlite3_column_int64(s, 2), (long long)sqlite3_column_int64(s, 3),
+	    (long long)sqlite3_column_int64(s, 4), (long long)srv_flow_complexity(d, l),
+	    sqlite3_column_int(s, 5) ? "a test file uses it" : "no test file uses it");
+	json_t *flow = json_loads((const char *)sqlite3_column_text(s, 6), 0, NULL), *c;
+	size_t i;
+	json_array_foreach(json_object_get(flow, "calls_out"), i, c)
+		add(t, "%s%s", i ? ", " : "Calls (static): ", json_string_value(c));
+	if (json_array_size(json_object_get(flow, "calls_out")))
+		add(t, "\n");
+	json_decref(flow);
+	sqlite3_reset(s);
+	return 0;
+}
+
 json_t *srv_view_prompt(struct srv_view *v, unsigned *status)
 {
 	const char *name;
@@ -292,7 +322,10 @@ json_t *srv_view_prompt(struct srv_view *v, unsigned *status)
 		" propose a minimal fix, and a test that fails before the fix and passes after it.\n\n");
 	add(&t, "Function: %s\nDepartment: %s\nSource: ", name, json_string_value(dept));
 	add_where(&t, file, line);
-	add(&t, "\nBusiness value of one successful call: %g\n\n", weight);
+	add(&t, "\nBusiness value of one successful call: %g\n", weight);
+	if (prompt_complexity(v, &t, name) < 0)
+		goto out;
+	add(&t, "\n");
 	if (prompt_stats(v, &t, id) < 0 || prompt_incidents(v, &t, name) < 0 ||
 	    !(edges = edges_of(v, name, 2 * PROMPT_EDGES)))
 		goto out;

@@ -12,8 +12,6 @@
 
 #include "server.h"
 
-#define LAST_15M (15 * 60)
-#define LAST_30D (30 * 86400)
 #define DEBT_BINS 10
 #define MAX_LIST 500
 
@@ -122,36 +120,12 @@ static size_t trend_points(const struct srv_view *v)
 	return (size_t)(((int64_t)v->now / v->step * v->step - trend_base(v)) / v->step + 1);
 }
 
-/* Every function of the project with its sums over the window (w), the
- * last 15 minutes (r), the last 30 days (m), its share of the window's NSM
- * and its live state.  ?1 project, ?2 window start, ?3 15 minutes ago,
- * ?4 30 days ago, ?5 the underuse threshold. */
-#define FN_ROWS \
-	"WITH w AS (SELECT function, SUM(calls) c, SUM(errors) e, SUM(total_ms) t," \
-	"  SUM(self_ms) s, MAX(max_ms) mx, SUM(value) v, SUM(estimated) u FROM buckets" \
-	"  WHERE project = ?1 AND bucket_start >= ?2 GROUP BY function)," \
-	" r AS (SELECT function, SUM(calls) c, SUM(errors) e FROM buckets" \
-	"  WHERE project = ?1 AND bucket_start >= ?3 GROUP BY function)," \
-	" m AS (SELECT function, SUM(calls) c FROM buckets" \
-	"  WHERE project = ?1 AND bucket_start >= ?4 GROUP BY function)," \
-	" tot AS (SELECT COALESCE(SUM(value), 0) v FROM buckets WHERE project = ?1 AND bucket_start >= ?2)," \
-	" rows AS (SELECT f.id, f.name, f.department, f.value_weight," \
-	"  COALESCE(w.c, 0) calls, COALESCE(w.e, 0) errors," \
-	"  CASE WHEN w.c > 0 THEN w.e * 1.0 / w.c ELSE 0.0 END error_rate," \
-	"  COALESCE(w.mx, 0.0) max_ms, COALESCE(w.t, 0.0) total_ms, COALESCE(w.s, 0.0) self_ms," \
-	"  COALESCE(w.v, 0.0) nsm, CASE WHEN tot.v > 0 THEN COALESCE(w.v, 0.0) / tot.v ELSE 0.0 END share," \
-	"  f.file, f.line, f.first_seen, f.last_seen, COALESCE(w.u, 0) estimated_calls," \
-	"  cnsm_state(COALESCE(r.c, 0), COALESCE(r.e, 0), COALESCE(m.c, 0), f.in_inventory," \
-	"   f.calls_total, ?5) state" \
-	"  FROM functions f CROSS JOIN tot LEFT JOIN w ON w.function = f.id" \
-	"  LEFT JOIN r ON r.function = f.id LEFT JOIN m ON m.function = f.id WHERE f.project = ?1) "
-
-static void bind_fn_rows(struct srv_view *v, sqlite3_stmt *s, int64_t threshold)
+void srv_bind_fn_rows(struct srv_view *v, sqlite3_stmt *s, int64_t threshold)
 {
 	sqlite3_bind_int64(s, 1, v->project);
 	sqlite3_bind_int64(s, 2, v->since);
-	sqlite3_bind_int64(s, 3, (int64_t)v->now - LAST_15M);
-	sqlite3_bind_int64(s, 4, (int64_t)v->now - LAST_30D);
+	sqlite3_bind_int64(s, 3, (int64_t)v->now - SRV_LAST_15M);
+	sqlite3_bind_int64(s, 4, (int64_t)v->now - SRV_LAST_30D);
 	sqlite3_bind_int64(s, 5, threshold);
 }
 
@@ -233,7 +207,7 @@ static int dept_hists(struct srv_view *v, struct dept *d, size_t nd)
 		return -1;
 	sqlite3_bind_int64(s, 1, v->project);
 	sqlite3_bind_int64(s, 2, v->since);
-	sqlite3_bind_int64(s, 3, (int64_t)v->now - LAST_30D);
+	sqlite3_bind_int64(s, 3, (int64_t)v->now - SRV_LAST_30D);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(s, 0);
 		unsigned b = (unsigned)sqlite3_column_int(s, 1) % SRV_HIST_BUCKETS;
@@ -320,7 +294,7 @@ out:
 static const char *const sortable[] = {
 	"name", "department", "value_weight", "calls", "errors", "error_rate", "p50_ms", "p95_ms",
 	"max_ms", "total_ms", "self_ms", "nsm", "share", "file", "line", "first_seen", "last_seen",
-	"state",
+	"state", "decisions", "loops", "returns", "nodes_count", "lines", "has_tests",
 };
 
 struct fnrow {
@@ -352,6 +326,12 @@ static json_t *fn_row(sqlite3_stmt *s, double p50, double p95)
 	json_object_set_new(o, "state", srv_col_text(s, 16));
 	/* Column 17 is the page's total (COUNT(*) OVER ()). */
 	json_object_set_new(o, "estimated_calls", srv_col_int(s, 18));
+	/* CODENSM_MODE=full: null without a flow */
+	static const char *const cx[] = { "decisions", "loops", "returns", "nodes_count", "lines" };
+	for (int i = 0; i < 5; i++)
+		json_object_set_new(o, cx[i], srv_col_int(s, 19 + i));
+	json_object_set_new(o, "has_tests", sqlite3_column_type(s, 24) == SQLITE_NULL ? json_null()
+				: json_boolean(sqlite3_column_int(s, 24)));
 	return o;
 }
 
@@ -476,18 +456,19 @@ json_t *srv_view_functions(struct srv_view *v, unsigned *status)
 		return srv_bad_param(v, status, "threshold", "an integer >= 1");
 
 	int by_percentile = !strncmp(sort, "p50", 3) || !strncmp(sort, "p95", 3);
-	char sql[sizeof FN_ROWS + 512];
-	snprintf(sql, sizeof sql, FN_ROWS
+	char sql[sizeof SRV_FN_ROWS + 512];
+	snprintf(sql, sizeof sql, SRV_FN_ROWS
 		 "SELECT id, name, department, value_weight, calls, errors, error_rate, max_ms,"
 		 " total_ms, self_ms, nsm, share, file, line, first_seen, last_seen, state,"
-		 " COUNT(*) OVER (), estimated_calls FROM rows WHERE (?6 IS NULL OR department = ?6)"
+		 " COUNT(*) OVER (), estimated_calls, decisions, loops, returns, nodes_count, lines,"
+		 " has_tests FROM rows WHERE (?6 IS NULL OR department = ?6)"
 		 " AND (?7 IS NULL OR instr(lower(name), lower(?7)) > 0) AND (?8 IS NULL OR state = ?8)"
 		 " ORDER BY %s %s, name ASC LIMIT ?9 OFFSET ?10",
 		 by_percentile ? "name" : sort, desc ? "DESC" : "ASC");
 	sqlite3_stmt *s = prepare(v, sql);
 	if (!s)
 		return NULL;
-	bind_fn_rows(v, s, threshold);
+	srv_bind_fn_rows(v, s, threshold);
 	if (dept)
 		sqlite3_bind_text(s, 6, dept, -1, SQLITE_STATIC);
 	if (q)
@@ -537,11 +518,11 @@ json_t *srv_view_office(struct srv_view *v, unsigned *status)
 	int64_t threshold;
 	if (param_int(v, "threshold", 10, 1, INT32_MAX, &threshold) < 0)
 		return srv_bad_param(v, status, "threshold", "an integer >= 1");
-	sqlite3_stmt *s = srv_stmt(v->st, FN_ROWS
+	sqlite3_stmt *s = srv_stmt(v->st, SRV_FN_ROWS
 		"SELECT department, name, state, calls FROM rows ORDER BY department, name", v->err);
 	if (!s)
 		return NULL;
-	bind_fn_rows(v, s, threshold);
+	srv_bind_fn_rows(v, s, threshold);
 	json_t *depts = json_array(), *room = NULL;
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -650,7 +631,7 @@ json_t *srv_view_underuse(struct srv_view *v, unsigned *status)
 	if (!s)
 		return NULL;
 	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, (int64_t)v->now - LAST_30D);
+	sqlite3_bind_int64(s, 2, (int64_t)v->now - SRV_LAST_30D);
 	sqlite3_bind_int64(s, 3, threshold);
 	json_t *under = json_array(), *never = json_array();
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)

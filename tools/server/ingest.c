@@ -238,7 +238,8 @@ int srv_ingest_validate(json_t *root, char *err)
 	if (check_list(root, "functions", check_function, err) ||
 	    check_list(root, "inventory", check_inventory, err) ||
 	    check_list(root, "edges", check_edge, err) ||
-	    check_list(root, "incidents", check_incident, err))
+	    check_list(root, "incidents", check_incident, err) ||
+	    check_list(root, "flows", srv_flow_check, err))
 		return -1;
 	json_t *meta = json_object_get(root, "_meta");
 	if (meta && !json_is_object(meta))
@@ -596,7 +597,8 @@ static enum outcome apply(struct batch *b, const struct srv_project *p, json_t *
 	if (apply_list(b, root, "functions", apply_function) ||
 	    apply_list(b, root, "inventory", apply_inventory) ||
 	    apply_list(b, root, "edges", apply_edge) ||
-	    apply_list(b, root, "incidents", apply_incident))
+	    apply_list(b, root, "incidents", apply_incident) ||
+	    srv_flows_apply(b->st, b->project, root, now, b->err) < 0)
 		goto fail;
 	if (bid) {
 		if (!(s = srv_stmt(b->st, "INSERT INTO batches(project, batch_id, received_at)"

@@ -2,7 +2,8 @@
  * older file to it, numbered by PRAGMA user_version.
  *
  * Version 0 is the schema of the first servers (no foreign keys, edges keyed
- * by name, months as text); version 1 is the one below.  srv_schema_ready()
+ * by name, months as text); version 1 is the one below; version 2 adds the
+ * flows of CODENSM_MODE=full (schema_v2_added).  srv_schema_ready()
  * creates it in an empty file, migrates an older file in place in one
  * transaction, and refuses a file newer than this server knows.
  */
@@ -11,7 +12,7 @@
 
 #include "server.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /* Every time is unix seconds (UTC) as a number: bucket_start, month_start
  * and the retention horizons are whole seconds, the instants a client or
@@ -86,6 +87,20 @@ static const char schema_v1[] =
 	" project INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
 	" month_start INTEGER NOT NULL, calls INTEGER NOT NULL,"
 	" overage INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(project, month_start)) WITHOUT ROWID;";
+
+/* Version 1 -> 2: each function's latest flow (docs/flows.md), keyed by
+ * name like the functions it describes (a flow may arrive before the
+ * function's first counts), with the complexity counts as columns for the
+ * views' sorting and sums, and where it came from (service, batch).  Like
+ * functions, bounded by the program's size and never pruned. */
+static const char schema_v2_added[] =
+	"CREATE TABLE flows("
+	" project INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+	" name TEXT NOT NULL, flow TEXT NOT NULL,"
+	" decisions INTEGER NOT NULL, loops INTEGER NOT NULL, returns INTEGER NOT NULL,"
+	" nodes_count INTEGER NOT NULL, lines INTEGER NOT NULL, has_tests INTEGER NOT NULL,"
+	" service TEXT, batch_id TEXT, received_at REAL NOT NULL,"
+	" PRIMARY KEY(project, name)) WITHOUT ROWID;";
 
 /* Version 0 -> 1, inside the caller's transaction, foreign keys off.  The
  * old tables are renamed aside, the new ones created and filled, the old
@@ -232,6 +247,7 @@ int srv_schema_ready(struct srv_store *s, const char *path, char *err)
 	if (version == 0 && tables == 0) {
 		if (srv_exec(s, schema_v1, err) < 0)
 			goto rollback;
+		version = 1;
 	} else if (version == 0) {
 		if (migrate_from_v0(s, err) < 0) {
 			char why[140];
@@ -240,10 +256,13 @@ int srv_schema_ready(struct srv_store *s, const char *path, char *err)
 				 path, SCHEMA_VERSION, why);
 			goto rollback;
 		}
+		version = 1;
 	}
+	if (version == 1 && srv_exec(s, schema_v2_added, err) < 0)
+		goto rollback;
 	char set[40];
 	snprintf(set, sizeof set, "PRAGMA user_version = %d", SCHEMA_VERSION);
-	if (version < SCHEMA_VERSION && srv_exec(s, set, err) < 0)
+	if (srv_exec(s, set, err) < 0)
 		goto rollback;
 	if (srv_exec(s, "COMMIT", err) < 0)
 		goto rollback;

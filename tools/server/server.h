@@ -76,6 +76,14 @@ void srv_ingest(const char *auth_header, const char *body, size_t len, double no
 /* Validation alone: 0, or -1 with "functions[3].calls: ..." in err. */
 int srv_ingest_validate(json_t *root, char *err);
 
+/* ---- flows.c: the flows section (CODENSM_MODE=full) --------------------- */
+
+/* Checks flows[i]: 0, or -1 with "flows[3].nodes[2].type: ..." in err. */
+int srv_flow_check(json_t *f, size_t i, char *err);
+/* Stores each entry of root's "flows" as its function's latest flow, inside
+ * the caller's transaction.  0 or -1 with err. */
+int srv_flows_apply(struct srv_store *st, int64_t project, json_t *root, double now, char *err);
+
 /* ---- metrics.c: the formulas of docs/api.md ----------------------------- */
 
 double srv_hist_lower_ns(unsigned b);
@@ -126,6 +134,36 @@ json_t *srv_col_real(sqlite3_stmt *s, int i);
 json_t *srv_ms_or_null(double ms);                  /* -1 (no histogram) -> null */
 json_t *srv_bad_param(struct srv_view *v, unsigned *status, const char *name, const char *what);
 int srv_fn_hist(struct srv_view *v, int64_t fid, int64_t since, int64_t counts[SRV_HIST_BUCKETS]);
+/* Every function of the project with its sums over the window (w), the
+ * last 15 minutes (r), the last 30 days (m), its share of the window's NSM
+ * and its live state.  ?1 project, ?2 window start, ?3 15 minutes ago,
+ * ?4 30 days ago, ?5 the underuse threshold. */
+#define SRV_FN_ROWS \
+	"WITH w AS (SELECT function, SUM(calls) c, SUM(errors) e, SUM(total_ms) t," \
+	"  SUM(self_ms) s, MAX(max_ms) mx, SUM(value) v, SUM(estimated) u FROM buckets" \
+	"  WHERE project = ?1 AND bucket_start >= ?2 GROUP BY function)," \
+	" r AS (SELECT function, SUM(calls) c, SUM(errors) e FROM buckets" \
+	"  WHERE project = ?1 AND bucket_start >= ?3 GROUP BY function)," \
+	" m AS (SELECT function, SUM(calls) c FROM buckets" \
+	"  WHERE project = ?1 AND bucket_start >= ?4 GROUP BY function)," \
+	" tot AS (SELECT COALESCE(SUM(value), 0) v FROM buckets WHERE project = ?1 AND bucket_start >= ?2)," \
+	" rows AS (SELECT f.id, f.name, f.department, f.value_weight," \
+	"  COALESCE(w.c, 0) calls, COALESCE(w.e, 0) errors," \
+	"  CASE WHEN w.c > 0 THEN w.e * 1.0 / w.c ELSE 0.0 END error_rate," \
+	"  COALESCE(w.mx, 0.0) max_ms, COALESCE(w.t, 0.0) total_ms, COALESCE(w.s, 0.0) self_ms," \
+	"  COALESCE(w.v, 0.0) nsm, CASE WHEN tot.v > 0 THEN COALESCE(w.v, 0.0) / tot.v ELSE 0.0 END share," \
+	"  f.file, f.line, f.first_seen, f.last_seen, COALESCE(w.u, 0) estimated_calls," \
+	"  cnsm_state(COALESCE(r.c, 0), COALESCE(r.e, 0), COALESCE(m.c, 0), f.in_inventory," \
+	"   f.calls_total, ?5) state," \
+	"  fl.decisions, fl.loops, fl.returns, fl.nodes_count, fl.lines, fl.has_tests" \
+	"  FROM functions f CROSS JOIN tot LEFT JOIN w ON w.function = f.id" \
+	"  LEFT JOIN r ON r.function = f.id LEFT JOIN m ON m.function = f.id" \
+	"  LEFT JOIN flows fl ON fl.project = f.project AND fl.name = f.name WHERE f.project = ?1) "
+
+#define SRV_LAST_15M (15 * 60)
+#define SRV_LAST_30D (30 * 86400)
+/* Binds ?1..?5 of SRV_FN_ROWS for the view's window. */
+void srv_bind_fn_rows(struct srv_view *v, sqlite3_stmt *s, int64_t threshold);
 /* Each view returns a new JSON object, or NULL with status/err set (a
  * status left at 200 with NULL means a database failure). */
 json_t *srv_view_summary(struct srv_view *v, unsigned *status);
@@ -137,6 +175,24 @@ json_t *srv_view_underuse(struct srv_view *v, unsigned *status);
 json_t *srv_view_incidents(struct srv_view *v, unsigned *status);
 json_t *srv_view_graph(struct srv_view *v, unsigned *status);
 json_t *srv_view_prompt(struct srv_view *v, unsigned *status);
+
+/* ---- api_code.c: the views of CODENSM_MODE=full --------------------------- */
+
+json_t *srv_view_flow(struct srv_view *v, unsigned *status);
+json_t *srv_view_code(struct srv_view *v, unsigned *status);
+/* The stored flow of ?fn= as {"flow":{...},"service",...} in *row: 1, 0 with
+ * *status 400/404 and v->err, -1 on a database error. */
+int srv_flow_find(struct srv_view *v, unsigned *status, const char **name, json_t **row);
+/* Boilerplate: no decision, no loop, at most 5 lines (docs/api.md). */
+int srv_flow_boilerplate(int64_t decisions, int64_t loops, int64_t lines);
+int64_t srv_flow_complexity(int64_t decisions, int64_t loops); /* decisions + loops + 1 */
+
+/* ---- flowsvg.c: a flow drawn by Graphviz ---------------------------------- */
+
+#define SRV_FLOW_SVG_MAX_NODES 3000
+/* The flow (a checked flows entry) as an SVG document: 0 with *svg
+ * (malloc'd) and *len, or -1 with err. */
+int srv_flow_svg(json_t *flow, char **svg, size_t *len, char *err);
 
 /* ---- prometheus.c: GET /api/projects/{project}/metrics ------------------ */
 
