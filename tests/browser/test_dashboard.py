@@ -73,6 +73,16 @@ def payloads(now):
             {"name": NEVER, "department": "checkout", "value_weight": 1, "file": "checkout/legacy.c", "line": 5},
             {"name": KNOWN, "department": "checkout", "value_weight": 9, "file": "checkout/cart.c", "line": 42},
         ],
+        # CODENSM_MODE=full: KNOWN has the seed's example shape; FAILING a
+        # branchy one with an error exit and no tests
+        "flows": [
+            {"name": KNOWN, "nodes": [{"type": t} for t in ("start", "loop", "decision", "block", "end")],
+             "edges": [[0, 1], [1, 2], [2, 3], [3, 4]], "decisions": 1, "loops": 1, "returns": 1,
+             "nodes_count": 5, "lines": 6, "calls_out": [FAILING], "has_tests": True},
+            {"name": FAILING, "nodes": [{"type": t} for t in ("start", "decision", "error", "block", "end")],
+             "edges": [[0, 1], [1, 2], [1, 3], [3, 4]], "decisions": 2, "loops": 0, "returns": 1,
+             "nodes_count": 5, "lines": 12, "calls_out": [], "has_tests": False},
+        ],
         "_meta": {"sdk": "codensm-browser-test", "version": "0.1.0", "batch_id": "browser-1",
                   "interval": [now - 15, now], "dropped": 0, "hist": "log2x2-ns"},
     }
@@ -378,7 +388,7 @@ class DashboardInBrowser(unittest.TestCase):
     def test_08_every_view_renders_without_errors(self):
         """every view renders from the API with no script error and no CSP violation"""
         self.open_dashboard()
-        for view in ("nsm", "departments", "office", "underuse", "graph", "help"):
+        for view in ("nsm", "departments", "office", "underuse", "graph", "code", "help"):
             self.show(view)
         self.assertEqual(self.js("document.querySelector('#status').hidden"), True,
                          self.js("document.querySelector('#status').textContent"))
@@ -404,6 +414,50 @@ class DashboardInBrowser(unittest.TestCase):
         self.assertIn([KNOWN, "→", FAILING, "200"], edges)
         self.assertGreaterEqual(self.js("document.querySelectorAll('#graph svg .node').length"), 3)
         b.screenshot(os.path.join(ARTIFACTS, "browser-graph.png"))
+
+    def test_09b_the_flow_diagram_renders_for_an_ingested_flow(self):
+        """the employees row's flow button shows the Graphviz diagram: exactly the flow's 5 nodes and 4 edges"""
+        self.open_dashboard()
+        self.show("employees", shot=False)
+        b = self.browser
+        cols = self.js(f"""(() => {{
+            const r = [...document.querySelectorAll('#functions-table tbody tr')]
+                .find((x) => x.dataset.name === {json.dumps(KNOWN)});
+            return ['c-dec', 'c-loops', 'c-ret', 'c-nodes', 'c-lines', 'c-tests']
+                .map((c) => r.querySelector('td.' + c).textContent); }})()""")
+        self.assertEqual(cols, ["1", "1", "1", "5", "6", "yes"])
+        b.eval("delete document.body.dataset.ready")
+        b.eval(f"""[...document.querySelectorAll('#functions-table tbody tr')]
+            .find((r) => r.dataset.name === {json.dumps(KNOWN)}).querySelector('button.btn-flow').click()""")
+        self.wait("document.body.dataset.ready === 'flow' && !!document.querySelector('#flow-svg')", "the flow view")
+        nodes = self.js("[...document.querySelectorAll('#flow-svg g.node')].map((g) =>"
+                        " [g.querySelector('title').textContent, g.getAttribute('class')])")
+        self.assertEqual(nodes, [["n0", "node start"], ["n1", "node loop"], ["n2", "node decision"],
+                                 ["n3", "node block"], ["n4", "node end"]])
+        edges = self.js("[...document.querySelectorAll('#flow-svg g.edge title')].map((t) => t.textContent)")
+        self.assertEqual(sorted(edges), ["n0->n1", "n1->n2", "n2->n3", "n3->n4"])
+        # laid out by dot: every node has a box of its own, top to bottom
+        tops = self.js("[...document.querySelectorAll('#flow-svg g.node')].map((g) => g.getBoundingClientRect().top)")
+        self.assertEqual(tops, sorted(tops))
+        self.assertEqual(len(set(tops)), 5)
+        self.assertEqual(self.js("document.querySelector('#flow-tests').textContent"), "has tests")
+        self.assertEqual(self.js("document.querySelector('#flow-kind').textContent"), "unique IP")
+        self.assertEqual(self.browser.errors, [])
+        b.screenshot(os.path.join(ARTIFACTS, "browser-flow.png"))
+
+    def test_09c_the_code_view_shows_the_split_and_the_untested_load(self):
+        """the code view: KNOWN is tested unique IP, FAILING untested and load-bearing; one dot each"""
+        self.open_dashboard()
+        self.show("code")
+        c = self.api("code", window="24h")
+        self.assertEqual((c["analysed"], c["split"]["unique_ip"]["functions"], c["tests"]["with_tests"]), (2, 2, 1))
+        rows = self.js("[...document.querySelectorAll('#ip-split tbody tr')].map((r) =>"
+                       " [...r.children].map((td) => td.textContent))")
+        self.assertEqual(rows[0][:2], ["unique IP", "2"])
+        self.assertEqual(rows[1][:2], ["boilerplate", "0"])
+        self.assertEqual(self.js("[...document.querySelectorAll('#untested-table td.fn')].map((e) => e.textContent)"),
+                         [FAILING])
+        self.assertEqual(self.js("document.querySelectorAll('#cx-scatter circle.dot').length"), 2)
 
     def test_10_a_wrong_key_asks_for_the_key(self):
         """a wrong key shows the login form; the right one opens the dashboard"""

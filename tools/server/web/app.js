@@ -12,9 +12,11 @@ import underuse from './js/views/underuse.js';
 import incidents from './js/views/incidents.js';
 import graph from './js/views/graph.js';
 import prompt from './js/views/prompt.js';
+import flow from './js/views/flow.js';
+import code from './js/views/code.js';
 import help from './js/views/help.js';
 
-const VIEWS = [nsm, departments, employees, office, debt, underuse, incidents, graph, prompt, help];
+const VIEWS = [nsm, departments, employees, office, debt, underuse, incidents, graph, flow, code, prompt, help];
 const WINDOWS = ['1h', '24h', '7d', '30d'];
 const REFRESH_MS = 5000;
 

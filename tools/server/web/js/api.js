@@ -71,3 +71,23 @@ export async function api(path, params = {}) {
 	if (!res.ok) throw new Error(`${path}: HTTP ${res.status}: ${(body && body.error) || ''}`);
 	return body;
 }
+
+// GET an endpoint that answers a document rather than JSON (flow.svg):
+// resolves to its text; an error answer (JSON) becomes an Error.
+export async function apiText(path, params = {}) {
+	const qs = new URLSearchParams(params);
+	const url = `/api/projects/${encodeURIComponent(session.project)}/${path}?${qs}`;
+	const res = await fetch(url, {
+		headers: { Authorization: `Bearer ${session.key}` },
+		cache: 'no-store',
+		credentials: 'omit',
+	});
+	if (res.status === 401) throw new AuthError('missing or wrong dashboard key');
+	const text = await res.text();
+	if (!res.ok) {
+		let msg = text;
+		try { msg = JSON.parse(text).error; } catch (e) { /* not JSON */ }
+		throw new Error(`${path}: HTTP ${res.status}: ${msg}`);
+	}
+	return text;
+}

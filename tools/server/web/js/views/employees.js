@@ -30,7 +30,18 @@ const COLS = [
 	['file', 'file:line', (r) => h('span', { title: fileLine(r.file, r.line) }, fileLine(r.file, r.line)), 'file'],
 	['first_seen', 'first seen', (r) => timeEl(r.first_seen), 'time'],
 	['last_seen', 'last seen', (r) => timeEl(r.last_seen), 'time'],
+	// CODENSM_MODE=full: '–' for a function without a flow
+	['decisions', 'dec', (r) => count(r.decisions), 'num c-dec'],
+	['loops', 'loops', (r) => count(r.loops), 'num c-loops'],
+	['returns', 'ret', (r) => count(r.returns), 'num c-ret'],
+	['nodes_count', 'nodes', (r) => count(r.nodes_count), 'num c-nodes'],
+	['lines', 'lines', (r) => count(r.lines), 'num c-lines'],
+	['has_tests', 'tests', (r) => (r.has_tests === null ? '–' : r.has_tests ? 'yes' : 'no'), 'c-tests'],
 ];
+
+function count(n) {
+	return n === null || n === undefined ? '–' : fmtInt(n);
+}
 
 export default {
 	id: 'employees',
@@ -92,7 +103,10 @@ export default {
 		h('td', { class: 'actions' }, h('button', {
 			class: 'btn btn-small btn-icon', title: 'AI fix prompt for this function',
 			onclick: (e) => { e.stopPropagation(); ctx.select(r.name, 'prompt'); },
-		}, 'AI')))));
+		}, 'AI'), r.nodes_count === null ? '' : h('button', {
+			class: 'btn btn-small btn-icon btn-flow', title: 'control-flow diagram of this function',
+			onclick: (e) => { e.stopPropagation(); ctx.select(r.name, 'flow'); },
+		}, 'flow')))));
 		fill(this.table, data.rows.length
 			? h('table', { class: 'grid dense', id: 'functions-table' }, h('thead', {}, head), body)
 			: empty('No function matches.'));
