@@ -12,6 +12,11 @@ const FORMULAS = [
 	['OEE', 'availability × performance × reliability, where availability = functions of the department called in the window / functions known (inventory or seen), and performance = min(1, p50 over the last 30 days / p50 in the window).'],
 	['debt', 'Of a function: error_rate × share. High when it is both fragile and load-bearing. The heatmap bins functions by error rate (y) and share (x); the trajectory sums debt over time.'],
 	['underused', 'Fewer than threshold calls in the last 30 days, but some (threshold defaults to 10).'],
+	['flow (CODENSM_MODE=full)', 'The control-flow shape `codensm analyze` found for a function, sent once per process by a program run with CODENSM_MODE=full: node kinds, counts and the names of the functions it calls, never source text.'],
+	['complexity', 'decisions + loops + 1 (McCabe: one path, plus one per branch — if, case, catch, ?:, && and || — and per loop).'],
+	['boilerplate / unique IP', 'Boilerplate: a trivial shape, no decision, no loop and at most 5 lines (getters, setters, thin wrappers). Every other analysed function is unique IP. Shares are of the analysed functions and of their NSM.'],
+	['has tests', 'The function\'s identifier appears as code in a test file of the source tree (under test/, tests/ or t/, or named test_*.c, *_test.c; C++ alike).'],
+	['load-bearing untested', 'Functions without tests that earned NSM in the window, most NSM first.'],
 ];
 
 const STATES = [
