@@ -169,26 +169,18 @@ CNSMP_NOINST static int slice(struct cnsmp_batch *out, const struct cnsmp_batch 
 	return cnsmp_batch_merge(out, &v);
 }
 
-/* CODENSM_MODE=full: each function of `b` seen for the first time gets
- * its flow, looked up here on the flusher thread (the analysis file is
- * read once per module, never by the program's threads), so that payload.c
- * ships it with the function's next body. */
-CNSMP_NOINST static void attach_flows(const struct cnsmp_batch *b)
+/* CODENSM_MODE=full: inventory records new since the last build get their
+ * flows, looked up on this thread (an analysis file is read once per
+ * module, never by the program's threads); payload.c ships each with its
+ * record. */
+CNSMP_NOINST static void attach_flows(void)
 {
 	static char *dir;
 	if (!cnsmp_cfg.mode_full)
 		return;
 	if (!dir)
 		dir = cnsmp_flows_default_dir(getenv); /* NULL: sections only */
-	for (size_t i = 0; i < b->nfns; i++) {
-		struct cnsmp_fn *fn = cnsmp_registry_get(b->fns[i].id);
-		if (!fn || fn->flow_looked)
-			continue;
-		fn->flow_looked = 1;
-		const char *e = cnsmp_flows_lookup(dir, cnsmp_registry_module(fn), fn->name);
-		if (e)
-			fn->flow = cnsmp_flows_shipped(e, &cnsmp_cfg);
-	}
+	cnsmp_inventory_attach_flows(dir);
 }
 
 /* Build bodies for `b` (and the inventory records `invidx`) and append
@@ -197,7 +189,7 @@ CNSMP_NOINST static void attach_flows(const struct cnsmp_batch *b)
 CNSMP_NOINST static int build_into(size_t at, const struct cnsmp_batch *b,
 				   const size_t *invidx, size_t ninv, size_t max_funcs)
 {
-	attach_flows(b);
+	attach_flows();
 	struct cnsmp_inv_entry *inv = ninv ? malloc(ninv * sizeof *inv) : NULL;
 	if (ninv && !inv)
 		return -1;
@@ -266,7 +258,7 @@ CNSMP_NOINST static void mark_delivered(const struct body *b)
 	for (size_t i = 0; i < b->part.nfns; i++) {
 		struct cnsmp_fn *fn = cnsmp_registry_get(b->part.fns[i].id);
 		if (fn)
-			fn->location_sent = fn->flow_sent = 1;
+			fn->location_sent = 1;
 	}
 	for (size_t i = 0; i < b->ninv; i++)
 		cnsmp_inventory_set_state(b->inv[i], CNSMP_INV_DONE);

@@ -519,11 +519,6 @@ struct cnsmp_fn {
 	char *file;
 	int line;
 	int location_sent;       /* flusher only: file/line already delivered */
-	/* CODENSM_MODE=full, flusher only: looked up once (flow_looked), the
-	 * entry as it ships (calls_out filtered; NULL: no analysis of it),
-	 * delivered like file/line. */
-	int flow_looked, flow_sent;
-	char *flow;
 };
 
 /* Hot path lookup: the entry for `addr`, or NULL on first sight.
@@ -536,9 +531,6 @@ struct cnsmp_fn *cnsmp_registry_add(uintptr_t addr, const char *name,
 				    const char *department, double weight);
 /* Tracked entry by id (for the flusher), NULL if unknown. */
 struct cnsmp_fn *cnsmp_registry_get(uint32_t id);
-/* The path of the ELF object `f` was resolved in; NULL when it was named
- * by codensm_enter or not resolved. */
-const char *cnsmp_registry_module(const struct cnsmp_fn *f);
 uint32_t cnsmp_registry_count(void);      /* tracked ids handed out */
 uint64_t cnsmp_registry_dropped(void);    /* calls of dropped functions */
 /* Decide every known function again under the current config. */
@@ -698,11 +690,13 @@ void cnsmp_collect_atfork_child(void);
 
 /* ---- schema.c: the payload's items, written once ------------------------ */
 
-/* One function of the inventory: described once, never counted. */
+/* One function of the inventory: described once, never counted.  `flow`
+ * (CODENSM_MODE=full; NULL: none) rides with it, in the body's "flows". */
 struct cnsmp_inv_entry {
 	char *name, *department, *file;
 	int line;
 	double weight;
+	const char *flow;
 };
 
 struct cnsmp_meta {
@@ -841,6 +835,10 @@ void cnsmp_inventory_set_state(size_t i, int state);
 /* In the child after fork: records riding in the parent's bodies are
  * the parent's to deliver. */
 void cnsmp_inventory_atfork_child(void);
+/* CODENSM_MODE=full, flusher thread: every record not looked up yet gets
+ * its flow from the analysis of its module (flows.c; `dir`: the flows
+ * folder, NULL for the modules' own sections), as it ships. */
+void cnsmp_inventory_attach_flows(const char *dir);
 
 /* ---- view.c: what the crash path may read of the flusher ----------------- */
 

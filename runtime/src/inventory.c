@@ -7,7 +7,9 @@
  * dlclose interposer takes a library about to leave, in its own thread,
  * into a staged list the next update moves in.  A record is queued, then
  * rides in a body, then is delivered: the flusher moves it along as its
- * bodies are built, answered or dropped. */
+ * bodies are built, answered or dropped.  With CODENSM_MODE=full a record
+ * carries its function's flow, so each flow is sent once per process like
+ * the record, for called and never-called functions alike. */
 #include <link.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,8 @@
 struct inv_rec {
 	struct cnsmp_inv_entry e;
 	int state;            /* CNSMP_INV_* */
+	char *module;         /* the ELF object it is defined in, for its flow */
+	int flow_looked;
 };
 static struct inv_rec *recs;
 static size_t nrecs, caprecs;
@@ -50,11 +54,15 @@ CNSMP_NOINST static void inv_cb(const struct cnsmp_fninfo *fi, void *arg)
 	r->e.file = fi->file ? strdup(fi->file) : NULL;
 	r->e.line = fi->line;
 	r->e.weight = cnsmp_rules_weight(&cnsmp_cfg, fi->name);
+	r->e.flow = NULL;
 	r->state = 0;
+	r->module = fi->module ? strdup(fi->module) : NULL;
+	r->flow_looked = 0;
 	if (!r->e.name || !r->e.department) {
 		free(r->e.name);
 		free(r->e.department);
 		free(r->e.file);
+		free(r->module);
 		return;
 	}
 	(*l->n)++;
@@ -130,6 +138,59 @@ CNSMP_NOINST int cnsmp_inventory_state(size_t i)
 CNSMP_NOINST void cnsmp_inventory_set_state(size_t i, int state)
 {
 	recs[i].state = state;
+}
+
+/* Names that got a flow already: the inventory may list one name twice
+ * (a function GCC split into pieces), and a flow goes once per process.
+ * An open-addressing set of 64-bit name hashes, flusher thread only; 0 is
+ * the empty slot (a name hashing to 0 is taken as 1). */
+static uint64_t *flow_names;
+static size_t nflow_names, capflow_names;
+
+/* 1 if `name` was not in the set (and is now), 0 if it was or memory ran
+ * out (then its flow is not sent: better than twice). */
+CNSMP_NOINST static int flow_name_new(const char *name)
+{
+	if (2 * (nflow_names + 1) > capflow_names) {
+		size_t cap = capflow_names ? 2 * capflow_names : 1024;
+		uint64_t *t = calloc(cap, sizeof *t);
+		if (!t)
+			return 0;
+		for (size_t i = 0; i < capflow_names; i++) {
+			uint64_t h = flow_names[i];
+			size_t j = h & (cap - 1);
+			while (h && t[j])
+				j = (j + 1) & (cap - 1);
+			t[j] = h;
+		}
+		free(flow_names);
+		flow_names = t;
+		capflow_names = cap;
+	}
+	uint64_t h = cnsmp_hash_str(name);
+	h += !h;
+	size_t j = h & (capflow_names - 1);
+	for (; flow_names[j]; j = (j + 1) & (capflow_names - 1))
+		if (flow_names[j] == h)
+			return 0;
+	flow_names[j] = h;
+	nflow_names++;
+	return 1;
+}
+
+/* The lookup happens here, on the flusher thread, and not in inv_cb,
+ * which the dlclose interposer runs on a thread of the program. */
+CNSMP_NOINST void cnsmp_inventory_attach_flows(const char *dir)
+{
+	for (size_t i = 0; i < nrecs; i++) {
+		struct inv_rec *r = &recs[i];
+		if (r->flow_looked)
+			continue;
+		r->flow_looked = 1;
+		const char *e = cnsmp_flows_lookup(dir, r->module, r->e.name);
+		if (e && flow_name_new(r->e.name))
+			r->e.flow = cnsmp_flows_shipped(e, &cnsmp_cfg);
+	}
 }
 
 /* Records riding in the parent's bodies are the parent's to deliver. */

@@ -126,10 +126,10 @@ static void sb_cat(struct strbuf *sb, const char *s)
  * max_body bytes and max_funcs functions.  An item too big to fit even in
  * an empty body goes alone (the server answers 413 and the flusher drops
  * it): it cannot be made smaller, and skipping it silently would hide it.
- * With `has_flow` (building), function item i carries the next flow item
- * when has_flow[i]: a flow rides in its function's body, so delivering
- * the body delivers both (flusher.c marks them together); without it
- * (splitting) flows are a section like the others. */
+ * With `has_flow` (building), inventory item i carries the next flow item
+ * when has_flow[i]: a flow rides in the body of its inventory record, so
+ * it is delivered (and retried) with the record; without it (splitting)
+ * flows are a section like the others. */
 CNSMP_NOINST static int pack(struct section sec[NSEC], const unsigned char *has_flow,
 			     const struct meta_tmpl *t,
 			     size_t max_body, size_t max_funcs, int force_one,
@@ -165,7 +165,7 @@ CNSMP_NOINST static int pack(struct section sec[NSEC], const unsigned char *has_
 			while (cur[k] + take[k] < sec[k].n) {
 				size_t len = sec[k].len[cur[k] + take[k]];
 				size_t extra = len + (take[k] ? 1 : (k == SEC_FN ? 0 : strlen(sec_key[k]) + 6));
-				int flow = k == SEC_FN && has_flow && has_flow[cur[k] + take[k]];
+				int flow = k == SEC_INV && has_flow && has_flow[cur[k] + take[k]];
 				if (flow)
 					extra += sec[SEC_FLOW].len[cur[SEC_FLOW] + take[SEC_FLOW]] +
 						 (take[SEC_FLOW] ? 1 : strlen(sec_key[SEC_FLOW]) + 6);
@@ -332,31 +332,30 @@ CNSMP_NOINST int cnsmp_payload_build_parts(const struct cnsmp_batch *b,
 	struct section sec[NSEC];
 	memset(sec, 0, sizeof sec);
 	int rc = -1, oom = 0;
-	unsigned char *has_flow = calloc(b->nfns + 1, 1);
+	unsigned char *has_flow = calloc(ninv + 1, 1);
 	if (!has_flow)
 		return -1;
-	for (size_t i = 0; i < b->nfns && !oom; i++) {
-		size_t before = sec[SEC_FN].n;
+	for (size_t i = 0; i < b->nfns && !oom; i++)
 		if (sec_add(&sec[SEC_FN], item(ITEM_FN, &b->fns[i], &oom), i))
 			goto out;
-		/* The function's flow (CODENSM_MODE=full), until delivered. */
-		const struct cnsmp_fn *fn = cnsmp_registry_get(b->fns[i].id);
-		if (sec[SEC_FN].n == before || !fn || !fn->flow || fn->flow_sent)
-			continue;
-		char *flow = strdup(fn->flow);
-		if (!flow || sec_add(&sec[SEC_FLOW], flow, i))
-			goto out;
-		has_flow[before] = 1;
-	}
 	for (size_t i = 0; i < b->nedges && !oom; i++)
 		if (sec_add(&sec[SEC_EDGE], item(ITEM_EDGE, &b->edges[i], &oom), i))
 			goto out;
 	for (size_t i = 0; i < b->nincidents && !oom; i++)
 		if (sec_add(&sec[SEC_INC], item(ITEM_INC, &b->incidents[i], &oom), i))
 			goto out;
-	for (size_t i = 0; i < ninv && !oom; i++)
+	for (size_t i = 0; i < ninv && !oom; i++) {
+		size_t before = sec[SEC_INV].n;
 		if (sec_add(&sec[SEC_INV], item(ITEM_INV, &inv[i], &oom), i))
 			goto out;
+		/* The record's flow (CODENSM_MODE=full) rides with it. */
+		if (sec[SEC_INV].n == before || !inv[i].flow)
+			continue;
+		char *flow = strdup(inv[i].flow);
+		if (!flow || sec_add(&sec[SEC_FLOW], flow, i))
+			goto out;
+		has_flow[before] = 1;
+	}
 	struct meta_tmpl t = { .m = m, .b = b };
 	if (!oom)
 		rc = pack(sec, has_flow, &t, max_body, max_funcs, b->dropped || b->repairs,

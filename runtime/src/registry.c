@@ -285,11 +285,6 @@ CNSMP_NOINST struct cnsmp_fn *cnsmp_registry_add(uintptr_t addr,
 	return f;
 }
 
-CNSMP_NOINST const char *cnsmp_registry_module(const struct cnsmp_fn *f)
-{
-	return f ? ((const struct entry *)f)->module : NULL;
-}
-
 CNSMP_NOINST struct cnsmp_fn *cnsmp_registry_get(uint32_t id)
 {
 	if (id >= atomic_load_explicit(&nids, memory_order_acquire))

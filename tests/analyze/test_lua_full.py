@@ -1,9 +1,10 @@
 """test_lua_full.py: a real program end to end in CODENSM_MODE=full:
 Debian's Lua 5.4 (tests/real/build.sh lua), analysed with `codensm
 analyze`, runs tests/real/lua/bench.lua against the real codensm-server;
-every function it called has its flow stored, equal to the analysis; the
-diagram of the largest one renders in chromium.  Prints the payload bytes
+every function of the binary (called or not) has its flow stored, equal to
+the analysis; the diagram of the largest one renders in chromium.  Prints the payload bytes
 per function and the times (the figures docs/flows.md reports)."""
+import collections
 import json
 import os
 import re
@@ -47,7 +48,7 @@ class TestLuaFullMode(AnalyzeCase):
         super().tearDown()
 
     def test_lua_s_flows_reach_the_server_once_each_and_the_diagram_renders(self):
-        """bench.lua under CODENSM_MODE=full: one stored flow per called function, equal to the analysis; luaV_execute drawn"""
+        """bench.lua under CODENSM_MODE=full: one stored flow per function of lua, equal to the analysis; luaV_execute drawn"""
         sources = sorted(f for f in os.listdir(LUA) if f.endswith(".c"))
         db = database(os.path.join(self.tmp, "lua"), [
             {"directory": LUA, "file": f,
@@ -69,9 +70,11 @@ class TestLuaFullMode(AnalyzeCase):
         self.assertEqual(p.returncode, 0, p)
 
         called = {n for (n,) in self.srv.sql("SELECT name FROM functions WHERE calls_total > 0")}
+        known = {n for (n,) in self.srv.sql("SELECT name FROM functions")}
         stored = {n: (json.loads(f), s) for n, f, s in self.srv.sql("SELECT name, flow, service FROM flows")}
         self.assertGreater(len(called), 100)
-        self.assertEqual(set(stored), called)
+        self.assertEqual(set(stored), set(analysed))  # every function of lua was matched by the analysis
+        self.assertEqual(set(stored), known)
         for name, (fl, service) in stored.items():
             self.assertEqual(fl, analysed[name], name)
             self.assertEqual(service, "lua-bench")
@@ -94,9 +97,28 @@ class TestLuaFullMode(AnalyzeCase):
         if find_chromium():
             self.render_in_chromium(keys, "lstrlib.str_find_aux")
         sys.stderr.write(
-            f"\n# lua full mode: analysis {analysis_s:.1f} s ({len(analysed)} flows); {len(stored)} functions called,"
-            f" {flow_bytes} bytes of flows in {rows} bodies = {flow_bytes / len(stored):.0f} bytes per function;"
+            f"\n# lua full mode: analysis {analysis_s:.1f} s ({len(analysed)} flows); {len(called)} functions called,"
+            f" {len(stored)} flows stored, {flow_bytes} bytes of flows in {rows} bodies ="
+            f" {flow_bytes / len(stored):.0f} bytes per function;"
             f" {big} ({n} nodes) drawn in {draw_s:.2f} s\n")
+
+    def test_a_name_the_inventory_lists_twice_ships_one_flow(self):
+        """lua's inventory lists luaV_concat and esccheck twice (GCC split them): still one flow each, 1,076 in all"""
+        sources = sorted(f for f in os.listdir(LUA) if f.endswith(".c"))
+        db = database(os.path.join(self.tmp, "lua"), [
+            {"directory": LUA, "file": f,
+             "arguments": ["gcc", "-std=gnu99", "-O2", "-DLUA_COMPAT_5_3", "-DLUA_USE_LINUX", "-g", "-c", f]}
+            for f in sources])
+        self.assertEqual(self.analyze("-p", db, self.exe).returncode, 0)
+        rec = self.receiver()
+        p = run([self.exe, "-e", "print(1 .. 2)"], self.env(rec, CODENSM_MODE="full"), timeout=120)
+        self.assertEqual(p.returncode, 0, p)
+        bodies = rec.committed()
+        inventory = collections.Counter(f["name"] for b in bodies for f in b.get("inventory", []))
+        self.assertEqual(sorted(n for n, k in inventory.items() if k > 1), ["llex.esccheck", "lvm.luaV_concat"])
+        flows = collections.Counter(f["name"] for b in bodies for f in b.get("flows", []))
+        self.assertEqual(max(flows.values()), 1)
+        self.assertEqual(len(flows), 1076)
 
     def render_in_chromium(self, keys, name):
         url = keys["url"].replace(re.match(r"http://[^/]+", keys["url"]).group(0), f"http://127.0.0.1:{self.srv.port}")

@@ -1,8 +1,9 @@
 """test_mode_full.py: a program analysed with `codensm analyze` and run with
-CODENSM_MODE=full ships each called function's flow exactly once, in the
-body's top-level "flows" array, beside the function; calls_out keeps only
-tracked functions; CODENSM_MODE=names (the default) ships none; a bad mode
-is one line naming the variable."""
+CODENSM_MODE=full ships the flow of every function it tracks (called or
+not) exactly once, in the body's top-level "flows" array, beside the
+function's inventory record; calls_out keeps only tracked functions;
+CODENSM_MODE=names (the default) ships none; a bad mode is one line naming
+the variable."""
 import json
 import os
 import sys
@@ -12,12 +13,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_analyze import C_FLAGS, EXPECTED, PROJ, AnalyzeCase, database  # noqa: E402
 from harness import Totals, compile_prog, rt_link, run  # noqa: E402
 
-# What main() of tests/analyze/proj calls with argc == 1.
-CALLED = ["main.main", "lib.flows.checked", "lib.flows.straight", "lib.flows.classify",
-          "lib.shapes.shapes_demo", "lib.shapes.geo::Box::Box#1f3c0a25",
-          "lib.shapes.geo::Box::Box#223c0ede", "lib.shapes.geo::safe_area",
-          "lib.shapes.geo::Box::area", "lib.shapes.geo::scale#b35c00bd",
-          "lib.shapes.geo::scale#a65bec46", "lib.shapes.geo::Box::~Box"]
+# Every function of the program and its library (test_analyze's EXPECTED):
+# main() calls 12 of them, pick, loops, retry, setup and nothing never run.
+TRACKED = sorted(EXPECTED)
 
 # A program that flushes twice, calling the same function before each.
 TWICE = r"""
@@ -67,23 +65,23 @@ class TestModeFull(AnalyzeCase):
         self.assertEqual(p.returncode, 0, p)
         return rec.committed(), p
 
-    def test_full_mode_ships_each_called_function_s_flow_once(self):
-        """CODENSM_MODE=full: the flows of exactly the called functions, each once, equal to the analysis"""
+    def test_full_mode_ships_every_tracked_function_s_flow_once(self):
+        """CODENSM_MODE=full: the flows of the 17 functions, called or not, each once, equal to the analysis"""
         bodies, _ = self.ship(CODENSM_MODE="full")
         got = flows_of(bodies)
-        self.assertEqual(sorted(fl["name"] for fl in got), sorted(CALLED))
-        self.assertEqual({fl["name"]: fl for fl in got}, {n: expected_flow(n) for n in CALLED})
+        self.assertEqual(sorted(fl["name"] for fl in got), TRACKED)
+        self.assertEqual({fl["name"]: fl for fl in got}, {n: expected_flow(n) for n in TRACKED})
         # the seed's key order, exactly
         self.assertEqual(list(got[0]), ["name", "nodes", "edges", "decisions", "loops", "returns",
                                         "nodes_count", "lines", "calls_out", "has_tests"])
 
-    def test_a_flow_rides_in_the_body_of_its_function(self):
-        """each flow is in a body whose functions section holds the same function"""
+    def test_a_flow_rides_in_the_body_of_its_inventory_record(self):
+        """each flow is in a body whose inventory holds the same function"""
         bodies, _ = self.ship(CODENSM_MODE="full")
         for b in bodies:
-            fns = {f["name"] for f in b["functions"]}
+            inv = {f["name"] for f in b.get("inventory", [])}
             for fl in b.get("flows", []):
-                self.assertIn(fl["name"], fns)
+                self.assertIn(fl["name"], inv)
 
     def test_names_mode_and_the_default_ship_none(self):
         """CODENSM_MODE=names and no CODENSM_MODE: the same run ships no flows section"""
@@ -122,22 +120,20 @@ class TestModeFull(AnalyzeCase):
         return rec.committed()
 
     def test_a_flow_is_not_sent_again_in_later_flushes(self):
-        """two flushes that both carry twice_work: only the first body holds its flow"""
+        """three flushes (two codensm_flush, the exit's): only the first body holds flows"""
         bodies = self.twice()
-        carrying = [b for b in bodies if any(f["name"] == "twice.twice_work" for f in b["functions"])]
-        self.assertEqual(len(carrying), 2)
-        self.assertEqual([[fl["name"] for fl in b.get("flows", [])] for b in carrying],
-                         [["twice.twice_work"], []])
-        # main() ends last: its counts and its flow come with the exit's flush
-        self.assertEqual(sorted(fl["name"] for fl in flows_of(bodies)), ["twice.main", "twice.twice_work"])
+        self.assertEqual(len(bodies), 3)
+        self.assertEqual([sorted(fl["name"] for fl in b.get("flows", [])) for b in bodies],
+                         [["twice.main", "twice.twice_work"], [], []])
+        self.assertEqual([f["name"] for f in bodies[1]["functions"]], ["twice.twice_work"])
         # an if whose both ways return: start, decision, end (a return is no block)
-        self.assertEqual(flows_of(bodies)[0], {
+        self.assertEqual({fl["name"]: fl for fl in flows_of(bodies)}["twice.twice_work"], {
             "name": "twice.twice_work", "nodes": [{"type": "start"}, {"type": "decision"}, {"type": "end"}],
             "edges": [[0, 1], [1, 2]], "decisions": 1, "loops": 0, "returns": 2, "nodes_count": 3,
             "lines": 6, "calls_out": [], "has_tests": False})
 
     def test_a_flow_lost_to_a_failed_send_rides_again(self):
-        """the first flush answered 503: twice_work's flow rides in the next body, once in all"""
+        """the first flush answered 503: the flows ride in the next body, once in all"""
         bodies = self.twice(plan=[503])
         self.assertEqual(sorted(fl["name"] for fl in flows_of(bodies)), ["twice.main", "twice.twice_work"])
         self.assertEqual(Totals(bodies).fns["twice.twice_work"]["calls"], 2)

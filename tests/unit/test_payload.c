@@ -158,7 +158,7 @@ static void small_batch(struct cnsmp_batch *b)
 }
 
 static const struct cnsmp_inv_entry inv1[] = {
-	{"checkout.legacy.export_pdf", "checkout", "checkout/legacy.c", 5, 1.0},
+	{"checkout.legacy.export_pdf", "checkout", "checkout/legacy.c", 5, 1.0, NULL},
 };
 
 static void test_small_batch_is_exactly_the_documented_payload(void **state)
@@ -319,65 +319,71 @@ static void test_inventory_is_split_by_size_too(void **state)
 	free(inv);
 }
 
-/* CODENSM_MODE=full: a flow rides in the body of its function, its bytes
- * counted in the 512 KB; a flow already sent or absent adds nothing; a
+/* CODENSM_MODE=full: a flow rides in the body of its inventory record,
+ * its bytes counted in the 512 KB; a record without a flow adds nothing;
+ * the parts say which records (and so which flows) each body holds; a
  * re-split keeps every flow. */
-static void test_flows_ride_with_their_functions_within_512k(void **state)
+static void test_flows_ride_with_their_inventory_records_within_512k(void **state)
 {
 	static char flows[300][3200];
 	struct cnsmp_batch b;
 	char **bodies;
-	size_t nf;
-	many_fns(&b, 300, 10, 0);
-	for (int i = 0; i < 300; i++) {
+	many_fns(&b, 10, 10, 0);
+	size_t ninv = 300;
+	struct cnsmp_inv_entry *inv = calloc(ninv, sizeof *inv);
+	for (size_t i = 0; i < ninv; i++) {
+		snprintf(names[i], sizeof names[i], "app.inv.f%zu", i);
+		inv[i] = (struct cnsmp_inv_entry){names[i], "app", "app/inv.c", (int)i, 1.0, NULL};
 		int k = snprintf(flows[i], sizeof flows[i], "{\"name\":\"%s\",\"pad\":\"", names[i]);
 		while (k < 3100)
 			flows[i][k++] = 'p';
 		strcpy(flows[i] + k, "\"}");
-		fns[i].flow = i % 10 == 9 ? NULL : flows[i];  /* 30 without analysis */
-		fns[i].flow_sent = i % 10 == 8;                /* 30 delivered before */
+		if (i % 10 != 9) /* 30 without analysis */
+			inv[i].flow = flows[i];
 	}
-	int n = cnsmp_payload_build(&b, NULL, 0, &meta, CNSMP_MAX_BODY, 2000, &bodies);
-	assert_int_equal(n, 2); /* 240 flows of ~3.1 KB: over 512 KB, under 1 MB */
-	assert_int_equal(check_bodies(bodies, n, CNSMP_MAX_BODY, 2000, &nf), 300 * 301 / 2);
-	size_t total = 0;
+	struct cnsmp_payload_part *parts;
+	int n = cnsmp_payload_build_parts(&b, inv, ninv, &meta, CNSMP_MAX_BODY, 2000, &bodies, &parts);
+	assert_int_equal(n, 2); /* 270 flows of ~3.1 KB: over 512 KB, under 1 MB */
+	size_t total = 0, records = 0;
 	for (int i = 0; i < n; i++) {
+		assert_true(strlen(bodies[i]) <= CNSMP_MAX_BODY);
 		json_t *j = parse(bodies[i]);
-		json_t *f = json_object_get(j, "functions"), *fl = json_object_get(j, "flows");
-		size_t k;
+		json_t *in = json_object_get(j, "inventory"), *fl = json_object_get(j, "flows");
+		assert_int_equal(json_array_size(in), parts[i].inv_hi - parts[i].inv_lo);
+		records += json_array_size(in);
+		size_t k, want = 0;
 		json_t *v;
+		for (size_t r = parts[i].inv_lo; r < parts[i].inv_hi; r++)
+			want += inv[r].flow != NULL;
+		assert_int_equal(json_array_size(fl), want);
 		json_array_foreach(fl, k, v) {
 			const char *name = json_string_value(json_object_get(v, "name"));
-			int id = atoi(name + strlen("app.mod.f"));
-			assert_true(id % 10 < 8);
-			size_t m;
-			json_t *w;
-			int found = 0;
-			json_array_foreach(f, m, w) found |= !strcmp(json_string_value(json_object_get(w, "name")), name);
-			assert_true(found);
+			size_t id = (size_t)atoi(name + strlen("app.inv.f"));
+			assert_true(id >= parts[i].inv_lo && id < parts[i].inv_hi && id % 10 != 9);
 		}
 		total += json_array_size(fl);
 		json_decref(j);
 	}
-	assert_int_equal(total, 240);
+	assert_int_equal(records, 300);
+	assert_int_equal(total, 270);
 	/* a spooled body re-split keeps its flows */
-	char **parts;
-	int np = cnsmp_payload_split(bodies[0], 100000, 2000, &parts);
+	char **split;
+	int np = cnsmp_payload_split(bodies[0], 100000, 2000, &split);
 	assert_true(np > 1);
 	size_t kept = 0;
 	for (int i = 0; i < np; i++) {
-		json_t *j = parse(parts[i]);
-		assert_true(strlen(parts[i]) <= 100000);
+		json_t *j = parse(split[i]);
+		assert_true(strlen(split[i]) <= 100000);
 		kept += json_array_size(json_object_get(j, "flows"));
 		json_decref(j);
 	}
 	json_t *j0 = parse(bodies[0]);
 	assert_int_equal(kept, json_array_size(json_object_get(j0, "flows")));
 	json_decref(j0);
-	free_bodies(parts, np);
+	free_bodies(split, np);
 	free_bodies(bodies, n);
-	for (int i = 0; i < 300; i++)
-		fns[i].flow = NULL, fns[i].flow_sent = 0;
+	free(parts);
+	free(inv);
 	b_release(&b);
 }
 
@@ -592,7 +598,7 @@ int main(void)
 		cmocka_unit_test(test_2000_functions_fit_one_body_and_2001_make_two),
 		cmocka_unit_test(test_512k_limit_is_exact),
 		cmocka_unit_test(test_inventory_is_split_by_size_too),
-		cmocka_unit_test(test_flows_ride_with_their_functions_within_512k),
+		cmocka_unit_test(test_flows_ride_with_their_inventory_records_within_512k),
 		cmocka_unit_test(test_empty_batch_makes_no_body),
 		cmocka_unit_test(test_write_fd_says_what_build_says),
 		cmocka_unit_test(test_odd_strings_and_numbers_are_cleaned_alike),
