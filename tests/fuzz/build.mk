@@ -20,9 +20,9 @@ fuzz-tools: $(FUZZ_BIN) $(LOADGEN_BIN)
 $(B)/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) tools/server/server.h runtime/src/contract.h
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server -Iruntime/src $(shell $(PKG_CONFIG) --cflags sqlite3 jansson libcrypto) \
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server -Iruntime/src $(shell $(PKG_CONFIG) --cflags sqlite3 jansson libcrypto libgvc libcgraph) \
 		tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) -o $@ \
-		$(shell $(PKG_CONFIG) --libs sqlite3 jansson libcrypto) -pthread -lm
+		$(shell $(PKG_CONFIG) --libs sqlite3 jansson libcrypto libgvc libcgraph) -pthread -lm
 
 $(B)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_CFG_SRC) runtime/src/internal.h
 	$(call msg,FUZZ,$@)

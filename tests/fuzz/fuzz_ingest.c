@@ -62,11 +62,12 @@ static void check_reply(struct srv_reply *r, const char *what)
 static void read_back(const char *fn)
 {
 	static const char *const views[] = { "summary", "departments", "functions", "office",
-					     "debt", "underuse", "incidents", "graph", "prompt" };
+					     "debt", "underuse", "incidents", "code", "graph", "prompt",
+					     "flow" };
 	for (size_t i = 0; i < sizeof views / sizeof *views; i++) {
 		char path[64];
 		struct srv_reply r = { 0 };
-		if (!fn && i >= 7)
+		if (!fn && i >= 8)
 			break;
 		snprintf(path, sizeof path, "projects/fuzz/%s", views[i]);
 		srv_api(dash_auth, path, query, (void *)fn, NOW, &r);
@@ -80,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct srv_store *st = srv_store_get(err);
 	if (!st || srv_exec(st, "DELETE FROM functions; DELETE FROM buckets; DELETE FROM hist;"
 			    " DELETE FROM edges; DELETE FROM incidents; DELETE FROM batches;"
-			    " DELETE FROM usage;", err) < 0)
+			    " DELETE FROM usage; DELETE FROM flows;", err) < 0)
 		die("reset", err);
 
 	/* An exact copy, so that ASan sees any read past the body's end. */
