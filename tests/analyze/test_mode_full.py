@@ -10,8 +10,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_analyze import C_FLAGS, EXPECTED, PROJ, AnalyzeCase, database  # noqa: E402
-from harness import Totals, compile_prog, rt_link, run  # noqa: E402
+from test_analyze import CODENSM, C_FLAGS, EXPECTED, PROJ, AnalyzeCase, build_id, database  # noqa: E402
+from harness import Totals, clean_env, compile_prog, rt_link, run  # noqa: E402
 
 # Every function of the program and its library (test_analyze's EXPECTED):
 # main() calls 12 of them, pick, loops, retry, setup and nothing never run.
@@ -137,6 +137,26 @@ class TestModeFull(AnalyzeCase):
         bodies = self.twice(plan=[503])
         self.assertEqual(sorted(fl["name"] for fl in flows_of(bodies)), ["twice.main", "twice.twice_work"])
         self.assertEqual(Totals(bodies).fns["twice.twice_work"]["calls"], 2)
+
+    def test_doctor_says_whether_full_mode_finds_the_analysis(self):
+        """codensm doctor: names mode sends none; full mode before analyze is one line and exit 1; after, the count"""
+        lib = compile_prog("libshapes-an.so", ["lib/shapes.cpp"], cwd=PROJ, shared=True)
+        app = compile_prog("flows-app", ["main.c", "lib/flows.c"], cwd=PROJ,
+                           link=rt_link() + [lib, "-Wl,-rpath," + os.path.dirname(lib)])
+        doctor = lambda **env: run([CODENSM, "doctor", app], clean_env(XDG_CACHE_HOME=self.tmp, **env))
+        r = doctor()
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn("flows: not sent (CODENSM_MODE=names, the default)\n", r.stdout)
+        r = doctor(CODENSM_MODE="full")
+        self.assertEqual(r.returncode, 1, r)
+        folder = os.path.join(self.tmp, "codensm", "flows")
+        self.assertEqual(r.stderr, f"codensm: CODENSM_MODE=full, but no analysis of '{app}' (build-id {build_id(app)})"
+                                   f" in '{folder}' or in its .codensm.flows section:"
+                                   f" run codensm analyze -p BUILD_DIR {app}\n")
+        self.assertEqual(self.analyze("-p", database(os.path.join(self.tmp, "b")), app).returncode, 0)
+        r = doctor(CODENSM_MODE="full")
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn(f"flows: CODENSM_MODE=full, 9 functions analysed, from {folder}/{build_id(app)}.json\n", r.stdout)
 
     def test_a_bad_mode_is_one_line_and_names_it(self):
         """CODENSM_MODE=fast: one line naming the variable, the value and the choices; names mode kept"""

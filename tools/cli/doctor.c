@@ -3,8 +3,10 @@
  * runtime's own DWARF reader and rules (linked from the static archive),
  * so it names, places and selects functions exactly as the runtime will. */
 #include <elf.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "doctor.h"
 #include "elfinfo.h"
@@ -200,6 +202,43 @@ static void print_timing(const struct cnsmp_config *cfg, FILE *out)
 		cfg->sample, cfg->sample_below_ns, cfg->sample);
 }
 
+/* CODENSM_MODE: with full, whether the runtime will find this binary's
+ * analysis (the flows folder by build-id, else its .codensm.flows
+ * section); a missing one is a problem: full mode would send no flow. */
+static int check_flows(const char *path, const struct cnsmp_config *cfg, FILE *out, FILE *err)
+{
+	if (!cfg->mode_full) {
+		fprintf(out, "flows: not sent (CODENSM_MODE=names, the default)\n");
+		return 0;
+	}
+	char id[129], file[4352];
+	if (cnsmp_flows_build_id(path, id, sizeof id) < 0) {
+		fprintf(err, "codensm: CODENSM_MODE=full, but '%s' has no GNU build-id: its flows cannot be found (link with -Wl,--build-id)\n",
+			path);
+		return 1;
+	}
+	char *dir = cnsmp_flows_default_dir(getenv);
+	size_t dropped = 0;
+	struct cnsmp_flows *f = cnsmp_flows_load(dir, id, path, &dropped);
+	int in_dir = dir && snprintf(file, sizeof file, "%s/%s.json", dir, id) < (int)sizeof file &&
+		     access(file, R_OK) == 0;
+	int problems = 0;
+	if (f) {
+		fprintf(out, "flows: CODENSM_MODE=full, %zu functions analysed, from %s", cnsmp_flows_count(f),
+			in_dir ? file : "its .codensm.flows section");
+		if (dropped)
+			fprintf(out, " (%zu entries failing a check left out)", dropped);
+		fprintf(out, "\n");
+	} else {
+		fprintf(err, "codensm: CODENSM_MODE=full, but no analysis of '%s' (build-id %s) in '%s' or in its .codensm.flows section: run codensm analyze -p BUILD_DIR %s\n",
+			path, id, dir ? dir : "(no flows folder)", path);
+		problems = 1;
+	}
+	cnsmp_flows_free(f);
+	free(dir);
+	return problems;
+}
+
 int cli_doctor(const char *path, FILE *out, FILE *err)
 {
 	struct cli_elf e;
@@ -228,6 +267,7 @@ int cli_doctor(const char *path, FILE *out, FILE *err)
 	}
 	problems += check_selection(path, &cfg, out, err);
 	print_timing(&cfg, out);
+	problems += check_flows(path, &cfg, out, err);
 	cnsmp_config_release(&cfg);
 	cli_elf_release(&e);
 	return problems;
