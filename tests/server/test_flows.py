@@ -179,6 +179,18 @@ class Flows(ServerTest):
         m = re.search(r'class="node error">.*?<ellipse[^>]*stroke="([^"]+)" stroke-width="([^"]+)"', data.decode(), re.S)
         self.assertEqual(m.groups(), ("#c62828", "4"))
 
+    def test_a_flow_too_large_to_draw_is_a_422(self):
+        """a stored flow of 3,001 nodes is served as JSON but not drawn: 422 naming the limit"""
+        n = 3001
+        big = flow("shop.huge", ["start"] + ["block"] * (n - 2) + ["end"], [(i, i + 1) for i in range(n - 1)],
+                   0, 0, 1, 9000)
+        status, _ = self.srv.post(self.shop["ingest"], {"functions": [], "flows": [big]})
+        self.assertEqual(status, 200)
+        self.assertEqual(self.get("flow", fn="shop.huge")["flow"]["nodes_count"], n)
+        status, _, data = self.svg("shop.huge")
+        self.assertEqual((status, json.loads(data)),
+                         (422, {"error": "flow of 3001 nodes: too large to draw (at most 3000)"}))
+
     def test_a_function_without_flow_has_no_diagram(self):
         status, _, data = self.svg("shop.legacy.old")
         self.assertEqual((status, json.loads(data)), (404, {"error": "no flow for function 'shop.legacy.old'"}))

@@ -42,7 +42,9 @@ export default {
 		this.title = h('div', { class: 'card-title' }, 'Call graph');
 		fill(root,
 			h('section', { class: 'card' },
-				h('div', { class: 'toolbar' }, this.title, h('span', { class: 'spacer' }), this.pick.el),
+				h('div', { class: 'toolbar' }, this.title, h('span', { class: 'spacer' }),
+					h('button', { class: 'btn', id: 'graph-flow', title: 'its control flow (CODENSM_MODE=full)', onclick: () => ctx.select(ctx.fn, 'flow') }, 'Flow'),
+					this.pick.el),
 				this.svgBox),
 			h('section', { class: 'card' }, h('div', { class: 'card-title' }, 'Edges'), this.edges));
 	},
