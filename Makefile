@@ -70,7 +70,8 @@ deps:
 DEPS_PC := libcurl jansson libdw libelf libmicrohttpd sqlite3 cmocka
 deps-ok:
 	@$(PKG_CONFIG) --exists $(DEPS_PC) 2>/dev/null && command -v chromium >/dev/null \
-		&& command -v clang >/dev/null || bash .ci/deps
+		&& command -v clang >/dev/null \
+		&& test -f /usr/share/javascript/chart.js/chart.min.js || bash .ci/deps
 
 clean:
 	rm -rf build build-asan build-tsan tests/artifacts
