@@ -64,7 +64,8 @@ count_skips() {
 budget() { # suite name -> seconds
 	case $1 in
 	unit | exports | demo) echo 180 ;;
-	browser | load | fuzz) echo 420 ;;
+	browser | load) echo 420 ;;
+	fuzz) echo 540 ;;
 	integration | server) echo 600 ;;
 	real) echo 900 ;;
 	sanitizers) echo 1200 ;;
