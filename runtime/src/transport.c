@@ -30,8 +30,8 @@
  * stop deadline up to a second late, past the flusher's grace.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
