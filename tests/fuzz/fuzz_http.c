@@ -17,6 +17,7 @@
  * every input, so a crash replays alone.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,7 +38,8 @@ static char answer[4096];
 
 static void die(const char *what, const char *err)
 {
-	fprintf(stderr, "fuzz_http: %s: %s\n", what, err);
+	printf("fuzz_http: %s: %s\n", what, err);
+	fflush(stdout);
 	abort();
 }
 
@@ -63,14 +65,27 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* A new connection to the server.  It is closed with a reset (linger 0),
+ * so that tens of thousands of inputs leave no TIME_WAIT behind to use up
+ * the ephemeral ports; a refusal is tried again for up to a second (the
+ * server's connection limit while it closes the previous inputs'). */
 static int connect_server(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-		die("connect", "cannot reach the server");
-	return fd;
+	struct linger lg = { 1, 0 };
+	for (int i = 0;; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0 &&
+		    connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+			return fd;
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		if (i == 100)
+			die("connect", strerror(e));
+		usleep(10000);
+	}
 }
 
 static void send_all(int fd, const void *p, size_t n)
@@ -139,10 +154,12 @@ static void reset_store(void)
 		die("reset", err);
 }
 
+/* On stdout: fuzz.sh closes the targets' stderr (-close_fd_mask=2). */
 static void expect(int ok, int status, const char *what)
 {
 	if (!ok) {
-		fprintf(stderr, "fuzz_http: %s answered %d: %.300s\n", what, status, answer);
+		printf("fuzz_http: %s answered %d: %.300s\n", what, status, answer);
+		fflush(stdout);
 		abort();
 	}
 }
