@@ -110,5 +110,6 @@ bench-nort: $(BENCH_NORT_BINS)
 bench-bins: $(BENCH_BINS)
 
 # BENCH_ARGS is passed to the runner, e.g. BENCH_ARGS="--runs 3 --quick".
-bench: bench-bins
+# The load rows drive the server with tests/load/'s generator.
+bench: bench-bins $(B)/bin/codensm-server $(B)/tests/load/loadgen
 	$(Q)python3 bench/run.py --build $(B) $(BENCH_ARGS)

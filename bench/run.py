@@ -19,7 +19,9 @@ The timed runs send to a local sink (a stand-in for the ingest server that
 takes every body) with a flush interval of an hour: the flusher sleeps, each
 run posts once at exit, and the hot path is what is measured.  The flusher
 is measured on its own (payload_rate, and the steady-state run, which
-sends to the sink every second).
+sends to the sink every second).  Last, codensm-server under load: the
+runs of tests/load/run_load.py, whose requests per second and latency are
+held to a floor here (`make test` asserts only the stored data).
 """
 import argparse
 import datetime
@@ -683,6 +685,38 @@ def sampled_accuracy(build, tmp, env, bz, runs):
 
 # ---- report --------------------------------------------------------------
 
+# The server under load (tests/load/run_load.py runs it; `make test` asserts
+# only what it stores).  The floor is what a 2-core machine shared with a
+# full `make test` held in the README's load table, with room for noise.
+LOAD_FLOOR_RPS = 1000
+LOAD_CEILING_P99_MS = 1000
+
+
+def load(build, seconds, conns):
+    """The steady and kill -9 runs of tests/load/run_load.py against the
+    built server: what the clients saw, and whether the store still held
+    exactly what was acknowledged (its assertions, collected)."""
+    sys.path.insert(0, os.path.join(REPO, "tests", "load"))
+    os.environ["CODENSM_BUILD"] = build
+    import run_load
+    out = {}
+    for label, kill_at in (("steady", None), ("kill -9", seconds / 3)):
+        failed = []
+
+        def check(ok, what, diag=None):
+            if not ok:
+                failed.append("%s%s" % (what, ": %s" % diag if diag else ""))
+            return ok
+        fig = run_load.run(label, seconds, conns, kill_at=kill_at, tap=check,
+                           note=lambda line: log("load: " + line))
+        fig["integrity_failures"] = failed
+        out[label] = fig
+        log("load, %s: %.0f requests/s, p50 %.1f ms, p99 %.1f ms%s" % (
+            label, fig["requests_per_s"], fig["p50_ms"] or 0, fig["p99_ms"] or 0,
+            "; FAILED: " + "; ".join(failed) if failed else ""))
+    return out
+
+
 def ratio(num, den):
     return num / den if den > 0 else float("inf")
 
@@ -974,6 +1008,27 @@ def build_report(R):
                 "%.1f vs %.1f (%+.0f%%; median of %d runs each)" % (
                     lf["sampled_ns"], lf["exact_ns"],
                     100 * (lf["sampled_ns"] / lf["exact_ns"] - 1), acc["runs"]), None)
+    ld = R.get("load")
+    for label in ("steady", "kill -9"):
+        f = (ld or {}).get(label)
+        if not f:
+            continue
+        what = "codensm-server, %s: %d clients on loopback for %.0f s" % (
+            "steady" if label == "steady" else "killed -9 a third of the way in and restarted",
+            f["connections"], f["seconds"])
+        steady = label == "steady"  # the floor is for the steady run; the other is reported
+        row(what + ", requests answered 200 per second",
+            ">= {:,}".format(LOAD_FLOOR_RPS) if steady else "(reported)",
+            "{:,.0f} ({:,.0f} function deltas/s)".format(f["requests_per_s"], 5 * f["requests_per_s"]),
+            f["requests_per_s"] >= LOAD_FLOOR_RPS if steady else None)
+        if f["p99_ms"] is not None:
+            row(what + ", latency of those answers",
+                "p99 <= %d ms" % LOAD_CEILING_P99_MS if steady else "(reported)",
+                "p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (f["p50_ms"], f["p99_ms"], f["max_ms"]),
+                f["p99_ms"] <= LOAD_CEILING_P99_MS if steady else None)
+        row(what + ", the store equals what was acknowledged", "exact",
+            "yes" if not f["integrity_failures"] else "**no**: " + "; ".join(f["integrity_failures"]),
+            not f["integrity_failures"])
     return "\n".join(lines)
 
 
@@ -1018,12 +1073,15 @@ def main():
     ap.add_argument("--bzip2-copies", type=int, default=4,
                     help="copies of bzip2's test files in its input")
     ap.add_argument("--steady-seconds", type=int, default=12)
+    ap.add_argument("--load-seconds", type=int, default=20,
+                    help="each of the server's two load runs")
+    ap.add_argument("--load-connections", type=int, default=64)
     ap.add_argument("--no-uftrace", action="store_true")
     ap.add_argument("--no-rt", action="store_true",
                     help="only the variants that do not need the runtime")
     ap.add_argument("--only", default="",
                     help="comma list of: synthetic,bzip2,scaling,startup,send,"
-                    "memory,steady,instructions,cache,payload,accuracy")
+                    "memory,steady,instructions,cache,payload,accuracy,load")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     ap.add_argument("--report", metavar="JSON",
                     help="print the table of a saved run (results/*.json) "
@@ -1058,8 +1116,9 @@ def main():
     R["loadavg_start"] = open("/proc/loadavg").read().split()[:3]
     with tempfile.TemporaryDirectory(prefix="codensm-bench.") as tmp:
         env = base_env(tmp)
-        bz = Bzip2(build, tmp, args.bzip2_copies)
-        if not args.no_rt:
+        bz = Bzip2(build, tmp, args.bzip2_copies) if any(
+            want(s) for s in ("bzip2", "startup", "cache", "accuracy")) else None
+        if not args.no_rt and any(want(s) for s in ("synthetic", "bzip2", "scaling")):
             sel = R["selection"] = check_selection(build, tmp, env)
             log("selection: tracked %d functions / %d calls, excluded %d"
                 % (len(sel["tracked"]["functions"]), sel["tracked"]["calls"],
@@ -1122,6 +1181,11 @@ def main():
                 log("sampled timing against exact timing on bzip2")
                 R["sampled_accuracy"] = sampled_accuracy(build, tmp, env, bz,
                                                          args.runs)
+        if want("load"):
+            # Last: it keeps both cores busy.
+            log("load: codensm-server, %d clients, %d s twice"
+                % (args.load_connections, args.load_seconds))
+            R["load"] = load(build, args.load_seconds, args.load_connections)
     R["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     R["ratios"] = {w: paired_ratios(m) for w, m in R["overhead"].items()}
     R["elapsed_s"] = time.time() - t_start

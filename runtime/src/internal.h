@@ -779,6 +779,11 @@ enum cnsmp_send_result {
 };
 enum cnsmp_send_result cnsmp_transport_post(const struct cnsmp_config *cfg,
 					    const char *body, long timeout_ms);
+/* The same, tried again after a transient failure until CLOCK_MONOTONIC
+ * `deadline`; *maybe_sent: some try may have been committed. */
+enum cnsmp_send_result cnsmp_transport_post_until(const struct cnsmp_config *cfg,
+						  const char *body, uint64_t deadline,
+						  int *maybe_sent);
 /* HTTP status of the calling thread's last post (0: no answer). */
 long cnsmp_transport_last_status(void);
 /* Abort any transfer still running at CLOCK_MONOTONIC `ns` (0: none),

@@ -25,8 +25,13 @@ void __cyg_profile_func_exit(void *fn, void *site);
 
 /* The test's clock, in ns (mult 1, shift 0); each thread has its own. */
 static __thread uint64_t now_ns = 1000000;
+static __thread uint64_t clock_reads; /* every read of the test's clock */
 uint64_t __real_cnsmp_clock_fallback_now(void);
-uint64_t __wrap_cnsmp_clock_fallback_now(void) { return now_ns; }
+uint64_t __wrap_cnsmp_clock_fallback_now(void)
+{
+	clock_reads++;
+	return now_ns;
+}
 
 #define SHORT ((void *)0x1000)   /* 100 ns a call */
 #define PARENT ((void *)0x2000)  /* 5 us of its own, calls SHORT */
@@ -182,6 +187,30 @@ static void counts_are_exact_and_one_call_in_n_is_timed(void **state)
 	assert_int_equal(d.self_ns, 20000 * 100);
 	assert_int_equal(hist_sum(&d), 20000);
 	assert_int_equal(d.hist[cnsmp_hist_bucket(100)], 20000);
+}
+
+/* estimated_calls is what the README says it is, counted where the
+ * clock is read rather than from the runtime's own tally: 20,000 calls
+ * of a sampled function read the test's clock twice per timed call
+ * (entry and exit) and never otherwise, and the delta's estimated_calls
+ * equals the calls that read none. */
+static void estimated_calls_equal_the_calls_that_read_no_clock(void **state)
+{
+	delta(SHORT); /* start from a clean interval */
+	uint64_t r0 = clock_reads;
+	for (int i = 0; i < 20000; i++) {
+		enter(SHORT);
+		now_ns += 100;
+		leave(SHORT);
+	}
+	uint64_t reads = clock_reads - r0;
+	struct cnsmp_fn_delta d = delta(SHORT);
+	assert_int_equal(reads % 2, 0);
+	assert_int_equal(d.calls, 20000);
+	assert_int_equal(d.estimated, 20000 - reads / 2);
+	/* One in 16 timed: 1,250 on average; the gaps' spread gives sd ~ 20. */
+	assert_in_range(reads / 2, 1250 - 150, 1250 + 150);
+	assert_int_equal(d.total_ns, 20000 * 100);
 }
 
 /* The caller's self time leaves its untimed callees out by their
@@ -603,6 +632,7 @@ int main(void)
 		cmocka_unit_test(a_recursive_function_is_timed_exactly),
 		cmocka_unit_test(a_function_recursive_through_others_is_timed_exactly),
 		cmocka_unit_test(estimated_calls_add_up_when_a_delta_is_merged_back),
+		cmocka_unit_test(estimated_calls_equal_the_calls_that_read_no_clock),
 		cmocka_unit_test(an_untimed_call_collected_half_counted_gets_its_time_next),
 		cmocka_unit_test(a_one_ns_call_is_in_bucket_zero),
 		cmocka_unit_test(collecting_while_sampled_threads_run_loses_nothing),
