@@ -494,7 +494,7 @@ CNSMP_NOINST enum cnsmp_send_result cnsmp_transport_post(const struct cnsmp_conf
 /* Milliseconds from now to `deadline`, 0 when it has passed. */
 CNSMP_NOINST static long ms_until(uint64_t deadline)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = cnsmp_clock_mono_ns();
 	return now >= deadline ? 0 : (long)((deadline - now) / 1000000u);
 }
 
@@ -529,7 +529,7 @@ cnsmp_transport_post_until(const struct cnsmp_config *cfg, const char *body,
 		if (r == CNSMP_FAILED_UNSURE)
 			*maybe_sent = 1;
 		if (!tls_transient || attempt == RETRY_ATTEMPTS ||
-		    atomic_load(&cnsmp_flush_frozen))
+		    atomic_load(&cnsmp_view_frozen))
 			break;
 		if (ms_until(deadline) < backoff + RETRY_MIN_MS)
 			break;
