@@ -118,9 +118,11 @@ static uint64_t edge(void *from, void *to)
 {
 	uint64_t key = ((uint64_t)cnsmp_registry_find((uintptr_t)from)->id << 32 |
 			cnsmp_registry_find((uintptr_t)to)->id) + 1;
-	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++)
-		if (atomic_load(&cnsmp_tls.t->edges[i].key) == key)
-			return atomic_load(&cnsmp_tls.t->edges[i].calls);
+	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++) {
+		struct cnsmp_edge *e = cnsmp_thread_edge_at(cnsmp_tls.t, i);
+		if (e && atomic_load(&e->key) == key)
+			return atomic_load(&e->calls);
+	}
 	return 0;
 }
 
