@@ -229,7 +229,7 @@ CNSMP_NOINST struct cnsmp_edge *cnsmp_thread_edge(struct cnsmp_thread *t,
  * consistent: a forget that reads the old mask then reads the new array,
  * clears part of it, and any fill in the rest comes after the new mask's
  * store, so after the generation's bump it read: that fill is taken back.
- * The old arrays add up to less than a third of the final one. */
+ * The old arrays (t->cache_old) add up to a third of the final one. */
 static CNSMP_NOINST struct cnsmp_tslot *tcache_grow(struct cnsmp_thread *t,
 						    uintptr_t addr)
 {
@@ -242,6 +242,9 @@ static CNSMP_NOINST struct cnsmp_tslot *tcache_grow(struct cnsmp_thread *t,
 	errno = saved;
 	if (!n)
 		return NULL;
+	struct cnsmp_tslot *was = atomic_load_explicit(&t->cache, memory_order_relaxed);
+	if (was != t->cache0)
+		t->cache_old[t->cache_old[0] != NULL] = was;
 	atomic_store(&t->cache, n);
 	atomic_store(&t->cache_mask, (uint32_t)size - 1);
 	t->cache_fills = 0;

@@ -218,6 +218,9 @@ struct cnsmp_thread {
 	struct cnsmp_tslot *_Atomic cache;
 	_Atomic uint32_t cache_mask;
 	uint32_t cache_fills;  /* owner-only: slots filled since the last growth */
+	/* Arrays the cache outgrew (64 and 256 slots), kept: a forget may
+	 * still be clearing one. */
+	struct cnsmp_tslot *cache_old[2];
 
 	/* What every hook reads, in one cache line. */
 	/* Owner-only (and its signal handlers) from here on. */
