@@ -1,8 +1,10 @@
 /* hooks.c: the hot path: __cyg_profile_func_enter/exit and the public calls
  * that mark, open and close tracked calls on this thread's shadow stack.
  *
- * Nothing here allocates (after a function's first call on a thread), locks,
- * makes a syscall or touches DWARF, because it runs on every call of the
+ * Nothing here allocates (bar the first time a thread calls a function,
+ * reaches a depth, or meets a caller -> callee pair or more functions than
+ * its cache holds: each a cold call out of line), locks, makes a syscall
+ * or touches DWARF, because it runs on every call of the
  * user's program and must cost about as much as the call it measures: a
  * tracked call is a read of the thread's cache of decisions, two clock reads
  * (rdtsc) and stores into memory only this thread writes; an excluded call

@@ -21,6 +21,11 @@
  * functions, the edge table in segments as it sees more pairs, the
  * incident table on its first failure.  Nothing shrinks: a thread that
  * once went deep keeps its chunks, for itself and for the next owner.
+ * These slow paths allocate through malloc, as a function's first call
+ * on a thread always did, so a signal handler whose tracked calls need a
+ * new piece while the code it interrupted is inside malloc can deadlock;
+ * the incident table, which the crash handler may need, is mapped with
+ * mmap instead.
  */
 #ifndef CODENSM_THREAD_H
 #define CODENSM_THREAD_H
