@@ -98,13 +98,14 @@ static inline __attribute__((always_inline)) void open_frame(
 
 /* open_frame for an untimed call (sampled timing): no clock read. */
 static inline __attribute__((always_inline)) void open_untimed(
-	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, void *fn)
+	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, void *fn,
+	uint64_t flags)
 {
 	struct cnsmp_frame *fr = &t->fbase[d + 1];
 	fr->addr = (uintptr_t)fn;
 	fr->c = c;
 	fr->child = 0;
-	fr->flags = CNSMP_FR_UNTIMED;
+	fr->flags = CNSMP_FR_UNTIMED | flags;
 	atomic_signal_fence(memory_order_release); /* frame before depth */
 	t->depth = d + 1;
 }
@@ -327,22 +328,32 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_tagged(
 	struct cnsmp_counters *c = (struct cnsmp_counters *)(
 		(uintptr_t)tagged & ~CNSMP_TC_SAMPLE);
 	uint32_t d = t->depth;
-	/* Of what t->limit stands for, only a full stack chunk matters here:
-	 * this path reads the clock through cnsmp_clock_now (any clock), and
-	 * an exception in flight concerns exits.  Sampling pays off most
-	 * where the clock is not the TSC: the vDSO's costs more. */
-	if (unlikely(cnsmp_tls.guard) ||
-	    (unlikely(d >= t->limit) && (d >= t->top || t->overflow))) {
+	/* Of what t->limit stands for, only a full stack chunk matters here
+	 * (a growth step, as in push_counted, so that a function called at
+	 * a chunk's first slot is sampled like any other): this path reads
+	 * the clock through cnsmp_clock_now (any clock), and an exception in
+	 * flight concerns exits.  Sampling pays off most where the clock is
+	 * not the TSC: the vDSO's costs more. */
+	if (unlikely(cnsmp_tls.guard) || (unlikely(d >= t->limit) && t->overflow)) {
 		enter_hit_slow(t, c, fn);
 		return;
 	}
 	cnsmp_tls.guard = 1;
+	uint64_t flags = 0;
+	if (unlikely(d >= t->top)) {
+		if (cnsmp_stack_grow(t)) {
+			too_deep(t, c);
+			cnsmp_tls.guard = 0;
+			return;
+		}
+		flags = CNSMP_FR_CHUNK;
+	}
 	if (likely(c->smode == CNSMP_SM_SAMPLED) && likely(c->skip > 1)) {
 		c->skip--;
-		open_untimed(t, d, c, fn);
+		open_untimed(t, d, c, fn, flags);
 	} else {
 		cnsmp_sample_due(t, c, fn);
-		open_frame(t, d, c, fn, 0, 0);
+		open_frame(t, d, c, fn, 0, flags);
 	}
 	cnsmp_tls.guard = 0;
 }
@@ -448,7 +459,7 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 			    likely(u->smode == CNSMP_SM_SAMPLED) && likely(u->skip > 1)) {
 				cnsmp_tls.guard = 1;
 				u->skip--;
-				open_untimed(t, d, u, fn);
+				open_untimed(t, d, u, fn, 0);
 				cnsmp_tls.guard = 0;
 				return;
 			}
