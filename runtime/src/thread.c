@@ -11,7 +11,6 @@
 #include <string.h>
 #include <errno.h>
 #include <time.h>
-#include <sys/mman.h>
 #include "thread.h"
 
 _Atomic(struct cnsmp_thread *) cnsmp_threads;
@@ -62,23 +61,6 @@ static CNSMP_NOINST struct cnsmp_thread *claim_free(void)
 	return NULL;
 }
 
-/* Memory on a cache line's boundary (zeroed if `zero`): thread.h lays
- * out frames and a function's counters by cache lines (a frame that
- * straddles two lines costs the hooks a second line).  Everything a block
- * points to is small and used as soon as it exists, so it comes from
- * malloc, packed with the rest of the program's memory, not in pages of
- * its own.  Never freed (the list is append-only, counters outlive their
- * threads).  Saves errno. */
-static CNSMP_NOINST void *alloc_lines(size_t size, int zero)
-{
-	int saved = errno;
-	void *p = aligned_alloc(64, (size + 63) & ~(size_t)63);
-	if (p && zero)
-		memset(p, 0, size);
-	errno = saved;
-	return p;
-}
-
 CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 {
 	int saved = errno;
@@ -97,7 +79,7 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 		t->unwinding = 0;
 		/* The cache stays: it names this block's counters. */
 	} else {
-		t = alloc_lines(sizeof *t, 1);
+		t = cnsmp_arena_alloc(sizeof *t);
 		if (!t) {
 			errno = saved;
 			return NULL;
@@ -138,14 +120,12 @@ CNSMP_NOINST struct cnsmp_counters *cnsmp_thread_chunk_alloc(
 	_Atomic(struct cnsmp_cset *) *at = &t->chunk[id / CNSMP_CHUNK];
 	struct cnsmp_cset *set = atomic_load_explicit(at, memory_order_relaxed);
 	if (!set) {
-		int saved = errno;
-		set = calloc(1, sizeof *set);
-		errno = saved;
+		set = cnsmp_arena_alloc(sizeof *set);
 		if (!set)
 			return NULL;
 		atomic_store_explicit(at, set, memory_order_release);
 	}
-	struct cnsmp_counters *c = alloc_lines(sizeof(struct cnsmp_cell), 1);
+	struct cnsmp_counters *c = cnsmp_arena_alloc(sizeof(struct cnsmp_cell));
 	if (!c)
 		return NULL;
 	name_counters(c, id);
@@ -153,9 +133,8 @@ CNSMP_NOINST struct cnsmp_counters *cnsmp_thread_chunk_alloc(
 	return c;
 }
 
-/* Chunk k's frames are not zeroed: a frame is written whole before the
- * depth covers it.  The chunk is in t->stack before any frame in it is
- * published (the crash handler reads frames through t->stack). */
+/* The chunk is in t->stack before any frame in it is published (the
+ * crash handler reads frames through t->stack). */
 CNSMP_NOINST int cnsmp_stack_grow(struct cnsmp_thread *t)
 {
 	uint32_t j = t->depth + 1;
@@ -164,7 +143,7 @@ CNSMP_NOINST int cnsmp_stack_grow(struct cnsmp_thread *t)
 	unsigned k = cnsmp_stack_chunk(j);
 	uint32_t s = cnsmp_stack_start(k); /* chunk k >= 1 holds s frames */
 	if (!t->stack[k]) {
-		struct cnsmp_frame *f = alloc_lines(s * sizeof *f, 0);
+		struct cnsmp_frame *f = cnsmp_arena_alloc(s * sizeof *f);
 		if (!f)
 			return -1;
 		t->stack[k] = f;
@@ -189,9 +168,7 @@ CNSMP_NOINST struct cnsmp_edge *cnsmp_thread_edge(struct cnsmp_thread *t,
 		struct cnsmp_edge *seg = atomic_load_explicit(&t->eseg[g],
 							      memory_order_relaxed);
 		if (!seg) {
-			int saved = errno;
-			seg = calloc(CNSMP_ESEG_SIZE(g), sizeof *seg);
-			errno = saved;
+			seg = cnsmp_arena_alloc(CNSMP_ESEG_SIZE(g) * sizeof *seg);
 			if (!seg)
 				break;
 			atomic_store_explicit(&t->eseg[g], seg, memory_order_release);
@@ -229,7 +206,7 @@ CNSMP_NOINST struct cnsmp_edge *cnsmp_thread_edge(struct cnsmp_thread *t,
  * consistent: a forget that reads the old mask then reads the new array,
  * clears part of it, and any fill in the rest comes after the new mask's
  * store, so after the generation's bump it read: that fill is taken back.
- * The old arrays (t->cache_old) add up to a third of the final one. */
+ * The old arrays add up to a third of the final one. */
 static CNSMP_NOINST struct cnsmp_tslot *tcache_grow(struct cnsmp_thread *t,
 						    uintptr_t addr)
 {
@@ -237,14 +214,9 @@ static CNSMP_NOINST struct cnsmp_tslot *tcache_grow(struct cnsmp_thread *t,
 							memory_order_relaxed) + 1);
 	if (size > CNSMP_TCACHE)
 		size = CNSMP_TCACHE;
-	int saved = errno;
-	struct cnsmp_tslot *n = calloc(size, sizeof *n);
-	errno = saved;
+	struct cnsmp_tslot *n = cnsmp_arena_alloc(size * sizeof *n);
 	if (!n)
 		return NULL;
-	struct cnsmp_tslot *was = atomic_load_explicit(&t->cache, memory_order_relaxed);
-	if (was != t->cache0)
-		t->cache_old[t->cache_old[0] != NULL] = was;
 	atomic_store(&t->cache, n);
 	atomic_store(&t->cache_mask, (uint32_t)size - 1);
 	t->cache_fills = 0;
@@ -387,26 +359,22 @@ CNSMP_NOINST uint64_t cnsmp_thread_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* t's incident table, mapped on first use, or NULL.  mmap, not malloc:
- * the crash handler may record the thread's first incident.  A handler
- * that maps one while its owner was mapping one wins; the owner's goes. */
+/* t's incident table, allocated on first use, or NULL.  The crash
+ * handler may record the thread's first incident, even while its owner
+ * is allocating the table: the first table published wins. */
 static CNSMP_NOINST struct cnsmp_incident_slot *incident_table(struct cnsmp_thread *t)
 {
 	struct cnsmp_incident_slot *have = atomic_load_explicit(
 		&t->incidents, memory_order_acquire);
 	if (have)
 		return have;
-	size_t size = CNSMP_INCIDENTS_PER_THREAD * sizeof *have;
-	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED)
-		return NULL;
-	if (atomic_compare_exchange_strong_explicit(&t->incidents, &have, m,
-						    memory_order_acq_rel,
-						    memory_order_acquire))
-		return m;
-	munmap(m, size);
-	return have;
+	struct cnsmp_incident_slot *m =
+		cnsmp_arena_alloc(CNSMP_INCIDENTS_PER_THREAD * sizeof *m);
+	if (m && !atomic_compare_exchange_strong_explicit(
+			 &t->incidents, &have, m, memory_order_acq_rel,
+			 memory_order_acquire))
+		return have; /* the loser's table stays unused */
+	return m;
 }
 
 /* Async-signal-safe (the crash handler calls it). */

@@ -21,11 +21,9 @@
  * functions, the edge table in segments as it sees more pairs, the
  * incident table on its first failure.  Nothing shrinks: a thread that
  * once went deep keeps its chunks, for itself and for the next owner.
- * These slow paths allocate through malloc, as a function's first call
- * on a thread always did, so a signal handler whose tracked calls need a
- * new piece while the code it interrupted is inside malloc can deadlock;
- * the incident table, which the crash handler may need, is mapped with
- * mmap instead.
+ * Every piece comes from the arena (arena.c): never freed, lock-free
+ * and async-signal-safe, since these slow paths may run in a signal
+ * handler that interrupted the program inside malloc.
  */
 #ifndef CODENSM_THREAD_H
 #define CODENSM_THREAD_H
@@ -212,8 +210,8 @@ struct cnsmp_thread {
 	struct cnsmp_edge edge_sink;
 	_Atomic uint64_t incident_overflow;  /* chains that found no slot */
 	_Atomic(struct cnsmp_edge *) eseg[CNSMP_ESEGS];
-	/* CNSMP_INCIDENTS_PER_THREAD slots, mapped on the first incident
-	 * (mmap: the crash handler records one). */
+	/* CNSMP_INCIDENTS_PER_THREAD slots, allocated on the first
+	 * incident (by the crash handler, maybe). */
 	_Atomic(struct cnsmp_incident_slot *) incidents;
 	/* The thread cache (owner-written; cnsmp_thread_forget_decisions
 	 * clears its addresses from any thread): grown by publishing the
@@ -223,9 +221,6 @@ struct cnsmp_thread {
 	struct cnsmp_tslot *_Atomic cache;
 	_Atomic uint32_t cache_mask;
 	uint32_t cache_fills;  /* owner-only: slots filled since the last growth */
-	/* Arrays the cache outgrew (64 and 256 slots), kept: a forget may
-	 * still be clearing one. */
-	struct cnsmp_tslot *cache_old[2];
 
 	/* What every hook reads, in one cache line. */
 	/* Owner-only (and its signal handlers) from here on. */
@@ -351,6 +346,11 @@ extern _Atomic uint64_t cnsmp_thread_repairs;    /* shadow-stack repairs */
 extern _Atomic uint64_t cnsmp_thread_unmatched;  /* exits never entered */
 extern _Atomic uint64_t cnsmp_registry_dropped_calls;
 extern _Atomic uint64_t cnsmp_thread_started_us; /* first attach, unix us */
+
+/* arena.c: `size` bytes, zeroed, on a cache line's boundary and rounded
+ * up to whole lines, never freed; NULL if out of memory.  Lock-free and
+ * async-signal-safe; saves errno. */
+void *cnsmp_arena_alloc(size_t size);
 
 /* Slow paths of the hooks (thread.c).  They save errno. */
 struct cnsmp_thread *cnsmp_thread_attach(void); /* NULL if out of memory */
