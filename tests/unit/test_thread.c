@@ -7,7 +7,6 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -453,8 +452,8 @@ static void *with_a_full_edge_table(void *arg)
 	struct cnsmp_thread *t = cnsmp_tls.t;
 	for (unsigned g = 0; g < CNSMP_ESEGS; g++)
 		if (!atomic_load(&t->eseg[g]))
-			atomic_store(&t->eseg[g], calloc(CNSMP_ESEG_SIZE(g),
-							 sizeof(struct cnsmp_edge)));
+			atomic_store(&t->eseg[g], cnsmp_arena_alloc(
+					 CNSMP_ESEG_SIZE(g) * sizeof(struct cnsmp_edge)));
 	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++) {
 		struct cnsmp_edge *e = cnsmp_thread_edge_at(t, i);
 		if (!atomic_load(&e->key))
