@@ -213,17 +213,10 @@ struct cnsmp_thread {
 	/* CNSMP_INCIDENTS_PER_THREAD slots, allocated on the first
 	 * incident (by the crash handler, maybe). */
 	_Atomic(struct cnsmp_incident_slot *) incidents;
-	/* The thread cache (owner-written; cnsmp_thread_forget_decisions
-	 * clears its addresses from any thread): grown by publishing the
-	 * new, empty array, then its mask, both sequentially consistent (see
-	 * cnsmp_tcache_put), so that a reader that loads the mask and then
-	 * the array never indexes past the array's end. */
-	struct cnsmp_tslot *_Atomic cache;
-	_Atomic uint32_t cache_mask;
 	uint32_t cache_fills;  /* owner-only: slots filled since the last growth */
 
 	/* What every hook reads, in one cache line. */
-	/* Owner-only (and its signal handlers) from here on. */
+	/* Owner-only (and its signal handlers) from here on, bar the cache. */
 	/* This thread's last finished call, not yet in its histogram
 	 * (cnsmp_count_call_fast): its counters (&cnsmp_hist_sink when
 	 * none) and its duration. */
@@ -237,6 +230,14 @@ struct cnsmp_thread {
 	uint32_t limit;
 	uint32_t rng;          /* xorshift32 state: gaps between timed samples */
 	uint32_t top;          /* the last slot of the current stack chunk */
+	/* The thread cache, owner-written (cnsmp_thread_forget_decisions
+	 * reads these two from any thread, and clears the slots' addresses):
+	 * grown by publishing the new, empty array, then its mask, both
+	 * sequentially consistent (see cnsmp_tcache_put), so that a reader
+	 * that loads the mask and then the array never indexes past the
+	 * array's end. */
+	struct cnsmp_tslot *_Atomic cache;
+	_Atomic uint32_t cache_mask;
 
 	uint64_t throw_epoch;  /* ++ on every C++ throw */
 	uint32_t inherited;    /* frames below it were entered before fork() */
@@ -256,6 +257,9 @@ struct cnsmp_thread {
 	struct cnsmp_frame frames[CNSMP_STACK_FIRST + 1];
 	struct cnsmp_tslot cache0[CNSMP_TCACHE_FIRST];
 };
+_Static_assert(offsetof(struct cnsmp_thread, cache_mask) + sizeof(uint32_t) -
+		       offsetof(struct cnsmp_thread, pend_c) <= 64,
+	       "what every hook reads fits in one cache line");
 
 /* The stack chunk holding frame slot j (>= 1), and where it starts: its
  * first slot is start + 1. */
