@@ -4,10 +4,10 @@
  * Nothing here allocates (bar the first time a thread calls a function,
  * reaches a depth, or meets a caller -> callee pair or more functions than
  * its cache holds: each a cold call out of line), locks, makes a syscall
- * or touches DWARF, because it runs on every call of the
- * user's program and must cost about as much as the call it measures: a
- * tracked call is a read of the thread's cache of decisions, two clock reads
- * (rdtsc) and stores into memory only this thread writes; an excluded call
+ * or touches DWARF, because it runs on every call of the user's program
+ * and must cost about as much as the call it measures: a tracked call is
+ * a read of the thread's cache of decisions, two clock reads (rdtsc) and
+ * stores into memory only this thread writes; an excluded call
  * is one load from a process-wide filter of excluded functions and
  * returns without touching the stack, the clock or a counter.  With
  * sampled timing (sample.c), an untimed call is the tracked call without
