@@ -617,7 +617,7 @@ struct cnsmp_sample_delta {
 void cnsmp_collect_estimate(const struct cnsmp_counters *c, uint64_t untimed,
 			    const struct cnsmp_sample_delta *s,
 			    uint64_t *total, uint64_t *self, uint64_t *hist);
-/* collect.c: the flusher's snapshot of one block, reset for reuse. */
+/* collect.c: zero the flusher's snapshots in one block (a fork child). */
 void cnsmp_collect_forget_thread(struct cnsmp_thread *t);
 /* thread.c: CLOCK_REALTIME in unix microseconds (vDSO, signal-safe). */
 uint64_t cnsmp_thread_now_us(void);
