@@ -445,6 +445,37 @@ def memory(build, tmp, env):
             "rss_base_2000fn_kb": rss("base", 2000, 0)}
 
 
+# Resident memory per thread alive (bench/threads.c): the kinds of thread
+# issue 23 names, and how many of each are alive at once.
+THREAD_CASES = (("none", 1000, "no tracked call"),
+                ("shallow", 1000, "300 tracked calls 2 levels deep over 2 functions"),
+                ("deep", 1000, "calls 50 levels deep over 200 functions"),
+                ("shallow", 5000, "300 tracked calls 2 levels deep over 2 functions"))
+
+
+def thread_memory(build, tmp, env, runs=3):
+    """kB of RSS per thread alive, uninstrumented and with the runtime,
+    for each of THREAD_CASES (the median of `runs` runs, alternating).
+    The flusher runs every 0.5 s, so every block has been collected (and
+    its snapshot taken) when the program measures."""
+    e = dict(env, CODENSM_FLUSH_INTERVAL="0.5")
+    out = []
+    for kind, n, what in THREAD_CASES:
+        per = {"base": [], "rt": []}
+        for _ in range(runs):
+            for v in ("base", "rt"):
+                binary = os.path.join(build, "bench", "threads-" + v)
+                p = subprocess.run([binary, kind, str(n)], env=fresh(e),
+                                   capture_output=True, text=True, check=True)
+                per[v].append(float(p.stdout.split("per_thread_kb=")[1].split()[0]))
+        base, rt = median(per["base"]), median(per["rt"])
+        out.append({"kind": kind, "threads": n, "what": what, "base_kb": base,
+                    "rt_kb": rt, "target_kb": 2 * base + 8})
+        log("  %s x %d: %.1f kB per thread uninstrumented, %.1f kB with the runtime"
+            % (kind, n, base, rt))
+    return out
+
+
 class Sink(http.server.BaseHTTPRequestHandler):
     """A stand-in ingest endpoint: takes every POST, counts it, keeps the
     last few bodies."""
@@ -983,6 +1014,16 @@ def build_report(R):
             "%.2f kB" % mem["rss_per_function_kb"], None)
         row("RSS per thread", "(reported)",
             "%.1f kB" % mem["rss_per_thread_kb"], None)
+    for c in R.get("threads", []):
+        shallow = c["kind"] == "shallow"
+        ok = c["rt_kb"] <= c["target_kb"]
+        row("RSS per thread, %s threads alive: %s" % ("{:,}".format(c["threads"]), c["what"]),
+            "<= 2 x uninstrumented + 8 kB" if shallow else "(reported)",
+            "%.1f kB (uninstrumented %.1f kB: the runtime adds %+.1f kB)%s" % (
+                c["rt_kb"], c["base_kb"], c["rt_kb"] - c["base_kb"],
+                ("; target %.1f kB: %s" % (c["target_kb"], "met" if ok else "not met"))
+                if shallow else ""),
+            ok if shallow else None)
     ss = R.get("steady")
     if ss and ss.get("growth_kb") is not None:
         row("RSS growth at steady state (2 threads, flush every 1 s, %d s)"
@@ -1081,7 +1122,7 @@ def main():
                     help="only the variants that do not need the runtime")
     ap.add_argument("--only", default="",
                     help="comma list of: synthetic,bzip2,scaling,startup,send,"
-                    "memory,steady,instructions,cache,payload,accuracy,load")
+                    "memory,threads,steady,instructions,cache,payload,accuracy,load")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     ap.add_argument("--report", metavar="JSON",
                     help="print the table of a saved run (results/*.json) "
@@ -1116,8 +1157,9 @@ def main():
     R["loadavg_start"] = open("/proc/loadavg").read().split()[:3]
     with tempfile.TemporaryDirectory(prefix="codensm-bench.") as tmp:
         env = base_env(tmp)
+        # Only the sections that run bzip2 need its sources and input.
         bz = Bzip2(build, tmp, args.bzip2_copies) if any(
-            want(s) for s in ("bzip2", "startup", "cache", "accuracy")) else None
+            want(x) for x in ("bzip2", "startup", "send", "cache", "accuracy")) else None
         if not args.no_rt and any(want(s) for s in ("synthetic", "bzip2", "scaling")):
             sel = R["selection"] = check_selection(build, tmp, env)
             log("selection: tracked %d functions / %d calls, excluded %d"
@@ -1165,6 +1207,13 @@ def main():
             if want("memory"):
                 log("memory")
                 R["memory"] = memory(build, tmp, env)
+            if want("threads"):
+                log("memory per thread alive")
+                R["threads"] = thread_memory(build, tmp, env)
+                for c in R["threads"]:
+                    if c["kind"] == "shallow":
+                        log("thread memory target (%d threads): %s" % (
+                            c["threads"], "met" if c["rt_kb"] <= c["target_kb"] else "not met"))
             if want("steady"):
                 log("steady state: %d s" % args.steady_seconds)
                 R["steady"] = steady_state(build, tmp, env, args.steady_seconds)
