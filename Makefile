@@ -74,10 +74,12 @@ deps:
 # on a machine that lacks one of the libraries or commands the suites use.
 DEPS_PC  := libcurl jansson libdw libelf libmicrohttpd sqlite3 libcrypto cmocka libgvc libcgraph
 DEPS_CMD := cc c++ clang clang++ python3 chromium curl openssl valgrind uftrace \
-	dpkg-source groff man
+	dpkg-source groff man promtool
+CLANG_C_INDEX := /usr/lib/llvm-14/include/clang-c/Index.h
 deps-ok:
 	@$(PKG_CONFIG) --exists $(DEPS_PC) 2>/dev/null && \
-		(for c in $(DEPS_CMD); do command -v $$c >/dev/null || exit 1; done) || bash .ci/deps
+		(for c in $(DEPS_CMD); do command -v $$c >/dev/null || exit 1; done) && \
+		test -f /usr/share/javascript/chart.js/chart.min.js && test -f $(CLANG_C_INDEX) || bash .ci/deps
 
 clean:
 	rm -rf build build-asan build-tsan tests/artifacts

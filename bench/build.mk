@@ -99,10 +99,20 @@ $(BB)/payload_rate: bench/payload_rate.c $(RT_A) runtime/src/internal.h
 	$(Q)$(CC) $(CPPFLAGS_ALL) -Iruntime/src -O2 -g -fno-instrument-functions -pthread \
 		-o $@ $< $(RT_A) $(RT_LIBS) -lm
 
+# Memory per thread alive: only the baseline and the runtime are compared.
+$(BB)/threads-base: bench/threads.c
+	$(call msg,CC,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $<
+$(BB)/threads-rt: bench/threads.c $(RT_SO_LNK)
+	$(call msg,CC,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(BENCH_CFLAGS) $(BENCH_FI) -o $@ $< $(RT_LINK)
+
 BENCH_WORKLOADS := calls manyfn bzip2
 BENCH_NORT_BINS := $(foreach w,$(BENCH_WORKLOADS),$(foreach k,$(BENCH_NORT_KINDS),$(BB)/$(w)-$(k)))
 BENCH_BINS := $(foreach w,$(BENCH_WORKLOADS),$(foreach k,$(BENCH_KINDS),$(BB)/$(w)-$(k))) \
-	$(BB)/payload_rate
+	$(BB)/payload_rate $(BB)/threads-base $(BB)/threads-rt
 
 .PHONY: bench bench-bins bench-nort
 # Everything that does not need the runtime (for building ahead of it).
@@ -110,5 +120,6 @@ bench-nort: $(BENCH_NORT_BINS)
 bench-bins: $(BENCH_BINS)
 
 # BENCH_ARGS is passed to the runner, e.g. BENCH_ARGS="--runs 3 --quick".
-bench: bench-bins
+# The load rows drive the server with tests/load/'s generator.
+bench: bench-bins $(B)/bin/codensm-server $(B)/tests/load/loadgen
 	$(Q)python3 bench/run.py --build $(B) $(BENCH_ARGS)

@@ -19,7 +19,9 @@ The timed runs send to a local sink (a stand-in for the ingest server that
 takes every body) with a flush interval of an hour: the flusher sleeps, each
 run posts once at exit, and the hot path is what is measured.  The flusher
 is measured on its own (payload_rate, and the steady-state run, which
-sends to the sink every second).
+sends to the sink every second).  Last, codensm-server under load: the
+runs of tests/load/run_load.py, whose requests per second and latency are
+held to a floor here (`make test` asserts only the stored data).
 """
 import argparse
 import datetime
@@ -443,6 +445,37 @@ def memory(build, tmp, env):
             "rss_base_2000fn_kb": rss("base", 2000, 0)}
 
 
+# Resident memory per thread alive (bench/threads.c): the kinds of thread
+# issue 23 names, and how many of each are alive at once.
+THREAD_CASES = (("none", 1000, "no tracked call"),
+                ("shallow", 1000, "300 tracked calls 2 levels deep over 2 functions"),
+                ("deep", 1000, "calls 50 levels deep over 200 functions"),
+                ("shallow", 5000, "300 tracked calls 2 levels deep over 2 functions"))
+
+
+def thread_memory(build, tmp, env, runs=3):
+    """kB of RSS per thread alive, uninstrumented and with the runtime,
+    for each of THREAD_CASES (the median of `runs` runs, alternating).
+    The flusher runs every 0.5 s, so every block has been collected (and
+    its snapshot taken) when the program measures."""
+    e = dict(env, CODENSM_FLUSH_INTERVAL="0.5")
+    out = []
+    for kind, n, what in THREAD_CASES:
+        per = {"base": [], "rt": []}
+        for _ in range(runs):
+            for v in ("base", "rt"):
+                binary = os.path.join(build, "bench", "threads-" + v)
+                p = subprocess.run([binary, kind, str(n)], env=fresh(e),
+                                   capture_output=True, text=True, check=True)
+                per[v].append(float(p.stdout.split("per_thread_kb=")[1].split()[0]))
+        base, rt = median(per["base"]), median(per["rt"])
+        out.append({"kind": kind, "threads": n, "what": what, "base_kb": base,
+                    "rt_kb": rt, "target_kb": 2 * base + 8})
+        log("  %s x %d: %.1f kB per thread uninstrumented, %.1f kB with the runtime"
+            % (kind, n, base, rt))
+    return out
+
+
 class Sink(http.server.BaseHTTPRequestHandler):
     """A stand-in ingest endpoint: takes every POST, counts it, keeps the
     last few bodies."""
@@ -682,6 +715,38 @@ def sampled_accuracy(build, tmp, env, bz, runs):
 
 
 # ---- report --------------------------------------------------------------
+
+# The server under load (tests/load/run_load.py runs it; `make test` asserts
+# only what it stores).  The floor is what a 2-core machine shared with a
+# full `make test` held in the README's load table, with room for noise.
+LOAD_FLOOR_RPS = 1000
+LOAD_CEILING_P99_MS = 1000
+
+
+def load(build, seconds, conns):
+    """The steady and kill -9 runs of tests/load/run_load.py against the
+    built server: what the clients saw, and whether the store still held
+    exactly what was acknowledged (its assertions, collected)."""
+    sys.path.insert(0, os.path.join(REPO, "tests", "load"))
+    os.environ["CODENSM_BUILD"] = build
+    import run_load
+    out = {}
+    for label, kill_at in (("steady", None), ("kill -9", seconds / 3)):
+        failed = []
+
+        def check(ok, what, diag=None):
+            if not ok:
+                failed.append("%s%s" % (what, ": %s" % diag if diag else ""))
+            return ok
+        fig = run_load.run(label, seconds, conns, kill_at=kill_at, tap=check,
+                           note=lambda line: log("load: " + line))
+        fig["integrity_failures"] = failed
+        out[label] = fig
+        log("load, %s: %.0f requests/s, p50 %.1f ms, p99 %.1f ms%s" % (
+            label, fig["requests_per_s"], fig["p50_ms"] or 0, fig["p99_ms"] or 0,
+            "; FAILED: " + "; ".join(failed) if failed else ""))
+    return out
+
 
 def ratio(num, den):
     return num / den if den > 0 else float("inf")
@@ -949,6 +1014,16 @@ def build_report(R):
             "%.2f kB" % mem["rss_per_function_kb"], None)
         row("RSS per thread", "(reported)",
             "%.1f kB" % mem["rss_per_thread_kb"], None)
+    for c in R.get("threads", []):
+        shallow = c["kind"] == "shallow"
+        ok = c["rt_kb"] <= c["target_kb"]
+        row("RSS per thread, %s threads alive: %s" % ("{:,}".format(c["threads"]), c["what"]),
+            "<= 2 x uninstrumented + 8 kB" if shallow else "(reported)",
+            "%.1f kB (uninstrumented %.1f kB: the runtime adds %+.1f kB)%s" % (
+                c["rt_kb"], c["base_kb"], c["rt_kb"] - c["base_kb"],
+                ("; target %.1f kB: %s" % (c["target_kb"], "met" if ok else "not met"))
+                if shallow else ""),
+            ok if shallow else None)
     ss = R.get("steady")
     if ss and ss.get("growth_kb") is not None:
         row("RSS growth at steady state (2 threads, flush every 1 s, %d s)"
@@ -974,6 +1049,27 @@ def build_report(R):
                 "%.1f vs %.1f (%+.0f%%; median of %d runs each)" % (
                     lf["sampled_ns"], lf["exact_ns"],
                     100 * (lf["sampled_ns"] / lf["exact_ns"] - 1), acc["runs"]), None)
+    ld = R.get("load")
+    for label in ("steady", "kill -9"):
+        f = (ld or {}).get(label)
+        if not f:
+            continue
+        what = "codensm-server, %s: %d clients on loopback for %.0f s" % (
+            "steady" if label == "steady" else "killed -9 a third of the way in and restarted",
+            f["connections"], f["seconds"])
+        steady = label == "steady"  # the floor is for the steady run; the other is reported
+        row(what + ", requests answered 200 per second",
+            ">= {:,}".format(LOAD_FLOOR_RPS) if steady else "(reported)",
+            "{:,.0f} ({:,.0f} function deltas/s)".format(f["requests_per_s"], 5 * f["requests_per_s"]),
+            f["requests_per_s"] >= LOAD_FLOOR_RPS if steady else None)
+        if f["p99_ms"] is not None:
+            row(what + ", latency of those answers",
+                "p99 <= %d ms" % LOAD_CEILING_P99_MS if steady else "(reported)",
+                "p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (f["p50_ms"], f["p99_ms"], f["max_ms"]),
+                f["p99_ms"] <= LOAD_CEILING_P99_MS if steady else None)
+        row(what + ", the store equals what was acknowledged", "exact",
+            "yes" if not f["integrity_failures"] else "**no**: " + "; ".join(f["integrity_failures"]),
+            not f["integrity_failures"])
     return "\n".join(lines)
 
 
@@ -1018,12 +1114,15 @@ def main():
     ap.add_argument("--bzip2-copies", type=int, default=4,
                     help="copies of bzip2's test files in its input")
     ap.add_argument("--steady-seconds", type=int, default=12)
+    ap.add_argument("--load-seconds", type=int, default=20,
+                    help="each of the server's two load runs")
+    ap.add_argument("--load-connections", type=int, default=64)
     ap.add_argument("--no-uftrace", action="store_true")
     ap.add_argument("--no-rt", action="store_true",
                     help="only the variants that do not need the runtime")
     ap.add_argument("--only", default="",
                     help="comma list of: synthetic,bzip2,scaling,startup,send,"
-                    "memory,steady,instructions,cache,payload,accuracy")
+                    "memory,threads,steady,instructions,cache,payload,accuracy,load")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     ap.add_argument("--report", metavar="JSON",
                     help="print the table of a saved run (results/*.json) "
@@ -1058,8 +1157,10 @@ def main():
     R["loadavg_start"] = open("/proc/loadavg").read().split()[:3]
     with tempfile.TemporaryDirectory(prefix="codensm-bench.") as tmp:
         env = base_env(tmp)
-        bz = Bzip2(build, tmp, args.bzip2_copies)
-        if not args.no_rt:
+        # Only the sections that run bzip2 need its sources and input.
+        bz = Bzip2(build, tmp, args.bzip2_copies) if any(
+            want(x) for x in ("bzip2", "startup", "send", "cache", "accuracy")) else None
+        if not args.no_rt and any(want(s) for s in ("synthetic", "bzip2", "scaling")):
             sel = R["selection"] = check_selection(build, tmp, env)
             log("selection: tracked %d functions / %d calls, excluded %d"
                 % (len(sel["tracked"]["functions"]), sel["tracked"]["calls"],
@@ -1106,6 +1207,13 @@ def main():
             if want("memory"):
                 log("memory")
                 R["memory"] = memory(build, tmp, env)
+            if want("threads"):
+                log("memory per thread alive")
+                R["threads"] = thread_memory(build, tmp, env)
+                for c in R["threads"]:
+                    if c["kind"] == "shallow":
+                        log("thread memory target (%d threads): %s" % (
+                            c["threads"], "met" if c["rt_kb"] <= c["target_kb"] else "not met"))
             if want("steady"):
                 log("steady state: %d s" % args.steady_seconds)
                 R["steady"] = steady_state(build, tmp, env, args.steady_seconds)
@@ -1122,6 +1230,11 @@ def main():
                 log("sampled timing against exact timing on bzip2")
                 R["sampled_accuracy"] = sampled_accuracy(build, tmp, env, bz,
                                                          args.runs)
+        if want("load"):
+            # Last: it keeps both cores busy.
+            log("load: codensm-server, %d clients, %d s twice"
+                % (args.load_connections, args.load_seconds))
+            R["load"] = load(build, args.load_seconds, args.load_connections)
     R["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     R["ratios"] = {w: paired_ratios(m) for w, m in R["overhead"].items()}
     R["elapsed_s"] = time.time() - t_start

@@ -1,8 +1,9 @@
 /* collect.c: the flusher's side of the per-thread counters: read every
  * thread's block into a batch of deltas, and the batch's own arithmetic.
  *
- * Deltas: each block has a snapshot (struct snap, allocated here lazily,
- * owned by the flusher) of what was shipped; a delta is the current value
+ * Deltas: next to every counter the flusher keeps a snapshot of what it
+ * shipped (a function's struct cnsmp_shipped, an edge's or an incident's
+ * `shipped`, allocated with them: thread.h); a delta is the current value
  * minus the snapshot, and collecting advances the snapshot.  The owner never
  * resets anything, so no update is lost and no lock is taken.  Exceptions:
  * max_ticks, which the flusher exchanges with 0 (thread.h), and a fork
@@ -24,18 +25,6 @@
 #include "thread.h"
 
 #define INCIDENTS_PER_FN 8 /* distinct chains per failing function per batch */
-
-struct snap_counters {
-	uint64_t calls, errors, total_ticks, self_ticks, untimed;
-	uint64_t s_timed, s_ticks, s_self;
-	uint32_t hist[CNSMP_HIST_BUCKETS];
-};
-
-struct snap {
-	struct snap_counters *chunk[CNSMP_NCHUNKS];
-	uint64_t edge[CNSMP_EDGES_PER_THREAD];
-	uint64_t incident[CNSMP_INCIDENTS_PER_THREAD];
-};
 
 /* Flusher-only totals already shipped. */
 static uint64_t shipped_dropped, shipped_repairs;
@@ -320,23 +309,8 @@ static int readable(struct cnsmp_thread *t)
 	return s == CNSMP_T_LIVE || s == CNSMP_T_DEAD;
 }
 
-/* The snapshot of chunk k of t: allocated if the pass may (NULL if not or
- * out of memory, meaning "nothing shipped yet"). */
-static struct snap_counters *snap_chunk(struct cnsmp_thread *t, unsigned k,
-					int alloc)
-{
-	struct snap *s = t->snap;
-	if (!s && alloc)
-		s = t->snap = calloc(1, sizeof *s);
-	if (!s)
-		return NULL;
-	if (!s->chunk[k] && alloc)
-		s->chunk[k] = calloc(CNSMP_CHUNK, sizeof *s->chunk[k]);
-	return s->chunk[k];
-}
-
 static void read_hist(struct pass *p, struct cnsmp_counters *c,
-		      struct snap_counters *s, uint64_t *hist)
+		      struct cnsmp_shipped *s, uint64_t *hist)
 {
 	for (unsigned b = 0; b < CNSMP_HIST_BUCKETS; b++) {
 		uint32_t h = atomic_load_explicit(&c->hist[b], memory_order_relaxed);
@@ -428,21 +402,17 @@ static int read_samples(const struct cnsmp_counters *c, uint64_t *timed,
 	return 0;
 }
 
-/* Add t's delta of function `id` into d.  A regular pass that cannot get
- * a snapshot skips the thread (its delta waits for the next collect). */
+/* Add t's delta of function `id` into d. */
 static void read_fn(struct pass *p, struct cnsmp_thread *t, uint32_t id,
 		    struct cnsmp_fn_delta *d)
 {
-	unsigned k = id / CNSMP_CHUNK;
-	struct cnsmp_counters *c = atomic_load_explicit(&t->chunk[k],
-							memory_order_acquire);
+	struct cnsmp_cset *set = atomic_load_explicit(&t->chunk[id / CNSMP_CHUNK],
+						      memory_order_acquire);
+	struct cnsmp_counters *c = set ? atomic_load_explicit(
+		&set->c[id % CNSMP_CHUNK], memory_order_acquire) : NULL;
 	if (!c)
 		return;
-	c += id % CNSMP_CHUNK;
-	struct snap_counters zero = {0}, *s = snap_chunk(t, k, !p->safe);
-	if (!s && !p->safe)
-		return;
-	s = s ? s + id % CNSMP_CHUNK : &zero;
+	struct cnsmp_shipped *s = cnsmp_shipped_of(c);
 	/* untimed before calls: every untimed call seen is in calls too
 	 * (cnsmp_count_untimed).  Not the other way round: calls may hold
 	 * untimed calls that this read of untimed missed (the owner bumps
@@ -536,14 +506,15 @@ static int read_fns(struct pass *p)
 static int read_edges(struct pass *p, struct cnsmp_thread *t)
 {
 	struct cnsmp_batch *b = p->out;
-	struct snap *s = t->snap;
 	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++) {
-		struct cnsmp_edge *e = &t->edges[i];
+		struct cnsmp_edge *e = cnsmp_thread_edge_at(t, i);
+		if (!e)
+			break; /* segments come in order: none after this one */
 		uint64_t key = atomic_load_explicit(&e->key, memory_order_acquire);
 		if (!key)
 			continue;
 		uint64_t calls = atomic_load_explicit(&e->calls, memory_order_relaxed);
-		uint64_t delta = calls - (s ? s->edge[i] : 0);
+		uint64_t delta = calls - e->shipped;
 		if (!delta)
 			continue;
 		if (b->nedges == b->capedges &&
@@ -555,7 +526,7 @@ static int read_edges(struct pass *p, struct cnsmp_thread *t)
 			.caller = (uint32_t)(key >> 32),
 			.callee = (uint32_t)key, .calls = delta};
 		if (!p->safe)
-			s->edge[i] = calls;
+			e->shipped = calls;
 	}
 	return 0;
 }
@@ -563,13 +534,14 @@ static int read_edges(struct pass *p, struct cnsmp_thread *t)
 static int read_incidents(struct pass *p, struct cnsmp_thread *t)
 {
 	struct cnsmp_batch *b = p->out;
-	struct snap *s = t->snap;
-	for (size_t i = 0; i < CNSMP_INCIDENTS_PER_THREAD; i++) {
-		struct cnsmp_incident_slot *in = &t->incidents[i];
+	struct cnsmp_incident_slot *table = atomic_load_explicit(
+		&t->incidents, memory_order_acquire);
+	for (size_t i = 0; table && i < CNSMP_INCIDENTS_PER_THREAD; i++) {
+		struct cnsmp_incident_slot *in = &table[i];
 		if (!atomic_load_explicit(&in->hash, memory_order_acquire))
 			continue;
 		uint64_t count = atomic_load_explicit(&in->count, memory_order_relaxed);
-		uint64_t delta = count - (s ? s->incident[i] : 0);
+		uint64_t delta = count - in->shipped;
 		if (!delta)
 			continue;
 		if (b->nincidents == b->capincidents &&
@@ -586,7 +558,7 @@ static int read_incidents(struct pass *p, struct cnsmp_thread *t)
 		o->first_seen = atomic_load_explicit(&in->first_us, memory_order_relaxed) / 1e6;
 		o->last_seen = atomic_load_explicit(&in->last_us, memory_order_relaxed) / 1e6;
 		if (!p->safe)
-			s->incident[i] = count;
+			in->shipped = count;
 	}
 	return 0;
 }
@@ -602,8 +574,8 @@ static int read_rest(struct pass *p)
 	struct cnsmp_batch *b = p->out;
 	int rc = 0;
 	for (struct cnsmp_thread *t = first(); t; t = next(t)) {
-		if (!readable(t) || (!p->safe && !t->snap))
-			continue; /* regular pass without a snapshot: next time */
+		if (!readable(t))
+			continue;
 		if (read_edges(p, t) || read_incidents(p, t))
 			rc = -1;
 	}
@@ -640,9 +612,6 @@ int cnsmp_collect(struct cnsmp_batch *out)
 {
 	struct pass p = {out, 0};
 	clear(out);
-	for (struct cnsmp_thread *t = first(); t; t = next(t))
-		if (!t->snap)
-			t->snap = calloc(1, sizeof(struct snap));
 	int rc = read_fns(&p);
 	if (read_rest(&p))
 		rc = -1;
@@ -659,17 +628,29 @@ int cnsmp_collect_signal_safe(struct cnsmp_batch *out)
 	return rc;
 }
 
-/* Zero the snapshot, keeping its chunks (no free: the block is reused). */
+/* Zero t's record of what was shipped (a fork child: the parent ships
+ * what its counters held); the block itself is reused. */
 static void forget_thread(struct cnsmp_thread *t)
 {
-	struct snap *s = t->snap;
-	if (!s)
-		return;
-	for (unsigned k = 0; k < CNSMP_NCHUNKS; k++)
-		if (s->chunk[k])
-			memset(s->chunk[k], 0, CNSMP_CHUNK * sizeof *s->chunk[k]);
-	memset(s->edge, 0, sizeof s->edge);
-	memset(s->incident, 0, sizeof s->incident);
+	for (unsigned k = 0; k < CNSMP_NCHUNKS; k++) {
+		struct cnsmp_cset *set = atomic_load_explicit(&t->chunk[k],
+							      memory_order_acquire);
+		for (unsigned i = 0; set && i < CNSMP_CHUNK; i++) {
+			struct cnsmp_counters *c = atomic_load_explicit(
+				&set->c[i], memory_order_acquire);
+			if (c)
+				memset(cnsmp_shipped_of(c), 0, sizeof(struct cnsmp_shipped));
+		}
+	}
+	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++) {
+		struct cnsmp_edge *e = cnsmp_thread_edge_at(t, i);
+		if (e)
+			e->shipped = 0;
+	}
+	struct cnsmp_incident_slot *in = atomic_load_explicit(
+		&t->incidents, memory_order_acquire);
+	for (size_t i = 0; in && i < CNSMP_INCIDENTS_PER_THREAD; i++)
+		in[i].shipped = 0;
 }
 
 /* The child's counters start from zero (thread.c): so do the snapshots

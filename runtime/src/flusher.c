@@ -342,7 +342,15 @@ CNSMP_NOINST static size_t send_all(uint64_t deadline)
 		long ms = time_left_ms(deadline);
 		if (ms <= 0)
 			break;
-		enum cnsmp_send_result r = cnsmp_transport_post(&cnsmp_cfg, fl.bodies[i].json, ms);
+		/* With a deadline nothing follows this send for a while (exit,
+		 * codensm_flush): a transient failure is tried again at once. */
+		int maybe_sent = 0;
+		enum cnsmp_send_result r =
+			deadline ? cnsmp_transport_post_until(&cnsmp_cfg, fl.bodies[i].json,
+							      deadline, &maybe_sent)
+				 : cnsmp_transport_post(&cnsmp_cfg, fl.bodies[i].json, ms);
+		if (maybe_sent)
+			fl.bodies[i].verbatim = 1;
 		switch (r) {
 		case CNSMP_SENT:
 			mark_delivered(&fl.bodies[i]);

@@ -1,18 +1,20 @@
 /* hooks.c: the hot path: __cyg_profile_func_enter/exit and the public calls
  * that mark, open and close tracked calls on this thread's shadow stack.
  *
- * Nothing here allocates (after a function's first call on a thread), locks,
- * makes a syscall or touches DWARF, because it runs on every call of the
- * user's program and must cost about as much as the call it measures: a
- * tracked call is a read of the thread's cache of decisions, two clock reads
- * (rdtsc) and stores into memory only this thread writes; an excluded call
+ * Nothing here allocates (bar the first time a thread calls a function,
+ * reaches a depth, or meets a caller -> callee pair or more functions than
+ * its cache holds: each a cold call out of line), locks, makes a syscall
+ * or touches DWARF, because it runs on every call of the user's program
+ * and must cost about as much as the call it measures: a tracked call is
+ * a read of the thread's cache of decisions, two clock reads (rdtsc) and
+ * stores into memory only this thread writes; an excluded call
  * is one load from a process-wide filter of excluded functions and
  * returns without touching the stack, the clock or a counter.  With
  * sampled timing (sample.c), an untimed call is the tracked call without
  * its clock reads and histogram.  Everything slow (the first sight of a
- * function, a cache miss, the thread's first hook, a counter chunk's
- * first use) is a call to a cold function here or in registry.c and
- * thread.c.
+ * function, a cache miss, the thread's first hook, a function's first
+ * call on the thread, a call deeper than the thread's stack has gone) is
+ * a call to a cold function here or in registry.c and thread.c.
  *
  * Each hook returns at once (unlikely) when the per-thread guard is set (a
  * hook interrupted by a signal handler that calls instrumented code, or the
@@ -52,8 +54,9 @@ static CNSMP_NOINST __attribute__((noinline, cold)) int activate(void)
 	return atomic_load_explicit(&cnsmp_active, memory_order_acquire);
 }
 
-/* Slow path: a call beyond CNSMP_STACK_DEPTH: count it now (it is not
- * timed), remember its id for codensm_error(). */
+/* Slow path: a call beyond CNSMP_STACK_DEPTH (or whose stack chunk could
+ * not be allocated): count it now (it is not timed), remember its id for
+ * codensm_error(). */
 static CNSMP_NOINST __attribute__((noinline, cold)) void too_deep(
 	struct cnsmp_thread *t, struct cnsmp_counters *c)
 {
@@ -75,19 +78,19 @@ first_sight(void *fn, const char *name, const char *department, double weight)
 	return f;
 }
 
-/* Write the frame of a call of `fn` (counters c) at depth d of t, then
- * publish it; `tsc`: the clock is known to be the TSC (no call to read
- * it). */
+/* Write the frame of a call of `fn` (counters c) at depth d of t, in the
+ * current stack chunk (d < t->top), then publish it; `tsc`: the clock is
+ * known to be the TSC (no call to read it). */
 static inline __attribute__((always_inline)) void open_frame(
 	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, void *fn,
-	int tsc)
+	int tsc, uint64_t flags)
 {
-	struct cnsmp_frame *fr = cnsmp_frame_at(t, d);
+	struct cnsmp_frame *fr = &t->fbase[d + 1];
 	CNSMP_ONE_REGISTER(fr);
 	fr->addr = (uintptr_t)fn;
 	fr->c = c;
 	fr->child = 0;
-	fr->flags = 0;
+	fr->flags = flags;
 	fr->start = tsc ? cnsmp_clock_tsc() : cnsmp_clock_now();
 	atomic_signal_fence(memory_order_release); /* frame before depth */
 	t->depth = d + 1;
@@ -95,27 +98,32 @@ static inline __attribute__((always_inline)) void open_frame(
 
 /* open_frame for an untimed call (sampled timing): no clock read. */
 static inline __attribute__((always_inline)) void open_untimed(
-	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, void *fn)
+	struct cnsmp_thread *t, uint32_t d, struct cnsmp_counters *c, void *fn,
+	uint64_t flags)
 {
-	struct cnsmp_frame *fr = cnsmp_frame_at(t, d);
+	struct cnsmp_frame *fr = &t->fbase[d + 1];
 	fr->addr = (uintptr_t)fn;
 	fr->c = c;
 	fr->child = 0;
-	fr->flags = CNSMP_FR_UNTIMED;
+	fr->flags = CNSMP_FR_UNTIMED | flags;
 	atomic_signal_fence(memory_order_release); /* frame before depth */
 	t->depth = d + 1;
 }
 
 /* Open a call with counters c on t (guard held, runtime active), or count
- * it untimed past the stack's depth. */
+ * it untimed past the stack's depth.  A call past the current stack
+ * chunk takes a growth step first, and its frame, the first of its
+ * chunk, is marked so that its exit steps back (CNSMP_FR_CHUNK). */
 static CNSMP_NOINST void push_counted(struct cnsmp_thread *t,
 				      struct cnsmp_counters *c, void *fn)
 {
 	uint32_t d = t->depth;
-	if (unlikely(d >= CNSMP_STACK_DEPTH || t->overflow))
+	if (unlikely(t->overflow) || (d >= t->top && cnsmp_stack_grow(t))) {
 		too_deep(t, c);
-	else
-		open_frame(t, d, c, fn, 0);
+		return;
+	}
+	int first = t->top > CNSMP_STACK_FIRST && d == t->top / 2;
+	open_frame(t, d, c, fn, 0, first ? CNSMP_FR_CHUNK : 0);
 }
 
 /* Open a call of tracked `f` (guard held, runtime active), attaching the
@@ -320,28 +328,39 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_tagged(
 	struct cnsmp_counters *c = (struct cnsmp_counters *)(
 		(uintptr_t)tagged & ~CNSMP_TC_SAMPLE);
 	uint32_t d = t->depth;
-	/* Of what t->limit stands for, only a full stack matters here: this
-	 * path reads the clock through cnsmp_clock_now (any clock), and an
-	 * exception in flight concerns exits.  Sampling pays off most where
-	 * the clock is not the TSC: the vDSO's costs more. */
-	if (unlikely(cnsmp_tls.guard) ||
-	    (unlikely(d >= t->limit) && (d >= CNSMP_STACK_DEPTH || t->overflow))) {
+	/* Of what t->limit stands for, only a full stack chunk matters here
+	 * (a growth step, as in push_counted, so that a function called at
+	 * a chunk's first slot is sampled like any other): this path reads
+	 * the clock through cnsmp_clock_now (any clock), and an exception in
+	 * flight concerns exits.  Sampling pays off most where the clock is
+	 * not the TSC: the vDSO's costs more. */
+	if (unlikely(cnsmp_tls.guard) || (unlikely(d >= t->limit) && t->overflow)) {
 		enter_hit_slow(t, c, fn);
 		return;
 	}
 	cnsmp_tls.guard = 1;
+	uint64_t flags = 0;
+	if (unlikely(d >= t->top)) {
+		if (cnsmp_stack_grow(t)) {
+			too_deep(t, c);
+			cnsmp_tls.guard = 0;
+			return;
+		}
+		flags = CNSMP_FR_CHUNK;
+	}
 	if (likely(c->smode == CNSMP_SM_SAMPLED) && likely(c->skip > 1)) {
 		c->skip--;
-		open_untimed(t, d, c, fn);
+		open_untimed(t, d, c, fn, flags);
 	} else {
 		cnsmp_sample_due(t, c, fn);
-		open_frame(t, d, c, fn, 0);
+		open_frame(t, d, c, fn, 0, flags);
 	}
 	cnsmp_tls.guard = 0;
 }
 
-/* The exit of a frame marked failed, thrown through or inherited across
- * fork (guard held); untimed frames with no other flag stay in exit_on. */
+/* The exit of a frame marked failed, thrown through, inherited across
+ * fork or first in its stack chunk (guard held); untimed frames with no
+ * other flag stay in exit_on. */
 static CNSMP_NOINST __attribute__((noinline)) void exit_flagged(
 	struct cnsmp_thread *t, uint32_t i)
 {
@@ -440,7 +459,7 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 			    likely(u->smode == CNSMP_SM_SAMPLED) && likely(u->skip > 1)) {
 				cnsmp_tls.guard = 1;
 				u->skip--;
-				open_untimed(t, d, u, fn);
+				open_untimed(t, d, u, fn, 0);
 				cnsmp_tls.guard = 0;
 				return;
 			}
@@ -453,7 +472,7 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 			return;
 		}
 		cnsmp_tls.guard = 1;
-		open_frame(t, d, c, fn, 1);
+		open_frame(t, d, c, fn, 1, 0);
 		cnsmp_tls.guard = 0;
 		return;
 	}
@@ -466,12 +485,13 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
  * tail call (exit_slow, exit_flagged, edge_unguard).  No depth test:
  * an empty stack's top is the root frame, whose address matches nothing,
  * and the top frame always has a parent (the root's edges are counted
- * nowhere). */
+ * nowhere), in the same stack chunk: the first frame of a later chunk is
+ * flagged (CNSMP_FR_CHUNK), so its exit leaves through exit_flagged. */
 static inline __attribute__((always_inline)) void exit_on(
 	struct cnsmp_thread *t, void *fn)
 {
 	uint32_t d = t->depth;
-	struct cnsmp_frame *fr = &t->frames[d]; /* cnsmp_frame_at(t, d - 1) */
+	struct cnsmp_frame *fr = &t->fbase[d]; /* cnsmp_frame_at(t, d - 1) */
 	CNSMP_ONE_REGISTER(fr); /* the parent is fr - 1, not computed again */
 	if (unlikely(cnsmp_tls.guard) || unlikely(d > t->limit) ||
 	    unlikely(fr->addr != (uintptr_t)fn)) {

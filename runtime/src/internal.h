@@ -611,10 +611,13 @@ enum { CNSMP_SM_PROBATION = 0, CNSMP_SM_SAMPLED = 1, CNSMP_SM_EXACT = 2 };
 #define CNSMP_SAMPLE_CYCLE 16
 
 /* Shadow stack depth per thread; deeper recursion is still counted (calls
- * and errors) but not timed. */
-#define CNSMP_STACK_DEPTH 512
-/* Distinct caller->callee pairs remembered per thread. */
-#define CNSMP_EDGES_PER_THREAD 4096
+ * and errors) but not timed.  The stack grows in chunks up to it as a
+ * thread's calls go deeper (thread.h): 64 bytes a frame, only for the
+ * depth a thread reaches. */
+#define CNSMP_STACK_DEPTH 16384
+/* Distinct caller->callee pairs remembered per thread: the sum of the
+ * edge table's segments (thread.h), allocated as a thread sees pairs. */
+#define CNSMP_EDGES_PER_THREAD (16 + 64 + 256 + 1024 + 4096)
 /* Distinct incident chains remembered per thread. */
 #define CNSMP_INCIDENTS_PER_THREAD 64
 
@@ -782,6 +785,11 @@ enum cnsmp_send_result {
 };
 enum cnsmp_send_result cnsmp_transport_post(const struct cnsmp_config *cfg,
 					    const char *body, long timeout_ms);
+/* The same, tried again after a transient failure until CLOCK_MONOTONIC
+ * `deadline`; *maybe_sent: some try may have been committed. */
+enum cnsmp_send_result cnsmp_transport_post_until(const struct cnsmp_config *cfg,
+						  const char *body, uint64_t deadline,
+						  int *maybe_sent);
 /* HTTP status of the calling thread's last post (0: no answer). */
 long cnsmp_transport_last_status(void);
 /* Abort any transfer still running at CLOCK_MONOTONIC `ns` (0: none),

@@ -141,11 +141,16 @@ static CNSMP_NOINST void sample_learn(struct cnsmp_counters *c)
 static CNSMP_NOINST int open_above(struct cnsmp_thread *t,
 				   const struct cnsmp_counters *c)
 {
-	uint32_t d = t->depth;
-	uint32_t stop = d > CNSMP_SAMPLE_CYCLE ? d - CNSMP_SAMPLE_CYCLE : 0;
-	while (d > stop)
-		if (cnsmp_frame_at(t, --d)->c == c)
-			return 1;
+	uint32_t j = t->depth; /* frame slots j..stop+1, a stack chunk at a time */
+	uint32_t stop = j > CNSMP_SAMPLE_CYCLE ? j - CNSMP_SAMPLE_CYCLE : 0;
+	while (j > stop) {
+		unsigned k = cnsmp_stack_chunk(j);
+		uint32_t s = cnsmp_stack_start(k), low = s > stop ? s : stop;
+		const struct cnsmp_frame *f = k ? t->stack[k] - s - 1 : t->frames;
+		for (; j > low; j--)
+			if (f[j].c == c)
+				return 1;
+	}
 	return 0;
 }
 

@@ -1,9 +1,9 @@
 /* thread.c: per-thread state: the block's life (attach, death, reuse), the
  * end of a call (counters, edge, error, incident), exceptions and crashes.
  *
- * cnsmp_thread_complete runs on every tracked exit and so is hot path: no
- * lock, no syscall, no allocation (bar a counter chunk on a function's first
- * call, which the enter hook already did).  Recording an incident (a failed
+ * cnsmp_thread_complete runs on every tracked exit that leaves the fast
+ * path: no lock, no syscall, no allocation (bar an edge segment when a
+ * thread's new caller -> callee pair finds the ones it has full).  Recording an incident (a failed
  * call) reads CLOCK_REALTIME through the vDSO; that is rare, not per call.
  * Layout and memory orderings are described in thread.h.
  */
@@ -44,8 +44,8 @@ static CNSMP_NOINST void make_key(void)
  * to them and the flusher's next delta holds both owners' calls.  Waiting
  * for the flusher to read and zero it first would make a program that
  * starts threads faster than its flush interval hold a block for every
- * thread started in the interval (about 200 kB each).  FREE blocks are
- * the zeroed ones of a fork child. */
+ * thread started in the interval.  FREE blocks are the zeroed ones of a
+ * fork child. */
 static CNSMP_NOINST struct cnsmp_thread *claim_free(void)
 {
 	struct cnsmp_thread *t = atomic_load_explicit(&cnsmp_threads,
@@ -61,19 +61,6 @@ static CNSMP_NOINST struct cnsmp_thread *claim_free(void)
 	return NULL;
 }
 
-/* Zeroed memory on a cache line's boundary.  calloc aligns to 16 bytes
- * only, and thread.h lays out a block's frames and a function's counters
- * by cache lines: a block 32 bytes off had every frame straddle two.
- * calloc rather than aligned_alloc and memset, so that the pages of a
- * block that its thread never touches stay unbacked; the pointer calloc
- * gave is not kept, since blocks and chunks are never freed (the list is
- * append-only, and counters outlive their threads). */
-static CNSMP_NOINST void *calloc_lines(size_t size)
-{
-	uintptr_t p = (uintptr_t)calloc(1, size + 63);
-	return p ? (void *)((p + 63) & ~(uintptr_t)63) : NULL;
-}
-
 CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 {
 	int saved = errno;
@@ -86,18 +73,23 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 		/* Owner-only state of the previous owner; the shared counters
 		 * carry on (see claim_free). */
 		t->depth = t->overflow = t->ov_failed = t->inherited = 0;
+		cnsmp_stack_fit(t);
 		t->pend_c = &cnsmp_hist_sink;
 		t->throw_epoch = t->exc_epoch = 0;
 		t->unwinding = 0;
 		/* The cache stays: it names this block's counters. */
 	} else {
-		t = calloc_lines(sizeof *t);
+		t = cnsmp_arena_alloc(sizeof *t);
 		if (!t) {
 			errno = saved;
 			return NULL;
 		}
 		atomic_init(&t->state, CNSMP_T_LIVE);
 		t->pend_c = &cnsmp_hist_sink;
+		t->fbase = t->frames;
+		t->top = CNSMP_STACK_FIRST;
+		atomic_init(&t->cache, t->cache0);
+		atomic_init(&t->cache_mask, CNSMP_TCACHE_FIRST - 1);
 		struct cnsmp_thread *head = atomic_load_explicit(
 			&cnsmp_threads, memory_order_relaxed);
 		do
@@ -114,47 +106,86 @@ CNSMP_NOINST struct cnsmp_thread *cnsmp_thread_attach(void)
 	return t;
 }
 
-/* Counter chunk k holds ids k * CNSMP_CHUNK ... (frames name their
- * function through its counters: c->id), none called yet. */
-static CNSMP_NOINST void name_chunk(struct cnsmp_counters *c, unsigned k)
+/* The counters of `id`, none called yet (frames name their function
+ * through its counters: c->id). */
+static CNSMP_NOINST void name_counters(struct cnsmp_counters *c, uint32_t id)
 {
-	for (uint32_t i = 0; i < CNSMP_CHUNK; i++) {
-		c[i].id = k * CNSMP_CHUNK + i;
-		c[i].last_parent = CNSMP_NO_PARENT;
-	}
+	c->id = id;
+	c->last_parent = CNSMP_NO_PARENT;
 }
 
 CNSMP_NOINST struct cnsmp_counters *cnsmp_thread_chunk_alloc(
 	struct cnsmp_thread *t, uint32_t id)
 {
-	int saved = errno;
-	struct cnsmp_counters *c = calloc_lines(CNSMP_CHUNK * sizeof *c);
-	errno = saved;
+	_Atomic(struct cnsmp_cset *) *at = &t->chunk[id / CNSMP_CHUNK];
+	struct cnsmp_cset *set = atomic_load_explicit(at, memory_order_relaxed);
+	if (!set) {
+		set = cnsmp_arena_alloc(sizeof *set);
+		if (!set)
+			return NULL;
+		atomic_store_explicit(at, set, memory_order_release);
+	}
+	struct cnsmp_counters *c = cnsmp_arena_alloc(sizeof(struct cnsmp_cell));
 	if (!c)
 		return NULL;
-	name_chunk(c, id / CNSMP_CHUNK);
-	atomic_store_explicit(&t->chunk[id / CNSMP_CHUNK], c,
-			      memory_order_release);
-	return c + id % CNSMP_CHUNK;
+	name_counters(c, id);
+	atomic_store_explicit(&set->c[id % CNSMP_CHUNK], c, memory_order_release);
+	return c;
 }
 
+/* The chunk is in t->stack before any frame in it is published (the
+ * crash handler reads frames through t->stack). */
+CNSMP_NOINST int cnsmp_stack_grow(struct cnsmp_thread *t)
+{
+	uint32_t j = t->depth + 1;
+	if (j > CNSMP_STACK_DEPTH)
+		return -1;
+	unsigned k = cnsmp_stack_chunk(j);
+	uint32_t s = cnsmp_stack_start(k); /* chunk k >= 1 holds s frames */
+	if (!t->stack[k]) {
+		struct cnsmp_frame *f = cnsmp_arena_alloc(s * sizeof *f);
+		if (!f)
+			return -1;
+		t->stack[k] = f;
+		atomic_signal_fence(memory_order_release);
+	}
+	t->fbase = t->stack[k] - s - 1;
+	t->top = 2 * s;
+	cnsmp_thread_reslow(t);
+	return 0;
+}
+
+/* Segment by segment: a pair is claimed in the first segment with a
+ * free slot among the 16 from its hash, and slots are never emptied
+ * (bar a fork child's zeroing), so a pair is never in a later segment
+ * than the first one whose 16 slots had room. */
 CNSMP_NOINST struct cnsmp_edge *cnsmp_thread_edge(struct cnsmp_thread *t,
 						 uint32_t caller, uint32_t callee)
 {
 	uint64_t k = ((uint64_t)caller << 32 | callee) + 1;
-	size_t mask = CNSMP_EDGES_PER_THREAD - 1;
-	size_t i = (size_t)(k * 0x9e3779b97f4a7c15ull >> 40) & mask;
-	for (unsigned n = 0; n < 32; n++, i = (i + 1) & mask) {
-		struct cnsmp_edge *e = &t->edges[i];
-		uint64_t have = atomic_load_explicit(&e->key,
-						     memory_order_relaxed);
-		if (have == 0)
-			atomic_store_explicit(&e->key, have = k,
-					      memory_order_release);
-		if (have == k)
-			return e;
+	uint64_t h = k * 0x9e3779b97f4a7c15ull >> 40;
+	for (unsigned g = 0; g < CNSMP_ESEGS; g++) {
+		struct cnsmp_edge *seg = atomic_load_explicit(&t->eseg[g],
+							      memory_order_relaxed);
+		if (!seg) {
+			seg = cnsmp_arena_alloc(CNSMP_ESEG_SIZE(g) * sizeof *seg);
+			if (!seg)
+				break;
+			atomic_store_explicit(&t->eseg[g], seg, memory_order_release);
+		}
+		size_t mask = CNSMP_ESEG_SIZE(g) - 1, i = (size_t)h & mask;
+		for (unsigned n = 0; n < 16; n++, i = (i + 1) & mask) {
+			struct cnsmp_edge *e = &seg[i];
+			uint64_t have = atomic_load_explicit(&e->key,
+							     memory_order_relaxed);
+			if (have == 0)
+				atomic_store_explicit(&e->key, have = k,
+						      memory_order_release);
+			if (have == k)
+				return e;
+		}
 	}
-	return &t->edge_sink; /* full around its slot: counted, not shipped */
+	return &t->edge_sink; /* no room: counted, not shipped */
 }
 
 /* A fill and a change of decisions can race: the owner decided under
@@ -168,10 +199,51 @@ CNSMP_NOINST struct cnsmp_edge *cnsmp_thread_edge(struct cnsmp_thread *t,
  * block is in the list before its owner's first fill (the seq_cst
  * compare-and-swap in cnsmp_thread_attach), so the invalidator's walk,
  * after the bump, finds it. */
+/* The cache grows to a new, empty array: the old one is not freed,
+ * since another thread's cnsmp_thread_forget_decisions may be clearing
+ * it, nor copied, since a copy could carry a slot that thread already
+ * went past.  The array is published before its mask, both sequentially
+ * consistent: a forget that reads the old mask then reads the new array,
+ * clears part of it, and any fill in the rest comes after the new mask's
+ * store, so after the generation's bump it read: that fill is taken back.
+ * The old arrays add up to a third of the final one. */
+static CNSMP_NOINST struct cnsmp_tslot *tcache_grow(struct cnsmp_thread *t,
+						    uintptr_t addr)
+{
+	size_t size = 4 * ((size_t)atomic_load_explicit(&t->cache_mask,
+							memory_order_relaxed) + 1);
+	if (size > CNSMP_TCACHE)
+		size = CNSMP_TCACHE;
+	struct cnsmp_tslot *n = cnsmp_arena_alloc(size * sizeof *n);
+	if (!n)
+		return NULL;
+	atomic_store(&t->cache, n);
+	atomic_store(&t->cache_mask, (uint32_t)size - 1);
+	t->cache_fills = 0;
+	return &n[cnsmp_tcache_index(addr) & (size - 1)];
+}
+
+/* The slot of addr in t's cache, growing the cache first if filling it
+ * would evict another function or it is a quarter full. */
+static CNSMP_NOINST struct cnsmp_tslot *tcache_slot_to_fill(struct cnsmp_thread *t,
+							    uintptr_t addr)
+{
+	uint32_t mask = atomic_load_explicit(&t->cache_mask, memory_order_relaxed);
+	struct cnsmp_tslot *s = &atomic_load_explicit(&t->cache, memory_order_relaxed)
+		[cnsmp_tcache_index(addr) & mask];
+	uintptr_t had = atomic_load_explicit(&s->addr, memory_order_relaxed);
+	if (had == addr || mask + 1 >= CNSMP_TCACHE)
+		return s;
+	if (had == 0 && ++t->cache_fills <= (mask + 1) / 4)
+		return s;
+	struct cnsmp_tslot *n = tcache_grow(t, addr);
+	return n ? n : s;
+}
+
 CNSMP_NOINST void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
 				   struct cnsmp_counters *c, uint32_t g)
 {
-	struct cnsmp_tslot *s = &t->cache[cnsmp_tcache_index(addr)];
+	struct cnsmp_tslot *s = tcache_slot_to_fill(t, addr);
 	atomic_store_explicit(&s->addr, 0, memory_order_relaxed); /* see cnsmp_tcache_get */
 	atomic_signal_fence(memory_order_release);
 	s->c = c ? c : CNSMP_TC_EXCLUDED;
@@ -184,20 +256,26 @@ CNSMP_NOINST void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
 CNSMP_NOINST void cnsmp_tcache_retag(struct cnsmp_thread *t, uintptr_t addr,
 				     struct cnsmp_counters *c)
 {
-	struct cnsmp_tslot *s = &t->cache[cnsmp_tcache_index(addr)];
+	struct cnsmp_tslot *s = &atomic_load_explicit(&t->cache, memory_order_relaxed)
+		[cnsmp_tcache_index(addr) &
+		 atomic_load_explicit(&t->cache_mask, memory_order_relaxed)];
 	if (atomic_load_explicit(&s->addr, memory_order_relaxed) == addr)
 		s->c = c;
 }
 
 /* Every block, live or not: a dead one's cache is its next owner's.
- * Only filled slots are written, so a block's untouched pages stay so. */
+ * The mask before the array (tcache_grow says why that is enough).  Only
+ * filled slots are written. */
 CNSMP_NOINST void cnsmp_thread_forget_decisions(void)
 {
 	for (struct cnsmp_thread *t = atomic_load(&cnsmp_threads); t;
-	     t = atomic_load_explicit(&t->next, memory_order_acquire))
-		for (size_t i = 0; i < CNSMP_TCACHE; i++)
-			if (atomic_load(&t->cache[i].addr))
-				atomic_store(&t->cache[i].addr, 0);
+	     t = atomic_load_explicit(&t->next, memory_order_acquire)) {
+		size_t mask = atomic_load(&t->cache_mask);
+		struct cnsmp_tslot *c = atomic_load(&t->cache);
+		for (size_t i = 0; i <= mask; i++)
+			if (atomic_load(&c[i].addr))
+				atomic_store(&c[i].addr, 0);
+	}
 }
 
 /* The ids of frames [0, n), the innermost CNSMP_INCIDENT_MAX_DEPTH kept. */
@@ -232,6 +310,7 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 	if (unlikely(i < t->inherited)) {
 		/* Entered by the parent before fork(): the parent counts it. */
 		t->depth = t->inherited = i;
+		cnsmp_stack_fit(t);
 		return;
 	}
 	struct cnsmp_frame *fr = cnsmp_frame_at(t, i);
@@ -253,6 +332,7 @@ CNSMP_NOINST void cnsmp_thread_complete(struct cnsmp_thread *t, uint32_t i,
 	}
 	atomic_signal_fence(memory_order_release);
 	t->depth = i;
+	cnsmp_stack_fit(t);
 	if (i > 0) {
 		struct cnsmp_frame *parent = cnsmp_frame_at(t, i - 1);
 		parent->child += ticks;
@@ -277,6 +357,24 @@ CNSMP_NOINST uint64_t cnsmp_thread_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* t's incident table, allocated on first use, or NULL.  The crash
+ * handler may record the thread's first incident, even while its owner
+ * is allocating the table: the first table published wins. */
+static CNSMP_NOINST struct cnsmp_incident_slot *incident_table(struct cnsmp_thread *t)
+{
+	struct cnsmp_incident_slot *have = atomic_load_explicit(
+		&t->incidents, memory_order_acquire);
+	if (have)
+		return have;
+	struct cnsmp_incident_slot *m =
+		cnsmp_arena_alloc(CNSMP_INCIDENTS_PER_THREAD * sizeof *m);
+	if (m && !atomic_compare_exchange_strong_explicit(
+			 &t->incidents, &have, m, memory_order_acq_rel,
+			 memory_order_acquire))
+		return have; /* the loser's table stays unused */
+	return m;
+}
+
 /* Async-signal-safe (the crash handler calls it). */
 CNSMP_NOINST void cnsmp_thread_record_incident(struct cnsmp_thread *t,
 					       const uint32_t *chain,
@@ -286,8 +384,9 @@ CNSMP_NOINST void cnsmp_thread_record_incident(struct cnsmp_thread *t,
 	int saved = errno; /* the hooks do not save it on their fast path */
 	uint64_t h = incident_hash(chain, depth, kind, signo), us = cnsmp_thread_now_us();
 	size_t mask = CNSMP_INCIDENTS_PER_THREAD - 1;
-	for (size_t n = 0, i = h & mask; n <= mask; n++, i = (i + 1) & mask) {
-		struct cnsmp_incident_slot *s = &t->incidents[i];
+	struct cnsmp_incident_slot *table = incident_table(t);
+	for (size_t n = 0, i = h & mask; table && n <= mask; n++, i = (i + 1) & mask) {
+		struct cnsmp_incident_slot *s = &table[i];
 		uint64_t have = atomic_load_explicit(&s->hash,
 						     memory_order_relaxed);
 		if (have == 0) {
@@ -317,15 +416,27 @@ CNSMP_NOINST void cnsmp_thread_record_incident(struct cnsmp_thread *t,
 CNSMP_NOINST void cnsmp_thread_zero(struct cnsmp_thread *t)
 {
 	for (unsigned k = 0; k < CNSMP_NCHUNKS; k++) {
-		struct cnsmp_counters *c = atomic_load_explicit(
+		struct cnsmp_cset *set = atomic_load_explicit(
 			&t->chunk[k], memory_order_acquire);
-		if (!c)
-			continue;
-		memset(c, 0, CNSMP_CHUNK * sizeof *c);
-		name_chunk(c, k);
+		for (unsigned i = 0; set && i < CNSMP_CHUNK; i++) {
+			struct cnsmp_counters *c = atomic_load_explicit(
+				&set->c[i], memory_order_acquire);
+			if (c) {
+				memset(c, 0, sizeof(struct cnsmp_cell));
+				name_counters(c, k * CNSMP_CHUNK + i);
+			}
+		}
 	}
-	memset(t->edges, 0, sizeof t->edges);
-	memset(t->incidents, 0, sizeof t->incidents);
+	for (unsigned g = 0; g < CNSMP_ESEGS; g++) {
+		struct cnsmp_edge *seg = atomic_load_explicit(&t->eseg[g],
+							      memory_order_acquire);
+		if (seg)
+			memset(seg, 0, CNSMP_ESEG_SIZE(g) * sizeof *seg);
+	}
+	struct cnsmp_incident_slot *in = atomic_load_explicit(
+		&t->incidents, memory_order_acquire);
+	if (in)
+		memset(in, 0, CNSMP_INCIDENTS_PER_THREAD * sizeof *in);
 	atomic_store_explicit(&t->edge_sink.calls, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->incident_overflow, 0, memory_order_relaxed);
 }
@@ -385,6 +496,7 @@ CNSMP_NOINST void cnsmp_thread_crash_mark(int signo)
 	}
 	t->depth = t->inherited = 0;
 	t->overflow = 0;
+	cnsmp_stack_fit(t);
 	cnsmp_thread_reslow(t);
 	if (n > 0)
 		cnsmp_thread_record_incident(t, chain, n, "signal", signo);

@@ -6,16 +6,36 @@
  * flusher reads is an _Atomic written with relaxed stores: counts only grow,
  * the flusher keeps its own snapshot and ships differences, so no value is
  * ever reset under the owner's feet.  Pointers that publish freshly zeroed
- * memory (counter chunks, edge and incident keys) are stored with release
- * and loaded with acquire.  Blocks are never freed: the crash handler walks
- * the list without a lock.
+ * memory (counters, edge segments, the incident table, edge and incident
+ * keys) are stored with release and loaded with acquire.  Blocks, and
+ * everything they point to, are never freed: the crash handler walks the
+ * list without a lock, and a block outlives its thread (the next new
+ * thread takes it over).
+ *
+ * Memory follows use.  A block is about 2 kB (the header, a stack of
+ * CNSMP_STACK_FIRST frames and a thread cache of CNSMP_TCACHE_FIRST slots
+ * inline); everything else is allocated on first use, on a slow path, and
+ * sized to what the thread did: the counters of each function it called
+ * (one cell each, with the flusher's snapshot), the shadow stack in
+ * chunks as its calls go deeper, the thread cache as it sees more
+ * functions, the edge table in segments as it sees more pairs, the
+ * incident table on its first failure.  Nothing shrinks: a thread that
+ * once went deep keeps its chunks, for itself and for the next owner.
+ * Every piece comes from the arena (arena.c): never freed, lock-free
+ * and async-signal-safe, since these slow paths may run in a signal
+ * handler that interrupted the program inside malloc.
  */
 #ifndef CODENSM_THREAD_H
 #define CODENSM_THREAD_H
 
 #include "internal.h"
 
-#define CNSMP_CHUNK 64 /* counters allocated 64 functions at a time */
+/* A block finds the counters of function `id` through two levels of
+ * pointers, chunk[id / CNSMP_CHUNK]->c[id % CNSMP_CHUNK]: a level is
+ * allocated when its first function is called (512 bytes of pointers),
+ * a function's counters when it is first called on the thread.  Only the
+ * thread cache's misses and the flusher walk them. */
+#define CNSMP_CHUNK 64
 #define CNSMP_NCHUNKS ((CNSMP_MAX_TRACKED + CNSMP_CHUNK - 1) / CNSMP_CHUNK)
 #define CNSMP_NO_ID UINT32_MAX
 
@@ -40,6 +60,11 @@ enum {
 	 * time is its function's estimate).  The timed calls of a sampled
 	 * function are ordinary frames, measured exactly like exact mode's. */
 	CNSMP_FR_UNTIMED = 8,
+	/* The first frame of a stack chunk past the inline one: its exit
+	 * goes to the slow path, which steps back to the chunk below
+	 * (cnsmp_stack_fit), so that the fast paths never reach across two
+	 * chunks. */
+	CNSMP_FR_CHUNK = 16,
 };
 
 /* Sampled timing as the hooks read it.  lifecycle.c sets it with the
@@ -81,8 +106,15 @@ struct cnsmp_frame {
  * (cnsmp_thread_forget_decisions), instead of every hit comparing a
  * generation (five instructions on each tracked call).  Only the owner
  * fills a slot; the invalidating thread only clears addresses. */
+/* Its size follows the functions the thread calls: CNSMP_TCACHE_FIRST
+ * slots inline in the block, then four times as many each time a fill
+ * would evict another function or fills a quarter of it, up to
+ * CNSMP_TCACHE.  A slot's index is the top CNSMP_TCACHE_BITS of the
+ * address's hash masked to the current size, so two addresses that share
+ * a slot at the full size share one at every size. */
 #define CNSMP_TCACHE_BITS 10
 #define CNSMP_TCACHE (1u << CNSMP_TCACHE_BITS)
+#define CNSMP_TCACHE_FIRST 16
 struct cnsmp_tslot {
 	_Atomic uintptr_t addr; /* 0: empty */
 	struct cnsmp_counters *c;
@@ -105,7 +137,15 @@ static inline size_t cnsmp_tcache_index(uintptr_t a)
 struct cnsmp_edge {
 	_Atomic uint64_t key;
 	_Atomic uint64_t calls;
+	uint64_t shipped; /* the flusher's: calls already shipped (collect.c) */
 };
+/* A block's pairs live in segments of 16, 64, 256, 1024 and 4096 slots,
+ * each allocated when the ones before it have no room around a new
+ * pair's hash: a slot never moves, so the flusher reads a segment while
+ * its owner adds to it.  CNSMP_EDGES_PER_THREAD (internal.h) is their
+ * total. */
+#define CNSMP_ESEGS 5
+#define CNSMP_ESEG_SIZE(k) (16u << (2 * (k)))
 
 /* A distinct failure chain.  The owner fills every plain field, then
  * publishes `hash` (release, never 0); afterwards only count and the
@@ -118,38 +158,88 @@ struct cnsmp_incident_slot {
 	uint32_t chain[CNSMP_INCIDENT_MAX_DEPTH]; /* caller first */
 	int signo;
 	char kind[16];
+	uint64_t shipped; /* the flusher's: count already shipped */
 };
+
+/* The flusher's snapshot of one function's counters on one thread: what
+ * it shipped (collect.c).  Flusher-only, on cache lines of its own after
+ * the counters, so that its writes never take a line the owner writes. */
+struct cnsmp_shipped {
+	uint64_t calls, errors, total_ticks, self_ticks, untimed;
+	uint64_t s_timed, s_ticks, s_self;
+	uint32_t hist[CNSMP_HIST_BUCKETS];
+};
+/* One function on one thread: allocated on its first call there. */
+struct cnsmp_cell {
+	struct cnsmp_counters c; /* first: a counters pointer is its cell's */
+	struct cnsmp_shipped shipped;
+};
+static inline struct cnsmp_shipped *cnsmp_shipped_of(struct cnsmp_counters *c)
+{
+	return &((struct cnsmp_cell *)c)->shipped;
+}
+struct cnsmp_cset {
+	_Atomic(struct cnsmp_counters *) c[CNSMP_CHUNK];
+};
+
+/* The shadow stack: frame slot j (the call at index j - 1; slot 0 is the
+ * root) lives in chunk 0, inline in the block, for j <= CNSMP_STACK_FIRST;
+ * chunk k >= 1 holds slots (CNSMP_STACK_FIRST << (k-1), CNSMP_STACK_FIRST
+ * << k], allocated the first time a call goes that deep (a growth step
+ * on the entry hook's slow path).  Chunks never move and are never
+ * freed, so a frame a hook or a signal handler holds stays put.  The
+ * fast paths index the current chunk through t->fbase, which points
+ * where slot 0 would be if the chunk started at the root, so that slot j
+ * is fbase[j] whatever the chunk; t->top is the chunk's last slot.
+ * Deeper than CNSMP_STACK_DEPTH (internal.h) calls are counted untimed
+ * (too_deep in hooks.c). */
+#define CNSMP_STACK_FIRST 8
+#define CNSMP_STACK_CHUNKS 12
+_Static_assert(CNSMP_STACK_FIRST << (CNSMP_STACK_CHUNKS - 1) == CNSMP_STACK_DEPTH,
+	       "the last stack chunk ends at CNSMP_STACK_DEPTH");
 
 struct cnsmp_thread {
 	/* Shared with every walker of the list. */
 	_Atomic(struct cnsmp_thread *) next; /* append-only list, never unlinked */
 	_Atomic int state;                   /* CNSMP_T_* */
-	void *snap;                          /* the flusher's snapshot (collect.c) */
 
 	/* Owner-written, flusher-read. */
-	_Atomic(struct cnsmp_counters *) chunk[CNSMP_NCHUNKS];
+	_Atomic(struct cnsmp_cset *) chunk[CNSMP_NCHUNKS];
 	/* What cnsmp_thread_edge gives a pair that found no slot: its calls
 	 * count the calls of such pairs. */
 	struct cnsmp_edge edge_sink;
 	_Atomic uint64_t incident_overflow;  /* chains that found no slot */
-	struct cnsmp_edge edges[CNSMP_EDGES_PER_THREAD];
-	struct cnsmp_incident_slot incidents[CNSMP_INCIDENTS_PER_THREAD];
+	_Atomic(struct cnsmp_edge *) eseg[CNSMP_ESEGS];
+	/* CNSMP_INCIDENTS_PER_THREAD slots, allocated on the first
+	 * incident (by the crash handler, maybe). */
+	_Atomic(struct cnsmp_incident_slot *) incidents;
+	uint32_t cache_fills;  /* owner-only: slots filled since the last growth */
 
 	/* What every hook reads, in one cache line. */
-	/* Owner-only (and its signal handlers) from here on. */
+	/* Owner-only (and its signal handlers) from here on, bar the cache. */
 	/* This thread's last finished call, not yet in its histogram
 	 * (cnsmp_count_call_fast): its counters (&cnsmp_hist_sink when
 	 * none) and its duration. */
 	struct cnsmp_counters *pend_c __attribute__((aligned(64)));
 	uint64_t pend_ticks;
-	uint64_t throw_epoch;  /* ++ on every C++ throw */
+	struct cnsmp_frame *fbase; /* the current stack chunk (above) */
 	uint32_t depth;        /* frames in use; written after the frame */
-	/* The depth the fast paths may reach: CNSMP_STACK_DEPTH, or 0 while
-	 * anything sends both hooks to their slow paths (cnsmp_thread_reslow),
-	 * so that one compare tests the depth and all of those. */
+	/* The depth the fast paths may reach: t->top, or 0 while anything
+	 * sends both hooks to their slow paths (cnsmp_thread_reslow), so
+	 * that one compare tests the depth and all of those. */
 	uint32_t limit;
 	uint32_t rng;          /* xorshift32 state: gaps between timed samples */
+	uint32_t top;          /* the last slot of the current stack chunk */
+	/* The thread cache, owner-written (cnsmp_thread_forget_decisions
+	 * reads these two from any thread, and clears the slots' addresses):
+	 * grown by publishing the new, empty array, then its mask, both
+	 * sequentially consistent (see cnsmp_tcache_put), so that a reader
+	 * that loads the mask and then the array never indexes past the
+	 * array's end. */
+	struct cnsmp_tslot *_Atomic cache;
+	_Atomic uint32_t cache_mask;
 
+	uint64_t throw_epoch;  /* ++ on every C++ throw */
 	uint32_t inherited;    /* frames below it were entered before fork() */
 	uint32_t overflow;     /* calls in progress beyond CNSMP_STACK_DEPTH */
 	uint32_t ov_id;        /* id of the innermost overflow call */
@@ -158,18 +248,38 @@ struct cnsmp_thread {
 	int unwinding;         /* between __cxa_throw and __cxa_begin_catch */
 	uint32_t throw_depth;  /* the stack at the last throw, caller first */
 	uint32_t throw_chain[CNSMP_INCIDENT_MAX_DEPTH];
+	/* Stack chunks 1.. (chunk 0 is frames): allocated on growth. */
+	struct cnsmp_frame *stack[CNSMP_STACK_CHUNKS];
+	struct cnsmp_edge root_edge; /* calls whose caller is the root: never read */
 	/* frames[0] is the root, a sentinel that is never a call (address
 	 * 0, no counters): the exit hook reads the top frame and its parent
-	 * without testing the depth first.  Call i is frames[i + 1]. */
-	struct cnsmp_frame frames[CNSMP_STACK_DEPTH + 1];
-	struct cnsmp_edge root_edge; /* calls whose caller is the root: never read */
-	struct cnsmp_tslot cache[CNSMP_TCACHE];
+	 * without testing the depth first.  Call i is frame slot i + 1. */
+	struct cnsmp_frame frames[CNSMP_STACK_FIRST + 1];
+	struct cnsmp_tslot cache0[CNSMP_TCACHE_FIRST];
 };
+_Static_assert(offsetof(struct cnsmp_thread, cache_mask) + sizeof(uint32_t) -
+		       offsetof(struct cnsmp_thread, pend_c) <= 64,
+	       "what every hook reads fits in one cache line");
 
-/* The frame of the call at depth index i (0: the outermost). */
+/* The stack chunk holding frame slot j (>= 1), and where it starts: its
+ * first slot is start + 1. */
+static inline unsigned cnsmp_stack_chunk(uint32_t j)
+{
+	return j <= CNSMP_STACK_FIRST ? 0
+		: 32 - (unsigned)__builtin_clz((j - 1) / CNSMP_STACK_FIRST);
+}
+static inline uint32_t cnsmp_stack_start(unsigned k)
+{
+	return k ? (uint32_t)CNSMP_STACK_FIRST << (k - 1) : 0;
+}
+
+/* The frame of the call at depth index i (0: the outermost), i below the
+ * depth the stack has reached. */
 static inline struct cnsmp_frame *cnsmp_frame_at(struct cnsmp_thread *t, uint32_t i)
 {
-	return &t->frames[i + 1];
+	uint32_t j = i + 1;
+	unsigned k = cnsmp_stack_chunk(j);
+	return k ? &t->stack[k][j - cnsmp_stack_start(k) - 1] : &t->frames[j];
 }
 
 /* t->limit from the state that sends the hooks to their slow paths:
@@ -178,7 +288,22 @@ static inline struct cnsmp_frame *cnsmp_frame_at(struct cnsmp_thread *t, uint32_
 static inline void cnsmp_thread_reslow(struct cnsmp_thread *t)
 {
 	int slow = t->overflow || t->unwinding || !cnsmp_clock_fast();
-	t->limit = slow ? 0 : CNSMP_STACK_DEPTH;
+	t->limit = slow ? 0 : t->top;
+}
+
+/* Make the stack chunk that holds the top frame (slot t->depth) current;
+ * call after lowering t->depth on a slow path.  The chunk of slot 0 is
+ * chunk 0. */
+static inline void cnsmp_stack_fit(struct cnsmp_thread *t)
+{
+	uint32_t d = t->depth, start = t->top > CNSMP_STACK_FIRST ? t->top / 2 : 0;
+	if (d > start || start == 0)
+		return; /* the top frame is in the current chunk */
+	unsigned k = d ? cnsmp_stack_chunk(d) : 0;
+	uint32_t s = cnsmp_stack_start(k);
+	t->fbase = k ? t->stack[k] - s - 1 : t->frames;
+	t->top = k ? 2 * s : CNSMP_STACK_FIRST;
+	cnsmp_thread_reslow(t);
 }
 
 /* a - b in clock ticks, or 0 if b > a (the TSCs of two cores a few ticks
@@ -200,7 +325,11 @@ static inline uint64_t cnsmp_ticks_since(uint64_t a, uint64_t b)
 static inline int cnsmp_tcache_get(const struct cnsmp_thread *t, uintptr_t addr,
 				   struct cnsmp_counters **c)
 {
-	const struct cnsmp_tslot *s = &t->cache[cnsmp_tcache_index(addr)];
+	size_t i = cnsmp_tcache_index(addr) &
+		   atomic_load_explicit(&t->cache_mask, memory_order_relaxed);
+	atomic_signal_fence(memory_order_acquire); /* the mask, then the array */
+	const struct cnsmp_tslot *s =
+		&atomic_load_explicit(&t->cache, memory_order_relaxed)[i];
 	*c = s->c;
 	atomic_signal_fence(memory_order_acquire);
 	return likely(atomic_load_explicit(&s->addr, memory_order_relaxed) == addr);
@@ -222,8 +351,17 @@ extern _Atomic uint64_t cnsmp_thread_unmatched;  /* exits never entered */
 extern _Atomic uint64_t cnsmp_registry_dropped_calls;
 extern _Atomic uint64_t cnsmp_thread_started_us; /* first attach, unix us */
 
-/* Slow paths of the hooks (thread.c).  Both save errno. */
+/* arena.c: `size` bytes, zeroed, on a cache line's boundary and rounded
+ * up to whole lines, never freed; NULL if out of memory.  Lock-free and
+ * async-signal-safe; saves errno. */
+void *cnsmp_arena_alloc(size_t size);
+
+/* Slow paths of the hooks (thread.c).  They save errno. */
 struct cnsmp_thread *cnsmp_thread_attach(void); /* NULL if out of memory */
+/* A growth step: make the stack chunk that holds the slot above the top
+ * current, allocating it the first time.  0, or -1 past CNSMP_STACK_DEPTH
+ * or out of memory (the call is then counted untimed). */
+int cnsmp_stack_grow(struct cnsmp_thread *t);
 struct cnsmp_counters *cnsmp_thread_chunk_alloc(struct cnsmp_thread *t,
 						 uint32_t id);
 /* A call ended (frame index i, popped): counters, edge, error, incident.
@@ -317,11 +455,27 @@ static inline struct cnsmp_fn *cnsmp_registry_lookup(uintptr_t addr)
 static inline struct cnsmp_counters *cnsmp_thread_counters(
 	struct cnsmp_thread *t, uint32_t id)
 {
-	struct cnsmp_counters *c = atomic_load_explicit(
+	struct cnsmp_cset *set = atomic_load_explicit(
 		&t->chunk[id / CNSMP_CHUNK], memory_order_relaxed);
+	struct cnsmp_counters *c = likely(set != NULL) ? atomic_load_explicit(
+		&set->c[id % CNSMP_CHUNK], memory_order_relaxed) : NULL;
 	if (unlikely(!c))
 		return cnsmp_thread_chunk_alloc(t, id);
-	return c + id % CNSMP_CHUNK;
+	return c;
+}
+
+/* Edge slot i of t, counting through the segments in order, or NULL if
+ * its segment is not allocated (tests and the flusher walk them so). */
+static inline struct cnsmp_edge *cnsmp_thread_edge_at(struct cnsmp_thread *t,
+						      size_t i)
+{
+	for (unsigned k = 0; k < CNSMP_ESEGS; i -= CNSMP_ESEG_SIZE(k), k++)
+		if (i < CNSMP_ESEG_SIZE(k)) {
+			struct cnsmp_edge *e = atomic_load_explicit(
+				&t->eseg[k], memory_order_acquire);
+			return e ? &e[i] : NULL;
+		}
+	return NULL;
 }
 
 /* Owner-only increment: a relaxed load and store, not a locked RMW (no one

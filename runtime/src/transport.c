@@ -18,6 +18,9 @@
  * it and the libraries it brings.  The header still gives the types and
  * constants.
  *
+ * Within a deadline (the final flush at exit, codensm_flush) a post that
+ * met a transient failure is tried again at once: see cnsmp_transport_post_until.
+ *
  * The transfer runs on a multi handle polled every POLL_MS, not with
  * curl_easy_perform: that one waits up to a second between progress
  * callbacks, so a request in flight when the program exits noticed the
@@ -25,6 +28,7 @@
  */
 #include <ctype.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +43,17 @@
 #define ANSWER_MAX 2048
 #define POLL_MS 50
 
+/* Retries within a deadline (cnsmp_transport_post_until). */
+#define RETRY_ATTEMPTS 4          /* tries of one body, the first included */
+#define RETRY_FIRST_MS 50         /* back-off before the first retry, doubled after */
+#define RETRY_MIN_MS 250          /* a try given less time than this is not started */
+
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static int global_ok;
 static _Thread_local CURL *tls_curl;
 static _Thread_local CURLM *tls_multi; /* holds the connection cache */
 static _Thread_local long tls_status;
+static _Thread_local int tls_transient; /* the last post's failure may pass */
 static _Atomic uint64_t deadline_ns;
 
 /* Outage logging: one line when the endpoint becomes unreachable, not one
@@ -328,6 +338,24 @@ CNSMP_NOINST static int is_before_send(CURLcode rc)
 	}
 }
 
+/* A connection dropped or reset, or no answer in time: the next try, on a
+ * new connection, may well pass.  Not a refused connection or a name that
+ * does not resolve (the endpoint is down: trying again would only spend
+ * the program's exit time), nor our own deadline. */
+CNSMP_NOINST static int is_transient(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_OPERATION_TIMEDOUT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 CNSMP_NOINST static enum cnsmp_send_result map_status(const struct cnsmp_config *cfg,
 						      long status, const struct answer *a)
 {
@@ -361,6 +389,7 @@ CNSMP_NOINST static enum cnsmp_send_result map_status(const struct cnsmp_config 
 		return CNSMP_REJECTED;
 	}
 	if (status >= 500) {
+		tls_transient = 1;
 		cnsmp_log(CNSMP_LOG_DEBUG, "ingest answered %ld: keeping data for the next try",
 			  status);
 		return CNSMP_FAILED_CLEAN;
@@ -376,6 +405,7 @@ CNSMP_NOINST enum cnsmp_send_result cnsmp_transport_post(const struct cnsmp_conf
 							 const char *body, long timeout_ms)
 {
 	tls_status = 0;
+	tls_transient = 0;
 	pthread_once(&global_once, global_init);
 	if (!global_ok || !cfg->endpoint)
 		return CNSMP_FAILED_CLEAN;
@@ -441,6 +471,7 @@ CNSMP_NOINST enum cnsmp_send_result cnsmp_transport_post(const struct cnsmp_conf
 		return map_status(cfg, status, &a);
 	}
 	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+	tls_transient = is_transient(rc);
 	if (is_tls_trust(rc)) {
 		if (!atomic_exchange(&outage_logged, 1))
 			cnsmp_log(CNSMP_LOG_INFO, "cannot verify the TLS certificate of '%s': %s; "
@@ -458,4 +489,56 @@ CNSMP_NOINST enum cnsmp_send_result cnsmp_transport_post(const struct cnsmp_conf
 		cnsmp_log(CNSMP_LOG_INFO, "no answer from %s: %s; will resend the same batch",
 			  cfg->endpoint, why);
 	return CNSMP_FAILED_UNSURE;
+}
+
+/* Milliseconds from now to `deadline`, 0 when it has passed. */
+CNSMP_NOINST static long ms_until(uint64_t deadline)
+{
+	uint64_t now = cnsmp_clock_mono_ns();
+	return now >= deadline ? 0 : (long)((deadline - now) / 1000000u);
+}
+
+/* Posts `body` until it is answered or `deadline` (CLOCK_MONOTONIC ns)
+ * comes near, for the sends that nothing follows: the final flush at exit
+ * and codensm_flush.  A dropped or reset connection, a time-out and a 5xx
+ * are tried again, up to RETRY_ATTEMPTS tries, after 50, 100, 200 ms:
+ * the same bytes with the same batch id, which the server deduplicates,
+ * so a try that was committed after all never counts twice.  Every other
+ * answer is final at once: a 429 (the quota says stop), a 401, a 413 (the
+ * caller splits), a refused connection.  Each try but the last keeps a
+ * third of the time left for the next, so an endpoint that never answers
+ * one connection is tried again within the same budget.  *maybe_sent is
+ * set when a try may have been committed (its answer was lost): whatever
+ * the last try says, the body must then be resent as it is, never merged
+ * into newer data. */
+CNSMP_NOINST enum cnsmp_send_result
+cnsmp_transport_post_until(const struct cnsmp_config *cfg, const char *body,
+			   uint64_t deadline, int *maybe_sent)
+{
+	enum cnsmp_send_result r = CNSMP_FAILED_CLEAN;
+	long backoff = RETRY_FIRST_MS;
+	*maybe_sent = 0;
+	for (int attempt = 1;; attempt++) {
+		long left = ms_until(deadline);
+		if (left <= 0)
+			break;
+		long ms = left;
+		if (attempt < RETRY_ATTEMPTS && left - left / 3 >= RETRY_MIN_MS)
+			ms = left - left / 3;
+		r = cnsmp_transport_post(cfg, body, ms);
+		if (r == CNSMP_FAILED_UNSURE)
+			*maybe_sent = 1;
+		if (!tls_transient || attempt == RETRY_ATTEMPTS ||
+		    atomic_load(&cnsmp_view_frozen))
+			break;
+		if (ms_until(deadline) < backoff + RETRY_MIN_MS)
+			break;
+		cnsmp_log(CNSMP_LOG_DEBUG, "trying '%s' again in %ld ms (try %d of %d)",
+			  cfg->endpoint, backoff, attempt + 1, RETRY_ATTEMPTS);
+		struct timespec ts = {0, backoff * 1000000L};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		backoff *= 2;
+	}
+	return r;
 }

@@ -250,6 +250,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._reset()
         if action == "reset":
             return self._reset()
+        if action == "drop":  # closed without an answer, as a stale keep-alive connection is
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return None
         if action == "commit-reset":
             rec._commit(entry)
             return self._reset()
@@ -298,7 +305,7 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 class Receiver:
     """An in-process HTTP receiver on 127.0.0.1.  `plan` lists the actions
     for the next requests in order (200, 503, 429, 413, ("delay", s),
-    "reset", "commit-reset", "hang"); after it runs out, `rule(body)` decides
+    "reset", "commit-reset", "drop" (closed, no answer), "hang"); after it runs out, `rule(body)` decides
     (None: 200).  Bodies answered 200 or "commit-reset" are committed; a
     batch_id committed before is answered 200 + duplicate and not kept twice.
 

@@ -59,13 +59,39 @@ class TestFaults(FaultCase):
         self.assert_exact(Totals(rec.committed()), ticker_expect(drains=1))
         self.assertIn(429, [q["action"] for q in rec.all_requests()])
 
-    def test_429_slows_down(self):
-        """after a 429 the interval doubles: fewer requests than without it"""
-        rec = self.receiver(plan=[429])
-        self.ticker(rec, interval="0.2")
+    def test_429_doubles_the_interval(self):
+        """429 to every body at a 0.1 s interval: the gaps between requests are 0.2, 0.4, 0.8 s, not 0.1"""
+        rec = self.receiver(rule=lambda b: 429)
+        prog = compile_prog("ticker", ["ticker.c"])
+        r = run([prog, "100", str(W)],
+                self.env(rec, CODENSM_INCLUDE="ticker", CODENSM_FLUSH_INTERVAL="0.1"))
+        self.assert_ran(r)
+        times = [q["time"] for q in rec.all_requests()]
+        # Run of about 2 s: periodic sends at about 0.1, 0.3, 0.7 and 1.5 s
+        # (the next would be at 3.1), then the one at exit.
+        self.assertIn(len(times), (4, 5), "requests in a 2 s run; %r" % r)
+        gaps = [round(b - a, 3) for a, b in zip(times, times[1:4])]
+        for k, gap in enumerate(gaps):
+            want = 0.1 * 2 ** (k + 1)
+            # Never sooner than the interval; later only by one cycle's work.
+            self.assertTrue(want <= gap < want * 1.5 + 0.1,
+                            "gap %d: %.3f s, the doubled interval is %.1f s; gaps %r" % (k, gap, want, gaps))
+        self.assertEqual(len(self.spooled()), 1, "the quota's body waits in the spool")
         calm = self.receiver()
-        self.ticker(calm, interval="0.2")
-        self.assertLess(len(rec.all_requests()), len(calm.all_requests()) + 1)
+        run([prog, "100", str(W)], self.env(calm, CODENSM_INCLUDE="ticker", CODENSM_FLUSH_INTERVAL="0.1"))
+        self.assertGreaterEqual(len(calm.all_requests()), 12, "requests in 2 s at 0.1 s without a 429")
+
+    def test_429_doubling_stops_at_5_minutes(self):
+        """429 to six forced flushes at a 40 s interval: the runtime says 80, 160, then 300 s (the cap), and no more"""
+        rec = self.receiver(rule=lambda b: 429)
+        prog = compile_prog("sampler", ["sampler.c"])
+        r = run([prog, "6", "10"], self.env(rec, CODENSM_INCLUDE="sampler", CODENSM_FLUSH_INTERVAL="40"))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "sampler: 6 x 10, 6 failed\n", "codensm_flush() is -1 under a quota")
+        said = [l for l in r.stderr.splitlines() if l.startswith("codensm: quota exceeded: flushing every")]
+        self.assertEqual(said, ["codensm: quota exceeded: flushing every %d s from now on" % s
+                                for s in (80, 160, 300)])
+        self.assertEqual(len(rec.all_requests()), 7, "one per flush and one at exit, none tried again")
 
     def test_413_splits(self):
         """413 for any body with more than one function: the runtime splits, every call arrives once"""

@@ -28,9 +28,13 @@ class TestRealServer(Case):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.ingest_key = re.search(r"ingest key: (\S+)", p.stdout).group(1)
         self.view_key = re.search(r"dashboard key: (\S+)", p.stdout).group(1)
-        self.srv = subprocess.Popen([SERVER, "--listen", "127.0.0.1:0", "--db", db],
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                    text=True, env=clean_env())
+        # Its stderr is kept and read at the end: an ASan+UBSan build (the
+        # sanitizers suite runs these tests against build-asan/) reports there.
+        self.srv_log = os.path.join(self.tmp, "server.log")
+        with open(self.srv_log, "w") as log:
+            self.srv = subprocess.Popen([SERVER, "--listen", "127.0.0.1:0", "--db", db],
+                                        stdout=subprocess.PIPE, stderr=log,
+                                        text=True, env=clean_env())
         line = self.srv.stdout.readline()
         m = re.search(r"http://([\d.]+):(\d+)", line)
         self.assertTrue(m, "first line of codensm-server: %r" % line)
@@ -39,7 +43,17 @@ class TestRealServer(Case):
     def tearDown(self):
         if hasattr(self, "srv"):
             self.srv.terminate()
-            self.srv.wait(timeout=10)
+            rc = self.srv.wait(timeout=10)
+            self.srv.stdout.close()
+            with open(self.srv_log, errors="replace") as f:
+                log = f.read()
+            reports = [l for l in log.splitlines()
+                       if "runtime error:" in l or "Sanitizer" in l or "SUMMARY: " in l]
+            super().tearDown()
+            self.assertEqual((rc, reports), (0, []),
+                             "codensm-server's exit status on SIGTERM and its sanitizer reports; "
+                             "stderr:\n" + log[-3000:])
+            return
         super().tearDown()
 
     def api(self, path):

@@ -23,6 +23,14 @@ BIN = os.path.join(ROOT, BUILD, "bin", "codensm-server") if not os.path.isabs(BU
 WEB = os.path.join(ROOT, "tools", "server", "web")
 
 
+def sanitizer_reports(log):
+    """The lines of a sanitizer report in a server's stderr: an ASan+UBSan
+    build (`make ASAN=1`) writes them there, and a finding that does not
+    abort (a leak at exit, a UBSan check that recovers) shows nowhere else."""
+    return [l for l in log.splitlines()
+            if "runtime error:" in l or "Sanitizer" in l or "SUMMARY: " in l]
+
+
 def cli(db, *args, check=True):
     """Runs codensm-server with args; returns (exit code, stdout, stderr)."""
     p = subprocess.run([BIN, *args, "--db", db], capture_output=True, text=True, timeout=30)
@@ -183,6 +191,8 @@ class ServerTest(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
         if rc != 0:
             raise AssertionError(f"codensm-server exited {rc} on SIGTERM:\n{log[-3000:]}")
+        if sanitizer_reports(log):
+            raise AssertionError(f"codensm-server's stderr holds a sanitizer report:\n{log[-3000:]}")
 
     def assertJson(self, got, status, body):
         self.assertEqual(got, (status, body))

@@ -2,6 +2,8 @@
 # tests/suites/fuzz.sh: the libFuzzer targets of tests/fuzz/: replay the
 # seed corpus and every regression input (each must run clean), then fuzz
 # each target for FUZZ_SECONDS (default 60) from a copy of its corpus.
+# fuzz_ingest feeds bodies to the ingest handler itself; fuzz_http sends
+# requests through the server's HTTP layer (tests/fuzz/fuzz_http.c).
 # A crash is a "not ok" naming the input that libFuzzer saved under
 # tests/artifacts/fuzz/; keep it in tests/fuzz/regressions/TARGET/.  TAP out.
 set -u
@@ -17,13 +19,14 @@ if ! command -v clang >/dev/null; then
 	nok "clang is installed (make deps)"
 	echo "1..$n"; exit 1
 fi
-if ! make --no-print-directory B="$B" "$B/fuzz/fuzz_ingest" "$B/fuzz/fuzz_config" "$B/fuzz/fuzz_symcache" >"$art.build.log" 2>&1; then
+targets="ingest http config symcache"
+if ! make --no-print-directory B="$B" $(printf "$B/fuzz/fuzz_%s " $targets) >"$art.build.log" 2>&1; then
 	nok "the fuzz targets build"; sed 's/^/#   /' "$art.build.log" | tail -n 20
 	echo "1..$n"; exit 1
 fi
 rm -rf "$art" && mkdir -p "$art"
 
-for t in ingest config symcache; do
+for t in $targets; do
 	bin=$B/fuzz/fuzz_$t
 	# stderr holds the targets' own complaints (one line per bad value):
 	# kept in the log, not on the terminal
@@ -42,7 +45,7 @@ for t in ingest config symcache; do
 	fi
 done
 
-for t in ingest config symcache; do
+for t in $targets; do
 	bin=$B/fuzz/fuzz_$t
 	work=$art/$t-corpus
 	mkdir -p "$work" && cp tests/fuzz/corpus/$t/* "$work/"

@@ -3,6 +3,7 @@
 # concurrent clients on loopback for LOAD_SECONDS (default 20), then again
 # with kill -9 and a restart in the middle; the store must equal what was
 # acknowledged (tests/load/run_load.py).  Builds the load generator; TAP out.
+# The requests per second and latencies are `make bench`'s (bench/run.py).
 set -u
 cd "$(dirname "$0")/../.."
 B=${CODENSM_BUILD:-build}

@@ -25,8 +25,13 @@ void __cyg_profile_func_exit(void *fn, void *site);
 
 /* The test's clock, in ns (mult 1, shift 0); each thread has its own. */
 static __thread uint64_t now_ns = 1000000;
+static __thread uint64_t clock_reads; /* every read of the test's clock */
 uint64_t __real_cnsmp_clock_fallback_now(void);
-uint64_t __wrap_cnsmp_clock_fallback_now(void) { return now_ns; }
+uint64_t __wrap_cnsmp_clock_fallback_now(void)
+{
+	clock_reads++;
+	return now_ns;
+}
 
 #define SHORT ((void *)0x1000)   /* 100 ns a call */
 #define PARENT ((void *)0x2000)  /* 5 us of its own, calls SHORT */
@@ -44,6 +49,10 @@ uint64_t __wrap_cnsmp_clock_fallback_now(void) { return now_ns; }
 #define CYC_H ((void *)0xe000)
 #define LAGGED ((void *)0xf000)  /* 100 ns, then a call counted half-way */
 #define TINY ((void *)0x10000)   /* 1 and 2 ns */
+#define DEEP_F ((void *)0x11000) /* f -> g -> h -> f across stack chunks */
+#define DEEP_G ((void *)0x12000)
+#define DEEP_H ((void *)0x13000)
+#define BELOW ((void *)0x14000)  /* the levels under them */
 
 #define EVERY 16
 #define BELOW_NS 1000
@@ -118,9 +127,11 @@ static uint64_t edge(void *from, void *to)
 {
 	uint64_t key = ((uint64_t)cnsmp_registry_find((uintptr_t)from)->id << 32 |
 			cnsmp_registry_find((uintptr_t)to)->id) + 1;
-	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++)
-		if (atomic_load(&cnsmp_tls.t->edges[i].key) == key)
-			return atomic_load(&cnsmp_tls.t->edges[i].calls);
+	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++) {
+		struct cnsmp_edge *e = cnsmp_thread_edge_at(cnsmp_tls.t, i);
+		if (e && atomic_load(&e->key) == key)
+			return atomic_load(&e->calls);
+	}
 	return 0;
 }
 
@@ -133,12 +144,14 @@ static int setup(void **state)
 	cnsmp_hist_build_octaves(cnsmp_clock_mult, cnsmp_clock_shift);
 	atomic_store(&cnsmp_active, 1);
 	void *fns[] = {SHORT, PARENT, VARIED, SPIKY, LONG, DRIFT, OPEN, EXACT_V,
-		       CALLER, RECUR, WORKER, CYC_F, CYC_G, CYC_H, LAGGED, TINY};
+		       CALLER, RECUR, WORKER, CYC_F, CYC_G, CYC_H, LAGGED, TINY,
+		       DEEP_F, DEEP_G, DEEP_H, BELOW};
 	const char *names[] = {"svc.short", "svc.parent", "svc.varied", "svc.spiky",
 			       "svc.long", "svc.drift", "svc.open", "svc.exact_v",
 			       "svc.caller", "svc.recur", "svc.worker", "svc.cyc_f",
-			       "svc.cyc_g", "svc.cyc_h", "svc.lagged", "svc.tiny"};
-	for (int i = 0; i < 16; i++)
+			       "svc.cyc_g", "svc.cyc_h", "svc.lagged", "svc.tiny",
+			       "svc.deep_f", "svc.deep_g", "svc.deep_h", "svc.below"};
+	for (int i = 0; i < 20; i++)
 		codensm_enter(fns[i], names[i], NULL, -1.0), codensm_exit(fns[i]);
 	sampling(EVERY);
 	delta(SHORT); /* start from a clean interval */
@@ -182,6 +195,30 @@ static void counts_are_exact_and_one_call_in_n_is_timed(void **state)
 	assert_int_equal(d.self_ns, 20000 * 100);
 	assert_int_equal(hist_sum(&d), 20000);
 	assert_int_equal(d.hist[cnsmp_hist_bucket(100)], 20000);
+}
+
+/* estimated_calls is what the README says it is, counted where the
+ * clock is read rather than from the runtime's own tally: 20,000 calls
+ * of a sampled function read the test's clock twice per timed call
+ * (entry and exit) and never otherwise, and the delta's estimated_calls
+ * equals the calls that read none. */
+static void estimated_calls_equal_the_calls_that_read_no_clock(void **state)
+{
+	delta(SHORT); /* start from a clean interval */
+	uint64_t r0 = clock_reads;
+	for (int i = 0; i < 20000; i++) {
+		enter(SHORT);
+		now_ns += 100;
+		leave(SHORT);
+	}
+	uint64_t reads = clock_reads - r0;
+	struct cnsmp_fn_delta d = delta(SHORT);
+	assert_int_equal(reads % 2, 0);
+	assert_int_equal(d.calls, 20000);
+	assert_int_equal(d.estimated, 20000 - reads / 2);
+	/* One in 16 timed: 1,250 on average; the gaps' spread gives sd ~ 20. */
+	assert_in_range(reads / 2, 1250 - 150, 1250 + 150);
+	assert_int_equal(d.total_ns, 20000 * 100);
 }
 
 /* The caller's self time leaves its untimed callees out by their
@@ -471,6 +508,32 @@ static void a_function_recursive_through_others_is_timed_exactly(void **state)
 	assert_int_equal(hist_sum(&d[1]), 1000);
 }
 
+/* The same cycle with f at the inline stack chunk's last slot and g at
+ * the next chunk's first: the search for f above its second call
+ * crosses from one chunk to the other. */
+static void a_recursion_across_stack_chunks_is_found(void **state)
+{
+	for (int i = 0; i < CNSMP_STACK_FIRST - 1; i++)
+		enter(BELOW);
+	for (int i = 0; i < 300; i++) {
+		enter(DEEP_F);
+		enter(DEEP_G);
+		assert_int_equal(cnsmp_tls.t->depth, CNSMP_STACK_FIRST + 1);
+		enter(DEEP_H);
+		call(DEEP_F, 20);
+		leave(DEEP_H);
+		leave(DEEP_G);
+		leave(DEEP_F);
+	}
+	for (int i = 0; i < CNSMP_STACK_FIRST - 1; i++)
+		leave(BELOW);
+	assert_int_equal(counters(DEEP_F)->smode, CNSMP_SM_EXACT);
+	assert_int_equal(untimed(DEEP_F), 0);
+	assert_int_equal(counters(DEEP_G)->smode, CNSMP_SM_SAMPLED);
+	assert_int_equal(atomic_load(&counters(DEEP_F)->calls), 600 + 1);
+	assert_int_equal(cnsmp_tls.t->depth, 0);
+}
+
 /* A body that failed cleanly is merged into the next one (flusher.c):
  * its estimated calls add up with the next delta's, like its calls. */
 static void estimated_calls_add_up_when_a_delta_is_merged_back(void **state)
@@ -602,7 +665,9 @@ int main(void)
 		cmocka_unit_test(the_flusher_gives_untimed_calls_the_samples_mean),
 		cmocka_unit_test(a_recursive_function_is_timed_exactly),
 		cmocka_unit_test(a_function_recursive_through_others_is_timed_exactly),
+		cmocka_unit_test(a_recursion_across_stack_chunks_is_found),
 		cmocka_unit_test(estimated_calls_add_up_when_a_delta_is_merged_back),
+		cmocka_unit_test(estimated_calls_equal_the_calls_that_read_no_clock),
 		cmocka_unit_test(an_untimed_call_collected_half_counted_gets_its_time_next),
 		cmocka_unit_test(a_one_ns_call_is_in_bucket_zero),
 		cmocka_unit_test(collecting_while_sampled_threads_run_loses_nothing),

@@ -57,17 +57,20 @@ static uint64_t errors(void *fn) { return atomic_load(&counters(fn)->errors); }
 static uint64_t edge(void *from, void *to)
 {
 	uint64_t key = ((uint64_t)id_of(from) << 32 | id_of(to)) + 1;
-	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++)
-		if (atomic_load(&cnsmp_tls.t->edges[i].key) == key)
-			return atomic_load(&cnsmp_tls.t->edges[i].calls);
+	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++) {
+		struct cnsmp_edge *e = cnsmp_thread_edge_at(cnsmp_tls.t, i);
+		if (e && atomic_load(&e->key) == key)
+			return atomic_load(&e->calls);
+	}
 	return 0;
 }
 
 /* Count of this thread's incident of `kind` whose chain is `fns`. */
 static uint64_t incident(const char *kind, int signo, void **fns, uint32_t n)
 {
-	for (size_t i = 0; i < CNSMP_INCIDENTS_PER_THREAD; i++) {
-		struct cnsmp_incident_slot *s = &cnsmp_tls.t->incidents[i];
+	struct cnsmp_incident_slot *table = atomic_load(&cnsmp_tls.t->incidents);
+	for (size_t i = 0; table && i < CNSMP_INCIDENTS_PER_THREAD; i++) {
+		struct cnsmp_incident_slot *s = &table[i];
 		if (!atomic_load(&s->hash) || strcmp(s->kind, kind) ||
 		    s->signo != signo || s->depth != n)
 			continue;
@@ -117,9 +120,10 @@ static uint64_t edges_into(void *to)
 {
 	uint64_t n = 0;
 	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++) {
-		uint64_t key = atomic_load(&cnsmp_tls.t->edges[i].key);
+		struct cnsmp_edge *e = cnsmp_thread_edge_at(cnsmp_tls.t, i);
+		uint64_t key = e ? atomic_load(&e->key) : 0;
 		if (key && (uint32_t)(key - 1) == id_of(to))
-			n += atomic_load(&cnsmp_tls.t->edges[i].calls);
+			n += atomic_load(&e->calls);
 	}
 	return n;
 }
@@ -191,15 +195,15 @@ static void codensm_error_fails_the_innermost_call_once(void **state)
 static void deep_recursion_is_counted_but_not_timed(void **state)
 {
 	uint64_t r = calls(R), e = errors(R), rep = repairs_so_far();
-	for (int i = 0; i < 600; i++)
+	for (int i = 0; i < CNSMP_STACK_DEPTH + 88; i++)
 		enter(R);
 	assert_int_equal(cnsmp_tls.t->depth, CNSMP_STACK_DEPTH);
-	assert_int_equal(cnsmp_tls.t->overflow, 600 - CNSMP_STACK_DEPTH);
+	assert_int_equal(cnsmp_tls.t->overflow, 88);
 	codensm_error();
 	codensm_error();
-	for (int i = 0; i < 600; i++)
+	for (int i = 0; i < CNSMP_STACK_DEPTH + 88; i++)
 		leave(R);
-	assert_int_equal(calls(R), r + 600);
+	assert_int_equal(calls(R), r + CNSMP_STACK_DEPTH + 88);
 	assert_int_equal(errors(R), e + 1);
 	assert_int_equal(cnsmp_tls.t->depth, 0);
 	assert_int_equal(cnsmp_tls.t->overflow, 0);
@@ -448,9 +452,15 @@ static void *with_a_full_edge_table(void *arg)
 {
 	enter(A), enter(B), leave(B), leave(A);
 	struct cnsmp_thread *t = cnsmp_tls.t;
-	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++)
-		if (!atomic_load(&t->edges[i].key))
-			atomic_store(&t->edges[i].key, UINT64_MAX - i);
+	for (unsigned g = 0; g < CNSMP_ESEGS; g++)
+		if (!atomic_load(&t->eseg[g]))
+			atomic_store(&t->eseg[g], cnsmp_arena_alloc(
+					 CNSMP_ESEG_SIZE(g) * sizeof(struct cnsmp_edge)));
+	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++) {
+		struct cnsmp_edge *e = cnsmp_thread_edge_at(t, i);
+		if (!atomic_load(&e->key))
+			atomic_store(&e->key, UINT64_MAX - i);
+	}
 	for (int i = 0; i < 5; i++) {
 		enter(A);
 		enter(B), leave(B);
@@ -470,9 +480,10 @@ static void a_pair_with_no_slot_is_counted_in_the_sink(void **state)
 	uint64_t ab = ((uint64_t)id_of(A) << 32 | id_of(B)) + 1, ab_calls = 0;
 	uint64_t ac = ((uint64_t)id_of(A) << 32 | id_of(C)) + 1;
 	for (size_t i = 0; i < CNSMP_EDGES_PER_THREAD; i++) {
-		assert_int_not_equal(atomic_load(&t->edges[i].key), ac);
-		if (atomic_load(&t->edges[i].key) == ab)
-			ab_calls = atomic_load(&t->edges[i].calls);
+		struct cnsmp_edge *e = cnsmp_thread_edge_at(t, i);
+		assert_int_not_equal(atomic_load(&e->key), ac);
+		if (atomic_load(&e->key) == ab)
+			ab_calls = atomic_load(&e->calls);
 	}
 	assert_int_equal(ab_calls, 6);
 }
