@@ -30,7 +30,7 @@ $(B)/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) tools/server/ser
 $(B)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(FUZZ_HTTP_SRC) tools/server/server.h
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server \
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server -Iruntime/src \
 		$(shell $(PKG_CONFIG) --cflags libmicrohttpd sqlite3 jansson libcrypto libgvc libcgraph) \
 		tests/fuzz/fuzz_http.c $(FUZZ_HTTP_SRC) -o $@ \
 		$(shell $(PKG_CONFIG) --libs libmicrohttpd sqlite3 jansson libcrypto libgvc libcgraph) -pthread -lm

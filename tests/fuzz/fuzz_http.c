@@ -150,7 +150,7 @@ static void reset_store(void)
 	struct srv_store *st = srv_store_get(err);
 	if (!st || srv_exec(st, "DELETE FROM functions; DELETE FROM buckets; DELETE FROM hist;"
 			    " DELETE FROM edges; DELETE FROM incidents; DELETE FROM batches;"
-			    " DELETE FROM usage;", err) < 0)
+			    " DELETE FROM usage; DELETE FROM flows;", err) < 0)
 		die("reset", err);
 }
 
