@@ -170,6 +170,7 @@ struct cnsmp_config {
 	uint32_t sample_below_ns;      /* 1 ... CNSMP_SAMPLE_BELOW_MAX, default 1000 */
 	int log_level;
 	int disable;
+	char *probes_file;             /* CODENSM_PROBES: NULL, none */
 };
 #define CNSMP_DEFAULT_ENDPOINT "http://127.0.0.1:8650/codensm/ingest"
 #define CNSMP_DEFAULT_FLUSH_INTERVAL 15.0
@@ -512,6 +513,10 @@ struct cnsmp_fn {
 	uintptr_t addr;          /* the address the hooks see */
 	uint32_t id;             /* dense, 0..CNSMP_MAX_TRACKED-1 for tracked */
 	_Atomic int state;       /* enum cnsmp_fn_state; reconfigure may change it */
+	/* The probes armed on it (probes.c), or NULL: decided with `state`,
+	 * so a probed function is never in a cache of decisions and every
+	 * call of it reaches the hooks' slow path. */
+	_Atomic(struct cnsmp_probe_set *) probes;
 	char *name;
 	char *department;
 	double weight;
@@ -728,6 +733,9 @@ int cnsmp_schema_fn(struct cnsmp_sink *s, const struct cnsmp_fn_delta *d, int fi
 int cnsmp_schema_edge(struct cnsmp_sink *s, const struct cnsmp_edge_delta *e, int first);
 void cnsmp_schema_incident(struct cnsmp_sink *s, const struct cnsmp_incident *in, int first);
 void cnsmp_schema_inv(struct cnsmp_sink *s, const struct cnsmp_inv_entry *e, int first);
+/* The probes section: "\"probes\":[" the n entries (JSON objects, as
+ * probes.c made them) "]" (docs/payload.md, "probes"). */
+void cnsmp_schema_probes(struct cnsmp_sink *s, const char *const *entries, size_t n);
 /* The _meta object.  dropped and repairs are said only in the `first`
  * body of a batch (they must not add up twice); `index` >= 0 is appended
  * to the batch id ("<id>-<index>"). */
@@ -911,5 +919,34 @@ int cnsmp_flows_build_id(const char *elf_path, char *hex, size_t len);
  * Valid until cnsmp_flows_reset.  Thread-safe; never on the hot path. */
 const char *cnsmp_flows_lookup(const char *dir, const char *module_path, const char *name);
 void cnsmp_flows_reset(void);
+
+/* ---- probes.c: probe specs, lifespans, conditions, instruments -------- */
+
+/* The probes armed on one function: made by cnsmp_probes_for when the
+ * registry decides it, never freed (a hook may hold it). */
+struct cnsmp_probe;
+struct cnsmp_probe_set {
+	size_t n;
+	struct cnsmp_probe *p[];
+};
+/* Number of probes armed in the process: the exit of an excluded
+ * function reads it before asking probes.c (hooks.c, exit_slow). */
+extern _Atomic int cnsmp_probes_live;
+/* The registry deciding function `name` (its lock held): the probes
+ * whose target matches it, or NULL.  Lock-free on probes' side. */
+struct cnsmp_probe_set *cnsmp_probes_for(const char *name);
+/* Read CODENSM_PROBES again if the file changed, disarm expired probes.
+ * Start-up and the flusher thread. */
+void cnsmp_probes_poll(void);
+/* The payload's probes section ("\"probes\":[...]", malloc'd) with this
+ * interval's deltas, or NULL when no probe is known.  Flusher thread. */
+char *cnsmp_probes_section(void);
+void cnsmp_probes_atfork_child(void);
+/* Tests: the unix time probes see (0: the real clock). */
+void cnsmp_probes_set_clock(double unix_s);
+/* Tests: one spec parsed and validated as the runtime would; its status
+ * ("INSTALLED" for a valid spec, else "ERROR") and message in out. */
+int cnsmp_probes_check(const char *id, const char *spec_json, char *status,
+		       size_t slen, char *msg, size_t mlen);
 
 #endif /* CODENSM_INTERNAL_H */
