@@ -40,7 +40,7 @@ static const char *const status_name[] = {"RECEIVED", "INSTALLED", "EMITTING",
 #define SPLIT_SLOTS 64      /* incr: distinct callers, threads or outcomes */
 #define STACK_SLOTS 32      /* stack: distinct chains */
 #define CHAIN_MAX 16        /* frames of a chain, the probed call included */
-#define PSTACK_DEPTH 64     /* probed calls in progress on one thread */
+#define PSTACK_DEPTH CNSMP_STACK_DEPTH /* probed calls in progress on a thread */
 #define USER_TYPES 16
 #define TYPE_MAX 64
 
@@ -751,11 +751,12 @@ CNSMP_NOINST void cnsmp_probes_enter(struct cnsmp_fn *f, void *fn)
 	if (!t)
 		t = cnsmp_thread_attach(); /* so that the exit hook sees the end */
 	struct pstack *ps = set ? stack_of_thread() : NULL;
-	if (!ps || ps->depth >= PSTACK_DEPTH) {
+	if (!ps) {
 		errno = saved;
 		return;
 	}
-	struct pframe *pf = &ps->f[ps->depth++];
+	/* Past the stack's depth the call is seen to begin, not to end. */
+	struct pframe spare, *pf = ps->depth < PSTACK_DEPTH ? &ps->f[ps->depth++] : &spare;
 	pf->addr = (uintptr_t)fn;
 	pf->f = f;
 	pf->set = set;
@@ -781,11 +782,26 @@ CNSMP_NOINST void cnsmp_probes_exit(struct cnsmp_thread *t, uintptr_t fn,
 	uint32_t i = ps->depth;
 	while (i > 0 && ps->f[i - 1].addr != fn)
 		i--;
-	if (i == 0 || ps->gen != atomic_load_explicit(&gen, memory_order_relaxed)) {
+	if (ps->gen != atomic_load_explicit(&gen, memory_order_relaxed)) {
 		errno = saved;
-		return; /* not a probed call of this table (or a stale stack) */
+		return; /* a stack of another table's probes */
 	}
 	double now = now_unix();
+	if (i == 0) {
+		/* Not a probed call: a tracked call closing with probed calls
+		 * still open above it (left by a longjmp), which the runtime
+		 * repairs now, ends them too. */
+		uint32_t j = t ? t->depth : 0;
+		while (j > 0 && cnsmp_frame_at(t, j - 1)->addr != fn)
+			j--;
+		while (j > 0 && ps->depth && ps->f[ps->depth - 1].tdepth >= j) {
+			struct pframe *pf = &ps->f[--ps->depth];
+			fire_all(t, ps, pf, CODENSM_PROBE_END,
+				 cnsmp_clock_ns(cnsmp_ticks_since(end, pf->start)), 1, now);
+		}
+		errno = saved;
+		return;
+	}
 	/* Calls above it whose exit never ran: left by a longjmp, or by an
 	 * exception unwinding code built without exit hooks. */
 	while (ps->depth > i) {
