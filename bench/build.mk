@@ -99,10 +99,16 @@ $(BB)/payload_rate: bench/payload_rate.c $(RT_A) runtime/src/internal.h
 	$(Q)$(CC) $(CPPFLAGS_ALL) -Iruntime/src -O2 -g -fno-instrument-functions -pthread \
 		-o $@ $< $(RT_A) $(RT_LIBS) -lm
 
+# What probes cost (run.py --only probes): the shared runtime only.
+$(BB)/probes-rt: bench/probes.c $(RT_SO_LNK)
+	$(call msg,CC,$<)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(BENCH_CFLAGS) $(BENCH_FI) -o $@ $< $(RT_LINK)
+
 BENCH_WORKLOADS := calls manyfn bzip2
 BENCH_NORT_BINS := $(foreach w,$(BENCH_WORKLOADS),$(foreach k,$(BENCH_NORT_KINDS),$(BB)/$(w)-$(k)))
 BENCH_BINS := $(foreach w,$(BENCH_WORKLOADS),$(foreach k,$(BENCH_KINDS),$(BB)/$(w)-$(k))) \
-	$(BB)/payload_rate
+	$(BB)/payload_rate $(BB)/probes-rt
 
 .PHONY: bench bench-bins bench-nort
 # Everything that does not need the runtime (for building ahead of it).

@@ -683,6 +683,48 @@ def sampled_accuracy(build, tmp, env, bz, runs):
 
 # ---- report --------------------------------------------------------------
 
+# ---- probes ----------------------------------------------------------------
+
+def probe_costs(build, tmp, env, runs, calls=2000000):
+    """ns per call of a tracked, an excluded and a probed function
+    (bench/probes.c), with no probe, with 10 probes on other functions, and
+    with one probe of each instrument type on the probed one; medians of
+    `runs` interleaved runs.  A probe's per-event cost is its target_ns less
+    the unprobed target_ns."""
+    binary = os.path.join(build, "bench", "probes-rt")
+    lastmod = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def spec(target, type_, event="return"):
+        return {"target": "bench.probes." + target, "lifespan": 60, "lastmodified": lastmod,
+                "instrument": {"type": type_, "name": type_, "event": event}}
+    setups = {"none": {},
+              "10 others": {"o%d" % i: spec("bench_other_%d" % i, "incr") for i in range(10)}}
+    for t in ("incr", "hist", "stack", "log"):
+        setups[t] = {t: spec("bench_target", t)}
+    setups["incr on excluded"] = {"x": spec("bench_excluded", "incr")}
+    out = {k: {"tracked": [], "excluded": [], "target": []} for k in setups}
+    for _ in range(runs):
+        for name, specs in setups.items():
+            e = dict(env)
+            e["CODENSM_EXCLUDE"] = "bench.probes.bench_excluded"
+            if specs:
+                path = os.path.join(tmp, "probes.json")
+                with open(path, "w") as f:
+                    json.dump(specs, f)
+                e["CODENSM_PROBES"] = path
+            res = os.path.join(tmp, "probes.out")
+            with open(res, "wb") as f:
+                run_once([binary, str(calls)], e, stdout=f)
+            line = open(res).read()
+            for k in ("tracked", "excluded", "target"):
+                out[name][k].append(float(line.split(k + "_ns=")[1].split()[0]))
+    table = {name: {k: round(median(v), 2) for k, v in d.items()} for name, d in out.items()}
+    for name, d in table.items():
+        log("probes: %-17s tracked %6.2f ns  excluded %6.2f ns  target %7.2f ns"
+            % (name, d["tracked"], d["excluded"], d["target"]))
+    return table
+
+
 def ratio(num, den):
     return num / den if den > 0 else float("inf")
 
@@ -1023,7 +1065,7 @@ def main():
                     help="only the variants that do not need the runtime")
     ap.add_argument("--only", default="",
                     help="comma list of: synthetic,bzip2,scaling,startup,send,"
-                    "memory,steady,instructions,cache,payload,accuracy")
+                    "memory,steady,instructions,cache,payload,accuracy,probes")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     ap.add_argument("--report", metavar="JSON",
                     help="print the table of a saved run (results/*.json) "
@@ -1092,6 +1134,9 @@ def main():
             log("scaling: 1 and 2 threads")
             R["scaling"] = scaling(build, tmp, oenv, args.runs,
                                    args.scaling_units, not args.no_rt)
+        if want("probes") and not args.no_rt:
+            log("probes: %d interleaved runs" % args.runs)
+            R["probes"] = probe_costs(build, tmp, oenv, args.runs)
         R["timed_posts"] = Sink.posts
         srv.shutdown()
         if glob.glob(os.path.join(env["CODENSM_SPOOL_DIR"], "*")):

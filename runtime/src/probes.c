@@ -856,7 +856,8 @@ CNSMP_NOINST static void report_hist(struct cnsmp_probe *p, json_t *o)
 	for (size_t i = 0; i < CNSMP_HIST_BUCKETS; i++) {
 		h[i] = atomic_load_explicit(&p->hist[i], memory_order_relaxed);
 		n += h[i];
-		json_array_append_new(a, json_integer((json_int_t)h[i]));
+		if (h[i]) /* sparse [bucket, count], as a function's hist */
+			json_array_append_new(a, json_pack("[I,I]", (json_int_t)i, (json_int_t)h[i]));
 	}
 	json_object_set_new(o, "hist", a);
 	json_object_set_new(o, "count", json_integer((json_int_t)n));

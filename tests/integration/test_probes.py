@@ -93,7 +93,8 @@ class TestProbeEvents(ProbeCase):
         rec, p, r = self.run_probed(specs, ["calls", n])
         self.assertEqual(hits(p["h"]), n)
         self.assertEqual(p["h"][-1]["count"], n)
-        self.assertEqual(sum(p["h"][-1]["hist"]), n)
+        self.assertEqual(sum(c for b, c in p["h"][-1]["hist"]), n)
+        self.assertTrue(all(0 <= b < 80 for b, c in p["h"][-1]["hist"]))
         logs = [x for e in p["l"] for x in e["log"]]
         dropped = sum(e["log_dropped"] for e in p["l"])
         self.assertEqual(len(logs) + dropped, n, r)
