@@ -942,6 +942,11 @@ void cnsmp_probes_poll(void);
  * interval's deltas, or NULL when no probe is known.  Flusher thread. */
 char *cnsmp_probes_section(void);
 void cnsmp_probes_atfork_child(void);
+/* Without a key (nothing sends): a thread reads the file and writes the
+ * probes section to stderr at each flush interval; stop writes the last
+ * one (at exit). */
+void cnsmp_probes_local_start(void);
+void cnsmp_probes_local_stop(void);
 /* Tests: the unix time probes see (0: the real clock). */
 void cnsmp_probes_set_clock(double unix_s);
 /* Tests: one spec parsed and validated as the runtime would; its status

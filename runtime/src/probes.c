@@ -19,6 +19,7 @@
  * on its first probed call), which pairs each end with its beginning.
  */
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -995,6 +996,8 @@ CNSMP_NOINST char *cnsmp_probes_section(void)
 	return out;
 }
 
+static void local_atfork_child(void);
+
 CNSMP_NOINST void cnsmp_probes_atfork_child(void)
 {
 	pthread_mutex_init(&apply_mu, NULL);
@@ -1012,4 +1015,109 @@ CNSMP_NOINST void cnsmp_probes_atfork_child(void)
 		atomic_store(&p->split_other, 0);
 		atomic_store(&p->stack_other, 0);
 	}
+	local_atfork_child();
+}
+
+/* ---- without a key: reports on stderr ----------------------------------- */
+
+/* Where the runtime does not send, probes still run: a thread of their own
+ * reads the file at each flush interval and writes the probes section as
+ * one line "codensm: probes {"pid":N,"probes":[...]}" on stderr, and a
+ * last one at exit. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t th;
+	int running, stop;
+} loc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+CNSMP_NOINST static void report_stderr(void)
+{
+	char *sec = cnsmp_probes_section();
+	if (!sec)
+		return;
+	size_t n = strlen(sec) + 64;
+	char *line = malloc(n);
+	if (line) {
+		int len = snprintf(line, n, "codensm: probes {\"pid\":%ld,%s}\n",
+				   (long)getpid(), sec);
+		for (int off = 0; len > 0 && off < len;) {
+			ssize_t w = write(2, line + off, (size_t)(len - off));
+			if (w <= 0 && errno != EINTR)
+				break;
+			off += w > 0 ? (int)w : 0;
+		}
+		free(line);
+	}
+	free(sec);
+}
+
+CNSMP_NOINST static void *local_run(void *arg)
+{
+	(void)arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_setname_np(pthread_self(), "codensm-probes");
+	pthread_mutex_lock(&loc.mu);
+	while (!loc.stop && !cnsmp_cfg.api_key) {
+		double iv = cnsmp_cfg.flush_interval > 0 ? cnsmp_cfg.flush_interval
+							 : CNSMP_DEFAULT_FLUSH_INTERVAL;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		double at = (double)ts.tv_sec + ts.tv_nsec / 1e9 + iv;
+		ts.tv_sec = (time_t)at;
+		ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
+		while (!loc.stop && pthread_cond_timedwait(&loc.cv, &loc.mu, &ts) == 0)
+			;
+		if (loc.stop)
+			break;
+		pthread_mutex_unlock(&loc.mu);
+		cnsmp_probes_poll();
+		report_stderr();
+		pthread_mutex_lock(&loc.mu);
+	}
+	pthread_mutex_unlock(&loc.mu);
+	return NULL;
+}
+
+CNSMP_NOINST void cnsmp_probes_local_start(void)
+{
+	if (!cnsmp_cfg.probes_file || !cnsmp_cfg.probes_file[0] || cnsmp_cfg.api_key)
+		return;
+	pthread_mutex_lock(&loc.mu);
+	if (!loc.running) {
+		loc.stop = 0;
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		loc.running = pthread_create(&loc.th, NULL, local_run, NULL) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	pthread_mutex_unlock(&loc.mu);
+}
+
+CNSMP_NOINST void cnsmp_probes_local_stop(void)
+{
+	pthread_mutex_lock(&loc.mu);
+	int was = loc.running;
+	loc.stop = 1;
+	loc.running = 0;
+	pthread_cond_broadcast(&loc.cv);
+	pthread_mutex_unlock(&loc.mu);
+	if (!was)
+		return;
+	pthread_join(loc.th, NULL);
+	report_stderr();
+}
+
+/* In the child after fork: the thread did not survive. */
+CNSMP_NOINST static void local_atfork_child(void)
+{
+	pthread_mutex_init(&loc.mu, NULL);
+	pthread_cond_init(&loc.cv, NULL);
+	int was = loc.running;
+	loc.running = loc.stop = 0;
+	if (was)
+		cnsmp_probes_local_start();
 }

@@ -204,3 +204,21 @@ class TestProbeLifecycle(ProbeCase):
         self.assertTrue(logs, err)
         first = min(x["t"] for x in logs)
         self.assertLess(first - written, 0.2 + 0.3, "picked up within a flush interval (+ slack)")
+
+
+class TestProbesWithoutKey(ProbeCase):
+    def test_reports_go_to_stderr_without_a_key(self):
+        """without CODENSM_API_KEY, probes report on stderr at each interval and at exit"""
+        path = os.path.join(self.tmp, "probes.json")
+        with open(path, "w") as f:
+            json.dump({"k": spec("probed.probe_leaf", "incr", "return")}, f)
+        env = self.env(None, CODENSM_INCLUDE="probed", CODENSM_PROBES=path,
+                       CODENSM_FLUSH_INTERVAL="0.1", CODENSM_API_KEY=None)
+        r = run([self.prog(), "loop", "400"], env)
+        self.assert_ran(r)
+        lines = [json.loads(line[len("codensm: probes "):]) for line in r.stderr.splitlines()
+                 if line.startswith("codensm: probes ")]
+        self.assertGreater(len(lines), 1, r)
+        self.assertEqual({x["pid"] for x in lines}, {r.pid})
+        self.assertEqual(sum(e["hits"] for x in lines for e in x["probes"]), 400, r)
+        self.assertEqual(lines[-1]["probes"][0]["count"], 400)
