@@ -1100,8 +1100,10 @@ def main():
     R["loadavg_start"] = open("/proc/loadavg").read().split()[:3]
     with tempfile.TemporaryDirectory(prefix="codensm-bench.") as tmp:
         env = base_env(tmp)
-        bz = Bzip2(build, tmp, args.bzip2_copies)
-        if not args.no_rt:
+        # The probes section alone needs neither bzip2 nor the workloads.
+        alone = only == {"probes"}
+        bz = None if alone else Bzip2(build, tmp, args.bzip2_copies)
+        if not args.no_rt and not alone:
             sel = R["selection"] = check_selection(build, tmp, env)
             log("selection: tracked %d functions / %d calls, excluded %d"
                 % (len(sel["tracked"]["functions"]), sel["tracked"]["calls"],
