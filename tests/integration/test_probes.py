@@ -116,6 +116,36 @@ class TestProbeEvents(ProbeCase):
         self.assertIn("probed.probe_leaf", names)
 
 
+class TestProbeExceptions(ProbeCase):
+    def test_an_exception_is_an_end_not_a_return(self):
+        """a C++ exception leaving a probed function is an end with an error, never a return"""
+        self.check_exceptions(None)
+
+    def test_an_exception_leaving_an_excluded_function(self):
+        """the same when the throwing function is excluded"""
+        self.check_exceptions("probed_cpp.thrower")
+
+    def check_exceptions(self, exclude):
+        prog = compile_prog("probed_cpp", ["probed_cpp.cpp"])
+        path = os.path.join(self.tmp, "probes.json")
+        n, thrown = 300, 100
+        with open(path, "w") as f:
+            json.dump({"t-ret": spec("probed_cpp.thrower", "incr", "return"),
+                       "t-end": spec("probed_cpp.thrower", "incr", "end", "error"),
+                       "m-ret": spec("probed_cpp.middle", "incr", "return"),
+                       "m-err": spec("probed_cpp.middle", "incr", "end",
+                                     custom={"errors_only": True})}, f)
+        rec = self.receiver()
+        r = run([prog, str(n)], self.env(rec, CODENSM_INCLUDE="probed_cpp", CODENSM_PROBES=path,
+                                         CODENSM_FLUSH_INTERVAL="0.2", CODENSM_EXCLUDE=exclude))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "caught %d\n" % thrown)
+        p = probes_of(rec.committed())
+        self.assertEqual({k: hits(v) for k, v in p.items()},
+                         {"t-ret": n - thrown, "t-end": n, "m-ret": n - thrown, "m-err": thrown}, r)
+        self.assertEqual(p["t-end"][-1]["by"], {"error": thrown, "ok": n - thrown})
+
+
 class TestProbeTargets(ProbeCase):
     def test_dlopened_library(self):
         """a probe on a function of a library dlopen'ed later sees each of its calls"""
