@@ -124,6 +124,32 @@ CNSMP_NOINST static double now_unix(void)
 	return (double)cnsmp_thread_now_us() / 1e6;
 }
 
+/* The unix time at raw clock reading `ticks`, from an anchor (a wall
+ * clock read and a raw one) taken whenever specs are applied or polled:
+ * an event then reads the clock once, not the wall clock besides (about
+ * a quarter of a probed call's cost on the machine of bench/run.py
+ * --only probes).  The raw clock drifts from the wall clock by parts per
+ * million between two anchors; an anchor read in the middle of an update
+ * is off by that much at most. */
+static _Atomic uint64_t anchor_ticks, anchor_us;
+
+CNSMP_NOINST static void anchor(void)
+{
+	atomic_store_explicit(&anchor_ticks, cnsmp_clock_now(), memory_order_relaxed);
+	atomic_store_explicit(&anchor_us, cnsmp_thread_now_us(), memory_order_relaxed);
+}
+
+CNSMP_NOINST static double unix_at(uint64_t ticks)
+{
+	if (test_clock > 0)
+		return test_clock;
+	uint64_t at = atomic_load_explicit(&anchor_ticks, memory_order_relaxed);
+	uint64_t us = atomic_load_explicit(&anchor_us, memory_order_relaxed);
+	if (!us)
+		return now_unix();
+	return ((double)us + (double)cnsmp_clock_ns(cnsmp_ticks_since(ticks, at)) / 1e3) / 1e6;
+}
+
 /* ---- specs -------------------------------------------------------------- */
 
 /* "2026-12-07T10:00:00Z" (fraction of a second allowed) -> unix seconds;
@@ -381,6 +407,7 @@ CNSMP_NOINST static void apply_locked(void)
 		atomic_store(&t->p[i]->matched, 0);
 		live += armed(t->p[i], now);
 	}
+	anchor();
 	atomic_store(&current, t); /* the old table is kept: the flusher may read it */
 	atomic_fetch_add(&gen, 1);
 	atomic_store(&cnsmp_probes_live, live);
@@ -452,6 +479,7 @@ CNSMP_NOINST static int read_file_locked(void)
 CNSMP_NOINST void cnsmp_probes_poll(void)
 {
 	pthread_mutex_lock(&apply_mu);
+	anchor();
 	int changed = read_file_locked();
 	/* A probe past its end is disarmed: its functions are decided again
 	 * and go back to the fast path. */
@@ -767,7 +795,8 @@ CNSMP_NOINST void cnsmp_probes_enter(struct cnsmp_fn *f, void *fn)
 		pf->caller = t->ov_id;
 	else if (t && t->depth)
 		pf->caller = cnsmp_frame_at(t, t->depth - 1)->c->id;
-	fire_all(t, ps, pf, CODENSM_PROBE_CALL, 0, 0, now_unix());
+	uint64_t start = cnsmp_clock_now();
+	fire_all(t, ps, pf, CODENSM_PROBE_CALL, 0, 0, unix_at(start));
 	pf->start = cnsmp_clock_now();
 	errno = saved;
 }
@@ -787,7 +816,7 @@ CNSMP_NOINST void cnsmp_probes_exit(struct cnsmp_thread *t, uintptr_t fn,
 		errno = saved;
 		return; /* a stack of another table's probes */
 	}
-	double now = now_unix();
+	double now = unix_at(end);
 	if (i == 0) {
 		/* Not a probed call: a tracked call closing with probed calls
 		 * still open above it (left by a longjmp), which the runtime
