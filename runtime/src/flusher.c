@@ -232,7 +232,7 @@ CNSMP_NOINST static int build_into(size_t at, const struct cnsmp_batch *b,
  * them (docs/payload.md). */
 CNSMP_NOINST static void attach_probes(size_t at, const struct cnsmp_batch *b)
 {
-	char *sec = cnsmp_probes_section();
+	char *sec = cnsmp_probereport_section();
 	if (!sec)
 		return;
 	size_t sl = strlen(sec);

@@ -27,9 +27,12 @@
  *       symcache.c | dwarf.c (dw.c)-> a module's index, from disk | DWARF
  *       index.c                    -> the index itself
  *     rules.c, config.c            -> naming and selection; configuration
+ *     probes.c, probespec.c        -> the probes a function has (specs,
+ *                                     lifespans); its probed calls' events
  *   collect.c                      -> counters -> a batch of deltas
  *   inventory.c                    -> functions to describe once
  *   payload.c, schema.c            -> bodies; the schema, written once
+ *   probereport.c                  -> the probes section of a body
  *   transport.c | spool.c          -> HTTP | disk
  *   flusher.c, view.c, crash.c     -> the thread that sends; what a crash
  *                                     may read of it; the crash spool
@@ -920,7 +923,7 @@ int cnsmp_flows_build_id(const char *elf_path, char *hex, size_t len);
 const char *cnsmp_flows_lookup(const char *dir, const char *module_path, const char *name);
 void cnsmp_flows_reset(void);
 
-/* ---- probes.c: probe specs, lifespans, conditions, instruments -------- */
+/* ---- probes.c, probespec.c, probereport.c: probes (probes.h) ----------- */
 
 /* The probes armed on one function: made by cnsmp_probes_for when the
  * registry decides it, never freed (a hook may hold it). */
@@ -938,15 +941,18 @@ struct cnsmp_probe_set *cnsmp_probes_for(const char *name);
 /* Read CODENSM_PROBES again if the file changed, disarm expired probes.
  * Start-up and the flusher thread. */
 void cnsmp_probes_poll(void);
-/* The payload's probes section ("\"probes\":[...]", malloc'd) with this
- * interval's deltas, or NULL when no probe is known.  Flusher thread. */
-char *cnsmp_probes_section(void);
 void cnsmp_probes_atfork_child(void);
+
+/* probereport.c: the payload's probes section ("\"probes\":[...]",
+ * malloc'd) with this interval's deltas, or NULL when no probe is known.
+ * Flusher thread. */
+char *cnsmp_probereport_section(void);
 /* Without a key (nothing sends): a thread reads the file and writes the
  * probes section to stderr at each flush interval; stop writes the last
- * one (at exit). */
-void cnsmp_probes_local_start(void);
-void cnsmp_probes_local_stop(void);
+ * one (at exit); in a fork child the thread is started again. */
+void cnsmp_probereport_local_start(void);
+void cnsmp_probereport_local_stop(void);
+void cnsmp_probereport_atfork_child(void);
 /* Tests: the unix time probes see (0: the real clock). */
 void cnsmp_probes_set_clock(double unix_s);
 /* Tests: one spec parsed and validated as the runtime would; its status

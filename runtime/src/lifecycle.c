@@ -60,7 +60,7 @@ CNSMP_NOINST static void at_exit(void)
 	if (atomic_load(&cnsmp_active))
 		cnsmp_thread_end_open_calls();
 	cnsmp_flusher_stop(EXIT_BUDGET_S);
-	cnsmp_probes_local_stop();
+	cnsmp_probereport_local_stop();
 }
 
 /* Sending: the flusher thread, and the crash handlers that spool what it
@@ -132,7 +132,7 @@ CNSMP_NOINST static void start(void)
 		/* A key that is set but unusable already had its line (config.c). */
 		cnsmp_log(CNSMP_LOG_INFO, "CODENSM_API_KEY is not set: counting, not sending");
 	}
-	cnsmp_probes_local_start(); /* without a key only */
+	cnsmp_probereport_local_start(); /* without a key only */
 	const char *inc = getenv("CODENSM_INCLUDE"); /* set but unusable: config.c said so */
 	if (!cnsmp_cfg.include_set && !(inc && *inc) && !atomic_exchange(&noinclude_logged, 1))
 		cnsmp_log(CNSMP_LOG_INFO, "CODENSM_INCLUDE is not set: tracking every instrumented "

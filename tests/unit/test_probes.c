@@ -87,7 +87,7 @@ static void call(void *fn, const char *name, int fail)
 /* The probes section as JSON: {id: entry}. */
 static json_t *report(void)
 {
-	char *sec = cnsmp_probes_section();
+	char *sec = cnsmp_probereport_section();
 	assert_non_null(sec);
 	size_t n = strlen(sec);
 	char *doc = malloc(n + 3);
