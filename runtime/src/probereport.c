@@ -144,7 +144,6 @@ CNSMP_NOINST static json_t *report_one(struct cnsmp_probe *p, double now)
 	json_object_set_new(o, "name", json_string(p->name));
 	json_object_set_new(o, "value", json_string(cnsmp_probespec_values[p->value]));
 	json_object_set_new(o, "event", json_string(cnsmp_probespec_events[p->event]));
-	json_object_set_new(o, "functions", json_integer((json_int_t)atomic_load(&p->matched)));
 	json_object_set_new(o, "expires_in_s", json_real(now < p->end ? p->end - now : 0));
 	switch (p->type) {
 	case T_LOG: report_log(p, o); break;

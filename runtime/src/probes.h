@@ -64,7 +64,11 @@ struct cnsmp_probe {
 	uint64_t sample, max_hits;
 	struct cnsmp_probe_user user;
 	/* Results, any thread. */
-	_Atomic uint64_t hits, tries, taken, matched;
+	_Atomic uint64_t hits, tries, taken;
+	/* Decisions that armed it since it was applied: 0 means it matches no
+	 * function the process has called (a decision made again may count a
+	 * function twice, so it says no more than that). */
+	_Atomic uint64_t matched;
 	_Atomic uint64_t hist[CNSMP_HIST_BUCKETS];
 	_Atomic uint64_t count, split_other, stack_other;
 	struct split_slot split[SPLIT_SLOTS];
