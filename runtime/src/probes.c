@@ -332,6 +332,7 @@ struct pframe {
 	uint64_t start;       /* raw clock */
 	uint32_t caller;      /* innermost tracked caller's id, or CNSMP_NO_ID */
 	uint32_t tdepth;      /* tracked frames below it */
+	uint64_t caller_start; /* its innermost tracked caller's frame's start */
 };
 struct pstack {
 	uint32_t depth, gen;
@@ -522,6 +523,15 @@ CNSMP_NOINST static void fire_all(struct cnsmp_thread *t, const struct pstack *p
 		fire(pf->set->p[i], t, ps, pf, ev, dur_ns, error, now);
 }
 
+/* Is pf's innermost tracked caller still in progress on t (depth td)?
+ * The start of a call's frame tells it from a later call in the same
+ * slot (an untimed frame's does not: such a call is taken as alive). */
+static inline int caller_alive(struct cnsmp_thread *t, const struct pframe *pf, uint32_t td)
+{
+	return pf->tdepth <= td &&
+	       (!pf->tdepth || cnsmp_frame_at(t, pf->tdepth - 1)->start == pf->caller_start);
+}
+
 CNSMP_NOINST void cnsmp_probes_enter(struct cnsmp_fn *f, void *fn)
 {
 	int saved = errno;
@@ -534,18 +544,29 @@ CNSMP_NOINST void cnsmp_probes_enter(struct cnsmp_fn *f, void *fn)
 		errno = saved;
 		return;
 	}
+	uint64_t start = cnsmp_clock_now();
+	/* Probed calls whose innermost tracked caller has ended (its frame is
+	 * gone, or holds another call) were left by a longjmp: an excluded
+	 * one leaves no frame of its own for a repair to find. */
+	uint32_t td = t ? t->depth : 0;
+	while (t && ps->depth && !caller_alive(t, &ps->f[ps->depth - 1], td)) {
+		struct pframe *gone = &ps->f[--ps->depth];
+		fire_all(t, ps, gone, CODENSM_PROBE_END,
+			 cnsmp_clock_ns(cnsmp_ticks_since(start, gone->start)), 1,
+			 unix_at(start));
+	}
 	/* Past the stack's depth the call is seen to begin, not to end. */
 	struct pframe spare, *pf = ps->depth < PSTACK_DEPTH ? &ps->f[ps->depth++] : &spare;
 	pf->addr = (uintptr_t)fn;
 	pf->f = f;
 	pf->set = set;
 	pf->caller = CNSMP_NO_ID;
-	pf->tdepth = t ? t->depth : 0;
+	pf->tdepth = td;
+	pf->caller_start = td ? cnsmp_frame_at(t, td - 1)->start : 0;
 	if (t && t->overflow)
 		pf->caller = t->ov_id;
 	else if (t && t->depth)
 		pf->caller = cnsmp_frame_at(t, t->depth - 1)->c->id;
-	uint64_t start = cnsmp_clock_now();
 	fire_all(t, ps, pf, CODENSM_PROBE_CALL, 0, 0, unix_at(start));
 	pf->start = cnsmp_clock_now();
 	errno = saved;

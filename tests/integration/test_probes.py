@@ -84,6 +84,18 @@ class TestProbeEvents(ProbeCase):
         self.assertEqual(last["status"], "EMITTING")
         self.assertEqual(p["jump-ret"][-1]["status"], "INSTALLED")
 
+    def test_an_excluded_function_left_by_longjmp(self):
+        """an excluded probed call left by longjmp ends once its tracked caller has returned"""
+        n = 200
+        rec, p, r = self.run_probed({"c": spec("probed.probe_xjump", "incr", "call"),
+                                     "r": spec("probed.probe_xjump", "incr", "return"),
+                                     "e": spec("probed.probe_xjump", "incr", "end", "error")},
+                                    ["xjump", n], CODENSM_EXCLUDE="probed.probe_xjump")
+        # Each end is seen at the next probed call, when the runtime finds
+        # the call's tracked caller gone: the last one has no next call.
+        self.assertEqual({k: hits(v) for k, v in p.items()}, {"c": n, "r": 0, "e": n - 1}, r)
+        self.assertEqual(p["e"][-1]["by"], {"error": n - 1})
+
     def test_hist_log_and_stack(self):
         """hist counts every return; log records each up to its rate limit; stack names the chain"""
         n = 250

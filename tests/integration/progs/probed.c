@@ -6,6 +6,7 @@
  *   probed dlopen N LIB plugin_entry(N) of LIB (dlopen'ed)
  *   probed user N       a user instrument "tally" counts N probe_leaf
  *   probed loop MS      probe_leaf every millisecond for MS ms
+ *   probed xjump N      N probe_catcher, each left by its probe_xjump's longjmp
  * probe_helper is meant to be excluded (CODENSM_EXCLUDE). */
 #include <codensm.h>
 #include <dlfcn.h>
@@ -33,6 +34,18 @@ __attribute__((noinline)) void probe_jump(int i)
 {
 	sink += i;
 	longjmp(jb, 1);
+}
+/* Excluded in the xjump mode: it leaves by longjmp to its tracked caller. */
+__attribute__((noinline)) void probe_xjump(jmp_buf *to)
+{
+	longjmp(*to, 1);
+}
+__attribute__((noinline)) int probe_catcher(int i)
+{
+	jmp_buf to;
+	if (!setjmp(to))
+		probe_xjump(&to);
+	return i;
 }
 __attribute__((noinline)) int probe_outer(int n)
 {
@@ -68,6 +81,9 @@ int main(int argc, char **argv)
 		for (int i = 0; i < n; i++)
 			if (!setjmp(jb))
 				probe_jump(i);
+	} else if (!strcmp(mode, "xjump")) {
+		for (int i = 0; i < n; i++)
+			probe_catcher(i);
 	} else if (!strcmp(mode, "threads")) {
 		int per = argc > 3 ? atoi(argv[3]) : 100;
 		pthread_t th[256];
