@@ -929,6 +929,7 @@ void cnsmp_flows_reset(void);
  * registry decides it, never freed (a hook may hold it). */
 struct cnsmp_probe;
 struct cnsmp_probe_set {
+	struct cnsmp_probe_set *next; /* every set made, newest first */
 	size_t n;
 	struct cnsmp_probe *p[];
 };

@@ -33,6 +33,9 @@ _Atomic int cnsmp_probes_live;
 static _Atomic(struct cnsmp_probe_table *) current;
 static _Atomic uint32_t gen = 1; /* moves with each table: stale stacks reset */
 static double test_clock;
+/* Every probe set made (cnsmp_probes_for), never freed: a hook may hold
+ * one; kept reachable here. */
+static _Atomic(struct cnsmp_probe_set *) all_sets;
 /* Specs from the file and from the API, and the user types: apply_mu. */
 static pthread_mutex_t apply_mu = PTHREAD_MUTEX_INITIALIZER;
 static json_t *file_specs, *api_specs;
@@ -163,7 +166,8 @@ CNSMP_NOINST static void apply_locked(void)
 		live += cnsmp_probe_armed(t->p[i], now);
 	}
 	anchor();
-	atomic_store(&current, t); /* the old table is kept: the flusher may read it */
+	t->prev = old; /* kept: a hook or the flusher may still read it */
+	atomic_store(&current, t);
 	atomic_fetch_add(&gen, 1);
 	atomic_store(&cnsmp_probes_live, live);
 	cnsmp_registry_redecide();
@@ -185,6 +189,9 @@ CNSMP_NOINST struct cnsmp_probe_set *cnsmp_probes_for(const char *name)
 	if (!s)
 		return NULL;
 	s->n = 0;
+	s->next = atomic_load(&all_sets);
+	while (!atomic_compare_exchange_weak(&all_sets, &s->next, s))
+		;
 	for (size_t i = 0; i < t->n; i++)
 		if (cnsmp_probe_armed(t->p[i], now) &&
 		    cnsmp_rules_prefix_match(t->p[i]->target, name)) {

