@@ -31,7 +31,7 @@ CNSMP_NOINST static void report_log(struct cnsmp_probe *p, json_t *o)
 			"duration_ms", (double)r->dur_ns / 1e6, "error", r->error,
 			"event", cnsmp_probespec_events[r->event]));
 	}
-	atomic_store(&p->log_base, claimed);
+	atomic_store_explicit(&p->log_base, claimed, memory_order_release);
 	uint64_t dropped = atomic_load(&p->log_dropped);
 	json_object_set_new(o, "log", a ? a : json_array());
 	json_object_set_new(o, "log_dropped", json_integer((json_int_t)(dropped - p->dropped_sent)));

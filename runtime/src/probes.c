@@ -449,7 +449,9 @@ CNSMP_NOINST static void log_add(struct cnsmp_probe *p, const struct pframe *pf,
 				 double now)
 {
 	uint64_t i = atomic_fetch_add_explicit(&p->log_claimed, 1, memory_order_relaxed);
-	if (i - atomic_load_explicit(&p->log_base, memory_order_relaxed) >= LOG_PER_INTERVAL) {
+	/* Acquire: the report's reads of the slots of the interval before
+	 * (released with the new base) are over before this slot is reused. */
+	if (i - atomic_load_explicit(&p->log_base, memory_order_acquire) >= LOG_PER_INTERVAL) {
 		atomic_fetch_add_explicit(&p->log_dropped, 1, memory_order_relaxed);
 		return;
 	}

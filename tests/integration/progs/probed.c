@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
-static volatile long sink;
+static _Thread_local volatile long sink; /* per thread: the threads mode shares nothing */
 static jmp_buf jb;
 
 __attribute__((noinline)) int probe_leaf(int i) { sink += i; return i * 2 + 1; }
