@@ -215,6 +215,21 @@ class TestProbeLifecycle(ProbeCase):
         self.assertIn("matches no function", last["nothing"]["message"])
         self.assertIn("not a JSON object", last["notobj"]["message"])
 
+    def test_a_file_that_is_not_json_changes_nothing(self):
+        """a probes file that does not parse is named on stderr once; the program runs as without it"""
+        path = os.path.join(self.tmp, "probes.json")
+        with open(path, "w") as f:
+            f.write('{"p": {"target": ')
+        rec = self.receiver()
+        r = run([self.prog(), "calls", "50"],
+                self.env(rec, CODENSM_INCLUDE="probed", CODENSM_PROBES=path))
+        self.assert_ran(r)
+        self.assertEqual(r.stderr.count("cannot read probes from '%s'" % path), 1, r)
+        self.assertFalse(any(b.get("probes") for b in rec.committed()))
+        calls = sum(f["calls"] for b in rec.committed() for f in b["functions"]
+                    if f["name"] == "probed.probe_leaf")
+        self.assertEqual(calls, 50)
+
     def test_user_instrument(self):
         """a type registered with codensm_instrument_register gets every event"""
         rec, p, r = self.run_probed({"u": spec("probed.probe_leaf", "tally", "return")},
