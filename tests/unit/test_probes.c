@@ -235,6 +235,46 @@ static void a_probe_that_matches_nothing_is_an_error(void **state)
 	assert_int_equal(codensm_probe_add("not json"), -1);
 }
 
+static int seen_events, seen_errors;
+static char seen_caller[64], seen_fn[64];
+static void seen(const struct codensm_probe_event *ev, void *arg)
+{
+	assert_ptr_equal(arg, &seen_events);
+	assert_string_equal(ev->probe_id, "user");
+	assert_string_equal(ev->name, "watch");
+	assert_int_equal(ev->event, CODENSM_PROBE_END);
+	snprintf(seen_fn, sizeof seen_fn, "%s", ev->function);
+	snprintf(seen_caller, sizeof seen_caller, "%s", ev->caller ? ev->caller : "(none)");
+	seen_events++;
+	seen_errors += ev->error;
+}
+
+static void a_user_instrument_gets_each_event(void **state)
+{
+	assert_int_equal(codensm_instrument_register("log", seen, NULL), -1); /* built-in */
+	assert_int_equal(codensm_instrument_register("", seen, NULL), -1);
+	assert_int_equal(codensm_instrument_register("seen", NULL, NULL), -1);
+	cnsmp_probes_set_clock(T0 + 1);
+	add("user", "unit.a", "{\"type\":\"seen\",\"name\":\"watch\",\"event\":\"end\"}", 2,
+	    "2026-12-07T10:00:00Z");
+	json_t *r = report();
+	assert_string_equal(status(r, "user"), "ERROR"); /* not registered yet */
+	json_decref(r);
+	assert_int_equal(codensm_instrument_register("seen", seen, &seen_events), 0);
+	codensm_enter(&fn_caller, "unit.caller", NULL, -1);
+	for (int i = 0; i < 9; i++)
+		call(&fn_a, "unit.a", i % 3 == 0);
+	codensm_exit(&fn_caller);
+	assert_int_equal(seen_events, 9);
+	assert_int_equal(seen_errors, 3);
+	assert_string_equal(seen_fn, "unit.a");
+	assert_string_equal(seen_caller, "unit.caller");
+	r = report();
+	assert_int_equal(field(r, "user", "hits"), 9);
+	json_decref(r);
+	assert_int_equal(codensm_probe_remove("user"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +283,7 @@ int main(void)
 		cmocka_unit_test(conditions_count_exactly),
 		cmocka_unit_test(a_probe_expires_at_lastmodified_plus_lifespan),
 		cmocka_unit_test(a_probe_that_matches_nothing_is_an_error),
+		cmocka_unit_test(a_user_instrument_gets_each_event),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
