@@ -122,7 +122,8 @@ int codensm_instrument_register(const char *type, codensm_instrument_fn fn,
 /* Add (or replace) one probe from a spec in JSON that carries its "id".
  * Returns 0 when the spec was taken (it may still be in ERROR: its status
  * in the payload says why), -1 if it is not a JSON object with a string
- * "id".  A spec added here replaces the file's spec of the same id. */
+ * "id".  A spec added here wins over a spec of the same id from the file
+ * or from the server. */
 int codensm_probe_add(const char *spec_json);
 /* Remove the probe added by codensm_probe_add; 0, or -1 if unknown. */
 int codensm_probe_remove(const char *id);

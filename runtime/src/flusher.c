@@ -233,6 +233,8 @@ CNSMP_NOINST static int build_into(size_t at, const struct cnsmp_batch *b,
 CNSMP_NOINST static void attach_probes(size_t at, const struct cnsmp_batch *b)
 {
 	char *sec = cnsmp_probereport_section();
+	if (!sec && cnsmp_probes_server_asks())
+		sec = strdup("\"probes\":[]"); /* ask, with nothing to say */
 	if (!sec)
 		return;
 	size_t sl = strlen(sec);
@@ -376,6 +378,7 @@ CNSMP_NOINST static size_t send_all(uint64_t deadline)
 		enum cnsmp_send_result r = cnsmp_transport_post(&cnsmp_cfg, fl.bodies[i].json, ms);
 		switch (r) {
 		case CNSMP_SENT:
+			cnsmp_probes_answer(cnsmp_transport_last_answer());
 			mark_delivered(&fl.bodies[i]);
 			body_remove(i);
 			publish(NULL);

@@ -792,6 +792,9 @@ enum cnsmp_send_result cnsmp_transport_post(const struct cnsmp_config *cfg,
 					    const char *body, long timeout_ms);
 /* HTTP status of the calling thread's last post (0: no answer). */
 long cnsmp_transport_last_status(void);
+/* The text of the calling thread's last post's answer if it was a 2xx
+ * with a body (cut at 64 kB), else NULL; valid until its next post. */
+const char *cnsmp_transport_last_answer(void);
 /* Abort any transfer still running at CLOCK_MONOTONIC `ns` (0: none),
  * so exit stays bounded even with a request in flight. */
 void cnsmp_transport_set_deadline(uint64_t ns);
@@ -943,6 +946,13 @@ struct cnsmp_probe_set *cnsmp_probes_for(const char *name);
  * Start-up and the flusher thread. */
 void cnsmp_probes_poll(void);
 void cnsmp_probes_atfork_child(void);
+/* The answer to an ingest POST (flusher): a "probes" object in it is the
+ * project's specs from the server, replacing the ones it gave before; an
+ * answer without one changes nothing. */
+void cnsmp_probes_answer(const char *text);
+/* Has a server ever answered with probes?  Then a flush with nothing to
+ * send still posts, so that the program learns new probes. */
+int cnsmp_probes_server_asks(void);
 
 /* probereport.c: the payload's probes section ("\"probes\":[...]",
  * malloc'd) with this interval's deltas, or NULL when no probe is known.

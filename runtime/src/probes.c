@@ -38,7 +38,8 @@ static double test_clock;
 static _Atomic(struct cnsmp_probe_set *) all_sets;
 /* Specs from the file and from the API, and the user types: apply_mu. */
 static pthread_mutex_t apply_mu = PTHREAD_MUTEX_INITIALIZER;
-static json_t *file_specs, *api_specs;
+static json_t *file_specs, *server_specs, *api_specs;
+static _Atomic int server_asks;
 static struct cnsmp_probe_user users[USER_TYPES];
 static size_t nusers;
 static struct stat file_st;
@@ -133,6 +134,8 @@ CNSMP_NOINST static void apply_locked(void)
 		return;
 	if (file_specs)
 		add_specs(file_specs, merged);
+	if (server_specs)
+		add_specs(server_specs, merged);
 	if (api_specs)
 		add_specs(api_specs, merged);
 	size_t n = json_object_size(merged);
@@ -256,6 +259,30 @@ CNSMP_NOINST void cnsmp_probes_poll(void)
 	if (changed)
 		apply_locked();
 	pthread_mutex_unlock(&apply_mu);
+}
+
+CNSMP_NOINST int cnsmp_probes_server_asks(void)
+{
+	return atomic_load(&server_asks);
+}
+
+CNSMP_NOINST void cnsmp_probes_answer(const char *text)
+{
+	if (!text || !strstr(text, "\"probes\""))
+		return; /* the seed contract's answers: nothing to parse */
+	json_t *a = json_loads(text, 0, NULL);
+	json_t *specs = json_object_get(a, "probes");
+	if (json_is_object(specs)) {
+		atomic_store(&server_asks, 1);
+		pthread_mutex_lock(&apply_mu);
+		if (!server_specs || !json_equal(server_specs, specs)) {
+			json_decref(server_specs);
+			server_specs = json_incref(specs);
+			apply_locked();
+		}
+		pthread_mutex_unlock(&apply_mu);
+	}
+	json_decref(a);
 }
 
 CNSMP_API int codensm_probe_add(const char *spec_json)

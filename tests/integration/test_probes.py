@@ -279,3 +279,41 @@ class TestProbesWithoutKey(ProbeCase):
         self.assertEqual({x["pid"] for x in lines}, {r.pid})
         self.assertEqual(sum(e["hits"] for x in lines for e in x["probes"]), 400, r)
         self.assertEqual(lines[-1]["probes"][0]["count"], 400)
+
+
+class TestProbesFromTheAnswer(ProbeCase):
+    def test_specs_in_the_ingest_answer_are_applied(self):
+        """a probe in the receiver's answer is applied within a flush interval and reported in the next bodies"""
+        rec = self.receiver()
+        rec.answer_extra = {"probes": {"srv": spec("probed.probe_leaf", "log")}}
+        env = self.env(rec, CODENSM_INCLUDE="probed", CODENSM_FLUSH_INTERVAL="0.2")
+        r = run([self.prog(), "loop", "1500"], env)
+        self.assert_ran(r)
+        bodies = rec.committed()
+        p = probes_of(bodies)
+        self.assertIn("srv", p, r)
+        self.assertEqual(p["srv"][-1]["status"], "EMITTING")
+        first = next(i for i, b in enumerate(bodies) if b.get("probes"))
+        self.assertLessEqual(first, 2, "reported from the first bodies after the answer")
+        # Every call after the answer is a hit: at most the calls made.
+        self.assertGreater(hits(p["srv"]), 500)
+        self.assertLessEqual(hits(p["srv"]), 1500)
+
+    def test_a_server_without_probes_gets_no_empty_bodies(self):
+        """a seed-contract server (no probes in its answer) is never sent a body with nothing in it"""
+        rec = self.receiver()
+        env = self.env(rec, CODENSM_INCLUDE="probed", CODENSM_FLUSH_INTERVAL="0.1")
+        r = run([self.prog(), "loop", "600"], env)
+        self.assert_ran(r)
+        self.assertTrue(all(b["functions"] or b.get("inventory") for b in rec.committed()))
+        self.assertFalse(any("probes" in b for b in rec.committed()))
+
+    def test_once_a_server_gave_probes_an_idle_program_still_asks(self):
+        """after an answer with probes, a flush with nothing else to send still posts"""
+        rec = self.receiver()
+        rec.answer_extra = {"probes": {}}
+        env = self.env(rec, CODENSM_INCLUDE="probed", CODENSM_FLUSH_INTERVAL="0.1")
+        r = run([self.prog(), "idle", "1000"], env)
+        self.assert_ran(r)
+        empty = [b for b in rec.committed() if not b["functions"] and b.get("probes") == []]
+        self.assertGreaterEqual(len(empty), 3, "about one post per 0.1 s interval while idle")

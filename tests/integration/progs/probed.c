@@ -6,6 +6,7 @@
  *   probed dlopen N LIB plugin_entry(N) of LIB (dlopen'ed)
  *   probed user N       a user instrument "tally" counts N probe_leaf
  *   probed loop MS      probe_leaf every millisecond for MS ms
+ *   probed idle MS      one probe_leaf, then MS ms of sleep
  *   probed xjump N      N probe_catcher, each left by its probe_xjump's longjmp
  * probe_helper is meant to be excluded (CODENSM_EXCLUDE). */
 #include <codensm.h>
@@ -115,6 +116,10 @@ int main(int argc, char **argv)
 		for (int i = 0; i < n; i++)
 			probe_leaf(i);
 		printf("tally %ld %ld\n", (long)tally, (long)tally_dur);
+	} else if (!strcmp(mode, "idle")) {
+		probe_leaf(0);
+		struct timespec ms = {n / 1000, (n % 1000) * 1000000L};
+		nanosleep(&ms, NULL);
 	} else if (!strcmp(mode, "loop")) {
 		struct timespec ms = {0, 1000000};
 		for (int i = 0; i < n; i++) {
