@@ -109,10 +109,16 @@ $(BB)/threads-rt: bench/threads.c $(RT_SO_LNK)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(BENCH_CFLAGS) $(BENCH_FI) -o $@ $< $(RT_LINK)
 
+# What probes cost (run.py --only probes): the shared runtime only.
+$(BB)/probes-rt: bench/probes.c $(RT_SO_LNK)
+	$(call msg,CC,$<)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(BENCH_CFLAGS) $(BENCH_FI) -o $@ $< $(RT_LINK)
+
 BENCH_WORKLOADS := calls manyfn bzip2
 BENCH_NORT_BINS := $(foreach w,$(BENCH_WORKLOADS),$(foreach k,$(BENCH_NORT_KINDS),$(BB)/$(w)-$(k)))
 BENCH_BINS := $(foreach w,$(BENCH_WORKLOADS),$(foreach k,$(BENCH_KINDS),$(BB)/$(w)-$(k))) \
-	$(BB)/payload_rate $(BB)/threads-base $(BB)/threads-rt
+	$(BB)/payload_rate $(BB)/threads-base $(BB)/threads-rt $(BB)/probes-rt
 
 .PHONY: bench bench-bins bench-nort
 # Everything that does not need the runtime (for building ahead of it).

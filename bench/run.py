@@ -748,6 +748,48 @@ def load(build, seconds, conns):
     return out
 
 
+# ---- probes ----------------------------------------------------------------
+
+def probe_costs(build, tmp, env, runs, calls=2000000):
+    """ns per call of a tracked, an excluded and a probed function
+    (bench/probes.c), with no probe, with 10 probes on other functions, and
+    with one probe of each instrument type on the probed one; medians of
+    `runs` interleaved runs.  A probe's per-event cost is its target_ns less
+    the unprobed target_ns."""
+    binary = os.path.join(build, "bench", "probes-rt")
+    lastmod = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def spec(target, type_, event="return"):
+        return {"target": "bench.probes." + target, "lifespan": 60, "lastmodified": lastmod,
+                "instrument": {"type": type_, "name": type_, "event": event}}
+    setups = {"none": {},
+              "10 others": {"o%d" % i: spec("bench_other_%d" % i, "incr") for i in range(10)}}
+    for t in ("incr", "hist", "stack", "log"):
+        setups[t] = {t: spec("bench_target", t)}
+    setups["incr on excluded"] = {"x": spec("bench_excluded", "incr")}
+    out = {k: {"tracked": [], "excluded": [], "target": []} for k in setups}
+    for _ in range(runs):
+        for name, specs in setups.items():
+            e = dict(env)
+            e["CODENSM_EXCLUDE"] = "bench.probes.bench_excluded"
+            if specs:
+                path = os.path.join(tmp, "probes.json")
+                with open(path, "w") as f:
+                    json.dump(specs, f)
+                e["CODENSM_PROBES"] = path
+            res = os.path.join(tmp, "probes.out")
+            with open(res, "wb") as f:
+                run_once([binary, str(calls)], e, stdout=f)
+            line = open(res).read()
+            for k in ("tracked", "excluded", "target"):
+                out[name][k].append(float(line.split(k + "_ns=")[1].split()[0]))
+    table = {name: {k: round(median(v), 2) for k, v in d.items()} for name, d in out.items()}
+    for name, d in table.items():
+        log("probes: %-17s tracked %6.2f ns  excluded %6.2f ns  target %7.2f ns"
+            % (name, d["tracked"], d["excluded"], d["target"]))
+    return table
+
+
 def ratio(num, den):
     return num / den if den > 0 else float("inf")
 
@@ -823,8 +865,12 @@ MEANINGS = (
     ("sending at exit", "what a process that has something to send pays once: "
      "libcurl loaded, the body built and posted"),
     ("resolution", "the first call of each function, once per process"),
+    ("probes: a ", "a function without a probe pays nothing measurable for the probes "
+     "armed on others"),
+    ("probes: what one probed call", "the price of looking closer, paid only by the "
+     "probed function while its probe lives"),
     ("RSS per tracked function", "memory follows the functions you track"),
-    ("RSS per thread", "memory follows the threads alive at once"),
+    ("RSS per thread", "memory follows the threads alive and what each of them does"),
     ("RSS growth", "memory does not grow with time"),
     ("payload build", "the flusher's cost, on its own thread"),
     ("sampled timing on bzip2", "sampled timing keeps counts exact and times "
@@ -1024,6 +1070,17 @@ def build_report(R):
                 ("; target %.1f kB: %s" % (c["target_kb"], "met" if ok else "not met"))
                 if shallow else ""),
             ok if shallow else None)
+    pc = R.get("probes")
+    if pc and "none" in pc and "10 others" in pc:
+        for kind in ("tracked", "excluded"):
+            r = pc["10 others"][kind] / pc["none"][kind]
+            row("probes: a %s call with 10 probes armed on other functions / with none"
+                % kind, "(reported: ~1.0)", "%.2f (%.1f vs %.1f ns)" % (
+                    r, pc["10 others"][kind], pc["none"][kind]), None)
+        base = pc["none"]["target"]
+        row("probes: what one probed call adds, by instrument", "(reported)", ", ".join(
+            "%s %+.0f ns" % (t, pc[t]["target"] - base)
+            for t in ("incr", "hist", "stack", "log") if t in pc), None)
     ss = R.get("steady")
     if ss and ss.get("growth_kb") is not None:
         row("RSS growth at steady state (2 threads, flush every 1 s, %d s)"
@@ -1122,7 +1179,7 @@ def main():
                     help="only the variants that do not need the runtime")
     ap.add_argument("--only", default="",
                     help="comma list of: synthetic,bzip2,scaling,startup,send,"
-                    "memory,threads,steady,instructions,cache,payload,accuracy,load")
+                    "memory,threads,steady,instructions,cache,payload,accuracy,load,probes")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     ap.add_argument("--report", metavar="JSON",
                     help="print the table of a saved run (results/*.json) "
@@ -1193,6 +1250,9 @@ def main():
             log("scaling: 1 and 2 threads")
             R["scaling"] = scaling(build, tmp, oenv, args.runs,
                                    args.scaling_units, not args.no_rt)
+        if want("probes") and not args.no_rt:
+            log("probes: %d interleaved runs" % args.runs)
+            R["probes"] = probe_costs(build, tmp, oenv, args.runs)
         R["timed_posts"] = Sink.posts
         srv.shutdown()
         if glob.glob(os.path.join(env["CODENSM_SPOOL_DIR"], "*")):

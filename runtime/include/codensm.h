@@ -75,6 +75,59 @@ void codensm_enter(void *fn, const char *name, const char *department,
 		   double weight);
 void codensm_exit(void *fn);
 
+/* ---- probes (docs/probes.md) --------------------------------------------
+ * A probe looks closer at the calls of one function, or of every function
+ * under a name prefix, for a limited time: a spec (JSON, the shape of
+ * docs/probes.md) names the target, an instrument, the event and the
+ * conditions; the probe disarms itself `lifespan` minutes after
+ * `lastmodified`.  Probes come from the file CODENSM_PROBES and from the
+ * calls below; each reports in the payload's `probes` array.  A probe
+ * records only what the runtime knows of a call (its duration, caller,
+ * thread, error and chain of tracked callers), never arguments, return
+ * values or memory. */
+
+/* The events a probe can watch. */
+enum codensm_probe_event_kind {
+	CODENSM_PROBE_CALL = 1,   /* the call begins */
+	CODENSM_PROBE_RETURN = 2, /* it returns normally */
+	CODENSM_PROBE_END = 3,    /* it ends in any way (return, exception, longjmp) */
+};
+
+/* What a user instrument is given for each event that matched. */
+struct codensm_probe_event {
+	const char *probe_id;    /* the spec's id */
+	const char *name;        /* the instrument's "name" */
+	const char *function;    /* the probed function's name */
+	const char *caller;      /* the innermost tracked caller, or NULL */
+	int event;               /* enum codensm_probe_event_kind */
+	int error;               /* codensm_error() during the call, or it ended
+				  * by an exception or a longjmp */
+	unsigned long long duration_ns; /* 0 for CODENSM_PROBE_CALL */
+	unsigned long long thread;      /* the kernel's thread id */
+};
+
+/* A user instrument: called on the probed thread, inside the hook, for
+ * each event that passed the spec's conditions.  It must be quick and
+ * thread-safe, and must not block; the calls it makes are not counted. */
+typedef void (*codensm_instrument_fn)(const struct codensm_probe_event *ev,
+				      void *arg);
+
+/* Make `type` an instrument type of specs (besides log, hist, incr and
+ * stack), the seed's instrument_classes.  Specs naming it that were in
+ * ERROR are applied again.  Returns 0, or -1 if `type` is a built-in
+ * name, is empty or longer than 63 bytes, or 16 types exist already. */
+int codensm_instrument_register(const char *type, codensm_instrument_fn fn,
+				void *arg);
+
+/* Add (or replace) one probe from a spec in JSON that carries its "id".
+ * Returns 0 when the spec was taken (it may still be in ERROR: its status
+ * in the payload says why), -1 if it is not a JSON object with a string
+ * "id".  A spec added here wins over a spec of the same id from the file
+ * or from the server. */
+int codensm_probe_add(const char *spec_json);
+/* Remove the probe added by codensm_probe_add; 0, or -1 if unknown. */
+int codensm_probe_remove(const char *id);
+
 #if defined(__GNUC__)
 static inline void codensm__track_cleanup(void **fn) { codensm_exit(*fn); }
 /* Inside a function body: CODENSM_TRACK("payments.charge", "payments", 9);

@@ -412,6 +412,11 @@ static int set_symbol_cache(struct cnsmp_config *cfg, const char *v,
 	return set_string(&cfg->symbol_cache, v, why);
 }
 
+static int set_probes_file(struct cnsmp_config *cfg, const char *v, struct why *why)
+{
+	return set_string(&cfg->probes_file, v, why);
+}
+
 static int set_ca_file(struct cnsmp_config *cfg, const char *v, struct why *why)
 {
 	return set_string(&cfg->ca_file, v, why);
@@ -498,7 +503,7 @@ static int set_log(struct cnsmp_config *cfg, const char *v, struct why *why)
 
 enum var_id {
 	V_LOG, V_API_KEY, V_ENDPOINT, V_INCLUDE, V_EXCLUDE, V_DEPARTMENT,
-	V_WEIGHTS, V_SERVICE, V_SPOOL_DIR, V_SOURCE_ROOT, V_SYMBOL_CACHE, V_CA_FILE,
+	V_WEIGHTS, V_SERVICE, V_SPOOL_DIR, V_SOURCE_ROOT, V_SYMBOL_CACHE, V_CA_FILE, V_PROBES,
 	V_FLUSH_INTERVAL, V_SAMPLE, V_SAMPLE_BELOW, V_DISABLE, V_MODE, V_COUNT
 };
 
@@ -524,6 +529,7 @@ static const struct var {
 	[V_SOURCE_ROOT] = { "CODENSM_SOURCE_ROOT", set_source_root, OPT(source_root) },
 	[V_SYMBOL_CACHE] = { "CODENSM_SYMBOL_CACHE", set_symbol_cache, NO_OPT },
 	[V_CA_FILE] = { "CODENSM_CA_FILE", set_ca_file, OPT(ca_file) },
+	[V_PROBES] = { "CODENSM_PROBES", set_probes_file, NO_OPT },
 	[V_FLUSH_INTERVAL] = { "CODENSM_FLUSH_INTERVAL", set_flush, NO_OPT },
 	[V_SAMPLE] = { "CODENSM_SAMPLE", set_sample, NO_OPT },
 	[V_SAMPLE_BELOW] = { "CODENSM_SAMPLE_BELOW_NS", set_sample_below, NO_OPT },
@@ -614,6 +620,7 @@ static void show(const struct cnsmp_config *c, enum var_id v, char *out,
 	case V_SOURCE_ROOT: s = c->source_root ? c->source_root : "each unit's compilation directory"; break;
 	case V_SYMBOL_CACHE: s = c->symbol_cache ? c->symbol_cache : "off"; break;
 	case V_CA_FILE: s = c->ca_file ? c->ca_file : "the system CAs"; break;
+	case V_PROBES: s = c->probes_file ? c->probes_file : "no probes file"; break;
 	case V_FLUSH_INTERVAL: snprintf(out, len, "%g", c->flush_interval); break;
 	case V_SAMPLE:
 		if (c->sample <= 1)
@@ -827,6 +834,7 @@ CNSMP_NOINST void cnsmp_config_release(struct cnsmp_config *cfg)
 	free(cfg->source_root);
 	free(cfg->symbol_cache);
 	free(cfg->ca_file);
+	free(cfg->probes_file);
 	cnsmp_prefixes_release(&cfg->include);
 	cnsmp_prefixes_release(&cfg->exclude);
 	cnsmp_prefix_map_release(&cfg->department);

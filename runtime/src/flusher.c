@@ -240,6 +240,54 @@ CNSMP_NOINST static int build_into(size_t at, const struct cnsmp_batch *b,
 	return n;
 }
 
+/* The probes section goes into the first body this cycle built (at `at`),
+ * or into a body of its own when the cycle had nothing else to say, so
+ * that a probe reports at every flush.  Its results are the interval's
+ * and ride once: a body merged back after a failure is rebuilt without
+ * them (docs/payload.md). */
+CNSMP_NOINST static void attach_probes(size_t at, const struct cnsmp_batch *b)
+{
+	char *sec = cnsmp_probereport_section();
+	if (!sec && cnsmp_probes_server_asks())
+		sec = strdup("\"probes\":[]"); /* ask, with nothing to say */
+	if (!sec)
+		return;
+	size_t sl = strlen(sec);
+	if (at < fl.nbodies) {
+		char *old = fl.bodies[at].json; /* "{..." */
+		size_t ol = strlen(old);
+		char *nj = malloc(ol + sl + 2);
+		if (nj) {
+			nj[0] = '{';
+			memcpy(nj + 1, sec, sl);
+			nj[1 + sl] = ',';
+			memcpy(nj + 2 + sl, old + 1, ol); /* with its NUL */
+			fl.bodies[at].json = nj;
+			free(old); /* built this cycle: in no published view */
+		}
+		free(sec);
+		return;
+	}
+	struct cnsmp_meta m;
+	char id[128];
+	meta_for(&m, id, sizeof id);
+	struct cnsmp_sink s;
+	size_t len;
+	cnsmp_schema_to_mem(&s);
+	cnsmp_schema_put(&s, "{\"functions\":[],");
+	cnsmp_schema_put(&s, sec);
+	cnsmp_schema_put(&s, ",\"_meta\":");
+	cnsmp_schema_meta(&s, &m, b, 1, -1);
+	cnsmp_schema_put(&s, "}");
+	free(sec);
+	struct body nb = {0};
+	nb.json = cnsmp_schema_take(&s, &len);
+	nb.max_funcs = CNSMP_MAX_FUNCS_PER_PAYLOAD;
+	cnsmp_batch_init(&nb.part);
+	if (!nb.json || bodies_insert(at, &nb, 1) != 0)
+		free(nb.json);
+}
+
 /* ---- sending ------------------------------------------------------------ */
 
 CNSMP_NOINST static long time_left_ms(uint64_t deadline)
@@ -353,6 +401,7 @@ CNSMP_NOINST static size_t send_all(uint64_t deadline)
 			fl.bodies[i].verbatim = 1;
 		switch (r) {
 		case CNSMP_SENT:
+			cnsmp_probes_answer(cnsmp_transport_last_answer());
 			mark_delivered(&fl.bodies[i]);
 			body_remove(i);
 			publish(NULL);
@@ -502,6 +551,7 @@ CNSMP_NOINST static int cycle(int final, uint64_t deadline)
 		cnsmp_spool_drain(cnsmp_cfg.spool_dir, post_spooled, NULL);
 	}
 	cnsmp_inventory_update();
+	cnsmp_probes_poll();
 
 	struct cnsmp_batch *all = malloc(sizeof *all);
 	struct cnsmp_batch *carry = malloc(sizeof *carry);
@@ -524,9 +574,12 @@ CNSMP_NOINST static int cycle(int final, uint64_t deadline)
 	for (size_t i = 0; q && i < ninv; i++)
 		if (cnsmp_inventory_state(i) == CNSMP_INV_QUEUED)
 			q[nq++] = i;
+	size_t first_new = fl.nbodies;
 	if (ok && (!cnsmp_batch_is_empty(all) || nq))
 		ok = build_into(fl.nbodies, all, q, nq, CNSMP_MAX_FUNCS_PER_PAYLOAD) >= 0;
 	free(q);
+	if (ok)
+		attach_probes(first_new, all);
 	if (ok) {
 		cnsmp_view_trash_batch(fl.pending);
 		fl.pending = carry;

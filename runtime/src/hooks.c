@@ -141,6 +141,24 @@ static CNSMP_NOINST struct cnsmp_counters *push_tracked(struct cnsmp_fn *f,
 	return c;
 }
 
+/* A call of a function with probes armed (never cached, so every call
+ * of it comes here through push): the probes see it begin, then a
+ * tracked one is opened as usual, its frame marked so that its exit
+ * reaches the probes too (exit_flagged). */
+static CNSMP_NOINST __attribute__((noinline, cold)) void push_probed(
+	struct cnsmp_fn *f, void *fn, int state)
+{
+	cnsmp_probes_enter(f, fn);
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	uint32_t d = t ? t->depth : 0;
+	if (state == CNSMP_FN_TRACKED && push_tracked(f, fn) &&
+	    (t = cnsmp_tls.t)->depth == d + 1 && !t->overflow)
+		cnsmp_frame_at(t, d)->flags |= CNSMP_FR_PROBED;
+	else if (state == CNSMP_FN_DROPPED)
+		atomic_fetch_add_explicit(&cnsmp_registry_dropped_calls, 1,
+					  memory_order_relaxed);
+}
+
 /* Open a call of `fn` whatever it is (guard held, runtime active). */
 static CNSMP_NOINST __attribute__((noinline)) void push(
 	void *fn, const char *name, const char *department, double weight)
@@ -149,7 +167,9 @@ static CNSMP_NOINST __attribute__((noinline)) void push(
 	if (unlikely(!f) && !(f = first_sight(fn, name, department, weight)))
 		return;
 	int state = atomic_load_explicit(&f->state, memory_order_relaxed);
-	if (state == CNSMP_FN_TRACKED)
+	if (unlikely(atomic_load_explicit(&f->probes, memory_order_relaxed) != NULL))
+		push_probed(f, fn, state);
+	else if (state == CNSMP_FN_TRACKED)
 		push_tracked(f, fn);
 	else if (state == CNSMP_FN_DROPPED)
 		atomic_fetch_add_explicit(&cnsmp_registry_dropped_calls, 1,
@@ -242,6 +262,14 @@ static CNSMP_NOINST __attribute__((noinline)) void exit_slow(
 	if (cnsmp_tls.guard)
 		return;
 	cnsmp_tls.guard = 1;
+	if (unlikely(atomic_load_explicit(&cnsmp_probes_live, memory_order_relaxed))) {
+		/* An excluded probed function's exit (it has no frame), or a
+		 * probed frame's exit past the fast path. */
+		uint32_t d = t->depth;
+		struct cnsmp_frame *top = d ? cnsmp_frame_at(t, d - 1) : NULL;
+		cnsmp_probes_exit(t, (uintptr_t)fn,
+				  top && top->addr == (uintptr_t)fn ? top->flags : 0);
+	}
 	pop(t, fn);
 	cnsmp_tls.guard = 0;
 }
@@ -364,6 +392,9 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_tagged(
 static CNSMP_NOINST __attribute__((noinline)) void exit_flagged(
 	struct cnsmp_thread *t, uint32_t i)
 {
+	struct cnsmp_frame *fr = cnsmp_frame_at(t, i);
+	if (unlikely(fr->flags & CNSMP_FR_PROBED))
+		cnsmp_probes_exit(t, fr->addr, fr->flags);
 	complete_top(t, i);
 	cnsmp_tls.guard = 0;
 }
@@ -379,8 +410,9 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_miss(
 	uint32_t g = atomic_load_explicit(&cnsmp_registry_gen.v, memory_order_acquire);
 	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
 	int state = f ? atomic_load_explicit(&f->state, memory_order_relaxed) : 0;
-	if (state != CNSMP_FN_TRACKED && state != CNSMP_FN_EXCLUDED) {
-		enter_slow(fn); /* first sight, or dropped */
+	if ((state != CNSMP_FN_TRACKED && state != CNSMP_FN_EXCLUDED) ||
+	    unlikely(atomic_load_explicit(&f->probes, memory_order_relaxed) != NULL)) {
+		enter_slow(fn); /* first sight, dropped, or probed */
 		return;
 	}
 	if (state == CNSMP_FN_EXCLUDED) /* and in this thread's cache, below */
@@ -398,7 +430,8 @@ static CNSMP_NOINST __attribute__((noinline, cold)) void enter_first(
 	struct cnsmp_fn *f, void *fn)
 {
 	if (!f || atomic_load_explicit(&f->state, memory_order_relaxed) !=
-			  CNSMP_FN_TRACKED) {
+			  CNSMP_FN_TRACKED ||
+	    unlikely(atomic_load_explicit(&f->probes, memory_order_relaxed) != NULL)) {
 		enter_slow(fn);
 		return;
 	}
@@ -417,7 +450,8 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_unfiltered(void *fn)
 	uint32_t g = atomic_load_explicit(&cnsmp_registry_gen.v, memory_order_acquire);
 	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
 	if (likely(f != NULL) && likely(atomic_load_explicit(
-		    &f->state, memory_order_relaxed) == CNSMP_FN_EXCLUDED)) {
+		    &f->state, memory_order_relaxed) == CNSMP_FN_EXCLUDED) &&
+	    likely(atomic_load_explicit(&f->probes, memory_order_relaxed) == NULL)) {
 		cnsmp_registry_remember_excluded((uintptr_t)fn, g);
 		return;
 	}

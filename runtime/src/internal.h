@@ -27,9 +27,12 @@
  *       symcache.c | dwarf.c (dw.c)-> a module's index, from disk | DWARF
  *       index.c                    -> the index itself
  *     rules.c, config.c            -> naming and selection; configuration
+ *     probes.c, probespec.c        -> the probes a function has (specs,
+ *                                     lifespans); its probed calls' events
  *   collect.c                      -> counters -> a batch of deltas
  *   inventory.c                    -> functions to describe once
  *   payload.c, schema.c            -> bodies; the schema, written once
+ *   probereport.c                  -> the probes section of a body
  *   transport.c | spool.c          -> HTTP | disk
  *   flusher.c, view.c, crash.c     -> the thread that sends; what a crash
  *                                     may read of it; the crash spool
@@ -171,6 +174,7 @@ struct cnsmp_config {
 	int log_level;
 	int disable;
 	int mode_full;                 /* CODENSM_MODE=full: ship flows (flows.c) */
+	char *probes_file;             /* CODENSM_PROBES: NULL, none */
 };
 #define CNSMP_DEFAULT_ENDPOINT "http://127.0.0.1:8650/codensm/ingest"
 #define CNSMP_DEFAULT_FLUSH_INTERVAL 15.0
@@ -513,6 +517,10 @@ struct cnsmp_fn {
 	uintptr_t addr;          /* the address the hooks see */
 	uint32_t id;             /* dense, 0..CNSMP_MAX_TRACKED-1 for tracked */
 	_Atomic int state;       /* enum cnsmp_fn_state; reconfigure may change it */
+	/* The probes armed on it (probes.c), or NULL: decided with `state`,
+	 * so a probed function is never in a cache of decisions and every
+	 * call of it reaches the hooks' slow path. */
+	_Atomic(struct cnsmp_probe_set *) probes;
 	char *name;
 	char *department;
 	double weight;
@@ -734,6 +742,9 @@ int cnsmp_schema_fn(struct cnsmp_sink *s, const struct cnsmp_fn_delta *d, int fi
 int cnsmp_schema_edge(struct cnsmp_sink *s, const struct cnsmp_edge_delta *e, int first);
 void cnsmp_schema_incident(struct cnsmp_sink *s, const struct cnsmp_incident *in, int first);
 void cnsmp_schema_inv(struct cnsmp_sink *s, const struct cnsmp_inv_entry *e, int first);
+/* The probes section: "\"probes\":[" the n entries (JSON objects, as
+ * probes.c made them) "]" (docs/payload.md, "probes"). */
+void cnsmp_schema_probes(struct cnsmp_sink *s, const char *const *entries, size_t n);
 /* The _meta object.  dropped and repairs are said only in the `first`
  * body of a batch (they must not add up twice); `index` >= 0 is appended
  * to the batch id ("<id>-<index>"). */
@@ -792,6 +803,9 @@ enum cnsmp_send_result cnsmp_transport_post_until(const struct cnsmp_config *cfg
 						  int *maybe_sent);
 /* HTTP status of the calling thread's last post (0: no answer). */
 long cnsmp_transport_last_status(void);
+/* The text of the calling thread's last post's answer if it was a 2xx
+ * with a body (cut at 64 kB), else NULL; valid until its next post. */
+const char *cnsmp_transport_last_answer(void);
 /* Abort any transfer still running at CLOCK_MONOTONIC `ns` (0: none),
  * so exit stays bounded even with a request in flight. */
 void cnsmp_transport_set_deadline(uint64_t ns);
@@ -930,5 +944,50 @@ void cnsmp_flows_reset(void);
  * to the tracked functions.  malloc'd; NULL if it does not parse or
  * memory ran out. */
 char *cnsmp_flows_shipped(const char *entry, const struct cnsmp_config *cfg);
+
+/* ---- probes.c, probespec.c, probereport.c: probes (probes.h) ----------- */
+
+/* The probes armed on one function: made by cnsmp_probes_for when the
+ * registry decides it, never freed (a hook may hold it). */
+struct cnsmp_probe;
+struct cnsmp_probe_set {
+	struct cnsmp_probe_set *next; /* every set made, newest first */
+	size_t n;
+	struct cnsmp_probe *p[];
+};
+/* Number of probes armed in the process: the exit of an excluded
+ * function reads it before asking probes.c (hooks.c, exit_slow). */
+extern _Atomic int cnsmp_probes_live;
+/* The registry deciding function `name` (its lock held): the probes
+ * whose target matches it, or NULL.  Lock-free on probes' side. */
+struct cnsmp_probe_set *cnsmp_probes_for(const char *name);
+/* Read CODENSM_PROBES again if the file changed, disarm expired probes.
+ * Start-up and the flusher thread. */
+void cnsmp_probes_poll(void);
+void cnsmp_probes_atfork_child(void);
+/* The answer to an ingest POST (flusher): a "probes" object in it is the
+ * project's specs from the server, replacing the ones it gave before; an
+ * answer without one changes nothing. */
+void cnsmp_probes_answer(const char *text);
+/* Has a server ever answered with probes?  Then a flush with nothing to
+ * send still posts, so that the program learns new probes. */
+int cnsmp_probes_server_asks(void);
+
+/* probereport.c: the payload's probes section ("\"probes\":[...]",
+ * malloc'd) with this interval's deltas, or NULL when no probe is known.
+ * Flusher thread. */
+char *cnsmp_probereport_section(void);
+/* Without a key (nothing sends): a thread reads the file and writes the
+ * probes section to stderr at each flush interval; stop writes the last
+ * one (at exit); in a fork child the thread is started again. */
+void cnsmp_probereport_local_start(void);
+void cnsmp_probereport_local_stop(void);
+void cnsmp_probereport_atfork_child(void);
+/* Tests: the unix time probes see (0: the real clock). */
+void cnsmp_probes_set_clock(double unix_s);
+/* Tests: one spec parsed and validated as the runtime would; its status
+ * ("INSTALLED" for a valid spec, else "ERROR") and message in out. */
+int cnsmp_probes_check(const char *id, const char *spec_json, char *status,
+		       size_t slen, char *msg, size_t mlen);
 
 #endif /* CODENSM_INTERNAL_H */

@@ -60,6 +60,7 @@ CNSMP_NOINST static void at_exit(void)
 	if (atomic_load(&cnsmp_active))
 		cnsmp_thread_end_open_calls();
 	cnsmp_flusher_stop(EXIT_BUDGET_S);
+	cnsmp_probereport_local_stop();
 }
 
 /* Sending: the flusher thread, and the crash handlers that spool what it
@@ -100,6 +101,7 @@ CNSMP_NOINST static void fork_child(void)
 	cnsmp_inventory_atfork_child();
 	cnsmp_view_atfork_child();
 	cnsmp_flusher_atfork_child();
+	cnsmp_probes_atfork_child();
 	if (!cnsmp_cfg.disable && cnsmp_cfg.api_key && atomic_load(&cnsmp_active))
 		send_from_here();
 }
@@ -130,10 +132,12 @@ CNSMP_NOINST static void start(void)
 		/* A key that is set but unusable already had its line (config.c). */
 		cnsmp_log(CNSMP_LOG_INFO, "CODENSM_API_KEY is not set: counting, not sending");
 	}
+	cnsmp_probereport_local_start(); /* without a key only */
 	const char *inc = getenv("CODENSM_INCLUDE"); /* set but unusable: config.c said so */
 	if (!cnsmp_cfg.include_set && !(inc && *inc) && !atomic_exchange(&noinclude_logged, 1))
 		cnsmp_log(CNSMP_LOG_INFO, "CODENSM_INCLUDE is not set: tracking every instrumented "
 					  "function of this program's own code");
+	cnsmp_probes_poll(); /* the probes file, before the first call is counted */
 	atomic_store_explicit(&cnsmp_active, 1, memory_order_release);
 }
 
@@ -206,6 +210,7 @@ CNSMP_API int codensm_init(const struct codensm_options *opts)
 	cnsmp_cfg.source_root = nc.source_root;
 	cnsmp_cfg.symbol_cache = nc.symbol_cache;
 	cnsmp_cfg.ca_file = nc.ca_file;
+	cnsmp_cfg.probes_file = nc.probes_file;
 	cnsmp_cfg.flush_interval = nc.flush_interval;
 	cnsmp_cfg.log_level = nc.log_level;
 	cnsmp_cfg.sample = nc.sample;

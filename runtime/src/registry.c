@@ -187,6 +187,9 @@ static CNSMP_NOINST void decide(struct entry *e)
 		double w = cnsmp_rules_weight(&cnsmp_cfg, f->name);
 		__atomic_store(&f->weight, &w, __ATOMIC_RELAXED);
 	}
+	/* Before the state: a hook that sees the new state sees the set. */
+	atomic_store_explicit(&f->probes, cnsmp_probes_for(f->name),
+			      memory_order_release);
 	atomic_store_explicit(&f->state, state, memory_order_release);
 }
 

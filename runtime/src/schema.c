@@ -423,6 +423,18 @@ CNSMP_NOINST void cnsmp_schema_inv(struct cnsmp_sink *s, const struct cnsmp_inv_
 	put_lit(s, "}");
 }
 
+CNSMP_NOINST void cnsmp_schema_probes(struct cnsmp_sink *s,
+				      const char *const *entries, size_t n)
+{
+	put_lit(s, "\"probes\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			put_lit(s, ",");
+		put_lit(s, entries[i]);
+	}
+	put_lit(s, "]");
+}
+
 CNSMP_NOINST void cnsmp_schema_meta(struct cnsmp_sink *s, const struct cnsmp_meta *m,
 				    const struct cnsmp_batch *b, int first, long index)
 {

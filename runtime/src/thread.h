@@ -65,6 +65,9 @@ enum {
 	 * (cnsmp_stack_fit), so that the fast paths never reach across two
 	 * chunks. */
 	CNSMP_FR_CHUNK = 16,
+	/* A probe is armed on the call's function (probes.c): its exit goes
+	 * through exit_flagged to the probe, never through the fast path. */
+	CNSMP_FR_PROBED = 32,
 };
 
 /* Sampled timing as the hooks read it.  lifecycle.c sets it with the
@@ -617,6 +620,12 @@ struct cnsmp_sample_delta {
 void cnsmp_collect_estimate(const struct cnsmp_counters *c, uint64_t untimed,
 			    const struct cnsmp_sample_delta *s,
 			    uint64_t *total, uint64_t *self, uint64_t *hist);
+/* probes.c, from the hooks' slow paths (guard held): a call of probed
+ * `f` begins (before its tracked frame, if any, is pushed); a call of
+ * `fn` ends (flags: its tracked frame's, 0 if it has none). */
+void cnsmp_probes_enter(struct cnsmp_fn *f, void *fn);
+void cnsmp_probes_exit(struct cnsmp_thread *t, uintptr_t fn, uint64_t flags);
+
 /* thread.c: CLOCK_REALTIME in unix microseconds (vDSO, signal-safe). */
 uint64_t cnsmp_thread_now_us(void);
 /* cxx.c, dl.c: resolve the real functions once (first activation); the

@@ -40,7 +40,9 @@
 #include "internal.h"
 
 #define CONNECT_TIMEOUT_MS 2000
-#define ANSWER_MAX 2048
+/* An answer may carry the project's probe specs (docs/probes.md): room
+ * for a few hundred; a longer answer is cut and its probes ignored. */
+#define ANSWER_MAX 65536
 #define POLL_MS 50
 
 /* Retries within a deadline (cnsmp_transport_post_until). */
@@ -54,6 +56,7 @@ static _Thread_local CURL *tls_curl;
 static _Thread_local CURLM *tls_multi; /* holds the connection cache */
 static _Thread_local long tls_status;
 static _Thread_local int tls_transient; /* the last post's failure may pass */
+static _Thread_local char *tls_answer; /* the last 2xx answer's text, or NULL */
 static _Atomic uint64_t deadline_ns;
 
 /* Outage logging: one line when the endpoint becomes unreachable, not one
@@ -230,8 +233,15 @@ CNSMP_NOINST long cnsmp_transport_last_status(void)
 	return tls_status;
 }
 
+CNSMP_NOINST const char *cnsmp_transport_last_answer(void)
+{
+	return tls_answer;
+}
+
 CNSMP_NOINST void cnsmp_transport_release(void)
 {
+	free(tls_answer);
+	tls_answer = NULL;
 	if (tls_curl) {
 		curl_easy_cleanup(tls_curl);
 		tls_curl = NULL;
@@ -406,6 +416,8 @@ CNSMP_NOINST enum cnsmp_send_result cnsmp_transport_post(const struct cnsmp_conf
 {
 	tls_status = 0;
 	tls_transient = 0;
+	free(tls_answer);
+	tls_answer = NULL;
 	pthread_once(&global_once, global_init);
 	if (!global_ok || !cfg->endpoint)
 		return CNSMP_FAILED_CLEAN;
@@ -468,6 +480,8 @@ CNSMP_NOINST enum cnsmp_send_result cnsmp_transport_post(const struct cnsmp_conf
 
 	if (rc == CURLE_OK) {
 		tls_status = status;
+		if (status / 100 == 2 && a.n)
+			tls_answer = strndup(a.buf, a.n);
 		return map_status(cfg, status, &a);
 	}
 	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);

@@ -265,7 +265,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if dup is None:
                 return self._reset()
             return self._answer(200, {"ok": True, "functions": len(body.get("functions", [])),
-                                      **({"duplicate": True} if dup else {})})
+                                      **({"duplicate": True} if dup else {}), **rec.answer_extra})
         errors = {503: "unavailable", 429: "quota_exceeded", 413: "payload too large",
                   401: "missing or unknown ingest key", 400: "bad request"}
         return self._answer(action, {"error": errors.get(action, "error")})
@@ -319,6 +319,8 @@ class Receiver:
         self.plan = list(plan)
         self.rule = rule
         self.hang_seconds = 30
+        # Added to every 200 answer (a server's probe specs: {"probes": {...}}).
+        self.answer_extra = {}
         self._ids = set()
         self.tls = None
         self.tls_failures = []

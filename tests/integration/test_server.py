@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import unittest
 import urllib.request
 
@@ -82,6 +83,20 @@ class TestRealServer(Case):
                          ("payments/card.c",
                           decl_line(os.path.join(SAMPLES_SRC, "shop", "payments", "card.c"),
                                     "card_authorize")))
+
+    def test_bodies_with_probes_are_taken_and_counts_stay_exact(self):
+        """the server takes bodies that carry a probes array (it ignores the field): counts stay exact"""
+        path = os.path.join(self.tmp, "probes.json")
+        with open(path, "w") as f:
+            json.dump({"charge": {"target": "payments.card.card_charge", "lifespan": 10,
+                                  "lastmodified": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                time.gmtime(time.time() - 1)),
+                                  "instrument": {"type": "hist"}}}, f)
+        r = self.run_shop(CODENSM_PROBES=path, CODENSM_LOG="debug")
+        self.assertNotIn("HTTP 4", r.stderr)
+        rows = self.api("functions?window=1h&limit=500")["rows"]
+        got = {r["name"]: (r["calls"], r["errors"]) for r in rows if r["calls"]}
+        self.assertEqual(got, sample_expect_shop(N))
 
     def test_two_runs_add_up(self):
         """two shop runs: the server holds exactly twice the workload"""
