@@ -1,0 +1,534 @@
+/* patch.c: call-site patching: the hook calls of excluded functions are
+ * turned into short jumps over themselves in the running code, and back
+ * into calls whenever decisions change, so that an excluded call costs
+ * nothing (x86-64 Linux; elsewhere every call goes through the hooks).
+ *
+ * A patched call site is one more cache of the registry's decision,
+ * emptied the same way as the excluded filter and the threads' caches:
+ * cnsmp_registry_invalidate restores every site (cnsmp_patch_restore_all)
+ * after the decisions changed and before the change counts as applied.
+ *
+ * How a site is patched.  The hooks pass their return address `ret`; the
+ * call that made it ends there.  Two forms are recognised, nothing else
+ * is ever written:
+ *   e8 rel32        at ret-5: a direct call, whose target is the hook
+ *                   itself or a PLT entry (an optional endbr64, an
+ *                   optional bnd prefix, then `jmp *GOT(%rip)`) whose GOT
+ *                   slot holds the hook; also `67 e8 rel32`, the linker's
+ *                   relaxed -fno-plt call, the prefix left in place.
+ *                   Patched to `eb 03`: a short jump over the rest.
+ *   ff 15 disp32    at ret-6: -fno-plt's `call *GOT(%rip)`, whose slot
+ *                   holds the hook.  Patched to `eb 04`.
+ * Only the first two bytes change, with one 2-byte store that must not
+ * cross a cache line (a site whose two bytes do is left alone, 1 in 64),
+ * so every thread fetches either the old call or the new jump, never a
+ * mix; the remaining bytes are never touched and no thread can ever stop
+ * inside them (the jump skips them).  Restoring writes the original two
+ * bytes back the same way, then the membarrier "sync core" command makes
+ * every thread of the process serialise its instruction stream before
+ * the decision counts as applied.  Without that command (kernels before
+ * 4.16) the mprotect that takes the write permission back serves instead:
+ * it shoots down the TLB entry on every CPU running the process, with an
+ * interrupt whose return serialises the core.
+ *
+ * Page permissions: the page goes to its segment's protection plus write
+ * for the store, and straight back (execute is never taken away: other
+ * threads run there meanwhile).  A system that refuses writable code
+ * (SELinux's execmod, PaX, a seccomp policy) turns patching off for the
+ * process with one debug line: the hooks keep working as without it.
+ * A written page becomes a private copy of the file's page: 4 kB of
+ * memory per page of code that ever held a patched site.
+ *
+ * Threading: every write, and the list of patched sites, is under `mu`,
+ * taken only on slow paths (a site's first call under a decision, a
+ * change of decisions, dlclose).  Each path that holds it sets the
+ * thread's hook guard, so a signal handler running instrumented code on
+ * that thread neither patches nor waits for the lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "thread.h"
+
+#if defined(__x86_64__) && defined(__linux__)
+
+#include <link.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/membarrier.h>
+
+/* The hooks by their link names (gcc refuses to take the address of what
+ * it knows as builtins): their addresses as the dynamic linker resolved
+ * them, the values that PLT and GOT calls to them reach. */
+extern void hook_enter(void *, void *) __asm__("__cyg_profile_func_enter")
+	__attribute__((visibility("default")));
+extern void hook_exit(void *, void *) __asm__("__cyg_profile_func_exit")
+	__attribute__((visibility("default")));
+
+enum { MODE_UNSET = 0, MODE_ON, MODE_OFF, MODE_REFUSED };
+
+static _Atomic int mode;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* A site patched now (under mu): where, and its two bytes before and
+ * after.  Only patched sites are listed; a restore empties the list and
+ * the sites are patched again on their next call if still excluded. */
+struct site {
+	uintptr_t at;
+	uint8_t orig[2], now[2];
+};
+static struct site *sites; /* mu */
+static size_t nsites, capsites;
+
+/* Pages ever written (mu): their count is the memory made private. */
+static uintptr_t *pages; /* open addressing, 0: empty */
+static size_t npages, cappages;
+
+/* Sites that are not one of the recognised calls, or whose bytes cross a
+ * cache line: direct-mapped, so that an exit hook that finds its site
+ * here returns at once instead of decoding it again on every call. */
+#define REFUSED_BITS 10
+static _Atomic uintptr_t refused[1u << REFUSED_BITS];
+
+/* dlclose in progress: `closing` counts the closes running, `epoch`
+ * moves at each one's start.  A patch decided before a close began is
+ * not written (see cnsmp_patch_dl_begin). */
+static _Atomic unsigned closing, epoch;
+
+/* Counts for the exit line (mu). */
+static uint64_t n_patched, n_restored;
+static _Atomic uint64_t n_refused;
+
+static _Atomic int sync_core; /* 1: registered for MEMBARRIER sync-core */
+
+/* Store two bytes at p with one instruction (p need not be aligned: a
+ * 2-byte store within one cache line is atomic on x86-64). */
+static CNSMP_NOINST void store2(uintptr_t p, const uint8_t b[2])
+{
+	uint16_t v;
+	memcpy(&v, b, 2);
+	__asm__ volatile("movw %1, (%0)" : : "r"(p), "r"(v) : "memory");
+}
+
+static CNSMP_NOINST long membarrier(int cmd)
+{
+	return syscall(__NR_membarrier, cmd, 0, 0);
+}
+
+/* Register for the sync-core command (once per process; again in a
+ * fork child, whose address space is new). */
+static CNSMP_NOINST void sync_core_register(void)
+{
+	long q = membarrier(MEMBARRIER_CMD_QUERY);
+	int ok = q >= 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE) &&
+		 membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE) == 0;
+	atomic_store(&sync_core, ok);
+}
+
+/* Every thread of the process serialises its instruction stream. */
+static CNSMP_NOINST void sync_all_cores(void)
+{
+	if (atomic_load(&sync_core))
+		membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE);
+}
+
+static CNSMP_NOINST void fork_prepare(void) { pthread_mutex_lock(&mu); }
+static CNSMP_NOINST void fork_parent(void) { pthread_mutex_unlock(&mu); }
+static CNSMP_NOINST void fork_child(void)
+{
+	pthread_mutex_unlock(&mu);
+	if (atomic_load(&sync_core))
+		sync_core_register();
+}
+
+static CNSMP_NOINST void at_exit(void)
+{
+	pthread_mutex_lock(&mu);
+	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: %llu sites patched, "
+		  "%llu restored, %llu refused, %zu pages of code made private (%zu kB)",
+		  (unsigned long long)n_patched, (unsigned long long)n_restored,
+		  (unsigned long long)atomic_load(&n_refused), npages,
+		  npages * (size_t)sysconf(_SC_PAGESIZE) / 1024);
+	pthread_mutex_unlock(&mu);
+}
+
+/* CODENSM_PATCH: on (default) or off; anything else gets one line. */
+static CNSMP_NOINST void decide_mode(void)
+{
+	pthread_mutex_lock(&mu);
+	if (atomic_load(&mode) == MODE_UNSET) {
+		const char *v = getenv("CODENSM_PATCH");
+		int on = 1;
+		if (v && (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "no")))
+			on = 0;
+		else if (v && *v && strcmp(v, "on") && strcmp(v, "1") && strcmp(v, "yes"))
+			cnsmp_log(CNSMP_LOG_INFO, "CODENSM_PATCH=\"%s\" is not on or off: "
+				  "patching the calls of excluded functions (on)", v);
+		if (on) {
+			sync_core_register();
+			pthread_atfork(fork_prepare, fork_parent, fork_child);
+			if (cnsmp_log_level >= CNSMP_LOG_DEBUG)
+				atexit(at_exit);
+		} else {
+			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching off (CODENSM_PATCH=%s): "
+				  "excluded functions keep calling the hooks", v);
+		}
+		atomic_store(&mode, on ? MODE_ON : MODE_OFF);
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+/* A zeroed copy of the `old` bytes at p in `new` bytes (new 0: free p);
+ * NULL if out of memory.  mmap, not malloc: a patch may be made from a
+ * signal handler that interrupted malloc on this thread. */
+static CNSMP_NOINST void *grow(void *p, size_t old, size_t new)
+{
+	void *q = NULL;
+	if (new) {
+		q = mmap(NULL, new, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (q == MAP_FAILED)
+			return NULL;
+		if (p)
+			memcpy(q, p, old < new ? old : new);
+	}
+	if (p)
+		munmap(p, old);
+	return q;
+}
+
+static inline size_t refused_index(uintptr_t at)
+{
+	return cnsmp_addr_slot(at, REFUSED_BITS);
+}
+
+static CNSMP_NOINST void refuse(uintptr_t ret)
+{
+	atomic_store_explicit(&refused[refused_index(ret)], ret, memory_order_relaxed);
+	atomic_fetch_add_explicit(&n_refused, 1, memory_order_relaxed);
+}
+
+/* Does the PLT entry at `p` jump through a GOT slot holding `hook`? */
+static CNSMP_NOINST int plt_jumps_to(const uint8_t *p, uintptr_t hook)
+{
+	static const uint8_t endbr64[4] = {0xf3, 0x0f, 0x1e, 0xfa};
+	if (memcmp(p, endbr64, 4) == 0)
+		p += 4;
+	if (p[0] == 0xf2) /* bnd */
+		p++;
+	if (p[0] != 0xff || p[1] != 0x25)
+		return 0;
+	int32_t disp;
+	memcpy(&disp, p + 2, 4);
+	uintptr_t slot = (uintptr_t)p + 6 + (intptr_t)disp;
+	return *(const uintptr_t *)slot == hook;
+}
+
+/* The site of the call that returns to `ret`, if it is one of the forms
+ * above calling `hook`: 0 and *s filled, else -1. */
+static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, struct site *s)
+{
+	const uint8_t *p = (const uint8_t *)ret;
+	if (p[-5] == 0xe8) {
+		int32_t rel;
+		memcpy(&rel, p - 4, 4);
+		uintptr_t target = ret + (intptr_t)rel;
+		if (target != hook && !plt_jumps_to((const uint8_t *)target, hook))
+			return -1;
+		s->at = ret - 5;
+		s->now[1] = 0x03;
+	} else if (p[-6] == 0xff && p[-5] == 0x15) {
+		int32_t disp;
+		memcpy(&disp, p - 4, 4);
+		if (*(const uintptr_t *)(ret + (intptr_t)disp) != hook)
+			return -1;
+		s->at = ret - 6;
+		s->now[1] = 0x04;
+	} else {
+		return -1;
+	}
+	s->now[0] = 0xeb;
+	memcpy(s->orig, (const void *)s->at, 2);
+	return (s->at & 63) == 63 ? -1 : 0;
+}
+
+struct seg {
+	uintptr_t at;
+	int prot; /* out: the PT_LOAD's protection, -1 if none holds `at` */
+};
+
+static CNSMP_NOINST int find_seg(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct seg *s = arg;
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+		if (ph->p_type != PT_LOAD || s->at < lo || s->at - lo >= ph->p_memsz)
+			continue;
+		s->prot = (ph->p_flags & PF_R ? PROT_READ : 0) |
+			  (ph->p_flags & PF_W ? PROT_WRITE : 0) |
+			  (ph->p_flags & PF_X ? PROT_EXEC : 0);
+		return 1;
+	}
+	return 0;
+}
+
+/* Add `page` to the open-addressing set (mu held, room guaranteed). */
+static CNSMP_NOINST int page_put(uintptr_t *set, size_t cap, uintptr_t page)
+{
+	size_t j = (page >> 12) & (cap - 1);
+	for (; set[j]; j = (j + 1) & (cap - 1))
+		if (set[j] == page)
+			return 0;
+	set[j] = page;
+	return 1;
+}
+
+/* Remember that `page` was written (mu held); out of memory only
+ * undercounts. */
+static CNSMP_NOINST void note_page(uintptr_t page)
+{
+	if ((npages + 1) * 2 > cappages) {
+		size_t n = cappages ? cappages * 2 : 512;
+		uintptr_t *np = grow(NULL, 0, n * sizeof *np);
+		if (!np)
+			return;
+		for (size_t i = 0; i < cappages; i++)
+			if (pages[i])
+				page_put(np, n, pages[i]);
+		grow(pages, cappages * sizeof *pages, 0);
+		pages = np;
+		cappages = n;
+	}
+	npages += page_put(pages, cappages, page);
+}
+
+/* Write `b` at `at`, whose segment has protection `prot` (mu held).
+ * 0, or -1 with errno if the system refused the write permission. */
+static CNSMP_NOINST int write_site(uintptr_t at, const uint8_t b[2], int prot)
+{
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
+	void *page = (void *)(at & ~(psz - 1));
+	if (mprotect(page, psz, prot | PROT_WRITE) < 0)
+		return -1;
+	store2(at, b);
+	note_page((uintptr_t)page);
+	if (mprotect(page, psz, prot) < 0)
+		cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: mprotect(%p) back to "
+			  "read-execute failed: %s", page, strerror(errno));
+	return 0;
+}
+
+/* The system refused: patching off for the process (mu held). */
+static CNSMP_NOINST void refused_by_system(void)
+{
+	atomic_store(&mode, MODE_REFUSED);
+	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching refused by the system "
+		  "(mprotect: %s): excluded functions keep calling the hooks",
+		  strerror(errno));
+}
+
+static CNSMP_NOINST int by_address(const void *a, const void *b)
+{
+	uintptr_t x = ((const struct site *)a)->at, y = ((const struct site *)b)->at;
+	return x < y ? -1 : x > y;
+}
+
+/* Restore the sites in [lo, hi) (mu held): each one whose bytes are still
+ * the patched ones gets its original bytes back, and leaves the list.
+ * One mprotect pair per page, so that a change of decisions costs
+ * about one system call per page of patched code. */
+static CNSMP_NOINST void restore_range(uintptr_t lo, uintptr_t hi)
+{
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
+	qsort(sites, nsites, sizeof *sites, by_address);
+	size_t keep = 0, i = 0;
+	while (i < nsites) {
+		if (sites[i].at < lo || sites[i].at >= hi) {
+			sites[keep++] = sites[i++];
+			continue;
+		}
+		uintptr_t page = sites[i].at & ~(psz - 1);
+		size_t j = i;
+		while (j < nsites && sites[j].at < hi && (sites[j].at & ~(psz - 1)) == page)
+			j++;
+		/* Still mapped as the segment it was patched in (a module that
+		 * left without our dlclose is not written to). */
+		struct seg g = {.at = sites[i].at, .prot = -1};
+		dl_iterate_phdr(find_seg, &g);
+		if (g.prot < 0) {
+			i = j;
+			continue;
+		}
+		if (mprotect((void *)page, psz, g.prot | PROT_WRITE) < 0) {
+			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: cannot restore "
+				  "the calls at %p: %s", (void *)page, strerror(errno));
+			i = j;
+			continue;
+		}
+		for (; i < j; i++)
+			if (memcmp((const void *)sites[i].at, sites[i].now, 2) == 0) {
+				store2(sites[i].at, sites[i].orig);
+				n_restored++;
+			}
+		if (mprotect((void *)page, psz, g.prot) < 0)
+			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: mprotect(%p) back "
+				  "failed: %s", (void *)page, strerror(errno));
+	}
+	nsites = keep;
+}
+
+/* Patch the call to `hook` returning to `ret` in excluded `fn`'s code. */
+static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
+{
+	if (cnsmp_tls.guard || !ret)
+		return;
+	cnsmp_tls.guard = 1;
+	int saved = errno;
+	if (unlikely(atomic_load_explicit(&mode, memory_order_acquire) == MODE_UNSET))
+		decide_mode();
+	if (atomic_load_explicit(&mode, memory_order_acquire) != MODE_ON ||
+	    atomic_load_explicit(&refused[refused_index(ret)],
+				 memory_order_relaxed) == ret)
+		goto out;
+	unsigned e = atomic_load(&epoch);
+	struct site s;
+	struct seg g = {.prot = -1};
+	if (atomic_load(&closing))
+		goto out;
+	if (decode(ret, hook, &s) < 0) {
+		refuse(ret);
+		goto out;
+	}
+	g.at = s.at;
+	dl_iterate_phdr(find_seg, &g);
+	if (g.prot < 0 || !(g.prot & PROT_EXEC) || (g.prot & PROT_WRITE)) {
+		refuse(ret);
+		goto out;
+	}
+	pthread_mutex_lock(&mu);
+	/* Decided again under the lock: a change of decisions restores the
+	 * sites under it after the change, so a patch written here either
+	 * sees the new decision or is undone by that restore. */
+	struct cnsmp_fn *f = cnsmp_registry_lookup(fn);
+	if (atomic_load(&mode) == MODE_ON && !atomic_load(&closing) &&
+	    atomic_load(&epoch) == e && f &&
+	    atomic_load_explicit(&f->state, memory_order_acquire) == CNSMP_FN_EXCLUDED &&
+	    memcmp((const void *)s.at, s.orig, 2) == 0) {
+		if (nsites == capsites) {
+			size_t n = capsites ? capsites * 2 : 256;
+			struct site *ns = grow(sites, capsites * sizeof *ns, n * sizeof *ns);
+			if (ns) {
+				sites = ns;
+				capsites = n;
+			}
+		}
+		if (nsites < capsites) {
+			if (write_site(s.at, s.now, g.prot) == 0) {
+				sites[nsites++] = s;
+				n_patched++;
+			} else {
+				refused_by_system();
+			}
+		}
+	}
+	pthread_mutex_unlock(&mu);
+out:
+	errno = saved;
+	cnsmp_tls.guard = 0;
+}
+
+CNSMP_NOINST void cnsmp_patch_entry(void *fn, void *ret)
+{
+	patch((uintptr_t)fn, (uintptr_t)ret, (uintptr_t)&hook_enter);
+}
+
+CNSMP_NOINST void cnsmp_patch_exit(void *fn, void *ret)
+{
+	if (atomic_load_explicit(&mode, memory_order_relaxed) != MODE_ON)
+		return;
+	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
+	if (f && atomic_load_explicit(&f->state, memory_order_relaxed) ==
+		     CNSMP_FN_EXCLUDED)
+		patch((uintptr_t)fn, (uintptr_t)ret, (uintptr_t)&hook_exit);
+}
+
+/* Hold mu with the guard set (a signal handler's hooks on this thread
+ * then neither patch nor wait for it); returns the guard's old value. */
+static CNSMP_NOINST int lock(void)
+{
+	int guard = cnsmp_tls.guard;
+	cnsmp_tls.guard = 1;
+	pthread_mutex_lock(&mu);
+	return guard;
+}
+
+static CNSMP_NOINST void unlock(int guard)
+{
+	pthread_mutex_unlock(&mu);
+	cnsmp_tls.guard = guard;
+}
+
+CNSMP_NOINST void cnsmp_patch_restore_all(void)
+{
+	if (atomic_load(&mode) == MODE_UNSET)
+		return; /* nothing was ever patched */
+	int saved = errno;
+	int guard = lock();
+	if (nsites) {
+		restore_range(0, UINTPTR_MAX);
+		sync_all_cores();
+	}
+	unlock(guard);
+	errno = saved;
+}
+
+/* The module [lo, hi) may leave: its sites get their calls back and are
+ * forgotten while it is surely mapped, and no site is patched until
+ * cnsmp_patch_dl_end (a patch decided before would name a module that
+ * may be gone; the site is patched again on a later call). */
+CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi)
+{
+	atomic_fetch_add(&closing, 1);
+	atomic_fetch_add(&epoch, 1);
+	if (atomic_load(&mode) == MODE_UNSET)
+		return;
+	int saved = errno;
+	int guard = lock();
+	restore_range(lo, hi);
+	sync_all_cores();
+	for (size_t i = 0; i < (1u << REFUSED_BITS); i++) {
+		uintptr_t a = atomic_load_explicit(&refused[i], memory_order_relaxed);
+		if (a >= lo && a < hi)
+			atomic_store_explicit(&refused[i], 0, memory_order_relaxed);
+	}
+	unlock(guard);
+	errno = saved;
+}
+
+CNSMP_NOINST void cnsmp_patch_dl_end(void)
+{
+	atomic_fetch_sub(&closing, 1);
+}
+
+CNSMP_NOINST const char *cnsmp_patch_mode(void)
+{
+	switch (atomic_load(&mode)) {
+	case MODE_ON: return "on";
+	case MODE_OFF: return "off";
+	case MODE_REFUSED: return "refused";
+	default: return "unset";
+	}
+}
+
+#else /* not x86-64 Linux: the hooks serve every call */
+
+CNSMP_NOINST void cnsmp_patch_entry(void *fn, void *ret) { (void)fn; (void)ret; }
+CNSMP_NOINST void cnsmp_patch_exit(void *fn, void *ret) { (void)fn; (void)ret; }
+CNSMP_NOINST void cnsmp_patch_restore_all(void) {}
+CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi) { (void)lo; (void)hi; }
+CNSMP_NOINST void cnsmp_patch_dl_end(void) {}
+CNSMP_NOINST const char *cnsmp_patch_mode(void) { return "unsupported"; }
+
+#endif
