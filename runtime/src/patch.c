@@ -19,12 +19,14 @@
  *                   Patched to `eb 03`: a short jump over the rest.
  *   ff 15 disp32    at ret-6: -fno-plt's `call *GOT(%rip)`, whose slot
  *                   holds the hook.  Patched to `eb 04`.
- * Only the first two bytes change, with one 2-byte store that must not
- * cross a cache line (a site whose two bytes do is left alone, 1 in 64),
- * so every thread fetches either the old call or the new jump, never a
- * mix; the remaining bytes are never touched and no thread can ever stop
- * inside them (the jump skips them).  Restoring writes the original two
- * bytes back the same way, then the membarrier "sync core" command makes
+ * Only the first two bytes change, with one 2-byte store within a cache
+ * line, so every thread fetches either the old call or the new jump,
+ * never a mix; the remaining bytes are never touched and no thread can
+ * ever stop inside them (the jump skips them).  Where the two bytes would
+ * straddle a cache line (1 site in 64), a direct call's first byte alone
+ * becomes `cmp $imm32, %eax` (decode says why that is harmless), and a
+ * -fno-plt call is left calling.  Restoring writes the original bytes
+ * back the same way, then the membarrier "sync core" command makes
  * every thread of the process serialise its instruction stream before
  * the decision counts as applied.  Without that command (kernels before
  * 4.16) the mprotect that takes the write permission back serves instead:
@@ -77,6 +79,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 struct site {
 	uintptr_t at;
 	uint8_t orig[2], now[2];
+	uint8_t len; /* bytes that change: 2, or 1 (see decode) */
 };
 static struct site *sites; /* mu */
 static size_t nsites, capsites;
@@ -102,10 +105,14 @@ static _Atomic uint64_t n_refused;
 
 static _Atomic int sync_core; /* 1: registered for MEMBARRIER sync-core */
 
-/* Store two bytes at p with one instruction (p need not be aligned: a
- * 2-byte store within one cache line is atomic on x86-64). */
-static CNSMP_NOINST void store2(uintptr_t p, const uint8_t b[2])
+/* Store len (1 or 2) bytes at p with one instruction (p need not be
+ * aligned: a 2-byte store within one cache line is atomic on x86-64). */
+static CNSMP_NOINST void store(uintptr_t p, const uint8_t b[2], unsigned len)
 {
+	if (len == 1) {
+		__asm__ volatile("movb %1, (%0)" : : "r"(p), "q"(b[0]) : "memory");
+		return;
+	}
 	uint16_t v;
 	memcpy(&v, b, 2);
 	__asm__ volatile("movw %1, (%0)" : : "r"(p), "r"(v) : "memory");
@@ -248,8 +255,20 @@ static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, struct site *s)
 		return -1;
 	}
 	s->now[0] = 0xeb;
+	s->len = 2;
 	memcpy(s->orig, (const void *)s->at, 2);
-	return (s->at & 63) == 63 ? -1 : 0;
+	if ((s->at & 63) != 63)
+		return 0;
+	/* The two bytes would straddle a cache line, where a 2-byte store is
+	 * not atomic.  A direct call then changes its first byte only:
+	 * e8 -> 3d makes it `cmp $rel32, %eax`, as long as the call and
+	 * harmless (it reads eax and writes the flags, which no compiler
+	 * keeps live across a call).  -fno-plt's form is left alone. */
+	if (s->now[1] != 0x03)
+		return -1;
+	s->now[0] = 0x3d;
+	s->len = 1;
+	return 0;
 }
 
 struct seg {
@@ -306,13 +325,14 @@ static CNSMP_NOINST void note_page(uintptr_t page)
 
 /* Write `b` at `at`, whose segment has protection `prot` (mu held).
  * 0, or -1 with errno if the system refused the write permission. */
-static CNSMP_NOINST int write_site(uintptr_t at, const uint8_t b[2], int prot)
+static CNSMP_NOINST int write_site(uintptr_t at, const uint8_t b[2], unsigned len,
+				    int prot)
 {
 	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
 	void *page = (void *)(at & ~(psz - 1));
 	if (mprotect(page, psz, prot | PROT_WRITE) < 0)
 		return -1;
-	store2(at, b);
+	store(at, b, len);
 	note_page((uintptr_t)page);
 	if (mprotect(page, psz, prot) < 0)
 		cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: mprotect(%p) back to "
@@ -368,8 +388,8 @@ static CNSMP_NOINST void restore_range(uintptr_t lo, uintptr_t hi)
 			continue;
 		}
 		for (; i < j; i++)
-			if (memcmp((const void *)sites[i].at, sites[i].now, 2) == 0) {
-				store2(sites[i].at, sites[i].orig);
+			if (memcmp((const void *)sites[i].at, sites[i].now, sites[i].len) == 0) {
+				store(sites[i].at, sites[i].orig, sites[i].len);
 				n_restored++;
 			}
 		if (mprotect((void *)page, psz, g.prot) < 0)
@@ -377,6 +397,29 @@ static CNSMP_NOINST void restore_range(uintptr_t lo, uintptr_t hi)
 				  "failed: %s", (void *)page, strerror(errno));
 	}
 	nsites = keep;
+}
+
+/* Is a call of `fn` open on some thread's shadow stack?  Such a call
+ * was entered while `fn` was tracked; with its exit patched out it would
+ * stay on that stack until a caller's exit repaired it.  A racy read of
+ * other threads' stacks (depth, then frames: each frame is written before
+ * the depth that publishes it): a frame pushed meanwhile can only come
+ * from a decision cached before the change that excluded `fn`. */
+static CNSMP_NOINST int open_anywhere(uintptr_t fn)
+{
+	for (struct cnsmp_thread *t = atomic_load_explicit(&cnsmp_threads,
+							   memory_order_acquire);
+	     t; t = atomic_load_explicit(&t->next, memory_order_acquire)) {
+		if (atomic_load_explicit(&t->state, memory_order_acquire) != CNSMP_T_LIVE)
+			continue;
+		uint32_t d = __atomic_load_n(&t->depth, __ATOMIC_ACQUIRE);
+		if (d > CNSMP_STACK_DEPTH)
+			d = CNSMP_STACK_DEPTH;
+		for (uint32_t i = 0; i < d; i++)
+			if (__atomic_load_n(&cnsmp_frame_at(t, i)->addr, __ATOMIC_RELAXED) == fn)
+				return 1;
+	}
+	return 0;
 }
 
 /* Patch the call to `hook` returning to `ret` in excluded `fn`'s code. */
@@ -415,7 +458,8 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 	if (atomic_load(&mode) == MODE_ON && !atomic_load(&closing) &&
 	    atomic_load(&epoch) == e && f &&
 	    atomic_load_explicit(&f->state, memory_order_acquire) == CNSMP_FN_EXCLUDED &&
-	    memcmp((const void *)s.at, s.orig, 2) == 0) {
+	    memcmp((const void *)s.at, s.orig, s.len) == 0 &&
+	    (hook != (uintptr_t)&hook_exit || !open_anywhere(fn))) {
 		if (nsites == capsites) {
 			size_t n = capsites ? capsites * 2 : 256;
 			struct site *ns = grow(sites, capsites * sizeof *ns, n * sizeof *ns);
@@ -425,7 +469,7 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 			}
 		}
 		if (nsites < capsites) {
-			if (write_site(s.at, s.now, g.prot) == 0) {
+			if (write_site(s.at, s.now, s.len, g.prot) == 0) {
 				sites[nsites++] = s;
 				n_patched++;
 			} else {

@@ -17,6 +17,9 @@
  *                          run as the SIGALRM handler of a 200 us timer
  *   patcher refuse N       basic, under a seccomp filter that refuses
  *                          writable code as a hardened system would
+ *   patcher open           keep_outer calls flip_wait, tracked, which waits
+ *                          while another thread excludes patcher.flip and
+ *                          calls flip_wait 3 times; prints the repairs
  *   patcher dl N LIB...    for each library in turn: dlopen, call its
  *                          lib_keep and lib_skip N times, dlclose
  *
@@ -57,6 +60,37 @@ __attribute__((noinline)) void skip_a(void) { sink += 2; }
 __attribute__((noinline)) void skip_b(void) { sink += 3; }
 __attribute__((noinline)) void flip_a(void) { keep_inner(); sink += 4; }
 __attribute__((noinline)) void flip_b(void) { sink += 6; }
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t open_cv = PTHREAD_COND_INITIALIZER;
+static int open_step;
+
+static void open_wait_for(int step)
+{
+	pthread_mutex_lock(&open_mu);
+	while (open_step < step)
+		pthread_cond_wait(&open_cv, &open_mu);
+	pthread_mutex_unlock(&open_mu);
+}
+
+static void open_go(int step)
+{
+	pthread_mutex_lock(&open_mu);
+	open_step = step;
+	pthread_cond_broadcast(&open_cv);
+	pthread_mutex_unlock(&open_mu);
+}
+
+__attribute__((noinline)) void flip_wait(int block)
+{
+	if (block) {
+		open_go(1);
+		open_wait_for(2);
+	}
+	sink++;
+}
+
+__attribute__((noinline)) void keep_outer(void) { flip_wait(1); }
+
 __attribute__((noinline)) void skip_sig(int signo) { (void)signo; sig_runs++; }
 
 static void basic(long n)
@@ -127,6 +161,28 @@ static int flip(int t, long n, int flips)
 	for (int i = 0; i < t; i++)
 		pthread_join(th[i], NULL);
 	printf("phase2 %d x %ld\n", t, n);
+	return 0;
+}
+
+static void *excluder(void *arg)
+{
+	(void)arg;
+	open_wait_for(1);
+	struct codensm_options out = {.include = KEEP ",patcher.keep_outer"};
+	codensm_init(&out);
+	for (int i = 0; i < 3; i++)
+		flip_wait(0);
+	open_go(2);
+	return NULL;
+}
+
+static int open_call(void)
+{
+	pthread_t th;
+	pthread_create(&th, NULL, excluder, NULL);
+	keep_outer();
+	pthread_join(th, NULL);
+	printf("repairs %llu\n", codensm_repairs());
 	return 0;
 }
 
@@ -223,6 +279,8 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "flip")) {
 		return flip(argc > 2 ? atoi(argv[2]) : 3, argc > 3 ? atol(argv[3]) : 1000,
 			    argc > 4 ? atoi(argv[4]) : 1000);
+	} else if (!strcmp(mode, "open")) {
+		return open_call();
 	} else if (!strcmp(mode, "fork")) {
 		return forked(n);
 	} else if (!strcmp(mode, "signal")) {
