@@ -273,18 +273,39 @@ static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, struct site *s)
 
 struct seg {
 	uintptr_t at;
-	int prot; /* out: the PT_LOAD's protection, -1 if none holds `at` */
+	int prot;     /* out: the PT_LOAD's protection, -1 if none holds `at` */
+	uintptr_t lo; /* out: where that PT_LOAD starts */
+	/* out: the module's PT_LOADs (its GOT among them), for loads_constant */
+	uintptr_t load_lo[8], load_hi[8];
+	int nloads;
 };
 
 static CNSMP_NOINST int find_seg(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	struct seg *s = arg;
 	(void)size;
+	int found = 0;
+	for (int i = 0; i < info->dlpi_phnum && !found; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+		found = ph->p_type == PT_LOAD && s->at >= lo && s->at - lo < ph->p_memsz;
+	}
+	if (!found)
+		return 0;
+	s->nloads = 0;
+	for (int i = 0; i < info->dlpi_phnum && s->nloads < 8; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		s->load_lo[s->nloads] = info->dlpi_addr + ph->p_vaddr;
+		s->load_hi[s->nloads++] = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+	}
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
 		if (ph->p_type != PT_LOAD || s->at < lo || s->at - lo >= ph->p_memsz)
 			continue;
+		s->lo = lo;
 		s->prot = (ph->p_flags & PF_R ? PROT_READ : 0) |
 			  (ph->p_flags & PF_W ? PROT_WRITE : 0) |
 			  (ph->p_flags & PF_X ? PROT_EXEC : 0);
@@ -399,6 +420,49 @@ static CNSMP_NOINST void restore_range(uintptr_t lo, uintptr_t hi)
 	nsites = keep;
 }
 
+/* A GOT slot of the module of g at `t` holding `fn`? */
+static CNSMP_NOINST int got_holds(const struct seg *g, uintptr_t t, uintptr_t fn)
+{
+	if (t & 7)
+		return 0;
+	for (int i = 0; i < g->nloads; i++)
+		if (t >= g->load_lo[i] && t + 8 <= g->load_hi[i])
+			return *(const uintptr_t *)t == fn;
+	return 0;
+}
+
+/* Is the call at `at` one the compiler made for `fn`, so that it always
+ * passes `fn`?  A patched site skips the hook for whatever it passes, so a
+ * site that serves several functions (a hand-written wrapper around the
+ * hooks, given a variable) must never be patched.  The compiler's call
+ * lies in `fn`'s own code (the function the symbols place `at` in starts
+ * at `fn`), and that code holds `fn` as a constant before the call: a
+ * rip-relative displacement to it (PIE: lea fn(%rip)) or to a GOT slot
+ * holding it (a shared library's global function: mov
+ * fn@GOTPCREL(%rip)), or a 32-bit immediate (non-PIE: mov $fn).  The
+ * calls of a function inlined into another lie in that other one, and
+ * keep calling. */
+static CNSMP_NOINST int made_for(uintptr_t fn, uintptr_t at, const struct seg *g)
+{
+	if (fn < g->lo || fn >= at)
+		return 0;
+	struct cnsmp_fninfo fi;
+	int rc = cnsmp_symbols_resolve(at, &cnsmp_cfg, &fi);
+	int inside = rc == 0 && fi.entry == fn;
+	if (rc >= 0)
+		cnsmp_fninfo_release(&fi);
+	if (!inside)
+		return 0;
+	for (uintptr_t q = at - 4; q >= fn && q < at; q--) {
+		int32_t v;
+		memcpy(&v, (const void *)q, 4);
+		uintptr_t t = q + 4 + (intptr_t)v;
+		if (t == fn || (fn <= UINT32_MAX && (uint32_t)v == fn) || got_holds(g, t, fn))
+			return 1;
+	}
+	return 0;
+}
+
 /* Is a call of `fn` open on some thread's shadow stack?  Such a call
  * was entered while `fn` was tracked; with its exit patched out it would
  * stay on that stack until a caller's exit repaired it.  A racy read of
@@ -440,13 +504,11 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 	struct seg g = {.prot = -1};
 	if (atomic_load(&closing))
 		goto out;
-	if (decode(ret, hook, &s) < 0) {
-		refuse(ret);
-		goto out;
-	}
-	g.at = s.at;
+	g.at = ret - 6;
 	dl_iterate_phdr(find_seg, &g);
-	if (g.prot < 0 || !(g.prot & PROT_EXEC) || (g.prot & PROT_WRITE)) {
+	if (g.prot < 0 || !(g.prot & PROT_EXEC) || (g.prot & PROT_WRITE) ||
+	    ret - 6 < g.lo || decode(ret, hook, &s) < 0 ||
+	    !made_for(fn, s.at, &g)) {
 		refuse(ret);
 		goto out;
 	}

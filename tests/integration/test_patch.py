@@ -113,6 +113,16 @@ class Patching(Case):
         self.assert_exact(Totals(rec.committed()), {
             "patcher.keep_outer": (1, 0), "patcher.flip_wait": (1, 0)}, prefix="patcher.")
 
+    def test_wrapper_passing_a_variable_is_not_patched(self):
+        """a hand-written wrapper calling the hooks for whatever function it is given is never patched: the tracked function it serves stays exact"""
+        rec = self.receiver()
+        n = 20000
+        r = run([patcher(), "wrapper", str(n)],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assert_exact(Totals(rec.committed()), {"patcher.keep_steady": (n, 0)})
+        self.assertEqual([s[:2] for s in patch_stats(r.stderr)], [(0, 0)], r.stderr)
+
     def test_forked_child(self):
         """a forked child inherits the patched code, includes the functions again: its calls come back, exact"""
         rec = self.receiver()

@@ -20,6 +20,8 @@
  *   patcher open           keep_outer calls flip_wait, tracked, which waits
  *                          while another thread excludes patcher.flip and
  *                          calls flip_wait 3 times; prints the repairs
+ *   patcher wrapper N      a hand-written wrapper calls the hooks for
+ *                          skip_a, then for keep_steady, N times each
  *   patcher dl N LIB...    for each library in turn: dlopen, call its
  *                          lib_keep and lib_skip N times, dlclose
  *
@@ -100,6 +102,18 @@ static void basic(long n)
 		skip_a();
 		skip_b();
 	}
+}
+
+void __cyg_profile_func_enter(void *fn, void *site);
+void __cyg_profile_func_exit(void *fn, void *site);
+
+/* One call site of each hook for whatever function it is given. */
+__attribute__((noinline, no_instrument_function)) static void wrapped(void *fn)
+{
+	__asm__ volatile("" : "+r"(fn));
+	__cyg_profile_func_enter(fn, NULL);
+	sink++;
+	__cyg_profile_func_exit(fn, NULL);
 }
 
 static long rounds;
@@ -279,6 +293,11 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "flip")) {
 		return flip(argc > 2 ? atoi(argv[2]) : 3, argc > 3 ? atol(argv[3]) : 1000,
 			    argc > 4 ? atoi(argv[4]) : 1000);
+	} else if (!strcmp(mode, "wrapper")) {
+		for (long i = 0; i < n; i++) {
+			wrapped((void *)skip_a);
+			wrapped((void *)keep_steady);
+		}
 	} else if (!strcmp(mode, "open")) {
 		return open_call();
 	} else if (!strcmp(mode, "fork")) {
