@@ -14,6 +14,10 @@
  * first use) is a call to a cold function here or in registry.c and
  * thread.c.
  *
+ * The first calls of an excluded function also hand the hook's return
+ * address to patch.c, which patches that call out of the running code
+ * (x86-64): from then on the call costs nothing at all.
+ *
  * Each hook returns at once (unlikely) when the per-thread guard is set (a
  * hook interrupted by a signal handler that calls instrumented code, or the
  * runtime calling itself) and sets the guard while it works.  errno: the

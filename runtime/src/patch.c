@@ -19,6 +19,9 @@
  *                   Patched to `eb 03`: a short jump over the rest.
  *   ff 15 disp32    at ret-6: -fno-plt's `call *GOT(%rip)`, whose slot
  *                   holds the hook.  Patched to `eb 04`.
+ * And the call must be one the compiler made for `fn` (made_for): inside
+ * `fn`'s own code, which loads `fn` as a constant, so that the site never
+ * passes another function.
  * Only the first two bytes change, with one 2-byte store within a cache
  * line, so every thread fetches either the old call or the new jump,
  * never a mix; the remaining bytes are never touched and no thread can
@@ -51,6 +54,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include "thread.h"
+
+CNSMP_NOINST int cnsmp_patch_setting(const char *v)
+{
+	if (!v || !*v || !strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "yes"))
+		return 1;
+	if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "no"))
+		return 0;
+	return -1;
+}
 
 #if defined(__x86_64__) && defined(__linux__)
 
@@ -166,10 +178,8 @@ static CNSMP_NOINST void decide_mode(void)
 	pthread_mutex_lock(&mu);
 	if (atomic_load(&mode) == MODE_UNSET) {
 		const char *v = getenv("CODENSM_PATCH");
-		int on = 1;
-		if (v && (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "no")))
-			on = 0;
-		else if (v && *v && strcmp(v, "on") && strcmp(v, "1") && strcmp(v, "yes"))
+		int on = cnsmp_patch_setting(v) != 0;
+		if (cnsmp_patch_setting(v) < 0)
 			cnsmp_log(CNSMP_LOG_INFO, "CODENSM_PATCH=\"%s\" is not on or off: "
 				  "patching the calls of excluded functions (on)", v);
 		if (on) {

@@ -13,7 +13,8 @@ import re
 import shutil
 import unittest
 
-from harness import (PROGS, SANITIZER, Case, Totals, compile_prog, rt_link, run)
+from harness import (BUILD, PROGS, SANITIZER, Case, Totals, clean_env, compile_prog, rt_link,
+                     run, sample)
 
 INCLUDE = "patcher.keep_steady,patcher.keep_inner"
 X86_64 = platform.machine() == "x86_64"
@@ -190,6 +191,25 @@ class Patching(Case):
             "patchlib.one.lib_keep": (2 * n, 0), "patchlib.two.lib_keep": (n, 0)},
             prefix="patchlib.")
         self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 6, 0)], r.stderr)
+
+
+class Doctor(Case):
+
+    def test_doctor_says_whether_excluded_calls_are_patched(self):
+        """codensm doctor says whether excluded functions' calls are patched out or kept (CODENSM_PATCH=off), and names a malformed value"""
+        doctor = os.path.join(BUILD, "bin", "codensm")
+        shop = sample("shop")
+        r = run([doctor, "doctor", shop], clean_env())
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn("excluded functions: their hook calls are patched out of the running code",
+                      r.stdout)
+        r = run([doctor, "doctor", shop], clean_env(CODENSM_PATCH="off"))
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn("excluded functions: every call goes through the hooks (CODENSM_PATCH=off)",
+                      r.stdout)
+        r = run([doctor, "doctor", shop], clean_env(CODENSM_PATCH="maybe"))
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn('CODENSM_PATCH="maybe" is not on or off', r.stderr)
 
 
 if __name__ == "__main__":
