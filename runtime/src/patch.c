@@ -100,11 +100,19 @@ static size_t nsites, capsites;
 static uintptr_t *pages; /* open addressing, 0: empty */
 static size_t npages, cappages;
 
-/* Sites that are not one of the recognised calls, or whose bytes cross a
- * cache line: direct-mapped, so that an exit hook that finds its site
- * here returns at once instead of decoding it again on every call. */
-#define REFUSED_BITS 10
+/* Sites that are not one of the calls patched here (a tail-called exit
+ * hook, an inlined function's call that does not load it as a constant,
+ * a -fno-plt call across a cache line): an exit hook that finds its site
+ * here returns at once instead of examining it again on every call.
+ * Open addressing, read without a lock, written under mu; at most half
+ * full (REFUSED_MAX), after which exits are no longer examined at all
+ * (`refusals_full`).  1 marks a slot whose site's module left. */
+#define REFUSED_BITS 14
+#define REFUSED_MAX (1u << (REFUSED_BITS - 1))
+#define REFUSED_TOMB ((uintptr_t)1)
 static _Atomic uintptr_t refused[1u << REFUSED_BITS];
+static size_t nrefused; /* slots used, tombstones too (mu) */
+static _Atomic int refusals_full;
 
 /* dlclose in progress: `closing` counts the closes running, `epoch`
  * moves at each one's start.  A patch decided before a close began is
@@ -112,8 +120,7 @@ static _Atomic uintptr_t refused[1u << REFUSED_BITS];
 static _Atomic unsigned closing, epoch;
 
 /* Counts for the exit line (mu). */
-static uint64_t n_patched, n_restored;
-static _Atomic uint64_t n_refused;
+static uint64_t n_patched, n_restored, n_refused;
 
 static _Atomic int sync_core; /* 1: registered for MEMBARRIER sync-core */
 
@@ -167,7 +174,7 @@ static CNSMP_NOINST void at_exit(void)
 	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: %llu sites patched, "
 		  "%llu restored, %llu refused, %zu pages of code made private (%zu kB)",
 		  (unsigned long long)n_patched, (unsigned long long)n_restored,
-		  (unsigned long long)atomic_load(&n_refused), npages,
+		  (unsigned long long)n_refused, npages,
 		  npages * (size_t)sysconf(_SC_PAGESIZE) / 1024);
 	pthread_mutex_unlock(&mu);
 }
@@ -214,15 +221,37 @@ static CNSMP_NOINST void *grow(void *p, size_t old, size_t new)
 	return q;
 }
 
-static inline size_t refused_index(uintptr_t at)
+static inline int is_refused(uintptr_t ret)
 {
-	return cnsmp_addr_slot(at, REFUSED_BITS);
+	const size_t mask = (1u << REFUSED_BITS) - 1;
+	for (size_t i = cnsmp_addr_slot(ret, REFUSED_BITS);; i = (i + 1) & mask) {
+		uintptr_t a = atomic_load_explicit(&refused[i], memory_order_relaxed);
+		if (a == ret)
+			return 1;
+		if (!a)
+			return 0;
+	}
 }
 
 static CNSMP_NOINST void refuse(uintptr_t ret)
 {
-	atomic_store_explicit(&refused[refused_index(ret)], ret, memory_order_relaxed);
-	atomic_fetch_add_explicit(&n_refused, 1, memory_order_relaxed);
+	const size_t mask = (1u << REFUSED_BITS) - 1;
+	pthread_mutex_lock(&mu);
+	if (!is_refused(ret)) {
+		if (nrefused >= REFUSED_MAX) {
+			atomic_store(&refusals_full, 1);
+		} else {
+			size_t i = cnsmp_addr_slot(ret, REFUSED_BITS);
+			uintptr_t a;
+			while ((a = atomic_load_explicit(&refused[i], memory_order_relaxed)) &&
+			       a != REFUSED_TOMB)
+				i = (i + 1) & mask;
+			nrefused += !a;
+			atomic_store_explicit(&refused[i], ret, memory_order_release);
+			n_refused++;
+		}
+	}
+	pthread_mutex_unlock(&mu);
 }
 
 /* Does the PLT entry at `p` jump through a GOT slot holding `hook`? */
@@ -444,26 +473,25 @@ static CNSMP_NOINST int got_holds(const struct seg *g, uintptr_t t, uintptr_t fn
 /* Is the call at `at` one the compiler made for `fn`, so that it always
  * passes `fn`?  A patched site skips the hook for whatever it passes, so a
  * site that serves several functions (a hand-written wrapper around the
- * hooks, given a variable) must never be patched.  The compiler's call
- * lies in `fn`'s own code (the function the symbols place `at` in starts
- * at `fn`), and that code holds `fn` as a constant before the call: a
- * rip-relative displacement to it (PIE: lea fn(%rip)) or to a GOT slot
- * holding it (a shared library's global function: mov
- * fn@GOTPCREL(%rip)), or a 32-bit immediate (non-PIE: mov $fn).  The
- * calls of a function inlined into another lie in that other one, and
- * keep calling. */
+ * hooks, given a variable) must never be patched.  The compiler passes
+ * the function as a constant, loaded in the code of the function that
+ * holds the call (`fn` itself, or the one it was inlined into; the
+ * symbols say where that code starts) before the call: a rip-relative
+ * displacement to it (PIE: lea fn(%rip)) or to a GOT slot holding it (a
+ * shared library's global function: mov fn@GOTPCREL(%rip)), or a 32-bit
+ * immediate (non-PIE: mov $fn).  A wrapper given a variable loads no
+ * such constant.  A call in a function's cold part (placed before its
+ * entry) is not examined, and keeps calling. */
 static CNSMP_NOINST int made_for(uintptr_t fn, uintptr_t at, const struct seg *g)
 {
-	if (fn < g->lo || fn >= at)
-		return 0;
 	struct cnsmp_fninfo fi;
 	int rc = cnsmp_symbols_resolve(at, &cnsmp_cfg, &fi);
-	int inside = rc == 0 && fi.entry == fn;
+	uintptr_t entry = fi.entry;
 	if (rc >= 0)
 		cnsmp_fninfo_release(&fi);
-	if (!inside)
+	if (rc != 0 || entry < g->lo || entry >= at)
 		return 0;
-	for (uintptr_t q = at - 4; q >= fn && q < at; q--) {
+	for (uintptr_t q = at - 4; q >= entry && q < at; q--) {
 		int32_t v;
 		memcpy(&v, (const void *)q, 4);
 		uintptr_t t = q + 4 + (intptr_t)v;
@@ -505,9 +533,7 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 	int saved = errno;
 	if (unlikely(atomic_load_explicit(&mode, memory_order_acquire) == MODE_UNSET))
 		decide_mode();
-	if (atomic_load_explicit(&mode, memory_order_acquire) != MODE_ON ||
-	    atomic_load_explicit(&refused[refused_index(ret)],
-				 memory_order_relaxed) == ret)
+	if (atomic_load_explicit(&mode, memory_order_acquire) != MODE_ON || is_refused(ret))
 		goto out;
 	unsigned e = atomic_load(&epoch);
 	struct site s;
@@ -562,7 +588,9 @@ CNSMP_NOINST void cnsmp_patch_entry(void *fn, void *ret)
 
 CNSMP_NOINST void cnsmp_patch_exit(void *fn, void *ret)
 {
-	if (atomic_load_explicit(&mode, memory_order_relaxed) != MODE_ON)
+	if (atomic_load_explicit(&mode, memory_order_relaxed) != MODE_ON ||
+	    atomic_load_explicit(&refusals_full, memory_order_relaxed) ||
+	    is_refused((uintptr_t)ret))
 		return;
 	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
 	if (f && atomic_load_explicit(&f->state, memory_order_relaxed) ==
@@ -616,8 +644,8 @@ CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi)
 	sync_all_cores();
 	for (size_t i = 0; i < (1u << REFUSED_BITS); i++) {
 		uintptr_t a = atomic_load_explicit(&refused[i], memory_order_relaxed);
-		if (a >= lo && a < hi)
-			atomic_store_explicit(&refused[i], 0, memory_order_relaxed);
+		if (a >= lo && a < hi && a != REFUSED_TOMB)
+			atomic_store_explicit(&refused[i], REFUSED_TOMB, memory_order_relaxed);
 	}
 	unlock(guard);
 	errno = saved;
