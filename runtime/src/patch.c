@@ -470,6 +470,22 @@ static CNSMP_NOINST int got_holds(const struct seg *g, uintptr_t t, uintptr_t fn
 	return 0;
 }
 
+/* Do the bytes in [lo, hi) hold `fn` as one of the constants below
+ * (made_for)?  Every offset is tried: four bytes that happen to equal a
+ * displacement to `fn` itself are the only false match. */
+static CNSMP_NOINST int holds_constant(uintptr_t fn, uintptr_t lo, uintptr_t hi,
+				       const struct seg *g)
+{
+	for (uintptr_t q = lo; q + 4 <= hi; q++) {
+		int32_t v;
+		memcpy(&v, (const void *)q, 4);
+		uintptr_t t = q + 4 + (intptr_t)v;
+		if (t == fn || (fn <= UINT32_MAX && (uint32_t)v == fn) || got_holds(g, t, fn))
+			return 1;
+	}
+	return 0;
+}
+
 /* Is the call at `at` one the compiler made for `fn`, so that it always
  * passes `fn`?  A patched site skips the hook for whatever it passes, so a
  * site that serves several functions (a hand-written wrapper around the
@@ -491,13 +507,12 @@ static CNSMP_NOINST int made_for(uintptr_t fn, uintptr_t at, const struct seg *g
 		cnsmp_fninfo_release(&fi);
 	if (rc != 0 || entry < g->lo || entry >= at)
 		return 0;
-	for (uintptr_t q = at - 4; q >= entry && q < at; q--) {
-		int32_t v;
-		memcpy(&v, (const void *)q, 4);
-		uintptr_t t = q + 4 + (intptr_t)v;
-		if (t == fn || (fn <= UINT32_MAX && (uint32_t)v == fn) || got_holds(g, t, fn))
-			return 1;
-	}
+	/* Where the constant usually is: just before the call (an inlined
+	 * function's), or in the prologue (an exit call reusing a register
+	 * loaded there); then everything between. */
+	uintptr_t near = at - entry > 256 ? at - 256 : entry;
+	if (holds_constant(fn, near, at, g) || holds_constant(fn, entry, near, g))
+		return 1;
 	return 0;
 }
 
