@@ -558,6 +558,8 @@ def instructions(build, tmp, env):
     instructions per call are subtracted."""
     runs = [("base", "base", {}), ("empty", "empty", {}), ("agg", "agg", {}),
             ("tracked", "rt", {}), ("excluded", "rt", {"CODENSM_EXCLUDE": EXCLUDE_ALL}),
+            ("excluded, hooks kept", "rt", {"CODENSM_EXCLUDE": EXCLUDE_ALL,
+                                            "CODENSM_PATCH": "off"}),
             ("excluded under tracked callers", "rt", {"CODENSM_EXCLUDE": EXCLUDE_LEAVES}),
             # Under valgrind every call lasts ~50 times longer, so which
             # functions stay under the 1 us threshold depended on the
@@ -570,7 +572,9 @@ def instructions(build, tmp, env):
         for units in (1, 2):
             e = dict(env)
             e.update(extra)
-            _, _, err = run_once(["valgrind", "--tool=callgrind",
+            # --smc-check=all: valgrind then sees the hook calls the
+            # runtime patches out of the program's (file-backed) code.
+            _, _, err = run_once(["valgrind", "--tool=callgrind", "--smc-check=all",
                                   "--callgrind-out-file=/dev/null",
                                   os.path.join(build, "bench", "calls-" + kind),
                                   "-n", str(units)], fresh(e))
@@ -594,7 +598,7 @@ def cache_misses(build, tmp, env, bz):
     where the program's working set is large?  Each variant's run on the
     376-byte input is subtracted (start-up and exit), then the baseline's
     misses; calls come from mini_agg's count."""
-    sim = ["valgrind", "--tool=cachegrind", "--cache-sim=yes",
+    sim = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", "--smc-check=all",
            "--cachegrind-out-file=/dev/null", "--D1=32768,8,64",
            "--I1=32768,8,64", "--LL=524288,8,64"]
     runs = [("base", "base", {}), ("empty", "empty", {}), ("agg", "agg", {}),
@@ -917,8 +921,8 @@ def build_report(R):
     if ins and ins.get("calls"):
         row("instructions per call (callgrind, synthetic)", "(reported)",
             ", ".join("%s %.0f" % (k, ins[k]) for k in
-                      ("empty", "agg", "tracked", "excluded", "excluded under tracked callers",
-                       "sampled") if k in ins), None)
+                      ("empty", "agg", "tracked", "excluded", "excluded, hooks kept",
+                       "excluded under tracked callers", "sampled") if k in ins), None)
     cm = R.get("cache")
     if cm and cm.get("calls"):
         row("L1d and L2 misses per call over the baseline (cachegrind's "
