@@ -254,9 +254,33 @@ static CNSMP_NOINST void refuse(uintptr_t ret)
 	pthread_mutex_unlock(&mu);
 }
 
-/* Does the PLT entry at `p` jump through a GOT slot holding `hook`? */
-static CNSMP_NOINST int plt_jumps_to(const uint8_t *p, uintptr_t hook)
+struct seg {
+	uintptr_t at;
+	int prot;     /* out: the PT_LOAD's protection, -1 if none holds `at` */
+	uintptr_t lo; /* out: where that PT_LOAD starts */
+	/* out: the module's PT_LOADs (its PLT and GOT among them) */
+	uintptr_t load_lo[8], load_hi[8];
+	int nloads;
+};
+
+/* Are the n bytes at `p` inside one of g's module's segments (so mapped,
+ * and safe to read)? */
+static CNSMP_NOINST int in_module(const struct seg *g, uintptr_t p, size_t n)
 {
+	for (int i = 0; i < g->nloads; i++)
+		if (p >= g->load_lo[i] && p + n <= g->load_hi[i] && p + n > p)
+			return 1;
+	return 0;
+}
+
+/* Does the PLT entry at `p` (in g's module) jump through a GOT slot
+ * holding `hook`?  Everything read is checked to lie in the module
+ * first: when the bytes before the return address are not the call they
+ * look like, `p` may be anywhere. */
+static CNSMP_NOINST int plt_jumps_to(const struct seg *g, const uint8_t *p, uintptr_t hook)
+{
+	if (!in_module(g, (uintptr_t)p, 16))
+		return 0;
 	static const uint8_t endbr64[4] = {0xf3, 0x0f, 0x1e, 0xfa};
 	if (memcmp(p, endbr64, 4) == 0)
 		p += 4;
@@ -267,26 +291,28 @@ static CNSMP_NOINST int plt_jumps_to(const uint8_t *p, uintptr_t hook)
 	int32_t disp;
 	memcpy(&disp, p + 2, 4);
 	uintptr_t slot = (uintptr_t)p + 6 + (intptr_t)disp;
-	return *(const uintptr_t *)slot == hook;
+	return in_module(g, slot, 8) && *(const uintptr_t *)slot == hook;
 }
 
 /* The site of the call that returns to `ret`, if it is one of the forms
  * above calling `hook`: 0 and *s filled, else -1. */
-static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, struct site *s)
+static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, const struct seg *g,
+			       struct site *s)
 {
 	const uint8_t *p = (const uint8_t *)ret;
 	if (p[-5] == 0xe8) {
 		int32_t rel;
 		memcpy(&rel, p - 4, 4);
 		uintptr_t target = ret + (intptr_t)rel;
-		if (target != hook && !plt_jumps_to((const uint8_t *)target, hook))
+		if (target != hook && !plt_jumps_to(g, (const uint8_t *)target, hook))
 			return -1;
 		s->at = ret - 5;
 		s->now[1] = 0x03;
 	} else if (p[-6] == 0xff && p[-5] == 0x15) {
 		int32_t disp;
 		memcpy(&disp, p - 4, 4);
-		if (*(const uintptr_t *)(ret + (intptr_t)disp) != hook)
+		uintptr_t slot = ret + (intptr_t)disp;
+		if (!in_module(g, slot, 8) || *(const uintptr_t *)slot != hook)
 			return -1;
 		s->at = ret - 6;
 		s->now[1] = 0x04;
@@ -309,15 +335,6 @@ static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, struct site *s)
 	s->len = 1;
 	return 0;
 }
-
-struct seg {
-	uintptr_t at;
-	int prot;     /* out: the PT_LOAD's protection, -1 if none holds `at` */
-	uintptr_t lo; /* out: where that PT_LOAD starts */
-	/* out: the module's PT_LOADs (its GOT among them), for loads_constant */
-	uintptr_t load_lo[8], load_hi[8];
-	int nloads;
-};
 
 static CNSMP_NOINST int find_seg(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -462,12 +479,7 @@ static CNSMP_NOINST void restore_range(uintptr_t lo, uintptr_t hi)
 /* A GOT slot of the module of g at `t` holding `fn`? */
 static CNSMP_NOINST int got_holds(const struct seg *g, uintptr_t t, uintptr_t fn)
 {
-	if (t & 7)
-		return 0;
-	for (int i = 0; i < g->nloads; i++)
-		if (t >= g->load_lo[i] && t + 8 <= g->load_hi[i])
-			return *(const uintptr_t *)t == fn;
-	return 0;
+	return !(t & 7) && in_module(g, t, 8) && *(const uintptr_t *)t == fn;
 }
 
 /* Do the bytes in [lo, hi) hold `fn` as one of the constants below
@@ -558,7 +570,7 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 	g.at = ret - 6;
 	dl_iterate_phdr(find_seg, &g);
 	if (g.prot < 0 || !(g.prot & PROT_EXEC) || (g.prot & PROT_WRITE) ||
-	    ret - 6 < g.lo || decode(ret, hook, &s) < 0 ||
+	    ret - 6 < g.lo || decode(ret, hook, &g, &s) < 0 ||
 	    !made_for(fn, s.at, &g)) {
 		refuse(ret);
 		goto out;
