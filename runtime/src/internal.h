@@ -406,7 +406,7 @@ void cnsmp_patch_restore_all(void);
 void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi);
 void cnsmp_patch_dl_end(void);
 /* CODENSM_PATCH's value: 1 on (also unset), 0 off, -1 neither (then on,
- * with one line). */
+ * with one line).  In config.c. */
 int cnsmp_patch_setting(const char *v);
 /* "on", "off" (CODENSM_PATCH=off), "refused" (the system does not allow
  * writable code), "unset" (nothing excluded called yet), "unsupported". */

@@ -55,16 +55,7 @@
 #include <string.h>
 #include "thread.h"
 
-CNSMP_NOINST int cnsmp_patch_setting(const char *v)
-{
-	if (!v || !*v || !strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "yes"))
-		return 1;
-	if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "no"))
-		return 0;
-	return -1;
-}
-
-#if defined(__x86_64__) && defined(__linux__)
+#if defined(__x86_64__) && !defined(__ILP32__) && defined(__linux__)
 
 #include <link.h>
 #include <sys/mman.h>
@@ -693,7 +684,7 @@ CNSMP_NOINST const char *cnsmp_patch_mode(void)
 	}
 }
 
-#else /* not x86-64 Linux: the hooks serve every call */
+#else /* not x86-64 Linux (x32 neither): the hooks serve every call */
 
 CNSMP_NOINST void cnsmp_patch_entry(void *fn, void *ret) { (void)fn; (void)ret; }
 CNSMP_NOINST void cnsmp_patch_exit(void *fn, void *ret) { (void)fn; (void)ret; }

@@ -49,9 +49,10 @@ class Patching(Case):
         self.assertEqual(patch_stats(r.stderr), [(4, 0, 0, 1)], r.stderr)
 
     def test_call_forms_and_build_kinds(self):
-        """gcc and clang; PIE and non-PIE through the PLT, -fno-plt's call *GOT, the runtime linked statically (call, and the linker's addr32 call): 4 sites each, exact"""
+        """gcc and clang; PIE and non-PIE through the PLT, the IBT PLT (endbr64), -fno-plt's call *GOT, the runtime linked statically (call, and the linker's addr32 call): 4 sites each, exact"""
         kinds = [("pie", [], None), ("nopie", ["-fno-pie"], ["-no-pie"] + rt_link()),
                  ("noplt", ["-fno-plt"], None),
+                 ("ibt-plt", ["-fcf-protection=full"], ["-Wl,-z,ibtplt"] + rt_link()),
                  ("noplt-nopie", ["-fno-plt", "-fno-pie"], ["-no-pie"] + rt_link()),
                  ("static-rt", [], rt_link(static=True)),
                  ("static-rt-noplt", ["-fno-plt"], rt_link(static=True))]
