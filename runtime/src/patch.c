@@ -254,6 +254,19 @@ struct seg {
 	int nloads;
 };
 
+/* The word at `p`, which is mapped but may be anything: a GOT slot, or
+ * bytes that only might be one (made_for tries every offset), which under
+ * AddressSanitizer may lie in a global's redzone.  Byte loads: `p` need
+ * not be aligned. */
+__attribute__((no_sanitize_address)) static CNSMP_NOINST uintptr_t peek_word(uintptr_t p)
+{
+	const volatile uint8_t *b = (const volatile uint8_t *)p;
+	uintptr_t v = 0;
+	for (size_t i = sizeof v; i-- > 0;)
+		v = v << 8 | b[i];
+	return v;
+}
+
 /* Are the n bytes at `p` inside one of g's module's segments (so mapped,
  * and safe to read)? */
 static CNSMP_NOINST int in_module(const struct seg *g, uintptr_t p, size_t n)
@@ -282,7 +295,7 @@ static CNSMP_NOINST int plt_jumps_to(const struct seg *g, const uint8_t *p, uint
 	int32_t disp;
 	memcpy(&disp, p + 2, 4);
 	uintptr_t slot = (uintptr_t)p + 6 + (intptr_t)disp;
-	return in_module(g, slot, 8) && *(const uintptr_t *)slot == hook;
+	return in_module(g, slot, 8) && peek_word(slot) == hook;
 }
 
 /* The site of the call that returns to `ret`, if it is one of the forms
@@ -303,7 +316,7 @@ static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, const struct seg *
 		int32_t disp;
 		memcpy(&disp, p - 4, 4);
 		uintptr_t slot = ret + (intptr_t)disp;
-		if (!in_module(g, slot, 8) || *(const uintptr_t *)slot != hook)
+		if (!in_module(g, slot, 8) || peek_word(slot) != hook)
 			return -1;
 		s->at = ret - 6;
 		s->now[1] = 0x04;
@@ -470,7 +483,7 @@ static CNSMP_NOINST void restore_range(uintptr_t lo, uintptr_t hi)
 /* A GOT slot of the module of g at `t` holding `fn`? */
 static CNSMP_NOINST int got_holds(const struct seg *g, uintptr_t t, uintptr_t fn)
 {
-	return !(t & 7) && in_module(g, t, 8) && *(const uintptr_t *)t == fn;
+	return !(t & 7) && in_module(g, t, 8) && peek_word(t) == fn;
 }
 
 /* Do the bytes in [lo, hi) hold `fn` as one of the constants below

@@ -56,7 +56,8 @@ class Patching(Case):
                  ("noplt-nopie", ["-fno-plt", "-fno-pie"], ["-no-pie"] + rt_link()),
                  ("static-rt", [], rt_link(static=True)),
                  ("static-rt-noplt", ["-fno-plt"], rt_link(static=True))]
-        compilers = ["gcc"] + (["clang"] if shutil.which("clang") else [])
+        # clang's sanitizer runtime is not gcc's: clang only without one.
+        compilers = ["gcc"] + (["clang"] if shutil.which("clang") and not SANITIZER else [])
         wrong = []
         for cc in compilers:
             for kind, flags, link in kinds:
