@@ -170,9 +170,18 @@ static CNSMP_NOINST void at_exit(void)
 	pthread_mutex_unlock(&mu);
 }
 
-/* CODENSM_PATCH: on (default) or off; anything else gets one line. */
+/* CODENSM_PATCH: on (default) or off; anything else gets one line.  The
+ * fork and exit handlers are registered first and outside mu (fork()
+ * runs the prepare handlers under glibc's own lock), so that no site is
+ * patched before a fork child would release mu. */
 static CNSMP_NOINST void decide_mode(void)
 {
+	static _Atomic int handlers;
+	if (!atomic_exchange(&handlers, 1)) {
+		pthread_atfork(fork_prepare, fork_parent, fork_child);
+		if (cnsmp_log_level >= CNSMP_LOG_DEBUG && cnsmp_patch_setting(getenv("CODENSM_PATCH")))
+			atexit(at_exit);
+	}
 	pthread_mutex_lock(&mu);
 	if (atomic_load(&mode) == MODE_UNSET) {
 		const char *v = getenv("CODENSM_PATCH");
@@ -180,15 +189,11 @@ static CNSMP_NOINST void decide_mode(void)
 		if (cnsmp_patch_setting(v) < 0)
 			cnsmp_log(CNSMP_LOG_INFO, "CODENSM_PATCH=\"%s\" is not on or off: "
 				  "patching the calls of excluded functions (on)", v);
-		if (on) {
+		if (on)
 			sync_core_register();
-			pthread_atfork(fork_prepare, fork_parent, fork_child);
-			if (cnsmp_log_level >= CNSMP_LOG_DEBUG)
-				atexit(at_exit);
-		} else {
+		else
 			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching off (CODENSM_PATCH=%s): "
 				  "excluded functions keep calling the hooks", v);
-		}
 		atomic_store(&mode, on ? MODE_ON : MODE_OFF);
 	}
 	pthread_mutex_unlock(&mu);
