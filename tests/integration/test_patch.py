@@ -116,6 +116,17 @@ class Patching(Case):
         self.assert_exact(Totals(rec.committed()), {
             "patcher.keep_outer": (1, 0), "patcher.flip_wait": (1, 0)}, prefix="patcher.")
 
+    def test_inlined_function_calls_patched_in_tracked_caller(self):
+        """an excluded function inlined into a tracked one: its 2 calls in the caller's code are patched, the caller stays exact"""
+        rec = self.receiver()
+        n = 20000
+        r = run([patcher(), "inlined", str(n)],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE + ",patcher.keep_outer_inl",
+                         CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assert_exact(Totals(rec.committed()), {"patcher.keep_outer_inl": (n, 0)})
+        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(2, 0, 0)], r.stderr)
+
     def test_wrapper_passing_a_variable_is_not_patched(self):
         """a hand-written wrapper calling the hooks for whatever function it is given is never patched: the tracked function it serves stays exact"""
         rec = self.receiver()

@@ -20,6 +20,8 @@
  *   patcher open           keep_outer calls flip_wait, tracked, which waits
  *                          while another thread excludes patcher.flip and
  *                          calls flip_wait 3 times; prints the repairs
+ *   patcher inlined N      keep_outer_inl, tracked, N times: it holds an
+ *                          inlined copy of skip_inl, excluded
  *   patcher wrapper N      a hand-written wrapper calls the hooks for
  *                          skip_a, then for keep_steady, N times each
  *   patcher dl N LIB...    for each library in turn: dlopen, call its
@@ -92,6 +94,9 @@ __attribute__((noinline)) void flip_wait(int block)
 }
 
 __attribute__((noinline)) void keep_outer(void) { flip_wait(1); }
+
+static inline __attribute__((always_inline)) void skip_inl(void) { sink += 9; }
+__attribute__((noinline)) void keep_outer_inl(void) { skip_inl(); sink++; }
 
 __attribute__((noinline)) void skip_sig(int signo) { (void)signo; sig_runs++; }
 
@@ -294,6 +299,9 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "flip")) {
 		return flip(argc > 2 ? atoi(argv[2]) : 3, argc > 3 ? atol(argv[3]) : 1000,
 			    argc > 4 ? atoi(argv[4]) : 1000);
+	} else if (!strcmp(mode, "inlined")) {
+		for (long i = 0; i < n; i++)
+			keep_outer_inl();
 	} else if (!strcmp(mode, "wrapper")) {
 		for (long i = 0; i < n; i++) {
 			wrapped((void *)skip_a);
