@@ -13,8 +13,9 @@
  *                          included, and T threads of N calls each
  *   patcher fork N         basic, fork; the child includes patcher.skip and
  *                          runs basic again
- *   patcher signal N       basic N times with skip_sig both called and
- *                          run as the SIGALRM handler of a 200 us timer
+ *   patcher signal N [W]   keep_steady, skip_sig and skip_a N times, skip_sig
+ *                          also the SIGALRM handler of a 200 us timer; W:
+ *                          skip_sig and skip_a called W times first
  *   patcher refuse N       basic, under a seccomp filter that refuses
  *                          writable code as a hardened system would
  *   patcher open           keep_outer calls flip_wait, tracked, which waits
@@ -222,8 +223,12 @@ static int forked(long n)
 	return 0;
 }
 
-static int signals(long n)
+static int signals(long n, int warm)
 {
+	for (int i = 0; i < warm; i++) { /* patched before any signal */
+		skip_sig(0);
+		skip_a();
+	}
 	struct sigaction sa = {.sa_handler = skip_sig};
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
@@ -312,7 +317,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "fork")) {
 		return forked(n);
 	} else if (!strcmp(mode, "signal")) {
-		return signals(n);
+		return signals(n, argc > 3 ? atoi(argv[3]) : 0);
 	} else if (!strcmp(mode, "refuse")) {
 		if (refuse_wx() < 0)
 			return 2;
