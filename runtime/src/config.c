@@ -841,3 +841,14 @@ CNSMP_NOINST void cnsmp_config_release(struct cnsmp_config *cfg)
 	cnsmp_prefix_map_release(&cfg->weights);
 	memset(cfg, 0, sizeof(*cfg));
 }
+
+/* CODENSM_PATCH (patch.c reads it when it first patches; `codensm doctor`
+ * too, which must not pull patch.c and the hooks into its link). */
+CNSMP_NOINST int cnsmp_patch_setting(const char *v)
+{
+	if (!v || !*v || !strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "yes"))
+		return 1;
+	if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "no"))
+		return 0;
+	return -1;
+}

@@ -73,7 +73,11 @@ CNSMP_API int dlclose(void *handle)
 	 * listed in the inventory: take it now, while it is mapped. */
 	if (r.found)
 		cnsmp_inventory_now();
+	if (r.found && r.lo < r.hi)
+		cnsmp_patch_dl_begin(r.lo, r.hi);
 	int rc = real(handle);
+	if (r.found && r.lo < r.hi)
+		cnsmp_patch_dl_end();
 	if (rc == 0 && r.found && r.lo < r.hi) {
 		int saved = errno;
 		struct range again = {.base = r.base, .name = name};

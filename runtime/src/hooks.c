@@ -16,6 +16,10 @@
  * call on the thread, a call deeper than the thread's stack has gone) is
  * a call to a cold function here or in registry.c and thread.c.
  *
+ * The first calls of an excluded function also hand the hook's return
+ * address to patch.c, which patches that call out of the running code
+ * (x86-64): from then on the call costs nothing at all.
+ *
  * Each hook returns at once (unlikely) when the per-thread guard is set (a
  * hook interrupted by a signal handler that calls instrumented code, or the
  * runtime calling itself) and sets the guard while it works.  errno: the
@@ -282,12 +286,14 @@ static CNSMP_NOINST __attribute__((noinline)) void exit_slow(
  * through pop and repair, which cost as much again as the whole excluded
  * call. */
 static CNSMP_NOINST __attribute__((noinline)) void exit_other(
-	struct cnsmp_thread *t, void *fn)
+	struct cnsmp_thread *t, void *fn, void *ret)
 {
 	struct cnsmp_counters *c;
 	if (likely(cnsmp_xfilter_has((uintptr_t)fn)) ||
-	    (likely(cnsmp_tcache_get(t, (uintptr_t)fn, &c)) && c == CNSMP_TC_EXCLUDED))
+	    (likely(cnsmp_tcache_get(t, (uintptr_t)fn, &c)) && c == CNSMP_TC_EXCLUDED)) {
+		cnsmp_patch_exit(fn, ret);
 		return;
+	}
 	exit_slow(t, fn);
 }
 
@@ -405,7 +411,7 @@ static CNSMP_NOINST __attribute__((noinline)) void exit_flagged(
  * a decision that changes meanwhile is filed under the old one and taken
  * back (cnsmp_tcache_put). */
 static CNSMP_NOINST __attribute__((noinline)) void enter_miss(
-	struct cnsmp_thread *t, void *fn)
+	struct cnsmp_thread *t, void *fn, void *ret)
 {
 	uint32_t g = atomic_load_explicit(&cnsmp_registry_gen.v, memory_order_acquire);
 	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
@@ -415,8 +421,10 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_miss(
 		enter_slow(fn); /* first sight, dropped, or probed */
 		return;
 	}
-	if (state == CNSMP_FN_EXCLUDED) /* and in this thread's cache, below */
+	if (state == CNSMP_FN_EXCLUDED) { /* and in this thread's cache, below */
 		cnsmp_registry_remember_excluded((uintptr_t)fn, g);
+		cnsmp_patch_entry(fn, ret);
+	}
 	if (!hook_begin())
 		return;
 	struct cnsmp_counters *c = NULL;
@@ -445,7 +453,8 @@ static CNSMP_NOINST __attribute__((noinline, cold)) void enter_first(
  * decide: the registry does, and an excluded function goes into the
  * filter.  The generation is read before the registry (as in
  * enter_miss), so that a fill racing with a change is taken back. */
-static CNSMP_NOINST __attribute__((noinline)) void enter_unfiltered(void *fn)
+static CNSMP_NOINST __attribute__((noinline)) void enter_unfiltered(void *fn,
+								    void *ret)
 {
 	uint32_t g = atomic_load_explicit(&cnsmp_registry_gen.v, memory_order_acquire);
 	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
@@ -453,6 +462,7 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_unfiltered(void *fn)
 		    &f->state, memory_order_relaxed) == CNSMP_FN_EXCLUDED) &&
 	    likely(atomic_load_explicit(&f->probes, memory_order_relaxed) == NULL)) {
 		cnsmp_registry_remember_excluded((uintptr_t)fn, g);
+		cnsmp_patch_entry(fn, ret);
 		return;
 	}
 	enter_first(f, fn);
@@ -478,7 +488,7 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 	if (likely(t != NULL)) {
 		struct cnsmp_counters *c;
 		if (unlikely(!cnsmp_tcache_get(t, (uintptr_t)fn, &c))) {
-			enter_miss(t, fn);
+			enter_miss(t, fn, __builtin_return_address(0));
 			return;
 		}
 		if (unlikely((uintptr_t)c & CNSMP_TC_SAMPLE)) {
@@ -510,7 +520,7 @@ CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 		cnsmp_tls.guard = 0;
 		return;
 	}
-	enter_unfiltered(fn);
+	enter_unfiltered(fn, __builtin_return_address(0));
 }
 
 /* The exit of anything on a thread that has opened a tracked call.  The
@@ -529,7 +539,8 @@ static inline __attribute__((always_inline)) void exit_on(
 	CNSMP_ONE_REGISTER(fr); /* the parent is fr - 1, not computed again */
 	if (unlikely(cnsmp_tls.guard) || unlikely(d > t->limit) ||
 	    unlikely(fr->addr != (uintptr_t)fn)) {
-		exit_other(t, fn);
+		/* Inlined: the return address is the exit hook's own. */
+		exit_other(t, fn, __builtin_return_address(0));
 		return;
 	}
 	cnsmp_tls.guard = 1;
@@ -570,8 +581,10 @@ static inline __attribute__((always_inline)) void exit_on(
 CNSMP_API void __cyg_profile_func_exit(void *fn, void *site)
 {
 	struct cnsmp_thread *t = cnsmp_tls.t;
-	if (unlikely(!t))
-		return; /* this thread never opened a tracked call */
+	if (unlikely(!t)) { /* this thread never opened a tracked call */
+		cnsmp_patch_exit(fn, __builtin_return_address(0));
+		return;
+	}
 	exit_on(t, fn);
 }
 

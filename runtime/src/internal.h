@@ -559,6 +559,29 @@ void cnsmp_registry_invalidate(void);
  * held at fork. */
 void cnsmp_registry_atfork_child(void);
 
+/* ---- patch.c: the hook calls of excluded functions patched out ---------- */
+
+/* The hooks' slow paths: `fn` was found excluded, and its hook call
+ * returns to `ret`; patch that call into a jump over itself if it is one
+ * this runtime knows (x86-64; no-ops elsewhere).  Either may be called
+ * with the guard held: they then do nothing. */
+void cnsmp_patch_entry(void *fn, void *ret);
+void cnsmp_patch_exit(void *fn, void *ret);
+/* Give every patched site its call back, and make every thread see it,
+ * before the change of decisions that calls it counts as applied
+ * (cnsmp_registry_invalidate). */
+void cnsmp_patch_restore_all(void);
+/* dlclose of the module [lo, hi): its sites get their calls back and are
+ * forgotten before it may leave; no site is patched until _end. */
+void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi);
+void cnsmp_patch_dl_end(void);
+/* CODENSM_PATCH's value: 1 on (also unset), 0 off, -1 neither (then on,
+ * with one line).  In config.c. */
+int cnsmp_patch_setting(const char *v);
+/* "on", "off" (CODENSM_PATCH=off), "refused" (the system does not allow
+ * writable code), "unset" (nothing excluded called yet), "unsupported". */
+const char *cnsmp_patch_mode(void);
+
 /* ---- thread.c: per-thread counters the flusher reads --------------------- */
 
 /* Per function, per thread.  Written only by the owning thread with

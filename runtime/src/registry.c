@@ -369,7 +369,8 @@ CNSMP_NOINST void cnsmp_registry_remember_excluded(uintptr_t addr, uint32_t g)
 /* After the change it announces: a thread that sees the new generation
  * sees the change (release/acquire).  The excluded filter and every
  * thread's cache are emptied after the bump (see above and
- * cnsmp_tcache_put); they refill on the next calls. */
+ * cnsmp_tcache_put), and every patched call site gets its call back
+ * (patch.c); they refill on the next calls. */
 CNSMP_NOINST void cnsmp_registry_invalidate(void)
 {
 	atomic_fetch_add(&cnsmp_registry_gen.v, 1);
@@ -377,6 +378,7 @@ CNSMP_NOINST void cnsmp_registry_invalidate(void)
 		if (atomic_load(&cnsmp_registry_excluded[i]))
 			atomic_store(&cnsmp_registry_excluded[i], 0);
 	cnsmp_thread_forget_decisions();
+	cnsmp_patch_restore_all();
 }
 
 /* After fork() only the forking thread exists; if another thread held the

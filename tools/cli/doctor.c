@@ -239,6 +239,28 @@ static int check_flows(const char *path, const struct cnsmp_config *cfg, FILE *o
 	return problems;
 }
 
+/* Whether the calls of excluded functions are patched out (patch.c):
+ * 0, or 1 if CODENSM_PATCH is malformed. */
+static int print_patching(const struct cli_elf *e, FILE *out, FILE *err)
+{
+	const char *v = getenv("CODENSM_PATCH");
+	int on = cnsmp_patch_setting(v);
+	if (on < 0)
+		fprintf(err, "codensm: CODENSM_PATCH=\"%s\" is not on or off (the runtime "
+			"takes it as on)\n", v);
+	if (e->machine != EM_X86_64)
+		fprintf(out, "excluded functions: every call goes through the hooks "
+			"(call-site patching is for x86-64 code only)\n");
+	else if (!on)
+		fprintf(out, "excluded functions: every call goes through the hooks "
+			"(CODENSM_PATCH=%s)\n", v);
+	else
+		fprintf(out, "excluded functions: their hook calls are patched out of the running "
+			"code at their first calls (CODENSM_PATCH=off keeps them; a system that "
+			"refuses writable code keeps them too, with a debug line)\n");
+	return on < 0;
+}
+
 int cli_doctor(const char *path, FILE *out, FILE *err)
 {
 	struct cli_elf e;
@@ -268,6 +290,7 @@ int cli_doctor(const char *path, FILE *out, FILE *err)
 	problems += check_selection(path, &cfg, out, err);
 	print_timing(&cfg, out);
 	problems += check_flows(path, &cfg, out, err);
+	problems += print_patching(&e, out, err);
 	cnsmp_config_release(&cfg);
 	cli_elf_release(&e);
 	return problems;

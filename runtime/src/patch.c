@@ -1,0 +1,716 @@
+/* patch.c: call-site patching: the hook calls of excluded functions are
+ * turned into short jumps over themselves in the running code, and back
+ * into calls whenever decisions change, so that an excluded call costs
+ * nothing (x86-64 Linux; elsewhere every call goes through the hooks).
+ *
+ * A patched call site is one more cache of the registry's decision,
+ * emptied the same way as the excluded filter and the threads' caches:
+ * cnsmp_registry_invalidate restores every site (cnsmp_patch_restore_all)
+ * after the decisions changed and before the change counts as applied.
+ *
+ * How a site is patched.  The hooks pass their return address `ret`; the
+ * call that made it ends there.  Two forms are recognised, nothing else
+ * is ever written:
+ *   e8 rel32        at ret-5: a direct call, whose target is the hook
+ *                   itself or a PLT entry (an optional endbr64, an
+ *                   optional bnd prefix, then `jmp *GOT(%rip)`) whose GOT
+ *                   slot holds the hook; also `67 e8 rel32`, the linker's
+ *                   relaxed -fno-plt call, the prefix left in place.
+ *                   Patched to `eb 03`: a short jump over the rest.
+ *   ff 15 disp32    at ret-6: -fno-plt's `call *GOT(%rip)`, whose slot
+ *                   holds the hook.  Patched to `eb 04`.
+ * And the call must be one the compiler made for `fn` (made_for): inside
+ * `fn`'s own code, which loads `fn` as a constant, so that the site never
+ * passes another function.
+ * Only the first two bytes change, with one 2-byte store within a cache
+ * line, so every thread fetches either the old call or the new jump,
+ * never a mix; the remaining bytes are never touched and no thread can
+ * ever stop inside them (the jump skips them).  Where the two bytes would
+ * straddle a cache line (1 site in 64), a direct call's first byte alone
+ * becomes `cmp $imm32, %eax` (decode says why that is harmless), and a
+ * -fno-plt call is left calling.  Restoring writes the original bytes
+ * back the same way, then the membarrier "sync core" command makes
+ * every thread of the process serialise its instruction stream before
+ * the decision counts as applied.  Without that command (kernels before
+ * 4.16) the mprotect that takes the write permission back serves instead:
+ * it shoots down the TLB entry on every CPU running the process, with an
+ * interrupt whose return serialises the core.
+ *
+ * Page permissions: the page goes to its segment's protection plus write
+ * for the store, and straight back (execute is never taken away: other
+ * threads run there meanwhile).  A system that refuses writable code
+ * (SELinux's execmod, PaX, a seccomp policy) turns patching off for the
+ * process with one debug line: the hooks keep working as without it.
+ * A written page becomes a private copy of the file's page: 4 kB of
+ * memory per page of code that ever held a patched site.
+ *
+ * Threading: every write, and the list of patched sites, is under `mu`,
+ * taken only on slow paths (a site's first call under a decision, a
+ * change of decisions, dlclose).  Each path that holds it sets the
+ * thread's hook guard, so a signal handler running instrumented code on
+ * that thread neither patches nor waits for the lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "thread.h"
+
+#if defined(__x86_64__) && !defined(__ILP32__) && defined(__linux__)
+
+#include <link.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/membarrier.h>
+
+/* The hooks by their link names (gcc refuses to take the address of what
+ * it knows as builtins): their addresses as the dynamic linker resolved
+ * them, the values that PLT and GOT calls to them reach. */
+extern void hook_enter(void *, void *) __asm__("__cyg_profile_func_enter")
+	__attribute__((visibility("default")));
+extern void hook_exit(void *, void *) __asm__("__cyg_profile_func_exit")
+	__attribute__((visibility("default")));
+
+enum { MODE_UNSET = 0, MODE_ON, MODE_OFF, MODE_REFUSED };
+
+static _Atomic int mode;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* A site patched now (under mu): where, and its two bytes before and
+ * after.  Only patched sites are listed; a restore empties the list and
+ * the sites are patched again on their next call if still excluded. */
+struct site {
+	uintptr_t at;
+	uint8_t orig[2], now[2];
+	uint8_t len; /* bytes that change: 2, or 1 (see decode) */
+};
+static struct site *sites; /* mu */
+static size_t nsites, capsites;
+
+/* Pages ever written (mu): their count is the memory made private. */
+static uintptr_t *pages; /* open addressing, 0: empty */
+static size_t npages, cappages;
+
+/* Sites that are not one of the calls patched here (a tail-called exit
+ * hook, an inlined function's call that does not load it as a constant,
+ * a -fno-plt call across a cache line): an exit hook that finds its site
+ * here returns at once instead of examining it again on every call.
+ * Open addressing, read without a lock, written under mu; at most half
+ * full (REFUSED_MAX), after which exits are no longer examined at all
+ * (`refusals_full`).  1 marks a slot whose site's module left. */
+#define REFUSED_BITS 14
+#define REFUSED_MAX (1u << (REFUSED_BITS - 1))
+#define REFUSED_TOMB ((uintptr_t)1)
+static _Atomic uintptr_t refused[1u << REFUSED_BITS];
+static size_t nrefused; /* slots used, tombstones too (mu) */
+static _Atomic int refusals_full;
+
+/* dlclose in progress: `closing` counts the closes running, `epoch`
+ * moves at each one's start.  A patch decided before a close began is
+ * not written (see cnsmp_patch_dl_begin). */
+static _Atomic unsigned closing, epoch;
+
+/* Counts for the exit line (mu). */
+static uint64_t n_patched, n_restored, n_refused;
+
+static _Atomic int sync_core; /* 1: registered for MEMBARRIER sync-core */
+
+/* Store len (1 or 2) bytes at p with one instruction (p need not be
+ * aligned: a 2-byte store within one cache line is atomic on x86-64). */
+static CNSMP_NOINST void store(uintptr_t p, const uint8_t b[2], unsigned len)
+{
+	if (len == 1) {
+		__asm__ volatile("movb %1, (%0)" : : "r"(p), "q"(b[0]) : "memory");
+		return;
+	}
+	uint16_t v;
+	memcpy(&v, b, 2);
+	__asm__ volatile("movw %1, (%0)" : : "r"(p), "r"(v) : "memory");
+}
+
+static CNSMP_NOINST long membarrier(int cmd)
+{
+	return syscall(__NR_membarrier, cmd, 0, 0);
+}
+
+/* Register for the sync-core command (once per process; again in a
+ * fork child, whose address space is new). */
+static CNSMP_NOINST void sync_core_register(void)
+{
+	long q = membarrier(MEMBARRIER_CMD_QUERY);
+	int ok = q >= 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE) &&
+		 membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE) == 0;
+	atomic_store(&sync_core, ok);
+}
+
+/* Every thread of the process serialises its instruction stream. */
+static CNSMP_NOINST void sync_all_cores(void)
+{
+	if (atomic_load(&sync_core))
+		membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE);
+}
+
+static CNSMP_NOINST void fork_prepare(void) { pthread_mutex_lock(&mu); }
+static CNSMP_NOINST void fork_parent(void) { pthread_mutex_unlock(&mu); }
+static CNSMP_NOINST void fork_child(void)
+{
+	pthread_mutex_unlock(&mu);
+	if (atomic_load(&sync_core))
+		sync_core_register();
+}
+
+static CNSMP_NOINST void at_exit(void)
+{
+	pthread_mutex_lock(&mu);
+	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: %llu sites patched, "
+		  "%llu restored, %llu refused, %zu pages of code made private (%zu kB)",
+		  (unsigned long long)n_patched, (unsigned long long)n_restored,
+		  (unsigned long long)n_refused, npages,
+		  npages * (size_t)sysconf(_SC_PAGESIZE) / 1024);
+	pthread_mutex_unlock(&mu);
+}
+
+/* CODENSM_PATCH: on (default) or off; anything else gets one line.  The
+ * fork and exit handlers are registered first and outside mu (fork()
+ * runs the prepare handlers under glibc's own lock), so that no site is
+ * patched before a fork child would release mu. */
+static CNSMP_NOINST void decide_mode(void)
+{
+	static _Atomic int handlers;
+	if (!atomic_exchange(&handlers, 1)) {
+		pthread_atfork(fork_prepare, fork_parent, fork_child);
+		if (cnsmp_log_level >= CNSMP_LOG_DEBUG && cnsmp_patch_setting(getenv("CODENSM_PATCH")))
+			atexit(at_exit);
+	}
+	pthread_mutex_lock(&mu);
+	if (atomic_load(&mode) == MODE_UNSET) {
+		const char *v = getenv("CODENSM_PATCH");
+		int on = cnsmp_patch_setting(v) != 0;
+		if (cnsmp_patch_setting(v) < 0)
+			cnsmp_log(CNSMP_LOG_INFO, "CODENSM_PATCH=\"%s\" is not on or off: "
+				  "patching the calls of excluded functions (on)", v);
+		if (on)
+			sync_core_register();
+		else
+			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching off (CODENSM_PATCH=%s): "
+				  "excluded functions keep calling the hooks", v);
+		atomic_store(&mode, on ? MODE_ON : MODE_OFF);
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+/* A zeroed copy of the `old` bytes at p in `new` bytes (new 0: free p);
+ * NULL if out of memory.  mmap, not malloc: a patch may be made from a
+ * signal handler that interrupted malloc on this thread. */
+static CNSMP_NOINST void *grow(void *p, size_t old, size_t new)
+{
+	void *q = NULL;
+	if (new) {
+		q = mmap(NULL, new, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (q == MAP_FAILED)
+			return NULL;
+		if (p)
+			memcpy(q, p, old < new ? old : new);
+	}
+	if (p)
+		munmap(p, old);
+	return q;
+}
+
+static inline int is_refused(uintptr_t ret)
+{
+	const size_t mask = (1u << REFUSED_BITS) - 1;
+	for (size_t i = cnsmp_addr_slot(ret, REFUSED_BITS);; i = (i + 1) & mask) {
+		uintptr_t a = atomic_load_explicit(&refused[i], memory_order_relaxed);
+		if (a == ret)
+			return 1;
+		if (!a)
+			return 0;
+	}
+}
+
+static CNSMP_NOINST void refuse(uintptr_t ret)
+{
+	const size_t mask = (1u << REFUSED_BITS) - 1;
+	pthread_mutex_lock(&mu);
+	if (!is_refused(ret)) {
+		if (nrefused >= REFUSED_MAX) {
+			atomic_store(&refusals_full, 1);
+		} else {
+			size_t i = cnsmp_addr_slot(ret, REFUSED_BITS);
+			uintptr_t a;
+			while ((a = atomic_load_explicit(&refused[i], memory_order_relaxed)) &&
+			       a != REFUSED_TOMB)
+				i = (i + 1) & mask;
+			nrefused += !a;
+			atomic_store_explicit(&refused[i], ret, memory_order_release);
+			n_refused++;
+		}
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+struct seg {
+	uintptr_t at;
+	int prot;     /* out: the PT_LOAD's protection, -1 if none holds `at` */
+	uintptr_t lo; /* out: where that PT_LOAD starts */
+	/* out: the module's PT_LOADs (its PLT and GOT among them) */
+	uintptr_t load_lo[8], load_hi[8];
+	int nloads;
+};
+
+/* The word at `p`, which is mapped but may be anything: a GOT slot, or
+ * bytes that only might be one (made_for tries every offset), which under
+ * AddressSanitizer may lie in a global's redzone.  Byte loads: `p` need
+ * not be aligned. */
+__attribute__((no_sanitize_address)) static CNSMP_NOINST uintptr_t peek_word(uintptr_t p)
+{
+	const volatile uint8_t *b = (const volatile uint8_t *)p;
+	uintptr_t v = 0;
+	for (size_t i = sizeof v; i-- > 0;)
+		v = v << 8 | b[i];
+	return v;
+}
+
+/* Are the n bytes at `p` inside one of g's module's segments (so mapped,
+ * and safe to read)? */
+static CNSMP_NOINST int in_module(const struct seg *g, uintptr_t p, size_t n)
+{
+	for (int i = 0; i < g->nloads; i++)
+		if (p >= g->load_lo[i] && p + n <= g->load_hi[i] && p + n > p)
+			return 1;
+	return 0;
+}
+
+/* Does the PLT entry at `p` (in g's module) jump through a GOT slot
+ * holding `hook`?  Everything read is checked to lie in the module
+ * first: when the bytes before the return address are not the call they
+ * look like, `p` may be anywhere. */
+static CNSMP_NOINST int plt_jumps_to(const struct seg *g, const uint8_t *p, uintptr_t hook)
+{
+	if (!in_module(g, (uintptr_t)p, 16))
+		return 0;
+	static const uint8_t endbr64[4] = {0xf3, 0x0f, 0x1e, 0xfa};
+	if (memcmp(p, endbr64, 4) == 0)
+		p += 4;
+	if (p[0] == 0xf2) /* bnd */
+		p++;
+	if (p[0] != 0xff || p[1] != 0x25)
+		return 0;
+	int32_t disp;
+	memcpy(&disp, p + 2, 4);
+	uintptr_t slot = (uintptr_t)p + 6 + (intptr_t)disp;
+	return in_module(g, slot, 8) && peek_word(slot) == hook;
+}
+
+/* The site of the call that returns to `ret`, if it is one of the forms
+ * above calling `hook`: 0 and *s filled, else -1. */
+static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, const struct seg *g,
+			       struct site *s)
+{
+	const uint8_t *p = (const uint8_t *)ret;
+	if (p[-5] == 0xe8) {
+		int32_t rel;
+		memcpy(&rel, p - 4, 4);
+		uintptr_t target = ret + (intptr_t)rel;
+		if (target != hook && !plt_jumps_to(g, (const uint8_t *)target, hook))
+			return -1;
+		s->at = ret - 5;
+		s->now[1] = 0x03;
+	} else if (p[-6] == 0xff && p[-5] == 0x15) {
+		int32_t disp;
+		memcpy(&disp, p - 4, 4);
+		uintptr_t slot = ret + (intptr_t)disp;
+		if (!in_module(g, slot, 8) || peek_word(slot) != hook)
+			return -1;
+		s->at = ret - 6;
+		s->now[1] = 0x04;
+	} else {
+		return -1;
+	}
+	s->now[0] = 0xeb;
+	s->len = 2;
+	memcpy(s->orig, (const void *)s->at, 2);
+	if ((s->at & 63) != 63)
+		return 0;
+	/* The two bytes would straddle a cache line, where a 2-byte store is
+	 * not atomic.  A direct call then changes its first byte only:
+	 * e8 -> 3d makes it `cmp $rel32, %eax`, as long as the call and
+	 * harmless (it reads eax and writes the flags, which no compiler
+	 * keeps live across a call).  -fno-plt's form is left alone. */
+	if (s->now[1] != 0x03)
+		return -1;
+	s->now[0] = 0x3d;
+	s->len = 1;
+	return 0;
+}
+
+static CNSMP_NOINST int find_seg(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct seg *s = arg;
+	(void)size;
+	int found = 0;
+	for (int i = 0; i < info->dlpi_phnum && !found; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+		found = ph->p_type == PT_LOAD && s->at >= lo && s->at - lo < ph->p_memsz;
+	}
+	if (!found)
+		return 0;
+	s->nloads = 0;
+	for (int i = 0; i < info->dlpi_phnum && s->nloads < 8; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		s->load_lo[s->nloads] = info->dlpi_addr + ph->p_vaddr;
+		s->load_hi[s->nloads++] = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+	}
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+		if (ph->p_type != PT_LOAD || s->at < lo || s->at - lo >= ph->p_memsz)
+			continue;
+		s->lo = lo;
+		s->prot = (ph->p_flags & PF_R ? PROT_READ : 0) |
+			  (ph->p_flags & PF_W ? PROT_WRITE : 0) |
+			  (ph->p_flags & PF_X ? PROT_EXEC : 0);
+		return 1;
+	}
+	return 0;
+}
+
+/* Add `page` to the open-addressing set (mu held, room guaranteed). */
+static CNSMP_NOINST int page_put(uintptr_t *set, size_t cap, uintptr_t page)
+{
+	size_t j = (page >> 12) & (cap - 1);
+	for (; set[j]; j = (j + 1) & (cap - 1))
+		if (set[j] == page)
+			return 0;
+	set[j] = page;
+	return 1;
+}
+
+/* Remember that `page` was written (mu held); out of memory only
+ * undercounts. */
+static CNSMP_NOINST void note_page(uintptr_t page)
+{
+	if ((npages + 1) * 2 > cappages) {
+		size_t n = cappages ? cappages * 2 : 512;
+		uintptr_t *np = grow(NULL, 0, n * sizeof *np);
+		if (!np)
+			return;
+		for (size_t i = 0; i < cappages; i++)
+			if (pages[i])
+				page_put(np, n, pages[i]);
+		grow(pages, cappages * sizeof *pages, 0);
+		pages = np;
+		cappages = n;
+	}
+	npages += page_put(pages, cappages, page);
+}
+
+/* Write `b` at `at`, whose segment has protection `prot` (mu held).
+ * 0, or -1 with errno if the system refused the write permission. */
+static CNSMP_NOINST int write_site(uintptr_t at, const uint8_t b[2], unsigned len,
+				    int prot)
+{
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
+	void *page = (void *)(at & ~(psz - 1));
+	if (mprotect(page, psz, prot | PROT_WRITE) < 0)
+		return -1;
+	store(at, b, len);
+	note_page((uintptr_t)page);
+	if (mprotect(page, psz, prot) < 0)
+		cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: mprotect(%p) back to "
+			  "read-execute failed: %s", page, strerror(errno));
+	return 0;
+}
+
+/* The system refused: patching off for the process (mu held). */
+static CNSMP_NOINST void refused_by_system(void)
+{
+	atomic_store(&mode, MODE_REFUSED);
+	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching refused by the system "
+		  "(mprotect: %s): excluded functions keep calling the hooks",
+		  strerror(errno));
+}
+
+static CNSMP_NOINST int by_address(const void *a, const void *b)
+{
+	uintptr_t x = ((const struct site *)a)->at, y = ((const struct site *)b)->at;
+	return x < y ? -1 : x > y;
+}
+
+/* Restore the sites in [lo, hi) (mu held): each one whose bytes are still
+ * the patched ones gets its original bytes back, and leaves the list.
+ * One mprotect pair per page, so that a change of decisions costs
+ * about one system call per page of patched code. */
+static CNSMP_NOINST void restore_range(uintptr_t lo, uintptr_t hi)
+{
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
+	qsort(sites, nsites, sizeof *sites, by_address);
+	size_t keep = 0, i = 0;
+	while (i < nsites) {
+		if (sites[i].at < lo || sites[i].at >= hi) {
+			sites[keep++] = sites[i++];
+			continue;
+		}
+		uintptr_t page = sites[i].at & ~(psz - 1);
+		size_t j = i;
+		while (j < nsites && sites[j].at < hi && (sites[j].at & ~(psz - 1)) == page)
+			j++;
+		/* Still mapped as the segment it was patched in (a module that
+		 * left without our dlclose is not written to). */
+		struct seg g = {.at = sites[i].at, .prot = -1};
+		dl_iterate_phdr(find_seg, &g);
+		if (g.prot < 0) {
+			i = j;
+			continue;
+		}
+		if (mprotect((void *)page, psz, g.prot | PROT_WRITE) < 0) {
+			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: cannot restore "
+				  "the calls at %p: %s", (void *)page, strerror(errno));
+			i = j;
+			continue;
+		}
+		for (; i < j; i++)
+			if (memcmp((const void *)sites[i].at, sites[i].now, sites[i].len) == 0) {
+				store(sites[i].at, sites[i].orig, sites[i].len);
+				n_restored++;
+			}
+		if (mprotect((void *)page, psz, g.prot) < 0)
+			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: mprotect(%p) back "
+				  "failed: %s", (void *)page, strerror(errno));
+	}
+	nsites = keep;
+}
+
+/* A GOT slot of the module of g at `t` holding `fn`? */
+static CNSMP_NOINST int got_holds(const struct seg *g, uintptr_t t, uintptr_t fn)
+{
+	return !(t & 7) && in_module(g, t, 8) && peek_word(t) == fn;
+}
+
+/* Do the bytes in [lo, hi) hold `fn` as one of the constants below
+ * (made_for)?  Every offset is tried: four bytes that happen to equal a
+ * displacement to `fn` itself are the only false match. */
+static CNSMP_NOINST int holds_constant(uintptr_t fn, uintptr_t lo, uintptr_t hi,
+				       const struct seg *g)
+{
+	for (uintptr_t q = lo; q + 4 <= hi; q++) {
+		int32_t v;
+		memcpy(&v, (const void *)q, 4);
+		uintptr_t t = q + 4 + (intptr_t)v;
+		if (t == fn || (fn <= UINT32_MAX && (uint32_t)v == fn) || got_holds(g, t, fn))
+			return 1;
+	}
+	return 0;
+}
+
+/* Is the call at `at` one the compiler made for `fn`, so that it always
+ * passes `fn`?  A patched site skips the hook for whatever it passes, so a
+ * site that serves several functions (a hand-written wrapper around the
+ * hooks, given a variable) must never be patched.  The compiler passes
+ * the function as a constant, loaded in the code of the function that
+ * holds the call (`fn` itself, or the one it was inlined into; the
+ * symbols say where that code starts) before the call: a rip-relative
+ * displacement to it (PIE: lea fn(%rip)) or to a GOT slot holding it (a
+ * shared library's global function: mov fn@GOTPCREL(%rip)), or a 32-bit
+ * immediate (non-PIE: mov $fn).  A wrapper given a variable loads no
+ * such constant.  A call in a function's cold part (placed before its
+ * entry) is not examined, and keeps calling. */
+static CNSMP_NOINST int made_for(uintptr_t fn, uintptr_t at, const struct seg *g)
+{
+	struct cnsmp_fninfo fi;
+	int rc = cnsmp_symbols_resolve(at, &cnsmp_cfg, &fi);
+	uintptr_t entry = fi.entry;
+	if (rc >= 0)
+		cnsmp_fninfo_release(&fi);
+	if (rc != 0 || entry < g->lo || entry >= at)
+		return 0;
+	/* Where the constant usually is: just before the call (an inlined
+	 * function's), or in the prologue (an exit call reusing a register
+	 * loaded there); then everything between. */
+	uintptr_t near = at - entry > 256 ? at - 256 : entry;
+	if (holds_constant(fn, near, at, g) || holds_constant(fn, entry, near, g))
+		return 1;
+	return 0;
+}
+
+/* Is a call of `fn` open on some thread's shadow stack?  Such a call
+ * was entered while `fn` was tracked; with its exit patched out it would
+ * stay on that stack until a caller's exit repaired it.  A racy read of
+ * other threads' stacks (depth, then frames: each frame is written before
+ * the depth that publishes it): a frame pushed meanwhile can only come
+ * from a decision cached before the change that excluded `fn`. */
+static CNSMP_NOINST int open_anywhere(uintptr_t fn)
+{
+	for (struct cnsmp_thread *t = atomic_load_explicit(&cnsmp_threads,
+							   memory_order_acquire);
+	     t; t = atomic_load_explicit(&t->next, memory_order_acquire)) {
+		if (atomic_load_explicit(&t->state, memory_order_acquire) != CNSMP_T_LIVE)
+			continue;
+		uint32_t d = __atomic_load_n(&t->depth, __ATOMIC_ACQUIRE);
+		if (d > CNSMP_STACK_DEPTH)
+			d = CNSMP_STACK_DEPTH;
+		for (uint32_t i = 0; i < d; i++)
+			if (__atomic_load_n(&cnsmp_frame_at(t, i)->addr, __ATOMIC_RELAXED) == fn)
+				return 1;
+	}
+	return 0;
+}
+
+/* Patch the call to `hook` returning to `ret` in excluded `fn`'s code. */
+static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
+{
+	if (cnsmp_tls.guard || !ret)
+		return;
+	cnsmp_tls.guard = 1;
+	int saved = errno;
+	if (unlikely(atomic_load_explicit(&mode, memory_order_acquire) == MODE_UNSET))
+		decide_mode();
+	if (atomic_load_explicit(&mode, memory_order_acquire) != MODE_ON || is_refused(ret))
+		goto out;
+	unsigned e = atomic_load(&epoch);
+	struct site s;
+	struct seg g = {.prot = -1};
+	if (atomic_load(&closing))
+		goto out;
+	g.at = ret - 6;
+	dl_iterate_phdr(find_seg, &g);
+	if (g.prot < 0 || !(g.prot & PROT_EXEC) || (g.prot & PROT_WRITE) ||
+	    ret - 6 < g.lo || decode(ret, hook, &g, &s) < 0 ||
+	    !made_for(fn, s.at, &g)) {
+		refuse(ret);
+		goto out;
+	}
+	pthread_mutex_lock(&mu);
+	/* Decided again under the lock: a change of decisions restores the
+	 * sites under it after the change, so a patch written here either
+	 * sees the new decision or is undone by that restore. */
+	struct cnsmp_fn *f = cnsmp_registry_lookup(fn);
+	if (atomic_load(&mode) == MODE_ON && !atomic_load(&closing) &&
+	    atomic_load(&epoch) == e && f &&
+	    atomic_load_explicit(&f->state, memory_order_acquire) == CNSMP_FN_EXCLUDED &&
+	    /* a probed function's calls must reach the probes (probes.c) */
+	    atomic_load_explicit(&f->probes, memory_order_acquire) == NULL &&
+	    memcmp((const void *)s.at, s.orig, s.len) == 0 &&
+	    (hook != (uintptr_t)&hook_exit || !open_anywhere(fn))) {
+		if (nsites == capsites) {
+			size_t n = capsites ? capsites * 2 : 256;
+			struct site *ns = grow(sites, capsites * sizeof *ns, n * sizeof *ns);
+			if (ns) {
+				sites = ns;
+				capsites = n;
+			}
+		}
+		if (nsites < capsites) {
+			if (write_site(s.at, s.now, s.len, g.prot) == 0) {
+				sites[nsites++] = s;
+				n_patched++;
+			} else {
+				refused_by_system();
+			}
+		}
+	}
+	pthread_mutex_unlock(&mu);
+out:
+	errno = saved;
+	cnsmp_tls.guard = 0;
+}
+
+CNSMP_NOINST void cnsmp_patch_entry(void *fn, void *ret)
+{
+	patch((uintptr_t)fn, (uintptr_t)ret, (uintptr_t)&hook_enter);
+}
+
+CNSMP_NOINST void cnsmp_patch_exit(void *fn, void *ret)
+{
+	if (atomic_load_explicit(&mode, memory_order_relaxed) != MODE_ON ||
+	    atomic_load_explicit(&refusals_full, memory_order_relaxed) ||
+	    is_refused((uintptr_t)ret))
+		return;
+	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
+	if (f && atomic_load_explicit(&f->state, memory_order_relaxed) ==
+		     CNSMP_FN_EXCLUDED)
+		patch((uintptr_t)fn, (uintptr_t)ret, (uintptr_t)&hook_exit);
+}
+
+/* Hold mu with the guard set (a signal handler's hooks on this thread
+ * then neither patch nor wait for it); returns the guard's old value. */
+static CNSMP_NOINST int lock(void)
+{
+	int guard = cnsmp_tls.guard;
+	cnsmp_tls.guard = 1;
+	pthread_mutex_lock(&mu);
+	return guard;
+}
+
+static CNSMP_NOINST void unlock(int guard)
+{
+	pthread_mutex_unlock(&mu);
+	cnsmp_tls.guard = guard;
+}
+
+CNSMP_NOINST void cnsmp_patch_restore_all(void)
+{
+	if (atomic_load(&mode) == MODE_UNSET)
+		return; /* nothing was ever patched */
+	int saved = errno;
+	int guard = lock();
+	if (nsites) {
+		restore_range(0, UINTPTR_MAX);
+		sync_all_cores();
+	}
+	unlock(guard);
+	errno = saved;
+}
+
+/* The module [lo, hi) may leave: its sites get their calls back and are
+ * forgotten while it is surely mapped, and no site is patched until
+ * cnsmp_patch_dl_end (a patch decided before would name a module that
+ * may be gone; the site is patched again on a later call). */
+CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi)
+{
+	atomic_fetch_add(&closing, 1);
+	atomic_fetch_add(&epoch, 1);
+	if (atomic_load(&mode) == MODE_UNSET)
+		return;
+	int saved = errno;
+	int guard = lock();
+	restore_range(lo, hi);
+	sync_all_cores();
+	for (size_t i = 0; i < (1u << REFUSED_BITS); i++) {
+		uintptr_t a = atomic_load_explicit(&refused[i], memory_order_relaxed);
+		if (a >= lo && a < hi && a != REFUSED_TOMB)
+			atomic_store_explicit(&refused[i], REFUSED_TOMB, memory_order_relaxed);
+	}
+	unlock(guard);
+	errno = saved;
+}
+
+CNSMP_NOINST void cnsmp_patch_dl_end(void)
+{
+	atomic_fetch_sub(&closing, 1);
+}
+
+CNSMP_NOINST const char *cnsmp_patch_mode(void)
+{
+	switch (atomic_load(&mode)) {
+	case MODE_ON: return "on";
+	case MODE_OFF: return "off";
+	case MODE_REFUSED: return "refused";
+	default: return "unset";
+	}
+}
+
+#else /* not x86-64 Linux (x32 neither): the hooks serve every call */
+
+CNSMP_NOINST void cnsmp_patch_entry(void *fn, void *ret) { (void)fn; (void)ret; }
+CNSMP_NOINST void cnsmp_patch_exit(void *fn, void *ret) { (void)fn; (void)ret; }
+CNSMP_NOINST void cnsmp_patch_restore_all(void) {}
+CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi) { (void)lo; (void)hi; }
+CNSMP_NOINST void cnsmp_patch_dl_end(void) {}
+CNSMP_NOINST const char *cnsmp_patch_mode(void) { return "unsupported"; }
+
+#endif

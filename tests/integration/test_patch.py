@@ -1,0 +1,244 @@
+"""test_patch.py: call-site patching (runtime/src/patch.c): the hook calls
+of excluded functions are patched out of the running code and given back
+when decisions change, in every call form and build kind, across threads
+flipping decisions, fork, dlclose and signal handlers; CODENSM_PATCH=off
+and a system that refuses writable code keep today's hooks.  Tracked
+counts are exact throughout.
+
+The runtime's debug line at exit says how many sites it patched and
+restored; patcher.c's functions each have one entry and one exit site."""
+import os
+import platform
+import re
+import shutil
+import unittest
+
+from harness import (BUILD, PROGS, SANITIZER, Case, Totals, clean_env, compile_prog, rt_link,
+                     run, sample)
+
+INCLUDE = "patcher.keep_steady,patcher.keep_inner"
+X86_64 = platform.machine() == "x86_64"
+
+
+def patcher(name="patcher", **kw):
+    return compile_prog(name, ["patcher.c"], **kw)
+
+
+def patch_stats(stderr):
+    """[(patched, restored, refused, pages)] of each process's exit line."""
+    return [tuple(int(x) for x in m) for m in re.findall(
+        r"call-site patching: (\d+) sites patched, (\d+) restored, (\d+) refused, "
+        r"(\d+) pages", stderr)]
+
+
+@unittest.skipUnless(X86_64, "call-site patching is x86-64 only")
+class Patching(Case):
+
+    def run_basic(self, prog, n=20000, **env):
+        rec = self.receiver()
+        r = run([prog, "basic", str(n)], self.env(rec, CODENSM_INCLUDE=INCLUDE,
+                                                   CODENSM_LOG="debug", **env))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "basic %d\n" % n)
+        self.assert_exact(Totals(rec.committed()), {"patcher.keep_steady": (n, 0)})
+        return r
+
+    def test_excluded_sites_patched_tracked_exact(self):
+        """every excluded function's entry and exit calls are patched (4 sites, one page); keep_steady is exact"""
+        r = self.run_basic(patcher())
+        self.assertEqual(patch_stats(r.stderr), [(4, 0, 0, 1)], r.stderr)
+
+    def test_call_forms_and_build_kinds(self):
+        """gcc and clang; PIE and non-PIE through the PLT, the IBT PLT (endbr64), -fno-plt's call *GOT, the runtime linked statically (call, and the linker's addr32 call): 4 sites each, exact"""
+        kinds = [("pie", [], None), ("nopie", ["-fno-pie"], ["-no-pie"] + rt_link()),
+                 ("noplt", ["-fno-plt"], None),
+                 ("ibt-plt", ["-fcf-protection=full"], ["-Wl,-z,ibtplt"] + rt_link()),
+                 ("noplt-nopie", ["-fno-plt", "-fno-pie"], ["-no-pie"] + rt_link()),
+                 ("static-rt", [], rt_link(static=True)),
+                 ("static-rt-noplt", ["-fno-plt"], rt_link(static=True))]
+        # clang's sanitizer runtime is not gcc's: clang only without one.
+        compilers = ["gcc"] + (["clang"] if shutil.which("clang") and not SANITIZER else [])
+        wrong = []
+        for cc in compilers:
+            for kind, flags, link in kinds:
+                prog = patcher("patcher-%s-%s" % (cc, kind), compiler=cc, flags=flags, link=link)
+                r = self.run_basic(prog)
+                stats = [s[:3] for s in patch_stats(r.stderr)]
+                if stats != [(4, 0, 0)]:
+                    wrong.append("%s %s: %s" % (cc, kind, r.stderr))
+        self.assertEqual(wrong, [], "(patched, restored, refused) is not (4, 0, 0)")
+
+    def test_include_again_restores_calls(self):
+        """codensm_init including the patched functions gives their calls back: 4 restored, their counts exact from then on"""
+        rec = self.receiver()
+        n = 20000
+        r = run([patcher(), "include", str(n)],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assert_exact(Totals(rec.committed()), {
+            "patcher.keep_steady": (2 * n, 0), "patcher.skip_a": (n, 0),
+            "patcher.skip_b": (n, 0)}, prefix="patcher.")
+        # Restored: skip_a's and skip_b's 4; patched, those 4 and then basic()'s
+        # entry and exit at its second call, under the new decisions.
+        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 4, 0)], r.stderr)
+
+    def test_threads_while_decisions_flip(self):
+        """3 threads loop over tracked, flipped and excluded functions while decisions flip 1000 times: tracked counts exact, and exact after the flipping stops"""
+        rec = self.receiver()
+        t, n = 3, 20000
+        r = run([patcher(), "flip", str(t), str(n), "1000"],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"), timeout=120)
+        self.assert_ran(r)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[1:], ["phase2 %d x %d" % (t, n)], r.stdout)
+        phase1 = int(lines[0].split()[1])
+        bodies = rec.committed()
+        total = Totals(bodies)
+        self.assertEqual(total.counts("patcher.keep"), {
+            "patcher.keep_steady": (phase1 + t * n, 0),
+            "patcher.keep_inner": (phase1 + t * n, 0)})
+        after = Totals([b for b in bodies if (b.get("_meta") or {}).get("service") == "phase2"])
+        self.assert_exact(after, {name: (t * n, 0) for name in (
+            "patcher.keep_steady", "patcher.keep_inner", "patcher.flip_a", "patcher.flip_b",
+            "patcher.skip_a")}, prefix="patcher.")
+        stats = patch_stats(r.stderr)
+        self.assertEqual(len(stats), 1, r.stderr)
+        self.assertGreater(stats[0][0], 1000, "sites patched again after each flip: %s" % r.stderr)
+
+    def test_call_open_when_excluded_ends_by_its_own_exit(self):
+        """a tracked call still open when its function is excluded ends by its own exit: its exit call is not patched out under it, no repair"""
+        rec = self.receiver()
+        r = run([patcher(), "open"],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE + ",patcher.keep_outer,patcher.flip_wait",
+                         CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "repairs 0\n")
+        self.assert_exact(Totals(rec.committed()), {
+            "patcher.keep_outer": (1, 0), "patcher.flip_wait": (1, 0)}, prefix="patcher.")
+
+    def test_inlined_function_calls_patched_in_tracked_caller(self):
+        """an excluded function inlined into a tracked one: its 2 calls in the caller's code are patched, the caller stays exact"""
+        rec = self.receiver()
+        n = 20000
+        r = run([patcher(), "inlined", str(n)],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE + ",patcher.keep_outer_inl",
+                         CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assert_exact(Totals(rec.committed()), {"patcher.keep_outer_inl": (n, 0)})
+        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(2, 0, 0)], r.stderr)
+
+    def test_wrapper_passing_a_variable_is_not_patched(self):
+        """a hand-written wrapper calling the hooks for whatever function it is given is never patched: the tracked function it serves stays exact"""
+        rec = self.receiver()
+        n = 20000
+        r = run([patcher(), "wrapper", str(n)],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assert_exact(Totals(rec.committed()), {"patcher.keep_steady": (n, 0)})
+        self.assertEqual([s[:2] for s in patch_stats(r.stderr)], [(0, 0)], r.stderr)
+
+    def test_forked_child(self):
+        """a forked child inherits the patched code, includes the functions again: its calls come back, exact"""
+        rec = self.receiver()
+        n = 20000
+        r = run([patcher(), "fork", str(n)],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "child 0\n")
+        self.assert_exact(Totals(rec.committed()), {
+            "patcher.keep_steady": (2 * n, 0), "patcher.skip_a": (n, 0),
+            "patcher.skip_b": (n, 0)}, prefix="patcher.")
+        # The child's line first (it exits first): the 4 inherited sites
+        # restored, and basic()'s 2 patched at its second call.
+        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 4, 0), (4, 0, 0)],
+                         r.stderr)
+
+    def test_signal_handler_excluded(self):
+        """an excluded function that is also a SIGALRM handler every 200 us, patched before the timer starts: nothing lost, keep_steady exact"""
+        rec = self.receiver()
+        n = 200000
+        r = run([patcher(), "signal", str(n), "2"],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "keep_steady %d\nsignals yes\n" % n)
+        self.assert_exact(Totals(rec.committed()), {"patcher.keep_steady": (n, 0)})
+        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(4, 0, 0)], r.stderr)
+
+    def test_signal_handler_while_patching(self):
+        """the same with the timer running from the first call: signals land in the patching itself; nothing lost, keep_steady exact"""
+        rec = self.receiver()
+        n = 200000
+        r = run([patcher(), "signal", str(n)],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "keep_steady %d\nsignals yes\n" % n)
+        self.assert_exact(Totals(rec.committed()), {"patcher.keep_steady": (n, 0)})
+        # An entry whose patching a signal interrupted keeps its hook call
+        # until decisions next change: at most the 4 sites, none refused.
+        stats = patch_stats(r.stderr)
+        self.assertEqual(len(stats), 1, r.stderr)
+        self.assertTrue(1 <= stats[0][0] <= 4 and stats[0][1:3] == (0, 0), r.stderr)
+
+    def test_patch_off(self):
+        """CODENSM_PATCH=off: nothing patched, one debug line says so, counts exact"""
+        r = self.run_basic(patcher(), CODENSM_PATCH="off")
+        self.assertEqual(patch_stats(r.stderr), [], r.stderr)
+        self.assertEqual(r.stderr.count("call-site patching off"), 1, r.stderr)
+
+    def test_bad_value_one_line(self):
+        """CODENSM_PATCH=maybe: one line names it, patching stays on"""
+        r = self.run_basic(patcher(), CODENSM_PATCH="maybe")
+        self.assertEqual(r.stderr.count('CODENSM_PATCH="maybe"'), 1, r.stderr)
+        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(4, 0, 0)], r.stderr)
+
+    def test_refused_by_system_falls_back(self):
+        """a system that refuses writable code (seccomp, as SELinux execmod would): one debug line, the hooks count exactly"""
+        rec = self.receiver()
+        n = 20000
+        r = run([patcher(), "refuse", str(n)],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "refuse %d\n" % n)
+        self.assertEqual(r.stderr.count("call-site patching refused by the system"), 1, r.stderr)
+        self.assert_exact(Totals(rec.committed()), {"patcher.keep_steady": (n, 0)})
+        self.assertEqual([s[:2] for s in patch_stats(r.stderr)], [(0, 0)], r.stderr)
+
+    def test_library_closed_and_another_loaded_there(self):
+        """a patched library dlclose()d, another loaded at its address, then the first again: calls restored before each close, counts exact"""
+        one = compile_prog("libpatchone.so", ["patchlib/one.c"], shared=True)
+        two = compile_prog("libpatchtwo.so", ["patchlib/two.c"], shared=True)
+        rec = self.receiver()
+        n = 20000
+        r = run([patcher(), "dl", str(n), one, two, one],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE + ",patchlib.one.lib_keep,patchlib.two.lib_keep",
+                         CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        addrs = [line.split()[1] for line in r.stdout.splitlines()[:3]]
+        self.assertEqual(addrs[1], addrs[2], "one loaded again where two was: %s" % r.stdout)
+        self.assert_exact(Totals(rec.committed()), {
+            "patchlib.one.lib_keep": (2 * n, 0), "patchlib.two.lib_keep": (n, 0)},
+            prefix="patchlib.")
+        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 6, 0)], r.stderr)
+
+
+class Doctor(Case):
+
+    def test_doctor_says_whether_excluded_calls_are_patched(self):
+        """codensm doctor says whether excluded functions' calls are patched out or kept (CODENSM_PATCH=off), and names a malformed value"""
+        doctor = os.path.join(BUILD, "bin", "codensm")
+        shop = sample("shop")
+        r = run([doctor, "doctor", shop], clean_env())
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn("excluded functions: their hook calls are patched out of the running code",
+                      r.stdout)
+        r = run([doctor, "doctor", shop], clean_env(CODENSM_PATCH="off"))
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn("excluded functions: every call goes through the hooks (CODENSM_PATCH=off)",
+                      r.stdout)
+        r = run([doctor, "doctor", shop], clean_env(CODENSM_PATCH="maybe"))
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn('CODENSM_PATCH="maybe" is not on or off', r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
