@@ -449,8 +449,9 @@ def memory(build, tmp, env):
             "rss_base_2000fn_kb": rss("base", 2000, 0)}
 
 
-# Resident memory per thread alive (bench/threads.c): the kinds of thread
-# issue 23 names, and how many of each are alive at once.
+# Resident memory per thread alive (bench/threads.c): an idle thread, a
+# thread-per-connection server's typical one, a deep one, and how many of
+# each are alive at once.
 THREAD_CASES = (("none", 1000, "no tracked call"),
                 ("shallow", 1000, "300 tracked calls 2 levels deep over 2 functions"),
                 ("deep", 1000, "calls 50 levels deep over 200 functions"),
