@@ -93,7 +93,7 @@ CNSMP_NOINST static int spool_batch(const struct cnsmp_batch *b, char tag)
 		return 0;
 	char id[96];
 	crash_id(id, sizeof id, tag);
-	struct cnsmp_meta m = {cnsmp_cfg.service, cnsmp_view_hostname, (long)getpid(), id};
+	struct cnsmp_meta m = {cnsmp_cfg.service, cnsmp_view_hostname, (long)getpid(), id, NULL};
 	char tmp[CNSMP_SPOOL_PATH], final[CNSMP_SPOOL_PATH];
 	int fd = cnsmp_spool_open(cnsmp_cfg.spool_dir, tmp, final);
 	if (fd < 0)

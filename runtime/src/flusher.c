@@ -146,6 +146,16 @@ CNSMP_NOINST static void meta_for(struct cnsmp_meta *m, char *id, size_t len)
 	m->host = cnsmp_view_hostname;
 	m->pid = (long)getpid();
 	m->batch_id = id;
+	m->build_id = NULL;
+	if (cnsmp_cfg.mode_full) {
+		/* The build the flows came from: the program's, read once. */
+		static char build[129];
+		static int looked;
+		if (!looked)
+			looked = 1 + (cnsmp_flows_build_id("/proc/self/exe", build, sizeof build) == 0);
+		if (looked == 2)
+			m->build_id = build;
+	}
 }
 
 /* A copy of the slice [lo, hi) of each array of `b`. */

@@ -737,6 +737,7 @@ struct cnsmp_meta {
 	const char *service, *host;
 	long pid;
 	const char *batch_id;  /* unique per request: the server's dedup key */
+	const char *build_id;  /* CODENSM_MODE=full: the program's GNU build-id, hex; else NULL */
 };
 
 /* Where JSON text goes: a file descriptor, with async-signal-safe calls

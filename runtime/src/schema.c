@@ -467,7 +467,13 @@ CNSMP_NOINST void cnsmp_schema_meta(struct cnsmp_sink *s, const struct cnsmp_met
 		put_lit(s, "-");
 		put_u64(s, (uint64_t)index);
 	}
-	put_lit(s, "\",\"hist\":\"log2x2-ns\"}");
+	put_lit(s, "\",\"hist\":\"log2x2-ns\"");
+	if (m->build_id) {
+		put_lit(s, ",");
+		put_key(s, "build_id");
+		put_str(s, m->build_id, BATCH_ID_MAX_BYTES, "");
+	}
+	put_lit(s, "}");
 }
 
 /* ---- the sink --------------------------------------------------------- */

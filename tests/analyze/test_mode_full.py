@@ -84,11 +84,17 @@ class TestModeFull(AnalyzeCase):
                 self.assertIn(fl["name"], inv)
 
     def test_names_mode_and_the_default_ship_none(self):
-        """CODENSM_MODE=names and no CODENSM_MODE: the same run ships no flows section"""
+        """CODENSM_MODE=names and no CODENSM_MODE: the same run ships no flows section and no build-id"""
         for env in ({"CODENSM_MODE": "names"}, {}):
             bodies, _ = self.ship(**env)
             self.assertEqual(Totals(bodies).fns["main.main"]["calls"], 1)
             self.assertEqual([b for b in bodies if "flows" in b], [], env)
+            self.assertEqual([b["_meta"]["build_id"] for b in bodies if "build_id" in b["_meta"]], [], env)
+
+    def test_full_mode_names_the_build_the_flows_came_from(self):
+        """CODENSM_MODE=full: every body's _meta.build_id is the program's GNU build-id"""
+        bodies, _ = self.ship(CODENSM_MODE="full")
+        self.assertEqual({b["_meta"].get("build_id") for b in bodies}, {build_id(self.app())})
 
     def test_calls_out_keeps_only_tracked_functions(self):
         """CODENSM_EXCLUDE drops an excluded callee from calls_out (and its own flow); CODENSM_INCLUDE keeps only included ones"""

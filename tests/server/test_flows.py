@@ -52,9 +52,10 @@ class Flows(ServerTest):
         super().setUpClass()
         # a first version of cart_sum's flow, replaced by the second body's
         old = dict(CART_SUM, decisions=7, lines=60)
-        for payload in ({"functions": [], "flows": [old], "_meta": {"service": "old", "batch_id": "b-0"}},
+        for payload in ({"functions": [], "flows": [old],
+                         "_meta": {"service": "old", "batch_id": "b-0", "build_id": "00aa"}},
                         {"functions": FUNCTIONS, "flows": FLOWS,
-                         "_meta": {"service": "shop", "batch_id": "b-1"}}):
+                         "_meta": {"service": "shop", "batch_id": "b-1", "build_id": "5f3e2d1c"}}):
             status, body = cls.srv.post(cls.shop["ingest"], payload)
             assert status == 200, body
 
@@ -68,6 +69,14 @@ class Flows(ServerTest):
     def bad(self, flows, message):
         status, body = self.srv.post(self.shop["ingest"], {"functions": [fn("shop.bad", 1)], "flows": flows})
         self.assertEqual((status, body), (400, {"error": message}))
+        self.assertEqual(self.srv.sql("SELECT COUNT(*) FROM functions WHERE name = 'shop.bad'"), [(0,)])
+
+    def test_a_malformed_build_id_is_a_400_naming_it(self):
+        """_meta.build_id that is not a string of 1..128 bytes: 400 naming it, nothing kept"""
+        for build in (42, "", "f" * 129):
+            status, body = self.srv.post(self.shop["ingest"], {
+                "functions": [fn("shop.bad", 1)], "_meta": {"build_id": build}})
+            self.assertEqual((status, body), (400, {"error": "_meta.build_id: expected a string of 1..128 bytes"}))
         self.assertEqual(self.srv.sql("SELECT COUNT(*) FROM functions WHERE name = 'shop.bad'"), [(0,)])
 
     def test_a_malformed_flow_is_a_400_naming_the_field(self):
@@ -85,11 +94,11 @@ class Flows(ServerTest):
         self.bad([{k: v for k, v in two.items() if k != "name"}],
                  "flows[0].name: expected a string of 1..512 bytes")
 
-    def test_the_latest_flow_is_stored_with_its_service_and_batch_only_checked_fields(self):
-        """the second body's flow replaced the first; extra fields (a label) are never stored"""
+    def test_the_latest_flow_is_stored_with_its_service_build_and_batch_only_checked_fields(self):
+        """the second body's flow replaced the first, with its build-id; extra fields (a label) are never stored"""
         self.assertEqual(self.get("flow", fn="shop.cart.cart_sum"),
                          {"name": "shop.cart.cart_sum", "flow": CART_SUM, "service": "shop",
-                          "batch_id": "b-1", "received_at": self.get("flow", fn="shop.cart.cart_sum")["received_at"],
+                          "build_id": "5f3e2d1c", "batch_id": "b-1", "received_at": self.get("flow", fn="shop.cart.cart_sum")["received_at"],
                           "boilerplate": False, "complexity": 3})
         labelled = dict(FLOWS[1], name="shop.labelled", label="if (secret == 42)",
                         nodes=[{"type": "start", "label": "x = 1"}, {"type": "end"}])

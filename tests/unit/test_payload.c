@@ -83,7 +83,7 @@ static void many_fns(struct cnsmp_batch *b, size_t n, size_t namelen, int full_h
 	}
 }
 
-static const struct cnsmp_meta meta = {"shop", "build-1", 4242, "9f1c0e7a8b2d4c6e-17"};
+static const struct cnsmp_meta meta = {"shop", "build-1", 4242, "9f1c0e7a8b2d4c6e-17", NULL};
 
 static json_t *parse(const char *s)
 {

@@ -37,7 +37,8 @@ int srv_flow_find(struct srv_view *v, unsigned *status, const char **name, json_
 		return 0;
 	}
 	sqlite3_stmt *s = srv_stmt(v->st, "SELECT flow, service, batch_id, received_at, decisions,"
-				   " loops, lines FROM flows WHERE project = ?1 AND name = ?2", v->err);
+				   " loops, lines, build_id FROM flows WHERE project = ?1 AND name = ?2",
+				   v->err);
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, v->project);
@@ -52,8 +53,9 @@ int srv_flow_find(struct srv_view *v, unsigned *status, const char **name, json_
 	}
 	json_t *flow = json_loads((const char *)sqlite3_column_text(s, 0), 0, NULL);
 	int64_t d = sqlite3_column_int64(s, 4), l = sqlite3_column_int64(s, 5);
-	*row = json_pack("{sosososfsbsI}", "flow", flow ? flow : json_object(),
-			 "service", srv_col_text(s, 1), "batch_id", srv_col_text(s, 2),
+	*row = json_pack("{sososososfsbsI}", "flow", flow ? flow : json_object(),
+			 "service", srv_col_text(s, 1), "build_id", srv_col_text(s, 7),
+			 "batch_id", srv_col_text(s, 2),
 			 "received_at", sqlite3_column_double(s, 3),
 			 "boilerplate", srv_flow_boilerplate(d, l, sqlite3_column_int64(s, 6)),
 			 "complexity", (json_int_t)srv_flow_complexity(d, l));

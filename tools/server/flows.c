@@ -113,17 +113,19 @@ int srv_flows_apply(struct srv_store *st, int64_t project, json_t *root, double 
 {
 	json_t *meta = json_object_get(root, "_meta"), *f;
 	json_t *service = json_object_get(meta, "service"), *bid = json_object_get(meta, "batch_id");
+	json_t *build = json_object_get(meta, "build_id");
 	size_t i;
 	json_array_foreach(json_object_get(root, "flows"), i, f) {
 		sqlite3_stmt *s = srv_stmt(st,
 			"INSERT INTO flows(project, name, flow, decisions, loops, returns, nodes_count,"
-			" lines, has_tests, service, batch_id, received_at)"
-			" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+			" lines, has_tests, service, batch_id, received_at, build_id)"
+			" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
 			" ON CONFLICT(project, name) DO UPDATE SET flow = excluded.flow,"
 			" decisions = excluded.decisions, loops = excluded.loops,"
 			" returns = excluded.returns, nodes_count = excluded.nodes_count,"
 			" lines = excluded.lines, has_tests = excluded.has_tests,"
 			" service = excluded.service, batch_id = excluded.batch_id,"
+			" build_id = excluded.build_id,"
 			" received_at = excluded.received_at", err);
 		char *text = s ? canonical(f) : NULL;
 		if (!text)
@@ -139,6 +141,8 @@ int srv_flows_apply(struct srv_store *st, int64_t project, json_t *root, double 
 		if (json_is_string(bid))
 			sqlite3_bind_text(s, 11, json_string_value(bid), -1, SQLITE_STATIC);
 		sqlite3_bind_double(s, 12, now);
+		if (json_is_string(build))
+			sqlite3_bind_text(s, 13, json_string_value(build), -1, SQLITE_STATIC);
 		free(text);
 		int rc = sqlite3_step(s);
 		sqlite3_reset(s);

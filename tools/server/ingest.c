@@ -247,6 +247,9 @@ int srv_ingest_validate(json_t *root, char *err)
 	json_t *bid = json_object_get(meta, "batch_id");
 	if (bid && check_string(bid, "_meta.batch_id", 1, SRV_MAX_BATCH_ID, err))
 		return -1;
+	json_t *build = json_object_get(meta, "build_id");
+	if (build && check_string(build, "_meta.build_id", 1, SRV_MAX_BATCH_ID, err))
+		return -1;
 	return 0;
 }
 

@@ -91,7 +91,8 @@ static const char schema_v1[] =
 /* Version 1 -> 2: each function's latest flow (docs/flows.md), keyed by
  * name like the functions it describes (a flow may arrive before the
  * function's first counts), with the complexity counts as columns for the
- * views' sorting and sums, and where it came from (service, batch).  Like
+ * views' sorting and sums, and where it came from (service, the
+ * program's build-id, batch).  Like
  * functions, bounded by the program's size and never pruned. */
 static const char schema_v2_added[] =
 	"CREATE TABLE flows("
@@ -99,7 +100,7 @@ static const char schema_v2_added[] =
 	" name TEXT NOT NULL, flow TEXT NOT NULL,"
 	" decisions INTEGER NOT NULL, loops INTEGER NOT NULL, returns INTEGER NOT NULL,"
 	" nodes_count INTEGER NOT NULL, lines INTEGER NOT NULL, has_tests INTEGER NOT NULL,"
-	" service TEXT, batch_id TEXT, received_at REAL NOT NULL,"
+	" service TEXT, build_id TEXT, batch_id TEXT, received_at REAL NOT NULL,"
 	" PRIMARY KEY(project, name)) WITHOUT ROWID;";
 
 /* Version 0 -> 1, inside the caller's transaction, foreign keys off.  The
