@@ -275,18 +275,10 @@ CNSMP_NOINST size_t cnsmp_flows_count(const struct cnsmp_flows *f)
 }
 
 /* Beside the symbol cache: $XDG_CACHE_HOME/codensm/flows, else
- * ~/.cache/codensm/flows, else none (as for the symbol cache). */
+ * ~/.cache/codensm/flows, else none. */
 CNSMP_NOINST char *cnsmp_flows_default_dir(char *(*getenv_fn)(const char *))
 {
-	const char *xdg = getenv_fn("XDG_CACHE_HOME"), *home = getenv_fn("HOME");
-	char buf[4096];
-	if (xdg && xdg[0] == '/')
-		snprintf(buf, sizeof(buf), "%s/codensm/flows", xdg);
-	else if (home && home[0] == '/' && strcmp(home, "/"))
-		snprintf(buf, sizeof(buf), "%s/.cache/codensm/flows", home);
-	else
-		return NULL;
-	return strdup(buf);
+	return cnsmp_cache_dir(getenv_fn, "flows");
 }
 
 /* ---- per module, for the flusher ---------------------------------------- */

@@ -198,6 +198,9 @@ void cnsmp_config_release(struct cnsmp_config *cfg);
 int cnsmp_config_parse_prefixes(const char *s, struct cnsmp_prefixes *out);
 int cnsmp_config_parse_map(const char *s, int numeric, struct cnsmp_prefix_map *out);
 int cnsmp_config_parse_seconds(const char *s, double *out);
+/* The folder `what` of codensm's cache: $XDG_CACHE_HOME/codensm/<what>,
+ * else ~/.cache/codensm/<what>, else NULL (no cache); malloc'd. */
+char *cnsmp_cache_dir(char *(*getenv_fn)(const char *), const char *what);
 void cnsmp_prefixes_release(struct cnsmp_prefixes *p);
 void cnsmp_prefix_map_release(struct cnsmp_prefix_map *m);
 
