@@ -12,7 +12,7 @@ unit-tests: $(UNIT_BIN)
 
 # Unit tests link the static archive, so they can call the runtime's
 # private (hidden) functions directly.
-$(B)/tests/unit/%: tests/unit/%.c $(RT_A) runtime/src/internal.h
+$(B)/tests/unit/%: tests/unit/%.c $(RT_A) runtime/src/internal.h tests/unit/hooks.h
 	$(call msg,CC,$<)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS_ALL) -Iruntime/src $(CFLAGS_ALL) -fno-instrument-functions -pthread \

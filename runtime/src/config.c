@@ -701,18 +701,18 @@ static char *default_spool(char *(*getenv_fn)(const char *))
 	return strdup(buf);
 }
 
-/* Indexes can be rebuilt from the program at any time: a cache, not
- * state.  No home and no XDG_CACHE_HOME: no cache rather than a shared
- * folder in /tmp that another user could fill. */
-static char *default_symbol_cache(char *(*getenv_fn)(const char *))
+/* Indexes and flows can be rebuilt from the program at any time: a
+ * cache, not state.  No home and no XDG_CACHE_HOME: no cache rather than
+ * a shared folder in /tmp that another user could fill. */
+CNSMP_NOINST char *cnsmp_cache_dir(char *(*getenv_fn)(const char *), const char *what)
 {
 	const char *xdg = getenv_fn("XDG_CACHE_HOME");
 	const char *home = getenv_fn("HOME");
 	char buf[4096];
 	if (xdg && xdg[0] == '/')
-		snprintf(buf, sizeof(buf), "%s/codensm/symbols", xdg);
+		snprintf(buf, sizeof(buf), "%s/codensm/%s", xdg, what);
 	else if (home && home[0] == '/' && strcmp(home, "/"))
-		snprintf(buf, sizeof(buf), "%s/.cache/codensm/symbols", home);
+		snprintf(buf, sizeof(buf), "%s/.cache/codensm/%s", home, what);
 	else
 		return NULL;
 	return strdup(buf);
@@ -725,7 +725,7 @@ static void set_defaults(struct cnsmp_config *cfg,
 	cfg->endpoint = strdup(CNSMP_DEFAULT_ENDPOINT);
 	cfg->service = default_service();
 	cfg->spool_dir = default_spool(getenv_fn);
-	cfg->symbol_cache = default_symbol_cache(getenv_fn);
+	cfg->symbol_cache = cnsmp_cache_dir(getenv_fn, "symbols");
 	cfg->flush_interval = CNSMP_DEFAULT_FLUSH_INTERVAL;
 	cfg->sample = 1;
 	cfg->sample_below_ns = CNSMP_DEFAULT_SAMPLE_BELOW_NS;

@@ -275,18 +275,10 @@ CNSMP_NOINST size_t cnsmp_flows_count(const struct cnsmp_flows *f)
 }
 
 /* Beside the symbol cache: $XDG_CACHE_HOME/codensm/flows, else
- * ~/.cache/codensm/flows, else none (as for the symbol cache). */
+ * ~/.cache/codensm/flows, else none. */
 CNSMP_NOINST char *cnsmp_flows_default_dir(char *(*getenv_fn)(const char *))
 {
-	const char *xdg = getenv_fn("XDG_CACHE_HOME"), *home = getenv_fn("HOME");
-	char buf[4096];
-	if (xdg && xdg[0] == '/')
-		snprintf(buf, sizeof(buf), "%s/codensm/flows", xdg);
-	else if (home && home[0] == '/' && strcmp(home, "/"))
-		snprintf(buf, sizeof(buf), "%s/.cache/codensm/flows", home);
-	else
-		return NULL;
-	return strdup(buf);
+	return cnsmp_cache_dir(getenv_fn, "flows");
 }
 
 /* ---- per module, for the flusher ---------------------------------------- */
@@ -296,22 +288,11 @@ CNSMP_NOINST char *cnsmp_flows_default_dir(char *(*getenv_fn)(const char *))
 static int build_id_note(const char *p, size_t n, void *arg)
 {
 	char *hex = arg;
-	for (size_t off = 0; off + sizeof(Elf64_Nhdr) <= n;) {
-		Elf64_Nhdr nh;
-		memcpy(&nh, p + off, sizeof(nh));
-		size_t name = off + sizeof(nh), desc = name + ((nh.n_namesz + 3) & ~3u);
-		size_t next = desc + ((nh.n_descsz + 3) & ~3u);
-		if (next > n || next <= off)
-			return 0;
-		if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 && !memcmp(p + name, "GNU", 4) &&
-		    nh.n_descsz > 0 && nh.n_descsz <= 64) {
-			for (size_t i = 0; i < nh.n_descsz; i++)
-				snprintf(hex + 2 * i, 3, "%02x", (unsigned char)p[desc + i]);
-			return 1;
-		}
-		off = next;
-	}
-	return 0;
+	unsigned char id[64];
+	size_t len = cnsmp_note_build_id((const unsigned char *)p, n, 4, id, sizeof id);
+	for (size_t i = 0; i < len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", id[i]);
+	return len > 0;
 }
 
 CNSMP_NOINST int cnsmp_flows_build_id(const char *elf_path, char *hex, size_t len)

@@ -198,6 +198,9 @@ void cnsmp_config_release(struct cnsmp_config *cfg);
 int cnsmp_config_parse_prefixes(const char *s, struct cnsmp_prefixes *out);
 int cnsmp_config_parse_map(const char *s, int numeric, struct cnsmp_prefix_map *out);
 int cnsmp_config_parse_seconds(const char *s, double *out);
+/* The folder `what` of codensm's cache: $XDG_CACHE_HOME/codensm/<what>,
+ * else ~/.cache/codensm/<what>, else NULL (no cache); malloc'd. */
+char *cnsmp_cache_dir(char *(*getenv_fn)(const char *), const char *what);
 void cnsmp_prefixes_release(struct cnsmp_prefixes *p);
 void cnsmp_prefix_map_release(struct cnsmp_prefix_map *m);
 
@@ -324,6 +327,11 @@ struct cnsmp_module *cnsmp_modules_at(uintptr_t addr);   /* scan if none */
 size_t cnsmp_modules_count(void);
 struct cnsmp_module *cnsmp_modules_get(size_t i);
 void cnsmp_modules_clear(void);                      /* frees their indexes */
+/* The GNU build-id among the notes of one PT_NOTE segment or SHT_NOTE
+ * section (n bytes, entries aligned to `align`), copied to out: its
+ * length, or 0 if there is none or it is longer than cap. */
+size_t cnsmp_note_build_id(const unsigned char *p, size_t n, size_t align,
+			   unsigned char *out, size_t cap);
 
 /* The absolute path of the file mapped at `at` (/proc/self/maps): 0, or
  * -1 if none is or it does not fit. */

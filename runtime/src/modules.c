@@ -23,8 +23,7 @@ static uintptr_t dyn_ptr(uintptr_t v, uintptr_t bias)
 	return v < bias ? v + bias : v;
 }
 
-/* The GNU build-id among the notes of one PT_NOTE segment. */
-static size_t note_build_id(const unsigned char *p, size_t n, size_t align,
+CNSMP_NOINST size_t cnsmp_note_build_id(const unsigned char *p, size_t n, size_t align,
 			    unsigned char *out, size_t cap)
 {
 	while (n >= sizeof(ElfW(Nhdr))) {
@@ -135,9 +134,9 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	for (int i = 0; i < info->dlpi_phnum && !o.idlen; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		if (ph->p_type == PT_NOTE)
-			o.idlen = note_build_id((const void *)(info->dlpi_addr + ph->p_vaddr),
-						ph->p_filesz, ph->p_align == 8 ? 8 : 4,
-						o.id, sizeof o.id);
+			o.idlen = cnsmp_note_build_id((const void *)(info->dlpi_addr + ph->p_vaddr),
+						      ph->p_filesz, ph->p_align == 8 ? 8 : 4,
+						      o.id, sizeof o.id);
 	}
 	o.user = program || imports_hooks(info);
 	/* named only once known to be new: a rescan is every loaded object */

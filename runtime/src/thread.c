@@ -3,8 +3,9 @@
  *
  * cnsmp_thread_complete runs on every tracked exit that leaves the fast
  * path: no lock, no syscall, no allocation (bar an edge segment when a
- * thread's new caller -> callee pair finds the ones it has full).  Recording an incident (a failed
- * call) reads CLOCK_REALTIME through the vDSO; that is rare, not per call.
+ * thread's new caller -> callee pair finds the ones it has full).
+ * Recording an incident (a failed call) reads CLOCK_REALTIME through the
+ * vDSO; that is rare, not per call.
  * Layout and memory orderings are described in thread.h.
  */
 #include <stdlib.h>
@@ -188,17 +189,6 @@ CNSMP_NOINST struct cnsmp_edge *cnsmp_thread_edge(struct cnsmp_thread *t,
 	return &t->edge_sink; /* no room: counted, not shipped */
 }
 
-/* A fill and a change of decisions can race: the owner decided under
- * the old state and stores the address after the invalidating thread
- * went past its slot.  As for the excluded filter (registry.c), both
- * sides are sequentially consistent: the owner stores the address, then
- * re-reads the generation; the invalidator bumps the generation, then
- * reads the list of blocks and clears each filled slot.  Either the
- * re-read comes after the bump (the owner sees the change and takes its
- * fill back), or the store comes before the clear, which wipes it.  A
- * block is in the list before its owner's first fill (the seq_cst
- * compare-and-swap in cnsmp_thread_attach), so the invalidator's walk,
- * after the bump, finds it. */
 /* The cache grows to a new, empty array: the old one is not freed,
  * since another thread's cnsmp_thread_forget_decisions may be clearing
  * it, nor copied, since a copy could carry a slot that thread already
@@ -240,6 +230,17 @@ static CNSMP_NOINST struct cnsmp_tslot *tcache_slot_to_fill(struct cnsmp_thread 
 	return n ? n : s;
 }
 
+/* A fill and a change of decisions can race: the owner decided under
+ * the old state and stores the address after the invalidating thread
+ * went past its slot.  As for the excluded filter (registry.c), both
+ * sides are sequentially consistent: the owner stores the address, then
+ * re-reads the generation; the invalidator bumps the generation, then
+ * reads the list of blocks and clears each filled slot.  Either the
+ * re-read comes after the bump (the owner sees the change and takes its
+ * fill back), or the store comes before the clear, which wipes it.  A
+ * block is in the list before its owner's first fill (the seq_cst
+ * compare-and-swap in cnsmp_thread_attach), so the invalidator's walk,
+ * after the bump, finds it. */
 CNSMP_NOINST void cnsmp_tcache_put(struct cnsmp_thread *t, uintptr_t addr,
 				   struct cnsmp_counters *c, uint32_t g)
 {

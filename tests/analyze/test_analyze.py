@@ -236,6 +236,15 @@ class TestNames(AnalyzeCase):
 LUA = os.path.join(BUILD, "real", "lua", "inst", "src")
 
 
+def lua_database(folder):
+    """A compile_commands.json in `folder` for lua's sources, compiled -O2 for Linux."""
+    sources = sorted(f for f in os.listdir(LUA) if f.endswith(".c"))
+    return database(folder, [
+        {"directory": LUA, "file": f,
+         "arguments": ["gcc", "-std=gnu99", "-O2", "-DLUA_COMPAT_5_3", "-DLUA_USE_LINUX", "-g", "-c", f]}
+        for f in sources])
+
+
 class TestRealProgram(AnalyzeCase):
     def test_every_function_of_lua_gets_a_flow_under_its_runtime_name(self):
         """Lua 5.4 from Debian (tests/real/build.sh lua), -O2: every function the runtime lists has a flow"""
@@ -244,11 +253,7 @@ class TestRealProgram(AnalyzeCase):
             b = subprocess.run(["bash", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "real", "build.sh"), "lua"],
                                capture_output=True, text=True)
             self.assertEqual(b.returncode, 0, "tests/real/build.sh lua failed:\n" + b.stderr[-2000:])
-        sources = sorted(f for f in os.listdir(LUA) if f.endswith(".c"))
-        db = database(os.path.join(self.tmp, "lua"), [
-            {"directory": LUA, "file": f,
-             "arguments": ["gcc", "-std=gnu99", "-O2", "-DLUA_COMPAT_5_3", "-DLUA_USE_LINUX", "-g", "-c", f]}
-            for f in sources])
+        db = lua_database(os.path.join(self.tmp, "lua"))
         out = os.path.join(self.tmp, "flows")
         r = self.analyze("-p", db, "--out-dir", out, "-v", exe)
         self.assertEqual(r.returncode, 0, r)

@@ -19,11 +19,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "server"))
 sys.path.insert(0, os.path.join(HERE, "..", "browser"))
-from test_analyze import AnalyzeCase, build_id, database  # noqa: E402
+from test_analyze import AnalyzeCase, build_id  # noqa: E402
 from harness import run  # noqa: E402
 from serverlib import BIN as SERVER, Server  # noqa: E402
 from cdp import Browser, find_chromium  # noqa: E402
-from test_analyze import LUA  # noqa: E402
+from test_analyze import LUA, lua_database  # noqa: E402
 
 BENCH = os.path.join(HERE, "..", "real", "lua", "bench.lua")
 ARTIFACTS = os.path.join(HERE, "..", "artifacts")
@@ -49,11 +49,7 @@ class TestLuaFullMode(AnalyzeCase):
 
     def test_lua_s_flows_reach_the_server_once_each_and_the_diagram_renders(self):
         """bench.lua under CODENSM_MODE=full: one stored flow per function of lua, equal to the analysis; luaV_execute drawn"""
-        sources = sorted(f for f in os.listdir(LUA) if f.endswith(".c"))
-        db = database(os.path.join(self.tmp, "lua"), [
-            {"directory": LUA, "file": f,
-             "arguments": ["gcc", "-std=gnu99", "-O2", "-DLUA_COMPAT_5_3", "-DLUA_USE_LINUX", "-g", "-c", f]}
-            for f in sources])
+        db = lua_database(os.path.join(self.tmp, "lua"))
         t0 = time.monotonic()
         r = self.analyze("-p", db, self.exe)  # to $XDG_CACHE_HOME/codensm/flows, where the runtime looks
         analysis_s = time.monotonic() - t0
@@ -104,11 +100,7 @@ class TestLuaFullMode(AnalyzeCase):
 
     def test_a_name_the_inventory_lists_twice_ships_one_flow(self):
         """lua's inventory lists luaV_concat and esccheck twice (GCC split them): still one flow each, 1,076 in all"""
-        sources = sorted(f for f in os.listdir(LUA) if f.endswith(".c"))
-        db = database(os.path.join(self.tmp, "lua"), [
-            {"directory": LUA, "file": f,
-             "arguments": ["gcc", "-std=gnu99", "-O2", "-DLUA_COMPAT_5_3", "-DLUA_USE_LINUX", "-g", "-c", f]}
-            for f in sources])
+        db = lua_database(os.path.join(self.tmp, "lua"))
         self.assertEqual(self.analyze("-p", db, self.exe).returncode, 0)
         rec = self.receiver()
         p = run([self.exe, "-e", "print(1 .. 2)"], self.env(rec, CODENSM_MODE="full"), timeout=120)

@@ -20,14 +20,14 @@ LOADGEN_BIN := $(B)/tests/load/loadgen
 .PHONY: fuzz-tools
 fuzz-tools: $(FUZZ_BIN) $(LOADGEN_BIN)
 
-$(B)/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) tools/server/server.h runtime/src/contract.h
+$(B)/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c tests/fuzz/store.h $(FUZZ_SRV_SRC) tools/server/server.h runtime/src/contract.h
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server -Iruntime/src $(shell $(PKG_CONFIG) --cflags sqlite3 jansson libcrypto libgvc libcgraph) \
 		tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) -o $@ \
 		$(shell $(PKG_CONFIG) --libs sqlite3 jansson libcrypto libgvc libcgraph) -pthread -lm
 
-$(B)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(FUZZ_HTTP_SRC) tools/server/server.h
+$(B)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c tests/fuzz/store.h $(FUZZ_HTTP_SRC) tools/server/server.h
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server -Iruntime/src \

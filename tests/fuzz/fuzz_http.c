@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "store.h"
 
 #define ANSWER_WAIT_MS 10000 /* a well-formed request is answered within this */
 #define RAW_WAIT_MS 50       /* raw bytes: the server may wait for more */
@@ -147,10 +148,7 @@ static int exchange(const char *head, const uint8_t *body, size_t len, size_t ch
 static void reset_store(void)
 {
 	char err[SRV_ERRLEN];
-	struct srv_store *st = srv_store_get(err);
-	if (!st || srv_exec(st, "DELETE FROM functions; DELETE FROM buckets; DELETE FROM hist;"
-			    " DELETE FROM edges; DELETE FROM incidents; DELETE FROM batches;"
-			    " DELETE FROM usage; DELETE FROM flows;", err) < 0)
+	if (fuzz_empty_store(err) < 0)
 		die("reset", err);
 }
 

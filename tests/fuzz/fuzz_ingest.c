@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "server.h"
+#include "store.h"
 
 #define NOW 1795000010.0   /* fixed clock: event_time() decisions replay */
 
@@ -78,10 +79,7 @@ static void read_back(const char *fn)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char err[SRV_ERRLEN];
-	struct srv_store *st = srv_store_get(err);
-	if (!st || srv_exec(st, "DELETE FROM functions; DELETE FROM buckets; DELETE FROM hist;"
-			    " DELETE FROM edges; DELETE FROM incidents; DELETE FROM batches;"
-			    " DELETE FROM usage; DELETE FROM flows;", err) < 0)
+	if (fuzz_empty_store(err) < 0)
 		die("reset", err);
 
 	/* An exact copy, so that ASan sees any read past the body's end. */

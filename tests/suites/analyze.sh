@@ -5,12 +5,6 @@
 set -u
 cd "$(dirname "$0")/../.."
 B=${CODENSM_BUILD:-build}
-log=tests/artifacts/analyze-build.log
-mkdir -p tests/artifacts
-if [ "$B" = build ] && ! make --no-print-directory cli analyze >"$log" 2>&1; then
-	echo "not ok 1 - codensm and codensm-analyze build (make cli analyze)"
-	tail -n 30 "$log" | sed 's/^/#   /'
-	echo "1..1"
-	exit 1
-fi
+. tests/suite-lib.sh
+build_or_bail analyze "codensm and codensm-analyze build" cli analyze
 CODENSM_BUILD=$B exec python3 tests/tap.py tests/analyze

@@ -5,13 +5,6 @@
 set -u
 cd "$(dirname "$0")/../.."
 B=${CODENSM_BUILD:-build}
-log=tests/artifacts/integration-build.log
-mkdir -p tests/artifacts
-# Another build tree (build-asan) is made by whoever set CODENSM_BUILD.
-if [ "$B" = build ] && ! make --no-print-directory samples cli server >"$log" 2>&1; then
-	echo "not ok 1 - the samples and the tools build (make samples cli server)"
-	tail -n 30 "$log" | sed 's/^/#   /'
-	echo "1..1"
-	exit 1
-fi
+. tests/suite-lib.sh
+build_or_bail integration "the samples and the tools build" samples cli server
 CODENSM_BUILD=$B exec python3 tests/tap.py tests/integration

@@ -6,15 +6,9 @@
 set -u
 cd "$(dirname "$0")/../.."
 B=${CODENSM_BUILD:-build}
-log=tests/artifacts/real-build.log
-mkdir -p tests/artifacts
+. tests/suite-lib.sh
 # The runtime (and its .pc) and the server the tests start.
-if [ "$B" = build ] && ! make --no-print-directory runtime server >"$log" 2>&1; then
-	echo "not ok 1 - the runtime and the server build (make runtime server)"
-	tail -n 30 "$log" | sed 's/^/#   /'
-	echo "1..1"
-	exit 1
-fi
+build_or_bail real "the runtime and the server build" runtime server
 for tool in uftrace apt-get dpkg-source; do
 	if ! command -v $tool >/dev/null; then
 		echo "not ok 1 - $tool is installed (bash .ci/deps)"

@@ -8,21 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
-#include "thread.h"
-
-__attribute__((weak)) struct cnsmp_config cnsmp_cfg;
-__attribute__((weak)) _Atomic int cnsmp_active;
-__attribute__((weak)) void cnsmp_lifecycle_ensure_init(void) {}
+#include "hooks.h"
 
 #define F ((void *)0x1000)
 #define G ((void *)0x2000)
 #define W ((void *)0x3000)
 #define CALLER(i) ((void *)(0x10000 + 0x100 * (uintptr_t)(i)))
-
-static uint32_t id_of(void *fn)
-{
-	return cnsmp_registry_find((uintptr_t)fn)->id;
-}
 
 static const struct cnsmp_fn_delta *fn_in(const struct cnsmp_batch *b, void *fn)
 {
@@ -213,15 +204,6 @@ static void *worker(void *arg)
 	for (int k = N / 2; k < N; k++)
 		call(W, 0);
 	return NULL;
-}
-
-static size_t blocks(void)
-{
-	size_t n = 0;
-	for (struct cnsmp_thread *t = atomic_load(&cnsmp_threads); t;
-	     t = atomic_load(&t->next))
-		n++;
-	return n;
 }
 
 static void sixty_four_threads_sum_exactly(void **state)

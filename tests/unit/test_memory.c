@@ -17,14 +17,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 #include <cmocka.h>
-#include "thread.h"
-
-__attribute__((weak)) struct cnsmp_config cnsmp_cfg;
-__attribute__((weak)) _Atomic int cnsmp_active;
-__attribute__((weak)) void cnsmp_lifecycle_ensure_init(void) {}
-
-void __cyg_profile_func_enter(void *fn, void *site);
-void __cyg_profile_func_exit(void *fn, void *site);
+#include "hooks.h"
 
 /* Fake function addresses, named on first sight in setup. */
 #define A ((void *)0x1000)
@@ -34,14 +27,6 @@ void __cyg_profile_func_exit(void *fn, void *site);
 /* The levels of a deep stack cycle through three functions, so that
  * every pair's count is known: level i calls level i + 1. */
 static void *const cyc[3] = {(void *)0x5000, (void *)0x6000, (void *)0x7000};
-
-static void enter(void *fn) { __cyg_profile_func_enter(fn, NULL); }
-static void leave(void *fn) { __cyg_profile_func_exit(fn, NULL); }
-
-static uint32_t id_of(void *fn)
-{
-	return cnsmp_registry_find((uintptr_t)fn)->id;
-}
 
 static uint64_t calls_on(struct cnsmp_thread *t, void *fn)
 {
@@ -281,15 +266,6 @@ static uint64_t pair_in(const struct cnsmp_batch *b, void *from, void *to)
 		if (b->edges[i].caller == id_of(from) && b->edges[i].callee == id_of(to))
 			return b->edges[i].calls;
 	return 0;
-}
-
-static size_t blocks(void)
-{
-	size_t n = 0;
-	for (struct cnsmp_thread *t = atomic_load(&cnsmp_threads); t;
-	     t = atomic_load(&t->next))
-		n++;
-	return n;
 }
 
 /* One wave of MANY threads: each calls, all wait while the flusher's

@@ -14,14 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
-#include "thread.h"
-
-__attribute__((weak)) struct cnsmp_config cnsmp_cfg;
-__attribute__((weak)) _Atomic int cnsmp_active;
-__attribute__((weak)) void cnsmp_lifecycle_ensure_init(void) {}
-
-void __cyg_profile_func_enter(void *fn, void *site);
-void __cyg_profile_func_exit(void *fn, void *site);
+#include "hooks.h"
 
 /* The test's clock, in ns (mult 1, shift 0); each thread has its own. */
 static __thread uint64_t now_ns = 1000000;
@@ -56,9 +49,6 @@ uint64_t __wrap_cnsmp_clock_fallback_now(void)
 
 #define EVERY 16
 #define BELOW_NS 1000
-
-static void enter(void *fn) { __cyg_profile_func_enter(fn, NULL); }
-static void leave(void *fn) { __cyg_profile_func_exit(fn, NULL); }
 
 static struct cnsmp_counters *counters(void *fn)
 {

@@ -12,14 +12,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 #include <cmocka.h>
-#include "thread.h"
-
-__attribute__((weak)) struct cnsmp_config cnsmp_cfg;
-__attribute__((weak)) _Atomic int cnsmp_active;
-__attribute__((weak)) void cnsmp_lifecycle_ensure_init(void) {}
-
-void __cyg_profile_func_enter(void *fn, void *site);
-void __cyg_profile_func_exit(void *fn, void *site);
+#include "hooks.h"
 
 /* Fake function addresses; names are given on first sight. */
 #define A ((void *)0x1000)
@@ -29,14 +22,6 @@ void __cyg_profile_func_exit(void *fn, void *site);
 #define R ((void *)0x5000)
 #define T ((void *)0x6000)
 #define NOISY ((void *)0x7000)
-
-static void enter(void *fn) { __cyg_profile_func_enter(fn, NULL); }
-static void leave(void *fn) { __cyg_profile_func_exit(fn, NULL); }
-
-static uint32_t id_of(void *fn)
-{
-	return cnsmp_registry_find((uintptr_t)fn)->id;
-}
 
 static struct cnsmp_counters *counters(void *fn)
 {

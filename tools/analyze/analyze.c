@@ -226,7 +226,7 @@ static void add_fn(struct tu_walk *w, CXCursor c)
 	if (usr_seen(r, usr))
 		goto out;
 	if (cnsmp_rules_module_of(root, abs, &modpath, &rel) < 0 ||
-	    !(q = qualified(c)) || an_grow((void **)&r->f, &r->capf, r->nf, sizeof(*r->f)) < 0) {
+	    !(q = qualified(c)) || cnsmp_grow((void **)&r->f, &r->capf, r->nf + 1, sizeof(*r->f)) < 0) {
 		r->oom = 1;
 		goto out;
 	}

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "flows.h"
+#include "internal.h"
 
 #define TO_END (-1)     /* edge target: the end node, made last */
 #define UNRESOLVED (-2) /* label target not met yet */
@@ -55,25 +56,12 @@ struct builder {
 	int oom;
 };
 
-int an_grow(void **arr, size_t *cap, size_t n, size_t size)
-{
-	if (n < *cap)
-		return 0;
-	size_t c = *cap ? *cap * 2 : 8;
-	void *p = realloc(*arr, c * size);
-	if (!p)
-		return -1;
-	*arr = p;
-	*cap = c;
-	return 0;
-}
-
 static void set_add(struct builder *b, struct set *s, int v)
 {
 	for (size_t i = 0; i < s->n; i++)
 		if (s->v[i] == v)
 			return;
-	if (an_grow((void **)&s->v, &s->cap, s->n, sizeof(*s->v)) < 0) {
+	if (cnsmp_grow((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v)) < 0) {
 		b->oom = 1;
 		return;
 	}
@@ -96,7 +84,7 @@ static void set_take(struct set *dst, struct set *src)
 static void edge(struct builder *b, int from, int to)
 {
 	struct an_flow *f = b->f;
-	if (an_grow((void **)&f->edge, &f->capedges, f->nedges, sizeof(*f->edge)) < 0) {
+	if (cnsmp_grow((void **)&f->edge, &f->capedges, f->nedges + 1, sizeof(*f->edge)) < 0) {
 		b->oom = 1;
 		return;
 	}
@@ -108,7 +96,7 @@ static void edge(struct builder *b, int from, int to)
 static int new_node(struct builder *b, int kind)
 {
 	struct an_flow *f = b->f;
-	if (an_grow((void **)&f->kind, &f->capnodes, f->nnodes, 1) < 0) {
+	if (cnsmp_grow((void **)&f->kind, &f->capnodes, f->nnodes + 1, 1) < 0) {
 		b->oom = 1;
 		return 0;
 	}
@@ -154,7 +142,7 @@ static size_t label_of(struct builder *b, const char *name)
 		if (!strcmp(b->lab[i].name, name))
 			return i;
 	char *s = strdup(name);
-	if (!s || an_grow((void **)&b->lab, &b->caplab, b->nlab, sizeof(*b->lab)) < 0) {
+	if (!s || cnsmp_grow((void **)&b->lab, &b->caplab, b->nlab + 1, sizeof(*b->lab)) < 0) {
 		free(s);
 		b->oom = 1;
 		return (size_t)-1;
@@ -166,7 +154,7 @@ static size_t label_of(struct builder *b, const char *name)
 static void jump(struct builder *b, int from, size_t label)
 {
 	if (label == (size_t)-1 ||
-	    an_grow((void **)&b->jmp, &b->capjmp, b->njmp, sizeof(*b->jmp)) < 0) {
+	    cnsmp_grow((void **)&b->jmp, &b->capjmp, b->njmp + 1, sizeof(*b->jmp)) < 0) {
 		b->oom = 1;
 		return;
 	}
@@ -243,7 +231,7 @@ static enum CXChildVisitResult add_kid(CXCursor c, CXCursor parent, CXClientData
 {
 	struct kids *k = d;
 	(void)parent;
-	if (an_grow((void **)&k->c, &k->cap, k->n, sizeof(*k->c)) < 0) {
+	if (cnsmp_grow((void **)&k->c, &k->cap, k->n + 1, sizeof(*k->c)) < 0) {
 		k->oom = 1;
 		return CXChildVisit_Break;
 	}
@@ -359,7 +347,7 @@ static void stmt(struct builder *b, CXCursor c);
 
 static struct frame *push(struct builder *b, int loop, int cont)
 {
-	if (an_grow((void **)&b->fr, &b->capfr, b->nfr, sizeof(*b->fr)) < 0) {
+	if (cnsmp_grow((void **)&b->fr, &b->capfr, b->nfr + 1, sizeof(*b->fr)) < 0) {
 		b->oom = 1;
 		return NULL;
 	}
@@ -705,7 +693,7 @@ static enum CXChildVisitResult scan(CXCursor c, CXCursor parent, CXClientData d)
 		CXCursor callee = clang_getCursorReferenced(c);
 		if (clang_Cursor_isNull(callee) || !is_function(clang_getCursorKind(callee)))
 			break;
-		if (an_grow((void **)&f->calls, &f->capcalls, f->ncalls, sizeof(*f->calls)) < 0) {
+		if (cnsmp_grow((void **)&f->calls, &f->capcalls, f->ncalls + 1, sizeof(*f->calls)) < 0) {
 			b->oom = 1;
 			return CXChildVisit_Break;
 		}

@@ -31,10 +31,6 @@ int an_flow_build(CXTranslationUnit tu, CXCursor fn, struct an_flow *f);
 void an_flow_release(struct an_flow *f);
 const char *an_kind_name(int kind);
 
-/* Grows *arr (of *cap elements of `size`) to hold at least n+1: 0, or -1
- * with the array unchanged. */
-int an_grow(void **arr, size_t *cap, size_t n, size_t size);
-
 /* Is `label` the name of an error exit ("err", "out_err", "fail2")? */
 int an_error_label(const char *label);
 

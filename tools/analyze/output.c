@@ -118,7 +118,7 @@ static void inv_add(const struct cnsmp_fninfo *fi, void *arg)
 	struct inv *v = arg;
 	if (!fi->name || fi->system)
 		return;
-	if (an_grow((void **)&v->name, &v->cap, v->n, sizeof(*v->name)) < 0 ||
+	if (cnsmp_grow((void **)&v->name, &v->cap, v->n + 1, sizeof(*v->name)) < 0 ||
 	    !(v->name[v->n] = strdup(fi->name))) {
 		v->oom = 1;
 		return;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "flows.h"
+#include "internal.h"
 
 #define MAX_DEPTH 32          /* symlink loops and absurd trees stop here */
 #define MAX_FILE (16u << 20)  /* a larger "test" is generated data, not a test */
@@ -49,14 +50,8 @@ int an_test_file(const char *rel)
 
 static int add(struct an_idset *s, const char *p, size_t n)
 {
-	if (s->n == s->cap) {
-		size_t c = s->cap ? s->cap * 2 : 256;
-		char **v = realloc(s->id, c * sizeof(*v));
-		if (!v)
-			return -1;
-		s->id = v;
-		s->cap = c;
-	}
+	if (cnsmp_grow((void **)&s->id, &s->cap, s->n + 1, sizeof(*s->id)) < 0)
+		return -1;
 	if (!(s->id[s->n] = strndup(p, n)))
 		return -1;
 	s->n++;

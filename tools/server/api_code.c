@@ -31,26 +31,12 @@ int64_t srv_flow_complexity(int64_t decisions, int64_t loops)
  * status 400/404, -1 database error. */
 int srv_flow_find(struct srv_view *v, unsigned *status, const char **name, json_t **row)
 {
-	*name = v->query(v->qctx, "fn");
-	if (!*name || !**name) {
-		srv_bad_param(v, status, "fn", "a function name");
-		return 0;
-	}
-	sqlite3_stmt *s = srv_stmt(v->st, "SELECT flow, service, batch_id, received_at, decisions,"
-				   " loops, lines, build_id FROM flows WHERE project = ?1 AND name = ?2",
-				   v->err);
-	if (!s)
-		return -1;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_text(s, 2, *name, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		if (srv_view_done(v, s, rc) < 0)
-			return -1;
-		*status = 404;
-		snprintf(v->err, SRV_ERRLEN, "no flow for function '%.200s'", *name);
-		return 0;
-	}
+	sqlite3_stmt *s;
+	int found = srv_fn_row(v, status, "SELECT flow, service, batch_id, received_at, decisions,"
+			       " loops, lines, build_id FROM flows WHERE project = ?1 AND name = ?2",
+			       "no flow for function ", "", name, &s);
+	if (found <= 0)
+		return found;
 	json_t *flow = json_loads((const char *)sqlite3_column_text(s, 0), 0, NULL);
 	int64_t d = sqlite3_column_int64(s, 4), l = sqlite3_column_int64(s, 5);
 	*row = json_pack("{sososososfsbsI}", "flow", flow ? flow : json_object(),

@@ -46,25 +46,12 @@ json_t *srv_view_incidents(struct srv_view *v, unsigned *status)
 static int find_fn(struct srv_view *v, unsigned *status, const char **name, int64_t *id,
 		   json_t **dept, json_t **file, json_t **line, double *weight)
 {
-	*name = v->query(v->qctx, "fn");
-	if (!*name || !**name) {
-		srv_bad_param(v, status, "fn", "a function name");
-		return 0;
-	}
-	sqlite3_stmt *s = srv_stmt(v->st, "SELECT id, department, file, line, value_weight"
-				   " FROM functions WHERE project = ?1 AND name = ?2", v->err);
-	if (!s)
-		return -1;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_text(s, 2, *name, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		if (srv_view_done(v, s, rc) < 0)
-			return -1;
-		*status = 404;
-		snprintf(v->err, SRV_ERRLEN, "function '%.200s' not found", *name);
-		return 0;
-	}
+	sqlite3_stmt *s;
+	int found = srv_fn_row(v, status, "SELECT id, department, file, line, value_weight"
+			       " FROM functions WHERE project = ?1 AND name = ?2",
+			       "function ", " not found", name, &s);
+	if (found <= 0)
+		return found;
 	*id = sqlite3_column_int64(s, 0);
 	if (dept)
 		*dept = srv_col_text(s, 1);

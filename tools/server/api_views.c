@@ -73,6 +73,31 @@ json_t *srv_bad_param(struct srv_view *v, unsigned *status, const char *name, co
 	return NULL;
 }
 
+int srv_fn_row(struct srv_view *v, unsigned *status, const char *sql, const char *before,
+	       const char *after, const char **name, sqlite3_stmt **row)
+{
+	*name = v->query(v->qctx, "fn");
+	if (!*name || !**name) {
+		srv_bad_param(v, status, "fn", "a function name");
+		return 0;
+	}
+	sqlite3_stmt *s = srv_stmt(v->st, sql, v->err);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, v->project);
+	sqlite3_bind_text(s, 2, *name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		if (srv_view_done(v, s, rc) < 0)
+			return -1;
+		*status = 404;
+		snprintf(v->err, SRV_ERRLEN, "%s'%.200s'%s", before, *name, after);
+		return 0;
+	}
+	*row = s;
+	return 1;
+}
+
 /* An integer parameter within [min, max]; def when absent.  0 or -1. */
 static int param_int(struct srv_view *v, const char *name, int64_t def, int64_t min, int64_t max,
 		     int64_t *out)

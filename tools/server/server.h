@@ -133,6 +133,11 @@ json_t *srv_col_int(sqlite3_stmt *s, int i);
 json_t *srv_col_real(sqlite3_stmt *s, int i);
 json_t *srv_ms_or_null(double ms);                  /* -1 (no histogram) -> null */
 json_t *srv_bad_param(struct srv_view *v, unsigned *status, const char *name, const char *what);
+/* The row that sql (?1 the project, ?2 the name) finds for ?fn=: 1 with
+ * *row stepped onto it (the caller resets it), 0 with status 400 (no name)
+ * or 404 and v->err "<before>'<name>'<after>", -1 database error. */
+int srv_fn_row(struct srv_view *v, unsigned *status, const char *sql, const char *before,
+	       const char *after, const char **name, sqlite3_stmt **row);
 int srv_fn_hist(struct srv_view *v, int64_t fid, int64_t since, int64_t counts[SRV_HIST_BUCKETS]);
 /* Every function of the project with its sums over the window (w), the
  * last 15 minutes (r), the last 30 days (m), its share of the window's NSM
