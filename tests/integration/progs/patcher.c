@@ -202,7 +202,7 @@ static int open_call(void)
 	pthread_create(&th, NULL, excluder, NULL);
 	keep_outer();
 	pthread_join(th, NULL);
-	printf("repairs %llu\n", codensm_repairs());
+	printf("joined\n"); /* the repairs go out in _meta.repairs */
 	return 0;
 }
 
