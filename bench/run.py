@@ -886,6 +886,10 @@ MEANINGS = (
     ("payload build", "the flusher's cost, on its own thread"),
     ("sampled timing on bzip2", "sampled timing keeps counts exact and times "
      "close to exact mode"),
+    ("codensm-server, steady", "what one server process with its SQLite file takes "
+     "on a 2-core machine"),
+    ("codensm-server, killed", "a server killed mid-load loses nothing it answered 200, "
+     "and clients' resends count once"),
 )
 
 
