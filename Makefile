@@ -72,9 +72,9 @@ deps:
 # make, make install and make uninstall need only the -dev packages and never
 # install anything.  demo and test install the packages themselves (.ci/deps)
 # on a machine that lacks one of the libraries or commands the suites use.
-DEPS_PC  := libcurl jansson libdw libelf libmicrohttpd sqlite3 libcrypto cmocka libgvc libcgraph
+DEPS_PC  := libcurl jansson libdw libelf libmicrohttpd sqlite3 libcrypto cmocka libgvc libcgraph libpq
 DEPS_CMD := cc c++ clang clang++ python3 chromium curl openssl valgrind uftrace \
-	dpkg-source groff man promtool
+	dpkg-source groff man promtool /usr/lib/postgresql/15/bin/initdb
 CLANG_C_INDEX := /usr/lib/llvm-14/include/clang-c/Index.h
 deps-ok:
 	@$(PKG_CONFIG) --exists $(DEPS_PC) 2>/dev/null && \
