@@ -68,11 +68,25 @@ class TestSampledTiming(Case):
     def test_counts_exact_and_time_close_to_exact_mode(self):
         """rounds alternating exact and 1-in-16 timing: exact counts, histograms that sum to the calls, and the same median share of the caller's time within 3 points"""
         prog = compile_prog("sampler", ["sampler.c"])
-        rec = self.receiver()
         # 20 rounds of each mode, of about 80 ms: a sample interrupted by
         # the machine weighs 16 calls (see below), and with 10 rounds of
         # 15 ms the medians drifted 1.5 points apart on a noisy machine
         # (and up to 3.3 once); here they stay within one.
+        # Every count is checked exactly on each attempt.  The shares are a
+        # statistic: a machine that preempts sampled calls for milliseconds
+        # (a load average of 30 on 2 cores) can push one run's median past
+        # the bound, so up to 3 runs are made; a biased estimator (a wrong
+        # weight, a clock read missing) misses in every one of them.
+        misses = []
+        for _ in range(3):
+            exact, sampled, shares = self._sampled_round_shares(prog)
+            if abs(sampled - exact) <= 0.03:
+                return
+            misses.append("exact %.4f, sampled %.4f (%r)" % (exact, sampled, shares))
+        self.fail("share of the caller's time within 3 points in none of 3 runs: " + "; ".join(misses))
+
+    def _sampled_round_shares(self, prog):
+        rec = self.receiver()
         rounds, n = 40, 10000
         r = run([prog, str(rounds), str(n)],
                 self.env(rec, CODENSM_INCLUDE="sampler", CODENSM_FLUSH_INTERVAL="3600",
@@ -112,10 +126,7 @@ class TestSampledTiming(Case):
         # Medians: a call that the machine preempts for milliseconds is
         # counted once by exact timing but 16 times when it is a sample,
         # so one round's estimate can be off by several points here.
-        exact, sampled = statistics.median(share[1]), statistics.median(share[16])
-        self.assertAlmostEqual(sampled, exact, delta=0.03,
-                               msg="share of the caller's time, exact %r, sampled %r"
-                               % (share[1], share[16]))
+        return statistics.median(share[1]), statistics.median(share[16]), share
 
     def test_many_threads_sampled_sum_exactly(self):
         """64 threads, 1-in-16 timing, 0.1 s flushes: calls and edges exact, every histogram sums to its calls"""
