@@ -199,6 +199,19 @@ class TestProbeLifecycle(ProbeCase):
         self.assertEqual({e["status"] for e in p["old"]}, {"EXPIRED"})
         self.assertEqual(hits(p["new"]), 100)
 
+    def test_a_spec_of_the_future_waits_then_emits(self):
+        """a spec whose lastmodified is ahead is RECEIVED with no hits, then emits from the flush after that time"""
+        start = time.time()
+        rec, p, r = self.run_probed({"later": spec("probed.probe_leaf", "log",
+                                                   lastmodified=iso(1.0))}, ["loop", 2500])
+        statuses = [e["status"] for e in p["later"]]
+        self.assertEqual(statuses[0], "RECEIVED", statuses)
+        self.assertEqual(statuses[-1], "EMITTING", statuses)
+        self.assertEqual(sum(e["hits"] for e in p["later"] if e["status"] == "RECEIVED"), 0)
+        t0 = min(x["t"] for e in p["later"] for x in e["log"])
+        self.assertGreaterEqual(t0, start + 1.0 - 0.05)
+        self.assertLess(t0 - (start + 1.0), 0.2 + 0.3, "armed within a flush interval (+ slack)")
+
     def test_bad_specs_are_errors_beside_good_ones(self):
         """malformed, unknown type and matching nothing are ERROR with a reason; the good one emits"""
         bad_type = spec("probed.probe_leaf", "gauge")
@@ -298,6 +311,11 @@ class TestProbesFromTheAnswer(ProbeCase):
         self.assertEqual(p["srv"][-1]["status"], "EMITTING")
         first = next(i for i, b in enumerate(bodies) if b.get("probes"))
         self.assertLessEqual(first, 2, "reported from the first bodies after the answer")
+        # Applied on the answer: the first record is at most a flush
+        # interval (+ slack for a busy machine) after the first answer.
+        answered = min(q["time"] for q in rec.all_requests() if q["committed"])
+        t0 = min(x["t"] for e in p["srv"] for x in e["log"])
+        self.assertLess(t0 - answered, 0.2 + 0.3)
         # Every call after the answer is a hit: at most the calls made.
         self.assertGreater(hits(p["srv"]), 500)
         self.assertLessEqual(hits(p["srv"]), 1500)
