@@ -484,18 +484,29 @@ CNSMP_NOINST static void merge_back(void)
 			fl.bodies[i].verbatim = 1;
 		return;
 	}
+	/* Probe results go back once no published view holds their bodies
+	 * (a crash in between would spool them twice); newest body first,
+	 * so that the oldest records end up first. */
+	struct cnsmp_probe_sent **back = calloc(fl.nbodies, sizeof *back);
+	size_t nback = 0;
 	for (size_t i = fl.nbodies; i-- > 0;) {
 		if (fl.bodies[i].verbatim)
 			continue;
 		for (size_t k = 0; k < fl.bodies[i].ninv; k++)
 			cnsmp_inventory_set_state(fl.bodies[i].inv[k], CNSMP_INV_QUEUED);
-		cnsmp_probereport_unsent(fl.bodies[i].probes);
+		if (back)
+			back[nback++] = fl.bodies[i].probes;
+		else
+			cnsmp_probereport_unsent(fl.bodies[i].probes);
 		fl.bodies[i].probes = NULL;
 		body_remove(i);
 	}
 	cnsmp_view_trash_batch(fl.pending);
 	fl.pending = np;
 	publish(NULL);
+	for (size_t i = 0; i < nback; i++)
+		cnsmp_probereport_unsent(back[i]);
+	free(back);
 }
 
 /* Verbatim bodies wait in memory up to UNSURE_MAX_BYTES; older ones go to

@@ -709,6 +709,7 @@ CNSMP_NOINST void cnsmp_probes_atfork_child(void)
 		struct cnsmp_probe *p = t->p[i];
 		p->hits_sent = atomic_load(&p->hits);
 		p->dropped_sent = atomic_load(&p->log_dropped);
+		p->ncarry = 0; /* the parent's records */
 		atomic_store(&p->log_base, atomic_load(&p->log_claimed));
 		/* The child's results are its own calls' (single-threaded here). */
 		memset((void *)p->hist, 0, sizeof p->hist);

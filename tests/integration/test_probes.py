@@ -336,8 +336,13 @@ class TestProbesFromTheAnswer(ProbeCase):
         env = self.env(rec, CODENSM_INCLUDE="probed", CODENSM_FLUSH_INTERVAL="0.1")
         r = run([self.prog(), "idle", "1000"], env)
         self.assert_ran(r)
-        empty = [b for b in rec.committed() if not b["functions"] and b.get("probes") == []]
+        empty = [q for q in rec.all_requests() if q["committed"]
+                 and not q["json"]["functions"] and q["json"].get("probes") == []]
         self.assertGreaterEqual(len(empty), 3, "about one post per 0.1 s interval while idle")
+        # At its flush interval: the typical gap between two such posts is
+        # one interval (a median, robust to a busy machine's hiccups).
+        gaps = sorted(b["time"] - a["time"] for a, b in zip(empty, empty[1:]))
+        self.assertLess(gaps[len(gaps) // 2], 0.1 * 2, gaps)
 
 
 class TestProbeErrorInExcluded(ProbeCase):
