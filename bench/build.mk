@@ -113,7 +113,7 @@ $(BB)/threads-rt: bench/threads.c $(RT_SO_LNK)
 $(BB)/probes-rt: bench/probes.c $(RT_SO_LNK)
 	$(call msg,CC,$<)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(BENCH_CFLAGS) $(BENCH_FI) -o $@ $< $(RT_LINK)
+	$(Q)$(CC) $(BENCH_CFLAGS) -Iruntime/include $(BENCH_FI) -o $@ $< $(RT_LINK)
 
 BENCH_WORKLOADS := calls manyfn bzip2
 BENCH_NORT_BINS := $(foreach w,$(BENCH_WORKLOADS),$(foreach k,$(BENCH_NORT_KINDS),$(BB)/$(w)-$(k)))

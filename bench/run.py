@@ -762,9 +762,12 @@ def load(build, seconds, conns):
 def probe_costs(build, tmp, env, runs, calls=2000000):
     """ns per call of a tracked, an excluded and a probed function
     (bench/probes.c), with no probe, with 10 probes on other functions, and
-    with one probe of each instrument type on the probed one; medians of
-    `runs` interleaved runs.  A probe's per-event cost is its target_ns less
-    the unprobed target_ns."""
+    with one probe of each instrument type on the probed one (event
+    `return`; `incr` on `call` and `end` too); medians of `runs`
+    interleaved runs.  A probe's per-event cost is its target_ns less the
+    unprobed target_ns.  "ratios": a call with 10 probes on others over
+    the same call with none, per run (the two ran back to back), then the
+    median: robust to the machine changing speed between runs."""
     binary = os.path.join(build, "bench", "probes-rt")
     lastmod = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -773,8 +776,10 @@ def probe_costs(build, tmp, env, runs, calls=2000000):
                 "instrument": {"type": type_, "name": type_, "event": event}}
     setups = {"none": {},
               "10 others": {"o%d" % i: spec("bench_other_%d" % i, "incr") for i in range(10)}}
-    for t in ("incr", "hist", "stack", "log"):
+    for t in ("incr", "hist", "stack", "log", "tally"):
         setups[t] = {t: spec("bench_target", t)}
+    setups["incr on call"] = {"c": spec("bench_target", "incr", "call")}
+    setups["incr on end"] = {"e": spec("bench_target", "incr", "end")}
     setups["incr on excluded"] = {"x": spec("bench_excluded", "incr")}
     out = {k: {"tracked": [], "excluded": [], "target": []} for k in setups}
     for _ in range(runs):
@@ -796,6 +801,13 @@ def probe_costs(build, tmp, env, runs, calls=2000000):
     for name, d in table.items():
         log("probes: %-17s tracked %6.2f ns  excluded %6.2f ns  target %7.2f ns"
             % (name, d["tracked"], d["excluded"], d["target"]))
+    table["ratios"] = {}
+    for k in ("tracked", "excluded"):
+        rs = sorted(a / b for a, b in zip(out["10 others"][k], out["none"][k]) if b > 0)
+        table["ratios"][k] = {"median": round(median(rs), 3),
+                              "min": round(rs[0], 3), "max": round(rs[-1], 3)}
+        log("probes: %s, 10 probes on others / none, per run: median %.3f (%.3f-%.3f)"
+            % (k, median(rs), rs[0], rs[-1]))
     return table
 
 
@@ -880,6 +892,8 @@ MEANINGS = (
      "armed on others"),
     ("probes: what one probed call", "the price of looking closer, paid only by the "
      "probed function while its probe lives"),
+    ("probes: an excluded call with", "an excluded function can be probed; the probe "
+     "puts its calls back on the hooks"),
     ("RSS per tracked function", "memory follows the functions you track"),
     ("RSS per thread", "memory follows the threads alive and what each of them does"),
     ("RSS growth", "memory does not grow with time"),
@@ -1094,15 +1108,30 @@ def build_report(R):
             ok if shallow else None)
     pc = R.get("probes")
     if pc and "none" in pc and "10 others" in pc:
+        # The issue's claim: a function without a probe pays nothing
+        # measurable for probes on others.  10% covers a busy 2-core VM's
+        # run-to-run spread of a 4-20 ns call; a real cost (a cache miss
+        # or a lookup per call) would show as several times that.
         for kind in ("tracked", "excluded"):
-            r = pc["10 others"][kind] / pc["none"][kind]
+            rr = (pc.get("ratios") or {}).get(kind)
+            r = rr["median"] if rr else pc["10 others"][kind] / pc["none"][kind]
             row("probes: a %s call with 10 probes armed on other functions / with none"
-                % kind, "(reported: ~1.0)", "%.2f (%.1f vs %.1f ns)" % (
-                    r, pc["10 others"][kind], pc["none"][kind]), None)
+                % kind, "<= 1.10", "%.2f%s (%.1f vs %.1f ns)" % (
+                    r, " (runs %.2f-%.2f)" % (rr["min"], rr["max"]) if rr else "",
+                    pc["10 others"][kind], pc["none"][kind]), r <= 1.10)
         base = pc["none"]["target"]
-        row("probes: what one probed call adds, by instrument", "(reported)", ", ".join(
-            "%s %+.0f ns" % (t, pc[t]["target"] - base)
-            for t in ("incr", "hist", "stack", "log") if t in pc), None)
+        row("probes: what one probed call adds, by instrument (event return)", "(reported)",
+            ", ".join("%s %+.0f ns" % ("user" if t == "tally" else t, pc[t]["target"] - base)
+                      for t in ("incr", "hist", "stack", "log", "tally") if t in pc), None)
+        evs = [(e, pc["incr on " + e]["target"] - base) for e in ("call", "end")
+               if "incr on " + e in pc]
+        if evs:
+            row("probes: what one probed call adds, incr by event", "(reported)",
+                ", ".join("%s %+.0f ns" % ev for ev in evs), None)
+        if "incr on excluded" in pc:
+            row("probes: an excluded call with incr on it, unprobed -> probed", "(reported)",
+                "%.1f -> %.1f ns" % (pc["none"]["excluded"], pc["incr on excluded"]["excluded"]),
+                None)
     ss = R.get("steady")
     if ss and ss.get("growth_kb") is not None:
         row("RSS growth at steady state (2 threads, flush every 1 s, %d s)"

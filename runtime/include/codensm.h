@@ -90,7 +90,7 @@ void codensm_exit(void *fn);
 enum codensm_probe_event_kind {
 	CODENSM_PROBE_CALL = 1,   /* the call begins */
 	CODENSM_PROBE_RETURN = 2, /* it returns normally */
-	CODENSM_PROBE_END = 3,    /* it ends in any way (return, exception, longjmp) */
+	CODENSM_PROBE_END = 3,    /* it ends in any way (return, exception, longjmp, fatal signal) */
 };
 
 /* What a user instrument is given for each event that matched. */
@@ -108,7 +108,9 @@ struct codensm_probe_event {
 
 /* A user instrument: called on the probed thread, inside the hook, for
  * each event that passed the spec's conditions.  It must be quick and
- * thread-safe, and must not block; the calls it makes are not counted. */
+ * thread-safe, and must not block; the calls it makes are not counted.
+ * It is not called for the ends a fatal signal causes (they count in the
+ * probe's hits): it need not be async-signal-safe. */
 typedef void (*codensm_instrument_fn)(const struct codensm_probe_event *ev,
 				      void *arg);
 

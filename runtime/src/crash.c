@@ -14,7 +14,11 @@
  *     the server did commit one, its batch id makes the resend a no-op;
  *   - the flusher's pending deltas (in no body);
  *   - deltas a collect just took but had not published yet (phase 2);
- *   - the live counters since the last collect.
+ *   - the live counters since the last collect;
+ *   - the probes section as it stands, once the crashing thread's probed
+ *     calls have ended (probes.c, probereport.c).
+ * Without a key, the probes section goes to stderr as the local
+ * reporter's last line instead.
  * Freezing the flusher first (cnsmp_view_frozen) makes sure it sends
  * nothing new from those, so no count goes out twice.
  *
@@ -106,13 +110,47 @@ CNSMP_NOINST static int spool_batch(const struct cnsmp_batch *b, char tag)
 	return cnsmp_spool_commit(fd, tmp, final) == 0;
 }
 
+/* The probes section as it stands (probereport.c), in a body of its own:
+ * what the flusher had not reported yet, the crashing thread's probed
+ * calls ended. */
+CNSMP_NOINST static int spool_probes(void)
+{
+	struct cnsmp_batch b;
+	memset(&b, 0, sizeof b);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	b.start = b.end = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	char id[96];
+	crash_id(id, sizeof id, 'r');
+	struct cnsmp_meta m = {cnsmp_cfg.service, cnsmp_view_hostname, (long)getpid(), id, NULL};
+	char tmp[CNSMP_SPOOL_PATH], final[CNSMP_SPOOL_PATH];
+	int fd = cnsmp_spool_open(cnsmp_cfg.spool_dir, tmp, final);
+	if (fd < 0)
+		return 0;
+	struct cnsmp_sink s;
+	cnsmp_schema_to_fd(&s, fd);
+	cnsmp_schema_put(&s, "{\"functions\":[],");
+	int any = cnsmp_probereport_crash(&s);
+	cnsmp_schema_put(&s, ",\"_meta\":");
+	cnsmp_schema_meta(&s, &m, &b, 1, -1);
+	cnsmp_schema_put(&s, "}");
+	if (cnsmp_schema_close(&s) != 0 || !any) {
+		close(fd);
+		unlink(tmp);
+		return 0;
+	}
+	return cnsmp_spool_commit(fd, tmp, final) == 0;
+}
+
 CNSMP_NOINST int cnsmp_crash_dump(void)
 {
 	int zero = 0;
 	if (!atomic_compare_exchange_strong(&cnsmp_view_frozen, &zero, 1))
 		return -1;
-	if (!cnsmp_cfg.api_key || !cnsmp_cfg.spool_dir)
+	if (!cnsmp_cfg.api_key || !cnsmp_cfg.spool_dir) {
+		cnsmp_probereport_crash_stderr(); /* without a key: its last line */
 		return 0; /* nothing could ever send it */
+	}
 	/* A collect in progress moved counters past their snapshots: wait for
 	 * it to publish (bounded: the collecting thread may be the one that
 	 * crashed, and then those deltas are lost). */
@@ -128,6 +166,7 @@ CNSMP_NOINST int cnsmp_crash_dump(void)
 	}
 	if (crash_batch.capfns && cnsmp_collect_signal_safe(&crash_batch) >= 0)
 		written += spool_batch(&crash_batch, 'l');
+	written += spool_probes();
 	return written;
 }
 
@@ -164,6 +203,7 @@ CNSMP_NOINST static void handler(int sig, siginfo_t *si, void *uc)
 		errno = saved;
 		return;
 	}
+	cnsmp_probes_crash_end(); /* before the frames it reads are closed */
 	cnsmp_thread_crash_mark(sig);
 	cnsmp_crash_dump();
 	atomic_store(&dump_done, 1);

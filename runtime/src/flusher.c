@@ -43,6 +43,7 @@ struct body {
 	size_t *inv, ninv;
 	int verbatim;        /* once UNSURE: resend exactly this, never merge back */
 	size_t max_funcs;    /* what it was built with; 413 halves it */
+	struct cnsmp_probe_sent *probes; /* its probes section took these */
 };
 
 static struct {
@@ -121,6 +122,7 @@ CNSMP_NOINST static void body_remove(size_t i)
 	cnsmp_view_trash(b->json);
 	cnsmp_batch_release(&b->part);
 	free(b->inv);
+	cnsmp_probereport_sent_free(b->probes);
 	memmove(fl.bodies + i, fl.bodies + i + 1, (fl.nbodies - i - 1) * sizeof *b);
 	fl.nbodies--;
 }
@@ -252,12 +254,13 @@ CNSMP_NOINST static int build_into(size_t at, const struct cnsmp_batch *b,
 
 /* The probes section goes into the first body this cycle built (at `at`),
  * or into a body of its own when the cycle had nothing else to say, so
- * that a probe reports at every flush.  Its results are the interval's
- * and ride once: a body merged back after a failure is rebuilt without
- * them (docs/payload.md). */
+ * that a probe reports at every flush.  The body keeps what the section
+ * took: merged back after a failure, it hands that back and the next
+ * section carries it again (docs/payload.md). */
 CNSMP_NOINST static void attach_probes(size_t at, const struct cnsmp_batch *b)
 {
-	char *sec = cnsmp_probereport_section();
+	struct cnsmp_probe_sent *sent = NULL;
+	char *sec = cnsmp_probereport_section(&sent);
 	if (!sec && cnsmp_probes_server_asks())
 		sec = strdup("\"probes\":[]"); /* ask, with nothing to say */
 	if (!sec)
@@ -273,8 +276,11 @@ CNSMP_NOINST static void attach_probes(size_t at, const struct cnsmp_batch *b)
 			nj[1 + sl] = ',';
 			memcpy(nj + 2 + sl, old + 1, ol); /* with its NUL */
 			fl.bodies[at].json = nj;
+			fl.bodies[at].probes = sent;
+			sent = NULL;
 			free(old); /* built this cycle: in no published view */
 		}
+		cnsmp_probereport_unsent(sent);
 		free(sec);
 		return;
 	}
@@ -293,9 +299,12 @@ CNSMP_NOINST static void attach_probes(size_t at, const struct cnsmp_batch *b)
 	struct body nb = {0};
 	nb.json = cnsmp_schema_take(&s, &len);
 	nb.max_funcs = CNSMP_MAX_FUNCS_PER_PAYLOAD;
+	nb.probes = sent;
 	cnsmp_batch_init(&nb.part);
-	if (!nb.json || bodies_insert(at, &nb, 1) != 0)
+	if (!nb.json || bodies_insert(at, &nb, 1) != 0) {
 		free(nb.json);
+		cnsmp_probereport_unsent(sent);
+	}
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -375,6 +384,8 @@ CNSMP_NOINST static int split_body(size_t i)
 	int n = build_into(i + 1, &b.part, b.inv, b.ninv, half);
 	if (n <= 0)
 		return -1;
+	cnsmp_probereport_unsent(fl.bodies[i].probes); /* rebuilt without them */
+	fl.bodies[i].probes = NULL;
 	body_remove(i);
 	return 0;
 }
@@ -473,16 +484,29 @@ CNSMP_NOINST static void merge_back(void)
 			fl.bodies[i].verbatim = 1;
 		return;
 	}
+	/* Probe results go back once no published view holds their bodies
+	 * (a crash in between would spool them twice); newest body first,
+	 * so that the oldest records end up first. */
+	struct cnsmp_probe_sent **back = calloc(fl.nbodies, sizeof *back);
+	size_t nback = 0;
 	for (size_t i = fl.nbodies; i-- > 0;) {
 		if (fl.bodies[i].verbatim)
 			continue;
 		for (size_t k = 0; k < fl.bodies[i].ninv; k++)
 			cnsmp_inventory_set_state(fl.bodies[i].inv[k], CNSMP_INV_QUEUED);
+		if (back)
+			back[nback++] = fl.bodies[i].probes;
+		else
+			cnsmp_probereport_unsent(fl.bodies[i].probes);
+		fl.bodies[i].probes = NULL;
 		body_remove(i);
 	}
 	cnsmp_view_trash_batch(fl.pending);
 	fl.pending = np;
 	publish(NULL);
+	for (size_t i = 0; i < nback; i++)
+		cnsmp_probereport_unsent(back[i]);
+	free(back);
 }
 
 /* Verbatim bodies wait in memory up to UNSURE_MAX_BYTES; older ones go to

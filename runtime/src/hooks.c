@@ -625,6 +625,8 @@ CNSMP_API void codensm_error(void)
 	int saved = errno;
 	if (hook_begin()) {
 		mark_error();
+		if (atomic_load_explicit(&cnsmp_probes_live, memory_order_relaxed))
+			cnsmp_probes_error(cnsmp_tls.t);
 		cnsmp_tls.guard = 0;
 	}
 	errno = saved;

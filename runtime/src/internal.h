@@ -762,6 +762,12 @@ struct cnsmp_sink {
 void cnsmp_schema_to_fd(struct cnsmp_sink *s, int fd);
 void cnsmp_schema_to_mem(struct cnsmp_sink *s);
 void cnsmp_schema_put(struct cnsmp_sink *s, const char *text); /* verbatim */
+/* A count (capped at INT64_MAX), a real (always with a '.'), ns as
+ * milliseconds, a string (quoted, cleaned, cut at a name's length). */
+void cnsmp_schema_put_u64(struct cnsmp_sink *s, uint64_t v);
+void cnsmp_schema_put_real(struct cnsmp_sink *s, double x);
+void cnsmp_schema_put_ms(struct cnsmp_sink *s, uint64_t ns);
+void cnsmp_schema_put_str(struct cnsmp_sink *s, const char *str);
 /* Flushes; 0, or -1 if anything was lost. */
 int cnsmp_schema_close(struct cnsmp_sink *s);
 /* Memory mode: the text written (NUL-terminated, caller frees) and its
@@ -997,6 +1003,15 @@ struct cnsmp_probe_set *cnsmp_probes_for(const char *name);
  * Start-up and the flusher thread. */
 void cnsmp_probes_poll(void);
 void cnsmp_probes_atfork_child(void);
+/* codensm_error() on this thread (t: its state, or NULL): marks the
+ * innermost probed call in progress if the error is its own (no tracked
+ * call began inside it), so that its end says error. */
+struct cnsmp_thread;
+void cnsmp_probes_error(struct cnsmp_thread *t);
+/* A fatal signal's handler, on the crashing thread: its probed calls in
+ * progress end (event `end`, error set).  Async-signal-safe: atomics and
+ * the clock only; user instruments are not called. */
+void cnsmp_probes_crash_end(void);
 /* The answer to an ingest POST (flusher): a "probes" object in it is the
  * project's specs from the server, replacing the ones it gave before; an
  * answer without one changes nothing. */
@@ -1007,8 +1022,22 @@ int cnsmp_probes_server_asks(void);
 
 /* probereport.c: the payload's probes section ("\"probes\":[...]",
  * malloc'd) with this interval's deltas, or NULL when no probe is known.
- * Flusher thread. */
-char *cnsmp_probereport_section(void);
+ * Flusher thread.  With `sent` non-NULL, *sent gets what the section
+ * took (hits, log records: NULL if nothing), to be handed back with
+ * cnsmp_probereport_unsent if the body carrying it is not delivered
+ * (then the next section carries them again), else freed with
+ * cnsmp_probereport_sent_free. */
+struct cnsmp_probe_sent;
+char *cnsmp_probereport_section(struct cnsmp_probe_sent **sent);
+void cnsmp_probereport_unsent(struct cnsmp_probe_sent *sent);
+void cnsmp_probereport_sent_free(struct cnsmp_probe_sent *sent); /* NULL: no-op */
+/* A fatal signal's handler: the probes section as it stands (deltas not
+ * reported yet, results over each probe's life) written to s; 0 if no
+ * probe is known.  Async-signal-safe: no lock, no malloc. */
+int cnsmp_probereport_crash(struct cnsmp_sink *s);
+/* The same, without a key, as the last stderr line of the local
+ * reporter (if it runs).  Async-signal-safe. */
+void cnsmp_probereport_crash_stderr(void);
 /* Without a key (nothing sends): a thread reads the file and writes the
  * probes section to stderr at each flush interval; stop writes the last
  * one (at exit); in a fork child the thread is started again. */

@@ -133,6 +133,8 @@ CNSMP_NOINST static void start(void)
 		cnsmp_log(CNSMP_LOG_INFO, "CODENSM_API_KEY is not set: counting, not sending");
 	}
 	cnsmp_probereport_local_start(); /* without a key only */
+	if (cnsmp_cfg.probes_file && cnsmp_cfg.probes_file[0] && !cnsmp_cfg.api_key)
+		cnsmp_crash_install(); /* a crash ends probed calls: its last report */
 	const char *inc = getenv("CODENSM_INCLUDE"); /* set but unusable: config.c said so */
 	if (!cnsmp_cfg.include_set && !(inc && *inc) && !atomic_exchange(&noinclude_logged, 1))
 		cnsmp_log(CNSMP_LOG_INFO, "CODENSM_INCLUDE is not set: tracking every instrumented "

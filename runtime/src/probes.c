@@ -31,7 +31,6 @@
 
 _Atomic int cnsmp_probes_live;
 static _Atomic(struct cnsmp_probe_table *) current;
-static _Atomic uint32_t gen = 1; /* moves with each table: stale stacks reset */
 static double test_clock;
 /* Every probe set made (cnsmp_probes_for), never freed: a hook may hold
  * one; kept reachable here. */
@@ -166,12 +165,22 @@ CNSMP_NOINST static void apply_locked(void)
 	int live = 0;
 	for (size_t i = 0; i < t->n; i++) {
 		atomic_store(&t->p[i]->matched, 0);
+		t->p[i]->started_seen = now >= t->p[i]->start;
 		live += cnsmp_probe_armed(t->p[i], now);
+	}
+	/* A probe of the old table that this one does not hold (removed, or
+	 * replaced by a changed spec) is retired: the calls in progress that
+	 * it saw begin end without it.  The others' calls end as usual. */
+	for (size_t i = 0; old && i < old->n; i++) {
+		size_t k = 0;
+		while (k < t->n && t->p[k] != old->p[i])
+			k++;
+		if (k == t->n)
+			atomic_store(&old->p[i]->retired, 1);
 	}
 	anchor();
 	t->prev = old; /* kept: a hook or the flusher may still read it */
 	atomic_store(&current, t);
-	atomic_fetch_add(&gen, 1);
 	atomic_store(&cnsmp_probes_live, live);
 	cnsmp_registry_redecide();
 }
@@ -246,16 +255,22 @@ CNSMP_NOINST void cnsmp_probes_poll(void)
 	pthread_mutex_lock(&apply_mu);
 	anchor();
 	int changed = read_file_locked();
-	/* A probe past its end is disarmed: its functions are decided again
-	 * and go back to the fast path. */
+	/* A probe past its end is disarmed, one whose lastmodified has come is
+	 * armed: its functions are decided again, and go back to the fast
+	 * path or leave it. */
 	struct cnsmp_probe_table *t = atomic_load(&current);
 	double now = now_unix();
-	for (size_t i = 0; t && !changed && i < t->n; i++)
-		if (t->p[i]->status0 != S_ERROR && now >= t->p[i]->end &&
-		    !t->p[i]->expired_seen) {
-			t->p[i]->expired_seen = 1;
+	for (size_t i = 0; t && !changed && i < t->n; i++) {
+		struct cnsmp_probe *p = t->p[i];
+		if (p->status0 == S_ERROR)
+			continue;
+		if (now >= p->end && !p->expired_seen) {
+			p->expired_seen = 1;
+			changed = 1;
+		} else if (now >= p->start && !p->started_seen) {
 			changed = 1;
 		}
+	}
 	if (changed)
 		apply_locked();
 	pthread_mutex_unlock(&apply_mu);
@@ -367,9 +382,11 @@ struct pframe {
 	uint32_t caller;      /* innermost tracked caller's id, or CNSMP_NO_ID */
 	uint32_t tdepth;      /* tracked frames below it */
 	uint64_t caller_start; /* its innermost tracked caller's frame's start */
+	int error;            /* codensm_error() called in it (not in a callee) */
 };
 struct pstack {
-	uint32_t depth, gen;
+	uint32_t depth;
+	int in_signal;        /* ending calls from a fatal signal's handler */
 	uint64_t tid;
 	struct pframe f[PSTACK_DEPTH];
 };
@@ -388,8 +405,9 @@ CNSMP_NOINST static void pst_key_init(void)
 }
 
 /* This thread's stack, made on its first probed call (a cold path may
- * allocate); NULL if memory ran out.  A stack left from an older table
- * is emptied: its calls' probes may be gone. */
+ * allocate); NULL if memory ran out.  Its calls outlive a change of the
+ * specs: their sets and probes are never freed, and a retired probe
+ * skips their ends (fire). */
 CNSMP_NOINST static struct pstack *stack_of_thread(void)
 {
 	struct pstack *s = pst;
@@ -401,11 +419,6 @@ CNSMP_NOINST static struct pstack *stack_of_thread(void)
 		pthread_once(&pst_once, pst_key_init);
 		pthread_setspecific(pst_key, s);
 		pst = s;
-	}
-	uint32_t g = atomic_load_explicit(&gen, memory_order_relaxed);
-	if (s->gen != g) {
-		s->gen = g;
-		s->depth = 0;
 	}
 	return s;
 }
@@ -499,7 +512,8 @@ CNSMP_NOINST static void fire(struct cnsmp_probe *p, struct cnsmp_thread *t,
 			      const struct pstack *ps, const struct pframe *pf,
 			      int ev, uint64_t dur_ns, int error, double now)
 {
-	if (p->event != ev || now < p->start || now >= p->end)
+	if (p->event != ev || now < p->start || now >= p->end ||
+	    atomic_load_explicit(&p->retired, memory_order_relaxed))
 		return;
 	if (p->min_duration_ms > 0 && (double)dur_ns < p->min_duration_ms * 1e6)
 		return;
@@ -539,6 +553,8 @@ CNSMP_NOINST static void fire(struct cnsmp_probe *p, struct cnsmp_thread *t,
 		stack_add(p, t, pf);
 		break;
 	case T_USER: {
+		if (ps->in_signal)
+			break; /* a user's callback need not be async-signal-safe */
 		struct cnsmp_fn *c = pf->caller == CNSMP_NO_ID ? NULL
 				     : cnsmp_registry_get(pf->caller);
 		struct codensm_probe_event e = {
@@ -599,6 +615,7 @@ CNSMP_NOINST void cnsmp_probes_enter(struct cnsmp_fn *f, void *fn)
 	pf->caller = CNSMP_NO_ID;
 	pf->tdepth = td;
 	pf->caller_start = td ? cnsmp_frame_at(t, td - 1)->start : 0;
+	pf->error = 0;
 	if (t && t->overflow)
 		pf->caller = t->ov_id;
 	else if (t && t->depth)
@@ -619,10 +636,6 @@ CNSMP_NOINST void cnsmp_probes_exit(struct cnsmp_thread *t, uintptr_t fn,
 	uint32_t i = ps->depth;
 	while (i > 0 && ps->f[i - 1].addr != fn)
 		i--;
-	if (ps->gen != atomic_load_explicit(&gen, memory_order_relaxed)) {
-		errno = saved;
-		return; /* a stack of another table's probes */
-	}
 	double now = unix_at(end);
 	if (i == 0) {
 		/* Not a probed call: a tracked call closing with probed calls
@@ -649,11 +662,43 @@ CNSMP_NOINST void cnsmp_probes_exit(struct cnsmp_thread *t, uintptr_t fn,
 	struct pframe *pf = &ps->f[--ps->depth];
 	uint64_t ns = cnsmp_clock_ns(cnsmp_ticks_since(end, pf->start));
 	int thrown = t && t->unwinding;
-	int error = thrown || (flags & CNSMP_FR_FAILED);
+	int error = thrown || (flags & CNSMP_FR_FAILED) || pf->error;
 	if (!thrown)
 		fire_all(t, ps, pf, CODENSM_PROBE_RETURN, ns, error, now);
 	fire_all(t, ps, pf, CODENSM_PROBE_END, ns, error, now);
 	errno = saved;
+}
+
+CNSMP_NOINST void cnsmp_probes_error(struct cnsmp_thread *t)
+{
+	struct pstack *ps = pst;
+	if (!ps || !ps->depth)
+		return;
+	/* The innermost probed call, if no tracked call began inside it: an
+	 * excluded one (it has no frame for the error to mark), or a tracked
+	 * one, whose frame is marked too. */
+	struct pframe *pf = &ps->f[ps->depth - 1];
+	uint32_t td = t ? t->depth : 0;
+	if (pf->tdepth == td ? !t || caller_alive(t, pf, td)
+	    : pf->tdepth + 1 == td && cnsmp_frame_at(t, td - 1)->addr == pf->addr)
+		pf->error = 1;
+}
+
+CNSMP_NOINST void cnsmp_probes_crash_end(void)
+{
+	struct pstack *ps = pst;
+	if (!ps || !ps->depth)
+		return;
+	struct cnsmp_thread *t = cnsmp_tls.t;
+	uint64_t end = cnsmp_clock_now();
+	double now = unix_at(end);
+	ps->in_signal = 1;
+	while (ps->depth) {
+		struct pframe *pf = &ps->f[--ps->depth];
+		fire_all(t, ps, pf, CODENSM_PROBE_END,
+			 cnsmp_clock_ns(cnsmp_ticks_since(end, pf->start)), 1, now);
+	}
+	ps->in_signal = 0;
 }
 
 CNSMP_NOINST void cnsmp_probes_atfork_child(void)
@@ -664,6 +709,7 @@ CNSMP_NOINST void cnsmp_probes_atfork_child(void)
 		struct cnsmp_probe *p = t->p[i];
 		p->hits_sent = atomic_load(&p->hits);
 		p->dropped_sent = atomic_load(&p->log_dropped);
+		p->ncarry = 0; /* the parent's records */
 		atomic_store(&p->log_base, atomic_load(&p->log_claimed));
 		/* The child's results are its own calls' (single-threaded here). */
 		memset((void *)p->hist, 0, sizeof p->hist);

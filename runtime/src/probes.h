@@ -23,6 +23,7 @@ enum { S_RECEIVED, S_INSTALLED, S_EMITTING, S_ERROR, S_EXPIRED };
 #define STACK_SLOTS 32      /* stack: distinct chains */
 #define CHAIN_MAX 16        /* frames of a chain, the probed call included */
 #define PSTACK_DEPTH CNSMP_STACK_DEPTH /* probed calls in progress on a thread */
+#define CARRY_MAX 400        /* log records kept from bodies not delivered */
 #define USER_TYPES 16
 #define TYPE_MAX 64
 
@@ -75,9 +76,16 @@ struct cnsmp_probe {
 	struct stack_slot stacks[STACK_SLOTS];
 	_Atomic uint64_t log_claimed, log_base, log_dropped;
 	struct log_rec log[LOG_RING];
-	/* The flusher's: what was reported. */
+	/* Set when a new table leaves it out (removed, or replaced by a
+	 * changed spec): calls in progress end without it. */
+	_Atomic int retired;
+	/* The flusher's (under cnsmp_probes_lock): what was reported, and
+	 * log records of bodies that were not delivered, shipped again first
+	 * (carry: CARRY_MAX records, allocated on first use, never moved). */
 	uint64_t hits_sent, dropped_sent;
-	int expired_seen;
+	struct log_rec *carry;
+	uint32_t ncarry;
+	int expired_seen, started_seen;
 };
 
 /* Every table applied, newest first (prev): a replaced table, and the
@@ -88,9 +96,12 @@ struct cnsmp_probe_table {
 	struct cnsmp_probe *p[];
 };
 
+/* Armed: valid, its lastmodified reached, not expired.  Only an armed
+ * probe puts its functions on the hooks' slow path (a RECEIVED or EXPIRED
+ * one leaves them cached and fast). */
 static inline int cnsmp_probe_armed(const struct cnsmp_probe *p, double now)
 {
-	return p->status0 != S_ERROR && now < p->end;
+	return p->status0 != S_ERROR && now >= p->start && now < p->end;
 }
 
 /* probespec.c: names of types, values, events and statuses (index: the

@@ -192,8 +192,12 @@ CNSMP_NOINST struct cnsmp_probe *cnsmp_probespec_parse(const char *id, json_t *s
 		return p;
 	}
 	p->end = p->start + p->lifespan_min * 60;
-	if (parse_instrument(p, json_object_get(s, "instrument"), users, nusers) == 0)
+	if (parse_instrument(p, json_object_get(s, "instrument"), users, nusers) == 0) {
 		p->status0 = S_RECEIVED;
+		/* Said while it has matched nothing (probereport.c). */
+		snprintf(p->message, sizeof p->message,
+			 "target '%s' matches no function the process has called", p->target);
+	}
 	return p;
 }
 
@@ -210,5 +214,6 @@ CNSMP_NOINST void cnsmp_probespec_free(struct cnsmp_probe *p)
 	free(p->event_s);
 	free(p->lastmodified);
 	free(p->caller_prefix);
+	free(p->carry);
 	free(p);
 }

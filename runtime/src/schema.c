@@ -497,6 +497,26 @@ CNSMP_NOINST void cnsmp_schema_put(struct cnsmp_sink *s, const char *text)
 	put_lit(s, text);
 }
 
+CNSMP_NOINST void cnsmp_schema_put_u64(struct cnsmp_sink *s, uint64_t v)
+{
+	put_count(s, v);
+}
+
+CNSMP_NOINST void cnsmp_schema_put_real(struct cnsmp_sink *s, double x)
+{
+	put_real(s, x);
+}
+
+CNSMP_NOINST void cnsmp_schema_put_ms(struct cnsmp_sink *s, uint64_t ns)
+{
+	put_ms(s, ns);
+}
+
+CNSMP_NOINST void cnsmp_schema_put_str(struct cnsmp_sink *s, const char *str)
+{
+	put_str(s, str, NAME_MAX_BYTES, "");
+}
+
 CNSMP_NOINST int cnsmp_schema_close(struct cnsmp_sink *s)
 {
 	sink_flush(s);

@@ -2,13 +2,16 @@
 real programs against the harness's receiver: hits equal the calls the
 program made, per event; excluded, dlopen'ed, forked and threaded targets;
 expiry; a bad spec beside good ones; a user instrument; a file changed
-while the program runs."""
+while the program runs; codensm_error() in an excluded probed function; a
+fatal signal ending the probed calls (spooled, or on stderr); a call in
+progress across a change of the specs; results of a failed send."""
 import datetime
 import json
 import os
+import subprocess
 import time
 
-from harness import PROGS, Case, compile_prog, run
+from harness import PROGS, SANITIZER, Case, Totals, compile_prog, run
 
 
 def iso(offset_s=0.0):
@@ -196,6 +199,19 @@ class TestProbeLifecycle(ProbeCase):
         self.assertEqual({e["status"] for e in p["old"]}, {"EXPIRED"})
         self.assertEqual(hits(p["new"]), 100)
 
+    def test_a_spec_of_the_future_waits_then_emits(self):
+        """a spec whose lastmodified is ahead is RECEIVED with no hits, then emits from the flush after that time"""
+        start = time.time()
+        rec, p, r = self.run_probed({"later": spec("probed.probe_leaf", "log",
+                                                   lastmodified=iso(1.0))}, ["loop", 2500])
+        statuses = [e["status"] for e in p["later"]]
+        self.assertEqual(statuses[0], "RECEIVED", statuses)
+        self.assertEqual(statuses[-1], "EMITTING", statuses)
+        self.assertEqual(sum(e["hits"] for e in p["later"] if e["status"] == "RECEIVED"), 0)
+        t0 = min(x["t"] for e in p["later"] for x in e["log"])
+        self.assertGreaterEqual(t0, start + 1.0 - 0.05)
+        self.assertLess(t0 - (start + 1.0), 0.2 + 0.3, "armed within a flush interval (+ slack)")
+
     def test_bad_specs_are_errors_beside_good_ones(self):
         """malformed, unknown type and matching nothing are ERROR with a reason; the good one emits"""
         bad_type = spec("probed.probe_leaf", "gauge")
@@ -295,6 +311,11 @@ class TestProbesFromTheAnswer(ProbeCase):
         self.assertEqual(p["srv"][-1]["status"], "EMITTING")
         first = next(i for i, b in enumerate(bodies) if b.get("probes"))
         self.assertLessEqual(first, 2, "reported from the first bodies after the answer")
+        # Applied on the answer: the first record is at most a flush
+        # interval (+ slack for a busy machine) after the first answer.
+        answered = min(q["time"] for q in rec.all_requests() if q["committed"])
+        t0 = min(x["t"] for e in p["srv"] for x in e["log"])
+        self.assertLess(t0 - answered, 0.2 + 0.3)
         # Every call after the answer is a hit: at most the calls made.
         self.assertGreater(hits(p["srv"]), 500)
         self.assertLessEqual(hits(p["srv"]), 1500)
@@ -315,5 +336,128 @@ class TestProbesFromTheAnswer(ProbeCase):
         env = self.env(rec, CODENSM_INCLUDE="probed", CODENSM_FLUSH_INTERVAL="0.1")
         r = run([self.prog(), "idle", "1000"], env)
         self.assert_ran(r)
-        empty = [b for b in rec.committed() if not b["functions"] and b.get("probes") == []]
+        empty = [q for q in rec.all_requests() if q["committed"]
+                 and not q["json"]["functions"] and q["json"].get("probes") == []]
         self.assertGreaterEqual(len(empty), 3, "about one post per 0.1 s interval while idle")
+        # At its flush interval: the typical gap between two such posts is
+        # one interval (a median, robust to a busy machine's hiccups).
+        gaps = sorted(b["time"] - a["time"] for a, b in zip(empty, empty[1:]))
+        self.assertLess(gaps[len(gaps) // 2], 0.1 * 2, gaps)
+
+
+class TestProbeErrorInExcluded(ProbeCase):
+    def test_codensm_error_in_an_excluded_probed_function(self):
+        """codensm_error() inside an excluded probed function marks its end and return; its tracked caller is marked as before"""
+        n = 200
+        rec, p, r = self.run_probed({"r": spec("probed.probe_xfail", "incr", "return", "error"),
+                                     "e": spec("probed.probe_xfail", "incr", "end",
+                                               custom={"errors_only": True}),
+                                     "c": spec("probed.probe_xfail", "incr", "call")},
+                                    ["xerror", n],
+                                    CODENSM_EXCLUDE="probed.probe_helper,probed.probe_xfail")
+        self.assertEqual({k: hits(v) for k, v in p.items()}, {"r": n, "e": n // 2, "c": n}, r)
+        self.assertEqual(p["r"][-1]["by"], {"error": n // 2, "ok": n - n // 2})
+        t = Totals(rec.committed())
+        self.assertEqual(t.counts("probed.probe_x"), {"probed.probe_xcaller": (1, 1)})
+
+
+class TestProbesAtACrash(ProbeCase):
+    SPECS = {"leaf": spec("probed.probe_leaf", "incr", "return"),
+             "c-end": spec("probed.probe_crashing", "log", "end"),
+             "c-ret": spec("probed.probe_crashing", "incr", "return"),
+             "x-end": spec("probed.probe_xboom", "incr", "end", "error")}
+    N = 300
+
+    def setUp(self):
+        super().setUp()
+        if SANITIZER:
+            self.skipTest("the sanitizer owns the fatal signals")
+
+    def crash(self, how, rec, **env):
+        path = os.path.join(self.tmp, "probes.json")
+        specs = dict(self.SPECS)
+        for v in specs.values():
+            v["lastmodified"] = iso(-1)
+        with open(path, "w") as f:
+            json.dump(specs, f)
+        r = run([self.prog(), "crash", str(self.N), how],
+                self.env(rec, CODENSM_INCLUDE="probed", CODENSM_PROBES=path,
+                         CODENSM_FLUSH_INTERVAL="0.2",
+                         CODENSM_EXCLUDE="probed.probe_helper,probed.probe_xboom", **env))
+        self.assertEqual(r.returncode, {"segv": -11, "abort": -6}[how], r)
+        self.assertEqual(r.stdout, "crashing\n")
+        return r
+
+    def check(self, p, r):
+        self.assertEqual({k: hits(v) for k, v in p.items()},
+                         {"leaf": self.N, "c-end": 1, "c-ret": 0, "x-end": 1}, r)
+        logs = [x for e in p["c-end"] for x in e["log"]]
+        self.assertEqual([(x["event"], x["error"], x["caller"]) for x in logs],
+                         [("end", True, "probed.main")])
+        self.assertEqual(p["x-end"][-1]["by"], {"error": 1})
+
+    def test_a_fatal_signal_ends_the_probed_calls_in_the_spool(self):
+        """SIGSEGV and SIGABRT end the crashing thread's probed calls (error set); the spool carries them, and the next run delivers them"""
+        for how in ("segv", "abort"):
+            with self.subTest(how=how):
+                rec = self.receiver()
+                r = self.crash(how, rec)
+                self.assertGreaterEqual(len(self.spooled()), 1, r)
+                r2 = run([self.prog(), "idle", "0"], self.env(rec, CODENSM_INCLUDE="probed"))
+                self.assert_ran(r2)
+                self.assertEqual(self.spooled(), [], "the second run drained the spool")
+                bodies = [b for b in rec.committed() if b["_meta"]["pid"] == r.pid]
+                self.check(probes_of(bodies), r)
+
+    def test_without_a_key_the_crash_writes_the_last_stderr_line(self):
+        """without a key, a fatal signal writes the probes' last line on stderr, the crashing calls ended"""
+        r = self.crash("segv", None, CODENSM_API_KEY=None)
+        lines = [json.loads(line[len("codensm: probes "):]) for line in r.stderr.splitlines()
+                 if line.startswith("codensm: probes ")]
+        self.assertTrue(lines, r)
+        p = {}
+        for x in lines:
+            for e in x["probes"]:
+                p.setdefault(e["id"], []).append(e)
+        self.check(p, r)
+
+
+class TestProbesAcrossChanges(ProbeCase):
+    def test_a_call_in_progress_ends_for_the_probes_the_change_kept(self):
+        """a probed call running while the file changes ends for the probe kept; a removed one drops it"""
+        path = os.path.join(self.tmp, "probes.json")
+        keep = spec("probed.probe_long", "incr", "end")
+        with open(path, "w") as f:
+            json.dump({"keep": keep, "drop": spec("probed.probe_long", "incr", "end")}, f)
+        rec = self.receiver()
+        env = self.env(rec, CODENSM_INCLUDE="probed", CODENSM_PROBES=path,
+                       CODENSM_FLUSH_INTERVAL="0.2")
+        proc = subprocess.Popen([self.prog(), "long", "1500"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.6)
+        with open(path + ".new", "w") as f:
+            json.dump({"keep": keep, "other": spec("probed.probe_leaf", "incr")}, f)
+        os.rename(path + ".new", path)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 0, err)
+        p = probes_of(rec.committed())
+        self.assertEqual(hits(p["keep"]), 1, err)
+        self.assertEqual(hits(p["drop"]), 0, err)
+        self.assertEqual(p["keep"][-1]["status"], "EMITTING")
+        self.assertIn("other", p, "the change was applied while the call ran")
+
+    def test_results_of_a_failed_send_ride_the_next_body(self):
+        """bodies answered 503 are merged back: the probes' hits and log records still add up exactly"""
+        rec = self.receiver(plan=[200, 503, 503, 200, 503])
+        n = 1500
+        rec2, p, r = self.run_probed({"l": spec("probed.probe_leaf", "log"),
+                                      "i": spec("probed.probe_leaf", "incr", "return")},
+                                     ["loop", n], rec=rec)
+        self.assertEqual(sum(1 for q in rec.all_requests() if q["action"] == 503), 3)
+        self.assertEqual(hits(p["i"]), n, r)
+        self.assertEqual(hits(p["l"]), n, r)
+        records = [x for e in p["l"] for x in e["log"]]
+        dropped = sum(e["log_dropped"] for e in p["l"])
+        self.assertEqual(len(records) + dropped, n)
+        times = [x["t"] for x in records]
+        self.assertEqual(times, sorted(times), "records in the order of the calls")

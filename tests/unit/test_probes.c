@@ -85,9 +85,9 @@ static void call(void *fn, const char *name, int fail)
 }
 
 /* The probes section as JSON: {id: entry}. */
-static json_t *report(void)
+static json_t *report_taking(struct cnsmp_probe_sent **sent)
 {
-	char *sec = cnsmp_probereport_section();
+	char *sec = cnsmp_probereport_section(sent);
 	assert_non_null(sec);
 	size_t n = strlen(sec);
 	char *doc = malloc(n + 3);
@@ -107,6 +107,11 @@ static json_t *report(void)
 		json_object_set(by, json_string_value(json_object_get(e, "id")), e);
 	json_decref(j);
 	return by;
+}
+
+static json_t *report(void)
+{
+	return report_taking(NULL);
 }
 
 static long long field(json_t *r, const char *id, const char *k)
@@ -185,12 +190,18 @@ static void a_probe_expires_at_lastmodified_plus_lifespan(void **state)
 	cnsmp_probes_set_clock(T0 - 30);
 	add("life", "unit.a", "{\"type\":\"incr\"}", 2, "2026-12-07T10:00:00Z");
 	call(&fn_a, "unit.a", 0);
+	struct cnsmp_fn *f = cnsmp_registry_find((uintptr_t)&fn_a);
+	assert_non_null(f);
+	assert_null(atomic_load(&f->probes)); /* RECEIVED: unit.a stays on the fast path */
+	assert_int_equal(atomic_load(&cnsmp_probes_live), 0);
 	json_t *r = report();
 	assert_string_equal(status(r, "life"), "RECEIVED"); /* its time has not come */
 	assert_int_equal(field(r, "life", "hits"), 0);
 	json_decref(r);
 
 	cnsmp_probes_set_clock(T0 + 119);
+	cnsmp_probes_poll(); /* its time has come: armed at this flush */
+	assert_non_null(atomic_load(&f->probes));
 	call(&fn_a, "unit.a", 0);
 	r = report();
 	assert_string_equal(status(r, "life"), "EMITTING");
@@ -205,9 +216,8 @@ static void a_probe_expires_at_lastmodified_plus_lifespan(void **state)
 	assert_string_equal(status(r, "life"), "EXPIRED");
 	assert_int_equal(field(r, "life", "hits"), 0);
 	json_decref(r);
-	struct cnsmp_fn *f = cnsmp_registry_find((uintptr_t)&fn_a);
-	assert_non_null(f);
-	assert_null(atomic_load(&f->probes));
+	assert_null(atomic_load(&f->probes)); /* EXPIRED: back on the fast path */
+	assert_int_equal(atomic_load(&cnsmp_probes_live), 0);
 
 	/* A new lastmodified starts it again. */
 	add("life", "unit.a", "{\"type\":\"incr\"}", 2, "2026-12-07T10:02:00Z");
@@ -275,6 +285,71 @@ static void a_user_instrument_gets_each_event(void **state)
 	assert_int_equal(codensm_probe_remove("user"), 0);
 }
 
+static size_t log_len(json_t *r, const char *id)
+{
+	return json_array_size(json_object_get(json_object_get(r, id), "log"));
+}
+
+static void results_of_a_body_not_delivered_ride_the_next_one(void **state)
+{
+	cnsmp_probes_set_clock(T0 + 1);
+	add("lg", "unit.a", "{\"type\":\"log\"}", 10, "2026-12-07T10:00:00Z");
+	json_decref(report());
+	for (int i = 0; i < 5; i++)
+		call(&fn_a, "unit.a", 0);
+	struct cnsmp_probe_sent *sent = NULL;
+	json_t *r = report_taking(&sent);
+	assert_non_null(sent);
+	assert_int_equal(field(r, "lg", "hits"), 5);
+	assert_int_equal(log_len(r, "lg"), 5);
+	json_decref(r);
+	cnsmp_probereport_unsent(sent); /* its body was merged back */
+	for (int i = 0; i < 3; i++)
+		call(&fn_a, "unit.a", 1);
+	r = report_taking(&sent);
+	assert_int_equal(field(r, "lg", "hits"), 8);
+	assert_int_equal(log_len(r, "lg"), 8);
+	/* The carried records come first, oldest first. */
+	json_t *log = json_object_get(json_object_get(r, "lg"), "log");
+	assert_false(json_is_true(json_object_get(json_array_get(log, 4), "error")));
+	assert_true(json_is_true(json_object_get(json_array_get(log, 5), "error")));
+	json_decref(r);
+	cnsmp_probereport_sent_free(sent); /* delivered */
+	r = report();
+	assert_int_equal(field(r, "lg", "hits"), 0);
+	assert_int_equal(log_len(r, "lg"), 0);
+	json_decref(r);
+	assert_int_equal(codensm_probe_remove("lg"), 0);
+}
+
+static void a_call_in_progress_ends_for_the_probes_that_stay(void **state)
+{
+	cnsmp_probes_set_clock(T0 + 1);
+	add("stay", "unit.a", "{\"type\":\"incr\",\"event\":\"end\"}", 10,
+	    "2026-12-07T10:00:00Z");
+	add("go", "unit.a", "{\"type\":\"incr\",\"event\":\"end\"}", 10,
+	    "2026-12-07T10:00:00Z");
+	add("change", "unit.a", "{\"type\":\"incr\",\"event\":\"end\"}", 10,
+	    "2026-12-07T10:00:00Z");
+	json_decref(report());
+	codensm_enter(&fn_a, "unit.a", NULL, -1);
+	/* The specs change while the call runs: one removed, one changed,
+	 * one added. */
+	assert_int_equal(codensm_probe_remove("go"), 0);
+	add("change", "unit.a", "{\"type\":\"incr\",\"event\":\"end\"}", 10,
+	    "2026-12-07T10:00:30Z");
+	add("new", "unit.b", "{\"type\":\"incr\"}", 10, "2026-12-07T10:00:00Z");
+	codensm_exit(&fn_a);
+	json_t *r = report();
+	assert_int_equal(field(r, "stay", "hits"), 1);
+	assert_int_equal(field(r, "change", "hits"), 0); /* fresh: it never saw it begin */
+	assert_null(json_object_get(r, "go"));
+	json_decref(r);
+	for (const char *const *id = (const char *const[]){"stay", "change", "new", NULL};
+	     *id; id++)
+		assert_int_equal(codensm_probe_remove(*id), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -284,6 +359,8 @@ int main(void)
 		cmocka_unit_test(a_probe_expires_at_lastmodified_plus_lifespan),
 		cmocka_unit_test(a_probe_that_matches_nothing_is_an_error),
 		cmocka_unit_test(a_user_instrument_gets_each_event),
+		cmocka_unit_test(results_of_a_body_not_delivered_ride_the_next_one),
+		cmocka_unit_test(a_call_in_progress_ends_for_the_probes_that_stay),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,13 @@
  *   probed loop MS      probe_leaf every millisecond for MS ms
  *   probed idle MS      one probe_leaf, then MS ms of sleep
  *   probed xjump N      N probe_catcher, each left by its probe_xjump's longjmp
+ *   probed xerror N     probe_xcaller: N probe_xfail (meant to be excluded),
+ *                       codensm_error() in the odd ones
+ *   probed crash N SIG  probe_outer(N), then probe_crashing -> probe_xboom
+ *                       (meant to be excluded) dies of SIG: segv or abort
+ *   probed long MS      one probe_long, which runs MS ms
  * probe_helper is meant to be excluded (CODENSM_EXCLUDE). */
+#include <signal.h>
 #include <codensm.h>
 #include <dlfcn.h>
 #include <pthread.h>
@@ -48,6 +54,37 @@ __attribute__((noinline)) int probe_catcher(int i)
 		probe_xjump(&to);
 	return i;
 }
+__attribute__((noinline)) int probe_xfail(int i)
+{
+	if (i % 2)
+		codensm_error();
+	sink += i;
+	return i;
+}
+__attribute__((noinline)) int probe_xcaller(int n)
+{
+	int s = 0;
+	for (int i = 0; i < n; i++)
+		s += probe_xfail(i);
+	return s;
+}
+__attribute__((noinline)) void probe_xboom(const char *how)
+{
+	if (!strcmp(how, "abort"))
+		abort();
+	*(volatile int *)(sink - sink) = 1; /* address 0: SIGSEGV */
+}
+__attribute__((noinline)) void probe_crashing(const char *how)
+{
+	sink++;
+	probe_xboom(how);
+}
+__attribute__((noinline)) void probe_long(int ms)
+{
+	struct timespec t = {0, 1000000};
+	for (int i = 0; i < ms; i++)
+		nanosleep(&t, NULL);
+}
 __attribute__((noinline)) int probe_outer(int n)
 {
 	int s = 0;
@@ -82,6 +119,15 @@ int main(int argc, char **argv)
 		for (int i = 0; i < n; i++)
 			if (!setjmp(jb))
 				probe_jump(i);
+	} else if (!strcmp(mode, "xerror")) {
+		probe_xcaller(n);
+	} else if (!strcmp(mode, "crash")) {
+		probe_outer(n);
+		printf("crashing\n");
+		fflush(stdout);
+		probe_crashing(argc > 3 ? argv[3] : "segv");
+	} else if (!strcmp(mode, "long")) {
+		probe_long(n);
 	} else if (!strcmp(mode, "xjump")) {
 		for (int i = 0; i < n; i++)
 			probe_catcher(i);
