@@ -3,7 +3,8 @@
 # with one line "N passed, N failed".  A suite is a command; its "ok" and
 # "not ok" lines are counted, and a suite that exits non-zero without any
 # "not ok" line counts as one failure, so a crash can never pass silently.
-# SUITES="unit integration" limits the run to those suites.
+# SUITES="unit integration" (or the suite names as arguments:
+# tests/run.sh unit integration) limits the run to those suites.
 #
 # A skipped test ("ok N - what # SKIP why") is not a pass: it is counted
 # apart, and listed with its suite and reason in the summary.  With CI=true
@@ -16,6 +17,7 @@
 # normal run takes about 15.
 set -u
 cd "$(dirname "$0")/.."
+[ $# -eq 0 ] || SUITES="$*"
 export CODENSM_BUILD=${CODENSM_BUILD:-build}
 SUITE_DIR=${SUITE_DIR:-tests/suites}
 SKIPS_ALLOW=${SKIPS_ALLOW:-tests/skips.allow}
@@ -112,6 +114,14 @@ unit_suite() { # build dir
 	done
 	return $rc
 }
+
+# A name in SUITES that is no suite is a mistake, not an empty run.
+for want in ${SUITES:-}; do
+	[ "$want" = unit ] || [ -f "$SUITE_DIR/$want.sh" ] || {
+		echo "tests/run.sh: no suite named '$want' (suites: unit $(ls "$SUITE_DIR" | sed -n 's/\.sh$//p' | tr '\n' ' '))" >&2
+		exit 2
+	}
+done
 
 export -f unit_suite
 run_suite unit bash -c 'unit_suite build'
