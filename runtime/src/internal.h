@@ -373,6 +373,12 @@ struct cnsmp_fninfo {
 int cnsmp_symbols_resolve(uintptr_t addr, const struct cnsmp_config *cfg,
 			  struct cnsmp_fninfo *out);
 void cnsmp_fninfo_release(struct cnsmp_fninfo *fi);
+/* The code of the function whose entry is `entry` (its DWARF ranges: the
+ * body and any part split off, such as gcc's .cold), as up to `max`
+ * [low, high) pairs of load addresses; how many, 0 if the module's index
+ * has no function starting there. */
+size_t cnsmp_symbols_code(uintptr_t entry, const struct cnsmp_config *cfg,
+			  uintptr_t (*out)[2], size_t max);
 
 /* Call `cb` once for every function defined (with code) in the DWARF of
  * every module loaded in this process that was not inventoried before.

@@ -22,6 +22,19 @@
  * And the call must be one the compiler made for `fn` (made_for): inside
  * `fn`'s own code, which loads `fn` as a constant, so that the site never
  * passes another function.
+ *
+ * Exits the compiler tail-jumped.  A function returning nothing may end
+ * with `jmp __cyg_profile_func_exit` (or its PLT entry, or -fno-plt's
+ * `jmp *GOT(%rip)`) after tearing its frame down: the exit hook then
+ * returns straight to the function's caller, and its return address is
+ * after the caller's call, not after a call to the hook.  When the bytes
+ * before the return address are no call to the hook, tail_exits decodes
+ * `fn`'s own code (its DWARF ranges; insn.c, with Zydis) for the jumps to
+ * the hook, each checked as above (target, made_for), and patches each
+ * one's first byte to `c3`: `ret`, which does what the hook's own return
+ * would have done, the frame being gone already.  One byte: always an
+ * atomic store; the jump's other bytes are never reached.  Restored by
+ * writing the jump's first byte back, like any other site.
  * Only the first two bytes change, with one 2-byte store within a cache
  * line, so every thread fetches either the old call or the new jump,
  * never a mix; the remaining bytes are never touched and no thread can
@@ -53,6 +66,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "insn.h"
 #include "thread.h"
 
 #if defined(__x86_64__) && !defined(__ILP32__) && defined(__linux__)
@@ -104,6 +118,18 @@ static size_t npages, cappages;
 static _Atomic uintptr_t refused[1u << REFUSED_BITS];
 static size_t nrefused; /* slots used, tombstones too (mu) */
 static _Atomic int refusals_full;
+
+/* Exits examined by tail_exits that patched nothing new (a function with
+ * no jump to the hook, or a tail exit that is not a plain jmp, such as a
+ * conditional one): keyed by the function mixed with the return address,
+ * since one caller's indirect call returns there from many functions.
+ * Emptied whenever sites are restored or a module leaves (a cache only:
+ * an entry lost costs one more examination, a false match only leaves
+ * a hook call in place). */
+#define TAIL_BITS 12
+#define TAIL_MAX (1u << (TAIL_BITS - 1))
+static _Atomic uintptr_t tail_refused[1u << TAIL_BITS];
+static size_t ntail; /* mu */
 
 /* dlclose in progress: `closing` counts the closes running, `epoch`
  * moves at each one's start.  A patch decided before a close began is
@@ -217,16 +243,58 @@ static CNSMP_NOINST void *grow(void *p, size_t old, size_t new)
 	return q;
 }
 
-static inline int is_refused(uintptr_t ret)
+static inline int in_set(_Atomic uintptr_t *set, unsigned bits, uintptr_t key)
 {
-	const size_t mask = (1u << REFUSED_BITS) - 1;
-	for (size_t i = cnsmp_addr_slot(ret, REFUSED_BITS);; i = (i + 1) & mask) {
-		uintptr_t a = atomic_load_explicit(&refused[i], memory_order_relaxed);
-		if (a == ret)
+	const size_t mask = (1u << bits) - 1;
+	for (size_t i = cnsmp_addr_slot(key, bits);; i = (i + 1) & mask) {
+		uintptr_t a = atomic_load_explicit(&set[i], memory_order_relaxed);
+		if (a == key)
 			return 1;
 		if (!a)
 			return 0;
 	}
+}
+
+static inline int is_refused(uintptr_t ret)
+{
+	return in_set(refused, REFUSED_BITS, ret);
+}
+
+/* The key of a tail exit of `fn` returning to `ret` (never 0 or 1). */
+static inline uintptr_t tail_key(uintptr_t fn, uintptr_t ret)
+{
+	uintptr_t k = ret ^ (fn * (uintptr_t)0x9e3779b97f4a7c15u);
+	return k < 2 ? k + 2 : k;
+}
+
+static CNSMP_NOINST void tail_refuse(uintptr_t fn, uintptr_t ret)
+{
+	const size_t mask = (1u << TAIL_BITS) - 1;
+	uintptr_t k = tail_key(fn, ret);
+	pthread_mutex_lock(&mu);
+	if (!in_set(tail_refused, TAIL_BITS, k)) {
+		if (ntail >= TAIL_MAX) {
+			atomic_store(&refusals_full, 1);
+		} else {
+			size_t i = cnsmp_addr_slot(k, TAIL_BITS);
+			while (atomic_load_explicit(&tail_refused[i], memory_order_relaxed))
+				i = (i + 1) & mask;
+			ntail++;
+			atomic_store_explicit(&tail_refused[i], k, memory_order_release);
+			n_refused++;
+		}
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+/* Empty tail_refused (mu held): restored sites may be patched again. */
+static CNSMP_NOINST void tail_forget(void)
+{
+	if (!ntail)
+		return;
+	for (size_t i = 0; i < (1u << TAIL_BITS); i++)
+		atomic_store_explicit(&tail_refused[i], 0, memory_order_relaxed);
+	ntail = 0;
 }
 
 static CNSMP_NOINST void refuse(uintptr_t ret)
@@ -560,6 +628,115 @@ static CNSMP_NOINST int open_anywhere(uintptr_t fn)
 	return 0;
 }
 
+/* May a site of `fn` calling `hook` be written now (mu held)?  Decided
+ * again under the lock: a change of decisions restores the sites under
+ * it after the change, so a patch written here either sees the new
+ * decision or is undone by that restore.  `e`: the dlclose epoch read
+ * before the site was examined. */
+static CNSMP_NOINST int may_patch(uintptr_t fn, uintptr_t hook, unsigned e)
+{
+	struct cnsmp_fn *f = cnsmp_registry_lookup(fn);
+	return atomic_load(&mode) == MODE_ON && !atomic_load(&closing) &&
+	       atomic_load(&epoch) == e && f &&
+	       atomic_load_explicit(&f->state, memory_order_acquire) == CNSMP_FN_EXCLUDED &&
+	       /* a probed function's calls must reach the probes (probes.c) */
+	       atomic_load_explicit(&f->probes, memory_order_acquire) == NULL &&
+	       (hook != (uintptr_t)&hook_exit || !open_anywhere(fn));
+}
+
+/* Write site `s` if its bytes are still the original ones and list it
+ * (mu held): 1 if written. */
+static CNSMP_NOINST int put_site(const struct site *s, int prot)
+{
+	if (memcmp((const void *)s->at, s->orig, s->len) != 0)
+		return 0; /* patched already (or not what it was) */
+	if (nsites == capsites) {
+		size_t n = capsites ? capsites * 2 : 256;
+		struct site *ns = grow(sites, capsites * sizeof *ns, n * sizeof *ns);
+		if (!ns)
+			return 0;
+		sites = ns;
+		capsites = n;
+	}
+	if (write_site(s->at, s->now, s->len, prot) < 0) {
+		refused_by_system();
+		return 0;
+	}
+	sites[nsites++] = *s;
+	n_patched++;
+	return 1;
+}
+
+/* Does the jump `j` in g's module reach the exit hook? */
+static CNSMP_NOINST int jumps_to_exit(const struct seg *g, const struct cnsmp_jump *j)
+{
+	uintptr_t hook = (uintptr_t)&hook_exit;
+	if (j->mem)
+		return in_module(g, j->dest, 8) && peek_word(j->dest) == hook;
+	return j->dest == hook || plt_jumps_to(g, (const uint8_t *)j->dest, hook);
+}
+
+/* The jumps in the code [lo, hi) as it was before any patch here: a copy
+ * taken under mu with every listed site's original bytes put back (a
+ * patched site's bytes would send the decoder off instruction
+ * boundaries), decoded outside it.  -1 if it cannot be decoded. */
+static CNSMP_NOINST int jumps_in(uintptr_t lo, uintptr_t hi, struct cnsmp_jump *out,
+				 size_t max)
+{
+	size_t n = hi - lo;
+	if (hi <= lo || n > (1u << 20))
+		return -1;
+	uint8_t *copy = grow(NULL, 0, n); /* mmap: see grow */
+	if (!copy)
+		return -1;
+	pthread_mutex_lock(&mu);
+	memcpy(copy, (const void *)lo, n);
+	for (size_t i = 0; i < nsites; i++)
+		for (unsigned k = 0; k < sites[i].len; k++)
+			if (sites[i].at + k >= lo && sites[i].at + k < hi)
+				copy[sites[i].at + k - lo] = sites[i].orig[k];
+	pthread_mutex_unlock(&mu);
+	int nj = cnsmp_insn_jumps(copy, n, lo, out, max);
+	grow(copy, n, 0);
+	return nj;
+}
+
+/* Patch the tail jumps to the exit hook in excluded `fn`'s own code (see
+ * the top): how many were written now.  Called when an exit hook's return
+ * address follows no call to it. */
+static CNSMP_NOINST int tail_exits(uintptr_t fn, unsigned e)
+{
+	struct seg g = {.at = fn, .prot = -1};
+	dl_iterate_phdr(find_seg, &g);
+	if (g.prot < 0 || !(g.prot & PROT_EXEC) || (g.prot & PROT_WRITE))
+		return 0;
+	uintptr_t code[4][2];
+	size_t nr = cnsmp_symbols_code(fn, &cnsmp_cfg, code, 4);
+	struct site s[16];
+	size_t ns = 0;
+	for (size_t r = 0; r < nr; r++) {
+		/* the body only: a part split off before the entry (.cold)
+		 * fails made_for, which wants the constant before the site */
+		if (code[r][0] != fn || !in_module(&g, code[r][0], code[r][1] - code[r][0]))
+			continue;
+		struct cnsmp_jump j[16];
+		int nj = jumps_in(code[r][0], code[r][1], j, 16);
+		for (int i = 0; i < nj && ns < 16; i++) {
+			if (!jumps_to_exit(&g, &j[i]) || !made_for(fn, j[i].at, &g))
+				continue;
+			s[ns] = (struct site){.at = j[i].at, .now = {0xc3}, .len = 1};
+			s[ns++].orig[0] = j[i].mem ? 0xff : 0xe9;
+		}
+	}
+	int wrote = 0;
+	pthread_mutex_lock(&mu);
+	if (ns && may_patch(fn, (uintptr_t)&hook_exit, e))
+		for (size_t i = 0; i < ns && atomic_load(&mode) == MODE_ON; i++)
+			wrote += put_site(&s[i], g.prot);
+	pthread_mutex_unlock(&mu);
+	return wrote;
+}
+
 /* Patch the call to `hook` returning to `ret` in excluded `fn`'s code. */
 static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 {
@@ -578,41 +755,21 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 		goto out;
 	g.at = ret - 6;
 	dl_iterate_phdr(find_seg, &g);
-	if (g.prot < 0 || !(g.prot & PROT_EXEC) || (g.prot & PROT_WRITE) ||
-	    ret - 6 < g.lo || decode(ret, hook, &g, &s) < 0 ||
-	    !made_for(fn, s.at, &g)) {
+	int call = g.prot >= 0 && (g.prot & PROT_EXEC) && !(g.prot & PROT_WRITE) &&
+		   ret - 6 >= g.lo && decode(ret, hook, &g, &s) == 0;
+	if (!call && hook == (uintptr_t)&hook_exit) {
+		/* no call to the hook before `ret`: a tail-jumped exit */
+		if (!tail_exits(fn, e))
+			tail_refuse(fn, ret);
+		goto out;
+	}
+	if (!call || !made_for(fn, s.at, &g)) {
 		refuse(ret);
 		goto out;
 	}
 	pthread_mutex_lock(&mu);
-	/* Decided again under the lock: a change of decisions restores the
-	 * sites under it after the change, so a patch written here either
-	 * sees the new decision or is undone by that restore. */
-	struct cnsmp_fn *f = cnsmp_registry_lookup(fn);
-	if (atomic_load(&mode) == MODE_ON && !atomic_load(&closing) &&
-	    atomic_load(&epoch) == e && f &&
-	    atomic_load_explicit(&f->state, memory_order_acquire) == CNSMP_FN_EXCLUDED &&
-	    /* a probed function's calls must reach the probes (probes.c) */
-	    atomic_load_explicit(&f->probes, memory_order_acquire) == NULL &&
-	    memcmp((const void *)s.at, s.orig, s.len) == 0 &&
-	    (hook != (uintptr_t)&hook_exit || !open_anywhere(fn))) {
-		if (nsites == capsites) {
-			size_t n = capsites ? capsites * 2 : 256;
-			struct site *ns = grow(sites, capsites * sizeof *ns, n * sizeof *ns);
-			if (ns) {
-				sites = ns;
-				capsites = n;
-			}
-		}
-		if (nsites < capsites) {
-			if (write_site(s.at, s.now, s.len, g.prot) == 0) {
-				sites[nsites++] = s;
-				n_patched++;
-			} else {
-				refused_by_system();
-			}
-		}
-	}
+	if (may_patch(fn, hook, e))
+		put_site(&s, g.prot);
 	pthread_mutex_unlock(&mu);
 out:
 	errno = saved;
@@ -628,7 +785,8 @@ CNSMP_NOINST void cnsmp_patch_exit(void *fn, void *ret)
 {
 	if (atomic_load_explicit(&mode, memory_order_relaxed) != MODE_ON ||
 	    atomic_load_explicit(&refusals_full, memory_order_relaxed) ||
-	    is_refused((uintptr_t)ret))
+	    is_refused((uintptr_t)ret) ||
+	    in_set(tail_refused, TAIL_BITS, tail_key((uintptr_t)fn, (uintptr_t)ret)))
 		return;
 	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
 	if (f && atomic_load_explicit(&f->state, memory_order_relaxed) ==
@@ -662,6 +820,7 @@ CNSMP_NOINST void cnsmp_patch_restore_all(void)
 		restore_range(0, UINTPTR_MAX);
 		sync_all_cores();
 	}
+	tail_forget();
 	unlock(guard);
 	errno = saved;
 }
@@ -685,6 +844,7 @@ CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi)
 		if (a >= lo && a < hi && a != REFUSED_TOMB)
 			atomic_store_explicit(&refused[i], REFUSED_TOMB, memory_order_relaxed);
 	}
+	tail_forget();
 	unlock(guard);
 	errno = saved;
 }
