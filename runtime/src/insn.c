@@ -17,6 +17,7 @@
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static __typeof__(ZydisDecoderInit) *init_fn;
 static __typeof__(ZydisDecoderDecodeInstruction) *decode_fn;
+static __typeof__(ZydisDecoderDecodeFull) *full_fn;
 static ZydisDecoder decoder; /* read-only once initialised */
 static int ready;
 
@@ -33,7 +34,8 @@ static CNSMP_NOINST void load(void)
 	}
 	*(void **)&init_fn = dlsym(h, "ZydisDecoderInit");
 	*(void **)&decode_fn = dlsym(h, "ZydisDecoderDecodeInstruction");
-	if (!init_fn || !decode_fn ||
+	*(void **)&full_fn = dlsym(h, "ZydisDecoderDecodeFull");
+	if (!init_fn || !decode_fn || !full_fn ||
 	    !ZYAN_SUCCESS(init_fn(&decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64))) {
 		cnsmp_log(CNSMP_LOG_DEBUG, "cannot use %s: exits the compiler tail-jumped "
 			  "keep calling the hook", ZYDIS_SONAME);
@@ -72,6 +74,60 @@ CNSMP_NOINST int cnsmp_insn_jumps(const uint8_t *code, size_t len, uintptr_t add
 	return (int)n;
 }
 
+static int arg_reg(ZydisRegister r)
+{
+	return r == ZYDIS_REGISTER_RDI || r == ZYDIS_REGISTER_RSI ||
+	       r == ZYDIS_REGISTER_EDI || r == ZYDIS_REGISTER_ESI;
+}
+
+/* Does `in` only load an argument register (see cnsmp_insn_setup)? */
+static int loads_arg(const ZydisDecodedInstruction *in, const ZydisDecodedOperand *op)
+{
+	if (in->mnemonic != ZYDIS_MNEMONIC_MOV && in->mnemonic != ZYDIS_MNEMONIC_LEA &&
+	    in->mnemonic != ZYDIS_MNEMONIC_XOR)
+		return 0;
+	if (in->operand_count_visible != 2 || op[0].type != ZYDIS_OPERAND_TYPE_REGISTER ||
+	    !arg_reg(op[0].reg.value))
+		return 0;
+	if (in->mnemonic == ZYDIS_MNEMONIC_XOR &&
+	    (op[1].type != ZYDIS_OPERAND_TYPE_REGISTER || op[1].reg.value != op[0].reg.value))
+		return 0;
+	/* nothing else written but the flags (xor's) */
+	for (unsigned i = 1; i < in->operand_count; i++) {
+		if (!(op[i].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE))
+			continue;
+		if (op[i].type != ZYDIS_OPERAND_TYPE_REGISTER ||
+		    (op[i].reg.value != ZYDIS_REGISTER_RFLAGS && op[i].reg.value != ZYDIS_REGISTER_EFLAGS &&
+		     op[i].reg.value != ZYDIS_REGISTER_FLAGS))
+			return 0;
+	}
+	return 1;
+}
+
+CNSMP_NOINST uintptr_t cnsmp_insn_setup(const uint8_t *code, size_t len, uintptr_t addr,
+					uintptr_t call)
+{
+	pthread_once(&once, load);
+	if (!ready || call < addr || call - addr > len)
+		return call;
+	size_t run = SIZE_MAX; /* where the current run of loads began */
+	ZydisDecodedInstruction in;
+	ZydisDecodedOperand op[ZYDIS_MAX_OPERAND_COUNT];
+	size_t o = 0, at = call - addr;
+	while (o < at) {
+		if (!ZYAN_SUCCESS(full_fn(&decoder, code + o, len - o, &in, op)))
+			return call;
+		if (loads_arg(&in, op)) {
+			if (run == SIZE_MAX)
+				run = o;
+		} else {
+			run = SIZE_MAX;
+		}
+		o += in.length;
+	}
+	return o == at && run != SIZE_MAX ? addr + run : call;
+}
+
 #else /* other architectures: nothing to decode (patch.c patches nothing) */
 
 CNSMP_NOINST int cnsmp_insn_jumps(const uint8_t *code, size_t len, uintptr_t addr,
@@ -79,6 +135,13 @@ CNSMP_NOINST int cnsmp_insn_jumps(const uint8_t *code, size_t len, uintptr_t add
 {
 	(void)code; (void)len; (void)addr; (void)out; (void)max;
 	return -1;
+}
+
+CNSMP_NOINST uintptr_t cnsmp_insn_setup(const uint8_t *code, size_t len, uintptr_t addr,
+					uintptr_t call)
+{
+	(void)code; (void)len; (void)addr;
+	return call;
 }
 
 #endif

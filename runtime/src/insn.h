@@ -32,4 +32,16 @@ struct cnsmp_jump {
 int cnsmp_insn_jumps(const uint8_t *code, size_t n, uintptr_t addr,
 		     struct cnsmp_jump *out, size_t max);
 
+/* Where the hook call at `call` starts once its argument set-up is
+ * counted in: the first of the instructions that run straight into it
+ * (decoded from the first byte of `code`, a copy of the code at `addr`)
+ * and only load the hook's argument registers: `mov`/`lea` into %rdi or
+ * %rsi (or their 32-bit halves), `xor` of one with itself.  A call's
+ * arguments registers and the flags are dead after it (the ABI lets the
+ * callee clobber them), so a jump from there over the call changes
+ * nothing the program can see.  `call` itself when no such instruction
+ * precedes it, or when decoding does not land on `call` (bytes that are
+ * not the code they seem). */
+uintptr_t cnsmp_insn_setup(const uint8_t *code, size_t n, uintptr_t addr, uintptr_t call);
+
 #endif

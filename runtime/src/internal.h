@@ -581,6 +581,14 @@ void cnsmp_registry_atfork_child(void);
  * with the guard held: they then do nothing. */
 void cnsmp_patch_entry(void *fn, void *ret);
 void cnsmp_patch_exit(void *fn, void *ret);
+/* An excluded function's entry hook reached although the filter already
+ * holds it: the call at `ret` is one more site of that function (an
+ * inlined copy, another path into a site's argument set-up), patched the
+ * same way unless refused.  Called only while cnsmp_patch_live is set:
+ * 1 while patching is on and refusals are still remembered, so that the
+ * excluded entry's fast path pays one load when patching is off. */
+void cnsmp_patch_entry_hit(void *fn, void *ret);
+extern _Atomic int cnsmp_patch_live;
 /* Give every patched site its call back, and make every thread see it,
  * before the change of decisions that calls it counts as applied
  * (cnsmp_registry_invalidate). */

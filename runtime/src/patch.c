@@ -88,6 +88,7 @@ extern void hook_exit(void *, void *) __asm__("__cyg_profile_func_exit")
 enum { MODE_UNSET = 0, MODE_ON, MODE_OFF, MODE_REFUSED };
 
 static _Atomic int mode;
+_Atomic int cnsmp_patch_live; /* mode is MODE_ON and !refusals_full */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* A site patched now (under mu): where, and its two bytes before and
@@ -97,6 +98,7 @@ struct site {
 	uintptr_t at;
 	uint8_t orig[2], now[2];
 	uint8_t len; /* bytes that change: 2, or 1 (see decode) */
+	uint8_t wide; /* 1: the jump skips the argument set-up too (widen) */
 };
 static struct site *sites; /* mu */
 static size_t nsites, capsites;
@@ -137,7 +139,7 @@ static size_t ntail; /* mu */
 static _Atomic unsigned closing, epoch;
 
 /* Counts for the exit line (mu). */
-static uint64_t n_patched, n_restored, n_refused;
+static uint64_t n_patched, n_restored, n_refused, n_wide;
 
 static _Atomic int sync_core; /* 1: registered for MEMBARRIER sync-core */
 
@@ -189,10 +191,11 @@ static CNSMP_NOINST void at_exit(void)
 {
 	pthread_mutex_lock(&mu);
 	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: %llu sites patched, "
-		  "%llu restored, %llu refused, %zu pages of code made private (%zu kB)",
+		  "%llu restored, %llu refused, %zu pages of code made private (%zu kB); "
+		  "%llu patched with their argument set-up",
 		  (unsigned long long)n_patched, (unsigned long long)n_restored,
 		  (unsigned long long)n_refused, npages,
-		  npages * (size_t)sysconf(_SC_PAGESIZE) / 1024);
+		  npages * (size_t)sysconf(_SC_PAGESIZE) / 1024, (unsigned long long)n_wide);
 	pthread_mutex_unlock(&mu);
 }
 
@@ -221,6 +224,7 @@ static CNSMP_NOINST void decide_mode(void)
 			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching off (CODENSM_PATCH=%s): "
 				  "excluded functions keep calling the hooks", v);
 		atomic_store(&mode, on ? MODE_ON : MODE_OFF);
+		atomic_store(&cnsmp_patch_live, on);
 	}
 	pthread_mutex_unlock(&mu);
 }
@@ -275,6 +279,7 @@ static CNSMP_NOINST void tail_refuse(uintptr_t fn, uintptr_t ret)
 	if (!in_set(tail_refused, TAIL_BITS, k)) {
 		if (ntail >= TAIL_MAX) {
 			atomic_store(&refusals_full, 1);
+			atomic_store(&cnsmp_patch_live, 0);
 		} else {
 			size_t i = cnsmp_addr_slot(k, TAIL_BITS);
 			while (atomic_load_explicit(&tail_refused[i], memory_order_relaxed))
@@ -304,6 +309,7 @@ static CNSMP_NOINST void refuse(uintptr_t ret)
 	if (!is_refused(ret)) {
 		if (nrefused >= REFUSED_MAX) {
 			atomic_store(&refusals_full, 1);
+			atomic_store(&cnsmp_patch_live, 0);
 		} else {
 			size_t i = cnsmp_addr_slot(ret, REFUSED_BITS);
 			uintptr_t a;
@@ -498,6 +504,7 @@ static CNSMP_NOINST int write_site(uintptr_t at, const uint8_t b[2], unsigned le
 static CNSMP_NOINST void refused_by_system(void)
 {
 	atomic_store(&mode, MODE_REFUSED);
+	atomic_store(&cnsmp_patch_live, 0);
 	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching refused by the system "
 		  "(mprotect: %s): excluded functions keep calling the hooks",
 		  strerror(errno));
@@ -587,7 +594,8 @@ static CNSMP_NOINST int holds_constant(uintptr_t fn, uintptr_t lo, uintptr_t hi,
  * immediate (non-PIE: mov $fn).  A wrapper given a variable loads no
  * such constant.  A call in a function's cold part (placed before its
  * entry) is not examined, and keeps calling. */
-static CNSMP_NOINST int made_for(uintptr_t fn, uintptr_t at, const struct seg *g)
+static CNSMP_NOINST int made_for(uintptr_t fn, uintptr_t at, const struct seg *g,
+				  uintptr_t *code_entry)
 {
 	struct cnsmp_fninfo fi;
 	int rc = cnsmp_symbols_resolve(at, &cnsmp_cfg, &fi);
@@ -596,6 +604,7 @@ static CNSMP_NOINST int made_for(uintptr_t fn, uintptr_t at, const struct seg *g
 		cnsmp_fninfo_release(&fi);
 	if (rc != 0 || entry < g->lo || entry >= at)
 		return 0;
+	*code_entry = entry;
 	/* Where the constant usually is: just before the call (an inlined
 	 * function's), or in the prologue (an exit call reusing a register
 	 * loaded there); then everything between. */
@@ -664,6 +673,7 @@ static CNSMP_NOINST int put_site(const struct site *s, int prot)
 	}
 	sites[nsites++] = *s;
 	n_patched++;
+	n_wide += s->wide;
 	return 1;
 }
 
@@ -676,19 +686,18 @@ static CNSMP_NOINST int jumps_to_exit(const struct seg *g, const struct cnsmp_ju
 	return j->dest == hook || plt_jumps_to(g, (const uint8_t *)j->dest, hook);
 }
 
-/* The jumps in the code [lo, hi) as it was before any patch here: a copy
- * taken under mu with every listed site's original bytes put back (a
- * patched site's bytes would send the decoder off instruction
- * boundaries), decoded outside it.  -1 if it cannot be decoded. */
-static CNSMP_NOINST int jumps_in(uintptr_t lo, uintptr_t hi, struct cnsmp_jump *out,
-				 size_t max)
+/* The code [lo, hi) as it was before any patch here, for the decoder (a
+ * patched site's bytes would send it off instruction boundaries): a copy
+ * taken under mu with every listed site's original bytes put back, to be
+ * freed with grow(copy, hi - lo, 0).  NULL if too large or out of memory. */
+static CNSMP_NOINST uint8_t *code_copy(uintptr_t lo, uintptr_t hi)
 {
 	size_t n = hi - lo;
 	if (hi <= lo || n > (1u << 20))
-		return -1;
+		return NULL;
 	uint8_t *copy = grow(NULL, 0, n); /* mmap: see grow */
 	if (!copy)
-		return -1;
+		return NULL;
 	pthread_mutex_lock(&mu);
 	memcpy(copy, (const void *)lo, n);
 	for (size_t i = 0; i < nsites; i++)
@@ -696,9 +705,48 @@ static CNSMP_NOINST int jumps_in(uintptr_t lo, uintptr_t hi, struct cnsmp_jump *
 			if (sites[i].at + k >= lo && sites[i].at + k < hi)
 				copy[sites[i].at + k - lo] = sites[i].orig[k];
 	pthread_mutex_unlock(&mu);
-	int nj = cnsmp_insn_jumps(copy, n, lo, out, max);
-	grow(copy, n, 0);
+	return copy;
+}
+
+/* The jumps in the code [lo, hi) (insn.h); -1 if it cannot be decoded. */
+static CNSMP_NOINST int jumps_in(uintptr_t lo, uintptr_t hi, struct cnsmp_jump *out,
+				 size_t max)
+{
+	uint8_t *copy = code_copy(lo, hi);
+	if (!copy)
+		return -1;
+	int nj = cnsmp_insn_jumps(copy, hi - lo, lo, out, max);
+	grow(copy, hi - lo, 0);
 	return nj;
+}
+
+/* Widen site `s` (a call, decoded) to start at its argument set-up, when
+ * the decoder proves that the instructions there only load the hook's
+ * arguments (cnsmp_insn_setup): the short jump is then written over the
+ * first of them and skips them with the call.  The code from `entry`
+ * (the start of the function holding the call) is decoded up to it.  The
+ * same two bytes, one store, at an instruction boundary; `s` unchanged
+ * when not provable, or when the jump would be out of reach or its two
+ * bytes would straddle a cache line. */
+static CNSMP_NOINST void widen(struct site *s, uintptr_t entry)
+{
+	if (s->now[0] != 0xeb)
+		return; /* the cmp form of a call across a cache line: as it is */
+	uintptr_t end = s->at + 2 + s->now[1]; /* the call's end */
+	uint8_t *copy = code_copy(entry, end);
+	if (!copy)
+		return;
+	uintptr_t from = cnsmp_insn_setup(copy, end - entry, entry, s->at);
+	/* A widened site already patched (the call reached by a branch into
+	 * its set-up, past the jump): the call alone is patched then. */
+	if (from < s->at && end - (from + 2) <= 127 && (from & 63) != 63 &&
+	    memcmp((const void *)from, copy + (from - entry), 2) == 0) {
+		s->at = from;
+		memcpy(s->orig, copy + (from - entry), 2);
+		s->now[1] = (uint8_t)(end - (from + 2));
+		s->wide = 1;
+	}
+	grow(copy, end - entry, 0);
 }
 
 /* Patch the tail jumps to the exit hook in excluded `fn`'s own code (see
@@ -722,7 +770,8 @@ static CNSMP_NOINST int tail_exits(uintptr_t fn, unsigned e)
 		struct cnsmp_jump j[16];
 		int nj = jumps_in(code[r][0], code[r][1], j, 16);
 		for (int i = 0; i < nj && ns < 16; i++) {
-			if (!jumps_to_exit(&g, &j[i]) || !made_for(fn, j[i].at, &g))
+			uintptr_t entry;
+			if (!jumps_to_exit(&g, &j[i]) || !made_for(fn, j[i].at, &g, &entry))
 				continue;
 			s[ns] = (struct site){.at = j[i].at, .now = {0xc3}, .len = 1};
 			s[ns++].orig[0] = j[i].mem ? 0xff : 0xe9;
@@ -749,7 +798,7 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 	if (atomic_load_explicit(&mode, memory_order_acquire) != MODE_ON || is_refused(ret))
 		goto out;
 	unsigned e = atomic_load(&epoch);
-	struct site s;
+	struct site s = {0};
 	struct seg g = {.prot = -1};
 	if (atomic_load(&closing))
 		goto out;
@@ -763,10 +812,12 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 			tail_refuse(fn, ret);
 		goto out;
 	}
-	if (!call || !made_for(fn, s.at, &g)) {
+	uintptr_t entry;
+	if (!call || !made_for(fn, s.at, &g, &entry)) {
 		refuse(ret);
 		goto out;
 	}
+	widen(&s, entry);
 	pthread_mutex_lock(&mu);
 	if (may_patch(fn, hook, e))
 		put_site(&s, g.prot);
@@ -778,6 +829,14 @@ out:
 
 CNSMP_NOINST void cnsmp_patch_entry(void *fn, void *ret)
 {
+	patch((uintptr_t)fn, (uintptr_t)ret, (uintptr_t)&hook_enter);
+}
+
+CNSMP_NOINST void cnsmp_patch_entry_hit(void *fn, void *ret)
+{
+	if (atomic_load_explicit(&mode, memory_order_relaxed) != MODE_ON ||
+	    is_refused((uintptr_t)ret))
+		return;
 	patch((uintptr_t)fn, (uintptr_t)ret, (uintptr_t)&hook_enter);
 }
 
@@ -867,6 +926,8 @@ CNSMP_NOINST const char *cnsmp_patch_mode(void)
 #else /* not x86-64 Linux (x32 neither): the hooks serve every call */
 
 CNSMP_NOINST void cnsmp_patch_entry(void *fn, void *ret) { (void)fn; (void)ret; }
+CNSMP_NOINST void cnsmp_patch_entry_hit(void *fn, void *ret) { (void)fn; (void)ret; }
+_Atomic int cnsmp_patch_live;
 CNSMP_NOINST void cnsmp_patch_exit(void *fn, void *ret) { (void)fn; (void)ret; }
 CNSMP_NOINST void cnsmp_patch_restore_all(void) {}
 CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi) { (void)lo; (void)hi; }

@@ -340,6 +340,54 @@ class TailJumpedExits(Case):
                              "%s: %s" % (tag, r.stderr))
 
 
+def widened(stderr):
+    """[calls patched with their argument set-up] of each exit line."""
+    return [int(m) for m in re.findall(r"; (\d+) patched with their argument set-up", stderr)]
+
+
+@unittest.skipUnless(X86_64, "call-site patching is x86-64 only")
+class ArgumentSetup(Case):
+    """A patched call's jump starts at the instructions that load the
+    hook's arguments when the decoder proves that is all they do."""
+
+    def test_set_up_skipped_and_a_branch_into_it_patched_too(self):
+        """skip_mid's entry call is reached through its argument set-up and by a branch into its middle: the set-up's start and then the call itself are patched; included again, both paths count exactly"""
+        rec = self.receiver()
+        n = 20000
+        r = run([patcher(), "middle", str(n)],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "middle %d\n" % n)
+        self.assert_exact(Totals(rec.committed()), {
+            "patcher.keep_steady": (2 * n, 0), "patcher.skip_mid": (n, 0)}, prefix="patcher.")
+        # Restored at codensm_init: skip_mid's entry twice (its set-up,
+        # then the call that path 0 still reached) and its exit with its
+        # set-up; the other sites patched are main()'s and middle()'s,
+        # inlined as the compiler chose, excluded throughout.
+        stats = patch_stats(r.stderr)
+        self.assertEqual([s[1:3] for s in stats], [(3, 0)], r.stderr)
+        self.assertGreaterEqual(stats[0][0], 3, r.stderr)
+        self.assertGreaterEqual(widened(r.stderr)[0], 2, r.stderr)
+
+    def test_set_up_skipped_in_every_build(self):
+        """gcc and clang, -O1 and -O2: skip_a's and skip_b's entries patched with their argument set-up, keep_steady exact"""
+        compilers = ["gcc"] + (["clang"] if shutil.which("clang") and not SANITIZER else [])
+        wrong = []
+        for cc in compilers:
+            for opt in ("-O1", "-O2"):
+                prog = patcher("patcher-setup-%s%s" % (cc, opt), compiler=cc, flags=[opt])
+                rec = self.receiver()
+                n = 20000
+                r = run([prog, "basic", str(n)], self.env(rec, CODENSM_INCLUDE=INCLUDE,
+                                                          CODENSM_LOG="debug"))
+                self.assert_ran(r)
+                self.assert_exact(Totals(rec.committed()), {"patcher.keep_steady": (n, 0)})
+                if [s[:3] for s in patch_stats(r.stderr)] != [(4, 0, 0)] or \
+                        widened(r.stderr)[0] < 2:
+                    wrong.append("%s %s: %s" % (cc, opt, r.stderr))
+        self.assertEqual(wrong, [], "not 4 sites patched, 2 or more with their set-up")
+
+
 class Doctor(Case):
 
     def test_doctor_says_whether_excluded_calls_are_patched(self):
