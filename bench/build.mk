@@ -116,6 +116,26 @@ $(BB)/redis-rt/src/redis-server: $(REDIS_STAMP) bench/redis-build.sh | $(RT_SO_L
 	$(Q)bash bench/redis-build.sh $(BB)/real/redis $(BB)/redis-rt inst "$(RT_LINK)"
 REDIS_BINS := $(BB)/redis-base/src/redis-server $(BB)/redis-rt/src/redis-server
 
+# The Lua interpreter (run.py's lua workload), built plain and instrumented
+# by tests/real/build.sh (its cache: rebuilt only when that script, the
+# compiler or the runtime's link flags change); -empty relinks the
+# instrumented objects with the empty hooks instead of the runtime.
+LUA_REAL := $(B)/real/lua
+$(LUA_REAL)/stamp: tests/real/build.sh build-aux/fetch-source.sh | $(RT_SO_LNK) $(RT_PC)
+	$(call msg,BUILD,lua)
+	$(Q)CODENSM_BUILD=$(B) bash tests/real/build.sh lua >/dev/null
+$(BB)/lua-base: $(LUA_REAL)/stamp
+	@mkdir -p $(@D)
+	$(Q)cp $(LUA_REAL)/plain/src/lua $@
+$(BB)/lua-rt: $(LUA_REAL)/stamp
+	@mkdir -p $(@D)
+	$(Q)cp $(LUA_REAL)/inst/src/lua $@
+$(BB)/lua-empty: $(LUA_REAL)/stamp $(BENCH_LIB)/libbench-empty.so
+	$(call msg,LD,$@)
+	$(Q)$(CC) -o $@ $(LUA_REAL)/inst/src/lua.o $(LUA_REAL)/inst/src/liblua.a \
+		$(call bench_link,bench-empty) -lm -Wl,-E -ldl
+LUA_BINS := $(BB)/lua-base $(BB)/lua-rt $(BB)/lua-empty $(BB)/lua-nop
+
 # The flusher's ship rate: links the static archive to reach the payload
 # builder (hidden in the shared library).
 $(BB)/payload_rate: bench/payload_rate.c $(RT_A) runtime/src/internal.h
@@ -143,7 +163,7 @@ $(BB)/probes-rt: bench/probes.c $(RT_SO_LNK)
 BENCH_WORKLOADS := calls manyfn bzip2
 BENCH_NORT_BINS := $(foreach w,$(BENCH_WORKLOADS),$(foreach k,$(BENCH_NORT_KINDS),$(BB)/$(w)-$(k)))
 BENCH_BINS := $(foreach w,$(BENCH_WORKLOADS),$(foreach k,$(BENCH_KINDS),$(BB)/$(w)-$(k))) \
-	$(BB)/payload_rate $(BB)/threads-base $(BB)/threads-rt $(BB)/probes-rt $(REDIS_BINS)
+	$(BB)/payload_rate $(BB)/threads-base $(BB)/threads-rt $(BB)/probes-rt $(REDIS_BINS) $(LUA_BINS)
 
 .PHONY: bench bench-bins bench-nort
 # Everything that does not need the runtime (for building ahead of it).

@@ -80,7 +80,7 @@ static int arg_reg(ZydisRegister r)
 	       r == ZYDIS_REGISTER_EDI || r == ZYDIS_REGISTER_ESI;
 }
 
-/* Does `in` only load an argument register (see cnsmp_insn_setup)? */
+/* Does `in` only load an argument register (see cnsmp_insn_calls)? */
 static int loads_arg(const ZydisDecodedInstruction *in, const ZydisDecodedOperand *op)
 {
 	if (in->mnemonic != ZYDIS_MNEMONIC_MOV && in->mnemonic != ZYDIS_MNEMONIC_LEA &&
@@ -104,28 +104,42 @@ static int loads_arg(const ZydisDecodedInstruction *in, const ZydisDecodedOperan
 	return 1;
 }
 
-CNSMP_NOINST uintptr_t cnsmp_insn_setup(const uint8_t *code, size_t len, uintptr_t addr,
-					uintptr_t call)
+/* Each instruction is decoded without its operands (fast); only the few
+ * right before a call are decoded again with them, from a ring of the
+ * last RING instructions' offsets. */
+#define RING 8
+
+CNSMP_NOINST int cnsmp_insn_calls(const uint8_t *code, size_t len, uintptr_t addr,
+				  struct cnsmp_call *out, size_t max)
 {
 	pthread_once(&once, load);
-	if (!ready || call < addr || call - addr > len)
-		return call;
-	size_t run = SIZE_MAX; /* where the current run of loads began */
+	if (!ready)
+		return -1;
+	size_t n = 0, ring[RING], nring = 0;
 	ZydisDecodedInstruction in;
 	ZydisDecodedOperand op[ZYDIS_MAX_OPERAND_COUNT];
-	size_t o = 0, at = call - addr;
-	while (o < at) {
-		if (!ZYAN_SUCCESS(full_fn(&decoder, code + o, len - o, &in, op)))
-			return call;
-		if (loads_arg(&in, op)) {
-			if (run == SIZE_MAX)
-				run = o;
-		} else {
-			run = SIZE_MAX;
+	for (size_t o = 0; o < len && n < max; o += in.length) {
+		if (!ZYAN_SUCCESS(decode_fn(&decoder, NULL, code + o, len - o, &in)))
+			break;
+		const uint8_t *b = code + o + (in.length == 6 && code[o] == 0x67);
+		int call = in.mnemonic == ZYDIS_MNEMONIC_CALL &&
+			   ((b[0] == 0xe8 && code + o + in.length == b + 5) ||
+			    (in.length == 6 && b[0] == 0xff && b[1] == 0x15));
+		if (call) {
+			uintptr_t from = 0;
+			for (size_t k = 0; k < nring && k < RING; k++) {
+				size_t p = ring[(nring - 1 - k) % RING];
+				ZydisDecodedInstruction pi;
+				if (!ZYAN_SUCCESS(full_fn(&decoder, code + p, len - p, &pi, op)) ||
+				    !loads_arg(&pi, op))
+					break;
+				from = addr + p;
+			}
+			out[n++] = (struct cnsmp_call){addr + o + in.length, from};
 		}
-		o += in.length;
+		ring[nring++ % RING] = o;
 	}
-	return o == at && run != SIZE_MAX ? addr + run : call;
+	return (int)n;
 }
 
 #else /* other architectures: nothing to decode (patch.c patches nothing) */
@@ -137,11 +151,11 @@ CNSMP_NOINST int cnsmp_insn_jumps(const uint8_t *code, size_t len, uintptr_t add
 	return -1;
 }
 
-CNSMP_NOINST uintptr_t cnsmp_insn_setup(const uint8_t *code, size_t len, uintptr_t addr,
-					uintptr_t call)
+CNSMP_NOINST int cnsmp_insn_calls(const uint8_t *code, size_t len, uintptr_t addr,
+				  struct cnsmp_call *out, size_t max)
 {
-	(void)code; (void)len; (void)addr;
-	return call;
+	(void)code; (void)len; (void)addr; (void)out; (void)max;
+	return -1;
 }
 
 #endif

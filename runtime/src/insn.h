@@ -32,16 +32,25 @@ struct cnsmp_jump {
 int cnsmp_insn_jumps(const uint8_t *code, size_t n, uintptr_t addr,
 		     struct cnsmp_jump *out, size_t max);
 
-/* Where the hook call at `call` starts once its argument set-up is
- * counted in: the first of the instructions that run straight into it
- * (decoded from the first byte of `code`, a copy of the code at `addr`)
- * and only load the hook's argument registers: `mov`/`lea` into %rdi or
- * %rsi (or their 32-bit halves), `xor` of one with itself.  A call's
- * arguments registers and the flags are dead after it (the ABI lets the
- * callee clobber them), so a jump from there over the call changes
- * nothing the program can see.  `call` itself when no such instruction
- * precedes it, or when decoding does not land on `call` (bytes that are
- * not the code they seem). */
-uintptr_t cnsmp_insn_setup(const uint8_t *code, size_t n, uintptr_t addr, uintptr_t call);
+/* A call that may be a hook call, and where its argument set-up starts. */
+struct cnsmp_call {
+	uintptr_t ret;  /* the address after the call (its return address) */
+	uintptr_t from; /* the first of the instructions that run straight
+			 * into it and only load the hook's argument registers,
+			 * or 0 if none does */
+};
+
+/* Decode the `n` bytes at `code`, a copy of a function's code at `addr`,
+ * from its entry, and store each `call rel32` and `call *disp32(%rip)`
+ * (with an addr32 prefix or none) in out[], at most `max`.  `from`: the
+ * instructions right before the call that only load the argument
+ * registers, `mov`/`lea` into %rdi or %rsi (or their 32-bit halves), `xor`
+ * of one with itself.  A call's argument registers and the flags are dead
+ * after it (the ABI lets the callee clobber them), so a jump from `from`
+ * over the call changes nothing the program can see.  Decoding stops at
+ * the first bytes that are no instruction.  Returns how many were stored,
+ * or -1 if the decoder cannot be loaded. */
+int cnsmp_insn_calls(const uint8_t *code, size_t n, uintptr_t addr,
+		     struct cnsmp_call *out, size_t max);
 
 #endif

@@ -178,11 +178,22 @@ static CNSMP_NOINST void sync_all_cores(void)
 		membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE);
 }
 
-static CNSMP_NOINST void fork_prepare(void) { pthread_mutex_lock(&mu); }
-static CNSMP_NOINST void fork_parent(void) { pthread_mutex_unlock(&mu); }
+/* wmu (widen's cache, below) is taken before mu, here too. */
+static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
+static CNSMP_NOINST void fork_prepare(void)
+{
+	pthread_mutex_lock(&wmu);
+	pthread_mutex_lock(&mu);
+}
+static CNSMP_NOINST void fork_parent(void)
+{
+	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&wmu);
+}
 static CNSMP_NOINST void fork_child(void)
 {
 	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&wmu);
 	if (atomic_load(&sync_core))
 		sync_core_register();
 }
@@ -720,33 +731,140 @@ static CNSMP_NOINST int jumps_in(uintptr_t lo, uintptr_t hi, struct cnsmp_jump *
 	return nj;
 }
 
-/* Widen site `s` (a call, decoded) to start at its argument set-up, when
- * the decoder proves that the instructions there only load the hook's
- * arguments (cnsmp_insn_setup): the short jump is then written over the
- * first of them and skips them with the call.  The code from `entry`
- * (the start of the function holding the call) is decoded up to it.  The
+/* Each function's calls and where their argument set-up starts
+ * (cnsmp_insn_calls), decoded once per function and kept here: decoding
+ * a function again for each of its sites would cost its size each time.
+ * Open addressing under wmu (taken before mu, never inside it): keys are
+ * a call's return address (value: the set-up's start, and the two
+ * original bytes there in bits 48-63), or a decoded function's entry with
+ * WFN set.  Emptied when a module leaves (another may come at the same
+ * addresses). */
+#define WFN ((uintptr_t)1 << 63)
+struct wslot {
+	uintptr_t key, val;
+};
+static struct wslot *wtab; /* wmu */
+static size_t wcap, wn;
+
+static CNSMP_NOINST struct wslot *wslot(struct wslot *t, size_t cap, uintptr_t key)
+{
+	size_t i = (size_t)((key ^ key >> 17) * 0x9e3779b97f4a7c15u >> 20) & (cap - 1);
+	while (t[i].key && t[i].key != key)
+		i = (i + 1) & (cap - 1);
+	return &t[i];
+}
+
+/* Remember key -> val (wmu held); out of memory only forgets. */
+static CNSMP_NOINST void wput(uintptr_t key, uintptr_t val)
+{
+	if ((wn + 1) * 2 > wcap) {
+		size_t n = wcap ? wcap * 2 : 1024;
+		struct wslot *t = grow(NULL, 0, n * sizeof *t);
+		if (!t)
+			return;
+		for (size_t i = 0; i < wcap; i++)
+			if (wtab[i].key)
+				*wslot(t, n, wtab[i].key) = wtab[i];
+		grow(wtab, wcap * sizeof *wtab, 0);
+		wtab = t;
+		wcap = n;
+	}
+	struct wslot *w = wslot(wtab, wcap, key);
+	wn += !w->key;
+	*w = (struct wslot){key, val};
+}
+
+static CNSMP_NOINST int wget(uintptr_t key, uintptr_t *val)
+{
+	if (!wcap)
+		return 0;
+	struct wslot *w = wslot(wtab, wcap, key);
+	if (w->key && val)
+		*val = w->val;
+	return w->key != 0;
+}
+
+/* Decode the code [entry, hi) into wtab (wmu held). */
+static CNSMP_NOINST void decode_range(uintptr_t entry, uintptr_t hi)
+{
+	size_t n = hi - entry, max = n / 5 + 1;
+	uint8_t *copy = code_copy(entry, hi);
+	struct cnsmp_call *calls = copy ? grow(NULL, 0, max * sizeof *calls) : NULL;
+	int nc = calls ? cnsmp_insn_calls(copy, n, entry, calls, max) : -1;
+	for (int i = 0; i < nc; i++) {
+		uintptr_t from = calls[i].from;
+		if (from)
+			wput(calls[i].ret, from | (uintptr_t)copy[from - entry] << 48 |
+						 (uintptr_t)copy[from - entry + 1] << 56);
+	}
+	if (calls)
+		grow(calls, max * sizeof *calls, 0);
+	if (copy)
+		grow(copy, n, 0);
+}
+
+/* Decode the body of the function at `entry` into wtab (wmu held), or,
+ * without DWARF ranges for it (hand-written code), its code up to the
+ * call that ends at `end`, if near: then every other site of it decodes
+ * again (a bounded cost). */
+static CNSMP_NOINST void decode_calls(uintptr_t entry, uintptr_t end)
+{
+	uintptr_t code[4][2];
+	size_t nr = cnsmp_symbols_code(entry, &cnsmp_cfg, code, 4), body = 0;
+	for (size_t r = 0; r < nr; r++)
+		if (code[r][0] == entry && code[r][1] >= end) {
+			decode_range(entry, code[r][1]);
+			body = 1;
+		}
+	if (body)
+		wput(entry | WFN, 1);
+	else if (end - entry <= 4096 && !wget(end, NULL))
+		decode_range(entry, end);
+}
+
+/* Widen site `s` (a call, decoded, in the function starting at `entry`)
+ * to start at its argument set-up, when the decoder proves that the
+ * instructions there only load the hook's arguments: the short jump is
+ * then written over the first of them and skips them with the call.  The
  * same two bytes, one store, at an instruction boundary; `s` unchanged
  * when not provable, or when the jump would be out of reach or its two
- * bytes would straddle a cache line. */
-static CNSMP_NOINST void widen(struct site *s, uintptr_t entry)
+ * bytes would straddle a cache line.  `e`: the dlclose epoch the site was
+ * examined under (a module closed since may have left wtab stale). */
+static CNSMP_NOINST void widen(struct site *s, uintptr_t entry, unsigned e)
 {
 	if (s->now[0] != 0xeb)
 		return; /* the cmp form of a call across a cache line: as it is */
 	uintptr_t end = s->at + 2 + s->now[1]; /* the call's end */
-	uint8_t *copy = code_copy(entry, end);
-	if (!copy)
-		return;
-	uintptr_t from = cnsmp_insn_setup(copy, end - entry, entry, s->at);
+	uintptr_t v = 0;
+	pthread_mutex_lock(&wmu);
+	int known = 0;
+	if (atomic_load(&epoch) == e && !atomic_load(&closing)) {
+		if (!wget(entry | WFN, NULL))
+			decode_calls(entry, end);
+		known = wget(end, &v);
+	}
+	pthread_mutex_unlock(&wmu);
+	uintptr_t from = v & (((uintptr_t)1 << 48) - 1);
+	uint8_t orig[2] = {(uint8_t)(v >> 48), (uint8_t)(v >> 56)};
 	/* A widened site already patched (the call reached by a branch into
 	 * its set-up, past the jump): the call alone is patched then. */
-	if (from < s->at && end - (from + 2) <= 127 && (from & 63) != 63 &&
-	    memcmp((const void *)from, copy + (from - entry), 2) == 0) {
+	if (known && from < s->at && end - (from + 2) <= 127 && (from & 63) != 63 &&
+	    memcmp((const void *)from, orig, 2) == 0) {
 		s->at = from;
-		memcpy(s->orig, copy + (from - entry), 2);
+		memcpy(s->orig, orig, 2);
 		s->now[1] = (uint8_t)(end - (from + 2));
 		s->wide = 1;
 	}
-	grow(copy, end - entry, 0);
+}
+
+/* Forget every function's calls (a module leaves). */
+static CNSMP_NOINST void wforget(void)
+{
+	pthread_mutex_lock(&wmu);
+	grow(wtab, wcap * sizeof *wtab, 0);
+	wtab = NULL;
+	wcap = wn = 0;
+	pthread_mutex_unlock(&wmu);
 }
 
 /* Patch the tail jumps to the exit hook in excluded `fn`'s own code (see
@@ -817,7 +935,7 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 		refuse(ret);
 		goto out;
 	}
-	widen(&s, entry);
+	widen(&s, entry, e);
 	pthread_mutex_lock(&mu);
 	if (may_patch(fn, hook, e))
 		put_site(&s, g.prot);
@@ -895,6 +1013,10 @@ CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi)
 	if (atomic_load(&mode) == MODE_UNSET)
 		return;
 	int saved = errno;
+	int g0 = cnsmp_tls.guard;
+	cnsmp_tls.guard = 1;
+	wforget(); /* before mu: wmu is never taken inside it */
+	cnsmp_tls.guard = g0;
 	int guard = lock();
 	restore_range(lo, hi);
 	sync_all_cores();
