@@ -216,6 +216,12 @@ class Synthetic:
                                % (var.name, text, self.expect))
         return wall, cpu, err
 
+    def fixed(self, build, var, tmp, env):
+        """CPU time of a run with no work: the process's fixed cost (see
+        Bzip2.fixed)."""
+        return invoke(build, "calls", var, tmp, env, ["-n", "0"],
+                      stdout=subprocess.DEVNULL)[1]
+
 
 class Bzip2:
     """bzip2 -9 then -d on ~2 MB made of bzip2's own test files: the
@@ -312,6 +318,12 @@ class Lua:
         if text != self.expect:
             raise RuntimeError("lua-%s printed %r, the baseline %r" % (var.name, text, self.expect))
         return wall, cpu, err
+
+    def fixed(self, build, var, tmp, env):
+        """CPU time of the interpreter running one statement: the
+        process's fixed cost (see Bzip2.fixed)."""
+        return invoke(build, "lua", var, tmp, env, ["-e", "local x = 1"],
+                      stdout=subprocess.DEVNULL)[1]
 
 
 def measure(workload, vars_, build, tmp, env, runs):
@@ -1128,8 +1140,10 @@ def build_report(R):
                            ("nop/empty", "hook calls as NOPs / empty hooks"),
                            ("excluded/filter", "excluded / mini filter")):
             if pair + " per call" in rr:
-                row("%s: %s, per call (each process's fixed cost, timed on a "
-                    "376-byte input in the same round, taken out)" % (w, what),
+                row("%s: %s, per call (each process's fixed cost, timed on %s in the "
+                    "same round, taken out)" % (w, what, {
+                        "bzip2": "a 376-byte input", "synthetic": "a run of no units",
+                        "lua": "a one-statement chunk"}[w]),
                     "(reported)", "%.2f%s" % (rr[pair + " per call"],
                                               spread(rr[pair + " per call rounds"])), None)
         if "filter/empty" in rr:
