@@ -597,8 +597,9 @@ void cnsmp_patch_restore_all(void);
  * forgotten before it may leave; no site is patched until _end. */
 void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi);
 void cnsmp_patch_dl_end(void);
-/* CODENSM_PATCH's value: 1 on (also unset), 0 off, -1 neither (then on,
- * with one line).  In config.c. */
+/* CODENSM_PATCH's value: 1 on (also unset), 0 off, 2 jumps (patched
+ * calls stay short jumps, never NOPs), -1 none of these (then on, with
+ * one line).  In config.c. */
 int cnsmp_patch_setting(const char *v);
 /* "on", "off" (CODENSM_PATCH=off), "refused" (the system does not allow
  * writable code), "unset" (nothing excluded called yet), "unsupported". */

@@ -37,8 +37,13 @@
  * writing the jump's first byte back, like any other site.
  * Only the first two bytes change, with one 2-byte store within a cache
  * line, so every thread fetches either the old call or the new jump,
- * never a mix; the remaining bytes are never touched and no thread can
- * ever stop inside them (the jump skips them).  Where the two bytes would
+ * never a mix; the remaining bytes are not touched then and no thread can
+ * ever stop inside them (the jump skips them).  Then (to_nop) the call
+ * becomes a NOP of its length: the bytes the jump skips are rewritten,
+ * every core serialises (sync-core, below), and one more 2-byte store
+ * turns the jump into the NOP's first bytes; restoring takes the same
+ * steps back.  A taken jump costs the front end a redirect, a NOP
+ * nothing measurable (bench: "hook calls as NOPs").  Where the two bytes would
  * straddle a cache line (1 site in 64), a direct call's first byte alone
  * becomes `cmp $imm32, %eax` (decode says why that is harmless), and a
  * -fno-plt call is left calling.  Restoring writes the original bytes
@@ -88,6 +93,7 @@ extern void hook_exit(void *, void *) __asm__("__cyg_profile_func_exit")
 enum { MODE_UNSET = 0, MODE_ON, MODE_OFF, MODE_REFUSED };
 
 static _Atomic int mode;
+static int jumps_only; /* CODENSM_PATCH=jumps: no NOPs (to_nop); set once, under mu */
 _Atomic int cnsmp_patch_live; /* mode is MODE_ON and !refusals_full */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -96,8 +102,10 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
  * the sites are patched again on their next call if still excluded. */
 struct site {
 	uintptr_t at;
-	uint8_t orig[2], now[2];
-	uint8_t len; /* bytes that change: 2, or 1 (see decode) */
+	uint8_t orig[6], now[6];
+	uint8_t len; /* bytes that change: 2, or 1 (see decode), or the whole
+		      * call (5 or 6) once it is a NOP (`nop`) */
+	uint8_t nop; /* 1: the call became a NOP (to_nop) */
 	uint8_t wide; /* 1: the jump skips the argument set-up too (widen) */
 };
 static struct site *sites; /* mu */
@@ -139,7 +147,7 @@ static size_t ntail; /* mu */
 static _Atomic unsigned closing, epoch;
 
 /* Counts for the exit line (mu). */
-static uint64_t n_patched, n_restored, n_refused, n_wide;
+static uint64_t n_patched, n_restored, n_refused, n_wide, n_nop;
 
 static _Atomic int sync_core; /* 1: registered for MEMBARRIER sync-core */
 
@@ -203,10 +211,11 @@ static CNSMP_NOINST void at_exit(void)
 	pthread_mutex_lock(&mu);
 	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: %llu sites patched, "
 		  "%llu restored, %llu refused, %zu pages of code made private (%zu kB); "
-		  "%llu patched with their argument set-up",
+		  "%llu patched with their argument set-up, %llu made NOPs",
 		  (unsigned long long)n_patched, (unsigned long long)n_restored,
 		  (unsigned long long)n_refused, npages,
-		  npages * (size_t)sysconf(_SC_PAGESIZE) / 1024, (unsigned long long)n_wide);
+		  npages * (size_t)sysconf(_SC_PAGESIZE) / 1024, (unsigned long long)n_wide,
+		  (unsigned long long)n_nop);
 	pthread_mutex_unlock(&mu);
 }
 
@@ -226,8 +235,9 @@ static CNSMP_NOINST void decide_mode(void)
 	if (atomic_load(&mode) == MODE_UNSET) {
 		const char *v = getenv("CODENSM_PATCH");
 		int on = cnsmp_patch_setting(v) != 0;
+		jumps_only = cnsmp_patch_setting(v) == 2;
 		if (cnsmp_patch_setting(v) < 0)
-			cnsmp_log(CNSMP_LOG_INFO, "CODENSM_PATCH=\"%s\" is not on or off: "
+			cnsmp_log(CNSMP_LOG_INFO, "CODENSM_PATCH=\"%s\" is not on, off or jumps: "
 				  "patching the calls of excluded functions (on)", v);
 		if (on)
 			sync_core_register();
@@ -389,7 +399,10 @@ static CNSMP_NOINST int plt_jumps_to(const struct seg *g, const uint8_t *p, uint
 }
 
 /* The site of the call that returns to `ret`, if it is one of the forms
- * above calling `hook`: 0 and *s filled, else -1. */
+ * above calling `hook`: 0 and *s filled, else -1.  The site's original
+ * bytes are the ones checked here, never read again: another thread may
+ * be rewriting them meanwhile (under mu, which put_site takes before it
+ * compares them with the code). */
 static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, const struct seg *g,
 			       struct site *s)
 {
@@ -402,6 +415,8 @@ static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, const struct seg *
 			return -1;
 		s->at = ret - 5;
 		s->now[1] = 0x03;
+		s->orig[0] = 0xe8;
+		memcpy(s->orig + 1, &rel, 4);
 	} else if (p[-6] == 0xff && p[-5] == 0x15) {
 		int32_t disp;
 		memcpy(&disp, p - 4, 4);
@@ -410,12 +425,14 @@ static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, const struct seg *
 			return -1;
 		s->at = ret - 6;
 		s->now[1] = 0x04;
+		s->orig[0] = 0xff;
+		s->orig[1] = 0x15;
+		memcpy(s->orig + 2, &disp, 4);
 	} else {
 		return -1;
 	}
 	s->now[0] = 0xeb;
 	s->len = 2;
-	memcpy(s->orig, (const void *)s->at, 2);
 	if ((s->at & 63) != 63)
 		return 0;
 	/* The two bytes would straddle a cache line, where a 2-byte store is
@@ -494,21 +511,65 @@ static CNSMP_NOINST void note_page(uintptr_t page)
 	npages += page_put(pages, cappages, page);
 }
 
-/* Write `b` at `at`, whose segment has protection `prot` (mu held).
+/* The jump that skips a call of `len` bytes while its other bytes change
+ * (to_nop, restore_range). */
+static inline void skip_jump(uint8_t j[2], unsigned len)
+{
+	j[0] = 0xeb;
+	j[1] = (uint8_t)(len - 2);
+}
+
+/* Write site `s`, whose segment has protection `prot` (mu held).  A NOP
+ * site in three steps, each leaving an instruction every thread may run:
+ * the jump over the call (its first two bytes), then the bytes it skips,
+ * then every core serialises (none can have kept the call's old bytes
+ * behind the new first two), then the NOP's first two bytes.
  * 0, or -1 with errno if the system refused the write permission. */
-static CNSMP_NOINST int write_site(uintptr_t at, const uint8_t b[2], unsigned len,
-				    int prot)
+static CNSMP_NOINST int write_site(const struct site *s, int prot)
 {
 	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
-	void *page = (void *)(at & ~(psz - 1));
+	void *page = (void *)(s->at & ~(psz - 1));
 	if (mprotect(page, psz, prot | PROT_WRITE) < 0)
 		return -1;
-	store(at, b, len);
+	if (s->nop) {
+		uint8_t j[2];
+		skip_jump(j, s->len);
+		store(s->at, j, 2);
+		memcpy((void *)(s->at + 2), s->now + 2, s->len - 2u);
+		sync_all_cores();
+		store(s->at, s->now, 2);
+	} else {
+		store(s->at, s->now, s->len);
+	}
 	note_page((uintptr_t)page);
 	if (mprotect(page, psz, prot) < 0)
 		cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: mprotect(%p) back to "
 			  "read-execute failed: %s", page, strerror(errno));
 	return 0;
+}
+
+/* The multi-byte NOPs a call of 5 or 6 bytes becomes. */
+static const uint8_t nop5[5] = {0x0f, 0x1f, 0x44, 0x00, 0x00};
+static const uint8_t nop6[6] = {0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00};
+
+/* Make site `s`, a call patched to the jump over itself, a NOP instead:
+ * a taken jump costs the front end a redirect, a NOP nothing measurable
+ * (bench: "hook calls as NOPs").  Only a plain call (not widened: other
+ * threads may stop inside a widened site's set-up, whose bytes must not
+ * change), within one page. */
+static CNSMP_NOINST void to_nop(struct site *s)
+{
+	/* the steps need every core serialised between them */
+	if (s->wide || s->len != 2 || s->now[0] != 0xeb || !atomic_load(&sync_core) ||
+	    jumps_only)
+		return;
+	unsigned len = s->now[1] + 2u; /* 5 (e8) or 6 (ff 15) */
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
+	if (((s->at + len - 1) & ~(psz - 1)) != (s->at & ~(psz - 1)))
+		return;
+	memcpy(s->now, len == 5 ? nop5 : nop6, len); /* orig: all of it from decode */
+	s->len = (uint8_t)len;
+	s->nop = 1;
 }
 
 /* The system refused: patching off for the process (mu held). */
@@ -559,11 +620,42 @@ static CNSMP_NOINST void restore_range(uintptr_t lo, uintptr_t hi)
 			i = j;
 			continue;
 		}
-		for (; i < j; i++)
-			if (memcmp((const void *)sites[i].at, sites[i].now, sites[i].len) == 0) {
-				store(sites[i].at, sites[i].orig, sites[i].len);
+		/* A NOP site goes back in the reverse steps of write_site: the
+		 * jump over it, every core serialised, the call's other bytes,
+		 * every core serialised, its first two bytes. */
+		int nops = 0;
+		for (size_t k = i; k < j; k++) {
+			struct site *t = &sites[k];
+			if (t->nop && memcmp((const void *)t->at, t->now, t->len) == 0) {
+				uint8_t jmp[2];
+				skip_jump(jmp, t->len);
+				store(t->at, jmp, 2);
+				nops = 1;
+			}
+		}
+		if (nops) {
+			sync_all_cores();
+			for (size_t k = i; k < j; k++)
+				if (sites[k].nop && ((const uint8_t *)sites[k].at)[0] == 0xeb)
+					memcpy((void *)(sites[k].at + 2), sites[k].orig + 2,
+					       sites[k].len - 2u);
+			sync_all_cores();
+		}
+		for (; i < j; i++) {
+			struct site *t = &sites[i];
+			if (t->nop) {
+				uint8_t jmp[2];
+				skip_jump(jmp, t->len);
+				if (memcmp((const void *)t->at, jmp, 2) == 0 &&
+				    memcmp((const void *)(t->at + 2), t->orig + 2, t->len - 2u) == 0) {
+					store(t->at, t->orig, 2);
+					n_restored++;
+				}
+			} else if (memcmp((const void *)t->at, t->now, t->len) == 0) {
+				store(t->at, t->orig, t->len);
 				n_restored++;
 			}
+		}
 		if (mprotect((void *)page, psz, g.prot) < 0)
 			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: mprotect(%p) back "
 				  "failed: %s", (void *)page, strerror(errno));
@@ -678,13 +770,14 @@ static CNSMP_NOINST int put_site(const struct site *s, int prot)
 		sites = ns;
 		capsites = n;
 	}
-	if (write_site(s->at, s->now, s->len, prot) < 0) {
+	if (write_site(s, prot) < 0) {
 		refused_by_system();
 		return 0;
 	}
 	sites[nsites++] = *s;
 	n_patched++;
 	n_wide += s->wide;
+	n_nop += s->nop;
 	return 1;
 }
 
@@ -935,6 +1028,9 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 		refuse(ret);
 		goto out;
 	}
+	/* A NOP where it can be: a NOP costs less than a jump over the call
+	 * and its set-up (bench: "hook calls as NOPs") */
+	to_nop(&s);
 	widen(&s, entry, e);
 	pthread_mutex_lock(&mu);
 	if (may_patch(fn, hook, e))

@@ -347,15 +347,17 @@ def widened(stderr):
 
 @unittest.skipUnless(X86_64, "call-site patching is x86-64 only")
 class ArgumentSetup(Case):
-    """A patched call's jump starts at the instructions that load the
-    hook's arguments when the decoder proves that is all they do."""
+    """CODENSM_PATCH=jumps (patched calls stay jumps, never NOPs): a
+    patched call's jump starts at the instructions that load the hook's
+    arguments when the decoder proves that is all they do."""
 
     def test_set_up_skipped_and_a_branch_into_it_patched_too(self):
-        """skip_mid's entry call is reached through its argument set-up and by a branch into its middle: the set-up's start and then the call itself are patched; included again, both paths count exactly"""
+        """jumps: skip_mid's entry call is reached through its argument set-up and by a branch into its middle: the set-up's start and then the call itself are patched; included again, both paths count exactly"""
         rec = self.receiver()
         n = 20000
         r = run([patcher(), "middle", str(n)],
-                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug",
+                         CODENSM_PATCH="jumps"))
         self.assert_ran(r)
         self.assertEqual(r.stdout, "middle %d\n" % n)
         self.assert_exact(Totals(rec.committed()), {
@@ -370,7 +372,7 @@ class ArgumentSetup(Case):
         self.assertGreaterEqual(widened(r.stderr)[0], 2, r.stderr)
 
     def test_set_up_skipped_in_every_build(self):
-        """gcc and clang, -O1 and -O2: skip_a's and skip_b's entries patched with their argument set-up, keep_steady exact"""
+        """jumps: gcc and clang, -O1 and -O2: skip_a's and skip_b's entries patched with their argument set-up, keep_steady exact"""
         compilers = ["gcc"] + (["clang"] if shutil.which("clang") and not SANITIZER else [])
         wrong = []
         for cc in compilers:
@@ -379,13 +381,54 @@ class ArgumentSetup(Case):
                 rec = self.receiver()
                 n = 20000
                 r = run([prog, "basic", str(n)], self.env(rec, CODENSM_INCLUDE=INCLUDE,
-                                                          CODENSM_LOG="debug"))
+                                                          CODENSM_LOG="debug",
+                                                          CODENSM_PATCH="jumps"))
                 self.assert_ran(r)
                 self.assert_exact(Totals(rec.committed()), {"patcher.keep_steady": (n, 0)})
                 if [s[:3] for s in patch_stats(r.stderr)] != [(4, 0, 0)] or \
                         widened(r.stderr)[0] < 2:
                     wrong.append("%s %s: %s" % (cc, opt, r.stderr))
         self.assertEqual(wrong, [], "not 4 sites patched, 2 or more with their set-up")
+
+
+def nops(stderr):
+    """[calls made NOPs] of each exit line."""
+    return [int(m) for m in re.findall(r", (\d+) made NOPs", stderr)]
+
+
+@unittest.skipUnless(X86_64, "call-site patching is x86-64 only")
+class Nops(Case):
+    """By default a patched call becomes a NOP of its length, in three
+    steps each leaving an instruction any thread may run (a jump over it,
+    its other bytes, every core serialised, the NOP's first bytes), and
+    goes back in the reverse steps."""
+
+    def test_calls_become_nops_and_come_back(self):
+        """gcc and clang at -O1: skip_a's and skip_b's 2 entry and 2 exit calls become NOPs; included again, the 4 calls come back and count exactly; CODENSM_PATCH=jumps makes none"""
+        compilers = ["gcc"] + (["clang"] if shutil.which("clang") and not SANITIZER else [])
+        for cc in compilers:
+            prog = patcher("patcher-nop-%s" % cc, compiler=cc)
+            rec = self.receiver()
+            n = 20000
+            r = run([prog, "include", str(n)],
+                    self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+            self.assert_ran(r)
+            self.assert_exact(Totals(rec.committed()), {
+                "patcher.keep_steady": (2 * n, 0), "patcher.skip_a": (n, 0),
+                "patcher.skip_b": (n, 0)}, prefix="patcher.")
+            self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 4, 0)], r.stderr)
+            self.assertEqual(nops(r.stderr), [6], "%s: %s" % (cc, r.stderr))
+            r = run([prog, "basic", str(n)], self.env(self.receiver(), CODENSM_INCLUDE=INCLUDE,
+                                                      CODENSM_LOG="debug", CODENSM_PATCH="jumps"))
+            self.assert_ran(r)
+            self.assertEqual(nops(r.stderr), [0], r.stderr)
+
+    def test_doctor_says_jumps(self):
+        """codensm doctor with CODENSM_PATCH=jumps says the calls are patched as short jumps"""
+        r = run([os.path.join(BUILD, "bin", "codensm"), "doctor", sample("shop")],
+                clean_env(CODENSM_PATCH="jumps"))
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn("as short jumps over them (CODENSM_PATCH=jumps)", r.stdout)
 
 
 class Doctor(Case):
@@ -404,7 +447,7 @@ class Doctor(Case):
                       r.stdout)
         r = run([doctor, "doctor", shop], clean_env(CODENSM_PATCH="maybe"))
         self.assertEqual(r.returncode, 1, r)
-        self.assertIn('CODENSM_PATCH="maybe" is not on or off', r.stderr)
+        self.assertIn('CODENSM_PATCH="maybe" is not on, off or jumps', r.stderr)
 
 
 if __name__ == "__main__":
