@@ -520,10 +520,11 @@ static inline void skip_jump(uint8_t j[2], unsigned len)
 }
 
 /* Write site `s`, whose segment has protection `prot` (mu held).  A NOP
- * site in three steps, each leaving an instruction every thread may run:
- * the jump over the call (its first two bytes), then the bytes it skips,
- * then every core serialises (none can have kept the call's old bytes
- * behind the new first two), then the NOP's first two bytes.
+ * site in three steps, each leaving an instruction every thread may run,
+ * with every core serialised between them, so that none can fetch a
+ * step's bytes beside an earlier step's (a call that spans two cache
+ * lines is fetched in two parts): the jump over the call (its first two
+ * bytes), the bytes it skips, the NOP's first two bytes.
  * 0, or -1 with errno if the system refused the write permission. */
 static CNSMP_NOINST int write_site(const struct site *s, int prot)
 {
@@ -535,6 +536,7 @@ static CNSMP_NOINST int write_site(const struct site *s, int prot)
 		uint8_t j[2];
 		skip_jump(j, s->len);
 		store(s->at, j, 2);
+		sync_all_cores();
 		memcpy((void *)(s->at + 2), s->now + 2, s->len - 2u);
 		sync_all_cores();
 		store(s->at, s->now, 2);
