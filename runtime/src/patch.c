@@ -624,7 +624,8 @@ static CNSMP_NOINST void restore_range(uintptr_t lo, uintptr_t hi)
 		}
 		/* A NOP site goes back in the reverse steps of write_site: the
 		 * jump over it, every core serialised, the call's other bytes,
-		 * every core serialised, its first two bytes. */
+		 * every core serialised, its first two bytes.  Only a site
+		 * whose bytes are still the NOP (nop = 2 marks it) is touched. */
 		int nops = 0;
 		for (size_t k = i; k < j; k++) {
 			struct site *t = &sites[k];
@@ -632,27 +633,25 @@ static CNSMP_NOINST void restore_range(uintptr_t lo, uintptr_t hi)
 				uint8_t jmp[2];
 				skip_jump(jmp, t->len);
 				store(t->at, jmp, 2);
+				t->nop = 2;
 				nops = 1;
 			}
 		}
 		if (nops) {
 			sync_all_cores();
 			for (size_t k = i; k < j; k++)
-				if (sites[k].nop && ((const uint8_t *)sites[k].at)[0] == 0xeb)
+				if (sites[k].nop == 2)
 					memcpy((void *)(sites[k].at + 2), sites[k].orig + 2,
 					       sites[k].len - 2u);
 			sync_all_cores();
 		}
 		for (; i < j; i++) {
 			struct site *t = &sites[i];
-			if (t->nop) {
-				uint8_t jmp[2];
-				skip_jump(jmp, t->len);
-				if (memcmp((const void *)t->at, jmp, 2) == 0 &&
-				    memcmp((const void *)(t->at + 2), t->orig + 2, t->len - 2u) == 0) {
-					store(t->at, t->orig, 2);
-					n_restored++;
-				}
+			if (t->nop == 2) {
+				store(t->at, t->orig, 2);
+				n_restored++;
+			} else if (t->nop) {
+				continue; /* not the NOP it was made (see above) */
 			} else if (memcmp((const void *)t->at, t->now, t->len) == 0) {
 				store(t->at, t->orig, t->len);
 				n_restored++;
