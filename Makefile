@@ -76,10 +76,12 @@ DEPS_PC  := libcurl jansson libdw libelf libmicrohttpd sqlite3 libcrypto cmocka 
 DEPS_CMD := cc c++ clang clang++ python3 chromium curl openssl valgrind uftrace \
 	dpkg-source groff man promtool /usr/lib/postgresql/15/bin/initdb
 CLANG_C_INDEX := /usr/lib/llvm-14/include/clang-c/Index.h
+# Zydis (libzydis-dev) has no .pc: its header says it is there.
+ZYDIS_H := /usr/include/Zydis/Decoder.h
 deps-ok:
 	@$(PKG_CONFIG) --exists $(DEPS_PC) 2>/dev/null && \
 		(for c in $(DEPS_CMD); do command -v $$c >/dev/null || exit 1; done) && \
-		test -f /usr/share/javascript/chart.js/chart.min.js && test -f $(CLANG_C_INDEX) || bash .ci/deps
+		test -f /usr/share/javascript/chart.js/chart.min.js && test -f $(CLANG_C_INDEX) && test -f $(ZYDIS_H) || bash .ci/deps
 
 clean:
 	rm -rf build build-asan build-tsan tests/artifacts

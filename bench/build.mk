@@ -10,6 +10,9 @@
 #   -rt     -finstrument-functions + libcodensm-rt (RT_LINK, shared)
 #   -rts    -finstrument-functions + libcodensm-rt.a (RT_LINK_STATIC)
 #   -pg     gprof's -pg
+#   -nop    -empty with every hook call made a NOP and every tail jump to
+#           the exit hook a ret (bench/nop_hooks.py): the code's shape
+#           alone, the best any call-site patching can do
 # The hooks libraries are shared like the runtime, so all three pay the
 # same PLT call and differ only in what the hook does.  Bench builds never
 # take the sanitizer flags: they measure the release build.
@@ -72,8 +75,12 @@ $(BB)/$(1)-pg: $(2)
 	$$(Q)$$(CC) $$(BENCH_CFLAGS) -pg $(4) -o $$@ $(3)
 endef
 
-BENCH_KINDS := base fi empty agg filter rt rts pg
-BENCH_NORT_KINDS := base fi empty agg filter pg
+$(BB)/%-nop: $(BB)/%-empty bench/nop_hooks.py
+	$(call msg,NOP,$@)
+	$(Q)python3 bench/nop_hooks.py $< $@ >/dev/null && chmod +x $@
+
+BENCH_KINDS := base fi empty agg filter rt rts pg nop
+BENCH_NORT_KINDS := base fi empty agg filter pg nop
 
 $(eval $(call bench_variants,calls,bench/calls.c,bench/calls.c,))
 $(eval $(call bench_variants,manyfn,bench/manyfn.c,bench/manyfn.c,))
@@ -90,6 +97,44 @@ $(BZ_STAMP): build-aux/fetch-source.sh
 	$(Q)bash build-aux/fetch-source.sh bzip2 $(BB)/real
 	@touch $@
 $(eval $(call bench_variants,bzip2,$(BZ_STAMP),$(BZ_SRC),-w -D_FILE_OFFSET_BITS=64))
+
+# A real server (run.py --only redis): redis-server and redis-benchmark
+# from Debian's redis source, built once each way by redis's own Makefile
+# (bench/redis-build.sh): plain, and -finstrument-functions with the
+# shared runtime, which a new runtime build does not need to relink.
+REDIS_STAMP := $(BB)/real/redis.fetched
+$(REDIS_STAMP): build-aux/fetch-source.sh
+	$(call msg,FETCH,redis)
+	@mkdir -p $(@D)
+	$(Q)bash build-aux/fetch-source.sh redis $(BB)/real
+	@touch $@
+$(BB)/redis-base/src/redis-server: $(REDIS_STAMP) bench/redis-build.sh
+	$(call msg,BUILD,$@)
+	$(Q)bash bench/redis-build.sh $(BB)/real/redis $(BB)/redis-base plain
+$(BB)/redis-rt/src/redis-server: $(REDIS_STAMP) bench/redis-build.sh | $(RT_SO_LNK)
+	$(call msg,BUILD,$@)
+	$(Q)bash bench/redis-build.sh $(BB)/real/redis $(BB)/redis-rt inst "$(RT_LINK)"
+REDIS_BINS := $(BB)/redis-base/src/redis-server $(BB)/redis-rt/src/redis-server
+
+# The Lua interpreter (run.py's lua workload), built plain and instrumented
+# by tests/real/build.sh (its cache: rebuilt only when that script, the
+# compiler or the runtime's link flags change); -empty relinks the
+# instrumented objects with the empty hooks instead of the runtime.
+LUA_REAL := $(B)/real/lua
+$(LUA_REAL)/stamp: tests/real/build.sh build-aux/fetch-source.sh | $(RT_SO_LNK) $(RT_PC)
+	$(call msg,BUILD,lua)
+	$(Q)CODENSM_BUILD=$(B) bash tests/real/build.sh lua >/dev/null
+$(BB)/lua-base: $(LUA_REAL)/stamp
+	@mkdir -p $(@D)
+	$(Q)cp $(LUA_REAL)/plain/src/lua $@
+$(BB)/lua-rt: $(LUA_REAL)/stamp
+	@mkdir -p $(@D)
+	$(Q)cp $(LUA_REAL)/inst/src/lua $@
+$(BB)/lua-empty: $(LUA_REAL)/stamp $(BENCH_LIB)/libbench-empty.so
+	$(call msg,LD,$@)
+	$(Q)$(CC) -o $@ $(LUA_REAL)/inst/src/lua.o $(LUA_REAL)/inst/src/liblua.a \
+		$(call bench_link,bench-empty) -lm -Wl,-E -ldl
+LUA_BINS := $(BB)/lua-base $(BB)/lua-rt $(BB)/lua-empty $(BB)/lua-nop
 
 # The flusher's ship rate: links the static archive to reach the payload
 # builder (hidden in the shared library).
@@ -118,7 +163,7 @@ $(BB)/probes-rt: bench/probes.c $(RT_SO_LNK)
 BENCH_WORKLOADS := calls manyfn bzip2
 BENCH_NORT_BINS := $(foreach w,$(BENCH_WORKLOADS),$(foreach k,$(BENCH_NORT_KINDS),$(BB)/$(w)-$(k)))
 BENCH_BINS := $(foreach w,$(BENCH_WORKLOADS),$(foreach k,$(BENCH_KINDS),$(BB)/$(w)-$(k))) \
-	$(BB)/payload_rate $(BB)/threads-base $(BB)/threads-rt $(BB)/probes-rt
+	$(BB)/payload_rate $(BB)/threads-base $(BB)/threads-rt $(BB)/probes-rt $(REDIS_BINS) $(LUA_BINS)
 
 .PHONY: bench bench-bins bench-nort
 # Everything that does not need the runtime (for building ahead of it).

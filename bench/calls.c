@@ -104,7 +104,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (threads < 1 || threads > 64 || units < 1) {
+	if (threads < 1 || threads > 64 || units < 0) { /* 0: start and exit only */
 		fprintf(stderr, "calls: bad thread or unit count\n");
 		return 2;
 	}

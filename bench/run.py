@@ -32,6 +32,8 @@ import math
 import os
 import platform
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -116,7 +118,10 @@ def base_env(tmp):
 # excludes every function of the workloads.
 EXCLUDE_ALL = "bench,build,real,work,home,root,tmp,usr,src," \
     "blocksort,huffman,crctable,randtable,compress,decompress,bzlib,bzip2," \
-    "calls,manyfn,fib,main"
+    "calls,manyfn,fib,main," \
+    "lapi,lauxlib,lbaselib,lcode,lcorolib,lctype,ldblib,ldebug,ldo,ldump,lfunc,lgc," \
+    "linit,liolib,llex,lmathlib,lmem,loadlib,lobject,lopcodes,loslib,lparser,lstate," \
+    "lstring,lstrlib,ltable,ltablib,ltm,lua,lundump,lutf8lib,lvm,lzio"
 
 
 # The workloads' hottest small functions, excluded while the functions
@@ -143,6 +148,10 @@ def variants(args):
         # patching): what an excluded call costs where patching is off.
         Variant("excluded-hooks", "rt", env={"CODENSM_EXCLUDE": EXCLUDE_ALL,
                                              "CODENSM_PATCH": "off"}),
+        # The -empty build with every hook call a NOP (bench/nop_hooks.py):
+        # what -finstrument-functions' code shape costs with no hook ever
+        # reached, the floor under "excluded".
+        Variant("nop", "nop"),
         Variant("leaves-excluded", "rt", env={"CODENSM_EXCLUDE": EXCLUDE_LEAVES}),
         Variant("sampled", "rt", env={"CODENSM_SAMPLE": str(SAMPLE)}),
         Variant("gprof", "pg", cwd_tmp=True),
@@ -206,6 +215,12 @@ class Synthetic:
             raise RuntimeError("calls-%s printed %r, the baseline %r"
                                % (var.name, text, self.expect))
         return wall, cpu, err
+
+    def fixed(self, build, var, tmp, env):
+        """CPU time of a run with no work: the process's fixed cost (see
+        Bzip2.fixed)."""
+        return invoke(build, "calls", var, tmp, env, ["-n", "0"],
+                      stdout=subprocess.DEVNULL)[1]
 
 
 class Bzip2:
@@ -277,6 +292,38 @@ class Bzip2:
             if open(out, "rb").read() != open(ref + ".ref", "rb").read():
                 return False
         return True
+
+
+class Lua:
+    """The Lua 5.4 interpreter from Debian's source (tests/real/build.sh's
+    builds) running bench/lua/work.lua: its output must equal the
+    baseline's.  The interpreter's hot functions (luaV_execute, the table
+    and string code) are the hard case for excluded calls."""
+    name = "lua"
+    workload = "lua"
+    # The variants that need no other build of the interpreter.
+    variants = ("base", "empty", "nop", "tracked", "excluded", "excluded-hooks")
+
+    def __init__(self):
+        self.expect = None
+
+    def run(self, build, var, tmp, env):
+        out = os.path.join(tmp, "lua.out")
+        with open(out, "wb") as f:
+            wall, cpu, err = invoke(build, "lua", var, tmp, env,
+                                    [os.path.join(HERE, "lua", "work.lua")], stdout=f)
+        text = open(out).read()
+        if self.expect is None:
+            self.expect = text
+        if text != self.expect:
+            raise RuntimeError("lua-%s printed %r, the baseline %r" % (var.name, text, self.expect))
+        return wall, cpu, err
+
+    def fixed(self, build, var, tmp, env):
+        """CPU time of the interpreter running one statement: the
+        process's fixed cost (see Bzip2.fixed)."""
+        return invoke(build, "lua", var, tmp, env, ["-e", "local x = 1"],
+                      stdout=subprocess.DEVNULL)[1]
 
 
 def measure(workload, vars_, build, tmp, env, runs):
@@ -811,16 +858,103 @@ def probe_costs(build, tmp, env, runs, calls=2000000):
     return table
 
 
+# ---- a real server: redis ------------------------------------------------
+
+# Redis's command dispatch, tracked; everything else excluded.
+REDIS_INCLUDE = ",".join([
+    "server.call", "server.processCommand", "t_string.setCommand", "t_string.getCommand",
+    "t_string.incrCommand", "t_list.lpushCommand"])
+REDIS_TESTS = "set,get,incr,lpush"
+
+
+def redis_variants():
+    """(name, build kind, env) of each redis-server run compared."""
+    return [("base", "base", {}),
+            ("dispatch", "rt", {"CODENSM_INCLUDE": REDIS_INCLUDE}),
+            # A prefix no function has: every function excluded.
+            ("excluded", "rt", {"CODENSM_INCLUDE": "no-such-function"}),
+            ("dispatch, hooks kept", "rt", {"CODENSM_INCLUDE": REDIS_INCLUDE,
+                                            "CODENSM_PATCH": "off"})]
+
+
+def proc_cpu(pid):
+    """utime + stime of process `pid` (all its threads), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_once(build, kind, env, tmp, requests):
+    """Server CPU seconds per command of one redis-benchmark load on a
+    fresh redis-server (persistence off), and the commands run."""
+    server = os.path.join(build, "bench", "redis-%s" % kind, "src", "redis-server")
+    client = os.path.join(build, "bench", "redis-base", "src", "redis-benchmark")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no", "--dir", tmp, "--logfile", ""],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("redis-server-%s did not listen on %d" % (kind, port))
+        cpu0 = proc_cpu(p.pid)
+        subprocess.run([client, "-p", str(port), "-n", str(requests), "-c", "8", "-q",
+                        "-t", REDIS_TESTS], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        cpu1 = proc_cpu(p.pid)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    commands = requests * len(REDIS_TESTS.split(","))
+    return (cpu1 - cpu0) / commands
+
+
+def redis_bench(build, tmp, env, runs, requests):
+    """Each variant `runs` times, alternating, each round starting one
+    variant later; per-round ratios of CPU per command to the plain
+    build's, then their median."""
+    vs = redis_variants()
+    res = {name: [] for name, _, _ in vs}
+    for r in range(runs):
+        k = r % len(vs)
+        for name, kind, extra in vs[k:] + vs[:k]:
+            e = dict(env)
+            e.update(extra)
+            res[name].append(redis_once(build, kind, e, tmp, requests))
+        log("  redis round %d/%d: %s" % (r + 1, runs, "  ".join(
+            "%s %.2f us" % (n, 1e6 * res[n][-1]) for n, _, _ in vs)))
+    out = {"requests": requests, "tests": REDIS_TESTS, "include": REDIS_INCLUDE,
+           "cpu_per_command": res}
+    for name, _, _ in vs[1:]:
+        rs = [ratio(a, b) for a, b in zip(res[name], res["base"])]
+        out[name + "/base"] = median(rs)
+        out[name + "/base rounds"] = rs
+    return out
+
+
 def ratio(num, den):
     return num / den if den > 0 else float("inf")
 
 
-PAIRS = ("tracked/agg", "excluded/empty", "excluded-hooks/empty", "uftrace/tracked", "gprof/tracked",
+PAIRS = ("tracked/agg", "excluded/empty", "excluded-hooks/empty", "nop/empty", "uftrace/tracked",
+         "gprof/tracked",
          "tracked-static/tracked", "sampled/empty", "sampled/tracked",
          "leaves-excluded/tracked", "filter/empty", "excluded/filter")
 # Also computed per call, where the workload times each variant's fixed
 # cost in the same round: each overhead less its process's fixed cost.
-PER_CALL_PAIRS = ("tracked/agg", "excluded/empty", "excluded-hooks/empty", "excluded/filter")
+PER_CALL_PAIRS = ("tracked/agg", "excluded/empty", "excluded-hooks/empty", "nop/empty",
+                  "excluded/filter")
 
 
 def paired_ratios(m):
@@ -865,6 +999,10 @@ MEANINGS = (
      "the compiler's hook call: its calls are patched out of the running code"),
     ("excluded, hooks kept", "CODENSM_PATCH=off: a function you exclude costs about "
      "what the compiler's hook call itself costs"),
+    ("hook calls as NOPs", "what -finstrument-functions' code shape costs with no hook "
+     "ever called: the floor under an excluded function, which no patching removes"),
+    ("redis: CPU per command", "a real server tracking its command dispatch: what each command costs "
+     "in CPU against the uninstrumented build"),
     ("tracked / mini aggregator, per call", "the same, each process's fixed start-up "
      "and exit cost taken out"),
     ("excluded / empty hooks, per call", "the same, each process's fixed cost taken out"),
@@ -908,7 +1046,7 @@ MEANINGS = (
 
 
 def meaning(what):
-    w = what.split(": ", 1)[1] if what.startswith(("synthetic: ", "bzip2: ")) else what
+    w = what.split(": ", 1)[1] if what.startswith(("synthetic: ", "bzip2: ", "lua: ")) else what
     for start, text in MEANINGS:
         if w.startswith(start):
             return text
@@ -951,15 +1089,15 @@ def build_report(R):
         "ratios.")
     add("")
     add("| workload | calls/run | base s | empty | mini agg | mini filter | tracked | "
-        "excluded | excluded, hooks kept | leaves excluded | sampled (1 in %d) | uftrace | "
-        "gprof | tracked (static) |" % SAMPLE)
-    add("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for w in ("synthetic", "bzip2"):
+        "excluded | excluded, hooks kept | hook calls as NOPs | leaves excluded | "
+        "sampled (1 in %d) | uftrace | gprof | tracked (static) |" % SAMPLE)
+    add("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for w in ("synthetic", "bzip2", "lua"):
         m = R["overhead"].get(w)
         if not m:
             continue
         base = m["base"]["cpu_med"]
-        calls = m["agg"]["calls"] or 0
+        calls = m["agg"]["calls"] if "agg" in m else 0
 
         def cell(name):
             if name not in m:
@@ -970,10 +1108,10 @@ def build_report(R):
         add("| %s | %s | %.3f | %s |" % (
             w, "{:,}".format(calls), base, " | ".join(cell(n) for n in (
                 "empty", "agg", "filter", "tracked", "excluded", "excluded-hooks",
-                "leaves-excluded", "sampled",
+                "nop", "leaves-excluded", "sampled",
                 "uftrace", "gprof", "tracked-static"))))
     add("")
-    for w in ("synthetic", "bzip2"):
+    for w in ("synthetic", "bzip2", "lua"):
         m = R["overhead"].get(w)
         if m and "empty" in m:
             b = m["base"]["cpu"]
@@ -988,17 +1126,23 @@ def build_report(R):
         add("| %s | %s | %s | %s | %s |" % (
             what, target, value, "-" if ok is None else ("yes" if ok else "**no**"),
             meaning(what)))
-    for w in ("synthetic", "bzip2"):
+    for w in ("synthetic", "bzip2", "lua"):
         m = R["overhead"].get(w)
-        if not m or "tracked" not in m:
+        if not m or "excluded" not in m:
             continue
         rr = R["ratios"][w]
-        r1 = rr["tracked/agg"]
-        row("%s: tracked overhead / mini aggregator's" % w, "<= 1.15",
-            "%.2f%s" % (r1, spread(rr["tracked/agg rounds"])), r1 <= 1.15)
+        if "tracked/agg" in rr:
+            r1 = rr["tracked/agg"]
+            row("%s: tracked overhead / mini aggregator's" % w, "<= 1.15",
+                "%.2f%s" % (r1, spread(rr["tracked/agg rounds"])), r1 <= 1.15)
         r2 = rr["excluded/empty"]
         row("%s: excluded overhead / empty hooks'" % w, "<= 0.2",
             "%.2f%s" % (r2, spread(rr["excluded/empty rounds"])), r2 <= 0.2)
+        if "nop/empty" in rr:
+            r3 = rr["nop/empty"]
+            row("%s: hook calls as NOPs (the code's shape alone), overhead / empty hooks'" % w,
+                "(reported)", "%.2f%s; excluded beyond it: %.2f" % (
+                    r3, spread(rr["nop/empty rounds"]), rr["excluded/empty"] - r3), None)
         if "excluded-hooks/empty" in rr:
             r2 = rr["excluded-hooks/empty"]
             row("%s: excluded, hooks kept (CODENSM_PATCH=off), overhead / empty hooks'" % w,
@@ -1007,10 +1151,13 @@ def build_report(R):
         for pair, what in (("tracked/agg", "tracked / mini aggregator"),
                            ("excluded/empty", "excluded / empty hooks"),
                            ("excluded-hooks/empty", "excluded, hooks kept / empty hooks"),
+                           ("nop/empty", "hook calls as NOPs / empty hooks"),
                            ("excluded/filter", "excluded / mini filter")):
             if pair + " per call" in rr:
-                row("%s: %s, per call (each process's fixed cost, timed on a "
-                    "376-byte input in the same round, taken out)" % (w, what),
+                row("%s: %s, per call (each process's fixed cost, timed on %s in the "
+                    "same round, taken out)" % (w, what, {
+                        "bzip2": "a 376-byte input", "synthetic": "a run of no units",
+                        "lua": "a one-statement chunk"}[w]),
                     "(reported)", "%.2f%s" % (rr[pair + " per call"],
                                               spread(rr[pair + " per call rounds"])), None)
         if "filter/empty" in rr:
@@ -1020,10 +1167,12 @@ def build_report(R):
             r3 = rr["uftrace/tracked"]
             row("%s: uftrace overhead / tracked" % w, ">= 5", "%.1f" % r3,
                 r3 >= 5)
-        row("%s: gprof overhead / tracked" % w, "(reported)",
-            "%.2f" % rr["gprof/tracked"], None)
-        row("%s: tracked static / tracked shared (overheads)" % w,
-            "(reported)", "%.2f" % rr["tracked-static/tracked"], None)
+        if "gprof/tracked" in rr:
+            row("%s: gprof overhead / tracked" % w, "(reported)",
+                "%.2f" % rr["gprof/tracked"], None)
+        if "tracked-static/tracked" in rr:
+            row("%s: tracked static / tracked shared (overheads)" % w,
+                "(reported)", "%.2f" % rr["tracked-static/tracked"], None)
         if "leaves-excluded/tracked" in rr:
             row("%s: hottest leaves excluded, callers tracked / all tracked (overheads)" % w,
                 "(reported)", "%.2f" % rr["leaves-excluded/tracked"], None)
@@ -1106,6 +1255,25 @@ def build_report(R):
                 ("; target %.1f kB: %s" % (c["target_kb"], "met" if ok else "not met"))
                 if shallow else ""),
             ok if shallow else None)
+    rd = R.get("redis")
+    if rd:
+        per = {n: median(v) for n, v in rd["cpu_per_command"].items()}
+        for name, target in (("dispatch", 1.1), ("excluded", None),
+                             ("dispatch, hooks kept", None)):
+            if name + "/base" not in rd:
+                continue
+            r = rd[name + "/base"]
+            what = {"dispatch": "redis: CPU per command, command dispatch tracked (%s), "
+                                "the rest excluded / uninstrumented build" % rd["include"],
+                    "excluded": "redis: CPU per command, every function excluded / "
+                                "uninstrumented build",
+                    "dispatch, hooks kept": "redis: CPU per command, dispatch tracked, "
+                                            "the rest excluded with CODENSM_PATCH=off / "
+                                            "uninstrumented build"}[name]
+            row(what, "<= %.1f" % target if target else "(reported)",
+                "%.2f%s (%.2f vs %.2f us)" % (r, spread(rd[name + "/base rounds"]),
+                                             1e6 * per[name], 1e6 * per["base"]),
+                r <= target if target else None)
     pc = R.get("probes")
     if pc and "none" in pc and "10 others" in pc:
         # The issue's claim: a function without a probe pays nothing
@@ -1225,12 +1393,14 @@ def main():
     ap.add_argument("--load-seconds", type=int, default=20,
                     help="each of the server's two load runs")
     ap.add_argument("--load-connections", type=int, default=64)
+    ap.add_argument("--redis-requests", type=int, default=50000,
+                    help="redis-benchmark requests of each command per run")
     ap.add_argument("--no-uftrace", action="store_true")
     ap.add_argument("--no-rt", action="store_true",
                     help="only the variants that do not need the runtime")
     ap.add_argument("--only", default="",
                     help="comma list of: synthetic,bzip2,scaling,startup,send,"
-                    "memory,threads,steady,instructions,cache,payload,accuracy,load,probes")
+                    "memory,threads,steady,instructions,cache,payload,accuracy,load,probes,redis,lua")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     ap.add_argument("--report", metavar="JSON",
                     help="print the table of a saved run (results/*.json) "
@@ -1297,10 +1467,18 @@ def main():
                                  % R["bzip2_upstream_test"])
             R["overhead"]["bzip2"] = measure(bz, vars_, build, tmp, oenv,
                                              args.runs)
+        if want("lua"):
+            lua = Lua()
+            log("lua: %s" % os.path.join("bench", "lua", "work.lua"))
+            R["overhead"]["lua"] = measure(lua, [v for v in vars_ if v.name in lua.variants],
+                                           build, tmp, oenv, args.runs)
         if want("scaling"):
             log("scaling: 1 and 2 threads")
             R["scaling"] = scaling(build, tmp, oenv, args.runs,
                                    args.scaling_units, not args.no_rt)
+        if want("redis") and not args.no_rt:
+            log("redis: %d requests of each of %s per run" % (args.redis_requests, REDIS_TESTS))
+            R["redis"] = redis_bench(build, tmp, oenv, args.runs, args.redis_requests)
         if want("probes") and not args.no_rt:
             log("probes: %d interleaved runs" % args.runs)
             R["probes"] = probe_costs(build, tmp, oenv, args.runs)

@@ -3,9 +3,10 @@
 
 RT_SRC  := $(wildcard runtime/src/*.c)
 RT_PIC_OBJ := $(RT_SRC:runtime/src/%.c=$(B)/obj/rt-pic/%.o)
-# libcurl, libdw and libelf: headers only.  transport.c dlopen()s libcurl
-# on the flusher thread, dw.c libdw on the first function the symbol cache
-# does not name (dw.h says why).
+# libcurl, libdw, libelf and Zydis: headers only.  transport.c dlopen()s
+# libcurl on the flusher thread, dw.c libdw on the first function the symbol
+# cache does not name (dw.h says why), insn.c Zydis on the first exit the
+# compiler tail-jumped (insn.h).
 RT_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl jansson libdw libelf 2>/dev/null) -pthread \
 	-fvisibility=hidden -fno-instrument-functions
 RT_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null) -pthread -ldl

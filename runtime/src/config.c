@@ -850,5 +850,7 @@ CNSMP_NOINST int cnsmp_patch_setting(const char *v)
 		return 1;
 	if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "no"))
 		return 0;
+	if (!strcmp(v, "jumps"))
+		return 2;
 	return -1;
 }

@@ -482,8 +482,12 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_unfiltered(void *fn,
  * empties every cache). */
 CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 {
-	if (likely(cnsmp_xfilter_has((uintptr_t)fn)))
+	if (likely(cnsmp_xfilter_has((uintptr_t)fn))) {
+		/* patching on: a site not patched yet (patch.c) */
+		if (unlikely(atomic_load_explicit(&cnsmp_patch_live, memory_order_relaxed)))
+			cnsmp_patch_entry_hit(fn, __builtin_return_address(0));
 		return;
+	}
 	struct cnsmp_thread *t = cnsmp_tls.t;
 	if (likely(t != NULL)) {
 		struct cnsmp_counters *c;

@@ -373,6 +373,12 @@ struct cnsmp_fninfo {
 int cnsmp_symbols_resolve(uintptr_t addr, const struct cnsmp_config *cfg,
 			  struct cnsmp_fninfo *out);
 void cnsmp_fninfo_release(struct cnsmp_fninfo *fi);
+/* The code of the function whose entry is `entry` (its DWARF ranges: the
+ * body and any part split off, such as gcc's .cold), as up to `max`
+ * [low, high) pairs of load addresses; how many, 0 if the module's index
+ * has no function starting there. */
+size_t cnsmp_symbols_code(uintptr_t entry, const struct cnsmp_config *cfg,
+			  uintptr_t (*out)[2], size_t max);
 
 /* Call `cb` once for every function defined (with code) in the DWARF of
  * every module loaded in this process that was not inventoried before.
@@ -575,6 +581,14 @@ void cnsmp_registry_atfork_child(void);
  * with the guard held: they then do nothing. */
 void cnsmp_patch_entry(void *fn, void *ret);
 void cnsmp_patch_exit(void *fn, void *ret);
+/* An excluded function's entry hook reached although the filter already
+ * holds it: the call at `ret` is one more site of that function (an
+ * inlined copy, another path into a site's argument set-up), patched the
+ * same way unless refused.  Called only while cnsmp_patch_live is set:
+ * 1 while patching is on and refusals are still remembered, so that the
+ * excluded entry's fast path pays one load when patching is off. */
+void cnsmp_patch_entry_hit(void *fn, void *ret);
+extern _Atomic int cnsmp_patch_live;
 /* Give every patched site its call back, and make every thread see it,
  * before the change of decisions that calls it counts as applied
  * (cnsmp_registry_invalidate). */
@@ -583,8 +597,9 @@ void cnsmp_patch_restore_all(void);
  * forgotten before it may leave; no site is patched until _end. */
 void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi);
 void cnsmp_patch_dl_end(void);
-/* CODENSM_PATCH's value: 1 on (also unset), 0 off, -1 neither (then on,
- * with one line).  In config.c. */
+/* CODENSM_PATCH's value: 1 on (also unset), 0 off, 2 jumps (patched
+ * calls stay short jumps, never NOPs), -1 none of these (then on, with
+ * one line).  In config.c. */
 int cnsmp_patch_setting(const char *v);
 /* "on", "off" (CODENSM_PATCH=off), "refused" (the system does not allow
  * writable code), "unset" (nothing excluded called yet), "unsupported". */

@@ -22,10 +22,28 @@
  * And the call must be one the compiler made for `fn` (made_for): inside
  * `fn`'s own code, which loads `fn` as a constant, so that the site never
  * passes another function.
+ *
+ * Exits the compiler tail-jumped.  A function returning nothing may end
+ * with `jmp __cyg_profile_func_exit` (or its PLT entry, or -fno-plt's
+ * `jmp *GOT(%rip)`) after tearing its frame down: the exit hook then
+ * returns straight to the function's caller, and its return address is
+ * after the caller's call, not after a call to the hook.  When the bytes
+ * before the return address are no call to the hook, tail_exits decodes
+ * `fn`'s own code (its DWARF ranges; insn.c, with Zydis) for the jumps to
+ * the hook, each checked as above (target, made_for), and patches each
+ * one's first byte to `c3`: `ret`, which does what the hook's own return
+ * would have done, the frame being gone already.  One byte: always an
+ * atomic store; the jump's other bytes are never reached.  Restored by
+ * writing the jump's first byte back, like any other site.
  * Only the first two bytes change, with one 2-byte store within a cache
  * line, so every thread fetches either the old call or the new jump,
- * never a mix; the remaining bytes are never touched and no thread can
- * ever stop inside them (the jump skips them).  Where the two bytes would
+ * never a mix; the remaining bytes are not touched then and no thread can
+ * ever stop inside them (the jump skips them).  Then (to_nop) the call
+ * becomes a NOP of its length: the bytes the jump skips are rewritten,
+ * every core serialises (sync-core, below), and one more 2-byte store
+ * turns the jump into the NOP's first bytes; restoring takes the same
+ * steps back.  A taken jump costs the front end a redirect, a NOP
+ * nothing measurable (bench: "hook calls as NOPs").  Where the two bytes would
  * straddle a cache line (1 site in 64), a direct call's first byte alone
  * becomes `cmp $imm32, %eax` (decode says why that is harmless), and a
  * -fno-plt call is left calling.  Restoring writes the original bytes
@@ -53,6 +71,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "insn.h"
 #include "thread.h"
 
 #if defined(__x86_64__) && !defined(__ILP32__) && defined(__linux__)
@@ -74,6 +93,8 @@ extern void hook_exit(void *, void *) __asm__("__cyg_profile_func_exit")
 enum { MODE_UNSET = 0, MODE_ON, MODE_OFF, MODE_REFUSED };
 
 static _Atomic int mode;
+static int jumps_only; /* CODENSM_PATCH=jumps: no NOPs (to_nop); set once, under mu */
+_Atomic int cnsmp_patch_live; /* mode is MODE_ON and !refusals_full */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* A site patched now (under mu): where, and its two bytes before and
@@ -81,8 +102,11 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
  * the sites are patched again on their next call if still excluded. */
 struct site {
 	uintptr_t at;
-	uint8_t orig[2], now[2];
-	uint8_t len; /* bytes that change: 2, or 1 (see decode) */
+	uint8_t orig[6], now[6];
+	uint8_t len; /* bytes that change: 2, or 1 (see decode), or the whole
+		      * call (5 or 6) once it is a NOP (`nop`) */
+	uint8_t nop; /* 1: the call became a NOP (to_nop) */
+	uint8_t wide; /* 1: the jump skips the argument set-up too (widen) */
 };
 static struct site *sites; /* mu */
 static size_t nsites, capsites;
@@ -105,13 +129,25 @@ static _Atomic uintptr_t refused[1u << REFUSED_BITS];
 static size_t nrefused; /* slots used, tombstones too (mu) */
 static _Atomic int refusals_full;
 
+/* Exits examined by tail_exits that patched nothing new (a function with
+ * no jump to the hook, or a tail exit that is not a plain jmp, such as a
+ * conditional one): keyed by the function mixed with the return address,
+ * since one caller's indirect call returns there from many functions.
+ * Emptied whenever sites are restored or a module leaves (a cache only:
+ * an entry lost costs one more examination, a false match only leaves
+ * a hook call in place). */
+#define TAIL_BITS 12
+#define TAIL_MAX (1u << (TAIL_BITS - 1))
+static _Atomic uintptr_t tail_refused[1u << TAIL_BITS];
+static size_t ntail; /* mu */
+
 /* dlclose in progress: `closing` counts the closes running, `epoch`
  * moves at each one's start.  A patch decided before a close began is
  * not written (see cnsmp_patch_dl_begin). */
 static _Atomic unsigned closing, epoch;
 
 /* Counts for the exit line (mu). */
-static uint64_t n_patched, n_restored, n_refused;
+static uint64_t n_patched, n_restored, n_refused, n_wide, n_nop;
 
 static _Atomic int sync_core; /* 1: registered for MEMBARRIER sync-core */
 
@@ -150,11 +186,22 @@ static CNSMP_NOINST void sync_all_cores(void)
 		membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE);
 }
 
-static CNSMP_NOINST void fork_prepare(void) { pthread_mutex_lock(&mu); }
-static CNSMP_NOINST void fork_parent(void) { pthread_mutex_unlock(&mu); }
+/* wmu (widen's cache, below) is taken before mu, here too. */
+static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
+static CNSMP_NOINST void fork_prepare(void)
+{
+	pthread_mutex_lock(&wmu);
+	pthread_mutex_lock(&mu);
+}
+static CNSMP_NOINST void fork_parent(void)
+{
+	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&wmu);
+}
 static CNSMP_NOINST void fork_child(void)
 {
 	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&wmu);
 	if (atomic_load(&sync_core))
 		sync_core_register();
 }
@@ -163,10 +210,12 @@ static CNSMP_NOINST void at_exit(void)
 {
 	pthread_mutex_lock(&mu);
 	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: %llu sites patched, "
-		  "%llu restored, %llu refused, %zu pages of code made private (%zu kB)",
+		  "%llu restored, %llu refused, %zu pages of code made private (%zu kB); "
+		  "%llu patched with their argument set-up, %llu made NOPs",
 		  (unsigned long long)n_patched, (unsigned long long)n_restored,
 		  (unsigned long long)n_refused, npages,
-		  npages * (size_t)sysconf(_SC_PAGESIZE) / 1024);
+		  npages * (size_t)sysconf(_SC_PAGESIZE) / 1024, (unsigned long long)n_wide,
+		  (unsigned long long)n_nop);
 	pthread_mutex_unlock(&mu);
 }
 
@@ -186,8 +235,9 @@ static CNSMP_NOINST void decide_mode(void)
 	if (atomic_load(&mode) == MODE_UNSET) {
 		const char *v = getenv("CODENSM_PATCH");
 		int on = cnsmp_patch_setting(v) != 0;
+		jumps_only = cnsmp_patch_setting(v) == 2;
 		if (cnsmp_patch_setting(v) < 0)
-			cnsmp_log(CNSMP_LOG_INFO, "CODENSM_PATCH=\"%s\" is not on or off: "
+			cnsmp_log(CNSMP_LOG_INFO, "CODENSM_PATCH=\"%s\" is not on, off or jumps: "
 				  "patching the calls of excluded functions (on)", v);
 		if (on)
 			sync_core_register();
@@ -195,6 +245,7 @@ static CNSMP_NOINST void decide_mode(void)
 			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching off (CODENSM_PATCH=%s): "
 				  "excluded functions keep calling the hooks", v);
 		atomic_store(&mode, on ? MODE_ON : MODE_OFF);
+		atomic_store(&cnsmp_patch_live, on);
 	}
 	pthread_mutex_unlock(&mu);
 }
@@ -217,16 +268,59 @@ static CNSMP_NOINST void *grow(void *p, size_t old, size_t new)
 	return q;
 }
 
-static inline int is_refused(uintptr_t ret)
+static inline int in_set(_Atomic uintptr_t *set, unsigned bits, uintptr_t key)
 {
-	const size_t mask = (1u << REFUSED_BITS) - 1;
-	for (size_t i = cnsmp_addr_slot(ret, REFUSED_BITS);; i = (i + 1) & mask) {
-		uintptr_t a = atomic_load_explicit(&refused[i], memory_order_relaxed);
-		if (a == ret)
+	const size_t mask = (1u << bits) - 1;
+	for (size_t i = cnsmp_addr_slot(key, bits);; i = (i + 1) & mask) {
+		uintptr_t a = atomic_load_explicit(&set[i], memory_order_relaxed);
+		if (a == key)
 			return 1;
 		if (!a)
 			return 0;
 	}
+}
+
+static inline int is_refused(uintptr_t ret)
+{
+	return in_set(refused, REFUSED_BITS, ret);
+}
+
+/* The key of a tail exit of `fn` returning to `ret` (never 0 or 1). */
+static inline uintptr_t tail_key(uintptr_t fn, uintptr_t ret)
+{
+	uintptr_t k = ret ^ (fn * (uintptr_t)0x9e3779b97f4a7c15u);
+	return k < 2 ? k + 2 : k;
+}
+
+static CNSMP_NOINST void tail_refuse(uintptr_t fn, uintptr_t ret)
+{
+	const size_t mask = (1u << TAIL_BITS) - 1;
+	uintptr_t k = tail_key(fn, ret);
+	pthread_mutex_lock(&mu);
+	if (!in_set(tail_refused, TAIL_BITS, k)) {
+		if (ntail >= TAIL_MAX) {
+			atomic_store(&refusals_full, 1);
+			atomic_store(&cnsmp_patch_live, 0);
+		} else {
+			size_t i = cnsmp_addr_slot(k, TAIL_BITS);
+			while (atomic_load_explicit(&tail_refused[i], memory_order_relaxed))
+				i = (i + 1) & mask;
+			ntail++;
+			atomic_store_explicit(&tail_refused[i], k, memory_order_release);
+			n_refused++;
+		}
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+/* Empty tail_refused (mu held): restored sites may be patched again. */
+static CNSMP_NOINST void tail_forget(void)
+{
+	if (!ntail)
+		return;
+	for (size_t i = 0; i < (1u << TAIL_BITS); i++)
+		atomic_store_explicit(&tail_refused[i], 0, memory_order_relaxed);
+	ntail = 0;
 }
 
 static CNSMP_NOINST void refuse(uintptr_t ret)
@@ -236,6 +330,7 @@ static CNSMP_NOINST void refuse(uintptr_t ret)
 	if (!is_refused(ret)) {
 		if (nrefused >= REFUSED_MAX) {
 			atomic_store(&refusals_full, 1);
+			atomic_store(&cnsmp_patch_live, 0);
 		} else {
 			size_t i = cnsmp_addr_slot(ret, REFUSED_BITS);
 			uintptr_t a;
@@ -304,7 +399,10 @@ static CNSMP_NOINST int plt_jumps_to(const struct seg *g, const uint8_t *p, uint
 }
 
 /* The site of the call that returns to `ret`, if it is one of the forms
- * above calling `hook`: 0 and *s filled, else -1. */
+ * above calling `hook`: 0 and *s filled, else -1.  The site's original
+ * bytes are the ones checked here, never read again: another thread may
+ * be rewriting them meanwhile (under mu, which put_site takes before it
+ * compares them with the code). */
 static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, const struct seg *g,
 			       struct site *s)
 {
@@ -317,6 +415,8 @@ static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, const struct seg *
 			return -1;
 		s->at = ret - 5;
 		s->now[1] = 0x03;
+		s->orig[0] = 0xe8;
+		memcpy(s->orig + 1, &rel, 4);
 	} else if (p[-6] == 0xff && p[-5] == 0x15) {
 		int32_t disp;
 		memcpy(&disp, p - 4, 4);
@@ -325,12 +425,14 @@ static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, const struct seg *
 			return -1;
 		s->at = ret - 6;
 		s->now[1] = 0x04;
+		s->orig[0] = 0xff;
+		s->orig[1] = 0x15;
+		memcpy(s->orig + 2, &disp, 4);
 	} else {
 		return -1;
 	}
 	s->now[0] = 0xeb;
 	s->len = 2;
-	memcpy(s->orig, (const void *)s->at, 2);
 	if ((s->at & 63) != 63)
 		return 0;
 	/* The two bytes would straddle a cache line, where a 2-byte store is
@@ -409,16 +511,38 @@ static CNSMP_NOINST void note_page(uintptr_t page)
 	npages += page_put(pages, cappages, page);
 }
 
-/* Write `b` at `at`, whose segment has protection `prot` (mu held).
+/* The jump that skips a call of `len` bytes while its other bytes change
+ * (to_nop, restore_range). */
+static inline void skip_jump(uint8_t j[2], unsigned len)
+{
+	j[0] = 0xeb;
+	j[1] = (uint8_t)(len - 2);
+}
+
+/* Write site `s`, whose segment has protection `prot` (mu held).  A NOP
+ * site in three steps, each leaving an instruction every thread may run,
+ * with every core serialised between them, so that none can fetch a
+ * step's bytes beside an earlier step's (a call that spans two cache
+ * lines is fetched in two parts): the jump over the call (its first two
+ * bytes), the bytes it skips, the NOP's first two bytes.
  * 0, or -1 with errno if the system refused the write permission. */
-static CNSMP_NOINST int write_site(uintptr_t at, const uint8_t b[2], unsigned len,
-				    int prot)
+static CNSMP_NOINST int write_site(const struct site *s, int prot)
 {
 	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
-	void *page = (void *)(at & ~(psz - 1));
+	void *page = (void *)(s->at & ~(psz - 1));
 	if (mprotect(page, psz, prot | PROT_WRITE) < 0)
 		return -1;
-	store(at, b, len);
+	if (s->nop) {
+		uint8_t j[2];
+		skip_jump(j, s->len);
+		store(s->at, j, 2);
+		sync_all_cores();
+		memcpy((void *)(s->at + 2), s->now + 2, s->len - 2u);
+		sync_all_cores();
+		store(s->at, s->now, 2);
+	} else {
+		store(s->at, s->now, s->len);
+	}
 	note_page((uintptr_t)page);
 	if (mprotect(page, psz, prot) < 0)
 		cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: mprotect(%p) back to "
@@ -426,10 +550,35 @@ static CNSMP_NOINST int write_site(uintptr_t at, const uint8_t b[2], unsigned le
 	return 0;
 }
 
+/* The multi-byte NOPs a call of 5 or 6 bytes becomes. */
+static const uint8_t nop5[5] = {0x0f, 0x1f, 0x44, 0x00, 0x00};
+static const uint8_t nop6[6] = {0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00};
+
+/* Make site `s`, a call patched to the jump over itself, a NOP instead:
+ * a taken jump costs the front end a redirect, a NOP nothing measurable
+ * (bench: "hook calls as NOPs").  Only a plain call (not widened: other
+ * threads may stop inside a widened site's set-up, whose bytes must not
+ * change), within one page. */
+static CNSMP_NOINST void to_nop(struct site *s)
+{
+	/* the steps need every core serialised between them */
+	if (s->wide || s->len != 2 || s->now[0] != 0xeb || !atomic_load(&sync_core) ||
+	    jumps_only)
+		return;
+	unsigned len = s->now[1] + 2u; /* 5 (e8) or 6 (ff 15) */
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
+	if (((s->at + len - 1) & ~(psz - 1)) != (s->at & ~(psz - 1)))
+		return;
+	memcpy(s->now, len == 5 ? nop5 : nop6, len); /* orig: all of it from decode */
+	s->len = (uint8_t)len;
+	s->nop = 1;
+}
+
 /* The system refused: patching off for the process (mu held). */
 static CNSMP_NOINST void refused_by_system(void)
 {
 	atomic_store(&mode, MODE_REFUSED);
+	atomic_store(&cnsmp_patch_live, 0);
 	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching refused by the system "
 		  "(mprotect: %s): excluded functions keep calling the hooks",
 		  strerror(errno));
@@ -473,11 +622,41 @@ static CNSMP_NOINST void restore_range(uintptr_t lo, uintptr_t hi)
 			i = j;
 			continue;
 		}
-		for (; i < j; i++)
-			if (memcmp((const void *)sites[i].at, sites[i].now, sites[i].len) == 0) {
-				store(sites[i].at, sites[i].orig, sites[i].len);
+		/* A NOP site goes back in the reverse steps of write_site: the
+		 * jump over it, every core serialised, the call's other bytes,
+		 * every core serialised, its first two bytes.  Only a site
+		 * whose bytes are still the NOP (nop = 2 marks it) is touched. */
+		int nops = 0;
+		for (size_t k = i; k < j; k++) {
+			struct site *t = &sites[k];
+			if (t->nop && memcmp((const void *)t->at, t->now, t->len) == 0) {
+				uint8_t jmp[2];
+				skip_jump(jmp, t->len);
+				store(t->at, jmp, 2);
+				t->nop = 2;
+				nops = 1;
+			}
+		}
+		if (nops) {
+			sync_all_cores();
+			for (size_t k = i; k < j; k++)
+				if (sites[k].nop == 2)
+					memcpy((void *)(sites[k].at + 2), sites[k].orig + 2,
+					       sites[k].len - 2u);
+			sync_all_cores();
+		}
+		for (; i < j; i++) {
+			struct site *t = &sites[i];
+			if (t->nop == 2) {
+				store(t->at, t->orig, 2);
+				n_restored++;
+			} else if (t->nop) {
+				continue; /* not the NOP it was made (see above) */
+			} else if (memcmp((const void *)t->at, t->now, t->len) == 0) {
+				store(t->at, t->orig, t->len);
 				n_restored++;
 			}
+		}
 		if (mprotect((void *)page, psz, g.prot) < 0)
 			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: mprotect(%p) back "
 				  "failed: %s", (void *)page, strerror(errno));
@@ -519,7 +698,8 @@ static CNSMP_NOINST int holds_constant(uintptr_t fn, uintptr_t lo, uintptr_t hi,
  * immediate (non-PIE: mov $fn).  A wrapper given a variable loads no
  * such constant.  A call in a function's cold part (placed before its
  * entry) is not examined, and keeps calling. */
-static CNSMP_NOINST int made_for(uintptr_t fn, uintptr_t at, const struct seg *g)
+static CNSMP_NOINST int made_for(uintptr_t fn, uintptr_t at, const struct seg *g,
+				  uintptr_t *code_entry)
 {
 	struct cnsmp_fninfo fi;
 	int rc = cnsmp_symbols_resolve(at, &cnsmp_cfg, &fi);
@@ -528,6 +708,7 @@ static CNSMP_NOINST int made_for(uintptr_t fn, uintptr_t at, const struct seg *g
 		cnsmp_fninfo_release(&fi);
 	if (rc != 0 || entry < g->lo || entry >= at)
 		return 0;
+	*code_entry = entry;
 	/* Where the constant usually is: just before the call (an inlined
 	 * function's), or in the prologue (an exit call reusing a register
 	 * loaded there); then everything between. */
@@ -560,6 +741,263 @@ static CNSMP_NOINST int open_anywhere(uintptr_t fn)
 	return 0;
 }
 
+/* May a site of `fn` calling `hook` be written now (mu held)?  Decided
+ * again under the lock: a change of decisions restores the sites under
+ * it after the change, so a patch written here either sees the new
+ * decision or is undone by that restore.  `e`: the dlclose epoch read
+ * before the site was examined. */
+static CNSMP_NOINST int may_patch(uintptr_t fn, uintptr_t hook, unsigned e)
+{
+	struct cnsmp_fn *f = cnsmp_registry_lookup(fn);
+	return atomic_load(&mode) == MODE_ON && !atomic_load(&closing) &&
+	       atomic_load(&epoch) == e && f &&
+	       atomic_load_explicit(&f->state, memory_order_acquire) == CNSMP_FN_EXCLUDED &&
+	       /* a probed function's calls must reach the probes (probes.c) */
+	       atomic_load_explicit(&f->probes, memory_order_acquire) == NULL &&
+	       (hook != (uintptr_t)&hook_exit || !open_anywhere(fn));
+}
+
+/* Write site `s` if its bytes are still the original ones and list it
+ * (mu held): 1 if written. */
+static CNSMP_NOINST int put_site(const struct site *s, int prot)
+{
+	if (memcmp((const void *)s->at, s->orig, s->len) != 0)
+		return 0; /* patched already (or not what it was) */
+	if (nsites == capsites) {
+		size_t n = capsites ? capsites * 2 : 256;
+		struct site *ns = grow(sites, capsites * sizeof *ns, n * sizeof *ns);
+		if (!ns)
+			return 0;
+		sites = ns;
+		capsites = n;
+	}
+	if (write_site(s, prot) < 0) {
+		refused_by_system();
+		return 0;
+	}
+	sites[nsites++] = *s;
+	n_patched++;
+	n_wide += s->wide;
+	n_nop += s->nop;
+	return 1;
+}
+
+/* Does the jump `j` in g's module reach the exit hook? */
+static CNSMP_NOINST int jumps_to_exit(const struct seg *g, const struct cnsmp_jump *j)
+{
+	uintptr_t hook = (uintptr_t)&hook_exit;
+	if (j->mem)
+		return in_module(g, j->dest, 8) && peek_word(j->dest) == hook;
+	return j->dest == hook || plt_jumps_to(g, (const uint8_t *)j->dest, hook);
+}
+
+/* The code [lo, hi) as it was before any patch here, for the decoder (a
+ * patched site's bytes would send it off instruction boundaries): a copy
+ * taken under mu with every listed site's original bytes put back, to be
+ * freed with grow(copy, hi - lo, 0).  NULL if too large or out of memory. */
+static CNSMP_NOINST uint8_t *code_copy(uintptr_t lo, uintptr_t hi)
+{
+	size_t n = hi - lo;
+	if (hi <= lo || n > (1u << 20))
+		return NULL;
+	uint8_t *copy = grow(NULL, 0, n); /* mmap: see grow */
+	if (!copy)
+		return NULL;
+	pthread_mutex_lock(&mu);
+	memcpy(copy, (const void *)lo, n);
+	for (size_t i = 0; i < nsites; i++)
+		for (unsigned k = 0; k < sites[i].len; k++)
+			if (sites[i].at + k >= lo && sites[i].at + k < hi)
+				copy[sites[i].at + k - lo] = sites[i].orig[k];
+	pthread_mutex_unlock(&mu);
+	return copy;
+}
+
+/* The jumps in the code [lo, hi) (insn.h); -1 if it cannot be decoded. */
+static CNSMP_NOINST int jumps_in(uintptr_t lo, uintptr_t hi, struct cnsmp_jump *out,
+				 size_t max)
+{
+	uint8_t *copy = code_copy(lo, hi);
+	if (!copy)
+		return -1;
+	int nj = cnsmp_insn_jumps(copy, hi - lo, lo, out, max);
+	grow(copy, hi - lo, 0);
+	return nj;
+}
+
+/* Each function's calls and where their argument set-up starts
+ * (cnsmp_insn_calls), decoded once per function and kept here: decoding
+ * a function again for each of its sites would cost its size each time.
+ * Open addressing under wmu (taken before mu, never inside it): keys are
+ * a call's return address (value: the set-up's start, and the two
+ * original bytes there in bits 48-63), or a decoded function's entry with
+ * WFN set.  Emptied when a module leaves (another may come at the same
+ * addresses). */
+#define WFN ((uintptr_t)1 << 63)
+struct wslot {
+	uintptr_t key, val;
+};
+static struct wslot *wtab; /* wmu */
+static size_t wcap, wn;
+
+static CNSMP_NOINST struct wslot *wslot(struct wslot *t, size_t cap, uintptr_t key)
+{
+	size_t i = (size_t)((key ^ key >> 17) * 0x9e3779b97f4a7c15u >> 20) & (cap - 1);
+	while (t[i].key && t[i].key != key)
+		i = (i + 1) & (cap - 1);
+	return &t[i];
+}
+
+/* Remember key -> val (wmu held); out of memory only forgets. */
+static CNSMP_NOINST void wput(uintptr_t key, uintptr_t val)
+{
+	if ((wn + 1) * 2 > wcap) {
+		size_t n = wcap ? wcap * 2 : 1024;
+		struct wslot *t = grow(NULL, 0, n * sizeof *t);
+		if (!t)
+			return;
+		for (size_t i = 0; i < wcap; i++)
+			if (wtab[i].key)
+				*wslot(t, n, wtab[i].key) = wtab[i];
+		grow(wtab, wcap * sizeof *wtab, 0);
+		wtab = t;
+		wcap = n;
+	}
+	struct wslot *w = wslot(wtab, wcap, key);
+	wn += !w->key;
+	*w = (struct wslot){key, val};
+}
+
+static CNSMP_NOINST int wget(uintptr_t key, uintptr_t *val)
+{
+	if (!wcap)
+		return 0;
+	struct wslot *w = wslot(wtab, wcap, key);
+	if (w->key && val)
+		*val = w->val;
+	return w->key != 0;
+}
+
+/* Decode the code [entry, hi) into wtab (wmu held). */
+static CNSMP_NOINST void decode_range(uintptr_t entry, uintptr_t hi)
+{
+	size_t n = hi - entry, max = n / 5 + 1;
+	uint8_t *copy = code_copy(entry, hi);
+	struct cnsmp_call *calls = copy ? grow(NULL, 0, max * sizeof *calls) : NULL;
+	int nc = calls ? cnsmp_insn_calls(copy, n, entry, calls, max) : -1;
+	for (int i = 0; i < nc; i++) {
+		uintptr_t from = calls[i].from;
+		if (from)
+			wput(calls[i].ret, from | (uintptr_t)copy[from - entry] << 48 |
+						 (uintptr_t)copy[from - entry + 1] << 56);
+	}
+	if (calls)
+		grow(calls, max * sizeof *calls, 0);
+	if (copy)
+		grow(copy, n, 0);
+}
+
+/* Decode the body of the function at `entry` into wtab (wmu held), or,
+ * without DWARF ranges for it (hand-written code), its code up to the
+ * call that ends at `end`, if near: then every other site of it decodes
+ * again (a bounded cost). */
+static CNSMP_NOINST void decode_calls(uintptr_t entry, uintptr_t end)
+{
+	uintptr_t code[4][2];
+	size_t nr = cnsmp_symbols_code(entry, &cnsmp_cfg, code, 4), body = 0;
+	for (size_t r = 0; r < nr; r++)
+		if (code[r][0] == entry && code[r][1] >= end) {
+			decode_range(entry, code[r][1]);
+			body = 1;
+		}
+	if (body)
+		wput(entry | WFN, 1);
+	else if (end - entry <= 4096 && !wget(end, NULL))
+		decode_range(entry, end);
+}
+
+/* Widen site `s` (a call, decoded, in the function starting at `entry`)
+ * to start at its argument set-up, when the decoder proves that the
+ * instructions there only load the hook's arguments: the short jump is
+ * then written over the first of them and skips them with the call.  The
+ * same two bytes, one store, at an instruction boundary; `s` unchanged
+ * when not provable, or when the jump would be out of reach or its two
+ * bytes would straddle a cache line.  `e`: the dlclose epoch the site was
+ * examined under (a module closed since may have left wtab stale). */
+static CNSMP_NOINST void widen(struct site *s, uintptr_t entry, unsigned e)
+{
+	if (s->now[0] != 0xeb)
+		return; /* the cmp form of a call across a cache line: as it is */
+	uintptr_t end = s->at + 2 + s->now[1]; /* the call's end */
+	uintptr_t v = 0;
+	pthread_mutex_lock(&wmu);
+	int known = 0;
+	if (atomic_load(&epoch) == e && !atomic_load(&closing)) {
+		if (!wget(entry | WFN, NULL))
+			decode_calls(entry, end);
+		known = wget(end, &v);
+	}
+	pthread_mutex_unlock(&wmu);
+	uintptr_t from = v & (((uintptr_t)1 << 48) - 1);
+	uint8_t orig[2] = {(uint8_t)(v >> 48), (uint8_t)(v >> 56)};
+	/* A widened site already patched (the call reached by a branch into
+	 * its set-up, past the jump): the call alone is patched then. */
+	if (known && from < s->at && end - (from + 2) <= 127 && (from & 63) != 63 &&
+	    memcmp((const void *)from, orig, 2) == 0) {
+		s->at = from;
+		memcpy(s->orig, orig, 2);
+		s->now[1] = (uint8_t)(end - (from + 2));
+		s->wide = 1;
+	}
+}
+
+/* Forget every function's calls (a module leaves). */
+static CNSMP_NOINST void wforget(void)
+{
+	pthread_mutex_lock(&wmu);
+	grow(wtab, wcap * sizeof *wtab, 0);
+	wtab = NULL;
+	wcap = wn = 0;
+	pthread_mutex_unlock(&wmu);
+}
+
+/* Patch the tail jumps to the exit hook in excluded `fn`'s own code (see
+ * the top): how many were written now.  Called when an exit hook's return
+ * address follows no call to it. */
+static CNSMP_NOINST int tail_exits(uintptr_t fn, unsigned e)
+{
+	struct seg g = {.at = fn, .prot = -1};
+	dl_iterate_phdr(find_seg, &g);
+	if (g.prot < 0 || !(g.prot & PROT_EXEC) || (g.prot & PROT_WRITE))
+		return 0;
+	uintptr_t code[4][2];
+	size_t nr = cnsmp_symbols_code(fn, &cnsmp_cfg, code, 4);
+	struct site s[16];
+	size_t ns = 0;
+	for (size_t r = 0; r < nr; r++) {
+		/* the body only: a part split off before the entry (.cold)
+		 * fails made_for, which wants the constant before the site */
+		if (code[r][0] != fn || !in_module(&g, code[r][0], code[r][1] - code[r][0]))
+			continue;
+		struct cnsmp_jump j[16];
+		int nj = jumps_in(code[r][0], code[r][1], j, 16);
+		for (int i = 0; i < nj && ns < 16; i++) {
+			uintptr_t entry;
+			if (!jumps_to_exit(&g, &j[i]) || !made_for(fn, j[i].at, &g, &entry))
+				continue;
+			s[ns] = (struct site){.at = j[i].at, .now = {0xc3}, .len = 1};
+			s[ns++].orig[0] = j[i].mem ? 0xff : 0xe9;
+		}
+	}
+	int wrote = 0;
+	pthread_mutex_lock(&mu);
+	if (ns && may_patch(fn, (uintptr_t)&hook_exit, e))
+		for (size_t i = 0; i < ns && atomic_load(&mode) == MODE_ON; i++)
+			wrote += put_site(&s[i], g.prot);
+	pthread_mutex_unlock(&mu);
+	return wrote;
+}
+
 /* Patch the call to `hook` returning to `ret` in excluded `fn`'s code. */
 static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 {
@@ -572,47 +1010,32 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 	if (atomic_load_explicit(&mode, memory_order_acquire) != MODE_ON || is_refused(ret))
 		goto out;
 	unsigned e = atomic_load(&epoch);
-	struct site s;
+	struct site s = {0};
 	struct seg g = {.prot = -1};
 	if (atomic_load(&closing))
 		goto out;
 	g.at = ret - 6;
 	dl_iterate_phdr(find_seg, &g);
-	if (g.prot < 0 || !(g.prot & PROT_EXEC) || (g.prot & PROT_WRITE) ||
-	    ret - 6 < g.lo || decode(ret, hook, &g, &s) < 0 ||
-	    !made_for(fn, s.at, &g)) {
+	int call = g.prot >= 0 && (g.prot & PROT_EXEC) && !(g.prot & PROT_WRITE) &&
+		   ret - 6 >= g.lo && decode(ret, hook, &g, &s) == 0;
+	if (!call && hook == (uintptr_t)&hook_exit) {
+		/* no call to the hook before `ret`: a tail-jumped exit */
+		if (!tail_exits(fn, e))
+			tail_refuse(fn, ret);
+		goto out;
+	}
+	uintptr_t entry;
+	if (!call || !made_for(fn, s.at, &g, &entry)) {
 		refuse(ret);
 		goto out;
 	}
+	/* A NOP where it can be: a NOP costs less than a jump over the call
+	 * and its set-up (bench: "hook calls as NOPs") */
+	to_nop(&s);
+	widen(&s, entry, e);
 	pthread_mutex_lock(&mu);
-	/* Decided again under the lock: a change of decisions restores the
-	 * sites under it after the change, so a patch written here either
-	 * sees the new decision or is undone by that restore. */
-	struct cnsmp_fn *f = cnsmp_registry_lookup(fn);
-	if (atomic_load(&mode) == MODE_ON && !atomic_load(&closing) &&
-	    atomic_load(&epoch) == e && f &&
-	    atomic_load_explicit(&f->state, memory_order_acquire) == CNSMP_FN_EXCLUDED &&
-	    /* a probed function's calls must reach the probes (probes.c) */
-	    atomic_load_explicit(&f->probes, memory_order_acquire) == NULL &&
-	    memcmp((const void *)s.at, s.orig, s.len) == 0 &&
-	    (hook != (uintptr_t)&hook_exit || !open_anywhere(fn))) {
-		if (nsites == capsites) {
-			size_t n = capsites ? capsites * 2 : 256;
-			struct site *ns = grow(sites, capsites * sizeof *ns, n * sizeof *ns);
-			if (ns) {
-				sites = ns;
-				capsites = n;
-			}
-		}
-		if (nsites < capsites) {
-			if (write_site(s.at, s.now, s.len, g.prot) == 0) {
-				sites[nsites++] = s;
-				n_patched++;
-			} else {
-				refused_by_system();
-			}
-		}
-	}
+	if (may_patch(fn, hook, e))
+		put_site(&s, g.prot);
 	pthread_mutex_unlock(&mu);
 out:
 	errno = saved;
@@ -624,11 +1047,20 @@ CNSMP_NOINST void cnsmp_patch_entry(void *fn, void *ret)
 	patch((uintptr_t)fn, (uintptr_t)ret, (uintptr_t)&hook_enter);
 }
 
+CNSMP_NOINST void cnsmp_patch_entry_hit(void *fn, void *ret)
+{
+	if (atomic_load_explicit(&mode, memory_order_relaxed) != MODE_ON ||
+	    is_refused((uintptr_t)ret))
+		return;
+	patch((uintptr_t)fn, (uintptr_t)ret, (uintptr_t)&hook_enter);
+}
+
 CNSMP_NOINST void cnsmp_patch_exit(void *fn, void *ret)
 {
 	if (atomic_load_explicit(&mode, memory_order_relaxed) != MODE_ON ||
 	    atomic_load_explicit(&refusals_full, memory_order_relaxed) ||
-	    is_refused((uintptr_t)ret))
+	    is_refused((uintptr_t)ret) ||
+	    in_set(tail_refused, TAIL_BITS, tail_key((uintptr_t)fn, (uintptr_t)ret)))
 		return;
 	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
 	if (f && atomic_load_explicit(&f->state, memory_order_relaxed) ==
@@ -662,6 +1094,7 @@ CNSMP_NOINST void cnsmp_patch_restore_all(void)
 		restore_range(0, UINTPTR_MAX);
 		sync_all_cores();
 	}
+	tail_forget();
 	unlock(guard);
 	errno = saved;
 }
@@ -677,6 +1110,10 @@ CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi)
 	if (atomic_load(&mode) == MODE_UNSET)
 		return;
 	int saved = errno;
+	int g0 = cnsmp_tls.guard;
+	cnsmp_tls.guard = 1;
+	wforget(); /* before mu: wmu is never taken inside it */
+	cnsmp_tls.guard = g0;
 	int guard = lock();
 	restore_range(lo, hi);
 	sync_all_cores();
@@ -685,6 +1122,7 @@ CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi)
 		if (a >= lo && a < hi && a != REFUSED_TOMB)
 			atomic_store_explicit(&refused[i], REFUSED_TOMB, memory_order_relaxed);
 	}
+	tail_forget();
 	unlock(guard);
 	errno = saved;
 }
@@ -707,6 +1145,8 @@ CNSMP_NOINST const char *cnsmp_patch_mode(void)
 #else /* not x86-64 Linux (x32 neither): the hooks serve every call */
 
 CNSMP_NOINST void cnsmp_patch_entry(void *fn, void *ret) { (void)fn; (void)ret; }
+CNSMP_NOINST void cnsmp_patch_entry_hit(void *fn, void *ret) { (void)fn; (void)ret; }
+_Atomic int cnsmp_patch_live;
 CNSMP_NOINST void cnsmp_patch_exit(void *fn, void *ret) { (void)fn; (void)ret; }
 CNSMP_NOINST void cnsmp_patch_restore_all(void) {}
 CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi) { (void)lo; (void)hi; }

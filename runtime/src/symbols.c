@@ -194,6 +194,32 @@ CNSMP_NOINST int cnsmp_symbols_resolve(uintptr_t addr,
 	return rc;
 }
 
+/* The index's ranges of the function that starts at `entry`: one pass
+ * over the module's ranges (slow path: call-site patching asks once per
+ * function). */
+CNSMP_NOINST size_t cnsmp_symbols_code(uintptr_t entry, const struct cnsmp_config *cfg,
+				       uintptr_t (*out)[2], size_t max)
+{
+	size_t n = 0;
+	enter();
+	struct cnsmp_module *o = cnsmp_modules_at(entry);
+	struct cnsmp_index *x = o ? module_index(o, cfg) : NULL;
+	if (x) {
+		uintptr_t bias = o->bias + (uintptr_t)x->delta;
+		const struct cnsmp_func *f = cnsmp_index_find(x, entry - bias);
+		if (f && (uintptr_t)(f->entry + bias) == entry) {
+			size_t fi = (size_t)(f - x->f);
+			for (size_t i = 0; i < x->nr && n < max; i++)
+				if (x->r[i].func == fi) {
+					out[n][0] = (uintptr_t)(x->r[i].low + bias);
+					out[n++][1] = (uintptr_t)(x->r[i].high + bias);
+				}
+		}
+	}
+	unlock_session();
+	return n;
+}
+
 CNSMP_NOINST void cnsmp_fninfo_release(struct cnsmp_fninfo *fi)
 {
 	if (!fi)

@@ -227,6 +227,210 @@ class Patching(Case):
         self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 6, 0)], r.stderr)
 
 
+def tail_jumps(prog, fn):
+    """How many jumps (not calls) to the exit hook `fn`'s code holds."""
+    out = run(["objdump", "-d", "--no-show-raw-insn", prog], clean_env()).stdout
+    body = re.search(r"<%s>:\n(.*?)\n\n" % fn, out, re.S)
+    return len(re.findall(r"\tjmp .*__cyg_profile_func_exit", body.group(1))) if body else 0
+
+
+@unittest.skipUnless(X86_64, "call-site patching is x86-64 only")
+@unittest.skipUnless(shutil.which("objdump"), "needs objdump (binutils)")
+class TailJumpedExits(Case):
+    """At -O2 gcc and clang end a function that returns nothing with a jump
+    to the exit hook (its PLT entry, or -fno-plt's jmp *GOT): the hook then
+    returns to the caller, and such an exit is patched to `ret` in the
+    function's own code (found with Zydis).  patcher.c's skip_a and skip_b
+    each have one entry call and one tail-jumped exit."""
+
+    def o2(self, name="patcher-o2", cc=None, flags=(), link=None):
+        prog = compile_prog(name, ["patcher.c"], compiler=cc, flags=["-O2"] + list(flags),
+                            link=link)
+        self.assertEqual((tail_jumps(prog, "skip_a"), tail_jumps(prog, "skip_b")), (1, 1),
+                         "%s: skip_a and skip_b should end with a jump to the exit hook" % name)
+        return prog
+
+    def test_tail_exits_patched_in_every_call_form(self):
+        """gcc and clang -O2, PIE and non-PIE, through the PLT, -fno-plt's jmp *GOT, the runtime linked statically: the 2 tail-jumped exits and 2 entries patched, none refused, keep_steady exact"""
+        kinds = [("pie", [], None), ("nopie", ["-fno-pie"], ["-no-pie"] + rt_link()),
+                 ("noplt", ["-fno-plt"], None),
+                 ("noplt-nopie", ["-fno-plt", "-fno-pie"], ["-no-pie"] + rt_link()),
+                 ("static-rt", [], rt_link(static=True))]
+        compilers = ["gcc"] + (["clang"] if shutil.which("clang") and not SANITIZER else [])
+        wrong = []
+        for cc in compilers:
+            for kind, flags, link in kinds:
+                prog = self.o2("patcher-o2-%s-%s" % (cc, kind), cc, flags, link)
+                rec = self.receiver()
+                n = 20000
+                r = run([prog, "basic", str(n)], self.env(rec, CODENSM_INCLUDE=INCLUDE,
+                                                          CODENSM_LOG="debug"))
+                self.assert_ran(r)
+                self.assert_exact(Totals(rec.committed()), {"patcher.keep_steady": (n, 0)})
+                stats = [s[:3] for s in patch_stats(r.stderr)]
+                if stats != [(4, 0, 0)]:
+                    wrong.append("%s %s: %s" % (cc, kind, r.stderr))
+        self.assertEqual(wrong, [], "(patched, restored, refused) is not (4, 0, 0)")
+
+    def test_tail_exits_restored_when_included_again(self):
+        """codensm_init including skip_a and skip_b gives their tail-jumped exits back: 4 restored, counts exact from then on"""
+        rec = self.receiver()
+        n = 20000
+        r = run([self.o2(), "include", str(n)],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assert_exact(Totals(rec.committed()), {
+            "patcher.keep_steady": (2 * n, 0), "patcher.skip_a": (n, 0),
+            "patcher.skip_b": (n, 0)}, prefix="patcher.")
+        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 4, 0)], r.stderr)
+
+    def test_tail_exits_in_forked_child(self):
+        """a forked child inherits the patched tail exits and gives them back when it includes the functions: exact"""
+        rec = self.receiver()
+        n = 20000
+        r = run([self.o2(), "fork", str(n)],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "child 0\n")
+        self.assert_exact(Totals(rec.committed()), {
+            "patcher.keep_steady": (2 * n, 0), "patcher.skip_a": (n, 0),
+            "patcher.skip_b": (n, 0)}, prefix="patcher.")
+        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 4, 0), (4, 0, 0)],
+                         r.stderr)
+
+    def test_tail_exits_while_decisions_flip(self):
+        """-O2: 3 threads while decisions flip 1000 times: tracked counts exact, and exact after the flipping stops"""
+        rec = self.receiver()
+        t, n = 3, 20000
+        r = run([self.o2(), "flip", str(t), str(n), "1000"],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"), timeout=120)
+        self.assert_ran(r)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[1:], ["phase2 %d x %d" % (t, n)], r.stdout)
+        phase1 = int(lines[0].split()[1])
+        bodies = rec.committed()
+        self.assertEqual(Totals(bodies).counts("patcher.keep"), {
+            "patcher.keep_steady": (phase1 + t * n, 0),
+            "patcher.keep_inner": (phase1 + t * n, 0)})
+        after = Totals([b for b in bodies if (b.get("_meta") or {}).get("service") == "phase2"])
+        self.assert_exact(after, {name: (t * n, 0) for name in (
+            "patcher.keep_steady", "patcher.keep_inner", "patcher.flip_a", "patcher.flip_b",
+            "patcher.skip_a")}, prefix="patcher.")
+
+    def test_library_tail_exits_closed_and_another_loaded_there(self):
+        """-O2 libraries (PLT and -fno-plt): tail-jumped exits patched, restored before each dlclose, another library at the same address patched afresh: exact"""
+        for tag, flags in (("plt", []), ("noplt", ["-fno-plt"])):
+            one = compile_prog("libpatchone-o2-%s.so" % tag, ["patchlib/one.c"], shared=True,
+                               flags=["-O2"] + flags)
+            two = compile_prog("libpatchtwo-o2-%s.so" % tag, ["patchlib/two.c"], shared=True,
+                               flags=["-O2"] + flags)
+            self.assertEqual(tail_jumps(one, "lib_skip"), 1, "lib_skip should tail-jump its exit")
+            rec = self.receiver()
+            n = 20000
+            r = run([self.o2(), "dl", str(n), one, two, one],
+                    self.env(rec, CODENSM_INCLUDE=INCLUDE + ",patchlib.one.lib_keep,patchlib.two.lib_keep",
+                             CODENSM_LOG="debug"))
+            self.assert_ran(r)
+            addrs = [line.split()[1] for line in r.stdout.splitlines()[:3]]
+            self.assertEqual(addrs[1], addrs[2], "one loaded again where two was: %s" % r.stdout)
+            self.assert_exact(Totals(rec.committed()), {
+                "patchlib.one.lib_keep": (2 * n, 0), "patchlib.two.lib_keep": (n, 0)},
+                prefix="patchlib.")
+            self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 6, 0)],
+                             "%s: %s" % (tag, r.stderr))
+
+
+def widened(stderr):
+    """[calls patched with their argument set-up] of each exit line."""
+    return [int(m) for m in re.findall(r"; (\d+) patched with their argument set-up", stderr)]
+
+
+@unittest.skipUnless(X86_64, "call-site patching is x86-64 only")
+class ArgumentSetup(Case):
+    """CODENSM_PATCH=jumps (patched calls stay jumps, never NOPs): a
+    patched call's jump starts at the instructions that load the hook's
+    arguments when the decoder proves that is all they do."""
+
+    def test_set_up_skipped_and_a_branch_into_it_patched_too(self):
+        """jumps: skip_mid's entry call is reached through its argument set-up and by a branch into its middle: the set-up's start and then the call itself are patched; included again, both paths count exactly"""
+        rec = self.receiver()
+        n = 20000
+        r = run([patcher(), "middle", str(n)],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug",
+                         CODENSM_PATCH="jumps"))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "middle %d\n" % n)
+        self.assert_exact(Totals(rec.committed()), {
+            "patcher.keep_steady": (2 * n, 0), "patcher.skip_mid": (n, 0)}, prefix="patcher.")
+        # Restored at codensm_init: skip_mid's entry twice (its set-up,
+        # then the call that path 0 still reached) and its exit with its
+        # set-up; the other sites patched are main()'s and middle()'s,
+        # inlined as the compiler chose, excluded throughout.
+        stats = patch_stats(r.stderr)
+        self.assertEqual([s[1:3] for s in stats], [(3, 0)], r.stderr)
+        self.assertGreaterEqual(stats[0][0], 3, r.stderr)
+        self.assertGreaterEqual(widened(r.stderr)[0], 2, r.stderr)
+
+    def test_set_up_skipped_in_every_build(self):
+        """jumps: gcc and clang, -O1 and -O2: skip_a's and skip_b's entries patched with their argument set-up, keep_steady exact"""
+        compilers = ["gcc"] + (["clang"] if shutil.which("clang") and not SANITIZER else [])
+        wrong = []
+        for cc in compilers:
+            for opt in ("-O1", "-O2"):
+                prog = patcher("patcher-setup-%s%s" % (cc, opt), compiler=cc, flags=[opt])
+                rec = self.receiver()
+                n = 20000
+                r = run([prog, "basic", str(n)], self.env(rec, CODENSM_INCLUDE=INCLUDE,
+                                                          CODENSM_LOG="debug",
+                                                          CODENSM_PATCH="jumps"))
+                self.assert_ran(r)
+                self.assert_exact(Totals(rec.committed()), {"patcher.keep_steady": (n, 0)})
+                if [s[:3] for s in patch_stats(r.stderr)] != [(4, 0, 0)] or \
+                        widened(r.stderr)[0] < 2:
+                    wrong.append("%s %s: %s" % (cc, opt, r.stderr))
+        self.assertEqual(wrong, [], "not 4 sites patched, 2 or more with their set-up")
+
+
+def nops(stderr):
+    """[calls made NOPs] of each exit line."""
+    return [int(m) for m in re.findall(r", (\d+) made NOPs", stderr)]
+
+
+@unittest.skipUnless(X86_64, "call-site patching is x86-64 only")
+class Nops(Case):
+    """By default a patched call becomes a NOP of its length, in three
+    steps each leaving an instruction any thread may run (a jump over it,
+    its other bytes, every core serialised, the NOP's first bytes), and
+    goes back in the reverse steps."""
+
+    def test_calls_become_nops_and_come_back(self):
+        """gcc and clang at -O1: skip_a's and skip_b's 2 entry and 2 exit calls become NOPs; included again, the 4 calls come back and count exactly; CODENSM_PATCH=jumps makes none"""
+        compilers = ["gcc"] + (["clang"] if shutil.which("clang") and not SANITIZER else [])
+        for cc in compilers:
+            prog = patcher("patcher-nop-%s" % cc, compiler=cc)
+            rec = self.receiver()
+            n = 20000
+            r = run([prog, "include", str(n)],
+                    self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+            self.assert_ran(r)
+            self.assert_exact(Totals(rec.committed()), {
+                "patcher.keep_steady": (2 * n, 0), "patcher.skip_a": (n, 0),
+                "patcher.skip_b": (n, 0)}, prefix="patcher.")
+            self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 4, 0)], r.stderr)
+            self.assertEqual(nops(r.stderr), [6], "%s: %s" % (cc, r.stderr))
+            r = run([prog, "basic", str(n)], self.env(self.receiver(), CODENSM_INCLUDE=INCLUDE,
+                                                      CODENSM_LOG="debug", CODENSM_PATCH="jumps"))
+            self.assert_ran(r)
+            self.assertEqual(nops(r.stderr), [0], r.stderr)
+
+    def test_doctor_says_jumps(self):
+        """codensm doctor with CODENSM_PATCH=jumps says the calls are patched as short jumps"""
+        r = run([os.path.join(BUILD, "bin", "codensm"), "doctor", sample("shop")],
+                clean_env(CODENSM_PATCH="jumps"))
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn("as short jumps over them (CODENSM_PATCH=jumps)", r.stdout)
+
+
 class Doctor(Case):
 
     def test_doctor_says_whether_excluded_calls_are_patched(self):
@@ -243,7 +447,7 @@ class Doctor(Case):
                       r.stdout)
         r = run([doctor, "doctor", shop], clean_env(CODENSM_PATCH="maybe"))
         self.assertEqual(r.returncode, 1, r)
-        self.assertIn('CODENSM_PATCH="maybe" is not on or off', r.stderr)
+        self.assertIn('CODENSM_PATCH="maybe" is not on, off or jumps', r.stderr)
 
 
 if __name__ == "__main__":

@@ -246,14 +246,17 @@ static int print_patching(const struct cli_elf *e, FILE *out, FILE *err)
 	const char *v = getenv("CODENSM_PATCH");
 	int on = cnsmp_patch_setting(v);
 	if (on < 0)
-		fprintf(err, "codensm: CODENSM_PATCH=\"%s\" is not on or off (the runtime "
-			"takes it as on)\n", v);
+		fprintf(err, "codensm: CODENSM_PATCH=\"%s\" is not on, off or jumps (the "
+			"runtime takes it as on)\n", v);
 	if (e->machine != EM_X86_64)
 		fprintf(out, "excluded functions: every call goes through the hooks "
 			"(call-site patching is for x86-64 code only)\n");
 	else if (!on)
 		fprintf(out, "excluded functions: every call goes through the hooks "
 			"(CODENSM_PATCH=%s)\n", v);
+	else if (on == 2)
+		fprintf(out, "excluded functions: their hook calls are patched out of the running "
+			"code at their first calls, as short jumps over them (CODENSM_PATCH=jumps)\n");
 	else
 		fprintf(out, "excluded functions: their hook calls are patched out of the running "
 			"code at their first calls (CODENSM_PATCH=off keeps them; a system that "

@@ -27,6 +27,10 @@
  *                          skip_a, then for keep_steady, N times each
  *   patcher dl N LIB...    for each library in turn: dlopen, call its
  *                          lib_keep and lib_skip N times, dlclose
+ *   patcher middle N       keep_steady and skip_mid (whose entry call is
+ *                          also reached by a branch into its argument
+ *                          set-up) N times each; then codensm_init
+ *                          including patcher.skip_mid too, N more of each
  *
  * Each mode prints what it called, e.g. "keep_steady 1000".
  */
@@ -120,6 +124,41 @@ __attribute__((noinline, no_instrument_function)) static void wrapped(void *fn)
 	__cyg_profile_func_enter(fn, NULL);
 	sink++;
 	__cyg_profile_func_exit(fn, NULL);
+}
+
+/* skip_mid(int path): instrumented by hand the way gcc does it (the
+ * function's address kept in %rbx, the hook's arguments loaded right
+ * before each call), except that path 0 branches into the middle of the
+ * entry call's argument set-up, past its first instruction: patching the
+ * set-up's start leaves path 0 calling, and then the call itself must be
+ * patched too. */
+void skip_mid(int path);
+__asm__(".text\n"
+	".globl skip_mid\n"
+	".type skip_mid, @function\n"
+	"skip_mid:\n"
+	"	push %rbx\n"
+	"	lea skip_mid(%rip), %rbx\n"
+	"	test %edi, %edi\n"
+	"	mov %rbx, %rdi\n"
+	"	jz 1f\n"
+	"	mov %rbx, %rdi\n"
+	"1:	mov 8(%rsp), %rsi\n"
+	"	call __cyg_profile_func_enter@PLT\n"
+	"	addq $7, sink(%rip)\n"
+	"	mov %rbx, %rdi\n"
+	"	mov 8(%rsp), %rsi\n"
+	"	call __cyg_profile_func_exit@PLT\n"
+	"	pop %rbx\n"
+	"	ret\n"
+	".size skip_mid, .-skip_mid\n");
+
+static void middle(long n)
+{
+	for (long i = 0; i < n; i++) {
+		keep_steady();
+		skip_mid((int)(i & 1));
+	}
 }
 
 static long rounds;
@@ -296,6 +335,11 @@ int main(int argc, char **argv)
 	long n = argc > 2 ? atol(argv[2]) : 1000;
 	if (!strcmp(mode, "basic")) {
 		basic(n);
+	} else if (!strcmp(mode, "middle")) {
+		middle(n);
+		struct codensm_options all = {.include = KEEP ",patcher.skip_mid"};
+		codensm_init(&all);
+		middle(n);
 	} else if (!strcmp(mode, "include")) {
 		basic(n);
 		struct codensm_options all = {.include = KEEP SKIP};

@@ -1,0 +1,88 @@
+/* test_insn.c: insn.c's decoding for call-site patching: the jumps found
+ * in a function's code (tail jumps to the exit hook among them), and the
+ * argument set-up found before each call, which a patched jump may skip
+ * only when every instruction of it loads nothing but %rdi/%rsi. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "insn.h"
+#include "internal.h"
+
+#define AT 0x400000u
+
+static void jumps_are_found_at_instruction_boundaries(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {
+		0x53,                               /* 0:  push %rbx */
+		0x48, 0xc7, 0xc0, 0xe9, 0, 0, 0,    /* 1:  mov $0xe9,%rax (an e9 byte inside) */
+		0xeb, 0x03,                         /* 8:  jmp +3 (rel8: not recorded) */
+		0x0f, 0x84, 0x10, 0, 0, 0,          /* 10: jz rel32 (conditional: not recorded) */
+		0x5b,                               /* 16: pop %rbx */
+		0xe9, 0x00, 0x01, 0, 0,             /* 17: jmp rel32 to 22 + 0x100 */
+		0xff, 0x25, 0x08, 0, 0, 0,          /* 22: jmp *8(%rip): slot at 36 */
+		0x3e, 0xff, 0x25, 0, 0, 0, 0,       /* 28: notrack jmp *(%rip): a prefix, not recorded */
+	};
+	struct cnsmp_jump j[8];
+	int n = cnsmp_insn_jumps(code, sizeof code, AT, j, 8);
+	assert_int_equal(n, 2);
+	assert_true(j[0].at == AT + 17 && j[0].dest == AT + 22 + 0x100 && j[0].len == 5 &&
+		    !j[0].mem);
+	assert_true(j[1].at == AT + 22 && j[1].dest == AT + 36 && j[1].len == 6 && j[1].mem);
+}
+
+static void decoding_stops_at_bytes_that_are_no_instruction(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {
+		0x06,                               /* push %es: invalid in 64-bit mode */
+		0xe9, 0, 0, 0, 0,
+	};
+	struct cnsmp_jump j[2];
+	assert_int_equal(cnsmp_insn_jumps(code, sizeof code, AT, j, 2), 0);
+}
+
+static void set_up_of_only_argument_loads_is_found(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {
+		0x53,                               /* 0:  push %rbx */
+		0x48, 0x8d, 0x1d, 0xf8, 0xff, 0xff, 0xff, /* 1: lea -8(%rip),%rbx */
+		0x48, 0x8b, 0x74, 0x24, 0x08,       /* 8:  mov 8(%rsp),%rsi */
+		0x48, 0x89, 0xdf,                   /* 13: mov %rbx,%rdi */
+		0xe8, 0, 0, 0, 0,                   /* 16: call: set-up from 8 */
+		0x48, 0x89, 0xc3,                   /* 21: mov %rax,%rbx (not an argument) */
+		0x31, 0xf6,                         /* 24: xor %esi,%esi */
+		0x48, 0x8d, 0x3d, 0x10, 0, 0, 0,    /* 26: lea 0x10(%rip),%rdi */
+		0xff, 0x15, 0, 0, 0, 0,             /* 33: call *(%rip): set-up from 24 */
+		0x31, 0xf7,                         /* 39: xor %esi,%edi (not a load of its own) */
+		0xe8, 0, 0, 0, 0,                   /* 41: call: no set-up */
+		0x48, 0x89, 0x3b,                   /* 46: mov %rdi,(%rbx) (a store) */
+		0x67, 0xe8, 0, 0, 0, 0,             /* 49: addr32 call: no set-up */
+		0x48, 0x89, 0xfe,                   /* 55: mov %rdi,%rsi */
+		0x0f, 0xb6, 0xf8,                   /* 58: movzbl %al,%edi (not mov/lea/xor) */
+		0xe8, 0, 0, 0, 0,                   /* 61: call: no set-up */
+	};
+	struct cnsmp_call c[8];
+	int n = cnsmp_insn_calls(code, sizeof code, AT, c, 8);
+	assert_int_equal(n, 5);
+	uintptr_t want[5][2] = {{21, 8}, {39, 24}, {46, 0}, {55, 0}, {66, 0}};
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(c[i].ret, AT + want[i][0]);
+		assert_int_equal(c[i].from, want[i][1] ? AT + want[i][1] : 0);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(jumps_are_found_at_instruction_boundaries),
+		cmocka_unit_test(decoding_stops_at_bytes_that_are_no_instruction),
+		cmocka_unit_test(set_up_of_only_argument_loads_is_found),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
