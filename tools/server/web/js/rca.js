@@ -34,7 +34,7 @@ function probeLevel(l, ctx) {
 		h('div', { class: 'rca-line' },
 			'Probe ', h('button', { class: 'btn btn-small rca-probe', onclick: () => ctx.showProbe(l.probe_id) }, l.probe_id), ' ',
 			statusBadge(l.status),
-			h('span', { class: 'rca-fig' }, h('b', { class: 'rca-occ' }, fmtInt(l.occurrences)), ' occurrences since'),
+			h('span', { class: 'rca-fig' }, h('b', { class: 'rca-occ' }, fmtInt(l.occurrences)), ' occurrences caught'),
 			h('span', { class: 'rca-fig' }, h('b', {}, fmtInt(l.threads)), ' threads'),
 			h('span', { class: 'rca-fig' }, 'p50 ', h('b', {}, fmtMs(d.p50_ms)), ' · p95 ', h('b', {}, fmtMs(d.p95_ms)), ' · max ', h('b', {}, fmtMs(d.max_ms)))),
 		callers.length ? miniTable('', [['caller'], ['count', 'num']], callers.map((c) => h('tr', {},
@@ -55,8 +55,8 @@ function changeLevel(l) {
 	const callers = l.new_callers || [];
 	const shifts = l.latency_shifts || [];
 	return level(l,
-		h('div', { class: 'rca-line rca-build' }, b
-			? ['New build of ', h('b', {}, b.service || '–'), ': ', h('span', { class: 'fn' }, b.build_id || '–'), ', first seen ', timeEl(unixOf(b.first_seen))]
+		h('p', { class: 'rca-build' }, b
+			? ['New build of ', h('b', {}, b.service || '–'), ': ', h('span', { class: 'fn' }, b.build_id || '–'), ', first seen ', timeEl(unixOf(b.first_seen)), '.']
 			: h('span', { class: 'muted' }, 'No new build of the service around the first occurrence.')),
 		callers.length ? miniTable('', [['new caller'], ['first seen'], ['calls', 'num']], callers.map((c) => h('tr', {},
 			h('td', { class: 'fn' }, c.name), h('td', { class: 'time' }, timeEl(unixOf(c.first_seen))), h('td', { class: 'num' }, fmtInt(c.calls)))))
