@@ -118,5 +118,5 @@ export function chainList(stacks, other, id) {
 			h('span', { class: 'chain-count' }, `×${fmtInt(s.count)}`),
 			h('ol', { class: 'chain' }, s.chain.map((name, i) => h('li', { class: i === s.chain.length - 1 ? 'chain-probed' : '' },
 				h('span', { class: 'fn' }, name)))))),
-		other ? h('div', { class: 'muted small' }, `${fmtInt(other)} more in chains past the 32 kept`) : null);
+		other ? h('div', { class: 'muted small' }, `${fmtInt(other)} more events, in chains past the 32 distinct ones kept`) : null);
 }
