@@ -85,6 +85,7 @@ export function probeForm(ctx, onCreated, onCancel) {
 			submit.disabled = true;
 			try {
 				const probe = await apiWrite('POST', 'probes', specOf(f));
+				f.id.value = ''; // an id names one probe; the rest may serve the next
 				onCreated(probe);
 			} catch (err) {
 				error.textContent = err.message || String(err);
