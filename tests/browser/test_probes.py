@@ -26,7 +26,8 @@ from test_dashboard import ARTIFACTS, BUILD, ROOT, SERVER, free_port  # noqa: E4
 
 PROG_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "progs", "probeloop.c")
 WORK = "probeloop.loop_work"
-FAIL = "probeloop.loop_fail"
+FAIL = "probeloop.loop_charge"
+RETRY = "probeloop.loop_retry"  # its new caller, from the first failure on
 WORK_CALLS = 250   # loop_work calls made while the page's probe is armed
 FAIL_CALLS = 7     # failing calls made once the automatic probe is armed
 
@@ -290,8 +291,8 @@ class ProbesInBrowser(unittest.TestCase):
         self.browser.click("#probe-cancel")
         self.wait("document.querySelector('#probe-form-card').hidden", "the form closed")
 
-    def test_03_the_call_graph_and_an_incident_open_the_form_on_their_function(self):
-        """the call graph's Probe button prefills the form with its function"""
+    def test_03_the_call_graph_opens_the_form_on_its_function(self):
+        """the call graph's Probe button prefills the form with its function (an incident's: test_05)"""
         self.show("employees")
         self.js("delete document.body.dataset.ready")
         self.js(f"[...document.querySelectorAll('#functions-table tbody tr')].find((r) => r.dataset.name === {json.dumps(WORK)}).click()")
@@ -330,8 +331,13 @@ class ProbesInBrowser(unittest.TestCase):
         self.wait_api(lambda: [pr["status"] for pr in self.get(f"probes/{auto}")["processes"]] == ["INSTALLED"],
                       f"{auto} INSTALLED in the program")
         self.tell("fail", FAIL_CALLS)
-        rca = self.wait_api(lambda: (lambda r: r if r["levels"][1]["occurrences"] == FAIL_CALLS else None)(
-            self.get(f"incidents/{inc['id']}/rca")), f"{FAIL_CALLS} occurrences in level 2")
+        # level 2: the automatic probe counts the failing calls made once it
+        # was armed; level 3: loop_retry, new, made all 1 + FAIL_CALLS calls
+        rca = self.wait_api(lambda: (lambda r: r if r["levels"][1]["occurrences"] == FAIL_CALLS and
+                                     r["levels"][2]["new_callers"] and
+                                     r["levels"][2]["new_callers"][0]["calls"] == 1 + FAIL_CALLS else None)(
+            self.get(f"incidents/{inc['id']}/rca")), f"{FAIL_CALLS} occurrences in level 2, {1 + FAIL_CALLS} new calls in level 3")
+        self.assertEqual([c["name"] for c in rca["levels"][2]["new_callers"]], [RETRY])
         self.show("incidents")
         sel = f'#incidents .incident[data-id="{inc["id"]}"]'
         self.js("delete document.body.dataset.ready")
@@ -346,6 +352,11 @@ class ProbesInBrowser(unittest.TestCase):
         self.assertEqual(self.js(f"document.querySelector('{sel} .rca-level[data-level=\"2\"] .rca-occ').textContent"),
                          str(FAIL_CALLS))
         self.assertEqual(self.js(f"document.querySelector('{sel} .rca-level[data-level=\"2\"] .rca-probe').textContent"), auto)
+        self.assertEqual(self.js(f"document.querySelector('{sel} .rca-level[data-level=\"2\"] .ps').textContent"),
+                         rca["levels"][1]["status"])
+        self.assertEqual(self.js(f"[...document.querySelectorAll('{sel} .rca-level[data-level=\"3\"] .rca-callers tbody tr')]"
+                                 ".map((r) => [r.children[0].textContent, r.children[2].textContent])"),
+                         [[RETRY, str(1 + FAIL_CALLS)]])
         self.shot("rca")
         # the setting: on by default, and the manage key may turn it off and on
         self.assertEqual(self.js("[document.querySelector('#auto-probes').checked, document.querySelector('#auto-probes').disabled]"),
@@ -354,6 +365,14 @@ class ProbesInBrowser(unittest.TestCase):
         self.wait_api(lambda: self.get("settings")["auto_probes"] is False, "auto_probes off")
         self.browser.click("#auto-probes")
         self.wait_api(lambda: self.get("settings")["auto_probes"] is True, "auto_probes on")
+        # the incident's probe button opens the form on the failing function
+        self.js("delete document.body.dataset.ready")
+        self.browser.click(f"{sel} .incident-head .btn-probe")
+        self.wait("document.body.dataset.ready === 'probes' && !document.querySelector('#probe-form-card').hidden", "the form")
+        self.assertEqual(self.js("document.querySelector('#pf-target').value"), FAIL)
+        self.browser.click("#probe-cancel")
+        self.show("incidents")
+        self.wait(f"document.querySelectorAll('{sel} .rca-level').length === 3", "the three levels still open")
         # level 2's probe button opens that probe
         self.js("delete document.body.dataset.ready")
         self.browser.click(f"{sel} .rca-level[data-level=\"2\"] .rca-probe")
@@ -371,7 +390,7 @@ class ProbesInBrowser(unittest.TestCase):
         self.assertEqual(self.js("[document.querySelector('#probe-new').hidden, document.querySelectorAll('.probe-renew, .probe-remove').length,"
                                  " !!document.querySelector('#manage-paste')]"), [True, 0, True])
         self.probe_button_of(WORK)
-        self.wait("document.querySelector('#manage-pending')", "the note asking for the manage key")
+        self.wait("!!document.querySelector('#manage-pending')", "the note asking for the manage key")
         self.assertEqual(self.js("document.querySelector('#manage-pending .fn').textContent"), WORK)
         self.assertTrue(self.js("document.querySelector('#probe-form-card').hidden"))
         self.shot("read-only")

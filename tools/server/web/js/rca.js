@@ -12,8 +12,8 @@ function level(l, ...body) {
 		...body);
 }
 
-function miniTable(id, heads, rows) {
-	return h('table', { class: 'grid dense rca-table', id },
+function miniTable(cls, heads, rows) {
+	return h('table', { class: ['grid', 'dense', 'rca-table', cls] },
 		h('thead', {}, h('tr', {}, heads.map(([t, cls]) => h('th', { class: cls || '' }, t)))),
 		h('tbody', {}, rows));
 }
@@ -35,12 +35,12 @@ function probeLevel(l, ctx) {
 			'Probe ', h('button', { class: 'btn btn-small rca-probe', onclick: () => ctx.showProbe(l.probe_id) }, l.probe_id), ' ',
 			statusBadge(l.status),
 			h('span', { class: 'rca-fig' }, h('b', { class: 'rca-occ' }, fmtInt(l.occurrences)), ' occurrences caught'),
-			h('span', { class: 'rca-fig' }, h('b', {}, fmtInt(l.threads)), ' threads'),
+			h('span', { class: 'rca-fig' }, h('b', {}, fmtInt(l.threads)), l.threads === 1 ? ' thread' : ' threads'),
 			h('span', { class: 'rca-fig' }, 'p50 ', h('b', {}, fmtMs(d.p50_ms)), ' · p95 ', h('b', {}, fmtMs(d.p95_ms)), ' · max ', h('b', {}, fmtMs(d.max_ms)))),
-		callers.length ? miniTable('', [['caller'], ['count', 'num']], callers.map((c) => h('tr', {},
+		callers.length ? miniTable('rca-probe-callers', [['caller'], ['count', 'num']], callers.map((c) => h('tr', {},
 			h('td', { class: 'fn' }, c.name), h('td', { class: 'num' }, fmtInt(c.count))))) : null,
 		(l.chains || []).length ? chainList(l.chains, 0, '') : null,
-		(l.log || []).length ? miniTable('', [['time'], ['thread', 'num'], ['caller'], ['duration', 'num'], ['error']],
+		(l.log || []).length ? miniTable('rca-log', [['time'], ['thread', 'num'], ['caller'], ['duration', 'num'], ['error']],
 			l.log.slice(0, 10).map((x) => h('tr', {},
 				h('td', { class: 'time' }, timeEl(x.t)),
 				h('td', { class: 'num' }, String(x.thread ?? '–')),
@@ -58,10 +58,10 @@ function changeLevel(l) {
 		h('p', { class: 'rca-build' }, b
 			? ['New build of ', h('b', {}, b.service || '–'), ': ', h('span', { class: 'fn' }, b.build_id || '–'), ', first seen ', timeEl(unixOf(b.first_seen)), '.']
 			: h('span', { class: 'muted' }, 'No new build of the service around the first occurrence.')),
-		callers.length ? miniTable('', [['new caller'], ['first seen'], ['calls', 'num']], callers.map((c) => h('tr', {},
+		callers.length ? miniTable('rca-callers', [['new caller'], ['first seen'], ['calls', 'num']], callers.map((c) => h('tr', {},
 			h('td', { class: 'fn' }, c.name), h('td', { class: 'time' }, timeEl(unixOf(c.first_seen))), h('td', { class: 'num' }, fmtInt(c.calls)))))
 			: h('div', { class: 'muted rca-line' }, 'No new caller.'),
-		shifts.length ? miniTable('', [['latency shift'], ['p95 before', 'num'], ['p95 after', 'num'], ['ratio', 'num']], shifts.map((s) => h('tr', {},
+		shifts.length ? miniTable('rca-shifts', [['latency shift'], ['p95 before', 'num'], ['p95 after', 'num'], ['ratio', 'num']], shifts.map((s) => h('tr', {},
 			h('td', { class: 'fn' }, s.name), h('td', { class: 'num' }, fmtMs(s.before_p95_ms)), h('td', { class: 'num' }, fmtMs(s.after_p95_ms)),
 			h('td', { class: 'num' }, s.ratio === null || s.ratio === undefined ? '–' : `×${fmtNum(s.ratio)}`))))
 			: h('div', { class: 'muted rca-line' }, 'No latency shift of the function or its callees.'));
