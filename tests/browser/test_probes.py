@@ -380,6 +380,23 @@ class ProbesInBrowser(unittest.TestCase):
                   "the automatic probe in the Probes view")
         self.assertEqual(self.js("document.querySelector('#probes-table tr.selected .c-origin').textContent"),
                          f"auto · incident #{inc['id']}")
+        # its results: the chain of the failing calls, and the log probe's records, as the API's
+        api = self.get(f"probes/{auto}")["results"]
+        self.assertEqual([(s["chain"], s["count"]) for s in api["stacks"]], [(["probeloop.main", RETRY, FAIL], FAIL_CALLS)])
+        self.wait(f"document.querySelector('#probe-stacks .chain-count').textContent === '×{FAIL_CALLS}'", "the chain's count")
+        self.assertEqual(self.js("[...document.querySelectorAll('#probe-stacks .chain-row')].map((r) =>"
+                                 " [...r.querySelectorAll('.fn')].map((e) => e.textContent))"), [["probeloop.main", RETRY, FAIL]])
+        self.shot("stack")
+        self.js(f"document.querySelector('#probes-table tr[data-id=\"{auto}-log\"]').click()")
+        self.wait(f"document.querySelector('#probe-id').textContent === '{auto}-log' && !!document.querySelector('#probe-log')",
+                  "the log probe's records")
+        log = self.get(f"probes/{auto}-log")["results"]["log"]
+        self.assertEqual(len(log), FAIL_CALLS)
+        rows = self.js("[...document.querySelectorAll('#probe-log tbody tr')].map((r) => [...r.children].map((td) => td.textContent))")
+        self.assertEqual(len(rows), FAIL_CALLS)
+        self.assertEqual({(r[1], r[3], r[5], r[7], r[8]) for r in rows},
+                         {("probeloop", str(self.prog.pid), RETRY, "error", "end")})
+        self.shot("log")
 
     def test_06_a_dashboard_key_reads_probes_and_asks_for_the_manage_key(self):
         """with the read-only key: probes are listed, nothing to create, renew or remove, and a paste prompt"""

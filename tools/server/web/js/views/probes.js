@@ -8,7 +8,7 @@ import { HistChart } from '../charts.js';
 import { manageBox } from '../manage.js';
 import { probeForm } from '../probeform.js';
 import {
-	STATUSES, fmtLeft, statusBadge, stateBadge, processesTable,
+	STATUSES, fmtLeft, unixOf, statusBadge, stateBadge, processesTable,
 	histStats, countStats, logTable, byTable, chainList,
 } from '../proberesults.js';
 
@@ -208,7 +208,7 @@ export default {
 				h('dt', {}, 'conditions'), h('dd', {}, conditions(ins.custom)),
 				h('dt', {}, 'time left'), h('dd', { id: 'probe-left' }, fmtLeft(p.time_left_s), p.expires_at ? h('span', { class: 'muted' }, ` (until ${fmtTime(p.expires_at)})`) : null),
 				h('dt', {}, 'hits'), h('dd', { id: 'probe-hits' }, fmtInt(p.hits)),
-				h('dt', {}, 'started'), h('dd', {}, p.lastmodified || '–', ` · lifespan ${p.lifespan} min`),
+				h('dt', {}, 'started'), h('dd', { title: p.lastmodified || '' }, p.lastmodified ? fmtTime(unixOf(p.lastmodified)) : '–', ` · lifespan ${p.lifespan} min`),
 				h('dt', {}, 'origin'), h('dd', {}, origin(p))));
 		fill(this.procs, processesTable(p.processes));
 		this.renderResults(p.results || { type: ins.type });
