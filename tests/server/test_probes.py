@@ -5,10 +5,14 @@ per-process reports merged exactly (duplicates never counted twice), the
 settings, and the automatic incident probe with its root-cause analysis."""
 import itertools
 import json
+import os
 import re
+import shutil
+import tempfile
 import time
+import unittest
 
-from serverlib import ServerTest, cli, fn, at
+from serverlib import Server, ServerTest, cli, fn, at
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 READ_ONLY = ("this key is read-only: creating probes needs the project's manage key"
@@ -429,6 +433,59 @@ class Incidents(ProbeServer):
         self.assertGreaterEqual(s["ratio"], 1.5)
 
 
+class Retention(unittest.TestCase):
+    """Probes are pruned with the rest (docs/api.md "Retention"): 32 days
+    after they end, with their reports and log; builds 32 days after they
+    were last seen."""
+
+    def test_probes_and_builds_are_pruned_32_days_after_they_end(self):
+        """on a clock moved 33 days: the old probe, its report and log, the old build are gone; a newer probe stays"""
+        tmp = tempfile.mkdtemp(prefix="codensm-probes-ret-")
+        clock = os.path.join(tmp, "clock")
+        day = 86400
+        t0 = 1_800_000_000
+        try:
+            with open(clock, "w") as f:
+                f.write(str(t0))
+            srv = Server(tmp, env={"CODENSM_TEST_CLOCK": clock})
+            keys = srv.project("ret")
+            srv.start()
+            hdr = {"Authorization": f"Bearer {keys['manage']}"}
+            for pid in ("old", "new"):
+                if pid == "new":
+                    with open(clock, "w") as f:
+                        f.write(str(t0 + 2 * day))
+                status, _, _ = srv.request("POST", "/api/projects/ret/probes", json.dumps(
+                    {"id": pid, "target": "r.f", "instrument": {"type": "log"}}).encode(), hdr)
+                self.assertEqual(status, 201)
+            end = t0 + 2 * day + 1
+            rec = {"t": end, "thread": 1, "caller": None, "duration_ms": 1.0, "error": False, "event": "return"}
+            self.assertEqual(srv.post(keys["ingest"], {"functions": [], "_meta": {
+                "service": "s", "host": "h", "pid": 1, "build_id": "b1", "interval": [end - 1, end]},
+                "probes": [{"id": "old", "status": "EXPIRED", "hits": 1, "log": [rec], "expires_in_s": 0},
+                           {"id": "new", "status": "EMITTING", "hits": 1, "log": [rec],
+                            "expires_in_s": 599}]})[0], 200)
+            count = lambda: [srv.sql(f"SELECT COUNT(*) FROM {t}")[0][0]
+                             for t in ("probes", "probe_reports", "probe_log", "builds")]
+            self.assertEqual(count(), [2, 2, 2, 1])
+            self.assertEqual(srv.stop(), 0)
+            # 32 days after "old" ended (t0 + 10 min) but not after "new" did, nor the build's last sight
+            with open(clock, "w") as f:
+                f.write(str(t0 + 600 + 32 * day + 3600))
+            srv.start()
+            self.assertEqual(srv.sql("SELECT id FROM probes"), [("new",)])
+            self.assertEqual(count(), [1, 1, 1, 1])
+            self.assertEqual(srv.stop(), 0)
+            with open(clock, "w") as f:
+                f.write(str(end + 32 * day + 700))
+            srv.start()
+            self.assertEqual(count(), [0, 0, 0, 0])
+            self.assertEqual(srv.stop(), 0)
+            with open(os.path.join(tmp, "server.log")) as f:
+                self.assertIn("probes and builds from before", f.read())
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    import unittest
     unittest.main()

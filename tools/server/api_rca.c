@@ -84,7 +84,7 @@ static void level2_from(json_t *l2, json_t *stack, json_t *log)
 			json_array_set_new(list, b, x);
 		}
 	json_object_set_new(l2, "callers", list);
-	json_object_set(l2, "chains", chains ? chains : json_array());
+	json_object_set_new(l2, "chains", chains ? json_incref(chains) : json_array());
 
 	json_t *records = json_object_get(json_object_get(log, "results"), "log");
 	size_t nr = json_array_size(records), nd = 0;

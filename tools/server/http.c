@@ -199,6 +199,9 @@ static enum MHD_Result handle_api_write(struct MHD_Connection *c, const char *ur
 {
 	struct upload *u = *cls;
 	if (!u) {
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+		if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX)
+			return send_error(c, 413, "request body too large: at most 65536 bytes");
 		if (!(u = calloc(1, sizeof *u)))
 			return MHD_NO;
 		*cls = u;

@@ -121,8 +121,20 @@ int srv_api_probes(struct srv_store *st, const struct srv_project *p, int manage
  * or 404/503 with an error. */
 void srv_api_rca(struct srv_store *st, const struct srv_project *p, int64_t incident, double now,
 		 struct srv_reply *r);
+
+/* ---- proberesults.c: PROBE and its results ------------------------------------ */
+
+/* A builtin instrument type: the values it records (bit i for
+ * srv_probe_values[i]), its default value and event. */
+struct srv_probe_kind {
+	const char *type;
+	unsigned values;
+	const char *value, *event;
+};
+extern const char *const srv_probe_values[6];
+const struct srv_probe_kind *srv_probe_kind(const char *type);   /* NULL: a user type */
 /* PROBE of docs/api.md from a stored row, with processes and (when
- * results is set) the merged results. */
+ * results is set) the merged results; NULL with err. */
 json_t *srv_probe_json(struct srv_store *st, int64_t project, json_t *row, double now,
 		       int results, char *err);
 
