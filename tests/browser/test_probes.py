@@ -419,6 +419,14 @@ class ProbesInBrowser(unittest.TestCase):
         self.js(f"document.querySelector('#manage-key').value = {json.dumps(self.dash_key)}")
         self.browser.click("#manage-paste button[type=submit]")
         self.wait("document.querySelector('#manage-error').textContent.startsWith('a manage key starts with cnsmm_')", "the refusal")
+        # so is another project's manage key (the server answers 404 for it)
+        out = subprocess.run([SERVER, "project", "create", "other", "--db", self.db], capture_output=True, text=True, timeout=30)
+        other = re.search(r"manage key: (cnsmm_[A-Za-z0-9_-]+)", out.stdout + out.stderr).group(1)
+        self.js(f"document.querySelector('#manage-key').value = {json.dumps(other)}")
+        self.browser.click("#manage-paste button[type=submit]")
+        self.wait("document.querySelector('#manage-error').textContent === 'that manage key is not accepted for project \"loop\"'",
+                  "the refusal of another project's key")
+        self.assertIsNone(self.js("sessionStorage.getItem('codensm.manage')"))
         self.js(f"document.querySelector('#manage-key').value = {json.dumps(self.manage_key)}")
         self.browser.click("#manage-paste button[type=submit]")
         self.wait("!document.querySelector('#probe-form-card').hidden && !document.querySelector('#probe-new').hidden", "the form")
@@ -435,8 +443,10 @@ class ProbesInBrowser(unittest.TestCase):
 
     def test_07_no_script_error(self):
         """the probe views ran without a script error or a CSP violation"""
-        # the refusal test_02 asked for (409) is the only failed load
-        errors = [e for e in self.browser.errors if not re.search(r"status of 409 \(Conflict\) \S+/probes$", e)]
+        # the refusals the tests asked for (test_02's 409, test_06's check of
+        # another project's key) are the only failed loads
+        errors = [e for e in self.browser.errors if not re.search(
+            r"status of (409 \(Conflict\) \S+/probes|404 \(Not Found\) \S+/settings)$", e)]
         self.assertEqual(errors, [])
         self.assertEqual(self.browser.dialogs, [])
 

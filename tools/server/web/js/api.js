@@ -72,14 +72,15 @@ export function forgetManageKey() {
 	sessionStorage.removeItem(STORE_MANAGE);
 }
 
-// Is `key` accepted for this project?  A GET with it: 401 says no.
+// Is `key` accepted for this project?  A GET with it: 401 (unknown key)
+// or 404 (another project's) says no.
 export async function keyOpensProject(key) {
 	const res = await fetch(`/api/projects/${encodeURIComponent(session.project)}/settings`, {
 		headers: { Authorization: `Bearer ${key}`, Accept: 'application/json' },
 		cache: 'no-store',
 		credentials: 'omit',
 	});
-	return res.status !== 401 && res.status !== 403;
+	return res.ok;
 }
 
 // POST/PUT/DELETE /api/projects/{project}/{path} with the manage key and a
