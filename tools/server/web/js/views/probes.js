@@ -14,7 +14,7 @@ import {
 
 const enc = encodeURIComponent;
 
-// "3 EMITTING · 1 ERROR": how a probe stands across its processes.
+// [EMITTING] ×3 [ERROR]: how a probe stands across its processes, a badge per status.
 function processSummary(procs) {
 	if (!procs || !procs.length) return h('span', { class: 'muted' }, 'no process yet');
 	const n = {};
