@@ -388,7 +388,7 @@ class DashboardInBrowser(unittest.TestCase):
     def test_08_every_view_renders_without_errors(self):
         """every view renders from the API with no script error and no CSP violation"""
         self.open_dashboard()
-        for view in ("nsm", "departments", "office", "underuse", "graph", "code", "help"):
+        for view in ("nsm", "departments", "office", "underuse", "probes", "graph", "code", "help"):
             self.show(view)
         self.assertEqual(self.js("document.querySelector('#status').hidden"), True,
                          self.js("document.querySelector('#status').textContent"))

@@ -220,7 +220,7 @@ int srv_project_by_key(struct srv_store *s, char kind, const char *key,
 		       struct srv_project *p, char *err)
 {
 	unsigned char h[SRV_HASHLEN];
-	const char *prefix = kind == 'i' ? "cnsm_" : "cnsmv_";
+	const char *prefix = kind == 'i' ? "cnsm_" : kind == 'm' ? "cnsmm_" : "cnsmv_";
 	int found = 0;
 
 	if (!key || strncmp(key, prefix, strlen(prefix)) != 0)
@@ -228,6 +228,7 @@ int srv_project_by_key(struct srv_store *s, char kind, const char *key,
 	srv_key_hash(key, h);
 	sqlite3_stmt *st = srv_stmt(s, kind == 'i'
 				    ? "SELECT id, name, plan, ingest_hash FROM projects"
+				    : kind == 'm' ? "SELECT id, name, plan, manage_hash FROM projects"
 				    : "SELECT id, name, plan, dashboard_hash FROM projects", err);
 	if (!st)
 		return -1;
@@ -247,4 +248,31 @@ int srv_project_by_key(struct srv_store *s, char kind, const char *key,
 	}
 	sqlite3_reset(st);
 	return found;
+}
+
+/* A project made before manage keys has none (NULL) until this. */
+int srv_project_manage_key(struct srv_store *s, const char *name, char *key, char *err)
+{
+	unsigned char h[SRV_HASHLEN];
+	if (srv_key_new("cnsmm_", key, 48) < 0) {
+		snprintf(err, SRV_ERRLEN, "cannot draw a random key");
+		return -1;
+	}
+	srv_key_hash(key, h);
+	sqlite3_stmt *st = srv_stmt(s, "UPDATE projects SET manage_hash = ?1 WHERE name = ?2", err);
+	if (!st)
+		return -1;
+	sqlite3_bind_blob(st, 1, h, SRV_HASHLEN, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(s->db));
+		return -1;
+	}
+	if (sqlite3_changes(s->db) == 0) {
+		snprintf(err, SRV_ERRLEN, "no project '%s'", name);
+		return -1;
+	}
+	return 0;
 }

@@ -10,26 +10,39 @@ import office from './js/views/office.js';
 import debt from './js/views/debt.js';
 import underuse from './js/views/underuse.js';
 import incidents from './js/views/incidents.js';
+import probes from './js/views/probes.js';
 import graph from './js/views/graph.js';
 import prompt from './js/views/prompt.js';
 import flow from './js/views/flow.js';
 import code from './js/views/code.js';
 import help from './js/views/help.js';
 
-const VIEWS = [nsm, departments, employees, office, debt, underuse, incidents, graph, flow, code, prompt, help];
+const VIEWS = [nsm, departments, employees, office, debt, underuse, incidents, probes, graph, flow, code, prompt, help];
 const WINDOWS = ['1h', '24h', '7d', '30d'];
-const REFRESH_MS = 5000;
+const REFRESH_MS = 5000; // a view may ask for another period (pollMs)
 
 const ctx = {
 	window: sessionStorage.getItem('codensm.window') || '24h',
 	threshold: 10,
 	fn: '',
 	view: 'nsm',
+	probeTarget: '', // asked of the Probes view by ctx.probe / ctx.showProbe
+	probeId: '',
 	api,
 	refreshView: () => refresh(),
 	select(name, view) {
 		ctx.fn = name;
 		show(view || 'graph');
+	},
+	// The Probes view, with its form open on this function (or, read-only,
+	// asking for the manage key first).
+	probe(name) {
+		ctx.probeTarget = name;
+		show('probes');
+	},
+	showProbe(id) {
+		ctx.probeId = id;
+		show('probes');
 	},
 };
 
@@ -50,6 +63,7 @@ function show(id) {
 	frag.set('view', view.id);
 	frag.delete('key');
 	history.replaceState(null, '', '#' + frag.toString());
+	schedule();
 	return refresh();
 }
 
@@ -100,7 +114,8 @@ function setStatus(text) {
 
 function schedule() {
 	clearInterval(timer);
-	if ($('#live').checked) timer = setInterval(() => { if (!running && !document.hidden) refresh(); }, REFRESH_MS);
+	const every = VIEWS.find((v) => v.id === ctx.view).pollMs || REFRESH_MS;
+	if ($('#live').checked) timer = setInterval(() => { if (!running && !document.hidden) refresh(); }, every);
 }
 
 function askForKey(message) {
@@ -122,7 +137,6 @@ function start() {
 	document.body.classList.remove('signed-out');
 	$('#project-name').textContent = session.project;
 	document.title = `${session.project} · codensm`;
-	schedule();
 	const frag = new URLSearchParams(location.hash.replace(/^#/, ''));
 	show(frag.get('view') || ctx.view);
 }

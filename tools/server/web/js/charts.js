@@ -1,7 +1,8 @@
-// charts.js: time-series line charts on Chart.js (vendor/chart.min.js, a
-// classic script that defines window.Chart), updated in place on refresh.
+// charts.js: time-series line charts and the probes' latency histogram on
+// Chart.js (vendor/chart.min.js, a classic script that defines
+// window.Chart), updated in place on refresh.
 
-import { fmtNum, fmtTime } from './dom.js';
+import { fmtNum, fmtTime, fmtMs } from './dom.js';
 
 // Axis and tooltip numbers: grouped integers, or 3 significant digits below 10.
 export function fmtAxis(v) {
@@ -91,6 +92,87 @@ export class TimeChart {
 		this.series.forEach((s, i) => {
 			this.chart.data.datasets[i].data = rows.map((r) => ({ x: r.t, y: r[s.key] ?? 0 }));
 		});
+		this.chart.update('none');
+	}
+
+	destroy() {
+		this.chart.destroy();
+	}
+}
+
+// The log2x2-ns buckets of docs/payload.md (runtime/src/contract.h is the
+// definition): bucket 0 is [0, 2) ns, bucket 1 is empty, bucket b >= 2
+// starts at 2^(b/2) * (1 + (b%2)/2) ns; the last one, 79, is open-ended.
+export const HIST_BUCKETS = 80;
+
+export function bucketLowerNs(b) {
+	if (b <= 0) return 0;
+	if (b === 1) return 2;
+	b = Math.min(b, HIST_BUCKETS);
+	const e = Math.floor(b / 2);
+	return Math.pow(2, e) + (b % 2) * Math.pow(2, e - 1);
+}
+
+export function bucketOfMs(ms) {
+	const ns = ms * 1e6;
+	if (!(ns >= 2)) return 0;
+	const e = Math.floor(Math.log2(ns));
+	const b = 2 * e + (ns / Math.pow(2, e) >= 1.5 ? 1 : 0);
+	return Math.min(b, HIST_BUCKETS - 1);
+}
+
+const PCT_COLORS = { p50: '#2f9e5b', p95: '#e0a021', p99: '#d64545' };
+export const HIST_COLORS = { bar: '#2457d6', ...PCT_COLORS };
+
+// A bar per bucket from the lowest to the highest one that holds a count
+// (empty buckets between them drawn as 0); the buckets that hold the
+// p50, p95 and p99 are coloured as the figures above the chart.
+export class HistChart {
+	constructor(canvas) {
+		this.chart = new Chart(canvas, {
+			type: 'bar',
+			data: { labels: [], datasets: [{ label: 'calls', data: [], backgroundColor: [], barPercentage: 1, categoryPercentage: 0.92 }] },
+			options: {
+				responsive: true,
+				maintainAspectRatio: false,
+				animation: false,
+				scales: {
+					x: { grid: { display: false }, ticks: { maxTicksLimit: 12, color: '#5b6472', font: { size: 11 } } },
+					y: { beginAtZero: true, grid: { color: '#eef0f3' }, ticks: { maxTicksLimit: 6, precision: 0, callback: (v) => fmtAxis(v), color: '#5b6472', font: { size: 11 } } },
+				},
+				plugins: {
+					legend: { display: false },
+					tooltip: { callbacks: { title: (items) => (items.length ? this.ranges[items[0].dataIndex] : ''), label: (item) => `${fmtNum(item.parsed.y)} calls` } },
+				},
+			},
+		});
+		this.ranges = [];
+	}
+
+	// pairs: [[bucket, count]...] in any order; pct: {p50_ms, p95_ms, p99_ms}
+	update(pairs, pct = {}) {
+		const counts = new Map();
+		for (const [b, c] of pairs || []) counts.set(b, (counts.get(b) || 0) + c);
+		const buckets = [...counts.keys()];
+		const lo = buckets.length ? Math.min(...buckets) : 0;
+		const hi = buckets.length ? Math.max(...buckets) : -1;
+		const mark = {};
+		for (const k of ['p50', 'p95', 'p99']) {
+			if (pct[k + '_ms'] !== undefined && pct[k + '_ms'] !== null) mark[bucketOfMs(pct[k + '_ms'])] = k;
+		}
+		const labels = [], data = [], colors = [];
+		this.ranges = [];
+		for (let b = lo; b <= hi; b++) {
+			const from = bucketLowerNs(b) / 1e6, to = bucketLowerNs(b + 1) / 1e6;
+			labels.push(fmtMs(from));
+			this.ranges.push(b === HIST_BUCKETS - 1 ? `≥ ${fmtMs(from)}` : `${fmtMs(from)} – ${fmtMs(to)}`);
+			data.push(counts.get(b) || 0);
+			colors.push(PCT_COLORS[mark[b]] || HIST_COLORS.bar);
+		}
+		const ds = this.chart.data.datasets[0];
+		this.chart.data.labels = labels;
+		ds.data = data;
+		ds.backgroundColor = colors;
 		this.chart.update('none');
 	}
 

@@ -5,12 +5,11 @@ import { h, fill } from './dom.js';
 
 let seq = 0;
 
-export function picker(ctx, onPick) {
+// Give `input` a datalist of the functions whose name or file holds what is
+// typed; returns the datalist, which the caller places next to the input.
+export function suggest(ctx, input) {
 	const id = 'fnlist-' + (++seq);
 	const list = h('datalist', { id });
-	const input = h('input', {
-		type: 'search', class: 'input input-wide', placeholder: 'Function name…', autocomplete: 'off',
-	});
 	input.setAttribute('list', id);
 	let timer = 0;
 	input.addEventListener('input', () => {
@@ -23,6 +22,14 @@ export function picker(ctx, onPick) {
 			} catch (e) { /* suggestions are a convenience */ }
 		}, 200);
 	});
+	return list;
+}
+
+export function picker(ctx, onPick) {
+	const input = h('input', {
+		type: 'search', class: 'input input-wide', placeholder: 'Function name…', autocomplete: 'off',
+	});
+	const list = suggest(ctx, input);
 	const go = () => { if (input.value.trim()) onPick(input.value.trim()); };
 	input.addEventListener('change', go);
 	input.addEventListener('keydown', (e) => { if (e.key === 'Enter') go(); });

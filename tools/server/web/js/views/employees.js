@@ -106,7 +106,10 @@ export default {
 		}, 'AI'), r.nodes_count === null ? '' : h('button', {
 			class: 'btn btn-small btn-icon btn-flow', title: 'control-flow diagram of this function',
 			onclick: (e) => { e.stopPropagation(); ctx.select(r.name, 'flow'); },
-		}, 'flow')))));
+		}, 'flow'), h('button', {
+			class: 'btn btn-small btn-icon btn-probe', title: 'probe this function: look closer at its calls for a few minutes',
+			onclick: (e) => { e.stopPropagation(); ctx.probe(r.name); },
+		}, 'probe')))));
 		fill(this.table, data.rows.length
 			? h('table', { class: 'grid dense', id: 'functions-table' }, h('thead', {}, head), body)
 			: empty('No function matches.'));

@@ -43,6 +43,7 @@ export default {
 		fill(root,
 			h('section', { class: 'card' },
 				h('div', { class: 'toolbar' }, this.title, h('span', { class: 'spacer' }),
+					h('button', { class: 'btn', id: 'graph-probe', title: 'probe this function: look closer at its calls for a few minutes', onclick: () => ctx.probe(ctx.fn) }, 'Probe'),
 					h('button', { class: 'btn', id: 'graph-flow', title: 'its control flow (CODENSM_MODE=full)', onclick: () => ctx.select(ctx.fn, 'flow') }, 'Flow'),
 					this.pick.el),
 				this.svgBox),

@@ -17,6 +17,8 @@ const FORMULAS = [
 	['boilerplate / unique IP', 'Boilerplate: a trivial shape, no decision, no loop and at most 5 lines (getters, setters, thin wrappers). Every other analysed function is unique IP. Shares are of the analysed functions and of their NSM.'],
 	['has tests', 'The function\'s identifier appears as code in a test file of the source tree (under test/, tests/ or t/, or named test_*.c, *_test.c; C++ alike).'],
 	['load-bearing untested', 'Functions without tests that earned NSM in the window, most NSM first.'],
+	['probe', 'A closer look at one function (or every function under a name prefix) of the running programs, for its lifespan in minutes, with no rebuild or restart: a latency histogram (hist), a log of its calls (log), counts by caller, thread or outcome (incr) or the call chains that reach it (stack). Each process learns it in the answer to its next ingest request and reports its status (INSTALLED, EMITTING, ERROR with the reason, EXPIRED) and results; it stops by itself. Creating, renewing and removing probes needs the project\'s manage key (cnsmm_...). See docs/probes.md.'],
+	['root cause', 'Of an incident, three levels: (1) the failing chain; (2) what the automatic probe armed on the failing function caught since: occurrences, callers, threads, durations, chains; (3) what changed around the first occurrence: a new build of the service, a new caller, a latency shift of the function or its callees.'],
 ];
 
 const STATES = [
@@ -39,7 +41,7 @@ export default {
 			h('div', { class: 'card-title' }, 'States'),
 			h('dl', { class: 'formulas' }, STATES.map(([s, d]) => [h('dt', {}, badge(s)), h('dd', {}, d)])),
 			h('div', { class: 'card-title' }, 'Windows'),
-			h('p', {}, 'The window selector (last hour, 24 h, 7 d, 30 d) applies to every view; "underused" and OEE performance always look at 30 days. Live refresh reloads the current view every 5 seconds.')));
+			h('p', {}, 'The window selector (last hour, 24 h, 7 d, 30 d) applies to every view; "underused" and OEE performance always look at 30 days. Live refresh reloads the current view every 5 seconds (the Probes view every 2 seconds).')));
 	},
 
 	async refresh() {},
