@@ -4,6 +4,9 @@
  * SQLite store; every body the server accepts is then read back through
  * the dashboard's views, so hostile data that got stored is also rendered.
  *
+ * A probe of each type (ids h, l, i, s) stands from the start, so that a
+ * body's "probes" reports reach the writes, and each is read back merged.
+ *
  * No HTTP is involved: srv_ingest(auth, body, len, now) is the seam.  The
  * store is emptied (projects kept) before every input, so one input's
  * effect never depends on the ones before it and a crash replays alone.
@@ -35,6 +38,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	/* "scale": a quota large enough that most inputs reach the writes. */
 	if (!st || srv_project_create(st, "fuzz", "scale", ikey, dkey, err) < 0)
 		die("project", err);
+	static const char *const probe_types[][2] = {
+		{ "h", "hist" }, { "l", "log" }, { "i", "incr" }, { "s", "stack" } };
+	for (size_t i = 0; i < 4; i++) {
+		struct srv_probe p = { .id = probe_types[i][0], .target = "fuzz",
+				       .type = probe_types[i][1], .lifespan = 10080,
+				       .lastmodified = NOW - 60 };
+		if (srv_probe_insert(st, 1, &p, NOW - 60, err) != 0)
+			die("probe", err);
+	}
 	snprintf(ingest_auth, sizeof ingest_auth, "Bearer %s", ikey);
 	snprintf(dash_auth, sizeof dash_auth, "Bearer %s", dkey);
 	return 0;
@@ -63,12 +75,13 @@ static void check_reply(struct srv_reply *r, const char *what)
 static void read_back(const char *fn)
 {
 	static const char *const views[] = { "summary", "departments", "functions", "office",
-					     "debt", "underuse", "incidents", "code", "graph", "prompt",
-					     "flow" };
+					     "debt", "underuse", "incidents", "code", "probes",
+					     "probes/h", "probes/l", "probes/i", "probes/s",
+					     "incidents/1/rca", "graph", "prompt", "flow" };
 	for (size_t i = 0; i < sizeof views / sizeof *views; i++) {
 		char path[64];
 		struct srv_reply r = { 0 };
-		if (!fn && i >= 8)
+		if (!fn && i >= 14)
 			break;
 		snprintf(path, sizeof path, "projects/fuzz/%s", views[i]);
 		srv_api(dash_auth, path, query, (void *)fn, NOW, &r);

@@ -141,11 +141,11 @@ class Server:
         self.port = None
 
     def project(self, name, plan="free"):
-        """Creates a project; returns {'ingest': key, 'dashboard': key, 'url': ...}."""
+        """Creates a project; returns {'ingest': key, 'dashboard': key, 'manage': key, 'url': ...}."""
         _, out, _ = cli(self.db, "project", "create", name, "--plan", plan)
         lines = dict(line.split(": ", 1) for line in out.strip().splitlines())
         return {"ingest": lines["ingest key"], "dashboard": lines["dashboard key"],
-                "url": lines["dashboard"], "plan": lines["plan"]}
+                "manage": lines["manage key"], "url": lines["dashboard"], "plan": lines["plan"]}
 
     def start(self):
         args = [BIN, "--listen", "127.0.0.1:0", "--db", self.db]
@@ -207,16 +207,22 @@ class Server:
         finally:
             c.close()
 
-    def post(self, key, payload, headers=None):
+    def post(self, key, payload, headers=None, probes=False):
         """POST /codensm/ingest; payload is an object (sent as JSON) or bytes.
-        Returns (status, parsed JSON body)."""
+        Returns (status, parsed JSON body).  Every 2xx answer carries the
+        project's probe specs, test_probes.py's subject: unless probes is
+        set, "probes" is taken out (a new incident arms probes), so that the
+        other tests compare the rest of the answer."""
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         h = {"Content-Type": "application/json"}
         if key is not None:
             h["Authorization"] = f"Bearer {key}"
         h.update(headers or {})
         status, _, data = self.request("POST", "/codensm/ingest", body, h)
-        return status, json.loads(data)
+        answer = json.loads(data)
+        if not probes and isinstance(answer, dict):
+            answer.pop("probes", None)
+        return status, answer
 
     def get(self, key, project, view, **params):
         """GET /api/projects/{project}/{view}?params; returns (status, JSON)."""

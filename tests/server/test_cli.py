@@ -26,10 +26,11 @@ class Cli(unittest.TestCase):
         return subprocess.run([BIN, *args], capture_output=True, text=True, cwd=self.tmp, env=e, timeout=30)
 
     def test_project_create_prints_keys_and_address(self):
-        """project create prints the plan, both keys and the dashboard address"""
+        """project create prints the plan, the three keys and the dashboard address"""
         rc, out, err = cli(self.db, "project", "create", "shop", "--plan", "team")
         m = re.fullmatch(r"project: shop\nplan: team\ningest key: (cnsm_[a-z2-7]{32})\n"
                          r"dashboard key: (cnsmv_[a-z2-7]{32})\n"
+                         r"manage key: cnsmm_[a-z2-7]{32}\n"
                          r"dashboard: http://127\.0\.0\.1:8650/#project=shop&key=(cnsmv_[a-z2-7]{32})\n", out)
         self.assertIsNotNone(m, out)
         self.assertEqual(m.group(2), m.group(3))

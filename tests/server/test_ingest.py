@@ -43,7 +43,7 @@ class IngestAnswers(ServerTest):
                             "-H", f"Authorization: Bearer {self.a['ingest']}", "-d", body],
                            capture_output=True, text=True, timeout=30)
         text, code = p.stdout.rsplit("\n", 1)
-        self.assertEqual((code, json.loads(text)), ("200", {"ok": True, "functions": 1}))
+        self.assertEqual((code, json.loads(text)), ("200", {"ok": True, "functions": 1, "probes": {}}))
         self.assertEqual(self.fn_row("curl.only"), ("ops", 2.0, None, None, 5, 0))
 
     def test_missing_key_is_401(self):

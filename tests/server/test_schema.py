@@ -2,6 +2,7 @@
 from its SQL in data/schema_v0.sql) is migrated in place with every row;
 a database newer than the server is refused; the foreign keys are real."""
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -69,6 +70,21 @@ def make_v0(path, now, estimated=True):
     con.close()
 
 
+PROBE_TABLES = ["probes", "probe_reports", "probe_log", "probe_settings", "builds", "callers_seen"]
+
+
+def make_v2(path):
+    """Takes a current file back to what a version-2 server left: no probe
+    tables, no manage key."""
+    con = sqlite3.connect(path)
+    for t in reversed(PROBE_TABLES):
+        con.execute(f"DROP TABLE {t}")
+    con.execute("ALTER TABLE projects DROP COLUMN manage_hash")
+    con.execute("PRAGMA user_version = 2")
+    con.commit()
+    con.close()
+
+
 COUNTS_V0 = {"projects": 2, "functions": 4, "buckets": 4, "hist": 4, "edges": 4, "incidents": 1,
              "batches": 3, "usage": 3}
 
@@ -89,13 +105,14 @@ class Migration(unittest.TestCase):
         return {t: self.srv.sql(f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables}
 
     def test_a_version_0_file_is_migrated_in_place_with_every_row(self):
-        """today's file: every row kept (orphans left behind), version 2, foreign keys hold, views answer"""
+        """today's file: every row kept (orphans left behind), version 3, foreign keys hold, views answer"""
         make_v0(self.srv.db, self.now)
         self.assertEqual(self.srv.sql("PRAGMA user_version"), [(0,)])
         self.assertEqual(self.counts(COUNTS_V0), {**COUNTS_V0, "buckets": 5, "batches": 4})
         self.srv.start()
-        self.assertEqual(self.srv.sql("PRAGMA user_version"), [(2,)])
+        self.assertEqual(self.srv.sql("PRAGMA user_version"), [(3,)])
         self.assertEqual(self.srv.sql("SELECT COUNT(*) FROM flows"), [(0,)])
+        self.assertEqual(self.counts(PROBE_TABLES), dict.fromkeys(PROBE_TABLES, 0))
         self.assertEqual(self.counts(COUNTS_V0), COUNTS_V0)
         self.assertEqual(self.counts(["names"]), {"names": 5})
         self.assertEqual(self.srv.sql("PRAGMA foreign_key_check"), [])
@@ -148,28 +165,29 @@ class Migration(unittest.TestCase):
         self.assertEqual((code, out), (1, ""))
         self.assertEqual(len(err.splitlines()), 1, err)
         self.assertTrue(err.startswith(f"codensm-server: cannot migrate database '{self.srv.db}'"
-                                       " to schema version 2: database: table names already exists"), err)
+                                       " to schema version 3: database: table names already exists"), err)
         self.assertEqual(self.srv.sql("PRAGMA user_version"), [(0,)])
         self.assertEqual({t: self.srv.sql(f"SELECT * FROM {t}") for t in COUNTS_V0}, before)
 
     def test_a_newer_file_is_refused(self):
-        """a file of schema version 3: exit 1, one line naming both versions, the file untouched"""
+        """a file of schema version 4: exit 1, one line naming both versions, the file untouched"""
         cli(self.srv.db, "project", "create", "future")
         con = sqlite3.connect(self.srv.db)
-        con.execute("PRAGMA user_version = 3")
+        con.execute("PRAGMA user_version = 4")
         con.close()
         for args in (["--listen", "127.0.0.1:0"], ["project", "list"]):
             p = subprocess.run([BIN, *args, "--db", self.srv.db], capture_output=True, text=True, timeout=10)
             self.assertEqual((p.returncode, p.stdout, p.stderr),
-                             (1, "", f"codensm-server: database '{self.srv.db}' has schema version 3,"
-                                     " newer than this server's 2: use a newer codensm-server\n"))
-        self.assertEqual(self.srv.sql("PRAGMA user_version"), [(3,)])
+                             (1, "", f"codensm-server: database '{self.srv.db}' has schema version 4,"
+                                     " newer than this server's 3: use a newer codensm-server\n"))
+        self.assertEqual(self.srv.sql("PRAGMA user_version"), [(4,)])
 
     def test_a_version_1_file_gains_the_flows_table_with_every_row_kept(self):
-        """a version-1 file (no flows table): version 2, rows kept, flows stored and served"""
+        """a version-1 file (no flows table): version 3, rows kept, flows stored and served"""
         make_v0(self.srv.db, self.now)
         self.srv.start()
         self.srv.stop()
+        make_v2(self.srv.db)
         con = sqlite3.connect(self.srv.db)
         con.execute("DROP TABLE flows")          # what a version-1 server left
         con.execute("PRAGMA user_version = 1")
@@ -177,7 +195,7 @@ class Migration(unittest.TestCase):
         con.close()
         before = self.counts(COUNTS_V0)
         self.srv.start()
-        self.assertEqual(self.srv.sql("PRAGMA user_version"), [(2,)])
+        self.assertEqual(self.srv.sql("PRAGMA user_version"), [(3,)])
         self.assertEqual(self.counts(COUNTS_V0), before)
         f = {"name": "old.pay", "nodes": [{"type": "start"}, {"type": "end"}], "edges": [[0, 1]],
              "decisions": 0, "loops": 0, "returns": 1, "nodes_count": 2, "lines": 3,
@@ -185,6 +203,29 @@ class Migration(unittest.TestCase):
         self.assertEqual(self.srv.post(INGEST, {"functions": [], "flows": [f]}), (200, {"ok": True, "functions": 0}))
         _, rows = self.srv.get(DASH, "legacy", "functions", q="old.pay")
         self.assertEqual([(r["name"], r["lines"], r["has_tests"]) for r in rows["rows"]], [("old.pay", 3, False)])
+
+    def test_a_version_2_file_gains_the_probe_tables_and_a_manage_key_on_demand(self):
+        """a version-2 file: version 3, every row kept, no manage key until `project manage-key`, then probes work"""
+        make_v0(self.srv.db, self.now)
+        self.srv.start()
+        self.srv.stop()
+        make_v2(self.srv.db)
+        before = {t: self.srv.sql(f"SELECT * FROM {t}") for t in COUNTS_V0}
+        self.srv.start()
+        self.assertEqual(self.srv.sql("PRAGMA user_version"), [(3,)])
+        self.assertEqual({t: self.srv.sql(f"SELECT * FROM {t}") for t in COUNTS_V0 if t != "projects"},
+                         {t: v for t, v in before.items() if t != "projects"})
+        self.assertEqual(self.srv.sql("SELECT id, name, manage_hash FROM projects ORDER BY id"),
+                         [(1, "legacy", None), (2, "other", None)])
+        self.assertEqual(self.srv.sql("PRAGMA foreign_key_check"), [])
+        _, out, _ = cli(self.srv.db, "project", "manage-key", "legacy")
+        key = out.split(": ")[1].strip()
+        status, _, data = self.srv.request("POST", "/api/projects/legacy/probes",
+                                           b'{"target":"old.pay","instrument":{"type":"incr"}}',
+                                           {"Authorization": f"Bearer {key}"})
+        self.assertEqual((status, json.loads(data)["id"]), (201, "p-1"))
+        self.assertEqual(self.srv.post(INGEST, {"functions": []}, probes=True)[1]["probes"]["p-1"]["target"],
+                         "old.pay")
 
     def test_the_foreign_keys_are_real(self):
         """a bucket of a function, an edge of a name, a row of a project that does not exist: refused"""
@@ -199,7 +240,12 @@ class Migration(unittest.TestCase):
                "INSERT INTO incidents(project, chain_hash, kind, signal, chain, function, count,"
                " first_seen, last_seen) VALUES(42, x'00', 'error', 0, '[]', 'f', 1, 0, 0)",
                "INSERT INTO batches VALUES(42, 'b', 0)",
-               "INSERT INTO usage VALUES(42, 0, 1, 0)"]
+               "INSERT INTO usage VALUES(42, 0, 1, 0)",
+               "INSERT INTO probes(project, id, target, type, lifespan, lastmodified, expires_at, created_at)"
+               " VALUES(42, 'p', 't', 'incr', 1, 0, 60, 0)",
+               "INSERT INTO probe_reports VALUES(1, 'nosuch', 's', 'h', 1, 'EMITTING', NULL, 1, NULL, 0, NULL, 0, 0)",
+               "INSERT INTO probe_settings VALUES(42, 1, 0)",
+               "INSERT INTO builds VALUES(42, 's', 'b', 0, 0)"]
         for sql in bad:
             with self.assertRaisesRegex(sqlite3.IntegrityError, "FOREIGN KEY constraint failed", msg=sql):
                 con.execute(sql)

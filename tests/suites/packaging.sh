@@ -146,7 +146,7 @@ check "codensm-server(1) names every option and variable of tools/server" "" \
 	"$(missing docs/man/codensm-server.1 $(grep -ohE '"--[a-z-]+"|getenv\("CODENSM_[A-Z_]+"\)' tools/server/*.c |
 		grep -oE -- '--[a-z-]+|CODENSM_[A-Z_]+' | LC_ALL=C sort -u))"
 check "codensm(1) names every command, option and variable of tools/cli" "" \
-	"$(missing docs/man/codensm.1 doctor report version $(grep -ohE '"--[a-z-]+"|getenv\("CODENSM_[A-Z_]+"\)' tools/cli/*.c |
+	"$(missing docs/man/codensm.1 doctor report probe version $(grep -ohE '"--[a-z-]+"|getenv\("CODENSM_[A-Z_]+"\)' tools/cli/*.c |
 		grep -oE -- '--[a-z-]+|CODENSM_[A-Z_]+' | LC_ALL=C sort -u))"
 check "libcodensm-rt(3) names every CODENSM_ variable of runtime/src/config.c and every function of codensm.h" "" \
 	"$(missing docs/man/libcodensm-rt.3 $(grep -ohE '"CODENSM_[A-Z_]+"' runtime/src/config.c | tr -d '"' | LC_ALL=C sort -u) \

@@ -1,5 +1,6 @@
 /* codensm.c: the `codensm` command: `doctor` checks that a program will be
- * tracked, `report` prints the top functions from a codensm-server.  Each
+ * tracked, `report` prints the top functions from a codensm-server, `probe`
+ * manages a project's probes there.  Each
  * command's logic lives in its own module; this file parses arguments,
  * picks the command and turns its result into an exit status. */
 #include <errno.h>
@@ -11,6 +12,7 @@
 
 #include "codensm.h"
 #include "doctor.h"
+#include "probecli.h"
 #include "report.h"
 
 static void usage(FILE *f)
@@ -19,6 +21,11 @@ static void usage(FILE *f)
 		"usage: codensm doctor BINARY...\n"
 		"       codensm report [--server URL] [--project NAME] [--key cnsmv_...]\n"
 		"                      [--window 1h|24h|7d|30d] [--top N]\n"
+		"       codensm probe add TARGET --type log|hist|incr|stack|TYPE [--value V]\n"
+		"                     [--event call|return|end] [--lifespan MIN]\n"
+		"                     [--where KEY=VAL[,KEY=VAL...]] [--id ID] [--name N]\n"
+		"       codensm probe ls | show ID | rm ID | renew ID [--lifespan MIN]\n"
+		"                     (each with [--server URL] [--project NAME] [--key KEY] [--json])\n"
 		"       codensm analyze -p BUILD_DIR [BINARY...]   (codensm analyze --help)\n"
 		"       codensm version\n"
 		"\n"
@@ -30,6 +37,11 @@ static void usage(FILE *f)
 		"report  prints the top functions of a project; the server, project and\n"
 		"        dashboard key default to CODENSM_SERVER (http://127.0.0.1:8650),\n"
 		"        CODENSM_PROJECT and CODENSM_DASHBOARD_KEY.\n"
+		"probe   looks closer at a function of the running programs for a few minutes\n"
+		"        (docs/probes.md): add, list, show (status per process, results),\n"
+		"        remove, renew.  --where takes min_duration_ms, caller, errors_only,\n"
+		"        sample, max_hits.  Writes need the project's manage key\n"
+		"        (CODENSM_MANAGE_KEY); ls and show take it or CODENSM_DASHBOARD_KEY.\n"
 		"analyze analyses the sources a build compiles (compile_commands.json) for\n"
 		"        CODENSM_MODE=full: control-flow shapes, complexity, callees, tests.\n");
 }
@@ -131,6 +143,8 @@ int main(int argc, char **argv)
 		return cmd_doctor(argc - 2, argv + 2);
 	if (strcmp(argv[1], "report") == 0)
 		return cmd_report(argc - 2, argv + 2);
+	if (strcmp(argv[1], "probe") == 0)
+		return cli_probe(argc - 2, argv + 2, stdout, stderr);
 	if (strcmp(argv[1], "analyze") == 0)
 		return cmd_analyze(argv + 1);
 	if (strcmp(argv[1], "version") == 0) {

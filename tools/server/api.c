@@ -1,5 +1,6 @@
-/* api.c: GET /api/projects/{project}/{view}: the dashboard key, the common
- * parameters, and the dispatch to the views in api_views.c. */
+/* api.c: /api/projects/{project}/...: the keys (dashboard or manage key to
+ * read, the manage key alone to write), the common parameters, and the
+ * dispatch to the views in api_views.c and the probes in api_probes.c. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -80,32 +81,97 @@ static void flow_svg(struct srv_view *v, struct srv_reply *r)
 	r->type = "image/svg+xml";
 }
 
+/* The project of the key: 1 with *p and *manage (the manage key), 0 no
+ * such key, -1 (r filled with 503). */
+static int key_project(struct srv_store *st, const char *auth_header, struct srv_project *p,
+		       int *manage, char *err, struct srv_reply *r)
+{
+	const char *key = srv_bearer(auth_header);
+	int found = st ? srv_project_by_key(st, 'd', key, p, err) : -1;
+	*manage = 0;
+	if (found == 0 && (found = srv_project_by_key(st, 'm', key, p, err)) == 1)
+		*manage = 1;
+	if (found < 0) {
+		srv_store_log(st, err);
+		reply(r, 503, srv_error_json("database unavailable"));
+	}
+	return found;
+}
+
+/* "projects/{project}/{rest}" of the key's project: rest, or NULL with r
+ * filled (404). */
+static const char *project_rest(const char *path, const struct srv_project *p, struct srv_reply *r)
+{
+	char project[SRV_PROJECT_NAME_MAX + 2];
+	const char *rest = strncmp(path, "projects/", 9) ? NULL : path + 9;
+	const char *slash = rest ? strchr(rest, '/') : NULL;
+	if (!slash || (size_t)(slash - rest) > SRV_PROJECT_NAME_MAX) {
+		reply(r, 404, srv_error_json("no such endpoint"));
+		return NULL;
+	}
+	memcpy(project, rest, (size_t)(slash - rest));
+	project[slash - rest] = '\0';
+	if (strcmp(project, p->name) != 0) {
+		reply(r, 404, srv_error_json("project '%s' not found", project));
+		return NULL;
+	}
+	return slash + 1;
+}
+
+/* Whether "projects/{project}/{rest}" names an endpoint that takes writes:
+ * the others are GET only (405 before the key is looked at, as always). */
+static int writable(const char *path)
+{
+	const char *slash = strncmp(path, "projects/", 9) ? NULL : strchr(path + 9, '/');
+	return slash && (!strcmp(slash + 1, "settings") || !strcmp(slash + 1, "probes") ||
+			 !strncmp(slash + 1, "probes/", 7));
+}
+
+void srv_api_write(const char *auth_header, const char *method, const char *path,
+		   const char *body, size_t len, double now, struct srv_reply *r)
+{
+	char err[SRV_ERRLEN] = "";
+	struct srv_project p;
+	int manage;
+	if (!writable(path))
+		return reply(r, 405, srv_error_json("method not allowed: use GET"));
+	struct srv_store *st = srv_store_get(err);
+	int found = key_project(st, auth_header, &p, &manage, err, r);
+	if (found < 0)
+		return;
+	if (!found)
+		return reply(r, 401, srv_error_json("missing or unknown manage key"));
+	const char *rest = project_rest(path, &p, r);
+	if (!rest)
+		return;
+	if (!srv_api_probes(st, &p, manage, method, rest, body, len, now, r))
+		reply(r, 404, srv_error_json("no such endpoint"));
+}
+
 /* The order of the checks is the contract: no key or a wrong one is 401
  * whatever the path; a good key for another project (or for none that
  * exists) is 404, so a key never tells which other projects exist. */
 void srv_api(const char *auth_header, const char *path, srv_query_fn query, void *qctx,
 	     double now, struct srv_reply *r)
 {
-	char err[SRV_ERRLEN] = "", project[SRV_PROJECT_NAME_MAX + 2], view[24];
+	char err[SRV_ERRLEN] = "", view[24];
 	struct srv_project p;
+	int manage;
 	struct srv_store *st = srv_store_get(err);
-	int found = st ? srv_project_by_key(st, 'd', srv_bearer(auth_header), &p, err) : -1;
-	if (found < 0) {
-		srv_store_log(st, err);
-		return reply(r, 503, srv_error_json("database unavailable"));
-	}
+	int found = key_project(st, auth_header, &p, &manage, err, r);
+	if (found < 0)
+		return;
 	if (!found)
 		return reply(r, 401, srv_error_json("missing or unknown dashboard key"));
 
-	const char *rest = strncmp(path, "projects/", 9) ? NULL : path + 9;
-	const char *slash = rest ? strchr(rest, '/') : NULL;
-	if (!slash || (size_t)(slash - rest) > SRV_PROJECT_NAME_MAX || strlen(slash + 1) >= sizeof view)
+	const char *rest = project_rest(path, &p, r);
+	if (!rest)
+		return;
+	if (srv_api_probes(st, &p, manage, "GET", rest, NULL, 0, now, r))
+		return;
+	if (strlen(rest) >= sizeof view)
 		return reply(r, 404, srv_error_json("no such endpoint"));
-	memcpy(project, rest, (size_t)(slash - rest));
-	project[slash - rest] = '\0';
-	strcpy(view, slash + 1);
-	if (strcmp(project, p.name) != 0)
-		return reply(r, 404, srv_error_json("project '%s' not found", project));
+	strcpy(view, rest);
 	if (!strcmp(view, "metrics")) {
 		/* lifetime counters: no window */
 		r->status = 200;

@@ -66,7 +66,7 @@ struct db_ops {
 	int (*ready)(struct db *);
 };
 
-#define DB_STMT_CACHE 96
+#define DB_STMT_CACHE 128
 
 /* A connection.  The statement cache is keyed by the SQL text's address:
  * every caller passes a string literal, so the same statement is the same

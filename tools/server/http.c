@@ -32,6 +32,7 @@
 #define CONN_LIMIT 512
 #define REQUEST_DEADLINE 30         /* seconds to receive a request and answer it */
 #define DISCARD_LIMIT (8 * 1024 * 1024) /* larger declared bodies: 413 before reading */
+#define API_BODY_MAX (64 * 1024)     /* a probe or settings body (POST/PUT under /api/) */
 #define JS_ROOT "/usr/share/javascript"  /* Debian's libjs-* packages, at /javascript/ */
 
 /* One open connection, for the reaper: the list is guarded by watch_lock,
@@ -191,6 +192,48 @@ static enum MHD_Result handle_ingest(struct MHD_Connection *c, const char *data,
 	return send_json(c, r.status, r.body);
 }
 
+/* POST, PUT and DELETE under /api/: the body (at most API_BODY_MAX, the
+ * rest read and dropped, then 413), then srv_api_write. */
+static enum MHD_Result handle_api_write(struct MHD_Connection *c, const char *url,
+					const char *method, const char *data, size_t *size,
+					void **cls)
+{
+	struct upload *u = *cls;
+	if (!u) {
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+		if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX)
+			return send_error(c, 413, "request body too large: at most 65536 bytes");
+		if (!(u = calloc(1, sizeof *u)))
+			return MHD_NO;
+		*cls = u;
+		return MHD_YES;
+	}
+	if (*size) {
+		if (!u->too_large && u->len + *size > API_BODY_MAX) {
+			u->too_large = 1;
+			free(u->buf);
+			u->buf = NULL;
+		}
+		if (!u->too_large) {
+			char *nb = realloc(u->buf, u->len + *size + 1);
+			if (!nb)
+				return MHD_NO;
+			memcpy(nb + u->len, data, *size);
+			u->buf = nb;
+			u->len += *size;
+		}
+		*size = 0;
+		return MHD_YES;
+	}
+	if (u->too_large)
+		return send_error(c, 413, "request body too large: at most 65536 bytes");
+	struct srv_reply r = { 0 };
+	srv_api_write(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), method,
+		      url + 5, u->buf, u->len, srv_now(), &r);
+	srv_store_release();
+	return send_reply(c, &r);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
 			       const char *method, const char *version, const char *data,
 			       size_t *size, void **con_cls)
@@ -203,6 +246,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 			return send_error(c, 405, "method not allowed: use POST");
 		return handle_ingest(c, data, size, con_cls);
 	}
+	if (!strncmp(url, "/api/", 5) && (!strcmp(method, "POST") || !strcmp(method, "PUT") ||
+					   !strcmp(method, "DELETE")))
+		return handle_api_write(c, url, method, data, size, con_cls);
 	if (*size) {
 		/* a GET with a body: drop it */
 		*size = 0;

@@ -261,6 +261,7 @@ struct batch {
 	int64_t project;
 	double t;                 /* when the calls happened (unix seconds) */
 	int64_t bucket;           /* t's 60-second bucket */
+	double now;               /* the server's clock */
 	char *err;
 };
 
@@ -460,7 +461,9 @@ static int apply_edge(struct batch *b, json_t *e)
 	db_bind_int64(s, 3, caller);
 	db_bind_int64(s, 4, callee);
 	db_bind_int64(s, 5, calls);
-	return step_done(b, s);
+	if (step_done(b, s) < 0)
+		return -1;
+	return srv_rca_caller_seen(b->st, b->project, caller, callee, b->t, b->err);
 }
 
 /* Identical chains are one incident: the key is the hash of the kind, the
@@ -495,12 +498,25 @@ static int apply_incident(struct batch *b, json_t *in)
 	}
 	unsigned char h[SRV_HASHLEN];
 	srv_key_hash(keytext, h);
+	/* a new incident arms the automatic probes (probeingest.c) */
 	struct db_stmt *s = srv_stmt(b->st,
+		"SELECT 1 FROM incidents WHERE project = ?1 AND chain_hash = ?2", b->err);
+	if (!s)
+		goto out;
+	db_bind_int64(s, 1, b->project);
+	db_bind_blob(s, 2, h, SRV_HASHLEN);
+	int known = db_step(s);
+	db_reset(s);
+	if (known == DB_ERROR) {
+		db_failed(b);
+		goto out;
+	}
+	s = srv_stmt(b->st,
 		"INSERT INTO incidents(project, chain_hash, kind, signal, chain, function, count,"
 		" first_seen, last_seen) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 		" ON CONFLICT(project, chain_hash) DO UPDATE SET count = incidents.count + excluded.count,"
 		" first_seen = LEAST(incidents.first_seen, excluded.first_seen),"
-		" last_seen = GREATEST(incidents.last_seen, excluded.last_seen)", b->err);
+		" last_seen = GREATEST(incidents.last_seen, excluded.last_seen) RETURNING id", b->err);
 	if (!s)
 		goto out;
 	db_bind_int64(s, 1, b->project);
@@ -512,7 +528,14 @@ static int apply_incident(struct batch *b, json_t *in)
 	db_bind_int64(s, 7, count);
 	db_bind_double(s, 8, first);
 	db_bind_double(s, 9, last);
+	int64_t id = db_step(s) == DB_ROW ? db_column_int64(s, 0) : 0;
 	rc = step_done(b, s);
+	if (rc == 0 && !id) {
+		snprintf(b->err, SRV_ERRLEN, "database: no incident id");
+		rc = -1;
+	}
+	if (rc == 0 && known == DB_DONE)
+		rc = srv_probes_auto(b->st, b->project, id, fn, b->now, b->err);
 out:
 	free(keytext);
 	free(text);
@@ -544,6 +567,17 @@ static double event_time(json_t *root, double now)
 			return t;
 	}
 	return now;
+}
+
+/* The client's _meta.interval end as it sent it, or -1. */
+static double client_end(json_t *root)
+{
+	json_t *iv = json_object_get(json_object_get(root, "_meta"), "interval");
+	json_t *end = json_array_get(iv, 1);
+	if (json_is_array(iv) && json_array_size(iv) == 2 && json_is_number(end) &&
+	    isfinite(json_number_value(end)) && json_number_value(end) >= 0)
+		return json_number_value(end);
+	return -1;
 }
 
 /* The first second of now's month (UTC), the key of the month's usage. */
@@ -622,7 +656,9 @@ static enum outcome apply(struct batch *b, const struct srv_project *p, json_t *
 	    apply_list(b, root, "inventory", apply_inventory) ||
 	    apply_list(b, root, "edges", apply_edge) ||
 	    apply_list(b, root, "incidents", apply_incident) ||
-	    srv_flows_apply(b->st, b->project, root, now, b->err) < 0)
+	    srv_flows_apply(b->st, b->project, root, now, b->err) < 0 ||
+	    srv_rca_ingest_build(b->st, b->project, root, b->t, b->err) < 0 ||
+	    srv_probes_ingest(b->st, b->project, root, b->t, client_end(root), now, b->err) < 0)
 		goto fail;
 	if (srv_commit(b->st, b->err) < 0)
 		return FAILED;
@@ -664,6 +700,23 @@ static void reply(struct srv_reply *r, unsigned status, json_t *body)
 	r->body = body;
 }
 
+/* Every 2xx answer carries the project's active probe specs (docs/payload.md
+ * "Answers"); if they cannot be read the answer goes without the key, which
+ * the runtime reads as "no change". */
+static void with_probes(struct srv_store *st, const struct srv_project *p, double now,
+			struct srv_reply *r)
+{
+	char err[SRV_ERRLEN];
+	json_t *specs = srv_probes_answer(st, p->id, now, err);
+	if (!specs) {
+		char line[SRV_ERRLEN + 100];
+		snprintf(line, sizeof line, "probes for project '%s': %s", p->name, err);
+		srv_store_log(st, line);
+		return;
+	}
+	json_object_set_new(r->body, "probes", specs);
+}
+
 void srv_ingest(const char *auth_header, const char *body, size_t len, double now,
 		struct srv_reply *r)
 {
@@ -696,15 +749,18 @@ void srv_ingest(const char *auth_header, const char *body, size_t len, double no
 	} else if (srv_ingest_validate(root, err) < 0) {
 		reply(r, 400, srv_error_json("%s", err));
 	} else {
-		struct batch b = { .st = st, .project = p.id, .t = event_time(root, now), .err = err };
+		struct batch b = { .st = st, .project = p.id, .t = event_time(root, now), .now = now,
+				   .err = err };
 		b.bucket = (int64_t)floor(b.t / SRV_BUCKET_SECONDS) * SRV_BUCKET_SECONDS;
 		switch (apply_retrying(&b, &p, root, now)) {
 		case APPLIED:
 			reply(r, 200, json_pack("{sbsI}", "ok", 1, "functions", (json_int_t)nf));
+			with_probes(st, &p, now, r);
 			break;
 		case DUPLICATE:
 			reply(r, 200, json_pack("{sbsIsb}", "ok", 1, "functions", (json_int_t)nf,
 						"duplicate", 1));
+			with_probes(st, &p, now, r);
 			break;
 		case OVER_QUOTA:
 			reply(r, 429, json_pack("{ss}", "error", "quota_exceeded"));

@@ -15,6 +15,7 @@
 static const char usage[] =
 	"usage: codensm-server [--listen HOST:PORT] [--db PATH] [--web DIR]\n"
 	"       codensm-server project create NAME [--plan free|team|scale] [--db PATH] [--listen HOST:PORT]\n"
+	"       codensm-server project manage-key NAME [--db PATH]\n"
 	"       codensm-server project list [--db PATH]\n"
 	"\n"
 	"Serves the ingest endpoint (POST /codensm/ingest), the dashboard (/), its\n"
@@ -96,7 +97,7 @@ static void dashboard_url(const char *listen, const char *name, const char *key)
 
 static int project_create(const struct opts *o)
 {
-	char err[SRV_ERRLEN], ikey[48], dkey[48];
+	char err[SRV_ERRLEN], ikey[48], dkey[48], mkey[48];
 	if (o->nargs != 3) {
 		fprintf(stderr, "codensm-server: project create needs a NAME\n");
 		return 2;
@@ -104,14 +105,36 @@ static int project_create(const struct opts *o)
 	if (open_store(o->db) < 0)
 		return 1;
 	struct srv_store *s = srv_store_get(err);
-	if (!s || srv_project_create(s, o->args[2], o->plan, ikey, dkey, err) < 0) {
+	if (!s || srv_project_create(s, o->args[2], o->plan, ikey, dkey, err) < 0 ||
+	    srv_project_manage_key(s, o->args[2], mkey, err) < 0) {
 		fprintf(stderr, "codensm-server: %s\n", err);
 		srv_store_shutdown();
 		return 1;
 	}
-	printf("project: %s\nplan: %s\ningest key: %s\ndashboard key: %s\n", o->args[2], o->plan,
-	       ikey, dkey);
+	printf("project: %s\nplan: %s\ningest key: %s\ndashboard key: %s\nmanage key: %s\n",
+	       o->args[2], o->plan, ikey, dkey, mkey);
 	dashboard_url(o->listen, o->args[2], dkey);
+	srv_store_shutdown();
+	return 0;
+}
+
+/* A new manage key replaces the old one, which stops working at once. */
+static int project_manage_key(const struct opts *o)
+{
+	char err[SRV_ERRLEN], mkey[48];
+	if (o->nargs != 3) {
+		fprintf(stderr, "codensm-server: project manage-key needs a NAME\n");
+		return 2;
+	}
+	if (open_store(o->db) < 0)
+		return 1;
+	struct srv_store *s = srv_store_get(err);
+	if (!s || srv_project_manage_key(s, o->args[2], mkey, err) < 0) {
+		fprintf(stderr, "codensm-server: %s\n", err);
+		srv_store_shutdown();
+		return 1;
+	}
+	printf("manage key: %s\n", mkey);
 	srv_store_shutdown();
 	return 0;
 }
@@ -202,6 +225,11 @@ static int serve(const struct opts *o)
 	return 0;
 }
 
+static int command_is(const char *arg, const char *command)
+{
+	return strcmp(arg, command) == 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { 0 };
@@ -212,6 +240,8 @@ int main(int argc, char **argv)
 	if (!strcmp(o.args[0], "project") && o.nargs >= 2) {
 		if (!strcmp(o.args[1], "create"))
 			return project_create(&o);
+		if (command_is(o.args[1], "manage-key"))
+			return project_manage_key(&o);
 		if (!strcmp(o.args[1], "list") && o.nargs == 2)
 			return project_list(&o);
 	}

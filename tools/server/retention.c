@@ -3,8 +3,11 @@
  *
  * What is kept (docs/api.md, "Retention"): time buckets, histograms and
  * edges from the last SRV_KEEP_SECONDS, incidents seen within it, batch ids
- * received within SRV_REPLAY_SECONDS.  Functions, edge names and monthly
- * usage are bounded by the program and the calendar and stay.
+ * received within SRV_REPLAY_SECONDS, probes (with their reports and log)
+ * that expired within SRV_KEEP_SECONDS (an incident's root-cause analysis
+ * shows its automatic probe as long as the incident is kept), builds run
+ * within it.  Functions, edge names, callers_seen and monthly usage are
+ * bounded by the program and the calendar and stay.
  *
  * Old rows go in slices of at most a day per transaction, so that a server
  * started after a long pause does not hold SQLite's write lock (and every
@@ -95,6 +98,22 @@ static int prune_series(struct srv_store *s, int64_t p, int64_t horizon, struct 
 	return 0;
 }
 
+/* Probes and builds, in a transaction of their own (probestore.c). */
+static int prune_probes(struct srv_store *s, int64_t p, double before, int64_t *count, char *err)
+{
+	if (srv_begin(s, err) < 0)
+		return -1;
+	int64_t n = srv_probes_prune(s, p, before, err);
+	if (n < 0) {
+		srv_rollback(s);
+		return -1;
+	}
+	if (srv_commit(s, err) < 0)
+		return -1;
+	*count += n;
+	return 0;
+}
+
 int srv_store_prune(struct srv_store *s, double now, struct srv_pruned *out, char *err)
 {
 	int64_t keep_from = (int64_t)now - SRV_KEEP_SECONDS;
@@ -134,7 +153,8 @@ int srv_store_prune(struct srv_store *s, double now, struct srv_pruned *out, cha
 			    delete_before(s, "DELETE FROM incidents WHERE project = ?1 AND last_seen < ?2",
 					  ids[i], (double)keep_from, &out->incidents, err) < 0 ||
 			    delete_before(s, "DELETE FROM batches WHERE project = ?1 AND received_at < ?2",
-					  ids[i], batches_from, &out->batches, err) < 0)
+					  ids[i], batches_from, &out->batches, err) < 0 ||
+			    prune_probes(s, ids[i], (double)keep_from, &out->probes, err) < 0)
 				return -1;
 		if (n < 256)
 			return 0;
@@ -148,16 +168,16 @@ int srv_prune_now(struct srv_store *s, char *err)
 	double now = srv_now();
 	if (srv_store_prune(s, now, &p, err) < 0)
 		return -1;
-	if (p.buckets || p.hist || p.edges || p.incidents || p.batches) {
+	if (p.buckets || p.hist || p.edges || p.incidents || p.batches || p.probes) {
 		char when[32];
 		time_t t = (time_t)now - SRV_KEEP_SECONDS;
 		struct tm tm;
 		gmtime_r(&t, &tm);
 		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", &tm);
 		fprintf(stderr, "codensm-server: pruned %lld buckets, %lld histogram rows, %lld edges,"
-			" %lld incidents from before %s and %lld batch ids\n", (long long)p.buckets,
-			(long long)p.hist, (long long)p.edges, (long long)p.incidents, when,
-			(long long)p.batches);
+			" %lld incidents, %lld probes and builds from before %s and %lld batch ids\n",
+			(long long)p.buckets, (long long)p.hist, (long long)p.edges,
+			(long long)p.incidents, (long long)p.probes, when, (long long)p.batches);
 	}
 	return 0;
 }

@@ -3,9 +3,11 @@
  *
  * Version 0 is the schema of the first servers (no foreign keys, edges keyed
  * by name, months as text); version 1 is the one below; version 2 adds the
- * flows of CODENSM_MODE=full (schema_v2_added).  srv_schema_ready()
- * creates it in an empty file, migrates an older file in place in one
- * transaction, and refuses a file newer than this server knows.
+ * flows of CODENSM_MODE=full (schema_v2_added); version 3 the probes, the
+ * manage key and what the root-cause analysis compares (schema_v3_added).
+ * srv_schema_ready() creates it in an empty file, migrates an older file
+ * in place in one transaction, and refuses a file newer than this server
+ * knows.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +15,7 @@
 
 #include "server.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /* Every time is unix seconds (UTC) as a number: bucket_start, month_start
  * and the retention horizons are whole seconds, the instants a client or
@@ -103,6 +105,61 @@ static const char schema_v2_added[] =
 	" nodes_count INTEGER NOT NULL, lines INTEGER NOT NULL, has_tests INTEGER NOT NULL,"
 	" service TEXT, build_id TEXT, batch_id TEXT, received_at REAL NOT NULL,"
 	" PRIMARY KEY(project, name)) WITHOUT ROWID;";
+
+/* Version 2 -> 3: probes (docs/probes.md, docs/api.md "Probes").
+ * - projects.manage_hash: the manage key's hash (NULL for a project made
+ *   before it, until `codensm-server project manage-key NAME`).
+ * - probes: a project's specs as given (NULL for a field left out), keyed
+ *   by (project, id); custom is compact JSON text; lastmodified unix
+ *   seconds; auto/incident_id for the automatic incident probes.
+ * - probe_reports: one row per probe and process (service, host, pid):
+ *   hits summed from the reports' deltas, the latest status, and results,
+ *   the process's results over the probe's life as compact JSON (the
+ *   runtime reports them whole each time: replaced, never added).
+ * - probe_log: log records, the newest SRV_PROBE_LOG_KEEP per probe.
+ * - probe_settings: per project, auto_probes (1 unless turned off) and the
+ *   counter behind "p-<n>" ids.
+ * - builds: the build ids each service ran (first and last seen);
+ *   callers_seen: the first time each caller -> callee edge was reported
+ *   (finer than the edges' minutes).  callers_seen is bounded by the
+ *   program's call graph, like names, and not pruned. */
+static const char schema_v3_added[] =
+	"ALTER TABLE projects ADD COLUMN manage_hash BLOB;"
+	"CREATE TABLE probes("
+	" project INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+	" id TEXT NOT NULL, target TEXT NOT NULL, type TEXT NOT NULL,"
+	" name TEXT, value TEXT, event TEXT, custom TEXT,"
+	" lifespan REAL NOT NULL, lastmodified REAL NOT NULL, expires_at REAL NOT NULL,"
+	" created_at REAL NOT NULL, auto INTEGER NOT NULL DEFAULT 0, incident_id INTEGER,"
+	" PRIMARY KEY(project, id));"
+	"CREATE INDEX probes_by_expiry ON probes(project, expires_at);"
+	"CREATE TABLE probe_reports("
+	" project INTEGER NOT NULL, probe TEXT NOT NULL,"
+	" service TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,"
+	" status TEXT NOT NULL, message TEXT, hits INTEGER NOT NULL, results TEXT,"
+	" log_dropped INTEGER NOT NULL, expires_at REAL, first_seen REAL NOT NULL,"
+	" last_seen REAL NOT NULL,"
+	" PRIMARY KEY(project, probe, service, host, pid),"
+	" FOREIGN KEY(project, probe) REFERENCES probes(project, id) ON DELETE CASCADE);"
+	"CREATE TABLE probe_log("
+	" id INTEGER PRIMARY KEY, project INTEGER NOT NULL, probe TEXT NOT NULL,"
+	" t REAL NOT NULL, service TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,"
+	" thread INTEGER, caller TEXT, duration_ms REAL, error INTEGER NOT NULL, event TEXT,"
+	" FOREIGN KEY(project, probe) REFERENCES probes(project, id) ON DELETE CASCADE);"
+	"CREATE INDEX probe_log_by_probe ON probe_log(project, probe, t);"
+	"CREATE TABLE probe_settings("
+	" project INTEGER PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,"
+	" auto_probes INTEGER NOT NULL DEFAULT 1, next_probe INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE builds("
+	" project INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+	" service TEXT NOT NULL, build_id TEXT NOT NULL,"
+	" first_seen REAL NOT NULL, last_seen REAL NOT NULL,"
+	" PRIMARY KEY(project, service, build_id));"
+	"CREATE TABLE callers_seen("
+	" project INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+	" callee INTEGER NOT NULL REFERENCES names(id) ON DELETE CASCADE,"
+	" caller INTEGER NOT NULL REFERENCES names(id) ON DELETE CASCADE,"
+	" first_seen REAL NOT NULL, PRIMARY KEY(project, callee, caller));";
 
 /* Version 0 -> 1, inside the caller's transaction, foreign keys off.  The
  * old tables are renamed aside, the new ones created and filled, the old
@@ -260,7 +317,12 @@ int srv_schema_ready(struct srv_store *s, const char *path, char *err)
 		}
 		version = 1;
 	}
-	if (version == 1 && srv_exec(s, schema_v2_added, err) < 0)
+	if (version == 1) {
+		if (srv_exec(s, schema_v2_added, err) < 0)
+			goto rollback;
+		version = 2;
+	}
+	if (version == 2 && srv_exec(s, schema_v3_added, err) < 0)
 		goto rollback;
 	char set[40];
 	snprintf(set, sizeof set, "PRAGMA user_version = %d", SCHEMA_VERSION);

@@ -49,6 +49,7 @@ double srv_now(void);
 int srv_clock_check(char *err);
 
 #include "store.h"
+#include "probestore.h"
 
 /* ---- retention.c: the schedule ------------------------------------------- */
 
@@ -84,6 +85,59 @@ int srv_flow_check(json_t *f, size_t i, char *err);
  * the caller's transaction.  0 or -1 with err. */
 int srv_flows_apply(struct srv_store *st, int64_t project, json_t *root, double now, char *err);
 
+/* ---- probeingest.c: probes at ingest (docs/payload.md "probes", "Answers") ---- */
+
+/* Stores each well-formed entry of the payload's "probes" array, per probe
+ * and process, inside ingest's transaction; a malformed entry, or one of a
+ * probe the project does not have, is skipped without harm to the rest.
+ * t: the batch's event time; client_end: the client's _meta.interval end
+ * (-1 when absent).  0, or -1 with err (a database failure). */
+int srv_probes_ingest(struct srv_store *st, int64_t project, json_t *root, double t,
+		      double client_end, double now, char *err);
+/* The builds and first-seen callers of the payload (root-cause analysis),
+ * inside ingest's transaction. */
+int srv_rca_ingest_build(struct srv_store *st, int64_t project, json_t *root, double t, char *err);
+/* A new incident on `function`: the automatic probe pair (PROBE-API,
+ * docs/api.md "Probes") when the project's auto_probes is on and no
+ * automatic probe on the function is active.  0 or -1 with err. */
+int srv_probes_auto(struct srv_store *st, int64_t project, int64_t incident,
+		    const char *function, double now, char *err);
+/* The ingest answer's "probes": the project's active probes as runtime
+ * specs {id: spec}, kept under the runtime's 64 kB answer; NULL with err. */
+json_t *srv_probes_answer(struct srv_store *st, int64_t project, double now, char *err);
+/* "2026-12-07T10:00:00.000Z" for unix seconds t (out: at least 32 bytes). */
+void srv_iso8601(double t, char *out, size_t len);
+
+/* ---- api_probes.c: the probes endpoints (docs/api.md "Probes") ----------- */
+
+/* Routes a request under /api/projects/{project}/ whose rest is "probes...",
+ * "settings" or "incidents/{id}/rca": 1 handled (r filled), 0 not such a
+ * path.  manage: whether the key is the project's manage key.  body/len
+ * for POST and PUT. */
+int srv_api_probes(struct srv_store *st, const struct srv_project *p, int manage,
+		   const char *method, const char *rest, const char *body, size_t len,
+		   double now, struct srv_reply *r);
+/* The root-cause analysis of an incident (api_rca.c): 200 with the body,
+ * or 404/503 with an error. */
+void srv_api_rca(struct srv_store *st, const struct srv_project *p, int64_t incident, double now,
+		 struct srv_reply *r);
+
+/* ---- proberesults.c: PROBE and its results ------------------------------------ */
+
+/* A builtin instrument type: the values it records (bit i for
+ * srv_probe_values[i]), its default value and event. */
+struct srv_probe_kind {
+	const char *type;
+	unsigned values;
+	const char *value, *event;
+};
+extern const char *const srv_probe_values[6];
+const struct srv_probe_kind *srv_probe_kind(const char *type);   /* NULL: a user type */
+/* PROBE of docs/api.md from a stored row, with processes and (when
+ * results is set) the merged results; NULL with err. */
+json_t *srv_probe_json(struct srv_store *st, int64_t project, json_t *row, double now,
+		       int results, char *err);
+
 /* ---- metrics.c: the formulas of docs/api.md ----------------------------- */
 
 double srv_hist_lower_ns(unsigned b);
@@ -105,6 +159,10 @@ int srv_state_ok(const char *state);
 typedef const char *(*srv_query_fn)(void *ctx, const char *key);
 void srv_api(const char *auth_header, const char *path, srv_query_fn query, void *qctx,
 	     double now, struct srv_reply *r);
+/* POST, PUT and DELETE under /api/ (the probes and settings): the manage
+ * key writes; a dashboard key gets 403, no key or another 401. */
+void srv_api_write(const char *auth_header, const char *method, const char *path,
+		   const char *body, size_t len, double now, struct srv_reply *r);
 /* Helpers shared by api.c and api_views.c. */
 json_t *srv_error_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Length of the valid UTF-8 sequence at s (1-4, within `avail` bytes), or

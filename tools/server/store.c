@@ -310,7 +310,7 @@ int srv_project_by_key(struct srv_store *s, char kind, const char *key,
 		       struct srv_project *p, char *err)
 {
 	unsigned char h[SRV_HASHLEN];
-	const char *prefix = kind == 'i' ? "cnsm_" : "cnsmv_";
+	const char *prefix = kind == 'i' ? "cnsm_" : kind == 'm' ? "cnsmm_" : "cnsmv_";
 	int found = 0;
 
 	if (!key || strncmp(key, prefix, strlen(prefix)) != 0)
@@ -318,6 +318,7 @@ int srv_project_by_key(struct srv_store *s, char kind, const char *key,
 	srv_key_hash(key, h);
 	struct db_stmt *st = srv_stmt(s, kind == 'i'
 				      ? "SELECT id, name, plan, ingest_hash FROM projects"
+				      : kind == 'm' ? "SELECT id, name, plan, manage_hash FROM projects"
 				      : "SELECT id, name, plan, dashboard_hash FROM projects", err);
 	if (!st)
 		return -1;
@@ -338,4 +339,32 @@ int srv_project_by_key(struct srv_store *s, char kind, const char *key,
 	}
 	db_reset(st);
 	return found;
+}
+
+/* A project made before manage keys has none (NULL) until this. */
+int srv_project_manage_key(struct srv_store *s, const char *name, char *key, char *err)
+{
+	unsigned char h[SRV_HASHLEN];
+	if (srv_key_new("cnsmm_", key, 48) < 0) {
+		snprintf(err, SRV_ERRLEN, "cannot draw a random key");
+		return -1;
+	}
+	srv_key_hash(key, h);
+	struct db_stmt *st = srv_stmt(s, "UPDATE projects SET manage_hash = ?1 WHERE name = ?2", err);
+	if (!st)
+		return -1;
+	db_bind_blob(st, 1, h, SRV_HASHLEN);
+	db_bind_text(st, 2, name, -1);
+	int rc = db_step(st);
+	int64_t changed = db_changes(s->db);
+	db_reset(st);
+	if (rc != DB_DONE) {
+		snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(s->db));
+		return -1;
+	}
+	if (changed == 0) {
+		snprintf(err, SRV_ERRLEN, "no project '%s'", name);
+		return -1;
+	}
+	return 0;
 }

@@ -71,6 +71,7 @@ void srv_pg_forget_days(void);
 
 struct srv_pruned {
 	int64_t buckets, hist, edges, incidents, batches;   /* rows deleted */
+	int64_t probes;          /* expired probes and builds no longer run */
 };
 /* Deletes what is older than the horizons above, as seen at `now`. */
 int srv_store_prune(struct srv_store *s, double now, struct srv_pruned *out, char *err);
@@ -87,10 +88,14 @@ int srv_project_name_ok(const char *name);
 /* Creates a project; writes its two keys (each at least 48 bytes). */
 int srv_project_create(struct srv_store *s, const char *name, const char *plan,
 		       char *ingest_key, char *dash_key, char *err);
-/* Finds the project whose ingest (kind 'i') or dashboard (kind 'd') key
- * hashes to the given key: 1 found, 0 no such key, -1 error. */
+/* Finds the project whose ingest (kind 'i'), dashboard (kind 'd') or
+ * manage (kind 'm') key hashes to the given key: 1 found, 0 no such key,
+ * -1 error. */
 int srv_project_by_key(struct srv_store *s, char kind, const char *key,
 		       struct srv_project *p, char *err);
 int64_t srv_plan_quota(const char *plan);           /* -1 for an unknown plan */
+/* Draws a new manage key (cnsmm_..., at least 48 bytes) for the project
+ * named, replacing its old one: 0, or -1 with err (no such project). */
+int srv_project_manage_key(struct srv_store *s, const char *name, char *key, char *err);
 
 #endif
