@@ -717,7 +717,7 @@ void srv_ingest(const char *auth_header, const char *body, size_t len, double no
 				snprintf(line, sizeof line, "ingest for project '%s': %s", p.name, err);
 				srv_store_log(st, line);
 			}
-			reply(r, 503, srv_error_json("database unavailable, retry later"));
+			reply(r, 503, srv_error_json("database unavailable"));
 			break;
 		}
 	}

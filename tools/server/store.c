@@ -124,8 +124,6 @@ static struct srv_store *pool_get(char *err)
 		open_count--;
 		pthread_cond_signal(&freed);
 		pthread_mutex_unlock(&all_lock);
-		srv_store_log(NULL, err);
-		snprintf(err, SRV_ERRLEN, "database unavailable");
 		return NULL;
 	}
 	return s;
