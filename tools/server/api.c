@@ -81,18 +81,18 @@ static void flow_svg(struct srv_view *v, struct srv_reply *r)
 	r->type = "image/svg+xml";
 }
 
-/* The project of the key: 1 with *p and *manage (the manage key), 0 no
- * such key, -1 (r filled with 503). */
-static int key_project(struct srv_store *st, const char *auth_header, struct srv_project *p,
+/* The project of the key: 1 with *p, *st and *manage (the manage key), 0
+ * no such key, -1 (r filled with 503).  The key's prefix says which kind
+ * it can be. */
+static int key_project(struct srv_store **st, const char *auth_header, struct srv_project *p,
 		       int *manage, char *err, struct srv_reply *r)
 {
 	const char *key = srv_bearer(auth_header);
-	int found = st ? srv_project_by_key(st, 'd', key, p, err) : -1;
-	*manage = 0;
-	if (found == 0 && (found = srv_project_by_key(st, 'm', key, p, err)) == 1)
-		*manage = 1;
+	char kind = key && !strncmp(key, "cnsmm_", 6) ? 'm' : 'd';
+	int found = srv_store_auth(kind, key, p, st, err);
+	*manage = found == 1 && kind == 'm';
 	if (found < 0) {
-		srv_store_log(st, err);
+		srv_store_log(*st, err);
 		reply(r, 503, srv_error_json("database unavailable"));
 	}
 	return found;
@@ -135,8 +135,8 @@ void srv_api_write(const char *auth_header, const char *method, const char *path
 	int manage;
 	if (!writable(path))
 		return reply(r, 405, srv_error_json("method not allowed: use GET"));
-	struct srv_store *st = srv_store_get(err);
-	int found = key_project(st, auth_header, &p, &manage, err, r);
+	struct srv_store *st;
+	int found = key_project(&st, auth_header, &p, &manage, err, r);
 	if (found < 0)
 		return;
 	if (!found)
@@ -157,8 +157,8 @@ void srv_api(const char *auth_header, const char *path, srv_query_fn query, void
 	char err[SRV_ERRLEN] = "", view[24];
 	struct srv_project p;
 	int manage;
-	struct srv_store *st = srv_store_get(err);
-	int found = key_project(st, auth_header, &p, &manage, err, r);
+	struct srv_store *st;
+	int found = key_project(&st, auth_header, &p, &manage, err, r);
 	if (found < 0)
 		return;
 	if (!found)

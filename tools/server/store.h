@@ -97,5 +97,10 @@ int64_t srv_plan_quota(const char *plan);           /* -1 for an unknown plan */
 /* Draws a new manage key (cnsmm_..., at least 48 bytes) for the project
  * named, replacing its old one: 0, or -1 with err (no such project). */
 int srv_project_manage_key(struct srv_store *s, const char *name, char *key, char *err);
+/* srv_project_by_key on this thread's connection (*st, which may be NULL
+ * on -1), with one more try on a fresh PostgreSQL connection when the
+ * pooled one turns out to be broken. */
+int srv_store_auth(char kind, const char *key, struct srv_project *p, struct srv_store **st,
+		   char *err);
 
 #endif
