@@ -60,6 +60,7 @@ class ServerProbes(Case):
     # ---- helpers -----------------------------------------------------------------
 
     def cli(self, *args, key="manage"):
+        """codensm probe ARGS with the manage key, or with the dashboard key alone."""
         env = clean_env(CODENSM_SERVER=self.base, CODENSM_PROJECT="shop",
                         CODENSM_MANAGE_KEY=self.keys[key] if key == "manage" else None,
                         CODENSM_DASHBOARD_KEY=self.keys["dashboard"])
@@ -139,6 +140,45 @@ class ServerProbes(Case):
         out = self.cli("ls", key="dashboard").stdout
         self.assertRegex(out, r"leaf-calls\s+active\s+incr\s+250\s+1\s")
         self.assertIn("results: 250 calls", self.cli("show", "leaf-hist").stdout)
+
+    def test_the_cli_says_what_was_wrong_in_one_line(self):
+        """each bad option and each refusal (400, 401, 403, 404, 409, no server): exit 1 or 2, one line naming it"""
+        self.assertEqual(self.cli("add", "shop.f", "--type", "incr", "--id", "dup").returncode, 0)
+        cases = [
+            (("add", "shop.f"), "manage", 2, "codensm: probe add needs --type (log, hist, incr, stack or a registered type)"),
+            (("add", "--type", "hist"), "manage", 2, "codensm: probe add needs one TARGET (a function name or prefix)"),
+            (("add", "shop.f", "--type", "hist", "--lifespan", "0"), "manage", 2,
+             "codensm: --lifespan '0' is not a number of minutes in (0, 10080]"),
+            (("add", "shop.f", "--type", "incr", "--where", "slow"), "manage", 2,
+             "codensm: --where: 'slow' is not KEY=VALUE"),
+            (("add", "shop.f", "--type", "incr", "--where", "sample=0"), "manage", 2,
+             "codensm: --where: sample '0' is not an integer >= 1"),
+            (("add", "shop.f", "--type", "incr", "--where", "colour=red"), "manage", 2,
+             "codensm: --where: unknown condition 'colour' (min_duration_ms, caller, errors_only, sample, max_hits)"),
+            (("ls", "--where", "sample=2"), "manage", 2, "codensm: probe ls takes no --where (it is an option of probe add)"),
+            (("frob",), "manage", 2, "codensm: unknown probe command 'frob' (add, ls, show, rm, renew)"),
+            (("add", "shop.f", "--type", "hist", "--event", "call"), "manage", 1,
+             "codensm: the server refused the request (400): instrument.event: a histogram needs event 'return' or 'end'"),
+            (("add", "shop.f", "--type", "incr", "--id", "dup"), "manage", 1,
+             "codensm: probe id 'dup' is in use in project 'shop' (409): remove it first or choose another --id"),
+            (("rm", "dup"), "dashboard", 2,
+             "codensm: probe rm needs the project's manage key (--key or CODENSM_MANAGE_KEY)"),
+            (("rm", "dup", "--key", self.keys["dashboard"]), "dashboard", 1,
+             "codensm: the key is the read-only dashboard key (403): creating, renewing and removing probes needs"
+             " the manage key (cnsmm_..., --key or CODENSM_MANAGE_KEY)"),
+            (("rm", "dup", "--key", "cnsmm_" + "a" * 32), "manage", 1,
+             "codensm: the server does not know this key (401): give the project's manage key (--key, CODENSM_MANAGE_KEY)"),
+            (("show", "nope"), "manage", 1, "codensm: no probe 'nope' in project 'shop' (404)"),
+            (("renew", "nope"), "manage", 1, "codensm: no probe 'nope' in project 'shop' (404)"),
+            (("ls", "--project", "elsewhere"), "manage", 1,
+             "codensm: project 'elsewhere' not found on '%s' (404), or the key is another project's" % self.base),
+            (("ls", "--server", "http://127.0.0.1:1"), "manage", 1,
+             "codensm: cannot reach 'http://127.0.0.1:1': Couldn't connect to server"),
+        ]
+        for args, key, rc, line in cases:
+            r = self.cli(*args, key=key)
+            self.assertEqual((r.returncode, r.stderr, r.stdout), (rc, line + "\n", ""), args)
+        self.assertEqual(self.cli("rm", "dup").stdout, "probe dup removed\n")
 
     def test_a_probe_on_an_excluded_function(self):
         """srv_helper is excluded (not counted as a function), yet its probe counts its 120 calls exactly"""

@@ -455,6 +455,16 @@ int cli_probe(int argc, char **argv, FILE *out, FILE *err)
 		fprintf(err, "codensm: unknown probe command '%s' (add, ls, show, rm, renew)\n", cmd);
 		return 2;
 	}
+	/* the options of a new probe belong to add alone */
+	static const char *const add_only[] = { "--type", "--value", "--event", "--where", "--id",
+						"--name" };
+	const char *given[] = { o.type, o.value, o.event, o.where, o.id, o.name };
+	for (size_t k = 0; strcmp(cmd, "add") && k < 6; k++)
+		if (given[k]) {
+			fprintf(err, "codensm: probe %s takes no %s (it is an option of probe add)\n", cmd,
+				add_only[k]);
+			return 2;
+		}
 	if (!o.project || !*o.project) {
 		fprintf(err, "codensm: probe %s needs a project (--project or CODENSM_PROJECT)\n", cmd);
 		return 2;

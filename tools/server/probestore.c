@@ -120,17 +120,33 @@ int srv_probe_new_id(struct srv_store *s, int64_t project, char *out, size_t len
 int srv_probe_renew(struct srv_store *s, int64_t project, const char *id, double lastmodified,
 		    double lifespan, char *err)
 {
-	struct db_stmt *st = srv_stmt(s,
-		"UPDATE probes SET lastmodified = ?3,"
-		" lifespan = CASE WHEN ?4 > 0 THEN ?4 ELSE lifespan END,"
-		" expires_at = ?3 + 60 * CASE WHEN ?4 > 0 THEN ?4 ELSE lifespan END"
-		" WHERE project = ?1 AND id = ?2", err);
+	/* the lifespan kept when none is given: read here, so that every
+	 * parameter below has one type */
+	struct db_stmt *st = srv_stmt(s, "SELECT lifespan FROM probes WHERE project = ?1 AND id = ?2",
+				      err);
+	if (!st)
+		return -1;
+	db_bind_int64(st, 1, project);
+	db_bind_text(st, 2, id, -1);
+	int rc = db_step(st);
+	double old = rc == DB_ROW ? db_column_double(st, 0) : 0;
+	if (rc == DB_ROW)
+		rc = DB_DONE;
+	if (done(s, st, rc, err) < 0)
+		return -1;
+	if (old <= 0)
+		return 0;
+	if (lifespan <= 0)
+		lifespan = old;
+	st = srv_stmt(s, "UPDATE probes SET lastmodified = ?3, lifespan = ?4, expires_at = ?5"
+		      " WHERE project = ?1 AND id = ?2", err);
 	if (!st)
 		return -1;
 	db_bind_int64(st, 1, project);
 	db_bind_text(st, 2, id, -1);
 	db_bind_double(st, 3, lastmodified);
 	db_bind_double(st, 4, lifespan);
+	db_bind_double(st, 5, lastmodified + lifespan * 60);
 	if (run(s, st, err) < 0)
 		return -1;
 	if (!changes(s))
