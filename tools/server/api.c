@@ -82,15 +82,16 @@ static void flow_svg(struct srv_view *v, struct srv_reply *r)
 }
 
 /* The project of the key: 1 with *p, *st and *manage (the manage key), 0
- * no such key, -1 (r filled with 503).  The key's prefix says which kind
- * it can be. */
+ * no such key, -1 (r filled with 503).  A key of the other kind costs no
+ * query: srv_project_by_key looks at its prefix first. */
 static int key_project(struct srv_store **st, const char *auth_header, struct srv_project *p,
 		       int *manage, char *err, struct srv_reply *r)
 {
 	const char *key = srv_bearer(auth_header);
-	char kind = key && !strncmp(key, "cnsmm_", 6) ? 'm' : 'd';
-	int found = srv_store_auth(kind, key, p, st, err);
-	*manage = found == 1 && kind == 'm';
+	int found = srv_store_auth('d', key, p, st, err);
+	*manage = 0;
+	if (found == 0 && (found = srv_store_auth('m', key, p, st, err)) == 1)
+		*manage = 1;
 	if (found < 0) {
 		srv_store_log(*st, err);
 		reply(r, 503, srv_error_json("database unavailable"));
