@@ -81,18 +81,19 @@ static void flow_svg(struct srv_view *v, struct srv_reply *r)
 	r->type = "image/svg+xml";
 }
 
-/* The project of the key: 1 with *p and *manage (the manage key), 0 no
- * such key, -1 (r filled with 503). */
-static int key_project(struct srv_store *st, const char *auth_header, struct srv_project *p,
+/* The project of the key: 1 with *p, *st and *manage (the manage key), 0
+ * no such key, -1 (r filled with 503).  A key of the other kind costs no
+ * query: srv_project_by_key looks at its prefix first. */
+static int key_project(struct srv_store **st, const char *auth_header, struct srv_project *p,
 		       int *manage, char *err, struct srv_reply *r)
 {
 	const char *key = srv_bearer(auth_header);
-	int found = st ? srv_project_by_key(st, 'd', key, p, err) : -1;
+	int found = srv_store_auth('d', key, p, st, err);
 	*manage = 0;
-	if (found == 0 && (found = srv_project_by_key(st, 'm', key, p, err)) == 1)
+	if (found == 0 && (found = srv_store_auth('m', key, p, st, err)) == 1)
 		*manage = 1;
 	if (found < 0) {
-		fprintf(stderr, "codensm-server: %s\n", err);
+		srv_store_log(*st, err);
 		reply(r, 503, srv_error_json("database unavailable"));
 	}
 	return found;
@@ -135,8 +136,8 @@ void srv_api_write(const char *auth_header, const char *method, const char *path
 	int manage;
 	if (!writable(path))
 		return reply(r, 405, srv_error_json("method not allowed: use GET"));
-	struct srv_store *st = srv_store_get(err);
-	int found = key_project(st, auth_header, &p, &manage, err, r);
+	struct srv_store *st;
+	int found = key_project(&st, auth_header, &p, &manage, err, r);
 	if (found < 0)
 		return;
 	if (!found)
@@ -157,8 +158,8 @@ void srv_api(const char *auth_header, const char *path, srv_query_fn query, void
 	char err[SRV_ERRLEN] = "", view[24];
 	struct srv_project p;
 	int manage;
-	struct srv_store *st = srv_store_get(err);
-	int found = key_project(st, auth_header, &p, &manage, err, r);
+	struct srv_store *st;
+	int found = key_project(&st, auth_header, &p, &manage, err, r);
 	if (found < 0)
 		return;
 	if (!found)
@@ -176,7 +177,9 @@ void srv_api(const char *auth_header, const char *path, srv_query_fn query, void
 		/* lifetime counters: no window */
 		r->status = 200;
 		if (srv_prometheus(st, p.id, r, err) < 0) {
-			fprintf(stderr, "codensm-server: metrics for project '%s': %s\n", p.name, err);
+			char line[SRV_ERRLEN + 100];
+			snprintf(line, sizeof line, "metrics for project '%s': %s", p.name, err);
+			srv_store_log(st, line);
 			return reply(r, 503, srv_error_json("database unavailable"));
 		}
 		return;
@@ -203,7 +206,9 @@ void srv_api(const char *auth_header, const char *path, srv_query_fn query, void
 		unsigned status = 200;
 		json_t *body = views[i].view(&v, &status);
 		if (!body && status == 200) {
-			fprintf(stderr, "codensm-server: %s for project '%s': %s\n", view, p.name, v.err);
+			char line[SRV_ERRLEN + 100];
+			snprintf(line, sizeof line, "%s for project '%s': %s", view, p.name, v.err);
+			srv_store_log(st, line);
 			return reply(r, 503, srv_error_json("database unavailable"));
 		}
 		return reply(r, status, body ? body : srv_error_json("%s", v.err));

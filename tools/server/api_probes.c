@@ -22,12 +22,6 @@ static void reply(struct srv_reply *r, unsigned status, json_t *body)
 	r->body = body;
 }
 
-static void db_down(struct srv_reply *r, const struct srv_project *p, const char *err)
-{
-	fprintf(stderr, "codensm-server: probes for project '%s': %s\n", p->name, err);
-	reply(r, 503, srv_error_json("database unavailable"));
-}
-
 /* ---- checking a new probe -------------------------------------------------------- */
 
 static int name_chars_ok(const char *s, size_t max)
@@ -189,10 +183,18 @@ struct req {
 	char err[SRV_ERRLEN];
 };
 
+static void db_down(struct req *q)
+{
+	char line[SRV_ERRLEN + 100];
+	snprintf(line, sizeof line, "probes for project '%s': %s", q->p->name, q->err);
+	srv_store_log(q->st, line);
+	reply(q->r, 503, srv_error_json("database unavailable"));
+}
+
 static int begin(struct req *q)
 {
-	if (srv_exec(q->st, "BEGIN IMMEDIATE", q->err) < 0) {
-		db_down(q->r, q->p, q->err);
+	if (srv_begin(q->st, q->err) < 0) {
+		db_down(q);
 		return -1;
 	}
 	return 0;
@@ -200,15 +202,14 @@ static int begin(struct req *q)
 
 static void rollback(struct req *q)
 {
-	char ignore[SRV_ERRLEN];
-	srv_exec(q->st, "ROLLBACK", ignore);
+	srv_rollback(q->st);
 }
 
+/* srv_commit rolls back when COMMIT fails. */
 static int commit(struct req *q)
 {
-	if (srv_exec(q->st, "COMMIT", q->err) < 0) {
-		rollback(q);
-		db_down(q->r, q->p, q->err);
+	if (srv_commit(q->st, q->err) < 0) {
+		db_down(q);
 		return -1;
 	}
 	return 0;
@@ -221,11 +222,11 @@ static void answer_probe(struct req *q, const char *id, unsigned status, int res
 	json_t *row = srv_probe_row(q->st, q->p->id, id, &found, q->err);
 	if (!found)
 		return row || q->err[0] == 0 ? reply(q->r, 404, srv_error_json("no probe '%s'", id))
-					     : db_down(q->r, q->p, q->err);
+					     : db_down(q);
 	json_t *probe = srv_probe_json(q->st, q->p->id, row, q->now, results, q->err);
 	json_decref(row);
 	if (!probe)
-		return db_down(q->r, q->p, q->err);
+		return db_down(q);
 	reply(q->r, status, probe);
 }
 
@@ -234,14 +235,14 @@ static void list(struct req *q)
 	json_t *rows = srv_probes_rows(q->st, q->p->id, q->now - SRV_PROBE_LISTED_S, q->err), *row;
 	size_t i;
 	if (!rows)
-		return db_down(q->r, q->p, q->err);
+		return db_down(q);
 	json_t *out = json_array();
 	json_array_foreach(rows, i, row) {
 		json_t *probe = srv_probe_json(q->st, q->p->id, row, q->now, 0, q->err);
 		if (!probe) {
 			json_decref(rows);
 			json_decref(out);
-			return db_down(q->r, q->p, q->err);
+			return db_down(q);
 		}
 		json_array_append_new(out, probe);
 	}
@@ -274,12 +275,13 @@ static void create(struct req *q, const char *body, size_t len)
 	p.lastmodified = llround(q->now * 1000) / 1000.0;
 	if (begin(q) < 0)
 		goto out;
-	json_t *active = srv_probes_rows(q->st, q->p->id, q->now, q->err);
+	json_t *active = srv_probes_lock(q->st, q->p->id, q->err) < 0 ? NULL
+			 : srv_probes_rows(q->st, q->p->id, q->now, q->err);
 	size_t n = json_array_size(active);
 	json_decref(active);
 	if (!active) {
 		rollback(q);
-		db_down(q->r, q->p, q->err);
+		db_down(q);
 		goto out;
 	}
 	if (n >= SRV_PROBES_ACTIVE_MAX) {
@@ -291,7 +293,7 @@ static void create(struct req *q, const char *body, size_t len)
 	if (!p.id) {
 		if (srv_probe_new_id(q->st, q->p->id, id, sizeof id, q->err) < 0) {
 			rollback(q);
-			db_down(q->r, q->p, q->err);
+			db_down(q);
 			goto out;
 		}
 		p.id = id;
@@ -300,7 +302,7 @@ static void create(struct req *q, const char *body, size_t len)
 	if (rc != 0) {
 		rollback(q);
 		if (rc < 0)
-			db_down(q->r, q->p, q->err);
+			db_down(q);
 		else
 			reply(q->r, 409, srv_error_json("probe id '%s' is in use: remove it or"
 							" choose another", p.id));
@@ -348,7 +350,7 @@ static void renew(struct req *q, const char *id, const char *body, size_t len)
 	int rc = srv_probe_renew(q->st, q->p->id, id, llround(q->now * 1000) / 1000.0, lifespan, q->err);
 	if (rc <= 0) {
 		rollback(q);
-		return rc < 0 ? db_down(q->r, q->p, q->err)
+		return rc < 0 ? db_down(q)
 			      : reply(q->r, 404, srv_error_json("no probe '%s'", id));
 	}
 	if (commit(q) == 0)
@@ -362,7 +364,7 @@ static void remove_probe(struct req *q, const char *id)
 	int rc = srv_probe_delete(q->st, q->p->id, id, q->err);
 	if (rc <= 0) {
 		rollback(q);
-		return rc < 0 ? db_down(q->r, q->p, q->err)
+		return rc < 0 ? db_down(q)
 			      : reply(q->r, 404, srv_error_json("no probe '%s'", id));
 	}
 	if (commit(q) == 0)
@@ -390,13 +392,13 @@ static void settings(struct req *q, const char *method, const char *body, size_t
 			return;
 		if (srv_probe_settings_set(q->st, q->p->id, on, q->err) < 0) {
 			rollback(q);
-			return db_down(q->r, q->p, q->err);
+			return db_down(q);
 		}
 		if (commit(q) < 0)
 			return;
 	}
 	if (srv_probe_settings_get(q->st, q->p->id, &on, q->err) < 0)
-		return db_down(q->r, q->p, q->err);
+		return db_down(q);
 	reply(q->r, 200, json_pack("{sb}", "auto_probes", on));
 }
 

@@ -229,7 +229,9 @@ void srv_api_rca(struct srv_store *st, const struct srv_project *p, int64_t inci
 	if (found == 0)
 		return reply(r, 404, srv_error_json("no incident %lld", (long long)incident));
 	if (found < 0 || !(l2 = level2(st, p, inc, now, err)) || !(l3 = level3(st, p, inc, err))) {
-		fprintf(stderr, "codensm-server: rca for project '%s': %s\n", p->name, err);
+		char line[SRV_ERRLEN + 100];
+		snprintf(line, sizeof line, "rca for project '%s': %s", p->name, err);
+		srv_store_log(st, line);
 		json_decref(inc);
 		json_decref(l2);
 		return reply(r, 503, srv_error_json("database unavailable"));

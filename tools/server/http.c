@@ -2,8 +2,9 @@
  * cap, time-outs and connection limits, and the headers every answer gets.
  *
  * Threads: MHD's internal pool of POOL_THREADS threads calls the handler;
- * each thread has its own SQLite connection (store.c), so a slow view never
- * blocks an ingest on another thread beyond SQLite's own write lock.
+ * each thread has its own SQLite connection, or takes a PostgreSQL one from
+ * the pool for the request (store.c), so a slow view never blocks an ingest
+ * on another thread beyond the database's own locks.
  *
  * MHD's time-out only measures silence, so a client that sends one byte a
  * second would hold its connection for ever; a reaper thread therefore
@@ -188,6 +189,7 @@ static enum MHD_Result handle_ingest(struct MHD_Connection *c, const char *data,
 	/* a body over the cap is answered 413 (401 first if the key is bad) */
 	srv_ingest(auth, u->too_large ? NULL : (u->buf ? u->buf : ""),
 		   u->too_large ? SRV_MAX_BODY + 1 : u->len, srv_now(), &r);
+	srv_store_release();
 	return send_json(c, r.status, r.body);
 }
 
@@ -229,6 +231,7 @@ static enum MHD_Result handle_api_write(struct MHD_Connection *c, const char *ur
 	struct srv_reply r = { 0 };
 	srv_api_write(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), method,
 		      url + 5, u->buf, u->len, srv_now(), &r);
+	srv_store_release();
 	return send_reply(c, &r);
 }
 
@@ -258,6 +261,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		struct srv_reply r = { 0 };
 		srv_api(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), url + 5,
 			query_arg, c, srv_now(), &r);
+		srv_store_release();
 		return send_reply(c, &r);
 	}
 	if (!strncmp(url, "/javascript/", 12))

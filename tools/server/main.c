@@ -13,20 +13,24 @@
 #define VERSION "0.1.0"
 
 static const char usage[] =
-	"usage: codensm-server [--listen HOST:PORT] [--db PATH] [--web DIR]\n"
-	"       codensm-server project create NAME [--plan free|team|scale] [--db PATH] [--listen HOST:PORT]\n"
-	"       codensm-server project manage-key NAME [--db PATH]\n"
-	"       codensm-server project list [--db PATH]\n"
+	"usage: codensm-server [--listen HOST:PORT] [--db PATH|URL] [--db-pool N] [--web DIR]\n"
+	"       codensm-server project create NAME [--plan free|team|scale] [--db PATH|URL] [--listen HOST:PORT]\n"
+	"       codensm-server project manage-key NAME [--db PATH|URL]\n"
+	"       codensm-server project list [--db PATH|URL]\n"
 	"\n"
 	"Serves the ingest endpoint (POST /codensm/ingest), the dashboard (/), its\n"
 	"JSON API (/api/) and each project's Prometheus metrics\n"
 	"(/api/projects/NAME/metrics) on 127.0.0.1:8650 unless --listen says otherwise\n"
 	"(port 0: any free port; the first line on stdout names it).  The database is\n"
-	"$CODENSM_DB or ./codensm.db unless --db says otherwise; an older one is\n"
-	"migrated on start-up, and data older than 32 days is deleted every hour.\n";
+	"$CODENSM_DB or ./codensm.db unless --db says otherwise: a SQLite file, or a\n"
+	"PostgreSQL connection string (postgresql://USER@HOST/DB, host=... dbname=...;\n"
+	"the password from PGPASSWORD, ~/.pgpass or a service file), which several\n"
+	"servers can share, each with a pool of --db-pool connections (default 8).\n"
+	"An older schema is migrated on start-up, and data older than 32 days is\n"
+	"deleted every hour.\n";
 
 struct opts {
-	const char *listen, *db, *web, *plan;
+	const char *listen, *db, *web, *plan, *pool;
 	const char *args[4];
 	int nargs;
 };
@@ -45,6 +49,8 @@ static int parse(int argc, char **argv, struct opts *o)
 			dst = &o->db;
 		else if (!strcmp(argv[i], "--web"))
 			dst = &o->web;
+		else if (!strcmp(argv[i], "--db-pool"))
+			dst = &o->pool;
 		else if (!strcmp(argv[i], "--plan"))
 			dst = &o->plan;
 		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -68,6 +74,16 @@ static int parse(int argc, char **argv, struct opts *o)
 			return -1;
 		}
 		*dst = argv[i];
+	}
+	if (o->pool) {
+		char *end;
+		long n = strtol(o->pool, &end, 10);
+		if (*end || end == o->pool || n < 1 || n > 1000) {
+			fprintf(stderr, "codensm-server: invalid --db-pool '%s': expected 1..1000 connections\n",
+				o->pool);
+			return -1;
+		}
+		srv_store_pool = (int)n;
 	}
 	return 0;
 }
@@ -153,7 +169,7 @@ static int project_list(const struct opts *o)
 	if (open_store(o->db) < 0)
 		return 1;
 	struct srv_store *s = srv_store_get(err);
-	sqlite3_stmt *st = s ? srv_stmt(s, "SELECT p.name, p.plan, COALESCE(u.calls, 0),"
+	struct db_stmt *st = s ? srv_stmt(s, "SELECT p.name, p.plan, COALESCE(u.calls, 0),"
 					" COALESCE(u.overage, 0) FROM projects p LEFT JOIN usage u"
 					" ON u.project = p.id AND u.month_start = ?1 ORDER BY p.name", err) : NULL;
 	if (!st) {
@@ -161,19 +177,20 @@ static int project_list(const struct opts *o)
 		srv_store_shutdown();
 		return 1;
 	}
-	sqlite3_bind_int64(st, 1, month_start);
+	db_bind_int64(st, 1, month_start);
 	printf("%-24s %-6s %14s  %s\n", "project", "plan", "calls " , month);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *plan = (const char *)sqlite3_column_text(st, 1);
-		printf("%-24s %-6s %14lld  %lld%% of quota%s\n", sqlite3_column_text(st, 0), plan,
-		       (long long)sqlite3_column_int64(st, 2),
-		       (long long)(sqlite3_column_int64(st, 2) * 100 / srv_plan_quota(plan)),
-		       sqlite3_column_int(st, 3) ? ", overage" : "");
+	while ((rc = db_step(st)) == DB_ROW) {
+		const char *plan = db_column_text(st, 1);
+		printf("%-24s %-6s %14lld  %lld%% of quota%s\n", db_column_text(st, 0), plan,
+		       (long long)db_column_int64(st, 2),
+		       (long long)(db_column_int64(st, 2) * 100 / srv_plan_quota(plan)),
+		       db_column_int(st, 3) ? ", overage" : "");
 	}
-	if (rc != SQLITE_DONE)
-		fprintf(stderr, "codensm-server: database: %s\n", sqlite3_errmsg(srv_store_db(s)));
+	if (rc != DB_DONE)
+		fprintf(stderr, "codensm-server: database: %s\n", db_errmsg(srv_store_db(s)));
+	db_reset(st);
 	srv_store_shutdown();
-	return rc == SQLITE_DONE ? 0 : 1;
+	return rc == DB_DONE ? 0 : 1;
 }
 
 static int serve(const struct opts *o)
@@ -191,6 +208,7 @@ static int serve(const struct opts *o)
 		srv_store_shutdown();
 		return 1;
 	}
+	srv_store_release();
 	const char *webdir = srv_web_dir(o->web, web, sizeof web);
 	if (!webdir)
 		fprintf(stderr, "codensm-server: warning: no dashboard folder%s%s%s: serving the API only\n",

@@ -1,52 +1,52 @@
 /* probestore.c: every SQL statement about probes and the root-cause
- * analysis (probestore.h), for SQLite.
+ * analysis (probestore.h), on the statement layer (db.h): the same SQL
+ * runs on SQLite and PostgreSQL.
  *
- * The statements keep to SQL that PostgreSQL reads the same way: upserts
- * are ON CONFLICT ... DO UPDATE / DO NOTHING, times are REAL unix seconds
- * computed by the caller, no rowid, no date function; the only SQLite API
- * beyond prepare/bind/step is sqlite3_changes() after a DELETE or an
- * INSERT ... DO NOTHING (PostgreSQL's command tag says the same).
+ * The statements keep to db.h's portable SQL: upserts are ON CONFLICT ...
+ * DO UPDATE / DO NOTHING with the table named on the left, times are REAL
+ * unix seconds computed by the caller, no rowid, no date function;
+ * db_changes() after a DELETE, an UPDATE or an INSERT ... DO NOTHING says
+ * whether a row was touched (PostgreSQL's command tag says the same).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "server.h"
 
+static int failed(struct srv_store *s, char *err)
+{
+	snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(srv_store_db(s)));
+	return -1;
+}
+
 /* Steps a statement that returns no rows: 0, or -1 with err. */
-static int run(struct srv_store *s, sqlite3_stmt *st, char *err)
+static int run(struct srv_store *s, struct db_stmt *st, char *err)
 {
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = db_step(st)) == DB_ROW)
 		;
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(srv_store_db(s)));
-		return -1;
-	}
-	return 0;
+	db_reset(st);
+	return rc == DB_DONE ? 0 : failed(s, err);
 }
 
+/* Rows the last statement wrote (read before the next one runs). */
 static int64_t changes(struct srv_store *s)
 {
-	return sqlite3_changes64(srv_store_db(s));
+	return db_changes(srv_store_db(s));
 }
 
-static int done(struct srv_store *s, sqlite3_stmt *st, int rc, char *err)
+static int done(struct srv_store *s, struct db_stmt *st, int rc, char *err)
 {
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(srv_store_db(s)));
-		return -1;
-	}
-	return 0;
+	db_reset(st);
+	return rc == DB_DONE ? 0 : failed(s, err);
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
+static void bind_text(struct db_stmt *st, int i, const char *v)
 {
 	if (v)
-		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+		db_bind_text(st, i, v, -1);
 	else
-		sqlite3_bind_null(st, i);
+		db_bind_null(st, i);
 }
 
 /* ---- probes ------------------------------------------------------------------- */
@@ -54,14 +54,14 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 int srv_probe_insert(struct srv_store *s, int64_t project, const struct srv_probe *p,
 		     double now, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"INSERT INTO probes(project, id, target, type, name, value, event, custom, lifespan,"
 		" lastmodified, expires_at, created_at, auto, incident_id)"
 		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
 		" ON CONFLICT(project, id) DO NOTHING", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
+	db_bind_int64(st, 1, project);
 	bind_text(st, 2, p->id);
 	bind_text(st, 3, p->target);
 	bind_text(st, 4, p->type);
@@ -69,13 +69,13 @@ int srv_probe_insert(struct srv_store *s, int64_t project, const struct srv_prob
 	bind_text(st, 6, p->value);
 	bind_text(st, 7, p->event);
 	bind_text(st, 8, p->custom);
-	sqlite3_bind_double(st, 9, p->lifespan);
-	sqlite3_bind_double(st, 10, p->lastmodified);
-	sqlite3_bind_double(st, 11, p->lastmodified + p->lifespan * 60);
-	sqlite3_bind_double(st, 12, now);
-	sqlite3_bind_int(st, 13, p->is_auto);
+	db_bind_double(st, 9, p->lifespan);
+	db_bind_double(st, 10, p->lastmodified);
+	db_bind_double(st, 11, p->lastmodified + p->lifespan * 60);
+	db_bind_double(st, 12, now);
+	db_bind_int(st, 13, p->is_auto);
 	if (p->incident_id)
-		sqlite3_bind_int64(st, 14, p->incident_id);
+		db_bind_int64(st, 14, p->incident_id);
 	if (run(s, st, err) < 0)
 		return -1;
 	return changes(s) ? 0 : 1;
@@ -85,29 +85,29 @@ int srv_probe_insert(struct srv_store *s, int64_t project, const struct srv_prob
 int srv_probe_new_id(struct srv_store *s, int64_t project, char *out, size_t len, char *err)
 {
 	for (int tries = 0; tries < 1000; tries++) {
-		sqlite3_stmt *st = srv_stmt(s,
+		struct db_stmt *st = srv_stmt(s,
 			"INSERT INTO probe_settings(project, auto_probes, next_probe) VALUES(?1, 1, 1)"
 			" ON CONFLICT(project) DO UPDATE SET next_probe = probe_settings.next_probe + 1"
 			" RETURNING next_probe", err);
 		if (!st)
 			return -1;
-		sqlite3_bind_int64(st, 1, project);
-		int rc = sqlite3_step(st);
-		int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-		if (rc == SQLITE_ROW)
-			rc = sqlite3_step(st);
+		db_bind_int64(st, 1, project);
+		int rc = db_step(st);
+		int64_t n = rc == DB_ROW ? db_column_int64(st, 0) : 0;
+		if (rc == DB_ROW)
+			rc = db_step(st);
 		if (done(s, st, rc, err) < 0)
 			return -1;
 		snprintf(out, len, "p-%lld", (long long)n);
 		st = srv_stmt(s, "SELECT 1 FROM probes WHERE project = ?1 AND id = ?2", err);
 		if (!st)
 			return -1;
-		sqlite3_bind_int64(st, 1, project);
-		sqlite3_bind_text(st, 2, out, -1, SQLITE_TRANSIENT);
-		rc = sqlite3_step(st);
-		int used = rc == SQLITE_ROW;
+		db_bind_int64(st, 1, project);
+		db_bind_text(st, 2, out, -1);
+		rc = db_step(st);
+		int used = rc == DB_ROW;
 		if (used)
-			rc = SQLITE_DONE;
+			rc = DB_DONE;
 		if (done(s, st, rc, err) < 0)
 			return -1;
 		if (!used)
@@ -122,15 +122,16 @@ int srv_probe_renew(struct srv_store *s, int64_t project, const char *id, double
 {
 	/* the lifespan kept when none is given: read here, so that every
 	 * parameter below has one type */
-	sqlite3_stmt *st = srv_stmt(s, "SELECT lifespan FROM probes WHERE project = ?1 AND id = ?2", err);
+	struct db_stmt *st = srv_stmt(s, "SELECT lifespan FROM probes WHERE project = ?1 AND id = ?2",
+				      err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-	int rc = sqlite3_step(st);
-	double old = rc == SQLITE_ROW ? sqlite3_column_double(st, 0) : 0;
-	if (rc == SQLITE_ROW)
-		rc = SQLITE_DONE;
+	db_bind_int64(st, 1, project);
+	db_bind_text(st, 2, id, -1);
+	int rc = db_step(st);
+	double old = rc == DB_ROW ? db_column_double(st, 0) : 0;
+	if (rc == DB_ROW)
+		rc = DB_DONE;
 	if (done(s, st, rc, err) < 0)
 		return -1;
 	if (old <= 0)
@@ -141,11 +142,11 @@ int srv_probe_renew(struct srv_store *s, int64_t project, const char *id, double
 		      " WHERE project = ?1 AND id = ?2", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_double(st, 3, lastmodified);
-	sqlite3_bind_double(st, 4, lifespan);
-	sqlite3_bind_double(st, 5, lastmodified + lifespan * 60);
+	db_bind_int64(st, 1, project);
+	db_bind_text(st, 2, id, -1);
+	db_bind_double(st, 3, lastmodified);
+	db_bind_double(st, 4, lifespan);
+	db_bind_double(st, 5, lastmodified + lifespan * 60);
 	if (run(s, st, err) < 0)
 		return -1;
 	if (!changes(s))
@@ -157,22 +158,35 @@ int srv_probe_renew(struct srv_store *s, int64_t project, const char *id, double
 	for (size_t i = 0; i < 2; i++) {
 		if (!(st = srv_stmt(s, fresh[i], err)))
 			return -1;
-		sqlite3_bind_int64(st, 1, project);
-		sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+		db_bind_int64(st, 1, project);
+		db_bind_text(st, 2, id, -1);
 		if (run(s, st, err) < 0)
 			return -1;
 	}
 	return 1;
 }
 
+int srv_probes_lock(struct srv_store *s, int64_t project, char *err)
+{
+	if (!srv_store_is_pg())
+		return 0;
+	struct db_stmt *st = srv_stmt(s,
+		"INSERT INTO probe_settings(project, auto_probes, next_probe) VALUES(?1, 1, 0)"
+		" ON CONFLICT(project) DO UPDATE SET next_probe = probe_settings.next_probe", err);
+	if (!st)
+		return -1;
+	db_bind_int64(st, 1, project);
+	return run(s, st, err);
+}
+
 int srv_probe_delete(struct srv_store *s, int64_t project, const char *id, char *err)
 {
 	/* reports and log go with it (ON DELETE CASCADE) */
-	sqlite3_stmt *st = srv_stmt(s, "DELETE FROM probes WHERE project = ?1 AND id = ?2", err);
+	struct db_stmt *st = srv_stmt(s, "DELETE FROM probes WHERE project = ?1 AND id = ?2", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+	db_bind_int64(st, 1, project);
+	db_bind_text(st, 2, id, -1);
 	if (run(s, st, err) < 0)
 		return -1;
 	return changes(s) ? 1 : 0;
@@ -187,31 +201,31 @@ int srv_probe_delete(struct srv_store *s, int64_t project, const char *id, char 
 /* A row of PROBE_COLUMNS as {"id","target","type","name","value","event",
  * "custom","lifespan","lastmodified","expires_at","created_at","auto",
  * "incident_id","hits"}: the stored fields, NULL as null. */
-static json_t *probe_row(sqlite3_stmt *st)
+static json_t *probe_row(struct db_stmt *st)
 {
-	const char *custom = (const char *)sqlite3_column_text(st, 6);
+	const char *custom = db_column_text(st, 6);
 	json_t *c = custom ? json_loads(custom, 0, NULL) : NULL;
 	return json_pack("{sosososososososfsfsfsfsbsosI}",
 		"id", srv_col_text(st, 0), "target", srv_col_text(st, 1), "type", srv_col_text(st, 2),
 		"name", srv_col_text(st, 3), "value", srv_col_text(st, 4), "event", srv_col_text(st, 5),
-		"custom", c ? c : json_null(), "lifespan", sqlite3_column_double(st, 7),
-		"lastmodified", sqlite3_column_double(st, 8), "expires_at", sqlite3_column_double(st, 9),
-		"created_at", sqlite3_column_double(st, 10), "auto", sqlite3_column_int(st, 11),
-		"incident_id", srv_col_int(st, 12), "hits", (json_int_t)sqlite3_column_int64(st, 13));
+		"custom", c ? c : json_null(), "lifespan", db_column_double(st, 7),
+		"lastmodified", db_column_double(st, 8), "expires_at", db_column_double(st, 9),
+		"created_at", db_column_double(st, 10), "auto", db_column_int(st, 11),
+		"incident_id", srv_col_int(st, 12), "hits", (json_int_t)db_column_int64(st, 13));
 }
 
 json_t *srv_probes_rows(struct srv_store *s, int64_t project, double expired_since, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s, "SELECT " PROBE_COLUMNS " FROM probes p"
+	struct db_stmt *st = srv_stmt(s, "SELECT " PROBE_COLUMNS " FROM probes p"
 				    " WHERE p.project = ?1 AND p.expires_at > ?2"
 				    " ORDER BY p.created_at DESC, p.id", err);
 	if (!st)
 		return NULL;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_double(st, 2, expired_since);
+	db_bind_int64(st, 1, project);
+	db_bind_double(st, 2, expired_since);
 	json_t *a = json_array();
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = db_step(st)) == DB_ROW)
 		json_array_append_new(a, probe_row(st));
 	if (done(s, st, rc, err) < 0) {
 		json_decref(a);
@@ -222,19 +236,19 @@ json_t *srv_probes_rows(struct srv_store *s, int64_t project, double expired_sin
 
 json_t *srv_probe_row(struct srv_store *s, int64_t project, const char *id, int *found, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s, "SELECT " PROBE_COLUMNS " FROM probes p"
+	struct db_stmt *st = srv_stmt(s, "SELECT " PROBE_COLUMNS " FROM probes p"
 				    " WHERE p.project = ?1 AND p.id = ?2", err);
 	*found = 0;
 	if (!st)
 		return NULL;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-	int rc = sqlite3_step(st);
+	db_bind_int64(st, 1, project);
+	db_bind_text(st, 2, id, -1);
+	int rc = db_step(st);
 	json_t *row = NULL;
-	if (rc == SQLITE_ROW) {
+	if (rc == DB_ROW) {
 		row = probe_row(st);
 		*found = 1;
-		rc = SQLITE_DONE;
+		rc = DB_DONE;
 	}
 	if (done(s, st, rc, err) < 0) {
 		json_decref(row);
@@ -247,21 +261,21 @@ json_t *srv_probe_row(struct srv_store *s, int64_t project, const char *id, int 
 int srv_probe_auto_for(struct srv_store *s, int64_t project, int64_t incident,
 		       const char *function, double now, char *id, size_t len, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"SELECT id FROM probes WHERE project = ?1 AND auto = 1 AND type = 'stack' AND"
 		" (incident_id = ?2 OR (target = ?3 AND expires_at > ?4))"
 		" ORDER BY CASE WHEN incident_id = ?2 THEN 0 ELSE 1 END, created_at DESC LIMIT 1", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_int64(st, 2, incident);
-	sqlite3_bind_text(st, 3, function, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_double(st, 4, now);
-	int rc = sqlite3_step(st), found = 0;
-	if (rc == SQLITE_ROW) {
-		snprintf(id, len, "%s", (const char *)sqlite3_column_text(st, 0));
+	db_bind_int64(st, 1, project);
+	db_bind_int64(st, 2, incident);
+	db_bind_text(st, 3, function, -1);
+	db_bind_double(st, 4, now);
+	int rc = db_step(st), found = 0;
+	if (rc == DB_ROW) {
+		snprintf(id, len, "%s", db_column_text(st, 0));
 		found = 1;
-		rc = SQLITE_DONE;
+		rc = DB_DONE;
 	}
 	return done(s, st, rc, err) < 0 ? -1 : found;
 }
@@ -269,16 +283,16 @@ int srv_probe_auto_for(struct srv_store *s, int64_t project, int64_t incident,
 int srv_probe_auto_active(struct srv_store *s, int64_t project, const char *function, double now,
 			  char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s, "SELECT 1 FROM probes WHERE project = ?1 AND auto = 1"
+	struct db_stmt *st = srv_stmt(s, "SELECT 1 FROM probes WHERE project = ?1 AND auto = 1"
 				    " AND target = ?2 AND expires_at > ?3", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_text(st, 2, function, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_double(st, 3, now);
-	int rc = sqlite3_step(st), found = rc == SQLITE_ROW;
+	db_bind_int64(st, 1, project);
+	db_bind_text(st, 2, function, -1);
+	db_bind_double(st, 3, now);
+	int rc = db_step(st), found = rc == DB_ROW;
 	if (found)
-		rc = SQLITE_DONE;
+		rc = DB_DONE;
 	return done(s, st, rc, err) < 0 ? -1 : found;
 }
 
@@ -287,18 +301,18 @@ int srv_probe_auto_active(struct srv_store *s, int64_t project, const char *func
 int srv_probe_lookup(struct srv_store *s, int64_t project, const char *id, char *type,
 		     size_t typelen, double *end, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s, "SELECT type, expires_at FROM probes"
+	struct db_stmt *st = srv_stmt(s, "SELECT type, expires_at FROM probes"
 				    " WHERE project = ?1 AND id = ?2", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-	int rc = sqlite3_step(st), found = 0;
-	if (rc == SQLITE_ROW) {
-		snprintf(type, typelen, "%s", (const char *)sqlite3_column_text(st, 0));
-		*end = sqlite3_column_double(st, 1);
+	db_bind_int64(st, 1, project);
+	db_bind_text(st, 2, id, -1);
+	int rc = db_step(st), found = 0;
+	if (rc == DB_ROW) {
+		snprintf(type, typelen, "%s", db_column_text(st, 0));
+		*end = db_column_double(st, 1);
 		found = 1;
-		rc = SQLITE_DONE;
+		rc = DB_DONE;
 	}
 	return done(s, st, rc, err) < 0 ? -1 : found;
 }
@@ -310,7 +324,7 @@ int srv_probe_report(struct srv_store *s, int64_t project, const char *id,
 		     int64_t hits, const char *results, int64_t log_dropped, double expires_in_s,
 		     char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"INSERT INTO probe_reports(project, probe, service, host, pid, status, message, hits,"
 		" results, log_dropped, expires_at, first_seen, last_seen)"
 		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)"
@@ -329,84 +343,84 @@ int srv_probe_report(struct srv_store *s, int64_t project, const char *id,
 		"  THEN excluded.last_seen ELSE probe_reports.last_seen END", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
+	db_bind_int64(st, 1, project);
 	bind_text(st, 2, id);
 	bind_text(st, 3, pr->service);
 	bind_text(st, 4, pr->host);
-	sqlite3_bind_int64(st, 5, pr->pid);
+	db_bind_int64(st, 5, pr->pid);
 	bind_text(st, 6, status);
 	bind_text(st, 7, message);
-	sqlite3_bind_int64(st, 8, hits);
+	db_bind_int64(st, 8, hits);
 	bind_text(st, 9, results);
-	sqlite3_bind_int64(st, 10, log_dropped);
+	db_bind_int64(st, 10, log_dropped);
 	if (expires_in_s >= 0)
-		sqlite3_bind_double(st, 11, pr->now + expires_in_s);
-	sqlite3_bind_double(st, 12, pr->t);
+		db_bind_double(st, 11, pr->now + expires_in_s);
+	db_bind_double(st, 12, pr->t);
 	return run(s, st, err);
 }
 
 int srv_probe_log_add(struct srv_store *s, int64_t project, const char *id,
 		      const struct srv_probe_process *pr, json_t *rec, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"INSERT INTO probe_log(project, probe, t, service, host, pid, thread, caller,"
 		" duration_ms, error, event) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", err);
 	if (!st)
 		return -1;
 	json_t *v;
-	sqlite3_bind_int64(st, 1, project);
+	db_bind_int64(st, 1, project);
 	bind_text(st, 2, id);
-	sqlite3_bind_double(st, 3, json_number_value(json_object_get(rec, "t")));
+	db_bind_double(st, 3, json_number_value(json_object_get(rec, "t")));
 	bind_text(st, 4, pr->service);
 	bind_text(st, 5, pr->host);
-	sqlite3_bind_int64(st, 6, pr->pid);
+	db_bind_int64(st, 6, pr->pid);
 	if (json_is_integer(v = json_object_get(rec, "thread")))
-		sqlite3_bind_int64(st, 7, json_integer_value(v));
+		db_bind_int64(st, 7, json_integer_value(v));
 	bind_text(st, 8, json_string_value(json_object_get(rec, "caller")));
 	if (json_is_number(v = json_object_get(rec, "duration_ms")))
-		sqlite3_bind_double(st, 9, json_number_value(v));
-	sqlite3_bind_int(st, 10, json_is_true(json_object_get(rec, "error")));
+		db_bind_double(st, 9, json_number_value(v));
+	db_bind_int(st, 10, json_is_true(json_object_get(rec, "error")));
 	bind_text(st, 11, json_string_value(json_object_get(rec, "event")));
 	return run(s, st, err);
 }
 
 int srv_probe_log_trim(struct srv_store *s, int64_t project, const char *id, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"DELETE FROM probe_log WHERE project = ?1 AND probe = ?2 AND id NOT IN"
 		" (SELECT id FROM probe_log WHERE project = ?1 AND probe = ?2"
 		"  ORDER BY t DESC, id DESC LIMIT ?3)", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 3, SRV_PROBE_LOG_KEEP);
+	db_bind_int64(st, 1, project);
+	db_bind_text(st, 2, id, -1);
+	db_bind_int(st, 3, SRV_PROBE_LOG_KEEP);
 	return run(s, st, err);
 }
 
 int srv_probe_reports(struct srv_store *s, int64_t project, const char *id, double now,
 		      void (*fn)(json_t *row, void *arg), void *arg, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"SELECT service, host, pid, status, message, hits, results, log_dropped, last_seen,"
 		" expires_at FROM probe_reports WHERE project = ?1 AND probe = ?2"
 		" ORDER BY service, host, pid", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+	db_bind_int64(st, 1, project);
+	db_bind_text(st, 2, id, -1);
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *res = (const char *)sqlite3_column_text(st, 6);
+	while ((rc = db_step(st)) == DB_ROW) {
+		const char *res = db_column_text(st, 6);
 		json_t *r = res ? json_loads(res, 0, NULL) : NULL;
-		double left = sqlite3_column_double(st, 9) - now;
+		double left = db_column_double(st, 9) - now;
 		json_t *row = json_pack("{sosososososIsosIsfso}",
 			"service", srv_col_text(st, 0), "host", srv_col_text(st, 1),
 			"pid", srv_col_int(st, 2), "status", srv_col_text(st, 3),
-			"message", srv_col_text(st, 4), "hits", (json_int_t)sqlite3_column_int64(st, 5),
-			"results", r ? r : json_null(), "log_dropped", (json_int_t)sqlite3_column_int64(st, 7),
-			"last_seen", sqlite3_column_double(st, 8), "expires_in_s",
-			sqlite3_column_type(st, 9) == SQLITE_NULL ? json_null()
+			"message", srv_col_text(st, 4), "hits", (json_int_t)db_column_int64(st, 5),
+			"results", r ? r : json_null(), "log_dropped", (json_int_t)db_column_int64(st, 7),
+			"last_seen", db_column_double(st, 8), "expires_in_s",
+			db_column_null(st, 9) ? json_null()
 								  : json_real(left > 0 ? left : 0.0));
 		if (row)
 			fn(row, arg);
@@ -417,22 +431,22 @@ int srv_probe_reports(struct srv_store *s, int64_t project, const char *id, doub
 
 json_t *srv_probe_log(struct srv_store *s, int64_t project, const char *id, int limit, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"SELECT t, service, host, pid, thread, caller, duration_ms, error, event FROM probe_log"
 		" WHERE project = ?1 AND probe = ?2 ORDER BY t DESC, id DESC LIMIT ?3", err);
 	if (!st)
 		return NULL;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 3, limit);
+	db_bind_int64(st, 1, project);
+	db_bind_text(st, 2, id, -1);
+	db_bind_int(st, 3, limit);
 	json_t *a = json_array();
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = db_step(st)) == DB_ROW)
 		json_array_append_new(a, json_pack("{sfsososososososbso}",
-			"t", sqlite3_column_double(st, 0), "service", srv_col_text(st, 1),
+			"t", db_column_double(st, 0), "service", srv_col_text(st, 1),
 			"host", srv_col_text(st, 2), "pid", srv_col_int(st, 3),
 			"thread", srv_col_int(st, 4), "caller", srv_col_text(st, 5),
-			"duration_ms", srv_col_real(st, 6), "error", sqlite3_column_int(st, 7),
+			"duration_ms", srv_col_real(st, 6), "error", db_column_int(st, 7),
 			"event", srv_col_text(st, 8)));
 	if (done(s, st, rc, err) < 0) {
 		json_decref(a);
@@ -445,26 +459,26 @@ json_t *srv_probe_log(struct srv_store *s, int64_t project, const char *id, int 
 
 int srv_probe_settings_get(struct srv_store *s, int64_t project, int *auto_probes, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s, "SELECT auto_probes FROM probe_settings WHERE project = ?1", err);
+	struct db_stmt *st = srv_stmt(s, "SELECT auto_probes FROM probe_settings WHERE project = ?1", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
-	int rc = sqlite3_step(st);
-	*auto_probes = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : 1;
-	if (rc == SQLITE_ROW)
-		rc = SQLITE_DONE;
+	db_bind_int64(st, 1, project);
+	int rc = db_step(st);
+	*auto_probes = rc == DB_ROW ? db_column_int(st, 0) != 0 : 1;
+	if (rc == DB_ROW)
+		rc = DB_DONE;
 	return done(s, st, rc, err);
 }
 
 int srv_probe_settings_set(struct srv_store *s, int64_t project, int auto_probes, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"INSERT INTO probe_settings(project, auto_probes, next_probe) VALUES(?1, ?2, 0)"
 		" ON CONFLICT(project) DO UPDATE SET auto_probes = excluded.auto_probes", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_int(st, 2, auto_probes != 0);
+	db_bind_int64(st, 1, project);
+	db_bind_int(st, 2, auto_probes != 0);
 	return run(s, st, err);
 }
 
@@ -473,7 +487,7 @@ int srv_probe_settings_set(struct srv_store *s, int64_t project, int auto_probes
 int srv_rca_build_seen(struct srv_store *s, int64_t project, const char *service,
 		       const char *build_id, double t, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"INSERT INTO builds(project, service, build_id, first_seen, last_seen)"
 		" VALUES(?1, ?2, ?3, ?4, ?4) ON CONFLICT(project, service, build_id) DO UPDATE SET"
 		" first_seen = CASE WHEN excluded.first_seen < builds.first_seen"
@@ -482,56 +496,56 @@ int srv_rca_build_seen(struct srv_store *s, int64_t project, const char *service
 		"  THEN excluded.last_seen ELSE builds.last_seen END", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
+	db_bind_int64(st, 1, project);
 	bind_text(st, 2, service);
 	bind_text(st, 3, build_id);
-	sqlite3_bind_double(st, 4, t);
+	db_bind_double(st, 4, t);
 	return run(s, st, err);
 }
 
 int srv_rca_caller_seen(struct srv_store *s, int64_t project, int64_t caller, int64_t callee,
 			double t, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"INSERT INTO callers_seen(project, callee, caller, first_seen) VALUES(?1, ?2, ?3, ?4)"
 		" ON CONFLICT(project, callee, caller) DO UPDATE SET"
 		" first_seen = CASE WHEN excluded.first_seen < callers_seen.first_seen"
 		"  THEN excluded.first_seen ELSE callers_seen.first_seen END", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_int64(st, 2, callee);
-	sqlite3_bind_int64(st, 3, caller);
-	sqlite3_bind_double(st, 4, t);
+	db_bind_int64(st, 1, project);
+	db_bind_int64(st, 2, callee);
+	db_bind_int64(st, 3, caller);
+	db_bind_double(st, 4, t);
 	return run(s, st, err);
 }
 
 int srv_rca_incident(struct srv_store *s, int64_t project, int64_t id, json_t **row, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"SELECT id, kind, signal, chain, count, first_seen, last_seen, function FROM incidents"
 		" WHERE project = ?1 AND id = ?2", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_int64(st, 2, id);
-	int rc = sqlite3_step(st), found = 0;
-	if (rc == SQLITE_ROW) {
-		json_t *chain = json_loads((const char *)sqlite3_column_text(st, 3), 0, NULL);
-		*row = json_pack("{sIsosIsosIsfsfso}", "id", (json_int_t)sqlite3_column_int64(st, 0),
-			"kind", srv_col_text(st, 1), "signal", (json_int_t)sqlite3_column_int64(st, 2),
-			"chain", chain ? chain : json_array(), "count", (json_int_t)sqlite3_column_int64(st, 4),
-			"first_seen", sqlite3_column_double(st, 5), "last_seen", sqlite3_column_double(st, 6),
+	db_bind_int64(st, 1, project);
+	db_bind_int64(st, 2, id);
+	int rc = db_step(st), found = 0;
+	if (rc == DB_ROW) {
+		json_t *chain = json_loads(db_column_text(st, 3), 0, NULL);
+		*row = json_pack("{sIsosIsosIsfsfso}", "id", (json_int_t)db_column_int64(st, 0),
+			"kind", srv_col_text(st, 1), "signal", (json_int_t)db_column_int64(st, 2),
+			"chain", chain ? chain : json_array(), "count", (json_int_t)db_column_int64(st, 4),
+			"first_seen", db_column_double(st, 5), "last_seen", db_column_double(st, 6),
 			"function", srv_col_text(st, 7));
 		found = *row != NULL;
-		rc = SQLITE_DONE;
+		rc = DB_DONE;
 	}
 	return done(s, st, rc, err) < 0 ? -1 : found;
 }
 
 json_t *srv_rca_new_build(struct srv_store *s, int64_t project, double from, double to, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"SELECT b.service, b.build_id, b.first_seen FROM builds b"
 		" WHERE b.project = ?1 AND b.first_seen >= ?2 AND b.first_seen <= ?3"
 		" AND EXISTS (SELECT 1 FROM builds o WHERE o.project = b.project"
@@ -539,15 +553,15 @@ json_t *srv_rca_new_build(struct srv_store *s, int64_t project, double from, dou
 		" ORDER BY b.first_seen DESC, b.service LIMIT 1", err);
 	if (!st)
 		return NULL;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_double(st, 2, from);
-	sqlite3_bind_double(st, 3, to);
+	db_bind_int64(st, 1, project);
+	db_bind_double(st, 2, from);
+	db_bind_double(st, 3, to);
 	json_t *out = json_null();
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	int rc = db_step(st);
+	if (rc == DB_ROW) {
 		out = json_pack("{sososf}", "service", srv_col_text(st, 0), "build_id",
-				srv_col_text(st, 1), "first_seen", sqlite3_column_double(st, 2));
-		rc = SQLITE_DONE;
+				srv_col_text(st, 1), "first_seen", db_column_double(st, 2));
+		rc = DB_DONE;
 	}
 	if (done(s, st, rc, err) < 0) {
 		json_decref(out);
@@ -559,7 +573,7 @@ json_t *srv_rca_new_build(struct srv_store *s, int64_t project, double from, dou
 json_t *srv_rca_new_callers(struct srv_store *s, int64_t project, const char *function,
 			    double from, double to, char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"SELECT c.name, cs.first_seen,"
 		" (SELECT COALESCE(SUM(e.calls), 0) FROM edges e WHERE e.project = cs.project"
 		"  AND e.caller = cs.caller AND e.callee = cs.callee"
@@ -571,16 +585,16 @@ json_t *srv_rca_new_callers(struct srv_store *s, int64_t project, const char *fu
 		" ORDER BY cs.first_seen, c.name LIMIT 20", err);
 	if (!st)
 		return NULL;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_text(st, 2, function, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_double(st, 3, from);
-	sqlite3_bind_double(st, 4, to);
+	db_bind_int64(st, 1, project);
+	db_bind_text(st, 2, function, -1);
+	db_bind_double(st, 3, from);
+	db_bind_double(st, 4, to);
 	json_t *a = json_array();
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = db_step(st)) == DB_ROW)
 		json_array_append_new(a, json_pack("{sosfsI}", "name", srv_col_text(st, 0),
-			"first_seen", sqlite3_column_double(st, 1),
-			"calls", (json_int_t)sqlite3_column_int64(st, 2)));
+			"first_seen", db_column_double(st, 1),
+			"calls", (json_int_t)db_column_int64(st, 2)));
 	if (done(s, st, rc, err) < 0) {
 		json_decref(a);
 		return NULL;
@@ -591,18 +605,18 @@ json_t *srv_rca_new_callers(struct srv_store *s, int64_t project, const char *fu
 json_t *srv_rca_callees(struct srv_store *s, int64_t project, const char *function, int64_t since,
 			char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"SELECT DISTINCT d.name FROM edges e JOIN names c ON c.id = e.caller"
 		" JOIN names d ON d.id = e.callee WHERE e.project = ?1 AND c.name = ?2"
 		" AND e.bucket_start >= ?3 ORDER BY d.name LIMIT 50", err);
 	if (!st)
 		return NULL;
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_text(st, 2, function, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 3, since);
+	db_bind_int64(st, 1, project);
+	db_bind_text(st, 2, function, -1);
+	db_bind_int64(st, 3, since);
 	json_t *a = json_array();
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = db_step(st)) == DB_ROW)
 		json_array_append_new(a, json_pack("{so}", "name", srv_col_text(st, 0)));
 	if (done(s, st, rc, err) < 0) {
 		json_decref(a);
@@ -614,22 +628,22 @@ json_t *srv_rca_callees(struct srv_store *s, int64_t project, const char *functi
 int srv_rca_hist(struct srv_store *s, int64_t project, const char *function, int64_t from,
 		 int64_t to, int64_t counts[], char *err)
 {
-	sqlite3_stmt *st = srv_stmt(s,
+	struct db_stmt *st = srv_stmt(s,
 		"SELECT h.b, SUM(h.count) FROM hist h JOIN functions f ON f.id = h.function"
 		" WHERE h.project = ?1 AND f.project = ?1 AND f.name = ?2"
 		" AND h.bucket_start >= ?3 AND h.bucket_start < ?4 GROUP BY h.b", err);
 	if (!st)
 		return -1;
 	memset(counts, 0, SRV_HIST_BUCKETS * sizeof counts[0]);
-	sqlite3_bind_int64(st, 1, project);
-	sqlite3_bind_text(st, 2, function, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 3, from);
-	sqlite3_bind_int64(st, 4, to);
+	db_bind_int64(st, 1, project);
+	db_bind_text(st, 2, function, -1);
+	db_bind_int64(st, 3, from);
+	db_bind_int64(st, 4, to);
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t b = sqlite3_column_int64(st, 0);
+	while ((rc = db_step(st)) == DB_ROW) {
+		int64_t b = db_column_int64(st, 0);
 		if (b >= 0 && b < SRV_HIST_BUCKETS)
-			counts[b] += sqlite3_column_int64(st, 1);
+			counts[b] += db_column_int64(st, 1);
 	}
 	return done(s, st, rc, err);
 }
@@ -644,11 +658,11 @@ int64_t srv_probes_prune(struct srv_store *s, int64_t project, double before, ch
 	};
 	int64_t n = 0;
 	for (size_t i = 0; i < 2; i++) {
-		sqlite3_stmt *st = srv_stmt(s, del[i], err);
+		struct db_stmt *st = srv_stmt(s, del[i], err);
 		if (!st)
 			return -1;
-		sqlite3_bind_int64(st, 1, project);
-		sqlite3_bind_double(st, 2, before);
+		db_bind_int64(st, 1, project);
+		db_bind_double(st, 2, before);
 		if (run(s, st, err) < 0)
 			return -1;
 		n += changes(s);

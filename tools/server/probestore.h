@@ -1,8 +1,8 @@
 /* probestore.h: what the probes (issue 18) and the root-cause analysis ask
- * of the database, implemented for SQLite by probestore.c alone: every
+ * of the database, implemented by probestore.c alone: every
  * statement about probes, their per-process reports, the project's probe
  * settings, the builds and callers that the root-cause analysis compares,
- * lives there and nowhere else, so a second store ports one file.
+ * lives there and nowhere else, on the statement layer (db.h).
  * server.h includes it; every err is a caller-owned buffer of SRV_ERRLEN
  * bytes, filled with one line on failure.
  *
@@ -46,6 +46,12 @@ int srv_probe_new_id(struct srv_store *s, int64_t project, char *out, size_t len
  * deleted: 1 done, 0 no such probe, -1 with err. */
 int srv_probe_renew(struct srv_store *s, int64_t project, const char *id, double lastmodified,
 		    double lifespan, char *err);
+/* Makes the project's probe writers take turns until the transaction
+ * ends, so that counting the active probes and adding one is atomic: on
+ * PostgreSQL a lock on the project's probe_settings row (created with its
+ * defaults if missing); on SQLite nothing, as a write transaction holds
+ * the file's write lock already.  0 or -1 with err. */
+int srv_probes_lock(struct srv_store *s, int64_t project, char *err);
 /* 1 deleted (with its reports and log), 0 no such probe, -1 with err. */
 int srv_probe_delete(struct srv_store *s, int64_t project, const char *id, char *err);
 /* Probe rows as stored: {"id","target","type","name","value","event",
