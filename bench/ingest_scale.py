@@ -95,6 +95,79 @@ def ingest(sl, rl, build, store, db, n, seconds, conns, tmp, log):
     return fig
 
 
+def process_body(t, seq, functions=500, edges=200):
+    """A body as one instrumented process posts every 15 s: `functions`
+    functions with histograms and `edges` caller->callee pairs."""
+    end = time.time()
+    fns = [{"name": "svc.m%d.fn%d" % (i % 25, i), "department": "m%d" % (i % 25),
+            "value_weight": 1, "calls": 1 + (i + seq) % 50, "errors": (i + seq) % 50 == 0 and 1 or 0,
+            "total_ms": 0.5 * (1 + (i + seq) % 50), "self_ms": 0.25, "max_ms": 2.0,
+            "hist": [[36, 1 + (i + seq) % 50]]} for i in range(functions)]
+    eds = [{"caller": "svc.m%d.fn%d" % (i % 25, i), "callee": "svc.m%d.fn%d" % ((i + 1) % 25, i + 1),
+            "calls": 1} for i in range(edges)]
+    return json.dumps({"functions": fns, "edges": eds, "_meta": {
+        "sdk": "codensm-bench", "service": "svc", "host": "bench", "pid": t,
+        "interval": [end - 15, end], "batch_id": "proc-%d-%d" % (t, seq),
+        "hist": "log2x2-ns"}}, separators=(",", ":")).encode()
+
+
+def process_shaped(sl, store, db, n, seconds, tmp, log, threads=8):
+    """n servers under `threads` clients posting process-shaped bodies
+    (500 functions each) for `seconds`: the CPU one such body costs a
+    server and the database, which the capacity model scales up."""
+    project = sl.create_project(db, "procs")
+    servers = sl.start_servers(tmp, db, n)
+    lat, other = [], {}
+    lock = threading.Lock()
+    try:
+        cpu0 = [s.cpu_seconds() for s in servers]
+        db0 = store.cpu_seconds()
+        t0 = time.time()
+        stop = t0 + seconds
+
+        def worker(t):
+            cl = sl.Client(timeout=60)
+            seq = 0
+            while time.time() < stop:
+                body = process_body(t, seq)
+                a = time.perf_counter()
+                got = cl.post(servers[t % n].port, project["ingest"], body)
+                ms = 1e3 * (time.perf_counter() - a)
+                with lock:
+                    if got and got[0] == 200:
+                        lat.append(ms)
+                    else:
+                        k = got[0] if got else None
+                        other[k] = other.get(k, 0) + 1
+                seq += 1
+            cl.close()
+        ts = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        wall = time.time() - t0
+        cpu = sum(s.cpu_seconds() - c for s, c in zip(servers, cpu0))
+        dbcpu = store.cpu_seconds() - db0
+        rcs = [s.stop() for s in servers]
+    finally:
+        for s in servers:
+            s.close()
+    ok = len(lat)
+    fig = {"backend": store.name, "servers": n, "threads": threads, "seconds": wall,
+           "functions_per_body": 500, "answered_200": ok, "other_answers": other,
+           "requests_per_s": ok / wall, "rows_per_s": 500 * ok / wall,
+           "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99),
+           "server_cpu_s": cpu, "db_cpu_s": dbcpu, "exit_statuses": rcs,
+           "server_cpu_ms_per_body": 1e3 * cpu / ok if ok else None,
+           "db_cpu_ms_per_body": 1e3 * dbcpu / ok if ok else None}
+    log("scale: process-shaped bodies (500 functions), %s x%d: %.1f bodies/s, p50 %.0f ms,"
+        " p99 %.0f ms; CPU per body: server %.1f ms, database %.1f ms" % (
+            store.name, n, fig["requests_per_s"], fig["p50_ms"] or 0, fig["p99_ms"] or 0,
+            fig["server_cpu_ms_per_body"] or 0, fig["db_cpu_ms_per_body"] or 0))
+    return fig
+
+
 def fill(sl, port, key, per_minute, minutes, log):
     """per_minute functions x minutes buckets through ingest, 2,000
     functions a body, 4 client threads; returns seconds taken."""
@@ -180,7 +253,7 @@ def pg_ok(sl, tmp):
 def run(build, seconds=15, conns=48, minutes=5, sizes=(1000, 10000, 100000), queries=20,
         log=print):
     sl, rl = _libs(build)
-    out = {"ingest": [], "dashboard": [], "seconds": seconds, "connections": conns,
+    out = {"ingest": [], "dashboard": [], "process": [], "seconds": seconds, "connections": conns,
            "cores": os.cpu_count(), "loadavg_start": open("/proc/loadavg").read().split()[:3]}
     tmp = tempfile.mkdtemp(prefix="codensm-bench-scale.")
     pg = None
@@ -189,6 +262,9 @@ def run(build, seconds=15, conns=48, minutes=5, sizes=(1000, 10000, 100000), que
         if why is None:
             try:
                 pg = sl.PGStore(tmp)
+                out["pg_version"] = subprocess.run(
+                    ["psql", "-X", "-A", "-t", "-d", pg.db, "-c", "SHOW server_version"],
+                    capture_output=True, text=True).stdout.strip() or None
                 rc, _, err = sl.cli(pg.db, "project", "list")
                 if rc != 0:
                     why = err.strip()
@@ -206,9 +282,14 @@ def run(build, seconds=15, conns=48, minutes=5, sizes=(1000, 10000, 100000), que
                 store = sl.SQLiteStore(lite_dir + str(k))
                 db = store.db
             else:
-                store, db = pg, pg.fresh("ingest%d" % n)
+                db = pg.fresh("ingest%d" % n)
                 store = _Scoped(pg, db)
             out["ingest"].append(ingest(sl, rl, build, store, db, n, seconds, conns, tmp, log))
+        if not why:
+            for n in (1, 2):
+                db = pg.fresh("procs%d" % n)
+                out["process"].append(process_shaped(sl, _Scoped(pg, db), db, n, seconds,
+                                                     tmp, log))
         for backend in ["sqlite"] + (["postgresql"] if not why else []):
             for size in sizes:
                 if backend == "sqlite":
@@ -225,6 +306,7 @@ def run(build, seconds=15, conns=48, minutes=5, sizes=(1000, 10000, 100000), que
             pg.close()
         shutil.rmtree(tmp, ignore_errors=True)
     out["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    out["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return out
 
 
@@ -307,6 +389,112 @@ def checks(R):
     return rows
 
 
+# ---- the capacity model (docs/deploy.md) -----------------------------------
+
+INTERVAL = 15          # seconds between one instrumented process's posts
+CAP_BEGIN, CAP_END = "<!-- capacity:begin -->", "<!-- capacity:end -->"
+
+
+def capacity(R, source):
+    """docs/deploy.md's capacity section from one run (R = run()'s dict)."""
+    L = []
+    add = L.append
+    add("_Written by `bench/ingest_scale.py` from `%s` (%s)._" % (source, R.get("date", "")))
+    add("")
+    add("**Measured** on the machine the tests run on: a shared virtual machine with %d "
+        "cores, busy with other work (load average %s at the start, %s at the end), the "
+        "load generator, the servers and the database (%s, `fsync=on`) all on those same "
+        "cores, every client on loopback. Each run lasted about %d s." % (
+            R.get("cores", 2), "/".join(R.get("loadavg_start", [])),
+            "/".join(R.get("loadavg_end", [])), "PostgreSQL " + R["pg_version"] if R.get("pg_version") else "Debian's PostgreSQL",
+            R.get("seconds", 15)))
+    add("")
+    add("Small bodies (the load generator's: 5 functions, 4 edges, %d connections):" %
+        R.get("connections", 0))
+    add("")
+    add("| store | servers | requests/s | function rows/s | p50 / p99 ms | server cores used |"
+        " database cores used | rows/s per server core | requests/s per database core |")
+    add("|---|---|---|---|---|---|---|---|---|")
+    for f in R.get("ingest", []):
+        add("| %s | %d | %s | %s | %.1f / %.1f | %.2f | %s | %s | %s |" % (
+            "SQLite" if f["backend"] == "sqlite" else "PostgreSQL", f["servers"],
+            "{:,.0f}".format(f["requests_per_s"]), "{:,.0f}".format(f["rows_per_s"]),
+            f["p50_ms"] or 0, f["p99_ms"] or 0, f["server_cores"],
+            "%.2f" % f["db_cores"] if f["db_cores"] is not None else "-",
+            "{:,.0f}".format(f["rows_per_server_core_s"] or 0),
+            "{:,.0f}".format(f["requests_per_db_core_s"]) if f["requests_per_db_core_s"] else "-"))
+    procs = R.get("process", [])
+    if procs:
+        add("")
+        add("Process-shaped bodies (what one instrumented process posts every %d s: 500 "
+            "functions with histograms, 200 edges), PostgreSQL, %d client threads:" % (
+                INTERVAL, procs[0]["threads"]))
+        add("")
+        add("| servers | bodies/s | function rows/s | p50 / p99 ms | server CPU per body |"
+            " database CPU per body |")
+        add("|---|---|---|---|---|---|")
+        for f in procs:
+            add("| %d | %.1f | %s | %.0f / %.0f | %.1f ms | %.1f ms |" % (
+                f["servers"], f["requests_per_s"], "{:,.0f}".format(f["rows_per_s"]),
+                f["p50_ms"] or 0, f["p99_ms"] or 0, f["server_cpu_ms_per_body"] or 0,
+                f["db_cpu_ms_per_body"] or 0))
+    dash = R.get("dashboard", [])
+    if dash:
+        add("")
+        add("The heaviest dashboard request, `functions?window=30d`, on one server, over "
+            "data written through ingest (N functions each reporting every minute, for %d "
+            "minutes):" % dash[0]["minutes"])
+        add("")
+        add("| store | function-buckets per minute | rows | p50 | p99 |")
+        add("|---|---|---|---|---|")
+        for d in dash:
+            add("| %s | %s | %s | %.0f ms | %.0f ms |" % (
+                "SQLite" if d["backend"] == "sqlite" else "PostgreSQL",
+                "{:,}".format(d["per_minute"]), "{:,}".format(d["rows"]),
+                d["p50_ms"], d["p99_ms"]))
+    best = min((f for f in procs if f.get("db_cpu_ms_per_body")),
+               key=lambda f: f["db_cpu_ms_per_body"], default=None)
+    add("")
+    if not best:
+        add("**Projected**: not available: this run had no PostgreSQL figures.")
+        return "\n".join(L)
+    db_ms = best["db_cpu_ms_per_body"]
+    srv_ms = best["server_cpu_ms_per_body"]
+    per_db_core = INTERVAL * 1000 / db_ms
+    per_srv_core = INTERVAL * 1000 / srv_ms
+    add("**Projected** from those measurements (arithmetic, not measured): one "
+        "instrumented process posts one 500-function body every %d s. A body cost "
+        "PostgreSQL %.1f ms of CPU and a server %.1f ms, so" % (INTERVAL, db_ms, srv_ms))
+    add("")
+    add("- one database core serves about %s processes (%d s / %.1f ms), and one "
+        "server core about %s;" % ("{:,.0f}".format(per_db_core), INTERVAL, db_ms,
+                                   "{:,.0f}".format(per_srv_core)))
+    for cores in (4, 8, 16):
+        n = cores * per_db_core * 0.6
+        add("- a %d-core database kept at 60%% CPU: about %s processes, %s bodies and %s "
+            "function rows a second, with about %d server cores in front of it;" % (
+                cores, "{:,.0f}".format(n), "{:,.0f}".format(n / INTERVAL),
+                "{:,.0f}".format(500 * n / INTERVAL), max(1, round(n / per_srv_core / 0.6))))
+    add("- its disk must take one commit per body (group commit merges them) and the "
+        "rows' WAL; the dashboard's reads come on top (below).")
+    add("")
+    add("These hold while the database's CPU is what limits. On this machine, where "
+        "everything shares two cores, a second and third server add little (the ingest "
+        "table's 2- and 3-server rows); with the database on its own cores, servers add "
+        "throughput until the database's cores are busy.")
+    return "\n".join(L)
+
+
+def write_capacity(path, text):
+    with open(path) as f:
+        doc = f.read()
+    a, b = doc.find(CAP_BEGIN), doc.find(CAP_END)
+    if a < 0 or b < a:
+        raise SystemExit("ingest_scale.py: '%s' has no %s ... %s markers" % (path, CAP_BEGIN, CAP_END))
+    with open(path, "w") as f:
+        f.write(doc[:a] + CAP_BEGIN + "\n" + text + "\n" + doc[b:])
+
+
 if __name__ == "__main__":
     import argparse
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -315,10 +503,25 @@ if __name__ == "__main__":
     ap.add_argument("--connections", type=int, default=48)
     ap.add_argument("--minutes", type=int, default=5)
     ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--report", metavar="JSON",
+                    help="a saved run (this script's or bench/run.py's): print the capacity"
+                    " model and run nothing")
+    ap.add_argument("--doc", nargs="?", const=os.path.join(REPO, "docs", "deploy.md"),
+                    metavar="MD", help="write the capacity model into this doc's markers"
+                    " (default docs/deploy.md)")
     a = ap.parse_args()
+    if a.report:
+        with open(a.report) as f:
+            R = json.load(f)
+        R = R.get("scale", R)
+        text = capacity(R, os.path.relpath(a.report, REPO))
+        print(text)
+        if a.doc:
+            write_capacity(a.doc, text)
+        sys.exit(0)
     R = run(os.path.abspath(a.build), a.seconds, a.connections, a.minutes,
             tuple(int(x) for x in a.sizes.split(",")),
             log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(R, indent=1))
     for row in checks(R):
-        print(row)
+        print(" | ".join(str(x) for x in row), file=sys.stderr)
