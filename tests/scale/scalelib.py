@@ -260,6 +260,16 @@ class Client:
                             {"Content-Type": "application/json",
                              "Authorization": f"Bearer {key}"})
 
+    def post_until_answered(self, port, key, body, tries=100):
+        """post() again while the answer is none or 503 (a busy store), at
+        most `tries` times; the last answer."""
+        for _ in range(tries):
+            got = self.post(port, key, body)
+            if got and got[0] != 503:
+                break
+            time.sleep(0.05)
+        return got
+
     def close(self):
         for c in self.conns.values():
             c.close()

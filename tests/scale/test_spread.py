@@ -64,11 +64,8 @@ class Spread:
         def worker(t):
             cl = Client()
             for i in range(t, len(bodies), 12):
-                while True:
-                    got = cl.post(servers[i % 3].port, project["ingest"], bodies[i])
-                    if got and got[0] != 503:
-                        break
-                answers[i] = got
+                answers[i] = cl.post_until_answered(servers[i % 3].port, project["ingest"],
+                                                    bodies[i])
             cl.close()
         ts = [threading.Thread(target=worker, args=(t,)) for t in range(12)]
         for t in ts:
@@ -111,11 +108,7 @@ class Spread:
             cl = Client()
             for i, (body, _, _) in enumerate(batches):
                 gate.wait()
-                while True:
-                    got = cl.post(servers[k].port, project["ingest"], body)
-                    if got and got[0] != 503:
-                        break
-                answers[i].append(got)
+                answers[i].append(cl.post_until_answered(servers[k].port, project["ingest"], body))
             cl.close()
         ts = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
         for t in ts:
