@@ -4,7 +4,7 @@
 SRV_SRC  := $(wildcard tools/server/*.c)
 SRV_OBJ  := $(SRV_SRC:tools/server/%.c=$(B)/obj/server/%.o)
 SRV_BIN  := $(B)/bin/codensm-server
-SRV_DEPS := libmicrohttpd sqlite3 jansson libcrypto libgvc libcgraph
+SRV_DEPS := libmicrohttpd sqlite3 libpq jansson libcrypto libgvc libcgraph
 # -Iruntime/src: contract.h, what the server and the runtime agree on.
 SRV_CFLAGS := -Iruntime/src $(shell $(PKG_CONFIG) --cflags $(SRV_DEPS) 2>/dev/null) -pthread
 SRV_LIBS := $(shell $(PKG_CONFIG) --libs $(SRV_DEPS) 2>/dev/null) -pthread -lm

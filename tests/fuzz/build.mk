@@ -23,17 +23,17 @@ fuzz-tools: $(FUZZ_BIN) $(LOADGEN_BIN)
 $(B)/fuzz/fuzz_ingest: tests/fuzz/fuzz_ingest.c tests/fuzz/store.h $(FUZZ_SRV_SRC) tools/server/server.h runtime/src/contract.h
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server -Iruntime/src $(shell $(PKG_CONFIG) --cflags sqlite3 jansson libcrypto libgvc libcgraph) \
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server -Iruntime/src $(shell $(PKG_CONFIG) --cflags sqlite3 libpq jansson libcrypto libgvc libcgraph) \
 		tests/fuzz/fuzz_ingest.c $(FUZZ_SRV_SRC) -o $@ \
-		$(shell $(PKG_CONFIG) --libs sqlite3 jansson libcrypto libgvc libcgraph) -pthread -lm
+		$(shell $(PKG_CONFIG) --libs sqlite3 libpq jansson libcrypto libgvc libcgraph) -pthread -lm
 
 $(B)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c tests/fuzz/store.h $(FUZZ_HTTP_SRC) tools/server/server.h
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -Itools/server -Iruntime/src \
-		$(shell $(PKG_CONFIG) --cflags libmicrohttpd sqlite3 jansson libcrypto libgvc libcgraph) \
+		$(shell $(PKG_CONFIG) --cflags libmicrohttpd sqlite3 libpq jansson libcrypto libgvc libcgraph) \
 		tests/fuzz/fuzz_http.c $(FUZZ_HTTP_SRC) -o $@ \
-		$(shell $(PKG_CONFIG) --libs libmicrohttpd sqlite3 jansson libcrypto libgvc libcgraph) -pthread -lm
+		$(shell $(PKG_CONFIG) --libs libmicrohttpd sqlite3 libpq jansson libcrypto libgvc libcgraph) -pthread -lm
 
 $(B)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_CFG_SRC) runtime/src/internal.h
 	$(call msg,FUZZ,$@)

@@ -91,7 +91,7 @@ void srv_api(const char *auth_header, const char *path, srv_query_fn query, void
 	struct srv_store *st = srv_store_get(err);
 	int found = st ? srv_project_by_key(st, 'd', srv_bearer(auth_header), &p, err) : -1;
 	if (found < 0) {
-		fprintf(stderr, "codensm-server: %s\n", err);
+		srv_store_log(st, err);
 		return reply(r, 503, srv_error_json("database unavailable"));
 	}
 	if (!found)
@@ -110,7 +110,9 @@ void srv_api(const char *auth_header, const char *path, srv_query_fn query, void
 		/* lifetime counters: no window */
 		r->status = 200;
 		if (srv_prometheus(st, p.id, r, err) < 0) {
-			fprintf(stderr, "codensm-server: metrics for project '%s': %s\n", p.name, err);
+			char line[SRV_ERRLEN + 100];
+			snprintf(line, sizeof line, "metrics for project '%s': %s", p.name, err);
+			srv_store_log(st, line);
 			return reply(r, 503, srv_error_json("database unavailable"));
 		}
 		return;
@@ -137,7 +139,9 @@ void srv_api(const char *auth_header, const char *path, srv_query_fn query, void
 		unsigned status = 200;
 		json_t *body = views[i].view(&v, &status);
 		if (!body && status == 200) {
-			fprintf(stderr, "codensm-server: %s for project '%s': %s\n", view, p.name, v.err);
+			char line[SRV_ERRLEN + 100];
+			snprintf(line, sizeof line, "%s for project '%s': %s", view, p.name, v.err);
+			srv_store_log(st, line);
 			return reply(r, 503, srv_error_json("database unavailable"));
 		}
 		return reply(r, status, body ? body : srv_error_json("%s", v.err));

@@ -31,21 +31,21 @@ int64_t srv_flow_complexity(int64_t decisions, int64_t loops)
  * status 400/404, -1 database error. */
 int srv_flow_find(struct srv_view *v, unsigned *status, const char **name, json_t **row)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int found = srv_fn_row(v, status, "SELECT flow, service, batch_id, received_at, decisions,"
 			       " loops, lines, build_id FROM flows WHERE project = ?1 AND name = ?2",
 			       "no flow for function ", "", name, &s);
 	if (found <= 0)
 		return found;
-	json_t *flow = json_loads((const char *)sqlite3_column_text(s, 0), 0, NULL);
-	int64_t d = sqlite3_column_int64(s, 4), l = sqlite3_column_int64(s, 5);
+	json_t *flow = json_loads(db_column_text(s, 0), 0, NULL);
+	int64_t d = db_column_int64(s, 4), l = db_column_int64(s, 5);
 	*row = json_pack("{sososososfsbsI}", "flow", flow ? flow : json_object(),
 			 "service", srv_col_text(s, 1), "build_id", srv_col_text(s, 7),
 			 "batch_id", srv_col_text(s, 2),
-			 "received_at", sqlite3_column_double(s, 3),
-			 "boilerplate", srv_flow_boilerplate(d, l, sqlite3_column_int64(s, 6)),
+			 "received_at", db_column_double(s, 3),
+			 "boilerplate", srv_flow_boilerplate(d, l, db_column_int64(s, 6)),
 			 "complexity", (json_int_t)srv_flow_complexity(d, l));
-	sqlite3_reset(s);
+	db_reset(s);
 	return 1;
 }
 
@@ -74,14 +74,14 @@ static json_t *side_json(const struct side *s, int64_t functions, double nsm)
 }
 
 /* One analysed function of the window, as the lists show it. */
-static json_t *code_row(sqlite3_stmt *s, double nsm_analysed)
+static json_t *code_row(struct db_stmt *s, double nsm_analysed)
 {
-	int64_t d = sqlite3_column_int64(s, 6), l = sqlite3_column_int64(s, 7);
+	int64_t d = db_column_int64(s, 6), l = db_column_int64(s, 7);
 	json_t *o = json_object();
 	json_object_set_new(o, "name", srv_col_text(s, 0));
 	json_object_set_new(o, "department", srv_col_text(s, 1));
 	json_object_set_new(o, "nsm", srv_col_real(s, 2));
-	json_object_set_new(o, "nsm_share", json_real(srv_ratio(sqlite3_column_double(s, 2),
+	json_object_set_new(o, "nsm_share", json_real(srv_ratio(db_column_double(s, 2),
 								 nsm_analysed)));
 	json_object_set_new(o, "calls", srv_col_int(s, 3));
 	json_object_set_new(o, "errors", srv_col_int(s, 4));
@@ -90,9 +90,9 @@ static json_t *code_row(sqlite3_stmt *s, double nsm_analysed)
 	json_object_set_new(o, "decisions", srv_col_int(s, 6));
 	json_object_set_new(o, "loops", srv_col_int(s, 7));
 	json_object_set_new(o, "lines", srv_col_int(s, 8));
-	json_object_set_new(o, "has_tests", json_boolean(sqlite3_column_int(s, 9)));
+	json_object_set_new(o, "has_tests", json_boolean(db_column_int(s, 9)));
 	json_object_set_new(o, "boilerplate",
-			    json_boolean(srv_flow_boilerplate(d, l, sqlite3_column_int64(s, 8))));
+			    json_boolean(srv_flow_boilerplate(d, l, db_column_int64(s, 8))));
 	return o;
 }
 
@@ -101,7 +101,7 @@ static json_t *code_row(sqlite3_stmt *s, double nsm_analysed)
 json_t *srv_view_code(struct srv_view *v, unsigned *status)
 {
 	(void)status;
-	sqlite3_stmt *s = srv_stmt(v->st, SRV_FN_ROWS
+	struct db_stmt *s = srv_stmt(v->st, SRV_FN_ROWS
 		"SELECT name, department, nsm, calls, errors, error_rate, decisions, loops, lines,"
 		" has_tests, nodes_count IS NOT NULL FROM rows ORDER BY nsm DESC, name", v->err);
 	if (!s)
@@ -110,15 +110,15 @@ json_t *srv_view_code(struct srv_view *v, unsigned *status)
 	int64_t all = 0;
 	int rc;
 	srv_bind_fn_rows(v, s, 10);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		all++;
-		if (!sqlite3_column_int(s, 10))
+		if (!db_column_int(s, 10))
 			continue;
-		double nsm = sqlite3_column_double(s, 2);
-		struct side *side = srv_flow_boilerplate(sqlite3_column_int64(s, 6),
-							 sqlite3_column_int64(s, 7),
-							 sqlite3_column_int64(s, 8)) ? &boiler : &ip;
-		struct side *t = sqlite3_column_int(s, 9) ? &tested : &untested;
+		double nsm = db_column_double(s, 2);
+		struct side *side = srv_flow_boilerplate(db_column_int64(s, 6),
+							 db_column_int64(s, 7),
+							 db_column_int64(s, 8)) ? &boiler : &ip;
+		struct side *t = db_column_int(s, 9) ? &tested : &untested;
 		side->functions++, side->nsm += nsm;
 		t->functions++, t->nsm += nsm;
 	}
@@ -128,13 +128,13 @@ json_t *srv_view_code(struct srv_view *v, unsigned *status)
 	double nsm = ip.nsm + boiler.nsm;
 	json_t *untested_list = json_array(), *points = json_array();
 	srv_bind_fn_rows(v, s, 10);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (!sqlite3_column_int(s, 10))
+	while ((rc = db_step(s)) == DB_ROW) {
+		if (!db_column_int(s, 10))
 			continue;
-		if (!sqlite3_column_int(s, 9) && sqlite3_column_double(s, 2) > 0 &&
+		if (!db_column_int(s, 9) && db_column_double(s, 2) > 0 &&
 		    json_array_size(untested_list) < LOAD_BEARING_MAX)
 			json_array_append_new(untested_list, code_row(s, nsm));
-		if (sqlite3_column_int64(s, 3) > 0 && json_array_size(points) < POINTS_MAX)
+		if (db_column_int64(s, 3) > 0 && json_array_size(points) < POINTS_MAX)
 			json_array_append_new(points, code_row(s, nsm));
 	}
 	if (srv_view_done(v, s, rc) < 0) {

@@ -15,24 +15,24 @@
 
 json_t *srv_view_incidents(struct srv_view *v, unsigned *status)
 {
-	sqlite3_stmt *s = srv_stmt(v->st,
+	struct db_stmt *s = srv_stmt(v->st,
 		"SELECT id, kind, signal, chain, count, first_seen, last_seen FROM incidents"
 		" WHERE project = ?1 AND last_seen >= ?2 ORDER BY last_seen DESC, id LIMIT ?3", v->err);
 	if (!s)
 		return NULL;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, v->since);
-	sqlite3_bind_int(s, 3, MAX_INCIDENTS);
+	db_bind_int64(s, 1, v->project);
+	db_bind_int64(s, 2, v->since);
+	db_bind_int(s, 3, MAX_INCIDENTS);
 	json_t *list = json_array();
 	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		json_t *chain = json_loads((const char *)sqlite3_column_text(s, 3), 0, NULL);
+	while ((rc = db_step(s)) == DB_ROW) {
+		json_t *chain = json_loads(db_column_text(s, 3), 0, NULL);
 		json_array_append_new(list, json_pack("{sIsosIsosIsfsf}",
-			"id", (json_int_t)sqlite3_column_int64(s, 0), "kind", srv_col_text(s, 1),
-			"signal", (json_int_t)sqlite3_column_int64(s, 2),
+			"id", (json_int_t)db_column_int64(s, 0), "kind", srv_col_text(s, 1),
+			"signal", (json_int_t)db_column_int64(s, 2),
 			"chain", chain ? chain : json_array(),
-			"count", (json_int_t)sqlite3_column_int64(s, 4),
-			"first_seen", sqlite3_column_double(s, 5), "last_seen", sqlite3_column_double(s, 6)));
+			"count", (json_int_t)db_column_int64(s, 4),
+			"first_seen", db_column_double(s, 5), "last_seen", db_column_double(s, 6)));
 	}
 	if (srv_view_done(v, s, rc) < 0) {
 		json_decref(list);
@@ -46,13 +46,13 @@ json_t *srv_view_incidents(struct srv_view *v, unsigned *status)
 static int find_fn(struct srv_view *v, unsigned *status, const char **name, int64_t *id,
 		   json_t **dept, json_t **file, json_t **line, double *weight)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int found = srv_fn_row(v, status, "SELECT id, department, file, line, value_weight"
 			       " FROM functions WHERE project = ?1 AND name = ?2",
 			       "function ", " not found", name, &s);
 	if (found <= 0)
 		return found;
-	*id = sqlite3_column_int64(s, 0);
+	*id = db_column_int64(s, 0);
 	if (dept)
 		*dept = srv_col_text(s, 1);
 	if (file)
@@ -60,8 +60,8 @@ static int find_fn(struct srv_view *v, unsigned *status, const char **name, int6
 	if (line)
 		*line = srv_col_int(s, 3);
 	if (weight)
-		*weight = sqlite3_column_double(s, 4);
-	sqlite3_reset(s);
+		*weight = db_column_double(s, 4);
+	db_reset(s);
 	return 1;
 }
 
@@ -69,29 +69,29 @@ static int find_fn(struct srv_view *v, unsigned *status, const char **name, int6
  * reported as a function) and its calls in the window. */
 static json_t *node(struct srv_view *v, const char *name)
 {
-	sqlite3_stmt *s = srv_stmt(v->st,
+	struct db_stmt *s = srv_stmt(v->st,
 		"SELECT f.department, (SELECT COALESCE(SUM(b.calls), 0) FROM buckets b INDEXED BY buckets_by_function"
 		"  WHERE b.project = f.project AND b.function = f.id AND b.bucket_start >= ?3)"
 		" FROM functions f WHERE f.project = ?1 AND f.name = ?2", v->err);
 	if (!s)
 		return NULL;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(s, 3, v->since);
+	db_bind_int64(s, 1, v->project);
+	db_bind_text(s, 2, name, -1);
+	db_bind_int64(s, 3, v->since);
 	json_t *o;
-	if (sqlite3_step(s) == SQLITE_ROW)
+	if (db_step(s) == DB_ROW)
 		o = json_pack("{sssosI}", "name", name, "department", srv_col_text(s, 0),
-			      "calls", (json_int_t)sqlite3_column_int64(s, 1));
+			      "calls", (json_int_t)db_column_int64(s, 1));
 	else
 		o = json_pack("{sssnsI}", "name", name, "department", "calls", (json_int_t)0);
-	sqlite3_reset(s);
+	db_reset(s);
 	return o;
 }
 
 /* The edges into and out of one function in the window, most calls first. */
 static json_t *edges_of(struct srv_view *v, const char *name, int limit)
 {
-	sqlite3_stmt *s = srv_stmt(v->st,
+	struct db_stmt *s = srv_stmt(v->st,
 		"WITH me AS (SELECT id FROM names WHERE project = ?1 AND name = ?3),"
 		" e AS (SELECT caller, callee, SUM(calls) n FROM edges WHERE project = ?1"
 		"  AND bucket_start >= ?2 AND (caller = (SELECT id FROM me) OR callee = (SELECT id FROM me))"
@@ -100,15 +100,15 @@ static json_t *edges_of(struct srv_view *v, const char *name, int limit)
 		" JOIN names d ON d.id = e.callee ORDER BY e.n DESC, c.name, d.name LIMIT ?4", v->err);
 	if (!s)
 		return NULL;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, v->since);
-	sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 4, limit);
+	db_bind_int64(s, 1, v->project);
+	db_bind_int64(s, 2, v->since);
+	db_bind_text(s, 3, name, -1);
+	db_bind_int(s, 4, limit);
 	json_t *list = json_array();
 	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	while ((rc = db_step(s)) == DB_ROW)
 		json_array_append_new(list, json_pack("{sososI}", "caller", srv_col_text(s, 0),
-				      "callee", srv_col_text(s, 1), "calls", (json_int_t)sqlite3_column_int64(s, 2)));
+				      "callee", srv_col_text(s, 1), "calls", (json_int_t)db_column_int64(s, 2)));
 	if (srv_view_done(v, s, rc) < 0) {
 		json_decref(list);
 		return NULL;
@@ -193,7 +193,7 @@ static void add_time(struct text *t, double when)
 
 static int prompt_stats(struct srv_view *v, struct text *t, int64_t id)
 {
-	sqlite3_stmt *s = srv_stmt(v->st,
+	struct db_stmt *s = srv_stmt(v->st,
 		"SELECT COALESCE(SUM(calls), 0), COALESCE(SUM(errors), 0), COALESCE(MAX(max_ms), 0.0),"
 		" COALESCE(SUM(total_ms), 0.0), COALESCE(SUM(value), 0.0),"
 		" (SELECT COALESCE(SUM(value), 0.0) FROM buckets WHERE project = ?1 AND bucket_start >= ?3),"
@@ -203,16 +203,16 @@ static int prompt_stats(struct srv_view *v, struct text *t, int64_t id)
 	int64_t counts[SRV_HIST_BUCKETS];
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, id);
-	sqlite3_bind_int64(s, 3, v->since);
-	if (sqlite3_step(s) != SQLITE_ROW)
-		return srv_view_done(v, s, SQLITE_ERROR);
-	int64_t calls = sqlite3_column_int64(s, 0), errors = sqlite3_column_int64(s, 1);
-	double max = sqlite3_column_double(s, 2), total = sqlite3_column_double(s, 3);
-	double share = srv_ratio(sqlite3_column_double(s, 4), sqlite3_column_double(s, 5));
-	int64_t estimated = sqlite3_column_int64(s, 6);
-	sqlite3_reset(s);
+	db_bind_int64(s, 1, v->project);
+	db_bind_int64(s, 2, id);
+	db_bind_int64(s, 3, v->since);
+	if (db_step(s) != DB_ROW)
+		return srv_view_done(v, s, DB_ERROR);
+	int64_t calls = db_column_int64(s, 0), errors = db_column_int64(s, 1);
+	double max = db_column_double(s, 2), total = db_column_double(s, 3);
+	double share = srv_ratio(db_column_double(s, 4), db_column_double(s, 5));
+	int64_t estimated = db_column_int64(s, 6);
+	db_reset(s);
 	if (srv_fn_hist(v, id, v->since, counts) < 0)
 		return -1;
 	double p50 = srv_hist_percentile_ms(counts, 0.5), p95 = srv_hist_percentile_ms(counts, 0.95);
@@ -232,27 +232,27 @@ static int prompt_stats(struct srv_view *v, struct text *t, int64_t id)
 
 static int prompt_incidents(struct srv_view *v, struct text *t, const char *name)
 {
-	sqlite3_stmt *s = srv_stmt(v->st,
+	struct db_stmt *s = srv_stmt(v->st,
 		"SELECT kind, signal, chain, count, first_seen, last_seen FROM incidents"
 		" WHERE project = ?1 AND function = ?2 ORDER BY count DESC, last_seen DESC LIMIT ?3", v->err);
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 3, PROMPT_INCIDENTS);
+	db_bind_int64(s, 1, v->project);
+	db_bind_text(s, 2, name, -1);
+	db_bind_int(s, 3, PROMPT_INCIDENTS);
 	int rc, n = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		json_t *chain = json_loads((const char *)sqlite3_column_text(s, 2), 0, NULL), *fr;
+	while ((rc = db_step(s)) == DB_ROW) {
+		json_t *chain = json_loads(db_column_text(s, 2), 0, NULL), *fr;
 		size_t i;
 		if (n++ == 0)
 			add(t, "\nFailure chains that ended in this function (caller first):\n");
-		add(t, "%d. %s", n, (const char *)sqlite3_column_text(s, 0));
-		if (!strcmp((const char *)sqlite3_column_text(s, 0), "signal"))
-			add(t, " %lld", (long long)sqlite3_column_int64(s, 1));
-		add(t, ", %lld times, first ", (long long)sqlite3_column_int64(s, 3));
-		add_time(t, sqlite3_column_double(s, 4));
+		add(t, "%d. %s", n, db_column_text(s, 0));
+		if (!strcmp(db_column_text(s, 0), "signal"))
+			add(t, " %lld", (long long)db_column_int64(s, 1));
+		add(t, ", %lld times, first ", (long long)db_column_int64(s, 3));
+		add_time(t, db_column_double(s, 4));
 		add(t, ", last ");
-		add_time(t, sqlite3_column_double(s, 5));
+		add_time(t, db_column_double(s, 5));
 		add(t, "\n");
 		json_array_foreach(chain, i, fr) {
 			add(t, "   %s %s (", i ? "->" : "  ", json_string_value(json_object_get(fr, "name")));
@@ -268,29 +268,29 @@ static int prompt_incidents(struct srv_view *v, struct text *t, const char *name
  * flow: what the analysis counted, so a fix can aim at the branchy part. */
 static int prompt_complexity(struct srv_view *v, struct text *t, const char *name)
 {
-	sqlite3_stmt *s = srv_stmt(v->st, "SELECT decisions, loops, returns, nodes_count, lines,"
+	struct db_stmt *s = srv_stmt(v->st, "SELECT decisions, loops, returns, nodes_count, lines,"
 				   " has_tests, flow FROM flows WHERE project = ?1 AND name = ?2", v->err);
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW)
+	db_bind_int64(s, 1, v->project);
+	db_bind_text(s, 2, name, -1);
+	int rc = db_step(s);
+	if (rc != DB_ROW)
 		return srv_view_done(v, s, rc);
-	int64_t d = sqlite3_column_int64(s, 0), l = sqlite3_column_int64(s, 1);
+	int64_t d = db_column_int64(s, 0), l = db_column_int64(s, 1);
 	add(t, "Complexity (static analysis): %lld decisions, %lld loops, %lld returns, %lld nodes,"
 	    " %lld lines; cyclomatic complexity %lld; %s\n", (long long)d, (long long)l,
-	    (long long)sqlite3_column_int64(s, 2), (long long)sqlite3_column_int64(s, 3),
-	    (long long)sqlite3_column_int64(s, 4), (long long)srv_flow_complexity(d, l),
-	    sqlite3_column_int(s, 5) ? "a test file uses it" : "no test file uses it");
-	json_t *flow = json_loads((const char *)sqlite3_column_text(s, 6), 0, NULL), *c;
+	    (long long)db_column_int64(s, 2), (long long)db_column_int64(s, 3),
+	    (long long)db_column_int64(s, 4), (long long)srv_flow_complexity(d, l),
+	    db_column_int(s, 5) ? "a test file uses it" : "no test file uses it");
+	json_t *flow = json_loads(db_column_text(s, 6), 0, NULL), *c;
 	size_t i;
 	json_array_foreach(json_object_get(flow, "calls_out"), i, c)
 		add(t, "%s%s", i ? ", " : "Calls (static): ", json_string_value(c));
 	if (json_array_size(json_object_get(flow, "calls_out")))
 		add(t, "\n");
 	json_decref(flow);
-	sqlite3_reset(s);
+	db_reset(s);
 	return 0;
 }
 

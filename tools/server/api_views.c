@@ -19,45 +19,40 @@
 
 /* A statement whose text is built at run time (an ORDER BY from a fixed
  * list): prepared for this request only, finalized by the caller. */
-static sqlite3_stmt *prepare(struct srv_view *v, const char *sql)
+static struct db_stmt *prepare(struct srv_view *v, const char *sql)
 {
-	sqlite3_stmt *s = NULL;
-	if (sqlite3_prepare_v2(srv_store_db(v->st), sql, -1, &s, NULL) != SQLITE_OK) {
-		snprintf(v->err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(srv_store_db(v->st)));
-		sqlite3_finalize(s);
-		return NULL;
-	}
+	struct db_stmt *s = db_prepare(srv_store_db(v->st), sql);
+	if (!s)
+		snprintf(v->err, SRV_ERRLEN, "database: %s", db_errmsg(srv_store_db(v->st)));
 	return s;
 }
 
 /* After a stepping loop: 0 when it ended well, else -1 with v->err. */
-int srv_view_done(struct srv_view *v, sqlite3_stmt *s, int rc)
+int srv_view_done(struct srv_view *v, struct db_stmt *s, int rc)
 {
-	if (rc != SQLITE_DONE) {
-		snprintf(v->err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(srv_store_db(v->st)));
-		sqlite3_reset(s);
+	if (rc != DB_DONE) {
+		snprintf(v->err, SRV_ERRLEN, "database: %s", db_errmsg(srv_store_db(v->st)));
+		db_reset(s);
 		return -1;
 	}
-	sqlite3_reset(s);
+	db_reset(s);
 	return 0;
 }
 
-json_t *srv_col_text(sqlite3_stmt *s, int i)
+json_t *srv_col_text(struct db_stmt *s, int i)
 {
-	const char *t = (const char *)sqlite3_column_text(s, i);
-	return t ? json_stringn(t, (size_t)sqlite3_column_bytes(s, i)) : json_null();
+	const char *t = db_column_text(s, i);
+	return t ? json_string(t) : json_null();
 }
 
-json_t *srv_col_int(sqlite3_stmt *s, int i)
+json_t *srv_col_int(struct db_stmt *s, int i)
 {
-	return sqlite3_column_type(s, i) == SQLITE_NULL ? json_null()
-							: json_integer(sqlite3_column_int64(s, i));
+	return db_column_null(s, i) ? json_null() : json_integer(db_column_int64(s, i));
 }
 
-json_t *srv_col_real(sqlite3_stmt *s, int i)
+json_t *srv_col_real(struct db_stmt *s, int i)
 {
-	return sqlite3_column_type(s, i) == SQLITE_NULL ? json_null()
-							: json_real(sqlite3_column_double(s, i));
+	return db_column_null(s, i) ? json_null() : json_real(db_column_double(s, i));
 }
 
 /* A percentile is null when no client sent a histogram for the window. */
@@ -74,20 +69,20 @@ json_t *srv_bad_param(struct srv_view *v, unsigned *status, const char *name, co
 }
 
 int srv_fn_row(struct srv_view *v, unsigned *status, const char *sql, const char *before,
-	       const char *after, const char **name, sqlite3_stmt **row)
+	       const char *after, const char **name, struct db_stmt **row)
 {
 	*name = v->query(v->qctx, "fn");
 	if (!*name || !**name) {
 		srv_bad_param(v, status, "fn", "a function name");
 		return 0;
 	}
-	sqlite3_stmt *s = srv_stmt(v->st, sql, v->err);
+	struct db_stmt *s = srv_stmt(v->st, sql, v->err);
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_text(s, 2, *name, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
+	db_bind_int64(s, 1, v->project);
+	db_bind_text(s, 2, *name, -1);
+	int rc = db_step(s);
+	if (rc != DB_ROW) {
 		if (srv_view_done(v, s, rc) < 0)
 			return -1;
 		*status = 404;
@@ -120,18 +115,18 @@ int srv_fn_hist(struct srv_view *v, int64_t fid, int64_t since, int64_t counts[S
 {
 	/* INDEXED BY: without statistics SQLite would rather range-scan the
 	 * primary key on bucket_start, i.e. every function's rows of the window. */
-	sqlite3_stmt *s = srv_stmt(v->st, "SELECT b, SUM(count) FROM hist INDEXED BY hist_by_function"
+	struct db_stmt *s = srv_stmt(v->st, "SELECT b, SUM(count) FROM hist INDEXED BY hist_by_function"
 				   " WHERE project = ?1"
 				   " AND function = ?2 AND bucket_start >= ?3 GROUP BY b", v->err);
 	int rc;
 	memset(counts, 0, SRV_HIST_BUCKETS * sizeof *counts);
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, fid);
-	sqlite3_bind_int64(s, 3, since);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		counts[sqlite3_column_int(s, 0) % SRV_HIST_BUCKETS] += sqlite3_column_int64(s, 1);
+	db_bind_int64(s, 1, v->project);
+	db_bind_int64(s, 2, fid);
+	db_bind_int64(s, 3, since);
+	while ((rc = db_step(s)) == DB_ROW)
+		counts[db_column_int(s, 0) % SRV_HIST_BUCKETS] += db_column_int64(s, 1);
 	return srv_view_done(v, s, rc);
 }
 
@@ -145,20 +140,20 @@ static size_t trend_points(const struct srv_view *v)
 	return (size_t)(((int64_t)v->now / v->step * v->step - trend_base(v)) / v->step + 1);
 }
 
-void srv_bind_fn_rows(struct srv_view *v, sqlite3_stmt *s, int64_t threshold)
+void srv_bind_fn_rows(struct srv_view *v, struct db_stmt *s, int64_t threshold)
 {
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, v->since);
-	sqlite3_bind_int64(s, 3, (int64_t)v->now - SRV_LAST_15M);
-	sqlite3_bind_int64(s, 4, (int64_t)v->now - SRV_LAST_30D);
-	sqlite3_bind_int64(s, 5, threshold);
+	db_bind_int64(s, 1, v->project);
+	db_bind_int64(s, 2, v->since);
+	db_bind_int64(s, 3, (int64_t)v->now - SRV_LAST_15M);
+	db_bind_int64(s, 4, (int64_t)v->now - SRV_LAST_30D);
+	db_bind_int64(s, 5, threshold);
 }
 
 /* ---- summary ----------------------------------------------------------------- */
 
 json_t *srv_view_summary(struct srv_view *v, unsigned *status)
 {
-	sqlite3_stmt *s = srv_stmt(v->st,
+	struct db_stmt *s = srv_stmt(v->st,
 		"SELECT (SELECT COALESCE(SUM(value), 0.0) FROM buckets WHERE project = ?1 AND bucket_start >= ?2),"
 		" (SELECT COALESCE(SUM(calls), 0) FROM buckets WHERE project = ?1 AND bucket_start >= ?2),"
 		" (SELECT COALESCE(SUM(errors), 0) FROM buckets WHERE project = ?1 AND bucket_start >= ?2),"
@@ -166,19 +161,19 @@ json_t *srv_view_summary(struct srv_view *v, unsigned *status)
 		" (SELECT COUNT(DISTINCT department) FROM functions WHERE project = ?1)", v->err);
 	if (!s)
 		return NULL;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, v->since);
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		srv_view_done(v, s, SQLITE_ERROR);
+	db_bind_int64(s, 1, v->project);
+	db_bind_int64(s, 2, v->since);
+	if (db_step(s) != DB_ROW) {
+		srv_view_done(v, s, DB_ERROR);
 		return NULL;
 	}
 	json_t *out = json_pack("{sssfsIsIsIsI}", "window", v->window,
-				"nsm", sqlite3_column_double(s, 0),
-				"calls", (json_int_t)sqlite3_column_int64(s, 1),
-				"errors", (json_int_t)sqlite3_column_int64(s, 2),
-				"functions", (json_int_t)sqlite3_column_int64(s, 3),
-				"departments", (json_int_t)sqlite3_column_int64(s, 4));
-	sqlite3_reset(s);
+				"nsm", db_column_double(s, 0),
+				"calls", (json_int_t)db_column_int64(s, 1),
+				"errors", (json_int_t)db_column_int64(s, 2),
+				"functions", (json_int_t)db_column_int64(s, 3),
+				"departments", (json_int_t)db_column_int64(s, 4));
+	db_reset(s);
 
 	size_t n = trend_points(v);
 	json_t *trend = json_array();
@@ -191,18 +186,18 @@ json_t *srv_view_summary(struct srv_view *v, unsigned *status)
 		     " FROM buckets WHERE project = ?1 AND bucket_start >= ?4 GROUP BY k", v->err);
 	if (!s)
 		goto fail;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, trend_base(v));
-	sqlite3_bind_int64(s, 3, v->step);
-	sqlite3_bind_int64(s, 4, v->since);
+	db_bind_int64(s, 1, v->project);
+	db_bind_int64(s, 2, trend_base(v));
+	db_bind_int64(s, 3, v->step);
+	db_bind_int64(s, 4, v->since);
 	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		json_t *pt = json_array_get(trend, (size_t)sqlite3_column_int64(s, 0));
+	while ((rc = db_step(s)) == DB_ROW) {
+		json_t *pt = json_array_get(trend, (size_t)db_column_int64(s, 0));
 		if (!pt)
 			continue;
-		json_object_set_new(pt, "nsm", json_real(sqlite3_column_double(s, 1)));
-		json_object_set_new(pt, "calls", json_integer(sqlite3_column_int64(s, 2)));
-		json_object_set_new(pt, "errors", json_integer(sqlite3_column_int64(s, 3)));
+		json_object_set_new(pt, "nsm", json_real(db_column_double(s, 1)));
+		json_object_set_new(pt, "calls", json_integer(db_column_int64(s, 2)));
+		json_object_set_new(pt, "errors", json_integer(db_column_int64(s, 3)));
 	}
 	if (srv_view_done(v, s, rc) == 0)
 		return out;
@@ -222,7 +217,7 @@ struct dept {
  * 30 days', in one scan of the 30 days of histogram rows. */
 static int dept_hists(struct srv_view *v, struct dept *d, size_t nd)
 {
-	sqlite3_stmt *s = srv_stmt(v->st,
+	struct db_stmt *s = srv_stmt(v->st,
 		"WITH h AS (SELECT function, b, SUM(CASE WHEN bucket_start >= ?2 THEN count ELSE 0 END) w,"
 		"  SUM(count) m FROM hist WHERE project = ?1 AND bucket_start >= ?3 GROUP BY function, b)"
 		" SELECT f.department, h.b, SUM(h.w), SUM(h.m) FROM h JOIN functions f ON f.id = h.function"
@@ -230,16 +225,16 @@ static int dept_hists(struct srv_view *v, struct dept *d, size_t nd)
 	int rc;
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, v->since);
-	sqlite3_bind_int64(s, 3, (int64_t)v->now - SRV_LAST_30D);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(s, 0);
-		unsigned b = (unsigned)sqlite3_column_int(s, 1) % SRV_HIST_BUCKETS;
+	db_bind_int64(s, 1, v->project);
+	db_bind_int64(s, 2, v->since);
+	db_bind_int64(s, 3, (int64_t)v->now - SRV_LAST_30D);
+	while ((rc = db_step(s)) == DB_ROW) {
+		const char *name = db_column_text(s, 0);
+		unsigned b = (unsigned)db_column_int(s, 1) % SRV_HIST_BUCKETS;
 		for (size_t i = 0; i < nd; i++)
 			if (!strcmp(d[i].name, name)) {
-				d[i].win[b] += sqlite3_column_int64(s, 2);
-				d[i].month[b] += sqlite3_column_int64(s, 3);
+				d[i].win[b] += db_column_int64(s, 2);
+				d[i].month[b] += db_column_int64(s, 3);
 				break;
 			}
 	}
@@ -248,26 +243,26 @@ static int dept_hists(struct srv_view *v, struct dept *d, size_t nd)
 
 json_t *srv_view_departments(struct srv_view *v, unsigned *status)
 {
-	sqlite3_stmt *s = srv_stmt(v->st,
+	struct db_stmt *s = srv_stmt(v->st,
 		"WITH w AS (SELECT function, SUM(calls) c, SUM(errors) e, SUM(value) v FROM buckets"
 		"  WHERE project = ?1 AND bucket_start >= ?2 GROUP BY function),"
 		" tot AS (SELECT COALESCE(SUM(value), 0) v FROM buckets WHERE project = ?1 AND bucket_start >= ?2)"
 		" SELECT f.department, COUNT(*), COALESCE(SUM(w.c), 0), COALESCE(SUM(w.e), 0),"
-		"  COALESCE(SUM(w.v), 0.0) nsm, COALESCE(SUM(w.c > 0), 0), MAX(tot.v)"
+		"  COALESCE(SUM(w.v), 0.0) nsm, COALESCE(SUM(CASE WHEN w.c > 0 THEN 1 ELSE 0 END), 0), MAX(tot.v)"
 		" FROM functions f CROSS JOIN tot LEFT JOIN w ON w.function = f.id WHERE f.project = ?1"
 		" GROUP BY f.department ORDER BY nsm DESC, f.department", v->err);
 	if (!s)
 		return NULL;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, v->since);
+	db_bind_int64(s, 1, v->project);
+	db_bind_int64(s, 2, v->since);
 	json_t *list = json_array();
 	struct dept *d = NULL;
 	size_t nd = 0;
 	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t calls = sqlite3_column_int64(s, 2), errors = sqlite3_column_int64(s, 3);
-		int64_t known = sqlite3_column_int64(s, 1), active = sqlite3_column_int64(s, 5);
-		double nsm = sqlite3_column_double(s, 4), total = sqlite3_column_double(s, 6);
+	while ((rc = db_step(s)) == DB_ROW) {
+		int64_t calls = db_column_int64(s, 2), errors = db_column_int64(s, 3);
+		int64_t known = db_column_int64(s, 1), active = db_column_int64(s, 5);
+		double nsm = db_column_double(s, 4), total = db_column_double(s, 6);
 		json_array_append_new(list, json_pack("{sosIsIsIsfsfsf}",
 			"department", srv_col_text(s, 0), "functions", (json_int_t)known,
 			"calls", (json_int_t)calls, "errors", (json_int_t)errors,
@@ -280,7 +275,7 @@ json_t *srv_view_departments(struct srv_view *v, unsigned *status)
 			break;
 		d = nd2;
 		memset(&d[nd], 0, sizeof *d);
-		d[nd++].name = strdup((const char *)sqlite3_column_text(s, 0));
+		d[nd++].name = strdup(db_column_text(s, 0));
 	}
 	json_t *out = NULL;
 	if (srv_view_done(v, s, rc) < 0 || dept_hists(v, d, nd) < 0)
@@ -328,7 +323,7 @@ struct fnrow {
 	double key;               /* the percentile sorted on */
 };
 
-static json_t *fn_row(sqlite3_stmt *s, double p50, double p95)
+static json_t *fn_row(struct db_stmt *s, double p50, double p95)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "name", srv_col_text(s, 1));
@@ -355,8 +350,8 @@ static json_t *fn_row(sqlite3_stmt *s, double p50, double p95)
 	static const char *const cx[] = { "decisions", "loops", "returns", "nodes_count", "lines" };
 	for (int i = 0; i < 5; i++)
 		json_object_set_new(o, cx[i], srv_col_int(s, 19 + i));
-	json_object_set_new(o, "has_tests", sqlite3_column_type(s, 24) == SQLITE_NULL ? json_null()
-				: json_boolean(sqlite3_column_int(s, 24)));
+	json_object_set_new(o, "has_tests", db_column_null(s, 24) ? json_null()
+				: json_boolean(db_column_int(s, 24)));
 	return o;
 }
 
@@ -387,39 +382,39 @@ static int by_key_desc(const void *a, const void *b)
 /* Sorting on a percentile cannot happen in SQL: every filtered row is read,
  * the window's histograms of all functions are merged in one grouped scan,
  * and C sorts and cuts the page.  O(functions + histogram rows). */
-static int percentile_page(struct srv_view *v, sqlite3_stmt *s, const char *sort, int desc,
+static int percentile_page(struct srv_view *v, struct db_stmt *s, const char *sort, int desc,
 			   int64_t offset, int64_t limit, json_t *rows, int64_t *total)
 {
 	struct fnrow *r = NULL;
 	size_t n = 0, cap = 0;
 	int rc, ret = -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		if (n == cap) {
 			struct fnrow *nr = realloc(r, (cap = cap ? 2 * cap : 256) * sizeof *r);
 			if (!nr)
 				goto out;
 			r = nr;
 		}
-		r[n].id = sqlite3_column_int64(s, 0);
+		r[n].id = db_column_int64(s, 0);
 		r[n].row = fn_row(s, -1, -1);
 		r[n++].key = -1;
 	}
-	if (rc != SQLITE_DONE) {
-		snprintf(v->err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(srv_store_db(v->st)));
+	if (rc != DB_DONE) {
+		snprintf(v->err, SRV_ERRLEN, "database: %s", db_errmsg(srv_store_db(v->st)));
 		goto out;
 	}
 	qsort(r, n, sizeof *r, by_id);
-	sqlite3_stmt *h = srv_stmt(v->st, "SELECT function, b, SUM(count) FROM hist WHERE project = ?1"
+	struct db_stmt *h = srv_stmt(v->st, "SELECT function, b, SUM(count) FROM hist WHERE project = ?1"
 				   " AND bucket_start >= ?2 GROUP BY function, b ORDER BY function", v->err);
 	if (!h)
 		goto out;
-	sqlite3_bind_int64(h, 1, v->project);
-	sqlite3_bind_int64(h, 2, v->since);
+	db_bind_int64(h, 1, v->project);
+	db_bind_int64(h, 2, v->since);
 	int64_t counts[SRV_HIST_BUCKETS], cur = -1;
 	size_t j = 0;
 	for (;;) {
-		rc = sqlite3_step(h);
-		int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(h, 0) : -2;
+		rc = db_step(h);
+		int64_t id = rc == DB_ROW ? db_column_int64(h, 0) : -2;
 		if (id != cur && cur >= 0) {
 			while (j < n && r[j].id < cur)
 				j++;
@@ -431,13 +426,13 @@ static int percentile_page(struct srv_view *v, sqlite3_stmt *s, const char *sort
 				r[j].key = strcmp(sort, "p50_ms") ? p95 : p50;
 			}
 		}
-		if (rc != SQLITE_ROW)
+		if (rc != DB_ROW)
 			break;
 		if (id != cur) {
 			memset(counts, 0, sizeof counts);
 			cur = id;
 		}
-		counts[sqlite3_column_int(h, 1) % SRV_HIST_BUCKETS] += sqlite3_column_int64(h, 2);
+		counts[db_column_int(h, 1) % SRV_HIST_BUCKETS] += db_column_int64(h, 2);
 	}
 	if (srv_view_done(v, h, rc) < 0)
 		goto out;
@@ -490,18 +485,18 @@ json_t *srv_view_functions(struct srv_view *v, unsigned *status)
 		 " AND (?7 IS NULL OR instr(lower(name), lower(?7)) > 0) AND (?8 IS NULL OR state = ?8)"
 		 " ORDER BY %s %s, name ASC LIMIT ?9 OFFSET ?10",
 		 by_percentile ? "name" : sort, desc ? "DESC" : "ASC");
-	sqlite3_stmt *s = prepare(v, sql);
+	struct db_stmt *s = prepare(v, sql);
 	if (!s)
 		return NULL;
 	srv_bind_fn_rows(v, s, threshold);
 	if (dept)
-		sqlite3_bind_text(s, 6, dept, -1, SQLITE_STATIC);
+		db_bind_text(s, 6, dept, -1);
 	if (q)
-		sqlite3_bind_text(s, 7, q, -1, SQLITE_STATIC);
+		db_bind_text(s, 7, q, -1);
 	if (state)
-		sqlite3_bind_text(s, 8, state, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 9, by_percentile ? -1 : limit);
-	sqlite3_bind_int64(s, 10, by_percentile ? 0 : offset);
+		db_bind_text(s, 8, state, -1);
+	db_bind_int64(s, 9, by_percentile ? INT64_MAX : limit);
+	db_bind_int64(s, 10, by_percentile ? 0 : offset);
 
 	json_t *rows = json_array(), *out = NULL;
 	int64_t total = 0;
@@ -510,11 +505,11 @@ json_t *srv_view_functions(struct srv_view *v, unsigned *status)
 		if (percentile_page(v, s, sort, desc, offset, limit, rows, &total) < 0)
 			goto out;
 	} else {
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		while ((rc = db_step(s)) == DB_ROW) {
 			int64_t counts[SRV_HIST_BUCKETS];
-			if (srv_fn_hist(v, sqlite3_column_int64(s, 0), v->since, counts) < 0)
+			if (srv_fn_hist(v, db_column_int64(s, 0), v->since, counts) < 0)
 				goto out;
-			total = sqlite3_column_int64(s, 17);
+			total = db_column_int64(s, 17);
 			json_array_append_new(rows, fn_row(s, srv_hist_percentile_ms(counts, 0.5),
 							   srv_hist_percentile_ms(counts, 0.95)));
 		}
@@ -522,9 +517,9 @@ json_t *srv_view_functions(struct srv_view *v, unsigned *status)
 			goto out;
 		if (json_array_size(rows) == 0 && offset > 0) {
 			/* past the end: the count comes from the first page */
-			sqlite3_bind_int64(s, 10, 0);
-			if ((rc = sqlite3_step(s)) == SQLITE_ROW)
-				total = sqlite3_column_int64(s, 17);
+			db_bind_int64(s, 10, 0);
+			if ((rc = db_step(s)) == DB_ROW)
+				total = db_column_int64(s, 17);
 			else if (srv_view_done(v, s, rc) < 0)
 				goto out;
 		}
@@ -532,7 +527,7 @@ json_t *srv_view_functions(struct srv_view *v, unsigned *status)
 	out = json_pack("{sIsO}", "total", (json_int_t)total, "rows", rows);
 out:
 	json_decref(rows);
-	sqlite3_finalize(s);
+	db_finalize(s);
 	return out;
 }
 
@@ -543,15 +538,15 @@ json_t *srv_view_office(struct srv_view *v, unsigned *status)
 	int64_t threshold;
 	if (param_int(v, "threshold", 10, 1, INT32_MAX, &threshold) < 0)
 		return srv_bad_param(v, status, "threshold", "an integer >= 1");
-	sqlite3_stmt *s = srv_stmt(v->st, SRV_FN_ROWS
+	struct db_stmt *s = srv_stmt(v->st, SRV_FN_ROWS
 		"SELECT department, name, state, calls FROM rows ORDER BY department, name", v->err);
 	if (!s)
 		return NULL;
 	srv_bind_fn_rows(v, s, threshold);
 	json_t *depts = json_array(), *room = NULL;
 	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *d = (const char *)sqlite3_column_text(s, 0);
+	while ((rc = db_step(s)) == DB_ROW) {
+		const char *d = db_column_text(s, 0);
 		if (!room || strcmp(json_string_value(json_object_get(room, "department")), d)) {
 			room = json_pack("{sss[]}", "department", d, "functions");
 			json_array_append_new(depts, room);
@@ -577,7 +572,7 @@ static int bin(double x)
 
 json_t *srv_view_debt(struct srv_view *v, unsigned *status)
 {
-	sqlite3_stmt *s = srv_stmt(v->st,
+	struct db_stmt *s = srv_stmt(v->st,
 		"WITH w AS (SELECT function, SUM(calls) c, SUM(errors) e, SUM(value) v FROM buckets"
 		"  WHERE project = ?1 AND bucket_start >= ?2 GROUP BY function),"
 		" tot AS (SELECT COALESCE(SUM(v), 0) v FROM w),"
@@ -586,16 +581,16 @@ json_t *srv_view_debt(struct srv_view *v, unsigned *status)
 		" SELECT name, er, sh, er * sh debt FROM p ORDER BY debt DESC, name", v->err);
 	if (!s)
 		return NULL;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, v->since);
+	db_bind_int64(s, 1, v->project);
+	db_bind_int64(s, 2, v->since);
 	int64_t cells[DEBT_BINS][DEBT_BINS] = { { 0 } };
 	json_t *points = json_array(), *out = NULL;
 	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		double er = sqlite3_column_double(s, 1), sh = sqlite3_column_double(s, 2);
+	while ((rc = db_step(s)) == DB_ROW) {
+		double er = db_column_double(s, 1), sh = db_column_double(s, 2);
 		cells[bin(er)][bin(sh)]++;
 		json_array_append_new(points, json_pack("{sosfsfsf}", "name", srv_col_text(s, 0),
-				      "error_rate", er, "share", sh, "debt", sqlite3_column_double(s, 3)));
+				      "error_rate", er, "share", sh, "debt", db_column_double(s, 3)));
 	}
 	if (srv_view_done(v, s, rc) < 0)
 		goto fail;
@@ -622,15 +617,15 @@ json_t *srv_view_debt(struct srv_view *v, unsigned *status)
 		v->err);
 	if (!s)
 		goto fail;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, trend_base(v));
-	sqlite3_bind_int64(s, 3, v->step);
-	sqlite3_bind_int64(s, 4, v->since);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		json_t *pt = json_array_get(traj, (size_t)sqlite3_column_int64(s, 0));
+	db_bind_int64(s, 1, v->project);
+	db_bind_int64(s, 2, trend_base(v));
+	db_bind_int64(s, 3, v->step);
+	db_bind_int64(s, 4, v->since);
+	while ((rc = db_step(s)) == DB_ROW) {
+		json_t *pt = json_array_get(traj, (size_t)db_column_int64(s, 0));
 		if (pt)
-			json_object_set_new(pt, "debt", json_real(srv_ratio(sqlite3_column_double(s, 1),
-									   sqlite3_column_double(s, 2))));
+			json_object_set_new(pt, "debt", json_real(srv_ratio(db_column_double(s, 1),
+									   db_column_double(s, 2))));
 	}
 	if (srv_view_done(v, s, rc) == 0)
 		return out;
@@ -648,18 +643,18 @@ json_t *srv_view_underuse(struct srv_view *v, unsigned *status)
 	int rc;
 	if (param_int(v, "threshold", 10, 1, INT32_MAX, &threshold) < 0)
 		return srv_bad_param(v, status, "threshold", "an integer >= 1");
-	sqlite3_stmt *s = srv_stmt(v->st,
+	struct db_stmt *s = srv_stmt(v->st,
 		"WITH m AS (SELECT function, SUM(calls) c FROM buckets WHERE project = ?1"
 		"  AND bucket_start >= ?2 GROUP BY function)"
 		" SELECT f.name, m.c, f.file, f.line FROM m JOIN functions f ON f.id = m.function"
 		" WHERE m.c > 0 AND m.c < ?3 ORDER BY m.c, f.name", v->err);
 	if (!s)
 		return NULL;
-	sqlite3_bind_int64(s, 1, v->project);
-	sqlite3_bind_int64(s, 2, (int64_t)v->now - SRV_LAST_30D);
-	sqlite3_bind_int64(s, 3, threshold);
+	db_bind_int64(s, 1, v->project);
+	db_bind_int64(s, 2, (int64_t)v->now - SRV_LAST_30D);
+	db_bind_int64(s, 3, threshold);
 	json_t *under = json_array(), *never = json_array();
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	while ((rc = db_step(s)) == DB_ROW)
 		json_array_append_new(under, json_pack("{sosososo}", "name", srv_col_text(s, 0),
 				      "calls_30d", srv_col_int(s, 1), "file", srv_col_text(s, 2), "line", srv_col_int(s, 3)));
 	if (srv_view_done(v, s, rc) < 0)
@@ -668,8 +663,8 @@ json_t *srv_view_underuse(struct srv_view *v, unsigned *status)
 		     " AND in_inventory = 1 AND calls_total = 0 ORDER BY department, name", v->err);
 	if (!s)
 		goto fail;
-	sqlite3_bind_int64(s, 1, v->project);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	db_bind_int64(s, 1, v->project);
+	while ((rc = db_step(s)) == DB_ROW)
 		json_array_append_new(never, json_pack("{sosososo}", "name", srv_col_text(s, 0),
 				      "department", srv_col_text(s, 1), "file", srv_col_text(s, 2), "line", srv_col_int(s, 3)));
 	if (srv_view_done(v, s, rc) < 0)

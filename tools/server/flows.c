@@ -116,7 +116,7 @@ int srv_flows_apply(struct srv_store *st, int64_t project, json_t *root, double 
 	json_t *build = json_object_get(meta, "build_id");
 	size_t i;
 	json_array_foreach(json_object_get(root, "flows"), i, f) {
-		sqlite3_stmt *s = srv_stmt(st,
+		struct db_stmt *s = srv_stmt(st,
 			"INSERT INTO flows(project, name, flow, decisions, loops, returns, nodes_count,"
 			" lines, has_tests, service, batch_id, received_at, build_id)"
 			" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
@@ -130,24 +130,24 @@ int srv_flows_apply(struct srv_store *st, int64_t project, json_t *root, double 
 		char *text = s ? canonical(f) : NULL;
 		if (!text)
 			return s ? bad(err, "out of memory") : -1;
-		sqlite3_bind_int64(s, 1, project);
-		sqlite3_bind_text(s, 2, json_string_value(json_object_get(f, "name")), -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 3, text, -1, SQLITE_TRANSIENT);
+		db_bind_int64(s, 1, project);
+		db_bind_text(s, 2, json_string_value(json_object_get(f, "name")), -1);
+		db_bind_text(s, 3, text, -1);
 		for (int c = 0; counts[c]; c++)
-			sqlite3_bind_int64(s, 4 + c, json_integer_value(json_object_get(f, counts[c])));
-		sqlite3_bind_int(s, 9, json_is_true(json_object_get(f, "has_tests")));
+			db_bind_int64(s, 4 + c, json_integer_value(json_object_get(f, counts[c])));
+		db_bind_int(s, 9, json_is_true(json_object_get(f, "has_tests")));
 		if (json_is_string(service))
-			sqlite3_bind_text(s, 10, json_string_value(service), -1, SQLITE_STATIC);
+			db_bind_text(s, 10, json_string_value(service), -1);
 		if (json_is_string(bid))
-			sqlite3_bind_text(s, 11, json_string_value(bid), -1, SQLITE_STATIC);
-		sqlite3_bind_double(s, 12, now);
+			db_bind_text(s, 11, json_string_value(bid), -1);
+		db_bind_double(s, 12, now);
 		if (json_is_string(build))
-			sqlite3_bind_text(s, 13, json_string_value(build), -1, SQLITE_STATIC);
+			db_bind_text(s, 13, json_string_value(build), -1);
 		free(text);
-		int rc = sqlite3_step(s);
-		sqlite3_reset(s);
-		if (rc != SQLITE_DONE)
-			return bad(err, "database: %s", sqlite3_errmsg(srv_store_db(st)));
+		int rc = db_step(s);
+		db_reset(s);
+		if (rc != DB_DONE)
+			return bad(err, "database: %s", db_errmsg(srv_store_db(st)));
 	}
 	return 0;
 }

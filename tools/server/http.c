@@ -187,6 +187,7 @@ static enum MHD_Result handle_ingest(struct MHD_Connection *c, const char *data,
 	/* a body over the cap is answered 413 (401 first if the key is bad) */
 	srv_ingest(auth, u->too_large ? NULL : (u->buf ? u->buf : ""),
 		   u->too_large ? SRV_MAX_BODY + 1 : u->len, srv_now(), &r);
+	srv_store_release();
 	return send_json(c, r.status, r.body);
 }
 
@@ -213,6 +214,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		struct srv_reply r = { 0 };
 		srv_api(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), url + 5,
 			query_arg, c, srv_now(), &r);
+		srv_store_release();
 		return send_reply(c, &r);
 	}
 	if (!strncmp(url, "/javascript/", 12))

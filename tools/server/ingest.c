@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -263,28 +264,30 @@ struct batch {
 	char *err;
 };
 
-static int step_done(struct batch *b, sqlite3_stmt *s)
+static int db_failed(struct batch *b)
+{
+	snprintf(b->err, SRV_ERRLEN, "database: %s", db_errmsg(srv_store_db(b->st)));
+	return -1;
+}
+
+static int step_done(struct batch *b, struct db_stmt *s)
 {
 	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	while ((rc = db_step(s)) == DB_ROW)
 		;
-	if (rc != SQLITE_DONE) {
-		snprintf(b->err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(srv_store_db(b->st)));
-		return -1;
-	}
-	return 0;
+	return rc == DB_DONE ? 0 : db_failed(b);
 }
 
-static void bind_opt_text(sqlite3_stmt *s, int i, json_t *v)
+static void bind_opt_text(struct db_stmt *s, int i, json_t *v)
 {
 	if (json_is_string(v) && json_string_length(v) > 0)
-		sqlite3_bind_text(s, i, json_string_value(v), (int)json_string_length(v), SQLITE_STATIC);
+		db_bind_text(s, i, json_string_value(v), (int)json_string_length(v));
 }
 
-static void bind_opt_int(sqlite3_stmt *s, int i, json_t *v)
+static void bind_opt_int(struct db_stmt *s, int i, json_t *v)
 {
 	if (json_is_integer(v))
-		sqlite3_bind_int64(s, i, json_integer_value(v));
+		db_bind_int64(s, i, json_integer_value(v));
 }
 
 static int apply_function(struct batch *b, json_t *f)
@@ -295,35 +298,38 @@ static int apply_function(struct batch *b, json_t *f)
 	double total = json_number_value(json_object_get(f, "total_ms"));
 	json_t *self = json_object_get(f, "self_ms"), *max = json_object_get(f, "max_ms");
 	const char *name = json_string_value(json_object_get(f, "name"));
-	sqlite3_stmt *s = srv_stmt(b->st,
+	struct db_stmt *s = srv_stmt(b->st,
 		"INSERT INTO functions(project, name, department, value_weight, file, line,"
 		" first_seen, last_seen, calls_total, errors_total, total_ms_total, value_total)"
 		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)"
 		" ON CONFLICT(project, name) DO UPDATE SET department = excluded.department,"
 		" value_weight = excluded.value_weight,"
-		" file = COALESCE(file, excluded.file), line = COALESCE(line, excluded.line),"
-		" first_seen = MIN(COALESCE(first_seen, excluded.first_seen), excluded.first_seen),"
-		" last_seen = MAX(COALESCE(last_seen, excluded.last_seen), excluded.last_seen),"
-		" calls_total = calls_total + excluded.calls_total,"
-		" errors_total = errors_total + excluded.errors_total,"
-		" total_ms_total = total_ms_total + excluded.total_ms_total,"
-		" value_total = value_total + excluded.value_total RETURNING id", b->err);
+		" file = COALESCE(functions.file, excluded.file),"
+		" line = COALESCE(functions.line, excluded.line),"
+		" first_seen = LEAST(COALESCE(functions.first_seen, excluded.first_seen), excluded.first_seen),"
+		" last_seen = GREATEST(COALESCE(functions.last_seen, excluded.last_seen), excluded.last_seen),"
+		" calls_total = functions.calls_total + excluded.calls_total,"
+		" errors_total = functions.errors_total + excluded.errors_total,"
+		" total_ms_total = functions.total_ms_total + excluded.total_ms_total,"
+		" value_total = functions.value_total + excluded.value_total RETURNING id", b->err);
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, b->project);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, json_string_value(json_object_get(f, "department")), -1, SQLITE_STATIC);
-	sqlite3_bind_double(s, 4, weight);
+	db_bind_int64(s, 1, b->project);
+	db_bind_text(s, 2, name, -1);
+	db_bind_text(s, 3, json_string_value(json_object_get(f, "department")), -1);
+	db_bind_double(s, 4, weight);
 	bind_opt_text(s, 5, json_object_get(f, "file"));
 	bind_opt_int(s, 6, json_object_get(f, "line"));
-	sqlite3_bind_double(s, 7, b->t);
-	sqlite3_bind_int64(s, 8, calls);
-	sqlite3_bind_int64(s, 9, errors);
-	sqlite3_bind_double(s, 10, total);
-	sqlite3_bind_double(s, 11, weight * (double)(calls - errors));
-	if (sqlite3_step(s) != SQLITE_ROW)
-		return step_done(b, s) < 0 ? -1 : (snprintf(b->err, SRV_ERRLEN, "database: no id"), -1);
-	int64_t id = sqlite3_column_int64(s, 0);
+	db_bind_double(s, 7, b->t);
+	db_bind_int64(s, 8, calls);
+	db_bind_int64(s, 9, errors);
+	db_bind_double(s, 10, total);
+	db_bind_double(s, 11, weight * (double)(calls - errors));
+	int rc = db_step(s);
+	if (rc != DB_ROW)
+		return rc == DB_ERROR ? db_failed(b)
+				      : (snprintf(b->err, SRV_ERRLEN, "database: no id"), -1);
+	int64_t id = db_column_int64(s, 0);
 	if (step_done(b, s) < 0)
 		return -1;
 	/* A delta may carry only histogram counts: the runtime bins a call's
@@ -338,22 +344,24 @@ static int apply_function(struct batch *b, json_t *f)
 	s = srv_stmt(b->st,
 		"INSERT INTO buckets(project, bucket_start, function, calls, errors, total_ms,"
 		" self_ms, max_ms, value, estimated) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-		" ON CONFLICT DO UPDATE SET calls = calls + excluded.calls,"
-		" errors = errors + excluded.errors, total_ms = total_ms + excluded.total_ms,"
-		" self_ms = self_ms + excluded.self_ms, max_ms = MAX(max_ms, excluded.max_ms),"
-		" value = value + excluded.value, estimated = estimated + excluded.estimated", b->err);
+		" ON CONFLICT(project, bucket_start, function) DO UPDATE"
+		" SET calls = buckets.calls + excluded.calls, errors = buckets.errors + excluded.errors,"
+		" total_ms = buckets.total_ms + excluded.total_ms,"
+		" self_ms = buckets.self_ms + excluded.self_ms,"
+		" max_ms = GREATEST(buckets.max_ms, excluded.max_ms), value = buckets.value + excluded.value,"
+		" estimated = buckets.estimated + excluded.estimated", b->err);
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, b->project);
-	sqlite3_bind_int64(s, 2, b->bucket);
-	sqlite3_bind_int64(s, 3, id);
-	sqlite3_bind_int64(s, 4, calls);
-	sqlite3_bind_int64(s, 5, errors);
-	sqlite3_bind_double(s, 6, total);
-	sqlite3_bind_double(s, 7, self ? json_number_value(self) : total);
-	sqlite3_bind_double(s, 8, max ? json_number_value(max) : srv_ratio(total, (double)calls));
-	sqlite3_bind_double(s, 9, weight * (double)(calls - errors));
-	sqlite3_bind_int64(s, 10, json_integer_value(json_object_get(f, "estimated_calls")));
+	db_bind_int64(s, 1, b->project);
+	db_bind_int64(s, 2, b->bucket);
+	db_bind_int64(s, 3, id);
+	db_bind_int64(s, 4, calls);
+	db_bind_int64(s, 5, errors);
+	db_bind_double(s, 6, total);
+	db_bind_double(s, 7, self ? json_number_value(self) : total);
+	db_bind_double(s, 8, max ? json_number_value(max) : srv_ratio(total, (double)calls));
+	db_bind_double(s, 9, weight * (double)(calls - errors));
+	db_bind_int64(s, 10, json_integer_value(json_object_get(f, "estimated_calls")));
 	if (step_done(b, s) < 0)
 		return -1;
 
@@ -366,14 +374,15 @@ hist:;
 			continue;
 		s = srv_stmt(b->st, "INSERT INTO hist(project, bucket_start, function, b, count)"
 			     " VALUES(?1, ?2, ?3, ?4, ?5)"
-			     " ON CONFLICT DO UPDATE SET count = count + excluded.count", b->err);
+			     " ON CONFLICT(project, bucket_start, function, b) DO UPDATE"
+			     " SET count = hist.count + excluded.count", b->err);
 		if (!s)
 			return -1;
-		sqlite3_bind_int64(s, 1, b->project);
-		sqlite3_bind_int64(s, 2, b->bucket);
-		sqlite3_bind_int64(s, 3, id);
-		sqlite3_bind_int64(s, 4, json_integer_value(json_array_get(pair, 0)));
-		sqlite3_bind_int64(s, 5, n);
+		db_bind_int64(s, 1, b->project);
+		db_bind_int64(s, 2, b->bucket);
+		db_bind_int64(s, 3, id);
+		db_bind_int64(s, 4, json_integer_value(json_array_get(pair, 0)));
+		db_bind_int64(s, 5, n);
 		if (step_done(b, s) < 0)
 			return -1;
 	}
@@ -385,46 +394,51 @@ hist:;
 static int apply_inventory(struct batch *b, json_t *f)
 {
 	json_t *dep = json_object_get(f, "department"), *w = json_object_get(f, "value_weight");
-	sqlite3_stmt *s = srv_stmt(b->st,
+	struct db_stmt *s = srv_stmt(b->st,
 		"INSERT INTO functions(project, name, department, value_weight, file, line,"
 		" in_inventory) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1)"
 		" ON CONFLICT(project, name) DO UPDATE SET in_inventory = 1,"
-		" file = COALESCE(file, excluded.file), line = COALESCE(line, excluded.line)", b->err);
+		" file = COALESCE(functions.file, excluded.file),"
+		" line = COALESCE(functions.line, excluded.line)", b->err);
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, b->project);
-	sqlite3_bind_text(s, 2, json_string_value(json_object_get(f, "name")), -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, dep ? json_string_value(dep) : "unassigned", -1, SQLITE_STATIC);
-	sqlite3_bind_double(s, 4, w ? json_number_value(w) : 1.0);
+	db_bind_int64(s, 1, b->project);
+	db_bind_text(s, 2, json_string_value(json_object_get(f, "name")), -1);
+	db_bind_text(s, 3, dep ? json_string_value(dep) : "unassigned", -1);
+	db_bind_double(s, 4, w ? json_number_value(w) : 1.0);
 	bind_opt_text(s, 5, json_object_get(f, "file"));
 	bind_opt_int(s, 6, json_object_get(f, "line"));
 	return step_done(b, s);
 }
 
-/* The id of a name an edge mentions, created on first sight. */
+/* The id of a name an edge mentions, created on first sight (by
+ * whichever server sees it first: the insert does nothing on a conflict,
+ * and the name is then read again). */
 static int name_id(struct batch *b, const char *name, int64_t *id)
 {
-	sqlite3_stmt *s = srv_stmt(b->st, "SELECT id FROM names WHERE project = ?1 AND name = ?2", b->err);
-	if (!s)
-		return -1;
-	sqlite3_bind_int64(s, 1, b->project);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		*id = sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
-		return 0;
+	static const char *const sql[] = {
+		"SELECT id FROM names WHERE project = ?1 AND name = ?2",
+		"INSERT INTO names(project, name) VALUES(?1, ?2)"
+		" ON CONFLICT(project, name) DO NOTHING RETURNING id",
+		"SELECT id FROM names WHERE project = ?1 AND name = ?2",
+	};
+	for (size_t i = 0; i < sizeof sql / sizeof *sql; i++) {
+		struct db_stmt *s = srv_stmt(b->st, sql[i], b->err);
+		if (!s)
+			return -1;
+		db_bind_int64(s, 1, b->project);
+		db_bind_text(s, 2, name, -1);
+		int rc = db_step(s);
+		if (rc == DB_ROW)
+			*id = db_column_int64(s, 0);
+		db_reset(s);
+		if (rc == DB_ROW)
+			return 0;
+		if (rc == DB_ERROR)
+			return db_failed(b);
 	}
-	if (step_done(b, s) < 0)
-		return -1;
-	s = srv_stmt(b->st, "INSERT INTO names(project, name) VALUES(?1, ?2)", b->err);
-	if (!s)
-		return -1;
-	sqlite3_bind_int64(s, 1, b->project);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	if (step_done(b, s) < 0)
-		return -1;
-	*id = sqlite3_last_insert_rowid(srv_store_db(b->st));
-	return 0;
+	snprintf(b->err, SRV_ERRLEN, "database: name '%.60s' neither found nor inserted", name);
+	return -1;
 }
 
 static int apply_edge(struct batch *b, json_t *e)
@@ -435,16 +449,17 @@ static int apply_edge(struct batch *b, json_t *e)
 	if (name_id(b, json_string_value(json_object_get(e, "caller")), &caller) < 0 ||
 	    name_id(b, json_string_value(json_object_get(e, "callee")), &callee) < 0)
 		return -1;
-	sqlite3_stmt *s = srv_stmt(b->st,
+	struct db_stmt *s = srv_stmt(b->st,
 		"INSERT INTO edges(project, bucket_start, caller, callee, calls) VALUES(?1, ?2, ?3, ?4, ?5)"
-		" ON CONFLICT DO UPDATE SET calls = calls + excluded.calls", b->err);
+		" ON CONFLICT(project, bucket_start, caller, callee) DO UPDATE"
+		" SET calls = edges.calls + excluded.calls", b->err);
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, b->project);
-	sqlite3_bind_int64(s, 2, b->bucket);
-	sqlite3_bind_int64(s, 3, caller);
-	sqlite3_bind_int64(s, 4, callee);
-	sqlite3_bind_int64(s, 5, calls);
+	db_bind_int64(s, 1, b->project);
+	db_bind_int64(s, 2, b->bucket);
+	db_bind_int64(s, 3, caller);
+	db_bind_int64(s, 4, callee);
+	db_bind_int64(s, 5, calls);
 	return step_done(b, s);
 }
 
@@ -470,7 +485,9 @@ static int apply_incident(struct batch *b, json_t *in)
 	char *text = json_dumps(chain, JSON_COMPACT | JSON_SORT_KEYS);
 	const char *fn = json_string_value(json_object_get(json_array_get(chain,
 					json_array_size(chain) - 1), "name"));
-	char *keytext = text ? sqlite3_mprintf("%s\n%lld\n%s", kind, (long long)sig, text) : NULL;
+	char *keytext = NULL;
+	if (text && asprintf(&keytext, "%s\n%lld\n%s", kind, (long long)sig, text) < 0)
+		keytext = NULL;
 	int rc = -1;
 	if (!keytext) {
 		snprintf(b->err, SRV_ERRLEN, "out of memory");
@@ -478,26 +495,26 @@ static int apply_incident(struct batch *b, json_t *in)
 	}
 	unsigned char h[SRV_HASHLEN];
 	srv_key_hash(keytext, h);
-	sqlite3_stmt *s = srv_stmt(b->st,
+	struct db_stmt *s = srv_stmt(b->st,
 		"INSERT INTO incidents(project, chain_hash, kind, signal, chain, function, count,"
 		" first_seen, last_seen) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-		" ON CONFLICT(project, chain_hash) DO UPDATE SET count = count + excluded.count,"
-		" first_seen = MIN(first_seen, excluded.first_seen),"
-		" last_seen = MAX(last_seen, excluded.last_seen)", b->err);
+		" ON CONFLICT(project, chain_hash) DO UPDATE SET count = incidents.count + excluded.count,"
+		" first_seen = LEAST(incidents.first_seen, excluded.first_seen),"
+		" last_seen = GREATEST(incidents.last_seen, excluded.last_seen)", b->err);
 	if (!s)
 		goto out;
-	sqlite3_bind_int64(s, 1, b->project);
-	sqlite3_bind_blob(s, 2, h, SRV_HASHLEN, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 3, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, sig);
-	sqlite3_bind_text(s, 5, text, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 6, fn, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(s, 7, count);
-	sqlite3_bind_double(s, 8, first);
-	sqlite3_bind_double(s, 9, last);
+	db_bind_int64(s, 1, b->project);
+	db_bind_blob(s, 2, h, SRV_HASHLEN);
+	db_bind_text(s, 3, kind, -1);
+	db_bind_int64(s, 4, sig);
+	db_bind_text(s, 5, text, -1);
+	db_bind_text(s, 6, fn, -1);
+	db_bind_int64(s, 7, count);
+	db_bind_double(s, 8, first);
+	db_bind_double(s, 9, last);
 	rc = step_done(b, s);
 out:
-	sqlite3_free(keytext);
+	free(keytext);
 	free(text);
 	json_decref(chain);
 	return rc;
@@ -542,86 +559,103 @@ static int64_t month_of(double now)
 
 enum outcome { APPLIED, DUPLICATE, OVER_QUOTA, FAILED };
 
-/* The whole batch in one IMMEDIATE transaction: the duplicate check, the
- * quota and the writes see one consistent state, and COMMIT returns only
- * when the WAL is synced (synchronous=FULL). */
+/* The whole batch in one transaction, so that a 200 means it is committed
+ * (on SQLite, synced: synchronous=FULL).  Exactness across servers comes
+ * from the database, not from a server's memory:
+ * - the batch id is inserted first, and a unique key makes the second of
+ *   two concurrent copies wait for the first and then insert nothing;
+ * - the month's usage is one row, added to with an atomic upsert that
+ *   returns the new total: a batch that carries it past 120% of the quota
+ *   is rolled back whole (429); up to there it is accepted and the month
+ *   is marked as overage.  That row also serializes one project's batches,
+ *   so their per-minute upserts cannot deadlock each other. */
 static enum outcome apply(struct batch *b, const struct srv_project *p, json_t *root,
 			  double now)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	const char *bid = json_string_value(json_object_get(json_object_get(root, "_meta"), "batch_id"));
-	int64_t calls = 0, used = 0, quota = srv_plan_quota(p->plan);
+	int64_t calls = 0, quota = srv_plan_quota(p->plan);
 	json_t *f;
 	size_t i;
-	int64_t month;
 
 	json_array_foreach(json_object_get(root, "functions"), i, f)
 		calls += json_integer_value(json_object_get(f, "calls"));
-	month = month_of(now);
-	if (srv_exec(b->st, "BEGIN IMMEDIATE", b->err) < 0)
+	if (srv_begin(b->st, b->err) < 0)
 		return FAILED;
 	if (bid) {
-		if (!(s = srv_stmt(b->st, "SELECT 1 FROM batches WHERE project = ?1 AND batch_id = ?2",
-				   b->err)))
+		if (!(s = srv_stmt(b->st, "INSERT INTO batches(project, batch_id, received_at)"
+				   " VALUES(?1, ?2, ?3) ON CONFLICT(project, batch_id) DO NOTHING", b->err)))
 			goto fail;
-		sqlite3_bind_int64(s, 1, p->id);
-		sqlite3_bind_text(s, 2, bid, -1, SQLITE_STATIC);
-		int rc = sqlite3_step(s);
-		sqlite3_reset(s);
-		if (rc == SQLITE_ROW) {
-			srv_exec(b->st, "ROLLBACK", b->err);
+		db_bind_int64(s, 1, p->id);
+		db_bind_text(s, 2, bid, -1);
+		db_bind_double(s, 3, now);
+		if (step_done(b, s) < 0)
+			goto fail;
+		if (db_changes(srv_store_db(b->st)) == 0) {
+			srv_rollback(b->st);
 			return DUPLICATE;
 		}
 	}
-	if (!(s = srv_stmt(b->st, "SELECT calls FROM usage WHERE project = ?1 AND month_start = ?2", b->err)))
+	if (!(s = srv_stmt(b->st, "INSERT INTO usage(project, month_start, calls, overage)"
+			   " VALUES(?1, ?2, ?3, CASE WHEN ?3 > ?4 THEN 1 ELSE 0 END)"
+			   " ON CONFLICT(project, month_start) DO UPDATE SET calls = usage.calls + excluded.calls,"
+			   " overage = GREATEST(usage.overage,"
+			   "  CASE WHEN usage.calls + excluded.calls > ?4 THEN 1 ELSE 0 END)"
+			   " RETURNING calls", b->err)))
 		goto fail;
-	sqlite3_bind_int64(s, 1, p->id);
-	sqlite3_bind_int64(s, 2, month);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		used = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	/* A batch that would carry the month past 120% is refused whole; up to
-	 * there it is accepted and the month is marked as overage. */
-	if (quota >= 0 && used + calls > quota + quota / 5) {
-		srv_exec(b->st, "ROLLBACK", b->err);
+	db_bind_int64(s, 1, p->id);
+	db_bind_int64(s, 2, month_of(now));
+	db_bind_int64(s, 3, calls);
+	db_bind_int64(s, 4, quota);
+	if (db_step(s) != DB_ROW) {
+		db_failed(b);
+		db_reset(s);
+		goto fail;
+	}
+	int64_t used = db_column_int64(s, 0);
+	db_reset(s);
+	if (quota >= 0 && used > quota + quota / 5) {
+		srv_rollback(b->st);
 		return OVER_QUOTA;
 	}
-	if (!(s = srv_stmt(b->st, "INSERT INTO usage(project, month_start, calls, overage)"
-			   " VALUES(?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET"
-			   " calls = calls + excluded.calls, overage = MAX(overage, excluded.overage)",
-			   b->err)))
-		goto fail;
-	sqlite3_bind_int64(s, 1, p->id);
-	sqlite3_bind_int64(s, 2, month);
-	sqlite3_bind_int64(s, 3, calls);
-	sqlite3_bind_int(s, 4, used + calls > quota);
-	if (step_done(b, s) < 0)
-		goto fail;
 	if (apply_list(b, root, "functions", apply_function) ||
 	    apply_list(b, root, "inventory", apply_inventory) ||
 	    apply_list(b, root, "edges", apply_edge) ||
 	    apply_list(b, root, "incidents", apply_incident) ||
 	    srv_flows_apply(b->st, b->project, root, now, b->err) < 0)
 		goto fail;
-	if (bid) {
-		if (!(s = srv_stmt(b->st, "INSERT INTO batches(project, batch_id, received_at)"
-				   " VALUES(?1, ?2, ?3)", b->err)))
-			goto fail;
-		sqlite3_bind_int64(s, 1, p->id);
-		sqlite3_bind_text(s, 2, bid, -1, SQLITE_STATIC);
-		sqlite3_bind_double(s, 3, now);
-		if (step_done(b, s) < 0)
-			goto fail;
-	}
-	if (srv_exec(b->st, "COMMIT", b->err) < 0)
-		goto fail;
+	if (srv_commit(b->st, b->err) < 0)
+		return FAILED;
 	return APPLIED;
-fail:;
-	char keep[SRV_ERRLEN];
-	memcpy(keep, b->err, SRV_ERRLEN);
-	srv_exec(b->st, "ROLLBACK", b->err);
-	memcpy(b->err, keep, SRV_ERRLEN);
+fail:
+	srv_rollback(b->st);
 	return FAILED;
+}
+
+/* A transaction the database chose to abort (a deadlock or serialization
+ * failure on PostgreSQL) runs again, a few times.  On PostgreSQL the day's
+ * partitions are made sure of first (a spool replayed late, a clock that
+ * jumped). */
+static enum outcome apply_retrying(struct batch *b, const struct srv_project *p, json_t *root,
+				   double now)
+{
+	enum outcome o;
+	for (int tries = 0;; tries++) {
+		if (srv_store_is_pg() && srv_pg_ensure_day(b->st, b->bucket, b->err) < 0)
+			return FAILED;
+		o = apply(b, p, root, now);
+		if (o != FAILED || tries == 4)
+			return o;
+		/* a partition another server's retention dropped meanwhile */
+		if (srv_store_is_pg() && strstr(b->err, "no partition of relation")) {
+			srv_pg_forget_days();
+			continue;
+		}
+		if (db_fail(srv_store_db(b->st)) != DB_FAIL_RETRY)
+			return o;
+		struct timespec ts = { 0, (long)(1 + tries) * 5000000L };
+		nanosleep(&ts, NULL);
+	}
 }
 
 static void reply(struct srv_reply *r, unsigned status, json_t *body)
@@ -637,12 +671,12 @@ void srv_ingest(const char *auth_header, const char *body, size_t len, double no
 	struct srv_project p;
 	struct srv_store *st = srv_store_get(err);
 	if (!st) {
-		fprintf(stderr, "codensm-server: %s\n", err);
+		srv_store_log(NULL, err);
 		return reply(r, 503, srv_error_json("database unavailable"));
 	}
 	int found = srv_project_by_key(st, 'i', srv_bearer(auth_header), &p, err);
 	if (found < 0) {
-		fprintf(stderr, "codensm-server: %s\n", err);
+		srv_store_log(st, err);
 		return reply(r, 503, srv_error_json("database unavailable"));
 	}
 	if (!found)
@@ -664,7 +698,7 @@ void srv_ingest(const char *auth_header, const char *body, size_t len, double no
 	} else {
 		struct batch b = { .st = st, .project = p.id, .t = event_time(root, now), .err = err };
 		b.bucket = (int64_t)floor(b.t / SRV_BUCKET_SECONDS) * SRV_BUCKET_SECONDS;
-		switch (apply(&b, &p, root, now)) {
+		switch (apply_retrying(&b, &p, root, now)) {
 		case APPLIED:
 			reply(r, 200, json_pack("{sbsI}", "ok", 1, "functions", (json_int_t)nf));
 			break;
@@ -676,7 +710,13 @@ void srv_ingest(const char *auth_header, const char *body, size_t len, double no
 			reply(r, 429, json_pack("{ss}", "error", "quota_exceeded"));
 			break;
 		case FAILED:
-			fprintf(stderr, "codensm-server: ingest for project '%s': %s\n", p.name, err);
+			if (db_fail(srv_store_db(st)) == DB_FAIL_UNAVAILABLE) {
+				srv_store_log(st, err);
+			} else {
+				char line[SRV_ERRLEN + 100];
+				snprintf(line, sizeof line, "ingest for project '%s': %s", p.name, err);
+				srv_store_log(st, line);
+			}
 			reply(r, 503, srv_error_json("database unavailable, retry later"));
 			break;
 		}

@@ -130,7 +130,7 @@ static int project_list(const struct opts *o)
 	if (open_store(o->db) < 0)
 		return 1;
 	struct srv_store *s = srv_store_get(err);
-	sqlite3_stmt *st = s ? srv_stmt(s, "SELECT p.name, p.plan, COALESCE(u.calls, 0),"
+	struct db_stmt *st = s ? srv_stmt(s, "SELECT p.name, p.plan, COALESCE(u.calls, 0),"
 					" COALESCE(u.overage, 0) FROM projects p LEFT JOIN usage u"
 					" ON u.project = p.id AND u.month_start = ?1 ORDER BY p.name", err) : NULL;
 	if (!st) {
@@ -138,19 +138,20 @@ static int project_list(const struct opts *o)
 		srv_store_shutdown();
 		return 1;
 	}
-	sqlite3_bind_int64(st, 1, month_start);
+	db_bind_int64(st, 1, month_start);
 	printf("%-24s %-6s %14s  %s\n", "project", "plan", "calls " , month);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *plan = (const char *)sqlite3_column_text(st, 1);
-		printf("%-24s %-6s %14lld  %lld%% of quota%s\n", sqlite3_column_text(st, 0), plan,
-		       (long long)sqlite3_column_int64(st, 2),
-		       (long long)(sqlite3_column_int64(st, 2) * 100 / srv_plan_quota(plan)),
-		       sqlite3_column_int(st, 3) ? ", overage" : "");
+	while ((rc = db_step(st)) == DB_ROW) {
+		const char *plan = db_column_text(st, 1);
+		printf("%-24s %-6s %14lld  %lld%% of quota%s\n", db_column_text(st, 0), plan,
+		       (long long)db_column_int64(st, 2),
+		       (long long)(db_column_int64(st, 2) * 100 / srv_plan_quota(plan)),
+		       db_column_int(st, 3) ? ", overage" : "");
 	}
-	if (rc != SQLITE_DONE)
-		fprintf(stderr, "codensm-server: database: %s\n", sqlite3_errmsg(srv_store_db(s)));
+	if (rc != DB_DONE)
+		fprintf(stderr, "codensm-server: database: %s\n", db_errmsg(srv_store_db(s)));
+	db_reset(st);
 	srv_store_shutdown();
-	return rc == SQLITE_DONE ? 0 : 1;
+	return rc == DB_DONE ? 0 : 1;
 }
 
 static int serve(const struct opts *o)
@@ -168,6 +169,7 @@ static int serve(const struct opts *o)
 		srv_store_shutdown();
 		return 1;
 	}
+	srv_store_release();
 	const char *webdir = srv_web_dir(o->web, web, sizeof web);
 	if (!webdir)
 		fprintf(stderr, "codensm-server: warning: no dashboard folder%s%s%s: serving the API only\n",

@@ -89,38 +89,38 @@ static void put_value(FILE *f, const struct row *r, size_t k)
 static int read_rows(struct srv_store *st, const char *sql, int64_t project, int cap,
 		     struct row **out, size_t *n, int64_t *all, char *err)
 {
-	sqlite3_stmt *s = srv_stmt(st, sql, err);
+	struct db_stmt *s = srv_stmt(st, sql, err);
 	int rc;
 	*out = NULL;
 	*n = 0;
 	*all = 0;
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, project);
-	sqlite3_bind_int(s, 2, cap);
+	db_bind_int64(s, 1, project);
+	db_bind_int(s, 2, cap);
 	if (!(*out = calloc((size_t)cap, sizeof **out))) {
 		snprintf(err, SRV_ERRLEN, "out of memory");
 		return -1;
 	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < (size_t)cap) {
+	while ((rc = db_step(s)) == DB_ROW && *n < (size_t)cap) {
 		struct row *r = &(*out)[(*n)++];
-		const char *d = (const char *)sqlite3_column_text(s, 1);
-		r->name = strdup((const char *)sqlite3_column_text(s, 0));
+		const char *d = db_column_text(s, 1);
+		r->name = strdup(db_column_text(s, 0));
 		r->department = d ? strdup(d) : NULL;
-		r->calls = sqlite3_column_int64(s, 2);
-		r->errors = sqlite3_column_int64(s, 3);
-		r->seconds = sqlite3_column_double(s, 4) / 1000.0;
-		r->nsm = sqlite3_column_double(s, 5);
-		*all = sqlite3_column_int64(s, 6);
+		r->calls = db_column_int64(s, 2);
+		r->errors = db_column_int64(s, 3);
+		r->seconds = db_column_double(s, 4) / 1000.0;
+		r->nsm = db_column_double(s, 5);
+		*all = db_column_int64(s, 6);
 		if (!r->name || (d && !r->department)) {
 			snprintf(err, SRV_ERRLEN, "out of memory");
-			sqlite3_reset(s);
+			db_reset(s);
 			return -1;
 		}
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(srv_store_db(st)));
+	db_reset(s);
+	if (rc != DB_ROW && rc != DB_DONE) {
+		snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(srv_store_db(st)));
 		return -1;
 	}
 	return 0;
@@ -182,16 +182,16 @@ int srv_prometheus(struct srv_store *st, int64_t project, struct srv_reply *r, c
 	put_families(f, fn_families, sizeof fn_families / sizeof *fn_families, fns, nf, 1);
 	put_families(f, dept_families, sizeof dept_families / sizeof *dept_families, depts, nd, 0);
 	double nsm = 0;
-	sqlite3_stmt *s = srv_stmt(st, "SELECT COALESCE(SUM(value_total), 0.0) FROM functions"
+	struct db_stmt *s = srv_stmt(st, "SELECT COALESCE(SUM(value_total), 0.0) FROM functions"
 				   " WHERE project = ?1", err);
 	if (!s) {
 		fclose(f);
 		goto out;
 	}
-	sqlite3_bind_int64(s, 1, project);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		nsm = sqlite3_column_double(s, 0);
-	sqlite3_reset(s);
+	db_bind_int64(s, 1, project);
+	if (db_step(s) == DB_ROW)
+		nsm = db_column_double(s, 0);
+	db_reset(s);
 	fputs("# HELP codensm_nsm_total The project's North-Star Metric: value_weight times"
 	      " successful calls, summed over its functions.\n# TYPE codensm_nsm_total counter\n"
 	      "codensm_nsm_total ", f);

@@ -9,7 +9,10 @@
  * Old rows go in slices of at most a day per transaction, so that a server
  * started after a long pause does not hold SQLite's write lock (and every
  * ingest behind it) for the whole backlog.  SQLite reuses the freed pages;
- * the file does not shrink, it stops growing.
+ * the file does not shrink, it stops growing.  On PostgreSQL the
+ * per-minute tables are partitioned by day (schema_pg.c): whole days past
+ * the horizon go by DROP, which frees their space at once, and the DELETEs
+ * take only what the horizon cuts from the oldest remaining day.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -44,20 +47,20 @@ static int delete_before(struct srv_store *s, const char *sql, int64_t p, double
 			 int64_t *count, char *err)
 {
 	char ignore[SRV_ERRLEN];
-	sqlite3_stmt *st;
-	if (srv_exec(s, "BEGIN IMMEDIATE", err) < 0)
+	struct db_stmt *st;
+	if (srv_begin(s, err) < 0)
 		return -1;
 	if (!(st = srv_stmt(s, sql, err)))
 		goto fail;
-	sqlite3_bind_int64(st, 1, p);
-	sqlite3_bind_double(st, 2, t);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(srv_store_db(s)));
-		sqlite3_reset(st);
+	db_bind_int64(st, 1, p);
+	db_bind_double(st, 2, t);
+	if (db_step(st) != DB_DONE) {
+		snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(srv_store_db(s)));
+		db_reset(st);
 		goto fail;
 	}
-	sqlite3_reset(st);
-	*count += sqlite3_changes64(srv_store_db(s));
+	db_reset(st);
+	*count += db_changes(srv_store_db(s));
 	if (srv_exec(s, "COMMIT", err) == 0)
 		return 0;
 fail:
@@ -70,16 +73,16 @@ static int prune_series(struct srv_store *s, int64_t p, int64_t horizon, struct 
 {
 	for (size_t i = 0; i < sizeof series / sizeof *series; i++) {
 		int64_t *count = (int64_t *)((char *)out + series[i].off);
-		sqlite3_stmt *st = srv_stmt(s, series[i].min, err);
+		struct db_stmt *st = srv_stmt(s, series[i].min, err);
 		if (!st)
 			return -1;
-		sqlite3_bind_int64(st, 1, p);
-		int rc = sqlite3_step(st);
-		int empty = rc != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL;
-		int64_t oldest = empty ? horizon : sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
-		if (rc != SQLITE_ROW) {
-			snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(srv_store_db(s)));
+		db_bind_int64(st, 1, p);
+		int rc = db_step(st);
+		int empty = rc != DB_ROW || db_column_null(st, 0);
+		int64_t oldest = empty ? horizon : db_column_int64(st, 0);
+		db_reset(st);
+		if (rc != DB_ROW) {
+			snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(srv_store_db(s)));
 			return -1;
 		}
 		while (oldest < horizon) {
@@ -99,21 +102,31 @@ int srv_store_prune(struct srv_store *s, double now, struct srv_pruned *out, cha
 	int64_t ids[256];
 	int64_t after = -1;
 	memset(out, 0, sizeof *out);
+	/* PostgreSQL: whole days go by dropping their partitions; the DELETEs
+	 * below then take what is left of the day the horizon cuts */
+	if (srv_store_is_pg()) {
+		int64_t dropped[3] = { 0, 0, 0 };
+		if (srv_pg_partitions(s, now, keep_from, dropped, err) < 0)
+			return -1;
+		out->buckets = dropped[0];
+		out->hist = dropped[1];
+		out->edges = dropped[2];
+	}
 	/* projects a page at a time: the statement is not held open across
 	 * the deletes' transactions */
 	for (;;) {
-		sqlite3_stmt *st = srv_stmt(s, "SELECT id FROM projects WHERE id > ?1 ORDER BY id LIMIT 256",
+		struct db_stmt *st = srv_stmt(s, "SELECT id FROM projects WHERE id > ?1 ORDER BY id LIMIT 256",
 					    err);
 		size_t n = 0;
 		int rc;
 		if (!st)
 			return -1;
-		sqlite3_bind_int64(st, 1, after);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			ids[n++] = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(srv_store_db(s)));
+		db_bind_int64(st, 1, after);
+		while ((rc = db_step(st)) == DB_ROW)
+			ids[n++] = db_column_int64(st, 0);
+		db_reset(st);
+		if (rc != DB_DONE) {
+			snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(srv_store_db(s)));
 			return -1;
 		}
 		for (size_t i = 0; i < n; i++)
@@ -177,8 +190,12 @@ static void *pruner_main(void *arg)
 			continue;
 		pthread_mutex_unlock(&pr->lock);
 		struct srv_store *s = srv_store_get(err);
-		if (!s || srv_prune_now(s, err) < 0)
-			fprintf(stderr, "codensm-server: pruning old data: %s\n", err);
+		if (!s || srv_prune_now(s, err) < 0) {
+			char line[SRV_ERRLEN + 40];
+			snprintf(line, sizeof line, "pruning old data: %s", err);
+			srv_store_log(s, line);
+		}
+		srv_store_release();
 		next = srv_now() + SRV_PRUNE_EVERY;
 		pthread_mutex_lock(&pr->lock);
 	}

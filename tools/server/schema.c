@@ -8,6 +8,7 @@
  * transaction, and refuses a file newer than this server knows.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "server.h"
@@ -165,20 +166,20 @@ static const struct { const char *table, *column, *ddl; } v0_added[] = {
 static int query_int(struct srv_store *s, const char *sql, const char *arg, int64_t *out,
 		     char *err)
 {
-	sqlite3 *db = srv_store_db(s);
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(db));
+	struct db *db = srv_store_db(s);
+	struct db_stmt *st = db_prepare(db, sql);
+	if (!st) {
+		snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(db));
 		return -1;
 	}
 	if (arg)
-		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+		db_bind_text(st, 1, arg, -1);
+	int rc = db_step(st);
+	*out = rc == DB_ROW ? db_column_int64(st, 0) : 0;
+	if (rc == DB_ERROR)
+		snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(db));
+	db_finalize(st);
+	return rc == DB_ERROR ? -1 : 0;
 }
 
 static int v0_add_columns(struct srv_store *s, char *err)
@@ -200,13 +201,13 @@ static int migrate_from_v0(struct srv_store *s, char *err)
 	int64_t orphans;
 	if (v0_add_columns(s, err) < 0)
 		return -1;
-	char *sql = sqlite3_mprintf(migrate_v0_v1, schema_v1);
-	if (!sql) {
+	char *sql;
+	if (asprintf(&sql, migrate_v0_v1, schema_v1) < 0) {
 		snprintf(err, SRV_ERRLEN, "out of memory");
 		return -1;
 	}
 	int rc = srv_exec(s, sql, err);
-	sqlite3_free(sql);
+	free(sql);
 	if (rc < 0)
 		return -1;
 	/* the copy above takes only rows whose parents exist: none may be left */
@@ -239,7 +240,7 @@ int srv_schema_ready(struct srv_store *s, const char *path, char *err)
 	}
 	if (version == SCHEMA_VERSION)
 		return 0;
-	if (srv_exec(s, "PRAGMA foreign_keys=OFF", err) < 0 || srv_exec(s, "BEGIN IMMEDIATE", err) < 0)
+	if (srv_exec(s, "PRAGMA foreign_keys=OFF", err) < 0 || srv_begin(s, err) < 0)
 		goto fail;
 	if (query_int(s, "PRAGMA user_version", NULL, &version, err) < 0 ||
 	    query_int(s, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'projects'",

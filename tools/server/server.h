@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
-#include <sqlite3.h>
+
 
 #define SRV_ERRLEN 256
 
@@ -126,18 +126,18 @@ struct srv_view {
 	char err[SRV_ERRLEN];
 };
 /* Helpers the views share (api_views.c).  srv_view_done ends a stepping
- * loop: 0 when it reached SQLITE_DONE, else -1 with v->err. */
-int srv_view_done(struct srv_view *v, sqlite3_stmt *s, int rc);
-json_t *srv_col_text(sqlite3_stmt *s, int i);       /* NULL column -> json null */
-json_t *srv_col_int(sqlite3_stmt *s, int i);
-json_t *srv_col_real(sqlite3_stmt *s, int i);
+ * loop: 0 when it reached DB_DONE, else -1 with v->err. */
+int srv_view_done(struct srv_view *v, struct db_stmt *s, int rc);
+json_t *srv_col_text(struct db_stmt *s, int i);       /* NULL column -> json null */
+json_t *srv_col_int(struct db_stmt *s, int i);
+json_t *srv_col_real(struct db_stmt *s, int i);
 json_t *srv_ms_or_null(double ms);                  /* -1 (no histogram) -> null */
 json_t *srv_bad_param(struct srv_view *v, unsigned *status, const char *name, const char *what);
 /* The row that sql (?1 the project, ?2 the name) finds for ?fn=: 1 with
  * *row stepped onto it (the caller resets it), 0 with status 400 (no name)
  * or 404 and v->err "<before>'<name>'<after>", -1 database error. */
 int srv_fn_row(struct srv_view *v, unsigned *status, const char *sql, const char *before,
-	       const char *after, const char **name, sqlite3_stmt **row);
+	       const char *after, const char **name, struct db_stmt **row);
 int srv_fn_hist(struct srv_view *v, int64_t fid, int64_t since, int64_t counts[SRV_HIST_BUCKETS]);
 /* Every function of the project with its sums over the window (w), the
  * last 15 minutes (r), the last 30 days (m), its share of the window's NSM
@@ -168,7 +168,7 @@ int srv_fn_hist(struct srv_view *v, int64_t fid, int64_t since, int64_t counts[S
 #define SRV_LAST_15M (15 * 60)
 #define SRV_LAST_30D (30 * 86400)
 /* Binds ?1..?5 of SRV_FN_ROWS for the view's window. */
-void srv_bind_fn_rows(struct srv_view *v, sqlite3_stmt *s, int64_t threshold);
+void srv_bind_fn_rows(struct srv_view *v, struct db_stmt *s, int64_t threshold);
 /* Each view returns a new JSON object, or NULL with status/err set (a
  * status left at 200 with NULL means a database failure). */
 json_t *srv_view_summary(struct srv_view *v, unsigned *status);

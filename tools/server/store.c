@@ -1,39 +1,44 @@
-/* store.c: the SQLite file: one connection per thread, cached prepared
- * statements, projects and their keys (the schema is schema.c's).
+/* store.c: the store's connections (one per thread on SQLite, a bounded
+ * pool on PostgreSQL), the log of database outages, and projects and their
+ * keys (the schema is schema.c's and schema_pg.c's).
  *
- * Every thread of the HTTP pool gets its own connection (opened on first
- * use, closed at shutdown): SQLite connections are then never shared, and in
- * WAL mode readers never wait for the writer.  Writers take the write lock
- * up front (BEGIN IMMEDIATE) and wait up to busy_timeout for each other.
+ * SQLite: every thread of the HTTP pool gets its own connection (opened on
+ * first use, closed at shutdown): connections are never shared, and in WAL
+ * mode readers never wait for the writer.
+ *
+ * PostgreSQL: at most srv_store_pool connections per process, shared by
+ * the threads: srv_store_get() takes one for the calling thread (waiting
+ * up to SRV_POOL_WAIT_MS when all are busy), srv_store_release() gives it
+ * back at the end of the request.  A connection found broken is closed
+ * instead of returned; the next srv_store_get() opens a fresh one, so the
+ * server recovers by itself once the database is back.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server.h"
 
-#define STMT_CACHE 64
+#define SRV_POOL_WAIT_MS 5000
 
 struct srv_store {
-	sqlite3 *db;
-	struct { const char *sql; sqlite3_stmt *st; } cache[STMT_CACHE];
-	int ncache;
-	struct srv_store *next;         /* the list of every connection */
+	struct db *db;
+	struct srv_store *next;         /* every SQLite connection; the PG pool's free list */
 };
 
-static char *db_path;
+int srv_store_pool = SRV_POOL_DEFAULT;
+static char *db_target;
+static int pg;
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct srv_store *all;
+static pthread_cond_t freed = PTHREAD_COND_INITIALIZER;
+static struct srv_store *all;       /* SQLite: every connection; PG: the idle ones */
+static int open_count;              /* PG: connections open, idle or in use */
 static _Thread_local struct srv_store *mine;
-
-static void sql_state(sqlite3_context *ctx, int argc, sqlite3_value **v)
-{
-	sqlite3_result_text(ctx, srv_state(sqlite3_value_int64(v[0]), sqlite3_value_int64(v[1]),
-					   sqlite3_value_int64(v[2]), sqlite3_value_int(v[3]),
-					   sqlite3_value_int64(v[4]), sqlite3_value_int64(v[5])),
-			    -1, SQLITE_STATIC);
-}
+static atomic_int outage;           /* 1 from the first failure to the next success */
 
 static struct srv_store *store_open(char *err)
 {
@@ -42,108 +47,191 @@ static struct srv_store *store_open(char *err)
 		snprintf(err, SRV_ERRLEN, "out of memory");
 		return NULL;
 	}
-	if (sqlite3_open_v2(db_path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, SRV_ERRLEN, "cannot open database '%s': %s", db_path,
-			 s->db ? sqlite3_errmsg(s->db) : "out of memory");
-		sqlite3_close(s->db);
+	if (!(s->db = db_open(db_target, err))) {
 		free(s);
 		return NULL;
 	}
-	sqlite3_busy_timeout(s->db, 10000);
-	if (srv_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-		     " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;", err) < 0) {
-		sqlite3_close(s->db);
-		free(s);
-		return NULL;
-	}
-	/* The live state as an SQL function, so that the employees list can
-	 * filter and sort on it in SQL with the one definition in metrics.c. */
-	if (sqlite3_create_function(s->db, "cnsm_state", 6, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
-				    NULL, sql_state, NULL, NULL) != SQLITE_OK) {
-		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(s->db));
-		sqlite3_close(s->db);
-		free(s);
-		return NULL;
-	}
-	pthread_mutex_lock(&all_lock);
-	s->next = all;
-	all = s;
-	pthread_mutex_unlock(&all_lock);
 	return s;
 }
 
-int srv_store_init(const char *path, char *err)
+int srv_store_init(const char *target, char *err)
 {
-	free(db_path);
-	db_path = strdup(path);
+	free(db_target);
+	db_target = strdup(target);
+	pg = db_is_pg(target);
+	if (pg && srv_pg_check_target(target, err) < 0)
+		return -1;
 	struct srv_store *s = srv_store_get(err);
 	if (!s)
 		return -1;
-	return srv_schema_ready(s, path, err);
+	int rc = pg ? srv_schema_pg_ready(s, err) : srv_schema_ready(s, target, err);
+	srv_store_release();
+	return rc;
+}
+
+int srv_store_is_pg(void)
+{
+	return pg;
+}
+
+static void outage_over(void)
+{
+	int one = 1;
+	if (atomic_compare_exchange_strong(&outage, &one, 0))
+		fprintf(stderr, "codensm-server: database available again\n");
+}
+
+void srv_store_log(struct srv_store *s, const char *line)
+{
+	if (s && db_fail(s->db) != DB_FAIL_UNAVAILABLE) {
+		fprintf(stderr, "codensm-server: %s\n", line);
+		return;
+	}
+	int zero = 0;
+	if (atomic_compare_exchange_strong(&outage, &zero, 1))
+		fprintf(stderr, "codensm-server: database unavailable, answering 503 until it is back: %s\n",
+			line);
+}
+
+static struct srv_store *pool_get(char *err)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SRV_POOL_WAIT_MS / 1000;
+	until.tv_nsec += (SRV_POOL_WAIT_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&all_lock);
+	while (!all && open_count >= srv_store_pool)
+		if (pthread_cond_timedwait(&freed, &all_lock, &until) == ETIMEDOUT) {
+			pthread_mutex_unlock(&all_lock);
+			snprintf(err, SRV_ERRLEN, "database unavailable: all %d connections busy for %d ms",
+				 srv_store_pool, SRV_POOL_WAIT_MS);
+			return NULL;
+		}
+	struct srv_store *s = all;
+	if (s) {
+		all = s->next;
+		pthread_mutex_unlock(&all_lock);
+		return s;
+	}
+	open_count++;
+	pthread_mutex_unlock(&all_lock);
+	if (!(s = store_open(err))) {
+		pthread_mutex_lock(&all_lock);
+		open_count--;
+		pthread_cond_signal(&freed);
+		pthread_mutex_unlock(&all_lock);
+		srv_store_log(NULL, err);
+		snprintf(err, SRV_ERRLEN, "database unavailable");
+		return NULL;
+	}
+	return s;
 }
 
 struct srv_store *srv_store_get(char *err)
 {
-	if (!mine)
-		mine = store_open(err);
+	if (mine)
+		return mine;
+	if (pg) {
+		if ((mine = pool_get(err)))
+			mine->db->fail = DB_FAIL_NONE;
+		return mine;
+	}
+	if (!(mine = store_open(err)))
+		return NULL;
+	pthread_mutex_lock(&all_lock);
+	mine->next = all;
+	all = mine;
+	pthread_mutex_unlock(&all_lock);
 	return mine;
 }
 
-sqlite3 *srv_store_db(struct srv_store *s)
+void srv_store_release(void)
+{
+	struct srv_store *s = mine;
+	if (!pg || !s)
+		return;
+	mine = NULL;
+	int ok = db_fail(s->db) != DB_FAIL_UNAVAILABLE;
+	int alive = s->db->ops->ready(s->db);
+	if (alive && ok)
+		outage_over();
+	pthread_mutex_lock(&all_lock);
+	if (alive) {
+		s->next = all;
+		all = s;
+	} else {
+		open_count--;
+	}
+	pthread_cond_signal(&freed);
+	pthread_mutex_unlock(&all_lock);
+	if (!alive) {
+		db_close(s->db);
+		free(s);
+	}
+}
+
+struct db *srv_store_db(struct srv_store *s)
 {
 	return s->db;
 }
 
 void srv_store_shutdown(void)
 {
+	srv_store_release();
 	pthread_mutex_lock(&all_lock);
 	while (all) {
 		struct srv_store *s = all;
 		all = s->next;
-		for (int i = 0; i < s->ncache; i++)
-			sqlite3_finalize(s->cache[i].st);
-		sqlite3_close(s->db);
+		db_close(s->db);
 		free(s);
 	}
+	open_count = 0;
 	pthread_mutex_unlock(&all_lock);
 	mine = NULL;
 }
 
 int srv_exec(struct srv_store *s, const char *sql, char *err)
 {
-	char *msg = NULL;
-	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, SRV_ERRLEN, "database: %s", msg ? msg : sqlite3_errmsg(s->db));
-		sqlite3_free(msg);
+	if (db_exec(s->db, sql) < 0) {
+		snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(s->db));
 		return -1;
 	}
 	return 0;
 }
 
-/* The cache is keyed by the SQL text's address: every caller passes a
- * string literal, so the same statement is the same pointer.  A linear scan
- * of a few dozen entries costs less than one sqlite3_prepare. */
-sqlite3_stmt *srv_stmt(struct srv_store *s, const char *sql, char *err)
+int srv_begin(struct srv_store *s, char *err)
 {
-	for (int i = 0; i < s->ncache; i++)
-		if (s->cache[i].sql == sql) {
-			sqlite3_reset(s->cache[i].st);
-			sqlite3_clear_bindings(s->cache[i].st);
-			return s->cache[i].st;
-		}
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(s->db));
-		return NULL;
+	if (db_begin(s->db) < 0) {
+		snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(s->db));
+		return -1;
 	}
-	if (s->ncache < STMT_CACHE) {
-		s->cache[s->ncache].sql = sql;
-		s->cache[s->ncache].st = st;
-		s->ncache++;
+	return 0;
+}
+
+int srv_commit(struct srv_store *s, char *err)
+{
+	if (db_commit(s->db) < 0) {
+		snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(s->db));
+		db_rollback(s->db);
+		return -1;
 	}
-	/* A full cache would leak st: STMT_CACHE is above the number of
-	 * statements in the program, so this does not happen. */
+	return 0;
+}
+
+void srv_rollback(struct srv_store *s)
+{
+	db_rollback(s->db);
+}
+
+struct db_stmt *srv_stmt(struct srv_store *s, const char *sql, char *err)
+{
+	struct db_stmt *st = db_stmt(s->db, sql);
+	if (!st)
+		snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(s->db));
 	return st;
 }
 
@@ -172,6 +260,8 @@ int64_t srv_plan_quota(const char *plan)
 	return -1;
 }
 
+/* The name is unique in the schema: two servers creating one project at
+ * once, one wins and the other is told it exists. */
 int srv_project_create(struct srv_store *s, const char *name, const char *plan,
 		       char *ingest_key, char *dash_key, char *err)
 {
@@ -192,30 +282,30 @@ int srv_project_create(struct srv_store *s, const char *name, const char *plan,
 	}
 	srv_key_hash(ingest_key, ih);
 	srv_key_hash(dash_key, dh);
-	sqlite3_stmt *st = srv_stmt(s, "INSERT INTO projects(name, plan, ingest_hash, dashboard_hash,"
-				    " created_at) VALUES(?1, ?2, ?3, ?4, ?5)", err);
+	struct db_stmt *st = srv_stmt(s, "INSERT INTO projects(name, plan, ingest_hash, dashboard_hash,"
+				      " created_at) VALUES(?1, ?2, ?3, ?4, ?5)", err);
 	if (!st)
 		return -1;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, plan, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(st, 3, ih, SRV_HASHLEN, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(st, 4, dh, SRV_HASHLEN, SQLITE_TRANSIENT);
-	sqlite3_bind_double(st, 5, srv_now());
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_CONSTRAINT) {
+	db_bind_text(st, 1, name, -1);
+	db_bind_text(st, 2, plan, -1);
+	db_bind_blob(st, 3, ih, SRV_HASHLEN);
+	db_bind_blob(st, 4, dh, SRV_HASHLEN);
+	db_bind_double(st, 5, srv_now());
+	int rc = db_step(st);
+	if (rc == DB_ERROR && db_fail(s->db) == DB_FAIL_CONSTRAINT) {
 		snprintf(err, SRV_ERRLEN, "project '%s' already exists", name);
 		return -1;
 	}
-	if (rc != SQLITE_DONE) {
-		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(s->db));
+	if (rc != DB_DONE) {
+		snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(s->db));
 		return -1;
 	}
 	return 0;
 }
 
 /* Compares the key's hash with every project's in constant time, instead of
- * looking the hash up in an index: a local server holds a handful of
- * projects, and no comparison then stops early on a matching prefix. */
+ * looking the hash up in an index: a server holds a handful of projects,
+ * and no comparison then stops early on a matching prefix. */
 int srv_project_by_key(struct srv_store *s, char kind, const char *key,
 		       struct srv_project *p, char *err)
 {
@@ -226,25 +316,26 @@ int srv_project_by_key(struct srv_store *s, char kind, const char *key,
 	if (!key || strncmp(key, prefix, strlen(prefix)) != 0)
 		return 0;
 	srv_key_hash(key, h);
-	sqlite3_stmt *st = srv_stmt(s, kind == 'i'
-				    ? "SELECT id, name, plan, ingest_hash FROM projects"
-				    : "SELECT id, name, plan, dashboard_hash FROM projects", err);
+	struct db_stmt *st = srv_stmt(s, kind == 'i'
+				      ? "SELECT id, name, plan, ingest_hash FROM projects"
+				      : "SELECT id, name, plan, dashboard_hash FROM projects", err);
 	if (!st)
 		return -1;
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const void *stored = sqlite3_column_blob(st, 3);
-		if (sqlite3_column_bytes(st, 3) != SRV_HASHLEN || !srv_hash_equal(stored, h))
+	while ((rc = db_step(st)) == DB_ROW) {
+		int n;
+		const void *stored = db_column_blob(st, 3, &n);
+		if (n != SRV_HASHLEN || !srv_hash_equal(stored, h))
 			continue;
-		p->id = sqlite3_column_int64(st, 0);
-		snprintf(p->name, sizeof p->name, "%s", (const char *)sqlite3_column_text(st, 1));
-		snprintf(p->plan, sizeof p->plan, "%s", (const char *)sqlite3_column_text(st, 2));
+		p->id = db_column_int64(st, 0);
+		snprintf(p->name, sizeof p->name, "%s", db_column_text(st, 1));
+		snprintf(p->plan, sizeof p->plan, "%s", db_column_text(st, 2));
 		found = 1;
 	}
-	if (rc != SQLITE_DONE) {
-		snprintf(err, SRV_ERRLEN, "database: %s", sqlite3_errmsg(s->db));
+	if (rc != DB_DONE) {
+		snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(s->db));
 		return -1;
 	}
-	sqlite3_reset(st);
+	db_reset(st);
 	return found;
 }
