@@ -4,8 +4,11 @@ Usage: python3 tests/tap.py tests/integration [pattern]
 A failing test prints its assertion (expression and both values) as TAP
 diagnostics, so tests/run.sh shows why without opening the log.
 """
+import os
 import sys
 import unittest
+
+PREFIX = os.environ.get("TAP_PREFIX", "")   # before each description (a second run's name)
 
 
 class TapResult(unittest.TestResult):
@@ -17,7 +20,7 @@ class TapResult(unittest.TestResult):
         self.n += 1
         name = test.id().split(".", 1)[-1]
         desc = test.shortDescription() or name
-        print(f"{'ok' if ok else 'not ok'} {self.n} - {desc}{extra}", flush=True)
+        print(f"{'ok' if ok else 'not ok'} {self.n} - {PREFIX}{desc}{extra}", flush=True)
 
     def addSuccess(self, test):
         super().addSuccess(test)

@@ -1,5 +1,13 @@
 """serverlib.py: start the real codensm-server on a free port with a fresh
-SQLite file, create projects with its CLI, and speak HTTP to it.
+database, create projects with its CLI, and speak HTTP to it.
+
+The database is a SQLite file, or, when CODENSM_TEST_PG holds a PostgreSQL
+URL (tests/suites/server.sh starts a throwaway cluster with
+tests/pgcluster.sh), a fresh schema of that database for each Server: the
+server gets the URL with search_path set to it.  Server.sql() and
+Server.write() run SQL on either, so a test reads and asserts the same
+rows on both.  A test that is about SQLite itself (its file, its
+migrations) is marked @sqlite_only; @pg_only marks the reverse.
 
 The binary is $CODENSM_BUILD/bin/codensm-server (build/ by default); the
 tests build nothing themselves.
@@ -7,6 +15,8 @@ tests build nothing themselves.
 import http.client
 import json
 import os
+import re
+import secrets
 import select
 import shutil
 import signal
@@ -21,6 +31,86 @@ BUILD = os.environ.get("CODENSM_BUILD", "build")
 BIN = os.path.join(ROOT, BUILD, "bin", "codensm-server") if not os.path.isabs(BUILD) \
     else os.path.join(BUILD, "bin", "codensm-server")
 WEB = os.path.join(ROOT, "tools", "server", "web")
+PG = os.environ.get("CODENSM_TEST_PG") or None
+BACKEND = "postgresql" if PG else "sqlite"
+
+
+def sqlite_only(x):
+    """A test (class or method) about SQLite itself: left out on PostgreSQL."""
+    return None if PG else x
+
+
+def pg_only(x):
+    """A test (class or method) about PostgreSQL: left out on SQLite."""
+    return x if PG else None
+
+
+def psql(sql, url=None, schema=None):
+    """Runs sql through psql on url (the test cluster); returns the rows as
+    tuples of Python values (int, float, bytes for bytea, None, str)."""
+    env = dict(os.environ)
+    if schema:
+        env["PGOPTIONS"] = f"-csearch_path={schema}"
+    p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "\x1f", "-R", "\x1e",
+                        "-P", "null=\x1d", "-v", "ON_ERROR_STOP=1", "-d", url or PG, "-c", sql],
+                       capture_output=True, text=True, timeout=60, env=env)
+    if p.returncode != 0:
+        raise AssertionError(f"psql: {sql!r}: {p.stderr.strip()}")
+    out = p.stdout[:-1] if p.stdout.endswith("\n") else p.stdout
+    return [tuple(pg_value(v) for v in row.split("\x1f")) for row in out.split("\x1e") if row != ""]
+
+
+def pg_value(v):
+    if v == "\x1d":
+        return None
+    if re.fullmatch(r"-?\d+", v):
+        return int(v)
+    if re.fullmatch(r"-?(\d+\.\d*|\d*\.\d+|\d+)(e[-+]?\d+)?|-?Infinity|NaN", v):
+        return float(v)
+    if v.startswith("\\x") and re.fullmatch(r"[0-9a-f]*", v[2:]):
+        return bytes.fromhex(v[2:])
+    return v
+
+
+def pg_literal(a):
+    if a is None:
+        return "NULL"
+    if isinstance(a, bool):
+        return "1" if a else "0"
+    if isinstance(a, (int, float)):
+        return repr(a)
+    if isinstance(a, bytes):
+        return "'\\x" + a.hex() + "'::bytea"
+    return "'" + str(a).replace("'", "''") + "'"
+
+
+def pg_bind(query, args):
+    """query's ? placeholders (outside quotes) replaced by args as literals."""
+    out, i, quote = [], 0, False
+    for ch in query:
+        if ch == "'":
+            quote = not quote
+        if ch == "?" and not quote:
+            out.append(pg_literal(args[i]))
+            i += 1
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def new_db(tmp, name="codensm.db"):
+    """A fresh database for a server: a file under tmp, or a fresh schema of
+    the test cluster (its URL)."""
+    if not PG:
+        return os.path.join(tmp, name)
+    schema = "t_" + secrets.token_hex(6)
+    psql(f"CREATE SCHEMA {schema}")
+    return f"{PG}?options=-csearch_path%3D{schema}"
+
+
+def db_schema(db):
+    m = re.search(r"search_path%3D(\w+)", db)
+    return m.group(1) if m else None
 
 
 def sanitizer_reports(log):
@@ -44,7 +134,7 @@ class Server:
 
     def __init__(self, tmp, web=None, env=None):
         self.tmp = tmp
-        self.db = os.path.join(tmp, "codensm.db")
+        self.db = new_db(tmp)
         self.web = web
         self.env = env          # extra environment (the test clock)
         self.proc = None
@@ -139,10 +229,33 @@ class Server:
         return status, json.loads(data)
 
     def sql(self, query, *args):
-        """Reads the server's SQLite file directly (a second connection)."""
+        """Reads the server's database directly (a second connection)."""
+        if PG:
+            return psql(pg_bind(query, args), schema=db_schema(self.db))
         con = sqlite3.connect(self.db)
         try:
             return con.execute(query, args).fetchall()
+        finally:
+            con.close()
+
+    def tables(self):
+        """The names of the tables in the server's database."""
+        if PG:
+            return [r[0] for r in self.sql("SELECT tablename FROM pg_tables"
+                                           " WHERE schemaname = current_schema()")]
+        return [r[0] for r in self.sql("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+    def write(self, *statements):
+        """Runs (sql, args) pairs on the server's database in one transaction."""
+        if PG:
+            psql("BEGIN; " + "; ".join(pg_bind(q, a) for q, a in statements) + "; COMMIT",
+                 schema=db_schema(self.db))
+            return
+        con = sqlite3.connect(self.db)
+        try:
+            with con:
+                for q, a in statements:
+                    con.execute(q, a)
         finally:
             con.close()
 

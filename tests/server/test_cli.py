@@ -7,13 +7,13 @@ import subprocess
 import tempfile
 import unittest
 
-from serverlib import BIN, Server, cli
+from serverlib import BIN, PG, Server, cli, new_db
 
 
 class Cli(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="codensm-cli-test-")
-        self.db = os.path.join(self.tmp, "x.db")
+        self.db = new_db(self.tmp, "x.db")
 
     def tearDown(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -44,9 +44,10 @@ class Cli(unittest.TestCase):
         rows = s.sql("SELECT ingest_hash, dashboard_hash FROM projects WHERE name = 'hashed'")
         self.assertEqual(rows, [(hashlib.sha256(keys["ingest key"].encode()).digest(),
                                  hashlib.sha256(keys["dashboard key"].encode()).digest())])
-        with open(self.db, "rb") as f:
-            raw = f.read()
-        self.assertNotIn(keys["ingest key"].encode(), raw)
+        if not PG:
+            with open(self.db, "rb") as f:
+                raw = f.read()
+            self.assertNotIn(keys["ingest key"].encode(), raw)
 
     def test_two_projects_get_different_keys(self):
         """every key is drawn fresh"""
@@ -65,7 +66,7 @@ class Cli(unittest.TestCase):
                  (("--listen", "nowhere", "--db", self.db), 1,
                   "codensm-server: invalid listen address 'nowhere': expected HOST:PORT\n"),
                  (("project", "create", "x", "--db", os.path.join(self.tmp, "no", "such", "dir.db")), 1,
-                  None)]
+                  None)][:None if not PG else -1]   # a missing folder is SQLite's case
         for args, rc, err in cases:
             p = self.run_bin(*args)
             self.assertEqual(p.returncode, rc, args)
@@ -85,6 +86,8 @@ class Cli(unittest.TestCase):
         p = self.run_bin("project", "list", env=env)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertRegex(p.stdout, r"\nlisted +scale +0  0% of quota\n")
+        if PG:
+            return
         p = self.run_bin("project", "list")  # ./codensm.db in the working directory
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertNotIn("listed", p.stdout)

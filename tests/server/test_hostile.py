@@ -185,20 +185,16 @@ class HostileInput(ServerTest):
                          [("'; DELETE FROM batches; --",)])
         self.assertEqual(len(self.srv.sql("SELECT * FROM projects")), 1)
         # leave the baseline as it was for the other tests
-        import sqlite3
-        con = sqlite3.connect(self.srv.db)
-        with con:
-            ids = [r[0] for r in con.execute("SELECT id FROM functions WHERE name = ?", (evil,))]
-            con.execute("DELETE FROM buckets WHERE function = ?", ids)
-            con.execute("DELETE FROM hist WHERE function = ?", ids)
-            con.execute("DELETE FROM functions WHERE id = ?", ids)
-            names = [r[0] for r in con.execute("SELECT id FROM names WHERE name IN (?, '%s%n%x')", (evil,))]
-            con.executemany("DELETE FROM edges WHERE caller = ? OR callee = ?", [(n, n) for n in names])
-            con.executemany("DELETE FROM names WHERE id = ?", [(n,) for n in names])
-            con.execute("DELETE FROM incidents WHERE function = ?", (evil,))
-            con.execute("DELETE FROM batches WHERE batch_id != 'baseline-1'")
-            con.execute("UPDATE usage SET calls = calls - 3")
-        con.close()
+        (fid,), = self.srv.sql("SELECT id FROM functions WHERE name = ?", evil)
+        names = [r[0] for r in self.srv.sql("SELECT id FROM names WHERE name IN (?, '%s%n%x')", evil)]
+        self.srv.write(("DELETE FROM buckets WHERE function = ?", (fid,)),
+                       ("DELETE FROM hist WHERE function = ?", (fid,)),
+                       ("DELETE FROM functions WHERE id = ?", (fid,)),
+                       *[("DELETE FROM edges WHERE caller = ? OR callee = ?", (n, n)) for n in names],
+                       *[("DELETE FROM names WHERE id = ?", (n,)) for n in names],
+                       ("DELETE FROM incidents WHERE function = ?", (evil,)),
+                       ("DELETE FROM batches WHERE batch_id != 'baseline-1'", ()),
+                       ("UPDATE usage SET calls = calls - 3", ()))
         self.assertAliveAndUnchanged()
 
     def test_oversized_headers_are_431(self):

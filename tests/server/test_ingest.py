@@ -214,7 +214,7 @@ class IngestAnswers(ServerTest):
         for n in names:
             self.assertEqual(self.fn_row(n)[0], n[:100])
             self.assertEqual(self.fn_row(n)[2], n)
-        self.assertEqual(self.srv.sql("SELECT COUNT(*) FROM sqlite_master WHERE name = 'functions'"), [(1,)])
+        self.assertEqual(self.srv.tables().count("functions"), 1)
 
     def test_get_on_ingest_is_405(self):
         """ingest takes POST only"""

@@ -184,13 +184,10 @@ class FortyDays(unittest.TestCase):
         con_rows = self.srv.sql("SELECT COUNT(*) FROM batches WHERE batch_id = 'day-2'")
         self.assertEqual(con_rows, [(1,)])
         # leave the tables as the other tests expect them
-        import sqlite3
-        con = sqlite3.connect(self.srv.db)
-        with con:
-            con.execute("DELETE FROM batches WHERE batch_id = 'day-2'")
-            con.execute("DELETE FROM buckets WHERE function = (SELECT id FROM functions WHERE name = 'ret.late')")
-            con.execute("DELETE FROM functions WHERE name = 'ret.late'")
-        con.close()
+        self.srv.write(("DELETE FROM batches WHERE batch_id = 'day-2'", ()),
+                       ("DELETE FROM buckets WHERE function ="
+                        " (SELECT id FROM functions WHERE name = 'ret.late')", ()),
+                       ("DELETE FROM functions WHERE name = 'ret.late'", ()))
 
 
 class PruneAtStartup(unittest.TestCase):

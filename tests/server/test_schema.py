@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from serverlib import BIN, Server, cli, fn
+from serverlib import BIN, Server, cli, fn, sqlite_only
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 V0_SQL = open(os.path.join(HERE, "data", "schema_v0.sql")).read()
@@ -73,6 +73,7 @@ COUNTS_V0 = {"projects": 2, "functions": 4, "buckets": 4, "hist": 4, "edges": 4,
              "batches": 3, "usage": 3}
 
 
+@sqlite_only
 class Migration(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="codensm-schema-test-")

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # tests/suites/server.sh: codensm-server's API tests (tests/server/) against
-# the built $CODENSM_BUILD/bin/codensm-server and real SQLite files; TAP out.
+# the built $CODENSM_BUILD/bin/codensm-server, twice: on real SQLite files,
+# then on a throwaway PostgreSQL cluster (tests/pgcluster.sh; each server
+# of a test gets a fresh schema of it).  TAP out; the PostgreSQL run's
+# lines say "[postgresql]".
 # Builds nothing: `make` (or `make test`) builds the server first.
 set -u
 cd "$(dirname "$0")/../.."
@@ -11,4 +14,16 @@ if [ ! -x "$bin" ]; then
 	echo "1..1"
 	exit 1
 fi
-exec python3 tests/tap.py tests/server
+python3 tests/tap.py tests/server
+rc=$?
+
+dir=$(mktemp -d /tmp/codensm-server-pg.XXXXXX)
+chmod 755 "$dir"
+trap 'bash tests/pgcluster.sh stop "$dir/cluster"; rm -rf "$dir"' EXIT
+if ! url=$(bash tests/pgcluster.sh start "$dir/cluster" 2>"$dir/start.log"); then
+	echo "not ok - a throwaway PostgreSQL cluster starts (tests/pgcluster.sh): $(tail -1 "$dir/start.log")"
+	exit 1
+fi
+CODENSM_TEST_PG=$url CODENSM_TEST_PG_DIR=$dir/cluster TAP_PREFIX="[postgresql] " \
+	python3 tests/tap.py tests/server || rc=1
+exit $rc

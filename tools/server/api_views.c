@@ -481,10 +481,10 @@ json_t *srv_view_functions(struct srv_view *v, unsigned *status)
 		 "SELECT id, name, department, value_weight, calls, errors, error_rate, max_ms,"
 		 " total_ms, self_ms, nsm, share, file, line, first_seen, last_seen, state,"
 		 " COUNT(*) OVER (), estimated_calls, decisions, loops, returns, nodes_count, lines,"
-		 " has_tests FROM rows WHERE (?6 IS NULL OR department = ?6)"
-		 " AND (?7 IS NULL OR instr(lower(name), lower(?7)) > 0) AND (?8 IS NULL OR state = ?8)"
+		 " has_tests FROM rows WHERE (CAST(?6 AS TEXT) IS NULL OR department = ?6)"
+		 " AND (CAST(?7 AS TEXT) IS NULL OR instr(lower(name), lower(?7)) > 0) AND (CAST(?8 AS TEXT) IS NULL OR state = ?8)"
 		 " ORDER BY %s %s, name ASC LIMIT ?9 OFFSET ?10",
-		 by_percentile ? "name" : sort, desc ? "DESC" : "ASC");
+		 by_percentile ? "name" : sort, desc ? "DESC NULLS LAST" : "ASC NULLS FIRST");
 	struct db_stmt *s = prepare(v, sql);
 	if (!s)
 		return NULL;
