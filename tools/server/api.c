@@ -88,8 +88,8 @@ void srv_api(const char *auth_header, const char *path, srv_query_fn query, void
 {
 	char err[SRV_ERRLEN] = "", project[SRV_PROJECT_NAME_MAX + 2], view[24];
 	struct srv_project p;
-	struct srv_store *st = srv_store_get(err);
-	int found = st ? srv_project_by_key(st, 'd', srv_bearer(auth_header), &p, err) : -1;
+	struct srv_store *st;
+	int found = srv_store_auth('d', srv_bearer(auth_header), &p, &st, err);
 	if (found < 0) {
 		srv_store_log(st, err);
 		return reply(r, 503, srv_error_json("database unavailable"));

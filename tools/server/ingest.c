@@ -669,12 +669,8 @@ void srv_ingest(const char *auth_header, const char *body, size_t len, double no
 {
 	char err[SRV_ERRLEN] = "";
 	struct srv_project p;
-	struct srv_store *st = srv_store_get(err);
-	if (!st) {
-		srv_store_log(NULL, err);
-		return reply(r, 503, srv_error_json("database unavailable"));
-	}
-	int found = srv_project_by_key(st, 'i', srv_bearer(auth_header), &p, err);
+	struct srv_store *st;
+	int found = srv_store_auth('i', srv_bearer(auth_header), &p, &st, err);
 	if (found < 0) {
 		srv_store_log(st, err);
 		return reply(r, 503, srv_error_json("database unavailable"));
@@ -717,7 +713,7 @@ void srv_ingest(const char *auth_header, const char *body, size_t len, double no
 				snprintf(line, sizeof line, "ingest for project '%s': %s", p.name, err);
 				srv_store_log(st, line);
 			}
-			reply(r, 503, srv_error_json("database unavailable, retry later"));
+			reply(r, 503, srv_error_json("database unavailable"));
 			break;
 		}
 	}

@@ -13,19 +13,23 @@
 #define VERSION "0.1.0"
 
 static const char usage[] =
-	"usage: codensm-server [--listen HOST:PORT] [--db PATH] [--web DIR]\n"
-	"       codensm-server project create NAME [--plan free|team|scale] [--db PATH] [--listen HOST:PORT]\n"
-	"       codensm-server project list [--db PATH]\n"
+	"usage: codensm-server [--listen HOST:PORT] [--db PATH|URL] [--db-pool N] [--web DIR]\n"
+	"       codensm-server project create NAME [--plan free|team|scale] [--db PATH|URL] [--listen HOST:PORT]\n"
+	"       codensm-server project list [--db PATH|URL]\n"
 	"\n"
 	"Serves the ingest endpoint (POST /codensm/ingest), the dashboard (/), its\n"
 	"JSON API (/api/) and each project's Prometheus metrics\n"
 	"(/api/projects/NAME/metrics) on 127.0.0.1:8650 unless --listen says otherwise\n"
 	"(port 0: any free port; the first line on stdout names it).  The database is\n"
-	"$CODENSM_DB or ./codensm.db unless --db says otherwise; an older one is\n"
-	"migrated on start-up, and data older than 32 days is deleted every hour.\n";
+	"$CODENSM_DB or ./codensm.db unless --db says otherwise: a SQLite file, or a\n"
+	"PostgreSQL connection string (postgresql://USER@HOST/DB, host=... dbname=...;\n"
+	"the password from PGPASSWORD, ~/.pgpass or a service file), which several\n"
+	"servers can share, each with a pool of --db-pool connections (default 8).\n"
+	"An older schema is migrated on start-up, and data older than 32 days is\n"
+	"deleted every hour.\n";
 
 struct opts {
-	const char *listen, *db, *web, *plan;
+	const char *listen, *db, *web, *plan, *pool;
 	const char *args[4];
 	int nargs;
 };
@@ -44,6 +48,8 @@ static int parse(int argc, char **argv, struct opts *o)
 			dst = &o->db;
 		else if (!strcmp(argv[i], "--web"))
 			dst = &o->web;
+		else if (!strcmp(argv[i], "--db-pool"))
+			dst = &o->pool;
 		else if (!strcmp(argv[i], "--plan"))
 			dst = &o->plan;
 		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -67,6 +73,16 @@ static int parse(int argc, char **argv, struct opts *o)
 			return -1;
 		}
 		*dst = argv[i];
+	}
+	if (o->pool) {
+		char *end;
+		long n = strtol(o->pool, &end, 10);
+		if (*end || end == o->pool || n < 1 || n > 1000) {
+			fprintf(stderr, "codensm-server: invalid --db-pool '%s': expected 1..1000 connections\n",
+				o->pool);
+			return -1;
+		}
+		srv_store_pool = (int)n;
 	}
 	return 0;
 }

@@ -124,8 +124,6 @@ static struct srv_store *pool_get(char *err)
 		open_count--;
 		pthread_cond_signal(&freed);
 		pthread_mutex_unlock(&all_lock);
-		srv_store_log(NULL, err);
-		snprintf(err, SRV_ERRLEN, "database unavailable");
 		return NULL;
 	}
 	return s;
@@ -159,18 +157,28 @@ void srv_store_release(void)
 	int alive = s->db->ops->ready(s->db);
 	if (alive && ok)
 		outage_over();
+	/* A broken connection means the database went away (or restarted):
+	 * the idle ones opened before are broken too, and go with it, so that
+	 * the next requests open fresh ones instead of failing one by one. */
+	struct srv_store *stale = NULL;
 	pthread_mutex_lock(&all_lock);
 	if (alive) {
 		s->next = all;
 		all = s;
 	} else {
-		open_count--;
+		s->next = all;
+		stale = s;
+		all = NULL;
+		for (struct srv_store *x = stale; x; x = x->next)
+			open_count--;
 	}
-	pthread_cond_signal(&freed);
+	pthread_cond_broadcast(&freed);
 	pthread_mutex_unlock(&all_lock);
-	if (!alive) {
-		db_close(s->db);
-		free(s);
+	while (stale) {
+		struct srv_store *x = stale;
+		stale = x->next;
+		db_close(x->db);
+		free(x);
 	}
 }
 
@@ -338,4 +346,21 @@ int srv_project_by_key(struct srv_store *s, char kind, const char *key,
 	}
 	db_reset(st);
 	return found;
+}
+
+/* The request's first query.  A pooled PostgreSQL connection the database
+ * dropped (it restarted while the connection was idle) is only found
+ * broken when used: it is closed and the query tried once more on a
+ * fresh one, so the first request after a restart is not a 503. */
+int srv_store_auth(char kind, const char *key, struct srv_project *p, struct srv_store **st,
+		   char *err)
+{
+	for (int tries = 0;; tries++) {
+		if (!(*st = srv_store_get(err)))
+			return -1;
+		int found = srv_project_by_key(*st, kind, key, p, err);
+		if (found >= 0 || tries || !pg || db_fail((*st)->db) != DB_FAIL_UNAVAILABLE)
+			return found;
+		srv_store_release();
+	}
 }

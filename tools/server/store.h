@@ -92,5 +92,10 @@ int srv_project_create(struct srv_store *s, const char *name, const char *plan,
 int srv_project_by_key(struct srv_store *s, char kind, const char *key,
 		       struct srv_project *p, char *err);
 int64_t srv_plan_quota(const char *plan);           /* -1 for an unknown plan */
+/* srv_project_by_key on this thread's connection (*st, which may be NULL
+ * on -1), with one more try on a fresh PostgreSQL connection when the
+ * pooled one turns out to be broken. */
+int srv_store_auth(char kind, const char *key, struct srv_project *p, struct srv_store **st,
+		   char *err);
 
 #endif
