@@ -511,12 +511,26 @@ def capacity(R, source):
                                    "{:,.0f}".format(per_srv_core)))
     for cores in (4, 8, 16):
         n = cores * per_db_core * 0.6
+        sc = max(1, round(n / per_srv_core / 0.6))
         add("- a %d-core database kept at 60%% CPU: about %s processes, %s bodies and %s "
-            "function rows a second, with about %d server cores in front of it;" % (
+            "function rows a second, with about %d server core%s in front of it;" % (
                 cores, "{:,.0f}".format(n), "{:,.0f}".format(n / INTERVAL),
-                "{:,.0f}".format(500 * n / INTERVAL), max(1, round(n / per_srv_core / 0.6))))
+                "{:,.0f}".format(500 * n / INTERVAL), sc, "s" if sc > 1 else ""))
     add("- its disk must take one commit per body (group commit merges them) and the "
-        "rows' WAL; the dashboard's reads come on top (below).")
+        "rows' WAL; the dashboard's reads come on top (below);")
+    one = [f for f in procs if f["servers"] == 1]
+    if one:
+        b = one[0]["requests_per_s"]
+        add("- **but one project is applied one batch at a time** (its usage row, docs/api.md "
+            "\"Exactness with several servers\"): all process-shaped bodies above went to one "
+            "project and it took %.1f a second, so one project holds about %s processes "
+            "(%.1f x %d s) on this machine, whatever the number of servers or database "
+            "cores. A faster machine and disk raise that ceiling (it is one transaction's "
+            "length); more projects multiply it (the 4-project rows: the database's CPU, "
+            "not the row, becomes the limit)." % (b, "{:,.0f}".format(b * INTERVAL), b, INTERVAL))
+    add("")
+    add("The CPU per body was measured on a busy shared VM (neighbours' load, CPU steal, "
+        "cold caches) and is likely pessimistic for a dedicated database host.")
     add("")
     add("These hold while the database's CPU is what limits. On this machine, where "
         "everything shares two cores, a second and third server add little (the ingest "
