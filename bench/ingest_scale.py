@@ -532,10 +532,24 @@ def capacity(R, source):
     add("The CPU per body was measured on a busy shared VM (neighbours' load, CPU steal, "
         "cold caches) and is likely pessimistic for a dedicated database host.")
     add("")
-    add("These hold while the database's CPU is what limits. On this machine, where "
-        "everything shares two cores, a second and third server add little (the ingest "
-        "table's 2- and 3-server rows); with the database on its own cores, servers add "
-        "throughput until the database's cores are busy.")
+    ing = {(f["backend"], f["servers"], f.get("projects", 1)): f for f in R.get("ingest", [])}
+    ratios = []
+    for k in (1, 4):
+        one = ing.get(("postgresql", 1, k))
+        more = [(n, ing[("postgresql", n, k)]) for n in (2, 3) if ("postgresql", n, k) in ing]
+        if one and more:
+            ratios.append("%s with %s" % (" and ".join(
+                "%.2f (%d servers)" % (f["requests_per_s"] / one["requests_per_s"], n)
+                for n, f in more), "one project" if k == 1 else "%d projects" % k))
+    if ratios:
+        top = max(f["db_cores"] or 0 for f in R.get("ingest", []))
+        add("These hold while the database's CPU is what limits. In this run, requests/s "
+            "relative to one server's were %s, the database never using more than %.2f "
+            "of the machine's %d cores: here the clients, the servers and the database share "
+            "two busy cores, and one project's batches queue on its row, so the ratios are "
+            "noise around what one machine allows, not the ceiling of the design. With the "
+            "database on cores of its own, servers add throughput until those cores are busy "
+            "(the projection above)." % (" and ".join(ratios), top, R.get("cores", 2)))
     return "\n".join(L)
 
 
