@@ -274,6 +274,27 @@ class TwoServers(unittest.TestCase):
         self.assertEqual(self.a.sql("SELECT COUNT(*) FROM batches"), [(40,)])
         self.assertEqual((self.a.stop(), self.b.stop()), (0, 0))
 
+    def test_the_quota_holds_across_servers(self):
+        """free plan, 30 batches of 10,000 calls over both servers at once: exactly 12 accepted (120%), 18 are 429"""
+        key = self.p["ingest"]
+        results = []
+
+        def post(srv, i):
+            results.append(srv.post(key, {"functions": [fn(f"q.f{i % 3}", 10000)],
+                                          "_meta": at(5, batch_id=f"q{i}")})[0])
+
+        ts = [threading.Thread(target=post, args=((self.a, self.b)[i % 2], i)) for i in range(30)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(sorted(results), [200] * 12 + [429] * 18)
+        self.assertEqual(self.a.sql("SELECT calls, overage FROM usage"), [(120000, 1)])
+        self.assertEqual(self.a.sql("SELECT SUM(calls) FROM buckets"), [(120000,)])
+        self.assertEqual(self.a.sql("SELECT SUM(calls_total) FROM functions"), [(120000,)])
+        self.assertEqual(self.a.sql("SELECT COUNT(*) FROM batches"), [(12,)])
+        self.assertEqual((self.a.stop(), self.b.stop()), (0, 0))
+
 
 if __name__ == "__main__":
     unittest.main()

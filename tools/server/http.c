@@ -2,8 +2,9 @@
  * cap, time-outs and connection limits, and the headers every answer gets.
  *
  * Threads: MHD's internal pool of POOL_THREADS threads calls the handler;
- * each thread has its own SQLite connection (store.c), so a slow view never
- * blocks an ingest on another thread beyond SQLite's own write lock.
+ * each thread has its own SQLite connection, or takes a PostgreSQL one from
+ * the pool for the request (store.c), so a slow view never blocks an ingest
+ * on another thread beyond the database's own locks.
  *
  * MHD's time-out only measures silence, so a client that sends one byte a
  * second would hold its connection for ever; a reaper thread therefore

@@ -520,15 +520,51 @@ out:
 	return rc;
 }
 
+/* Functions and inventory by name, edges by caller then callee,
+ * incidents as sent. */
+struct entry {
+	json_t *v;
+	size_t i;                 /* its place in the body: equal keys keep it */
+};
+
+static int by_name(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	static const char *const keys[] = { "name", "caller", "callee" };
+	for (size_t k = 0; k < 3; k++) {
+		const char *p = json_string_value(json_object_get(x->v, keys[k]));
+		const char *q = json_string_value(json_object_get(y->v, keys[k]));
+		int c = p && q ? strcmp(p, q) : 0;
+		if (c)
+			return c;
+	}
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+/* Applies every entry of root[key] in a fixed key order (by_name): two
+ * transactions of one project then lock the rows they share (a function's
+ * lifetime counters, its buckets, an edge) in the same order, so they wait
+ * for each other instead of deadlocking. */
 static int apply_list(struct batch *b, json_t *root, const char *key,
 		      int (*apply)(struct batch *, json_t *))
 {
-	json_t *x;
-	size_t i;
-	json_array_foreach(json_object_get(root, key), i, x)
-		if (apply(b, x) < 0)
-			return -1;
-	return 0;
+	json_t *a = json_object_get(root, key);
+	size_t n = json_array_size(a);
+	if (!n)
+		return 0;
+	struct entry *order = malloc(n * sizeof *order);
+	if (!order) {
+		snprintf(b->err, SRV_ERRLEN, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		order[i] = (struct entry){ json_array_get(a, i), i };
+	qsort(order, n, sizeof *order, by_name);
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = apply(b, order[i].v);
+	free(order);
+	return rc;
 }
 
 /* When the calls happened: the end of _meta.interval when the client's
@@ -564,22 +600,53 @@ enum outcome { APPLIED, DUPLICATE, OVER_QUOTA, FAILED };
  * from the database, not from a server's memory:
  * - the batch id is inserted first, and a unique key makes the second of
  *   two concurrent copies wait for the first and then insert nothing;
- * - the month's usage is one row, added to with an atomic upsert that
- *   returns the new total: a batch that carries it past 120% of the quota
- *   is rolled back whole (429); up to there it is accepted and the month
- *   is marked as overage.  That row also serializes one project's batches,
- *   so their per-minute upserts cannot deadlock each other. */
+ * - the month's usage is one row, added to last, with an atomic upsert
+ *   that returns the new total: a batch that carries it past 120% of the
+ *   quota is rolled back whole (429); up to there it is accepted and the
+ *   month is marked as overage.  Last, because that row is the one every
+ *   batch of the project shares: it is then held only for the upsert and
+ *   the COMMIT.  A project already past the limit is answered before any
+ *   work, from a plain read (usage only grows within a month, so a stale
+ *   read can only be lower than the truth). */
 static enum outcome apply(struct batch *b, const struct srv_project *p, json_t *root,
 			  double now)
 {
 	struct db_stmt *s;
 	const char *bid = json_string_value(json_object_get(json_object_get(root, "_meta"), "batch_id"));
-	int64_t calls = 0, quota = srv_plan_quota(p->plan);
+	int64_t calls = 0, quota = srv_plan_quota(p->plan), month = month_of(now), used;
 	json_t *f;
 	size_t i;
 
 	json_array_foreach(json_object_get(root, "functions"), i, f)
 		calls += json_integer_value(json_object_get(f, "calls"));
+	if (quota >= 0) {
+		if (!(s = srv_stmt(b->st, "SELECT calls FROM usage WHERE project = ?1 AND month_start = ?2",
+				   b->err)))
+			return FAILED;
+		db_bind_int64(s, 1, p->id);
+		db_bind_int64(s, 2, month);
+		int rc = db_step(s);
+		used = rc == DB_ROW ? db_column_int64(s, 0) : 0;
+		db_reset(s);
+		if (rc == DB_ERROR)
+			return db_failed(b), FAILED;
+		if (used + calls > quota + quota / 5 && bid) {
+			/* a resend of a batch applied before is still a duplicate */
+			if (!(s = srv_stmt(b->st, "SELECT 1 FROM batches WHERE project = ?1 AND batch_id = ?2",
+					   b->err)))
+				return FAILED;
+			db_bind_int64(s, 1, p->id);
+			db_bind_text(s, 2, bid, -1);
+			rc = db_step(s);
+			db_reset(s);
+			if (rc == DB_ERROR)
+				return db_failed(b), FAILED;
+			if (rc == DB_ROW)
+				return DUPLICATE;
+		}
+		if (used + calls > quota + quota / 5)
+			return OVER_QUOTA;
+	}
 	if (srv_begin(b->st, b->err) < 0)
 		return FAILED;
 	if (bid) {
@@ -596,6 +663,12 @@ static enum outcome apply(struct batch *b, const struct srv_project *p, json_t *
 			return DUPLICATE;
 		}
 	}
+	if (apply_list(b, root, "functions", apply_function) ||
+	    apply_list(b, root, "inventory", apply_inventory) ||
+	    apply_list(b, root, "edges", apply_edge) ||
+	    apply_list(b, root, "incidents", apply_incident) ||
+	    srv_flows_apply(b->st, b->project, root, now, b->err) < 0)
+		goto fail;
 	if (!(s = srv_stmt(b->st, "INSERT INTO usage(project, month_start, calls, overage)"
 			   " VALUES(?1, ?2, ?3, CASE WHEN ?3 > ?4 THEN 1 ELSE 0 END)"
 			   " ON CONFLICT(project, month_start) DO UPDATE SET calls = usage.calls + excluded.calls,"
@@ -604,7 +677,7 @@ static enum outcome apply(struct batch *b, const struct srv_project *p, json_t *
 			   " RETURNING calls", b->err)))
 		goto fail;
 	db_bind_int64(s, 1, p->id);
-	db_bind_int64(s, 2, month_of(now));
+	db_bind_int64(s, 2, month);
 	db_bind_int64(s, 3, calls);
 	db_bind_int64(s, 4, quota);
 	if (db_step(s) != DB_ROW) {
@@ -612,18 +685,12 @@ static enum outcome apply(struct batch *b, const struct srv_project *p, json_t *
 		db_reset(s);
 		goto fail;
 	}
-	int64_t used = db_column_int64(s, 0);
+	used = db_column_int64(s, 0);
 	db_reset(s);
 	if (quota >= 0 && used > quota + quota / 5) {
 		srv_rollback(b->st);
 		return OVER_QUOTA;
 	}
-	if (apply_list(b, root, "functions", apply_function) ||
-	    apply_list(b, root, "inventory", apply_inventory) ||
-	    apply_list(b, root, "edges", apply_edge) ||
-	    apply_list(b, root, "incidents", apply_incident) ||
-	    srv_flows_apply(b->st, b->project, root, now, b->err) < 0)
-		goto fail;
 	if (srv_commit(b->st, b->err) < 0)
 		return FAILED;
 	return APPLIED;

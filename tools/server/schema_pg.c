@@ -112,6 +112,10 @@ static const char schema_v1[] =
 	"CREATE FUNCTION instr(haystack TEXT, needle TEXT) RETURNS INTEGER"
 	" LANGUAGE sql IMMUTABLE AS $$ SELECT strpos(haystack, needle) $$;";
 
+/* steps[v] brings version v to v + 1: a new version is one more entry
+ * (and PG_SCHEMA_VERSION + 1), applied by the first server that starts. */
+static const char *const steps[PG_SCHEMA_VERSION] = { schema_v1 };
+
 static int query_int(struct srv_store *s, const char *sql, int64_t *out, char *err)
 {
 	struct db *db = srv_store_db(s);
@@ -207,10 +211,13 @@ int srv_schema_pg_ready(struct srv_store *s, char *err)
 			 " use a newer codensm-server", (long long)version, PG_SCHEMA_VERSION);
 		goto fail;
 	}
-	if (version == 0 &&
-	    (srv_exec(s, schema_v1, err) < 0 ||
-	     srv_exec(s, "INSERT INTO schema_version VALUES(1)", err) < 0))
-		goto fail;
+	for (; version < PG_SCHEMA_VERSION; version++) {
+		char set[96];
+		snprintf(set, sizeof set, "DELETE FROM schema_version; INSERT INTO schema_version VALUES(%lld)",
+			 (long long)version + 1);
+		if (srv_exec(s, steps[version], err) < 0 || srv_exec(s, set, err) < 0)
+			goto fail;
+	}
 	if (create_days(s, now, now + DAYS_AHEAD * DAY, err) < 0)
 		goto fail;
 	return srv_commit(s, err);

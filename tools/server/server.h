@@ -1,8 +1,8 @@
 /* server.h: the private interfaces between codensm-server's modules.
  *
  * Data flows one way: http (sockets) -> ingest (validation, quotas) -> store
- * (store.h, SQLite) -> api (JSON views, using metrics for the formulas) -> the page,
- * which static serves.  Cross-file names carry the srv_ prefix; every call
+ * (store.h, SQLite or PostgreSQL through db.h) -> api (JSON views, using
+ * metrics for the formulas) -> the page, which static serves.  Cross-file names carry the srv_ prefix; every call
  * that can fail returns 0 / -1 (or NULL) and writes one lowercase line into a
  * caller-owned char err[SRV_ERRLEN].  No module but main.c calls exit().
  */
