@@ -13,6 +13,16 @@
  *
  * Not thread-safe: one connection is used by one thread at a time
  * (store.c hands them out).
+ *
+ * Porting code written on sqlite3 is mechanical: sqlite3_stmt -> struct
+ * db_stmt; sqlite3_bind_X(s, i, v[, n, SQLITE_STATIC]) -> db_bind_X(s, i,
+ * v[, n]) (text is always copied); sqlite3_step/column_X/reset ->
+ * db_step/db_column_X/db_reset; SQLITE_ROW/DONE -> DB_ROW/DB_DONE;
+ * sqlite3_column_type(s, i) == SQLITE_NULL -> db_column_null(s, i);
+ * sqlite3_errmsg(db) -> db_errmsg(db); sqlite3_changes64 -> db_changes;
+ * sqlite3_last_insert_rowid -> INSERT ... RETURNING id; BEGIN IMMEDIATE
+ * -> srv_begin (store.h).  A constraint failure is DB_ERROR with
+ * db_fail() == DB_FAIL_CONSTRAINT.
  */
 #ifndef CODENSM_SERVER_DB_H
 #define CODENSM_SERVER_DB_H

@@ -143,6 +143,13 @@ static int create_days(struct srv_store *s, int64_t from, int64_t to, char *err)
 		gmtime_r(&t, &tm);
 		strftime(ymd, sizeof ymd, "%Y%m%d", &tm);
 		for (size_t i = 0; i < sizeof series / sizeof *series; i++) {
+			int64_t exists;
+			snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM pg_class WHERE relname = '%s_p%s'"
+				 " AND relnamespace = current_schema()::regnamespace", series[i], ymd);
+			if (query_int(s, sql, &exists, err) < 0)
+				return -1;
+			if (exists)
+				continue;   /* no lock on the parent for a day already there */
 			snprintf(sql, sizeof sql, "CREATE TABLE IF NOT EXISTS %s_p%s PARTITION OF %s"
 				 " FOR VALUES FROM (%lld) TO (%lld)", series[i], ymd, series[i],
 				 (long long)day, (long long)(day + DAY));
@@ -156,6 +163,18 @@ static int create_days(struct srv_store *s, int64_t from, int64_t to, char *err)
 static int lock(struct srv_store *s, char *err)
 {
 	return srv_exec(s, "SELECT pg_advisory_xact_lock(" PG_LOCK_KEY ")", err);
+}
+
+/* The partitions of the days from..to, in a transaction of their own. */
+static int ensure_days(struct srv_store *s, int64_t from, int64_t to, char *err)
+{
+	if (srv_begin(s, err) < 0)
+		return -1;
+	if (lock(s, err) < 0 || create_days(s, from, to, err) < 0) {
+		srv_rollback(s);
+		return -1;
+	}
+	return srv_commit(s, err);
 }
 
 /* The days this process made sure of: the common case costs a look at
@@ -183,13 +202,7 @@ int srv_pg_ensure_day(struct srv_store *s, int64_t t, char *err)
 	pthread_mutex_unlock(&known_lock);
 	if (found)
 		return 0;
-	if (srv_begin(s, err) < 0)
-		return -1;
-	if (lock(s, err) < 0 || create_days(s, day, day, err) < 0) {
-		srv_rollback(s);
-		return -1;
-	}
-	if (srv_commit(s, err) < 0)
+	if (ensure_days(s, day, day, err) < 0)
 		return -1;
 	pthread_mutex_lock(&known_lock);
 	known[nknown++ % 8] = day;
@@ -233,44 +246,56 @@ static const char list_sql[] =
 	" JOIN pg_class p ON p.oid = i.inhparent"
 	" WHERE p.relname = ?1 AND p.relnamespace = current_schema()::regnamespace ORDER BY 1";
 
+/* Two transactions: the coming days' partitions, then the old ones'
+ * rows counted and the partitions dropped together at the end, so that the
+ * exclusive lock DROP takes on the parent table is held only for the drops
+ * and the COMMIT. */
 int srv_pg_partitions(struct srv_store *s, double now, int64_t keep_from, int64_t dropped[3],
 		      char *err)
 {
-	if (srv_begin(s, err) < 0)
+	enum { MAX_DROP = 48 };
+	char names[MAX_DROP][64], sql[200];
+	size_t table[MAX_DROP];
+	int n = 0;
+
+	if (ensure_days(s, (int64_t)now, (int64_t)now + DAYS_AHEAD * DAY, err) < 0 ||
+	    srv_begin(s, err) < 0)
 		return -1;
-	if (lock(s, err) < 0 || create_days(s, (int64_t)now, (int64_t)now + DAYS_AHEAD * DAY, err) < 0)
+	if (lock(s, err) < 0)
 		goto fail;
 	for (size_t i = 0; i < sizeof series / sizeof *series; i++) {
-		char names[64][64], sql[200];
-		int n = 0, rc;
+		int rc;
 		struct db_stmt *st = srv_stmt(s, list_sql, err);
 		if (!st)
 			goto fail;
 		db_bind_text(st, 1, series[i], -1);
-		while ((rc = db_step(st)) == DB_ROW && n < 64) {
+		while ((rc = db_step(st)) == DB_ROW) {
 			const char *name = db_column_text(st, 0);
 			const char *p = strrchr(name, 'p');
 			struct tm tm = { 0 };
-			if (!p || !strptime(p + 1, "%Y%m%d", &tm))
-				continue;
-			if ((int64_t)timegm(&tm) + DAY <= keep_from)
-				snprintf(names[n++], sizeof names[0], "%s", name);
+			if (n == MAX_DROP || !p || !strptime(p + 1, "%Y%m%d", &tm) ||
+			    (int64_t)timegm(&tm) + DAY > keep_from)
+				continue;   /* past MAX_DROP: the next run takes the rest */
+			snprintf(names[n], sizeof names[0], "%s", name);
+			table[n++] = i;
 		}
 		db_reset(st);
 		if (rc == DB_ERROR) {
 			snprintf(err, SRV_ERRLEN, "database: %s", db_errmsg(srv_store_db(s)));
 			goto fail;
 		}
-		for (int k = 0; k < n; k++) {
-			int64_t rows;
-			snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %.63s", names[k]);
-			if (query_int(s, sql, &rows, err) < 0)
-				goto fail;
-			snprintf(sql, sizeof sql, "DROP TABLE %.63s", names[k]);
-			if (srv_exec(s, sql, err) < 0)
-				goto fail;
-			dropped[i] += rows;
-		}
+	}
+	for (int k = 0; k < n; k++) {
+		int64_t rows;
+		snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %.63s", names[k]);
+		if (query_int(s, sql, &rows, err) < 0)
+			goto fail;
+		dropped[table[k]] += rows;
+	}
+	for (int k = 0; k < n; k++) {
+		snprintf(sql, sizeof sql, "DROP TABLE %.63s", names[k]);
+		if (srv_exec(s, sql, err) < 0)
+			goto fail;
 	}
 	return srv_commit(s, err);
 fail:
