@@ -446,6 +446,11 @@ class ScaleTest(unittest.TestCase):
         if not os.environ.get("CODENSM_KEEP_SCALE"):
             shutil.rmtree(cls.tmp, ignore_errors=True)
 
+    def shortDescription(self):
+        """The test's sentence, prefixed with its backend."""
+        d = super().shortDescription()
+        return f"{self.backend}: {d}" if d else None
+
     def setUp(self):
         self.servers = []
 
