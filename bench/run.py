@@ -1042,6 +1042,14 @@ MEANINGS = (
      "on a 2-core machine"),
     ("codensm-server, killed", "a server killed mid-load loses nothing it answered 200, "
      "and clients' resends count once"),
+    ("scale: ingest on PostgreSQL, 2 and 3", "servers are interchangeable: more of them "
+     "help where the database has cores to spare (docs/deploy.md's capacity model)"),
+    ("scale: ingest, PostgreSQL 1 server / SQLite", "what a shared database costs one "
+     "server against its own file"),
+    ("scale: ingest", "docs/deploy.md turns these into a capacity model"),
+    ("scale: dashboard", "how the heaviest view grows with the functions reporting "
+     "each minute"),
+    ("scale: PostgreSQL rows", "the PostgreSQL half did not run"),
 )
 
 
@@ -1346,6 +1354,10 @@ def build_report(R):
         row(what + ", the store equals what was acknowledged", "exact",
             "yes" if not f["integrity_failures"] else "**no**: " + "; ".join(f["integrity_failures"]),
             not f["integrity_failures"])
+    if R.get("scale"):
+        import ingest_scale
+        for what, target, value, ok in ingest_scale.checks(R["scale"]):
+            row(what, target, value, ok)
     return "\n".join(lines)
 
 
@@ -1395,12 +1407,16 @@ def main():
     ap.add_argument("--load-connections", type=int, default=64)
     ap.add_argument("--redis-requests", type=int, default=50000,
                     help="redis-benchmark requests of each command per run")
+    ap.add_argument("--scale-seconds", type=int, default=15,
+                    help="each ingest run of the scale part (bench/ingest_scale.py)")
+    ap.add_argument("--scale-minutes", type=int, default=5,
+                    help="minutes of data under the scale part's dashboard query")
     ap.add_argument("--no-uftrace", action="store_true")
     ap.add_argument("--no-rt", action="store_true",
                     help="only the variants that do not need the runtime")
     ap.add_argument("--only", default="",
                     help="comma list of: synthetic,bzip2,scaling,startup,send,"
-                    "memory,threads,steady,instructions,cache,payload,accuracy,load,probes,redis,lua")
+                    "memory,threads,steady,instructions,cache,payload,accuracy,load,probes,redis,lua,scale")
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
     ap.add_argument("--report", metavar="JSON",
                     help="print the table of a saved run (results/*.json) "
@@ -1524,6 +1540,14 @@ def main():
             log("load: codensm-server, %d clients, %d s twice"
                 % (args.load_connections, args.load_seconds))
             R["load"] = load(build, args.load_seconds, args.load_connections)
+        if want("scale"):
+            # After load, for the same reason: servers and PostgreSQL take
+            # both cores.
+            import ingest_scale
+            log("scale: 1 to 3 servers on PostgreSQL and the SQLite default, %d s each"
+                % args.scale_seconds)
+            R["scale"] = ingest_scale.run(build, args.scale_seconds, args.load_connections,
+                                          args.scale_minutes, log=log)
     R["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     R["ratios"] = {w: paired_ratios(m) for w, m in R["overhead"].items()}
     R["elapsed_s"] = time.time() - t_start

@@ -12,7 +12,11 @@
  * and every payload is a pure function of (thread, seq), so a checker can
  * compare the store with exactly what was acknowledged.
  *
- * usage: loadgen URL KEY SECONDS CONNECTIONS LOG
+ * URL may be several, comma-separated (servers sharing one store): thread t
+ * posts to the (t mod n)th, as a load balancer spreading keep-alive
+ * connections would.
+ *
+ * usage: loadgen URL[,URL...] KEY SECONDS CONNECTIONS LOG
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -24,8 +28,10 @@
 
 #define FUNCTIONS 50   /* distinct names the payloads draw from */
 #define PER_BATCH 5    /* functions in one payload */
+#define MAX_URLS 16
 
-static const char *url, *key;
+static const char *urls[MAX_URLS], *key;
+static unsigned nurls;
 static double deadline;
 static FILE *out;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -88,7 +94,7 @@ static void *client(void *arg)
 	h = curl_slist_append(h, auth);
 	h = curl_slist_append(h, "Content-Type: application/json");
 	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_URL, urls[t % nurls]);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
@@ -121,10 +127,15 @@ static void *client(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc != 6) {
-		fprintf(stderr, "usage: loadgen URL KEY SECONDS CONNECTIONS LOG\n");
+		fprintf(stderr, "usage: loadgen URL[,URL...] KEY SECONDS CONNECTIONS LOG\n");
 		return 2;
 	}
-	url = argv[1];
+	for (char *u = strtok(argv[1], ","); u && nurls < MAX_URLS; u = strtok(NULL, ","))
+		urls[nurls++] = u;
+	if (!nurls) {
+		fprintf(stderr, "loadgen: no URL in '%s'\n", argv[1]);
+		return 2;
+	}
 	key = argv[2];
 	deadline = now() + atof(argv[3]);
 	int n = atoi(argv[4]);
