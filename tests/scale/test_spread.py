@@ -83,7 +83,7 @@ class Spread:
         cl = Client()
         body, _, _ = payload("q-last", 0, calls=6 * [60])
         self.assertEqual(cl.post(servers[2].port, project["ingest"], body),
-                         (200, {"ok": True, "functions": 6}))
+                         (200, {"ok": True, "functions": 6, "probes": {}}))
         body, _, _ = payload("q-over", 0, calls=[1] + 5 * [0])
         self.assertEqual(cl.post(servers[0].port, project["ingest"], body),
                          (429, {"error": "quota_exceeded"}))
@@ -117,8 +117,8 @@ class Spread:
             t.join(120)
         for i, got in answers.items():
             self.assertEqual(sorted(got, key=lambda a: "duplicate" in a[1]),
-                             [(200, {"ok": True, "functions": 6})]
-                             + 2 * [(200, {"ok": True, "functions": 6, "duplicate": True})],
+                             [(200, {"ok": True, "functions": 6, "probes": {}})]
+                             + 2 * [(200, {"ok": True, "functions": 6, "duplicate": True, "probes": {}})],
                              f"batch dup-{i}")
         want = sums(c for _, c, _ in batches)
         for s in servers:

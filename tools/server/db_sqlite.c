@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include "server.h"
 
@@ -71,6 +72,9 @@ static void sql_pick(sqlite3_context *ctx, int argc, sqlite3_value **v)
 	sqlite3_result_value(ctx, v[a_wins ? 0 : 1]);
 }
 
+#define SQ_OPEN_TRIES    500      /* of SQ_OPEN_PAUSE_US each: 10 s */
+#define SQ_OPEN_PAUSE_US 20000
+
 struct db *db_sqlite_open(const char *path, char *err)
 {
 	static int yes = 1;
@@ -87,10 +91,20 @@ struct db *db_sqlite_open(const char *path, char *err)
 		goto fail;
 	}
 	sqlite3_busy_timeout(d->h, 10000);
-	if (db_exec(&d->base, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-		    " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;") < 0) {
-		snprintf(err, SRV_ERRLEN, "database: %s", d->base.msg);
-		goto fail;
+	/* Switching a new file to WAL while another process does the same can
+	 * answer SQLITE_BUSY at once, without the busy handler: servers started
+	 * together on one new file wait for each other here instead (10 s). */
+	for (int tries = 0;; tries++) {
+		if (db_exec(&d->base, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			    " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;") == 0)
+			break;
+		int busy = (sqlite3_errcode(d->h) & 0xff) == SQLITE_BUSY ||
+			   (sqlite3_errcode(d->h) & 0xff) == SQLITE_LOCKED;
+		if (!busy || tries >= SQ_OPEN_TRIES) {
+			snprintf(err, SRV_ERRLEN, "database: %s", d->base.msg);
+			goto fail;
+		}
+		usleep(SQ_OPEN_PAUSE_US);
 	}
 	if (sqlite3_create_function(d->h, "cnsm_state", 6, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
 				    NULL, sql_state, NULL, NULL) != SQLITE_OK ||

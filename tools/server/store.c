@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "server.h"
@@ -64,7 +65,20 @@ int srv_store_init(const char *target, char *err)
 	struct srv_store *s = srv_store_get(err);
 	if (!s)
 		return -1;
-	int rc = pg ? srv_schema_pg_ready(s, err) : srv_schema_ready(s, target, err);
+	int rc;
+	if (pg) {
+		rc = srv_schema_pg_ready(s, err);
+	} else {
+		/* Another server creating or migrating the same new file holds
+		 * its write lock: wait for it (10 s), then find its schema. */
+		for (int tries = 0;; tries++) {
+			rc = srv_schema_ready(s, target, err);
+			if (rc == 0 || tries >= 500 || db_fail(s->db) != DB_FAIL_UNAVAILABLE)
+				break;
+			db_rollback(s->db);
+			usleep(20000);
+		}
+	}
 	srv_store_release();
 	return rc;
 }
