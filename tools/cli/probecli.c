@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "apicall.h"
 #include "probecli.h"
 
 #define DEFAULT_SERVER "http://127.0.0.1:8650"
@@ -22,23 +23,11 @@ struct opts {
 	int nargs, json;
 };
 
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t collect(char *data, size_t size, size_t nmemb, void *arg)
+static const char *url_of(char *url, size_t n, const struct opts *o, const char *proj,
+			  const char *path)
 {
-	struct buf *b = arg;
-	size_t n = size * nmemb;
-	char *p = realloc(b->p, b->n + n + 1);
-	if (!p)
-		return 0;
-	memcpy(p + b->n, data, n);
-	b->p = p;
-	b->n += n;
-	b->p[b->n] = '\0';
-	return n;
+	snprintf(url, n, "%s/api/projects/%s/%s", o->server, proj, path);
+	return url;
 }
 
 /* One request; the parsed 2xx body, or NULL with one line on err saying
@@ -46,39 +35,22 @@ static size_t collect(char *data, size_t size, size_t nmemb, void *arg)
 static json_t *request(const struct opts *o, const char *method, const char *path,
 		       json_t *body, const char *what, FILE *err)
 {
-	char url[2048], auth[512];
-	struct buf b = { 0 };
-	struct curl_slist *h = NULL;
+	char url[2048];
+	struct cli_answer a = { 0 };
 	json_t *j = NULL;
-	long status = 0;
 	char *proj = curl_easy_escape(NULL, o->project, 0);
-	CURL *c = curl_easy_init();
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	if (!c || !proj) {
+	if (!proj || cli_api_call(method, url_of(url, sizeof url, o, proj, path), o->key, text,
+				  &a) < 0) {
 		fprintf(err, "codensm: cannot start libcurl\n");
 		goto out;
 	}
-	snprintf(url, sizeof url, "%s/api/projects/%s/%s", o->server, proj, path);
-	snprintf(auth, sizeof auth, "Authorization: Bearer %s", o->key);
-	h = curl_slist_append(h, auth);
-	h = curl_slist_append(h, "Content-Type: application/json");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	if (text)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
-	else if (!strcmp(method, "POST"))
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-	CURLcode rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	json_t *ans = rc == CURLE_OK ? json_loadb(b.p ? b.p : "", b.n, 0, NULL) : NULL;
+	CURLcode rc = a.rc;
+	long status = a.status;
+	json_t *ans = a.json;
 	const char *msg = json_string_value(json_object_get(ans, "error"));
 	if (!msg)
-		msg = b.p && b.n < 300 ? b.p : "";
+		msg = strlen(a.text) < 300 ? a.text : "";
 	if (rc != CURLE_OK)
 		fprintf(err, "codensm: cannot reach '%s': %s\n", o->server, curl_easy_strerror(rc));
 	else if (status == 401)
@@ -105,13 +77,10 @@ static json_t *request(const struct opts *o, const char *method, const char *pat
 		fprintf(err, "codensm: '%s' sent an answer that is not JSON\n", url);
 	else
 		j = json_incref(ans);
-	json_decref(ans);
 out:
+	cli_answer_free(&a);
 	free(text);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
 	curl_free(proj);
-	free(b.p);
 	return j;
 }
 

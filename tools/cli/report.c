@@ -6,63 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apicall.h"
 #include "report.h"
-
-struct buf {
-	char *p;
-	size_t n;
-};
-
-static size_t collect(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct buf *b = arg;
-	size_t n = size * nmemb;
-	char *p = realloc(b->p, b->n + n + 1);
-	if (!p)
-		return 0;
-	memcpy(p + b->n, data, n);
-	b->p = p;
-	b->n += n;
-	b->p[b->n] = '\0';
-	return n;
-}
 
 /* GET `url` with the key; the parsed JSON body, or NULL with a line on err. */
 static json_t *get_json(const char *url, const char *key, FILE *err)
 {
-	CURL *c = curl_easy_init();
-	struct buf b = { 0 };
-	char auth[512];
-	struct curl_slist *h = NULL;
+	struct cli_answer a;
 	json_t *j = NULL;
-	long status = 0;
-	if (!c) {
+	if (cli_api_call("GET", url, key, NULL, &a) < 0) {
 		fprintf(err, "codensm: cannot start libcurl\n");
 		return NULL;
 	}
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-	h = curl_slist_append(h, auth);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-	CURLcode rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (rc != CURLE_OK) {
-		fprintf(err, "codensm: cannot fetch '%s': %s\n", url, curl_easy_strerror(rc));
-	} else if (status != 200) {
-		fprintf(err, "codensm: '%s' answered %ld: %.200s\n", url, status, b.p ? b.p : "");
-	} else {
-		json_error_t je;
-		j = json_loadb(b.p ? b.p : "", b.n, 0, &je);
-		if (!j)
-			fprintf(err, "codensm: '%s' sent bad JSON: %s\n", url, je.text);
-	}
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	free(b.p);
+	if (a.rc != CURLE_OK)
+		fprintf(err, "codensm: cannot fetch '%s': %s\n", url, curl_easy_strerror(a.rc));
+	else if (a.status != 200)
+		fprintf(err, "codensm: '%s' answered %ld: %.200s\n", url, a.status, a.text);
+	else if (!a.json)
+		fprintf(err, "codensm: '%s' sent bad JSON\n", url);
+	else
+		j = json_incref(a.json);
+	cli_answer_free(&a);
 	return j;
 }
 

@@ -154,40 +154,60 @@ static const char *query_arg(void *ctx, const char *key)
 	return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, key);
 }
 
+/* Reads a request's body into *cls, keeping at most `keep` bytes (past
+ * that too_large is set and the rest is read and dropped).  While the body
+ * is still coming, or for a Content-Length over `refuse` (answered 413
+ * `too_big`), returns NULL with *ret the answer for MHD; returns the
+ * upload once the whole body is in. */
+static struct upload *collect_body(struct MHD_Connection *c, void **cls, const char *data,
+				   size_t *size, size_t refuse, size_t keep,
+				   const char *too_big, enum MHD_Result *ret)
+{
+	struct upload *u = *cls;
+	*ret = MHD_YES;
+	if (!u) {
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+		if (cl && strtoull(cl, NULL, 10) > refuse)
+			*ret = send_error(c, 413, too_big);
+		else if (!(u = calloc(1, sizeof *u)))
+			*ret = MHD_NO;
+		else
+			*cls = u;
+		return NULL;
+	}
+	if (!*size)
+		return u;
+	if (!u->too_large && u->len + *size > keep) {
+		u->too_large = 1;
+		free(u->buf);
+		u->buf = NULL;
+	}
+	if (!u->too_large) {
+		char *nb = realloc(u->buf, u->len + *size + 1);
+		if (!nb) {
+			*ret = MHD_NO;
+			return NULL;
+		}
+		memcpy(nb + u->len, data, *size);
+		u->buf = nb;
+		u->len += *size;
+	}
+	*size = 0;
+	return NULL;
+}
+
 static enum MHD_Result handle_ingest(struct MHD_Connection *c, const char *data, size_t *size,
 				     void **cls)
 {
-	struct upload *u = *cls;
-	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-	if (!u) {
-		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		if (cl && strtoull(cl, NULL, 10) > DISCARD_LIMIT)
-			return send_error(c, 413, "payload too large: body over 524288 bytes");
-		if (!(u = calloc(1, sizeof *u)))
-			return MHD_NO;
-		*cls = u;
-		return MHD_YES;
-	}
-	if (*size) {
-		if (!u->too_large && u->len + *size > SRV_MAX_BODY) {
-			u->too_large = 1;
-			free(u->buf);
-			u->buf = NULL;
-		}
-		if (!u->too_large) {
-			char *nb = realloc(u->buf, u->len + *size + 1);
-			if (!nb)
-				return MHD_NO;
-			memcpy(nb + u->len, data, *size);
-			u->buf = nb;
-			u->len += *size;
-		}
-		*size = 0;
-		return MHD_YES;
-	}
+	enum MHD_Result ret;
+	struct upload *u = collect_body(c, cls, data, size, DISCARD_LIMIT, SRV_MAX_BODY,
+					"payload too large: body over 524288 bytes", &ret);
+	if (!u)
+		return ret;
 	struct srv_reply r = { 0 };
 	/* a body over the cap is answered 413 (401 first if the key is bad) */
-	srv_ingest(auth, u->too_large ? NULL : (u->buf ? u->buf : ""),
+	srv_ingest(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+		   u->too_large ? NULL : (u->buf ? u->buf : ""),
 		   u->too_large ? SRV_MAX_BODY + 1 : u->len, srv_now(), &r);
 	srv_store_release();
 	return send_json(c, r.status, r.body);
@@ -199,33 +219,11 @@ static enum MHD_Result handle_api_write(struct MHD_Connection *c, const char *ur
 					const char *method, const char *data, size_t *size,
 					void **cls)
 {
-	struct upload *u = *cls;
-	if (!u) {
-		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX)
-			return send_error(c, 413, "request body too large: at most 65536 bytes");
-		if (!(u = calloc(1, sizeof *u)))
-			return MHD_NO;
-		*cls = u;
-		return MHD_YES;
-	}
-	if (*size) {
-		if (!u->too_large && u->len + *size > API_BODY_MAX) {
-			u->too_large = 1;
-			free(u->buf);
-			u->buf = NULL;
-		}
-		if (!u->too_large) {
-			char *nb = realloc(u->buf, u->len + *size + 1);
-			if (!nb)
-				return MHD_NO;
-			memcpy(nb + u->len, data, *size);
-			u->buf = nb;
-			u->len += *size;
-		}
-		*size = 0;
-		return MHD_YES;
-	}
+	enum MHD_Result ret;
+	struct upload *u = collect_body(c, cls, data, size, API_BODY_MAX, API_BODY_MAX,
+					"request body too large: at most 65536 bytes", &ret);
+	if (!u)
+		return ret;
 	if (u->too_large)
 		return send_error(c, 413, "request body too large: at most 65536 bytes");
 	struct srv_reply r = { 0 };
