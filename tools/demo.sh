@@ -28,6 +28,7 @@ rm -rf "$dir" && mkdir -p "$dir/spool"
 db=$dir/codensm.db
 created=$("$server" project create demo --plan team --db "$db")
 key=$(sed -n 's/^ingest key: //p' <<<"$created")
+mkey=$(sed -n 's/^manage key: //p' <<<"$created")
 url=$(sed -n 's/^dashboard: //p' <<<"$created" | sed "s/:8650\//:$port\//")
 
 "$server" --db "$db" --listen "127.0.0.1:$port" >"$dir/server.log" 2>&1 &
@@ -75,6 +76,7 @@ calls=$(curl -s -H "Authorization: Bearer ${url##*key=}" \
 echo "demo: the server has $calls"
 echo
 echo "  Dashboard: $url"
+echo "  The same, with probes (manage key): ${url%%key=*}key=$mkey"
 echo "  Ingest key for your own programs: $key"
 echo
 

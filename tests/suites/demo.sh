@@ -26,5 +26,12 @@ calls=$(curl -s -H "Authorization: Bearer ${url##*key=}" \
 	python3 -c 'import json,sys; print(" ".join(str(r["calls"]) for r in json.load(sys.stdin)["rows"] if r["name"]=="payments.card.card_charge"))')
 # Round 1 runs the shop with 400 + 300 * (1 % 5) = 700 orders: 700 charges.
 check "the dashboard API shows exactly the 700 card charges of round one (got '$calls')" '[ "$calls" = 700 ]'
+murl=$(sed -n 's/^  The same, with probes (manage key): //p' "$out")
+check "it prints the address with the manage key too" \
+	'[[ "$murl" == "http://127.0.0.1:$port/#project=demo&key=cnsmm_"* ]]'
+made=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer ${murl##*key=}" \
+	-d '{"id":"demo-1","target":"payments.card.card_charge","instrument":{"type":"hist"}}' \
+	"http://127.0.0.1:$port2/api/projects/demo/probes")
+check "its key creates a probe (got HTTP $made)" '[ "$made" = 201 ]'
 kill $pid; wait $pid 2>/dev/null
 echo "1..$n"
