@@ -101,7 +101,8 @@ $(eval $(call bench_variants,bzip2,$(BZ_STAMP),$(BZ_SRC),-w -D_FILE_OFFSET_BITS=
 # A real server (run.py --only redis): redis-server and redis-benchmark
 # from Debian's redis source, built once each way by redis's own Makefile
 # (bench/redis-build.sh): plain, and -finstrument-functions with the
-# shared runtime, which a new runtime build does not need to relink.
+# shared runtime, which a new runtime build does not need to relink
+# (redis's make runs in its own folder: the runtime's -L is made absolute).
 REDIS_STAMP := $(BB)/real/redis.fetched
 $(REDIS_STAMP): build-aux/fetch-source.sh
 	$(call msg,FETCH,redis)
@@ -113,7 +114,8 @@ $(BB)/redis-base/src/redis-server: $(REDIS_STAMP) bench/redis-build.sh
 	$(Q)bash bench/redis-build.sh $(BB)/real/redis $(BB)/redis-base plain
 $(BB)/redis-rt/src/redis-server: $(REDIS_STAMP) bench/redis-build.sh | $(RT_SO_LNK)
 	$(call msg,BUILD,$@)
-	$(Q)bash bench/redis-build.sh $(BB)/real/redis $(BB)/redis-rt inst "$(RT_LINK)"
+	$(Q)bash bench/redis-build.sh $(BB)/real/redis $(BB)/redis-rt inst \
+		"$(subst -L$(B)/lib,-L$(abspath $(B)/lib),$(RT_LINK))"
 REDIS_BINS := $(BB)/redis-base/src/redis-server $(BB)/redis-rt/src/redis-server
 
 # The Lua interpreter (run.py's lua workload), built plain and instrumented
