@@ -503,14 +503,15 @@ int srv_rca_build_seen(struct srv_store *s, int64_t project, const char *service
 	return run(s, st, err);
 }
 
+/* An edge seen before leaves its row untouched (no new row version, no
+ * WAL on PostgreSQL): only an earlier first sighting writes. */
 int srv_rca_caller_seen(struct srv_store *s, int64_t project, int64_t caller, int64_t callee,
 			double t, char *err)
 {
 	struct db_stmt *st = srv_stmt(s,
 		"INSERT INTO callers_seen(project, callee, caller, first_seen) VALUES(?1, ?2, ?3, ?4)"
-		" ON CONFLICT(project, callee, caller) DO UPDATE SET"
-		" first_seen = CASE WHEN excluded.first_seen < callers_seen.first_seen"
-		"  THEN excluded.first_seen ELSE callers_seen.first_seen END", err);
+		" ON CONFLICT(project, callee, caller) DO UPDATE SET first_seen = excluded.first_seen"
+		" WHERE excluded.first_seen < callers_seen.first_seen", err);
 	if (!st)
 		return -1;
 	db_bind_int64(st, 1, project);
