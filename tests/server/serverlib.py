@@ -315,3 +315,25 @@ class ServerTest(unittest.TestCase):
 
     def assertJson(self, got, status, body):
         self.assertEqual(got, (status, body))
+
+
+class TwoServersOnOneDb:
+    """A mixin for a unittest.TestCase: servers self.a and self.b on one
+    database, both started, with project PROJECT made through self.a
+    (self.p: its keys); both killed and their folder removed at the end."""
+    PROJECT = "shared"
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="codensm-two-servers-")
+        self.a = Server(self.tmp)
+        self.p = self.a.project(self.PROJECT)
+        self.b = Server(self.tmp)
+        self.b.db = self.a.db
+        self.a.start()
+        self.b.start()
+
+    def tearDown(self):
+        for s in (self.a, self.b):
+            if s.proc:
+                s.kill9()
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -11,7 +11,8 @@ import threading
 import time
 import unittest
 
-from serverlib import (BIN, PG, Server, cli, db_schema, fn, at, new_db, pg_only, psql)
+from serverlib import (BIN, PG, Server, TwoServersOnOneDb, cli, db_schema, fn, at, new_db,
+                       pg_only, psql)
 
 DAY = 86400
 CLUSTER = os.environ.get("CODENSM_TEST_PG_DIR")
@@ -238,22 +239,7 @@ class Outage(unittest.TestCase):
 
 
 @pg_only
-class TwoServers(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="codensm-pg-test-")
-        self.a = Server(self.tmp)
-        self.p = self.a.project("shared")
-        self.b = Server(os.path.join(self.tmp))
-        self.b.db = self.a.db
-        self.a.start()
-        self.b.start()
-
-    def tearDown(self):
-        for s in (self.a, self.b):
-            if s.proc:
-                s.kill9()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
+class TwoServers(TwoServersOnOneDb, unittest.TestCase):
     def test_one_batch_sent_to_both_at_once_counts_once(self):
         """40 batch ids, each posted to both servers at the same moment: each applied once, sums exact"""
         key = self.p["ingest"]

@@ -10,7 +10,7 @@ import tempfile
 import threading
 import unittest
 
-from serverlib import Server, cli, fn, pg_only
+from serverlib import Server, TwoServersOnOneDb, cli, fn, pg_only
 
 PROBE_TABLES = ["probes", "probe_reports", "probe_log", "probe_settings", "builds", "callers_seen"]
 
@@ -59,21 +59,8 @@ class ProbeSchema(unittest.TestCase):
 
 
 @pg_only
-class TwoServers(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="codensm-probes-pg-test-")
-        self.a = Server(self.tmp)
-        self.p = self.a.project("capped")
-        self.b = Server(os.path.join(self.tmp))
-        self.b.db = self.a.db
-        self.a.start()
-        self.b.start()
-
-    def tearDown(self):
-        for s in (self.a, self.b):
-            if s.proc:
-                s.kill9()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class TwoServers(TwoServersOnOneDb, unittest.TestCase):
+    PROJECT = "capped"
 
     def test_the_active_probe_cap_holds_across_servers(self):
         """70 probes created over both servers at once: exactly 64 are 201 (ids p-1..p-64), 6 are 400, 64 rows"""
