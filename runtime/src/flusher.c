@@ -732,6 +732,7 @@ CNSMP_NOINST static void *run(void *arg)
 		uint64_t gen = fl.req_gen;
 		int requested = gen != fl.done_gen;
 		pthread_mutex_unlock(&fl.mu);
+		cnsmp_patch_flush(); /* sites still waiting for a batch */
 		int rc = cycle(0, requested ? cnsmp_clock_mono_ns() + (uint64_t)(FLUSH_BUDGET_S * 1e9) : 0);
 		pthread_mutex_lock(&fl.mu);
 		fl.last_ok = rc;

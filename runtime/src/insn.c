@@ -11,8 +11,7 @@
 
 #include <Zydis/Decoder.h>
 
-/* Zydis 4's soname: an ABI of another major version is not this one. */
-#define ZYDIS_SONAME "libZydis.so.4.0"
+#define ZYDIS_SONAME CNSMP_ZYDIS_SONAME
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static __typeof__(ZydisDecoderInit) *init_fn;

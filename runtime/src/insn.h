@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Zydis 4's soname: an ABI of another major version is not this one.
+ * codensm doctor looks for it too. */
+#define CNSMP_ZYDIS_SONAME "libZydis.so.4.0"
+
 /* One unconditional jump leaving through a 32-bit displacement. */
 struct cnsmp_jump {
 	uintptr_t at;   /* its first byte */

@@ -597,6 +597,8 @@ void cnsmp_patch_restore_all(void);
  * forgotten before it may leave; no site is patched until _end. */
 void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi);
 void cnsmp_patch_dl_end(void);
+/* Write the sites waiting in the queue now (the flusher, each cycle). */
+void cnsmp_patch_flush(void);
 /* CODENSM_PATCH's value: 1 on (also unset), 0 off, 2 jumps (patched
  * calls stay short jumps, never NOPs), -1 none of these (then on, with
  * one line).  In config.c. */

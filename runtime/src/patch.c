@@ -149,6 +149,38 @@ static _Atomic unsigned closing, epoch;
 /* Counts for the exit line (mu). */
 static uint64_t n_patched, n_restored, n_refused, n_wide, n_nop;
 
+/* Sites waiting to be written (mu).  A site is not written on its first
+ * call but queued, and the queue is written in one batch: every page it
+ * touches made writable once (contiguous pages in one mprotect), every
+ * core serialised twice for all of its NOPs together, instead of two
+ * mprotect and two membarrier calls per site (a program reaching a
+ * thousand excluded sites at start-up paid milliseconds for that).
+ * A batch is written when the queue is full, when the waiting sites have
+ * been called PEND_HITS times in all (each such call still goes through
+ * the hooks: about as much time as one batch costs, so waiting never
+ * costs more than twice the least it could), at each flusher cycle
+ * (cnsmp_patch_flush), and never after a change of decisions or a
+ * dlclose, which empty the queue: its sites are examined again on their
+ * next call.  `pend_keys` holds the queued sites' keys (a call's return
+ * address, or a tail exit's tail_key), read without the lock by the
+ * hooks: a waiting site is counted, not examined again. */
+#define PEND_MAX 64
+#define PEND_BITS 8 /* at most PEND_MAX keys: a quarter full */
+#define PEND_HITS 4096
+struct pend {
+	struct site s;
+	uintptr_t fn, hook;
+	unsigned e;
+	int prot;
+	int ok; /* write_pending: still to be written */
+};
+static struct pend pend[PEND_MAX];
+static size_t npend, npkeys;
+static _Atomic uintptr_t pend_keys[1u << PEND_BITS];
+static _Atomic unsigned pend_hits;
+static _Atomic int pend_any; /* npend != 0, for the hooks */
+static uint64_t n_batches; /* for the exit line (mu) */
+
 static _Atomic int sync_core; /* 1: registered for MEMBARRIER sync-core */
 
 /* Store len (1 or 2) bytes at p with one instruction (p need not be
@@ -211,11 +243,12 @@ static CNSMP_NOINST void at_exit(void)
 	pthread_mutex_lock(&mu);
 	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: %llu sites patched, "
 		  "%llu restored, %llu refused, %zu pages of code made private (%zu kB); "
-		  "%llu patched with their argument set-up, %llu made NOPs",
+		  "%llu patched with their argument set-up, %llu made NOPs; "
+		  "%llu batches, %zu sites waiting",
 		  (unsigned long long)n_patched, (unsigned long long)n_restored,
 		  (unsigned long long)n_refused, npages,
 		  npages * (size_t)sysconf(_SC_PAGESIZE) / 1024, (unsigned long long)n_wide,
-		  (unsigned long long)n_nop);
+		  (unsigned long long)n_nop, (unsigned long long)n_batches, npend);
 	pthread_mutex_unlock(&mu);
 }
 
@@ -401,7 +434,7 @@ static CNSMP_NOINST int plt_jumps_to(const struct seg *g, const uint8_t *p, uint
 /* The site of the call that returns to `ret`, if it is one of the forms
  * above calling `hook`: 0 and *s filled, else -1.  The site's original
  * bytes are the ones checked here, never read again: another thread may
- * be rewriting them meanwhile (under mu, which put_site takes before it
+ * be rewriting them meanwhile (under mu, which write_pending takes before it
  * compares them with the code). */
 static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, const struct seg *g,
 			       struct site *s)
@@ -519,37 +552,6 @@ static inline void skip_jump(uint8_t j[2], unsigned len)
 	j[1] = (uint8_t)(len - 2);
 }
 
-/* Write site `s`, whose segment has protection `prot` (mu held).  A NOP
- * site in three steps, each leaving an instruction every thread may run,
- * with every core serialised between them, so that none can fetch a
- * step's bytes beside an earlier step's (a call that spans two cache
- * lines is fetched in two parts): the jump over the call (its first two
- * bytes), the bytes it skips, the NOP's first two bytes.
- * 0, or -1 with errno if the system refused the write permission. */
-static CNSMP_NOINST int write_site(const struct site *s, int prot)
-{
-	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
-	void *page = (void *)(s->at & ~(psz - 1));
-	if (mprotect(page, psz, prot | PROT_WRITE) < 0)
-		return -1;
-	if (s->nop) {
-		uint8_t j[2];
-		skip_jump(j, s->len);
-		store(s->at, j, 2);
-		sync_all_cores();
-		memcpy((void *)(s->at + 2), s->now + 2, s->len - 2u);
-		sync_all_cores();
-		store(s->at, s->now, 2);
-	} else {
-		store(s->at, s->now, s->len);
-	}
-	note_page((uintptr_t)page);
-	if (mprotect(page, psz, prot) < 0)
-		cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: mprotect(%p) back to "
-			  "read-execute failed: %s", page, strerror(errno));
-	return 0;
-}
-
 /* The multi-byte NOPs a call of 5 or 6 bytes becomes. */
 static const uint8_t nop5[5] = {0x0f, 0x1f, 0x44, 0x00, 0x00};
 static const uint8_t nop6[6] = {0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00};
@@ -622,7 +624,7 @@ static CNSMP_NOINST void restore_range(uintptr_t lo, uintptr_t hi)
 			i = j;
 			continue;
 		}
-		/* A NOP site goes back in the reverse steps of write_site: the
+		/* A NOP site goes back in the reverse steps of write_pending: the
 		 * jump over it, every core serialised, the call's other bytes,
 		 * every core serialised, its first two bytes.  Only a site
 		 * whose bytes are still the NOP (nop = 2 marks it) is touched. */
@@ -757,29 +759,188 @@ static CNSMP_NOINST int may_patch(uintptr_t fn, uintptr_t hook, unsigned e)
 	       (hook != (uintptr_t)&hook_exit || !open_anywhere(fn));
 }
 
-/* Write site `s` if its bytes are still the original ones and list it
- * (mu held): 1 if written. */
-static CNSMP_NOINST int put_site(const struct site *s, int prot)
+/* Is `key` a waiting site's? */
+static inline int is_pending(uintptr_t key)
+{
+	return atomic_load_explicit(&pend_any, memory_order_relaxed) &&
+	       in_set(pend_keys, PEND_BITS, key);
+}
+
+/* Queue site `s` of `fn` calling `hook` (mu held, room checked by the
+ * caller): 0 if its bytes are not the original ones any more (patched
+ * already, by another thread's batch) or it is queued already. */
+static CNSMP_NOINST int queue(const struct site *s, int prot, uintptr_t fn,
+			      uintptr_t hook, unsigned e)
 {
 	if (memcmp((const void *)s->at, s->orig, s->len) != 0)
-		return 0; /* patched already (or not what it was) */
-	if (nsites == capsites) {
+		return 0;
+	for (size_t i = 0; i < npend; i++)
+		if (pend[i].s.at == s->at)
+			return 0;
+	pend[npend++] = (struct pend){.s = *s, .fn = fn, .hook = hook, .e = e, .prot = prot};
+	return 1;
+}
+
+/* Remember `key` as waiting (mu held). */
+static CNSMP_NOINST void pend_key(uintptr_t key)
+{
+	const size_t mask = (1u << PEND_BITS) - 1;
+	if (in_set(pend_keys, PEND_BITS, key) || npkeys >= PEND_MAX)
+		return;
+	size_t i = cnsmp_addr_slot(key, PEND_BITS);
+	while (atomic_load_explicit(&pend_keys[i], memory_order_relaxed))
+		i = (i + 1) & mask;
+	npkeys++;
+	atomic_store_explicit(&pend_keys[i], key, memory_order_release);
+	atomic_store_explicit(&pend_any, 1, memory_order_relaxed);
+}
+
+/* Empty the queue (mu held). */
+static CNSMP_NOINST void pend_drop(void)
+{
+	npend = 0;
+	atomic_store_explicit(&pend_any, 0, memory_order_relaxed);
+	if (npkeys)
+		for (size_t i = 0; i < (1u << PEND_BITS); i++)
+			atomic_store_explicit(&pend_keys[i], 0, memory_order_relaxed);
+	npkeys = 0;
+	atomic_store_explicit(&pend_hits, 0, memory_order_relaxed);
+}
+
+static CNSMP_NOINST int pend_by_address(const void *a, const void *b)
+{
+	uintptr_t x = ((const struct pend *)a)->s.at, y = ((const struct pend *)b)->s.at;
+	return x < y ? -1 : x > y;
+}
+
+/* Give the queue's pages (sorted by address) their segment's protection
+ * plus `extra`, each run of contiguous pages of one protection in one
+ * mprotect, stopping after *npg pages; *npg: how many were done.
+ * -1 (errno set) if the system refused to add `extra`. */
+static CNSMP_NOINST int protect_pending(int extra, size_t *npg)
+{
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
+	size_t i = 0, done = 0, upto = *npg;
+	int rc = 0;
+	while (i < npend && done < upto) {
+		uintptr_t lo = pend[i].s.at & ~(psz - 1), hi = lo + psz;
+		int prot = pend[i].prot;
+		size_t j = i + 1, n = 1;
+		for (; j < npend && pend[j].prot == prot; j++) {
+			uintptr_t p = pend[j].s.at & ~(psz - 1);
+			if (p == hi - psz)
+				continue;
+			if (p != hi || done + n >= upto)
+				break;
+			hi += psz;
+			n++;
+		}
+		if (mprotect((void *)lo, hi - lo, prot | extra) < 0) {
+			if (extra) {
+				rc = -1;
+				break;
+			}
+			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: mprotect(%p) back "
+				  "to read-execute failed: %s", (void *)lo, strerror(errno));
+		}
+		if (extra)
+			for (uintptr_t p = lo; p < hi; p += psz)
+				note_page(p);
+		done += n;
+		i = j;
+	}
+	*npg = done;
+	return rc;
+}
+
+/* Write the queue (mu held) and list what was written.  Each site is
+ * decided again first (may_patch: decisions may have changed since it
+ * was queued) and written only if its bytes are still the original
+ * ones.  A NOP site in three steps, each leaving an instruction every
+ * thread may run, with every core serialised between them, so that none
+ * can fetch a step's bytes beside an earlier step's (a call that spans
+ * two cache lines is fetched in two parts): the jump over the call (its
+ * first two bytes), the bytes it skips, the NOP's first two bytes.  The
+ * steps are taken for the whole batch at once. */
+static CNSMP_NOINST void write_pending(void)
+{
+	if (!npend || atomic_load(&mode) != MODE_ON)
+		goto out;
+	if (capsites - nsites < npend) {
 		size_t n = capsites ? capsites * 2 : 256;
+		while (n - nsites < npend)
+			n *= 2;
 		struct site *ns = grow(sites, capsites * sizeof *ns, n * sizeof *ns);
 		if (!ns)
-			return 0;
+			goto out;
 		sites = ns;
 		capsites = n;
 	}
-	if (write_site(s, prot) < 0) {
+	qsort(pend, npend, sizeof *pend, pend_by_address);
+	size_t made = SIZE_MAX, all = SIZE_MAX;
+	if (protect_pending(PROT_WRITE, &made) < 0) {
+		int err = errno;
+		protect_pending(0, &made); /* the pages made writable, back */
+		errno = err;
 		refused_by_system();
-		return 0;
+		goto out;
 	}
-	sites[nsites++] = *s;
-	n_patched++;
-	n_wide += s->wide;
-	n_nop += s->nop;
-	return 1;
+	int nops = 0;
+	for (size_t i = 0; i < npend; i++) {
+		struct pend *p = &pend[i];
+		struct site *s = &p->s;
+		p->ok = may_patch(p->fn, p->hook, p->e) &&
+			memcmp((const void *)s->at, s->orig, s->len) == 0;
+		if (!p->ok)
+			continue;
+		if (s->nop) {
+			uint8_t j[2];
+			skip_jump(j, s->len);
+			store(s->at, j, 2);
+			nops = 1;
+		} else {
+			store(s->at, s->now, s->len);
+		}
+	}
+	if (nops) {
+		sync_all_cores();
+		for (size_t i = 0; i < npend; i++)
+			if (pend[i].ok && pend[i].s.nop)
+				memcpy((void *)(pend[i].s.at + 2), pend[i].s.now + 2,
+				       pend[i].s.len - 2u);
+		sync_all_cores();
+		for (size_t i = 0; i < npend; i++)
+			if (pend[i].ok && pend[i].s.nop)
+				store(pend[i].s.at, pend[i].s.now, 2);
+	}
+	protect_pending(0, &all);
+	for (size_t i = 0; i < npend; i++) {
+		if (!pend[i].ok)
+			continue;
+		sites[nsites++] = pend[i].s;
+		n_patched++;
+		n_wide += pend[i].s.wide;
+		n_nop += pend[i].s.nop;
+	}
+	n_batches++;
+out:
+	pend_drop();
+}
+
+/* A waiting site was called again (its key is pending): count it, and
+ * write the queue once PEND_HITS such calls were made, unless another
+ * thread holds mu (it may be writing the queue already). */
+static CNSMP_NOINST void pend_hit(void)
+{
+	if (atomic_fetch_add_explicit(&pend_hits, 1, memory_order_relaxed) + 1 < PEND_HITS)
+		return;
+	int guard = cnsmp_tls.guard;
+	cnsmp_tls.guard = 1;
+	if (pthread_mutex_trylock(&mu) == 0) {
+		write_pending();
+		pthread_mutex_unlock(&mu);
+	}
+	cnsmp_tls.guard = guard;
 }
 
 /* Does the jump `j` in g's module reach the exit hook? */
@@ -964,7 +1125,7 @@ static CNSMP_NOINST void wforget(void)
 /* Patch the tail jumps to the exit hook in excluded `fn`'s own code (see
  * the top): how many were written now.  Called when an exit hook's return
  * address follows no call to it. */
-static CNSMP_NOINST int tail_exits(uintptr_t fn, unsigned e)
+static CNSMP_NOINST int tail_exits(uintptr_t fn, uintptr_t ret, unsigned e)
 {
 	struct seg g = {.at = fn, .prot = -1};
 	dl_iterate_phdr(find_seg, &g);
@@ -989,13 +1150,20 @@ static CNSMP_NOINST int tail_exits(uintptr_t fn, unsigned e)
 			s[ns++].orig[0] = j[i].mem ? 0xff : 0xe9;
 		}
 	}
-	int wrote = 0;
+	int queued = 0;
 	pthread_mutex_lock(&mu);
-	if (ns && may_patch(fn, (uintptr_t)&hook_exit, e))
-		for (size_t i = 0; i < ns && atomic_load(&mode) == MODE_ON; i++)
-			wrote += put_site(&s[i], g.prot);
+	if (ns && may_patch(fn, (uintptr_t)&hook_exit, e)) {
+		if (npend + ns > PEND_MAX)
+			write_pending();
+		for (size_t i = 0; i < ns; i++)
+			queued += queue(&s[i], g.prot, fn, (uintptr_t)&hook_exit, e);
+		if (queued)
+			pend_key(tail_key(fn, ret));
+		if (npend == PEND_MAX)
+			write_pending();
+	}
 	pthread_mutex_unlock(&mu);
-	return wrote;
+	return queued;
 }
 
 /* Patch the call to `hook` returning to `ret` in excluded `fn`'s code. */
@@ -1009,6 +1177,11 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 		decide_mode();
 	if (atomic_load_explicit(&mode, memory_order_acquire) != MODE_ON || is_refused(ret))
 		goto out;
+	if (is_pending(ret) ||
+	    (hook == (uintptr_t)&hook_exit && is_pending(tail_key(fn, ret)))) {
+		pend_hit();
+		goto out;
+	}
 	unsigned e = atomic_load(&epoch);
 	struct site s = {0};
 	struct seg g = {.prot = -1};
@@ -1020,7 +1193,7 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 		   ret - 6 >= g.lo && decode(ret, hook, &g, &s) == 0;
 	if (!call && hook == (uintptr_t)&hook_exit) {
 		/* no call to the hook before `ret`: a tail-jumped exit */
-		if (!tail_exits(fn, e))
+		if (!tail_exits(fn, ret, e))
 			tail_refuse(fn, ret);
 		goto out;
 	}
@@ -1034,8 +1207,11 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 	to_nop(&s);
 	widen(&s, entry, e);
 	pthread_mutex_lock(&mu);
-	if (may_patch(fn, hook, e))
-		put_site(&s, g.prot);
+	if (may_patch(fn, hook, e) && queue(&s, g.prot, fn, hook, e)) {
+		pend_key(ret);
+		if (npend == PEND_MAX)
+			write_pending();
+	}
 	pthread_mutex_unlock(&mu);
 out:
 	errno = saved;
@@ -1090,6 +1266,7 @@ CNSMP_NOINST void cnsmp_patch_restore_all(void)
 		return; /* nothing was ever patched */
 	int saved = errno;
 	int guard = lock();
+	pend_drop();
 	if (nsites) {
 		restore_range(0, UINTPTR_MAX);
 		sync_all_cores();
@@ -1115,6 +1292,7 @@ CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi)
 	wforget(); /* before mu: wmu is never taken inside it */
 	cnsmp_tls.guard = g0;
 	int guard = lock();
+	pend_drop();
 	restore_range(lo, hi);
 	sync_all_cores();
 	for (size_t i = 0; i < (1u << REFUSED_BITS); i++) {
@@ -1130,6 +1308,17 @@ CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi)
 CNSMP_NOINST void cnsmp_patch_dl_end(void)
 {
 	atomic_fetch_sub(&closing, 1);
+}
+
+CNSMP_NOINST void cnsmp_patch_flush(void)
+{
+	if (!atomic_load_explicit(&pend_any, memory_order_relaxed))
+		return;
+	int saved = errno;
+	int guard = lock();
+	write_pending();
+	unlock(guard);
+	errno = saved;
 }
 
 CNSMP_NOINST const char *cnsmp_patch_mode(void)
@@ -1151,6 +1340,7 @@ CNSMP_NOINST void cnsmp_patch_exit(void *fn, void *ret) { (void)fn; (void)ret; }
 CNSMP_NOINST void cnsmp_patch_restore_all(void) {}
 CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi) { (void)lo; (void)hi; }
 CNSMP_NOINST void cnsmp_patch_dl_end(void) {}
+CNSMP_NOINST void cnsmp_patch_flush(void) {}
 CNSMP_NOINST const char *cnsmp_patch_mode(void) { return "unsupported"; }
 
 #endif

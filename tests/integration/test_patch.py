@@ -7,6 +7,7 @@ counts are exact throughout.
 
 The runtime's debug line at exit says how many sites it patched and
 restored; patcher.c's functions each have one entry and one exit site."""
+import ctypes
 import os
 import platform
 import re
@@ -25,10 +26,17 @@ def patcher(name="patcher", **kw):
 
 
 def patch_stats(stderr):
-    """[(patched, restored, refused, pages)] of each process's exit line."""
+    """[(patched, restored, refused, pages, batches, waiting)] of each
+    process's exit line: sites are written in batches, and a site called
+    too few times to be worth one may still be waiting at exit."""
     return [tuple(int(x) for x in m) for m in re.findall(
         r"call-site patching: (\d+) sites patched, (\d+) restored, (\d+) refused, "
-        r"(\d+) pages", stderr)]
+        r"(\d+) pages.*?; (\d+) batches, (\d+) sites waiting", stderr)]
+
+
+def restored_and_waiting(stats):
+    """(patched, restored, refused, waiting) of each exit line."""
+    return [s[:3] + s[5:] for s in stats]
 
 
 @unittest.skipUnless(X86_64, "call-site patching is x86-64 only")
@@ -44,9 +52,9 @@ class Patching(Case):
         return r
 
     def test_excluded_sites_patched_tracked_exact(self):
-        """every excluded function's entry and exit calls are patched (4 sites, one page); keep_steady is exact"""
+        """every excluded function's entry and exit calls are patched (4 sites, one page, one batch, none left waiting); keep_steady is exact"""
         r = self.run_basic(patcher())
-        self.assertEqual(patch_stats(r.stderr), [(4, 0, 0, 1)], r.stderr)
+        self.assertEqual(patch_stats(r.stderr), [(4, 0, 0, 1, 1, 0)], r.stderr)
 
     def test_call_forms_and_build_kinds(self):
         """gcc and clang; PIE and non-PIE through the PLT, the IBT PLT (endbr64), -fno-plt's call *GOT, the runtime linked statically (call, and the linker's addr32 call): 4 sites each, exact"""
@@ -78,9 +86,32 @@ class Patching(Case):
         self.assert_exact(Totals(rec.committed()), {
             "patcher.keep_steady": (2 * n, 0), "patcher.skip_a": (n, 0),
             "patcher.skip_b": (n, 0)}, prefix="patcher.")
-        # Restored: skip_a's and skip_b's 4; patched, those 4 and then basic()'s
-        # entry and exit at its second call, under the new decisions.
-        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 4, 0)], r.stderr)
+        # Restored: skip_a's and skip_b's 4; then basic()'s entry and exit,
+        # called once under the new decisions, wait for a batch.
+        self.assertEqual(restored_and_waiting(patch_stats(r.stderr)), [(4, 4, 0, 2)], r.stderr)
+
+    def test_sites_written_in_batches(self):
+        """80 excluded sites: the first 64 reached are written in one batch, the other 16 in a second once called often enough"""
+        rec = self.receiver()
+        r = run([patcher(), "many", "20000"],
+                self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+        self.assert_ran(r)
+        self.assertEqual(r.stdout, "many 20000\n")
+        # Waiting at exit: the exits of many() and main(), reached once.
+        self.assertEqual([s[:3] + s[4:] for s in patch_stats(r.stderr)], [(80, 0, 0, 2, 2)],
+                         r.stderr)
+
+    def test_site_called_rarely_waits_for_the_flusher(self):
+        """sites called 10 times wait (a batch is not worth it yet); the flusher's next cycle writes them in one batch; keep_steady exact"""
+        for sleep, want in ((0, (0, 0, 0, 0, 4)), (3, (4, 0, 0, 1, 0))):
+            rec = self.receiver()
+            r = run([patcher(), "cold", "10", str(sleep)],
+                    self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug",
+                             CODENSM_FLUSH_INTERVAL="1"))
+            self.assert_ran(r)
+            self.assert_exact(Totals(rec.committed()), {"patcher.keep_steady": (10, 0)})
+            self.assertEqual([s[:3] + s[4:] for s in patch_stats(r.stderr)], [want],
+                             "sleeping %d s: %s" % (sleep, r.stderr))
 
     def test_threads_while_decisions_flip(self):
         """3 threads loop over tracked, flipped and excluded functions while decisions flip 1000 times: tracked counts exact, and exact after the flipping stops"""
@@ -155,9 +186,9 @@ class Patching(Case):
             "patcher.keep_steady": (2 * n, 0), "patcher.skip_a": (n, 0),
             "patcher.skip_b": (n, 0)}, prefix="patcher.")
         # The child's line first (it exits first): the 4 inherited sites
-        # restored, and basic()'s 2 patched at its second call.
-        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 4, 0), (4, 0, 0)],
-                         r.stderr)
+        # restored, and basic()'s 2, called once more, waiting.
+        self.assertEqual(restored_and_waiting(patch_stats(r.stderr)),
+                         [(4, 4, 0, 2), (4, 0, 0, 0)], r.stderr)
 
     def test_signal_handler_excluded(self):
         """an excluded function that is also a SIGALRM handler every 200 us, patched before the timer starts: nothing lost, keep_steady exact"""
@@ -282,7 +313,7 @@ class TailJumpedExits(Case):
         self.assert_exact(Totals(rec.committed()), {
             "patcher.keep_steady": (2 * n, 0), "patcher.skip_a": (n, 0),
             "patcher.skip_b": (n, 0)}, prefix="patcher.")
-        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 4, 0)], r.stderr)
+        self.assertEqual(restored_and_waiting(patch_stats(r.stderr)), [(4, 4, 0, 2)], r.stderr)
 
     def test_tail_exits_in_forked_child(self):
         """a forked child inherits the patched tail exits and gives them back when it includes the functions: exact"""
@@ -295,8 +326,8 @@ class TailJumpedExits(Case):
         self.assert_exact(Totals(rec.committed()), {
             "patcher.keep_steady": (2 * n, 0), "patcher.skip_a": (n, 0),
             "patcher.skip_b": (n, 0)}, prefix="patcher.")
-        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 4, 0), (4, 0, 0)],
-                         r.stderr)
+        self.assertEqual(restored_and_waiting(patch_stats(r.stderr)),
+                         [(4, 4, 0, 2), (4, 0, 0, 0)], r.stderr)
 
     def test_tail_exits_while_decisions_flip(self):
         """-O2: 3 threads while decisions flip 1000 times: tracked counts exact, and exact after the flipping stops"""
@@ -416,8 +447,9 @@ class Nops(Case):
             self.assert_exact(Totals(rec.committed()), {
                 "patcher.keep_steady": (2 * n, 0), "patcher.skip_a": (n, 0),
                 "patcher.skip_b": (n, 0)}, prefix="patcher.")
-            self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(6, 4, 0)], r.stderr)
-            self.assertEqual(nops(r.stderr), [6], "%s: %s" % (cc, r.stderr))
+            self.assertEqual(restored_and_waiting(patch_stats(r.stderr)), [(4, 4, 0, 2)],
+                             r.stderr)
+            self.assertEqual(nops(r.stderr), [4], "%s: %s" % (cc, r.stderr))
             r = run([prog, "basic", str(n)], self.env(self.receiver(), CODENSM_INCLUDE=INCLUDE,
                                                       CODENSM_LOG="debug", CODENSM_PATCH="jumps"))
             self.assert_ran(r)
@@ -434,15 +466,23 @@ class Nops(Case):
 class Doctor(Case):
 
     def test_doctor_says_whether_excluded_calls_are_patched(self):
-        """codensm doctor says whether excluded functions' calls are patched out or kept (CODENSM_PATCH=off), and names a malformed value"""
+        """codensm doctor says whether excluded functions' calls are patched out or kept (CODENSM_PATCH=off), whether tail-jumped exits are (Zydis found), and names a malformed value"""
         doctor = os.path.join(BUILD, "bin", "codensm")
         shop = sample("shop")
         r = run([doctor, "doctor", shop], clean_env())
         self.assertEqual(r.returncode, 0, r)
         self.assertIn("excluded functions: their hook calls are patched out of the running code",
                       r.stdout)
+        try:
+            ctypes.CDLL("libZydis.so.4.0")
+            tail = "exits the compiler tail-jumped (-O2): patched too (libZydis.so.4.0 found)"
+        except OSError:
+            tail = ("exits the compiler tail-jumped (-O2): keep calling the hook "
+                    "(libZydis.so.4.0 not found; Debian: libzydis4.0)")
+        self.assertIn(tail + "\n", r.stdout)
         r = run([doctor, "doctor", shop], clean_env(CODENSM_PATCH="off"))
         self.assertEqual(r.returncode, 0, r)
+        self.assertNotIn("tail-jumped", r.stdout)
         self.assertIn("excluded functions: every call goes through the hooks (CODENSM_PATCH=off)",
                       r.stdout)
         r = run([doctor, "doctor", shop], clean_env(CODENSM_PATCH="maybe"))

@@ -2,6 +2,7 @@
  * questions are answered by elfinfo.c; the function list comes from the
  * runtime's own DWARF reader and rules (linked from the static archive),
  * so it names, places and selects functions exactly as the runtime will. */
+#include <dlfcn.h>
 #include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "doctor.h"
 #include "elfinfo.h"
+#include "insn.h"
 #include "internal.h"
 
 #define FIX_LINK "link with $(pkg-config --libs codensm-rt): its -Wl,-u flags keep the runtime's hooks wherever they stand on the link line"
@@ -256,11 +258,23 @@ static int print_patching(const struct cli_elf *e, FILE *out, FILE *err)
 			"(CODENSM_PATCH=%s)\n", v);
 	else if (on == 2)
 		fprintf(out, "excluded functions: their hook calls are patched out of the running "
-			"code at their first calls, as short jumps over them (CODENSM_PATCH=jumps)\n");
+			"code soon after their first calls, as short jumps over them (CODENSM_PATCH=jumps)\n");
 	else
 		fprintf(out, "excluded functions: their hook calls are patched out of the running "
-			"code at their first calls (CODENSM_PATCH=off keeps them; a system that "
+			"code soon after their first calls (CODENSM_PATCH=off keeps them; a system that "
 			"refuses writable code keeps them too, with a debug line)\n");
+	if (e->machine == EM_X86_64 && on) {
+		/* the decoder that finds them (runtime/src/insn.c) */
+		void *z = dlopen(CNSMP_ZYDIS_SONAME, RTLD_LAZY | RTLD_LOCAL);
+		if (z) {
+			fprintf(out, "exits the compiler tail-jumped (-O2): patched too "
+				"(%s found)\n", CNSMP_ZYDIS_SONAME);
+			dlclose(z);
+		} else {
+			fprintf(out, "exits the compiler tail-jumped (-O2): keep calling the "
+				"hook (%s not found; Debian: libzydis4.0)\n", CNSMP_ZYDIS_SONAME);
+		}
+	}
 	return on < 0;
 }
 

@@ -27,6 +27,9 @@
  *                          skip_a, then for keep_steady, N times each
  *   patcher dl N LIB...    for each library in turn: dlopen, call its
  *                          lib_keep and lib_skip N times, dlclose
+ *   patcher many N         skip_m00 to skip_m39 N times each (80 sites)
+ *   patcher cold N S       basic, then S seconds of sleep (the flusher's
+ *                          cycles run meanwhile)
  *   patcher middle N       keep_steady and skip_mid (whose entry call is
  *                          also reached by a branch into its argument
  *                          set-up) N times each; then codensm_init
@@ -104,6 +107,22 @@ static inline __attribute__((always_inline)) void skip_inl(void) { sink += 9; }
 __attribute__((noinline)) void keep_outer_inl(void) { skip_inl(); sink++; }
 
 __attribute__((noinline)) void skip_sig(int signo) { (void)signo; sig_runs++; }
+
+/* 40 excluded functions: more sites than one batch holds. */
+#define SKIP_M(k) __attribute__((noinline)) void skip_m##k(void) { sink += 1; }
+#define TEN(d) SKIP_M(d##0) SKIP_M(d##1) SKIP_M(d##2) SKIP_M(d##3) SKIP_M(d##4) \
+	SKIP_M(d##5) SKIP_M(d##6) SKIP_M(d##7) SKIP_M(d##8) SKIP_M(d##9)
+TEN(0) TEN(1) TEN(2) TEN(3)
+#define CALL_M(k) skip_m##k();
+#define CALL_TEN(d) CALL_M(d##0) CALL_M(d##1) CALL_M(d##2) CALL_M(d##3) CALL_M(d##4) \
+	CALL_M(d##5) CALL_M(d##6) CALL_M(d##7) CALL_M(d##8) CALL_M(d##9)
+
+static void many(long n)
+{
+	for (long i = 0; i < n; i++) {
+		CALL_TEN(0) CALL_TEN(1) CALL_TEN(2) CALL_TEN(3)
+	}
+}
 
 static void basic(long n)
 {
@@ -335,6 +354,11 @@ int main(int argc, char **argv)
 	long n = argc > 2 ? atol(argv[2]) : 1000;
 	if (!strcmp(mode, "basic")) {
 		basic(n);
+	} else if (!strcmp(mode, "many")) {
+		many(n);
+	} else if (!strcmp(mode, "cold")) {
+		basic(n);
+		sleep(argc > 3 ? (unsigned)atoi(argv[3]) : 0);
 	} else if (!strcmp(mode, "middle")) {
 		middle(n);
 		struct codensm_options all = {.include = KEEP ",patcher.skip_mid"};
