@@ -597,7 +597,8 @@ void cnsmp_patch_restore_all(void);
  * forgotten before it may leave; no site is patched until _end. */
 void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi);
 void cnsmp_patch_dl_end(void);
-/* Write the sites waiting in the queue now (the flusher, each cycle). */
+/* Write the sites waiting in the queue now (the flusher's tick, each
+ * cycle, once a site was queued). */
 void cnsmp_patch_flush(void);
 /* CODENSM_PATCH's value: 1 on (also unset), 0 off, 2 jumps (patched
  * calls stay short jumps, never NOPs), -1 none of these (then on, with
@@ -959,6 +960,8 @@ int cnsmp_flusher_start(void);      /* idempotent; 0 or -1 */
 /* Final cycle bounded by `seconds`, spool what is left, stop the thread. */
 void cnsmp_flusher_stop(double seconds);
 int cnsmp_flusher_flush(double seconds); /* 0: everything delivered */
+/* Run at the start of each flusher cycle when set (patch.c sets it). */
+extern void (*_Atomic cnsmp_flusher_tick)(void);
 void cnsmp_flusher_atfork_prepare(void);
 void cnsmp_flusher_atfork_parent(void);
 void cnsmp_flusher_atfork_child(void);

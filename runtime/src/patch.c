@@ -272,8 +272,10 @@ static CNSMP_NOINST void decide_mode(void)
 		if (cnsmp_patch_setting(v) < 0)
 			cnsmp_log(CNSMP_LOG_INFO, "CODENSM_PATCH=\"%s\" is not on, off or jumps: "
 				  "patching the calls of excluded functions (on)", v);
-		if (on)
+		if (on) {
 			sync_core_register();
+			atomic_store(&cnsmp_flusher_tick, cnsmp_patch_flush);
+		}
 		else
 			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching off (CODENSM_PATCH=%s): "
 				  "excluded functions keep calling the hooks", v);
@@ -807,10 +809,17 @@ static CNSMP_NOINST void pend_drop(void)
 	atomic_store_explicit(&pend_hits, 0, memory_order_relaxed);
 }
 
-static CNSMP_NOINST int pend_by_address(const void *a, const void *b)
+/* Sort the queue by address (mu held): an insertion sort, since qsort
+ * may allocate and a batch may be written from a signal handler. */
+static CNSMP_NOINST void pend_sort(void)
 {
-	uintptr_t x = ((const struct pend *)a)->s.at, y = ((const struct pend *)b)->s.at;
-	return x < y ? -1 : x > y;
+	for (size_t i = 1; i < npend; i++) {
+		struct pend p = pend[i];
+		size_t j = i;
+		for (; j > 0 && pend[j - 1].s.at > p.s.at; j--)
+			pend[j] = pend[j - 1];
+		pend[j] = p;
+	}
 }
 
 /* Give the queue's pages (sorted by address) their segment's protection
@@ -876,7 +885,7 @@ static CNSMP_NOINST void write_pending(void)
 		sites = ns;
 		capsites = n;
 	}
-	qsort(pend, npend, sizeof *pend, pend_by_address);
+	pend_sort();
 	size_t made = SIZE_MAX, all = SIZE_MAX;
 	if (protect_pending(PROT_WRITE, &made) < 0) {
 		int err = errno;

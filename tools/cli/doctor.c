@@ -264,12 +264,12 @@ static int print_patching(const struct cli_elf *e, FILE *out, FILE *err)
 			"code soon after their first calls (CODENSM_PATCH=off keeps them; a system that "
 			"refuses writable code keeps them too, with a debug line)\n");
 	if (e->machine == EM_X86_64 && on) {
-		/* the decoder that finds them (runtime/src/insn.c) */
-		void *z = dlopen(CNSMP_ZYDIS_SONAME, RTLD_LAZY | RTLD_LOCAL);
-		if (z) {
+		/* The decoder that finds them (runtime/src/insn.c).  Left open:
+		 * the runtime's archive, linked here, interposes dlclose, and
+		 * calling it would bring the whole runtime into the CLI. */
+		if (dlopen(CNSMP_ZYDIS_SONAME, RTLD_LAZY | RTLD_LOCAL)) {
 			fprintf(out, "exits the compiler tail-jumped (-O2): patched too "
 				"(%s found)\n", CNSMP_ZYDIS_SONAME);
-			dlclose(z);
 		} else {
 			fprintf(out, "exits the compiler tail-jumped (-O2): keep calling the "
 				"hook (%s not found; Debian: libzydis4.0)\n", CNSMP_ZYDIS_SONAME);
