@@ -17,7 +17,12 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static __typeof__(ZydisDecoderInit) *init_fn;
 static __typeof__(ZydisDecoderDecodeInstruction) *decode_fn;
 static __typeof__(ZydisDecoderDecodeFull) *full_fn;
+static __typeof__(ZydisDecoderEnableMode) *mode_fn;
 static ZydisDecoder decoder; /* read-only once initialised */
+/* The same in Zydis's minimal mode: length, mnemonic and raw fields only,
+ * several times faster, for walking a function instruction by instruction
+ * (the set-up before a call is decoded again with `decoder`). */
+static ZydisDecoder walker;
 static int ready;
 
 static CNSMP_NOINST void load(void)
@@ -34,8 +39,11 @@ static CNSMP_NOINST void load(void)
 	*(void **)&init_fn = dlsym(h, "ZydisDecoderInit");
 	*(void **)&decode_fn = dlsym(h, "ZydisDecoderDecodeInstruction");
 	*(void **)&full_fn = dlsym(h, "ZydisDecoderDecodeFull");
-	if (!init_fn || !decode_fn || !full_fn ||
-	    !ZYAN_SUCCESS(init_fn(&decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64))) {
+	*(void **)&mode_fn = dlsym(h, "ZydisDecoderEnableMode");
+	if (!init_fn || !decode_fn || !full_fn || !mode_fn ||
+	    !ZYAN_SUCCESS(init_fn(&decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64)) ||
+	    !ZYAN_SUCCESS(init_fn(&walker, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64)) ||
+	    !ZYAN_SUCCESS(mode_fn(&walker, ZYDIS_DECODER_MODE_MINIMAL, ZYAN_TRUE))) {
 		cnsmp_log(CNSMP_LOG_DEBUG, "cannot use %s: exits the compiler tail-jumped "
 			  "keep calling the hook", ZYDIS_SONAME);
 		return;
@@ -44,7 +52,8 @@ static CNSMP_NOINST void load(void)
 }
 
 CNSMP_NOINST int cnsmp_insn_jumps(const uint8_t *code, size_t len, uintptr_t addr,
-				  struct cnsmp_jump *out, size_t max)
+				  struct cnsmp_jump *out, size_t max,
+				  int (*keep)(const struct cnsmp_jump *, void *), void *arg)
 {
 	pthread_once(&once, load);
 	if (!ready)
@@ -53,7 +62,7 @@ CNSMP_NOINST int cnsmp_insn_jumps(const uint8_t *code, size_t len, uintptr_t add
 	ZydisDecodedInstruction in;
 	for (size_t o = 0; o < len && n < max; o += in.length) {
 		/* no context: the operands are not needed, only the raw fields */
-		if (!ZYAN_SUCCESS(decode_fn(&decoder, NULL, code + o, len - o, &in)))
+		if (!ZYAN_SUCCESS(decode_fn(&walker, NULL, code + o, len - o, &in)))
 			break;
 		if (in.mnemonic != ZYDIS_MNEMONIC_JMP || in.raw.prefix_count != 0 ||
 		    in.opcode_map != ZYDIS_OPCODE_MAP_DEFAULT)
@@ -63,12 +72,15 @@ CNSMP_NOINST int cnsmp_insn_jumps(const uint8_t *code, size_t len, uintptr_t add
 		if (in.length == 5 && b[0] == 0xe9) {
 			int32_t rel;
 			memcpy(&rel, b + 1, 4);
-			out[n++] = (struct cnsmp_jump){p, p + 5 + (intptr_t)rel, 5, 0};
+			out[n] = (struct cnsmp_jump){p, p + 5 + (intptr_t)rel, 5, 0};
 		} else if (in.length == 6 && b[0] == 0xff && b[1] == 0x25) {
 			int32_t disp;
 			memcpy(&disp, b + 2, 4);
-			out[n++] = (struct cnsmp_jump){p, p + 6 + (intptr_t)disp, 6, 1};
+			out[n] = (struct cnsmp_jump){p, p + 6 + (intptr_t)disp, 6, 1};
+		} else {
+			continue;
 		}
+		n += !keep || keep(&out[n], arg);
 	}
 	return (int)n;
 }
@@ -118,7 +130,7 @@ CNSMP_NOINST int cnsmp_insn_calls(const uint8_t *code, size_t len, uintptr_t add
 	ZydisDecodedInstruction in;
 	ZydisDecodedOperand op[ZYDIS_MAX_OPERAND_COUNT];
 	for (size_t o = 0; o < len && n < max; o += in.length) {
-		if (!ZYAN_SUCCESS(decode_fn(&decoder, NULL, code + o, len - o, &in)))
+		if (!ZYAN_SUCCESS(decode_fn(&walker, NULL, code + o, len - o, &in)))
 			break;
 		const uint8_t *b = code + o + (in.length == 6 && code[o] == 0x67);
 		int call = in.mnemonic == ZYDIS_MNEMONIC_CALL &&
@@ -144,9 +156,10 @@ CNSMP_NOINST int cnsmp_insn_calls(const uint8_t *code, size_t len, uintptr_t add
 #else /* other architectures: nothing to decode (patch.c patches nothing) */
 
 CNSMP_NOINST int cnsmp_insn_jumps(const uint8_t *code, size_t len, uintptr_t addr,
-				  struct cnsmp_jump *out, size_t max)
+				  struct cnsmp_jump *out, size_t max,
+				  int (*keep)(const struct cnsmp_jump *, void *), void *arg)
 {
-	(void)code; (void)len; (void)addr; (void)out; (void)max;
+	(void)code; (void)len; (void)addr; (void)out; (void)max; (void)keep; (void)arg;
 	return -1;
 }
 

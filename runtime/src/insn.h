@@ -30,11 +30,13 @@ struct cnsmp_jump {
  * (so that the caller can put back bytes it changed), instruction by
  * instruction from the first, which must be an instruction boundary (a
  * function's entry), and store each `jmp rel32` and `jmp *disp32(%rip)`
- * with no prefix in out[], at most `max` of them (addresses as at
- * `addr`).  Decoding stops at the first bytes that are no instruction.
- * Returns how many were stored, or -1 if the decoder cannot be loaded. */
+ * with no prefix for which keep(jump, arg) is true (every one if `keep`
+ * is NULL) in out[], at most `max` of them (addresses as at `addr`).
+ * Decoding stops at the first bytes that are no instruction.  Returns how
+ * many were stored, or -1 if the decoder cannot be loaded. */
 int cnsmp_insn_jumps(const uint8_t *code, size_t n, uintptr_t addr,
-		     struct cnsmp_jump *out, size_t max);
+		     struct cnsmp_jump *out, size_t max,
+		     int (*keep)(const struct cnsmp_jump *, void *), void *arg);
 
 /* A call that may be a hook call, and where its argument set-up starts. */
 struct cnsmp_call {

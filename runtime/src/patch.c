@@ -139,7 +139,14 @@ static _Atomic int refusals_full;
 #define TAIL_BITS 12
 #define TAIL_MAX (1u << (TAIL_BITS - 1))
 static _Atomic uintptr_t tail_refused[1u << TAIL_BITS];
-static size_t ntail; /* mu */
+
+/* Functions whose code tail_exits decoded since sites were last restored
+ * and found either no tail exit to patch or queued them: another return
+ * address of theirs (an interpreter's helpers are reached from hundreds
+ * of callers) is refused or counted as a waiting site's call without
+ * decoding the function again.  Emptied with tail_refused. */
+static _Atomic uintptr_t tail_seen[1u << TAIL_BITS];
+static size_t ntail, nseen; /* mu */
 
 /* dlclose in progress: `closing` counts the closes running, `epoch`
  * moves at each one's start.  A patch decided before a close began is
@@ -351,11 +358,26 @@ static CNSMP_NOINST void tail_refuse(uintptr_t fn, uintptr_t ret)
 /* Empty tail_refused (mu held): restored sites may be patched again. */
 static CNSMP_NOINST void tail_forget(void)
 {
-	if (!ntail)
+	if (ntail)
+		for (size_t i = 0; i < (1u << TAIL_BITS); i++)
+			atomic_store_explicit(&tail_refused[i], 0, memory_order_relaxed);
+	if (nseen)
+		for (size_t i = 0; i < (1u << TAIL_BITS); i++)
+			atomic_store_explicit(&tail_seen[i], 0, memory_order_relaxed);
+	ntail = nseen = 0;
+}
+
+/* Remember that fn's tail exits were examined (mu held). */
+static CNSMP_NOINST void tail_saw(uintptr_t fn)
+{
+	const size_t mask = (1u << TAIL_BITS) - 1;
+	if (nseen >= TAIL_MAX || in_set(tail_seen, TAIL_BITS, fn))
 		return;
-	for (size_t i = 0; i < (1u << TAIL_BITS); i++)
-		atomic_store_explicit(&tail_refused[i], 0, memory_order_relaxed);
-	ntail = 0;
+	size_t i = cnsmp_addr_slot(fn, TAIL_BITS);
+	while (atomic_load_explicit(&tail_seen[i], memory_order_relaxed))
+		i = (i + 1) & mask;
+	nseen++;
+	atomic_store_explicit(&tail_seen[i], fn, memory_order_release);
 }
 
 static CNSMP_NOINST void refuse(uintptr_t ret)
@@ -936,6 +958,17 @@ out:
 	pend_drop();
 }
 
+/* Are tail exits of `fn` in the queue? */
+static CNSMP_NOINST int tail_waiting(uintptr_t fn)
+{
+	int found = 0;
+	pthread_mutex_lock(&mu);
+	for (size_t i = 0; i < npend && !found; i++)
+		found = pend[i].fn == fn && pend[i].hook == (uintptr_t)&hook_exit;
+	pthread_mutex_unlock(&mu);
+	return found;
+}
+
 /* A waiting site was called again (its key is pending): count it, and
  * write the queue once PEND_HITS such calls were made, unless another
  * thread holds mu (it may be writing the queue already). */
@@ -975,22 +1008,32 @@ static CNSMP_NOINST uint8_t *code_copy(uintptr_t lo, uintptr_t hi)
 		return NULL;
 	pthread_mutex_lock(&mu);
 	memcpy(copy, (const void *)lo, n);
-	for (size_t i = 0; i < nsites; i++)
+	for (size_t i = 0; i < nsites; i++) {
+		if (sites[i].at >= hi || sites[i].at + sites[i].len <= lo)
+			continue;
 		for (unsigned k = 0; k < sites[i].len; k++)
 			if (sites[i].at + k >= lo && sites[i].at + k < hi)
 				copy[sites[i].at + k - lo] = sites[i].orig[k];
+	}
 	pthread_mutex_unlock(&mu);
 	return copy;
 }
 
-/* The jumps in the code [lo, hi) (insn.h); -1 if it cannot be decoded. */
-static CNSMP_NOINST int jumps_in(uintptr_t lo, uintptr_t hi, struct cnsmp_jump *out,
-				 size_t max)
+/* Does jump `j` reach the exit hook from the module of (struct seg *)g? */
+static CNSMP_NOINST int keep_exit_jump(const struct cnsmp_jump *j, void *g)
+{
+	return jumps_to_exit(g, j);
+}
+
+/* The jumps to the exit hook in the code [lo, hi) of g's module (insn.h);
+ * -1 if it cannot be decoded. */
+static CNSMP_NOINST int jumps_in(const struct seg *g, uintptr_t lo, uintptr_t hi,
+				 struct cnsmp_jump *out, size_t max)
 {
 	uint8_t *copy = code_copy(lo, hi);
 	if (!copy)
 		return -1;
-	int nj = cnsmp_insn_jumps(copy, hi - lo, lo, out, max);
+	int nj = cnsmp_insn_jumps(copy, hi - lo, lo, out, max, keep_exit_jump, (void *)g);
 	grow(copy, hi - lo, 0);
 	return nj;
 }
@@ -1150,10 +1193,10 @@ static CNSMP_NOINST int tail_exits(uintptr_t fn, uintptr_t ret, unsigned e)
 		if (code[r][0] != fn || !in_module(&g, code[r][0], code[r][1] - code[r][0]))
 			continue;
 		struct cnsmp_jump j[16];
-		int nj = jumps_in(code[r][0], code[r][1], j, 16);
+		int nj = jumps_in(&g, code[r][0], code[r][1], j, 16);
 		for (int i = 0; i < nj && ns < 16; i++) {
 			uintptr_t entry;
-			if (!jumps_to_exit(&g, &j[i]) || !made_for(fn, j[i].at, &g, &entry))
+			if (!made_for(fn, j[i].at, &g, &entry))
 				continue;
 			s[ns] = (struct site){.at = j[i].at, .now = {0xc3}, .len = 1};
 			s[ns++].orig[0] = j[i].mem ? 0xff : 0xe9;
@@ -1161,13 +1204,17 @@ static CNSMP_NOINST int tail_exits(uintptr_t fn, uintptr_t ret, unsigned e)
 	}
 	int queued = 0;
 	pthread_mutex_lock(&mu);
+	if (!ns)
+		tail_saw(fn);
 	if (ns && may_patch(fn, (uintptr_t)&hook_exit, e)) {
 		if (npend + ns > PEND_MAX)
 			write_pending();
 		for (size_t i = 0; i < ns; i++)
 			queued += queue(&s[i], g.prot, fn, (uintptr_t)&hook_exit, e);
-		if (queued)
+		if (queued) {
 			pend_key(tail_key(fn, ret));
+			tail_saw(fn);
+		}
 		if (npend == PEND_MAX)
 			write_pending();
 	}
@@ -1202,6 +1249,13 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 		   ret - 6 >= g.lo && decode(ret, hook, &g, &s) == 0;
 	if (!call && hook == (uintptr_t)&hook_exit) {
 		/* no call to the hook before `ret`: a tail-jumped exit */
+		if (in_set(tail_seen, TAIL_BITS, fn)) {
+			if (tail_waiting(fn))
+				pend_hit();
+			else
+				tail_refuse(fn, ret);
+			goto out;
+		}
 		if (!tail_exits(fn, ret, e))
 			tail_refuse(fn, ret);
 		goto out;

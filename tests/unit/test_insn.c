@@ -28,11 +28,34 @@ static void jumps_are_found_at_instruction_boundaries(void **state)
 		0x3e, 0xff, 0x25, 0, 0, 0, 0,       /* 28: notrack jmp *(%rip): a prefix, not recorded */
 	};
 	struct cnsmp_jump j[8];
-	int n = cnsmp_insn_jumps(code, sizeof code, AT, j, 8);
+	int n = cnsmp_insn_jumps(code, sizeof code, AT, j, 8, NULL, NULL);
 	assert_int_equal(n, 2);
 	assert_true(j[0].at == AT + 17 && j[0].dest == AT + 22 + 0x100 && j[0].len == 5 &&
 		    !j[0].mem);
 	assert_true(j[1].at == AT + 22 && j[1].dest == AT + 36 && j[1].len == 6 && j[1].mem);
+}
+
+static int to_second_target(const struct cnsmp_jump *j, void *arg)
+{
+	return j->dest == *(const uintptr_t *)arg;
+}
+
+/* Only the jumps `keep` wants count against `max`: the jump to the hook
+ * after many others (a large function's) is still found. */
+static void only_kept_jumps_are_stored(void **state)
+{
+	(void)state;
+	uint8_t code[5 * 40];
+	for (int i = 0; i < 40; i++) {
+		int32_t rel = i == 37 ? 0x2000 : 0x1000;
+		code[5 * i] = 0xe9;
+		memcpy(code + 5 * i + 1, &rel, 4);
+	}
+	uintptr_t want = AT + 5 * 37 + 5 + 0x2000;
+	struct cnsmp_jump j[2];
+	assert_int_equal(cnsmp_insn_jumps(code, sizeof code, AT, j, 2, to_second_target, &want), 1);
+	assert_true(j[0].at == AT + 5 * 37 && j[0].dest == want);
+	assert_int_equal(cnsmp_insn_jumps(code, sizeof code, AT, j, 2, NULL, NULL), 2);
 }
 
 static void decoding_stops_at_bytes_that_are_no_instruction(void **state)
@@ -43,7 +66,7 @@ static void decoding_stops_at_bytes_that_are_no_instruction(void **state)
 		0xe9, 0, 0, 0, 0,
 	};
 	struct cnsmp_jump j[2];
-	assert_int_equal(cnsmp_insn_jumps(code, sizeof code, AT, j, 2), 0);
+	assert_int_equal(cnsmp_insn_jumps(code, sizeof code, AT, j, 2, NULL, NULL), 0);
 }
 
 static void set_up_of_only_argument_loads_is_found(void **state)
@@ -81,6 +104,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(jumps_are_found_at_instruction_boundaries),
+		cmocka_unit_test(only_kept_jumps_are_stored),
 		cmocka_unit_test(decoding_stops_at_bytes_that_are_no_instruction),
 		cmocka_unit_test(set_up_of_only_argument_loads_is_found),
 	};
