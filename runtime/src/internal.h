@@ -29,6 +29,9 @@
  *     rules.c, config.c            -> naming and selection; configuration
  *     probes.c, probespec.c        -> the probes a function has (specs,
  *                                     lifespans); its probed calls' events
+ *     patch.c (insn.c), sites.c    -> excluded functions' hook calls patched
+ *                                     out of the code (x86-64): what to
+ *                                     patch; writing it, in batches
  *   collect.c                      -> counters -> a batch of deltas
  *   inventory.c                    -> functions to describe once
  *   payload.c, schema.c            -> bodies; the schema, written once

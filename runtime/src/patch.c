@@ -35,36 +35,28 @@
  * would have done, the frame being gone already.  One byte: always an
  * atomic store; the jump's other bytes are never reached.  Restored by
  * writing the jump's first byte back, like any other site.
- * Only the first two bytes change, with one 2-byte store within a cache
- * line, so every thread fetches either the old call or the new jump,
- * never a mix; the remaining bytes are not touched then and no thread can
- * ever stop inside them (the jump skips them).  Then (to_nop) the call
- * becomes a NOP of its length: the bytes the jump skips are rewritten,
- * every core serialises (sync-core, below), and one more 2-byte store
+ *
+ * How a site is written (sites.c): only its first two bytes change, with
+ * one 2-byte store within a cache line, so every thread fetches either
+ * the old call or the new jump, never a mix; the remaining bytes are not
+ * touched then and no thread can ever stop inside them (the jump skips
+ * them).  Then the call becomes a NOP of its length: the bytes the jump
+ * skips are rewritten, every core serialises, and one more 2-byte store
  * turns the jump into the NOP's first bytes; restoring takes the same
- * steps back.  A taken jump costs the front end a redirect, a NOP
- * nothing measurable (bench: "hook calls as NOPs").  Where the two bytes would
+ * steps back and serialises every core before the decision counts as
+ * applied.  A taken jump costs the front end a redirect, a NOP nothing
+ * measurable (bench: "hook calls as NOPs").  Where the two bytes would
  * straddle a cache line (1 site in 64), a direct call's first byte alone
  * becomes `cmp $imm32, %eax` (decode says why that is harmless), and a
- * -fno-plt call is left calling.  Restoring writes the original bytes
- * back the same way, then the membarrier "sync core" command makes
- * every thread of the process serialise its instruction stream before
- * the decision counts as applied.  Without that command (kernels before
- * 4.16) the mprotect that takes the write permission back serves instead:
- * it shoots down the TLB entry on every CPU running the process, with an
- * interrupt whose return serialises the core.
+ * -fno-plt call is left calling.  Sites are queued on their first call
+ * and written in batches (sites.c says when).  A system that refuses
+ * writable code (SELinux's execmod, PaX, a seccomp policy) turns
+ * patching off for the process with one debug line: the hooks keep
+ * working as without it.
  *
- * Page permissions: the page goes to its segment's protection plus write
- * for the store, and straight back (execute is never taken away: other
- * threads run there meanwhile).  A system that refuses writable code
- * (SELinux's execmod, PaX, a seccomp policy) turns patching off for the
- * process with one debug line: the hooks keep working as without it.
- * A written page becomes a private copy of the file's page: 4 kB of
- * memory per page of code that ever held a patched site.
- *
- * Threading: every write, and the list of patched sites, is under `mu`,
- * taken only on slow paths (a site's first call under a decision, a
- * change of decisions, dlclose).  Each path that holds it sets the
+ * Threading: every write, and the list of patched sites, is under `mu`
+ * (cnsmp_sites_mu), taken only on slow paths (a site's first call under
+ * a decision, a change of decisions, dlclose).  Each path that holds it sets the
  * thread's hook guard, so a signal handler running instrumented code on
  * that thread neither patches nor waits for the lock.
  */
@@ -72,6 +64,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "insn.h"
+#include "sites.h"
 #include "thread.h"
 
 #if defined(__x86_64__) && !defined(__ILP32__) && defined(__linux__)
@@ -95,25 +88,6 @@ enum { MODE_UNSET = 0, MODE_ON, MODE_OFF, MODE_REFUSED };
 static _Atomic int mode;
 static int jumps_only; /* CODENSM_PATCH=jumps: no NOPs (to_nop); set once, under mu */
 _Atomic int cnsmp_patch_live; /* mode is MODE_ON and !refusals_full */
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-
-/* A site patched now (under mu): where, and its two bytes before and
- * after.  Only patched sites are listed; a restore empties the list and
- * the sites are patched again on their next call if still excluded. */
-struct site {
-	uintptr_t at;
-	uint8_t orig[6], now[6];
-	uint8_t len; /* bytes that change: 2, or 1 (see decode), or the whole
-		      * call (5 or 6) once it is a NOP (`nop`) */
-	uint8_t nop; /* 1: the call became a NOP (to_nop) */
-	uint8_t wide; /* 1: the jump skips the argument set-up too (widen) */
-};
-static struct site *sites; /* mu */
-static size_t nsites, capsites;
-
-/* Pages ever written (mu): their count is the memory made private. */
-static uintptr_t *pages; /* open addressing, 0: empty */
-static size_t npages, cappages;
 
 /* Sites that are not one of the calls patched here (a tail-called exit
  * hook, an inlined function's call that does not load it as a constant,
@@ -153,110 +127,41 @@ static size_t ntail, nseen; /* mu */
  * not written (see cnsmp_patch_dl_begin). */
 static _Atomic unsigned closing, epoch;
 
-/* Counts for the exit line (mu). */
-static uint64_t n_patched, n_restored, n_refused, n_wide, n_nop;
-
-/* Sites waiting to be written (mu).  A site is not written on its first
- * call but queued, and the queue is written in one batch: every page it
- * touches made writable once (contiguous pages in one mprotect), every
- * core serialised twice for all of its NOPs together, instead of two
- * mprotect and two membarrier calls per site (a program reaching a
- * thousand excluded sites at start-up paid milliseconds for that).
- * A batch is written when the queue is full, when the waiting sites have
- * been called PEND_HITS times in all (each such call still goes through
- * the hooks: about as much time as one batch costs, so waiting never
- * costs more than twice the least it could), at each flusher cycle
- * (cnsmp_patch_flush), and never after a change of decisions or a
- * dlclose, which empty the queue: its sites are examined again on their
- * next call.  `pend_keys` holds the queued sites' keys (a call's return
- * address, or a tail exit's tail_key), read without the lock by the
- * hooks: a waiting site is counted, not examined again. */
-#define PEND_MAX 64
-#define PEND_BITS 8 /* at most PEND_MAX keys: a quarter full */
-#define PEND_HITS 4096
-struct pend {
-	struct site s;
-	uintptr_t fn, hook;
-	unsigned e;
-	int prot;
-	int ok; /* write_pending: still to be written */
-};
-static struct pend pend[PEND_MAX];
-static size_t npend, npkeys;
-static _Atomic uintptr_t pend_keys[1u << PEND_BITS];
-static _Atomic unsigned pend_hits;
-static _Atomic int pend_any; /* npend != 0, for the hooks */
-static uint64_t n_batches; /* for the exit line (mu) */
-
-static _Atomic int sync_core; /* 1: registered for MEMBARRIER sync-core */
-
-/* Store len (1 or 2) bytes at p with one instruction (p need not be
- * aligned: a 2-byte store within one cache line is atomic on x86-64). */
-static CNSMP_NOINST void store(uintptr_t p, const uint8_t b[2], unsigned len)
-{
-	if (len == 1) {
-		__asm__ volatile("movb %1, (%0)" : : "r"(p), "q"(b[0]) : "memory");
-		return;
-	}
-	uint16_t v;
-	memcpy(&v, b, 2);
-	__asm__ volatile("movw %1, (%0)" : : "r"(p), "r"(v) : "memory");
-}
-
-static CNSMP_NOINST long membarrier(int cmd)
-{
-	return syscall(__NR_membarrier, cmd, 0, 0);
-}
-
-/* Register for the sync-core command (once per process; again in a
- * fork child, whose address space is new). */
-static CNSMP_NOINST void sync_core_register(void)
-{
-	long q = membarrier(MEMBARRIER_CMD_QUERY);
-	int ok = q >= 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE) &&
-		 membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE) == 0;
-	atomic_store(&sync_core, ok);
-}
-
-/* Every thread of the process serialises its instruction stream. */
-static CNSMP_NOINST void sync_all_cores(void)
-{
-	if (atomic_load(&sync_core))
-		membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE);
-}
+static uint64_t n_refused; /* for the exit line (mu) */
 
 /* wmu (widen's cache, below) is taken before mu, here too. */
 static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
 static CNSMP_NOINST void fork_prepare(void)
 {
 	pthread_mutex_lock(&wmu);
-	pthread_mutex_lock(&mu);
+	pthread_mutex_lock(&cnsmp_sites_mu);
 }
 static CNSMP_NOINST void fork_parent(void)
 {
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&cnsmp_sites_mu);
 	pthread_mutex_unlock(&wmu);
 }
 static CNSMP_NOINST void fork_child(void)
 {
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&cnsmp_sites_mu);
 	pthread_mutex_unlock(&wmu);
-	if (atomic_load(&sync_core))
-		sync_core_register();
+	cnsmp_sites_sync_again();
 }
 
 static CNSMP_NOINST void at_exit(void)
 {
-	pthread_mutex_lock(&mu);
+	struct cnsmp_sites_stats st;
+	pthread_mutex_lock(&cnsmp_sites_mu);
+	cnsmp_sites_stats(&st);
 	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: %llu sites patched, "
 		  "%llu restored, %llu refused, %zu pages of code made private (%zu kB); "
 		  "%llu patched with their argument set-up, %llu made NOPs; "
 		  "%llu batches, %zu sites waiting",
-		  (unsigned long long)n_patched, (unsigned long long)n_restored,
-		  (unsigned long long)n_refused, npages,
-		  npages * (size_t)sysconf(_SC_PAGESIZE) / 1024, (unsigned long long)n_wide,
-		  (unsigned long long)n_nop, (unsigned long long)n_batches, npend);
-	pthread_mutex_unlock(&mu);
+		  (unsigned long long)st.patched, (unsigned long long)st.restored,
+		  (unsigned long long)n_refused, st.pages,
+		  st.pages * (size_t)sysconf(_SC_PAGESIZE) / 1024, (unsigned long long)st.wide,
+		  (unsigned long long)st.nop, (unsigned long long)st.batches, st.waiting);
+	pthread_mutex_unlock(&cnsmp_sites_mu);
 }
 
 /* CODENSM_PATCH: on (default) or off; anything else gets one line.  The
@@ -271,7 +176,7 @@ static CNSMP_NOINST void decide_mode(void)
 		if (cnsmp_log_level >= CNSMP_LOG_DEBUG && cnsmp_patch_setting(getenv("CODENSM_PATCH")))
 			atexit(at_exit);
 	}
-	pthread_mutex_lock(&mu);
+	pthread_mutex_lock(&cnsmp_sites_mu);
 	if (atomic_load(&mode) == MODE_UNSET) {
 		const char *v = getenv("CODENSM_PATCH");
 		int on = cnsmp_patch_setting(v) != 0;
@@ -280,7 +185,7 @@ static CNSMP_NOINST void decide_mode(void)
 			cnsmp_log(CNSMP_LOG_INFO, "CODENSM_PATCH=\"%s\" is not on, off or jumps: "
 				  "patching the calls of excluded functions (on)", v);
 		if (on) {
-			sync_core_register();
+			cnsmp_sites_sync_register();
 			atomic_store(&cnsmp_flusher_tick, cnsmp_patch_flush);
 		}
 		else
@@ -289,42 +194,12 @@ static CNSMP_NOINST void decide_mode(void)
 		atomic_store(&mode, on ? MODE_ON : MODE_OFF);
 		atomic_store(&cnsmp_patch_live, on);
 	}
-	pthread_mutex_unlock(&mu);
-}
-
-/* A zeroed copy of the `old` bytes at p in `new` bytes (new 0: free p);
- * NULL if out of memory.  mmap, not malloc: a patch may be made from a
- * signal handler that interrupted malloc on this thread. */
-static CNSMP_NOINST void *grow(void *p, size_t old, size_t new)
-{
-	void *q = NULL;
-	if (new) {
-		q = mmap(NULL, new, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (q == MAP_FAILED)
-			return NULL;
-		if (p)
-			memcpy(q, p, old < new ? old : new);
-	}
-	if (p)
-		munmap(p, old);
-	return q;
-}
-
-static inline int in_set(_Atomic uintptr_t *set, unsigned bits, uintptr_t key)
-{
-	const size_t mask = (1u << bits) - 1;
-	for (size_t i = cnsmp_addr_slot(key, bits);; i = (i + 1) & mask) {
-		uintptr_t a = atomic_load_explicit(&set[i], memory_order_relaxed);
-		if (a == key)
-			return 1;
-		if (!a)
-			return 0;
-	}
+	pthread_mutex_unlock(&cnsmp_sites_mu);
 }
 
 static inline int is_refused(uintptr_t ret)
 {
-	return in_set(refused, REFUSED_BITS, ret);
+	return cnsmp_sites_in_set(refused, REFUSED_BITS, ret);
 }
 
 /* The key of a tail exit of `fn` returning to `ret` (never 0 or 1). */
@@ -338,8 +213,8 @@ static CNSMP_NOINST void tail_refuse(uintptr_t fn, uintptr_t ret)
 {
 	const size_t mask = (1u << TAIL_BITS) - 1;
 	uintptr_t k = tail_key(fn, ret);
-	pthread_mutex_lock(&mu);
-	if (!in_set(tail_refused, TAIL_BITS, k)) {
+	pthread_mutex_lock(&cnsmp_sites_mu);
+	if (!cnsmp_sites_in_set(tail_refused, TAIL_BITS, k)) {
 		if (ntail >= TAIL_MAX) {
 			atomic_store(&refusals_full, 1);
 			atomic_store(&cnsmp_patch_live, 0);
@@ -352,7 +227,7 @@ static CNSMP_NOINST void tail_refuse(uintptr_t fn, uintptr_t ret)
 			n_refused++;
 		}
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&cnsmp_sites_mu);
 }
 
 /* Empty tail_refused (mu held): restored sites may be patched again. */
@@ -371,7 +246,7 @@ static CNSMP_NOINST void tail_forget(void)
 static CNSMP_NOINST void tail_saw(uintptr_t fn)
 {
 	const size_t mask = (1u << TAIL_BITS) - 1;
-	if (nseen >= TAIL_MAX || in_set(tail_seen, TAIL_BITS, fn))
+	if (nseen >= TAIL_MAX || cnsmp_sites_in_set(tail_seen, TAIL_BITS, fn))
 		return;
 	size_t i = cnsmp_addr_slot(fn, TAIL_BITS);
 	while (atomic_load_explicit(&tail_seen[i], memory_order_relaxed))
@@ -383,7 +258,7 @@ static CNSMP_NOINST void tail_saw(uintptr_t fn)
 static CNSMP_NOINST void refuse(uintptr_t ret)
 {
 	const size_t mask = (1u << REFUSED_BITS) - 1;
-	pthread_mutex_lock(&mu);
+	pthread_mutex_lock(&cnsmp_sites_mu);
 	if (!is_refused(ret)) {
 		if (nrefused >= REFUSED_MAX) {
 			atomic_store(&refusals_full, 1);
@@ -399,7 +274,7 @@ static CNSMP_NOINST void refuse(uintptr_t ret)
 			n_refused++;
 		}
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&cnsmp_sites_mu);
 }
 
 struct seg {
@@ -458,7 +333,7 @@ static CNSMP_NOINST int plt_jumps_to(const struct seg *g, const uint8_t *p, uint
 /* The site of the call that returns to `ret`, if it is one of the forms
  * above calling `hook`: 0 and *s filled, else -1.  The site's original
  * bytes are the ones checked here, never read again: another thread may
- * be rewriting them meanwhile (under mu, which write_pending takes before it
+ * be rewriting them meanwhile (under mu, which cnsmp_sites_write takes before it
  * compares them with the code). */
 static CNSMP_NOINST int decode(uintptr_t ret, uintptr_t hook, const struct seg *g,
 			       struct site *s)
@@ -538,156 +413,21 @@ static CNSMP_NOINST int find_seg(struct dl_phdr_info *info, size_t size, void *a
 	return 0;
 }
 
-/* Add `page` to the open-addressing set (mu held, room guaranteed). */
-static CNSMP_NOINST int page_put(uintptr_t *set, size_t cap, uintptr_t page)
+CNSMP_NOINST int cnsmp_patch_seg_prot(uintptr_t at)
 {
-	size_t j = (page >> 12) & (cap - 1);
-	for (; set[j]; j = (j + 1) & (cap - 1))
-		if (set[j] == page)
-			return 0;
-	set[j] = page;
-	return 1;
-}
-
-/* Remember that `page` was written (mu held); out of memory only
- * undercounts. */
-static CNSMP_NOINST void note_page(uintptr_t page)
-{
-	if ((npages + 1) * 2 > cappages) {
-		size_t n = cappages ? cappages * 2 : 512;
-		uintptr_t *np = grow(NULL, 0, n * sizeof *np);
-		if (!np)
-			return;
-		for (size_t i = 0; i < cappages; i++)
-			if (pages[i])
-				page_put(np, n, pages[i]);
-		grow(pages, cappages * sizeof *pages, 0);
-		pages = np;
-		cappages = n;
-	}
-	npages += page_put(pages, cappages, page);
-}
-
-/* The jump that skips a call of `len` bytes while its other bytes change
- * (to_nop, restore_range). */
-static inline void skip_jump(uint8_t j[2], unsigned len)
-{
-	j[0] = 0xeb;
-	j[1] = (uint8_t)(len - 2);
-}
-
-/* The multi-byte NOPs a call of 5 or 6 bytes becomes. */
-static const uint8_t nop5[5] = {0x0f, 0x1f, 0x44, 0x00, 0x00};
-static const uint8_t nop6[6] = {0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00};
-
-/* Make site `s`, a call patched to the jump over itself, a NOP instead:
- * a taken jump costs the front end a redirect, a NOP nothing measurable
- * (bench: "hook calls as NOPs").  Only a plain call (not widened: other
- * threads may stop inside a widened site's set-up, whose bytes must not
- * change), within one page. */
-static CNSMP_NOINST void to_nop(struct site *s)
-{
-	/* the steps need every core serialised between them */
-	if (s->wide || s->len != 2 || s->now[0] != 0xeb || !atomic_load(&sync_core) ||
-	    jumps_only)
-		return;
-	unsigned len = s->now[1] + 2u; /* 5 (e8) or 6 (ff 15) */
-	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
-	if (((s->at + len - 1) & ~(psz - 1)) != (s->at & ~(psz - 1)))
-		return;
-	memcpy(s->now, len == 5 ? nop5 : nop6, len); /* orig: all of it from decode */
-	s->len = (uint8_t)len;
-	s->nop = 1;
+	struct seg g = {.at = at, .prot = -1};
+	dl_iterate_phdr(find_seg, &g);
+	return g.prot;
 }
 
 /* The system refused: patching off for the process (mu held). */
-static CNSMP_NOINST void refused_by_system(void)
+CNSMP_NOINST void cnsmp_patch_refused(void)
 {
 	atomic_store(&mode, MODE_REFUSED);
 	atomic_store(&cnsmp_patch_live, 0);
 	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching refused by the system "
 		  "(mprotect: %s): excluded functions keep calling the hooks",
 		  strerror(errno));
-}
-
-static CNSMP_NOINST int by_address(const void *a, const void *b)
-{
-	uintptr_t x = ((const struct site *)a)->at, y = ((const struct site *)b)->at;
-	return x < y ? -1 : x > y;
-}
-
-/* Restore the sites in [lo, hi) (mu held): each one whose bytes are still
- * the patched ones gets its original bytes back, and leaves the list.
- * One mprotect pair per page, so that a change of decisions costs
- * about one system call per page of patched code. */
-static CNSMP_NOINST void restore_range(uintptr_t lo, uintptr_t hi)
-{
-	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
-	qsort(sites, nsites, sizeof *sites, by_address);
-	size_t keep = 0, i = 0;
-	while (i < nsites) {
-		if (sites[i].at < lo || sites[i].at >= hi) {
-			sites[keep++] = sites[i++];
-			continue;
-		}
-		uintptr_t page = sites[i].at & ~(psz - 1);
-		size_t j = i;
-		while (j < nsites && sites[j].at < hi && (sites[j].at & ~(psz - 1)) == page)
-			j++;
-		/* Still mapped as the segment it was patched in (a module that
-		 * left without our dlclose is not written to). */
-		struct seg g = {.at = sites[i].at, .prot = -1};
-		dl_iterate_phdr(find_seg, &g);
-		if (g.prot < 0) {
-			i = j;
-			continue;
-		}
-		if (mprotect((void *)page, psz, g.prot | PROT_WRITE) < 0) {
-			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: cannot restore "
-				  "the calls at %p: %s", (void *)page, strerror(errno));
-			i = j;
-			continue;
-		}
-		/* A NOP site goes back in the reverse steps of write_pending: the
-		 * jump over it, every core serialised, the call's other bytes,
-		 * every core serialised, its first two bytes.  Only a site
-		 * whose bytes are still the NOP (nop = 2 marks it) is touched. */
-		int nops = 0;
-		for (size_t k = i; k < j; k++) {
-			struct site *t = &sites[k];
-			if (t->nop && memcmp((const void *)t->at, t->now, t->len) == 0) {
-				uint8_t jmp[2];
-				skip_jump(jmp, t->len);
-				store(t->at, jmp, 2);
-				t->nop = 2;
-				nops = 1;
-			}
-		}
-		if (nops) {
-			sync_all_cores();
-			for (size_t k = i; k < j; k++)
-				if (sites[k].nop == 2)
-					memcpy((void *)(sites[k].at + 2), sites[k].orig + 2,
-					       sites[k].len - 2u);
-			sync_all_cores();
-		}
-		for (; i < j; i++) {
-			struct site *t = &sites[i];
-			if (t->nop == 2) {
-				store(t->at, t->orig, 2);
-				n_restored++;
-			} else if (t->nop) {
-				continue; /* not the NOP it was made (see above) */
-			} else if (memcmp((const void *)t->at, t->now, t->len) == 0) {
-				store(t->at, t->orig, t->len);
-				n_restored++;
-			}
-		}
-		if (mprotect((void *)page, psz, g.prot) < 0)
-			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: mprotect(%p) back "
-				  "failed: %s", (void *)page, strerror(errno));
-	}
-	nsites = keep;
 }
 
 /* A GOT slot of the module of g at `t` holding `fn`? */
@@ -772,7 +512,7 @@ static CNSMP_NOINST int open_anywhere(uintptr_t fn)
  * it after the change, so a patch written here either sees the new
  * decision or is undone by that restore.  `e`: the dlclose epoch read
  * before the site was examined. */
-static CNSMP_NOINST int may_patch(uintptr_t fn, uintptr_t hook, unsigned e)
+CNSMP_NOINST int cnsmp_patch_may(uintptr_t fn, uintptr_t hook, unsigned e)
 {
 	struct cnsmp_fn *f = cnsmp_registry_lookup(fn);
 	return atomic_load(&mode) == MODE_ON && !atomic_load(&closing) &&
@@ -781,208 +521,6 @@ static CNSMP_NOINST int may_patch(uintptr_t fn, uintptr_t hook, unsigned e)
 	       /* a probed function's calls must reach the probes (probes.c) */
 	       atomic_load_explicit(&f->probes, memory_order_acquire) == NULL &&
 	       (hook != (uintptr_t)&hook_exit || !open_anywhere(fn));
-}
-
-/* Is `key` a waiting site's? */
-static inline int is_pending(uintptr_t key)
-{
-	return atomic_load_explicit(&pend_any, memory_order_relaxed) &&
-	       in_set(pend_keys, PEND_BITS, key);
-}
-
-/* Queue site `s` of `fn` calling `hook` (mu held, room checked by the
- * caller): 0 if its bytes are not the original ones any more (patched
- * already, by another thread's batch) or it is queued already. */
-static CNSMP_NOINST int queue(const struct site *s, int prot, uintptr_t fn,
-			      uintptr_t hook, unsigned e)
-{
-	if (memcmp((const void *)s->at, s->orig, s->len) != 0)
-		return 0;
-	for (size_t i = 0; i < npend; i++)
-		if (pend[i].s.at == s->at)
-			return 0;
-	pend[npend++] = (struct pend){.s = *s, .fn = fn, .hook = hook, .e = e, .prot = prot};
-	return 1;
-}
-
-/* Remember `key` as waiting (mu held). */
-static CNSMP_NOINST void pend_key(uintptr_t key)
-{
-	const size_t mask = (1u << PEND_BITS) - 1;
-	if (in_set(pend_keys, PEND_BITS, key) || npkeys >= PEND_MAX)
-		return;
-	size_t i = cnsmp_addr_slot(key, PEND_BITS);
-	while (atomic_load_explicit(&pend_keys[i], memory_order_relaxed))
-		i = (i + 1) & mask;
-	npkeys++;
-	atomic_store_explicit(&pend_keys[i], key, memory_order_release);
-	atomic_store_explicit(&pend_any, 1, memory_order_relaxed);
-}
-
-/* Empty the queue (mu held). */
-static CNSMP_NOINST void pend_drop(void)
-{
-	npend = 0;
-	atomic_store_explicit(&pend_any, 0, memory_order_relaxed);
-	if (npkeys)
-		for (size_t i = 0; i < (1u << PEND_BITS); i++)
-			atomic_store_explicit(&pend_keys[i], 0, memory_order_relaxed);
-	npkeys = 0;
-	atomic_store_explicit(&pend_hits, 0, memory_order_relaxed);
-}
-
-/* Sort the queue by address (mu held): an insertion sort, since qsort
- * may allocate and a batch may be written from a signal handler. */
-static CNSMP_NOINST void pend_sort(void)
-{
-	for (size_t i = 1; i < npend; i++) {
-		struct pend p = pend[i];
-		size_t j = i;
-		for (; j > 0 && pend[j - 1].s.at > p.s.at; j--)
-			pend[j] = pend[j - 1];
-		pend[j] = p;
-	}
-}
-
-/* Give the queue's pages (sorted by address) their segment's protection
- * plus `extra`, each run of contiguous pages of one protection in one
- * mprotect, stopping after *npg pages; *npg: how many were done.
- * -1 (errno set) if the system refused to add `extra`. */
-static CNSMP_NOINST int protect_pending(int extra, size_t *npg)
-{
-	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
-	size_t i = 0, done = 0, upto = *npg;
-	int rc = 0;
-	while (i < npend && done < upto) {
-		uintptr_t lo = pend[i].s.at & ~(psz - 1), hi = lo + psz;
-		int prot = pend[i].prot;
-		size_t j = i + 1, n = 1;
-		for (; j < npend && pend[j].prot == prot; j++) {
-			uintptr_t p = pend[j].s.at & ~(psz - 1);
-			if (p == hi - psz)
-				continue;
-			if (p != hi || done + n >= upto)
-				break;
-			hi += psz;
-			n++;
-		}
-		if (mprotect((void *)lo, hi - lo, prot | extra) < 0) {
-			if (extra) {
-				rc = -1;
-				break;
-			}
-			cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: mprotect(%p) back "
-				  "to read-execute failed: %s", (void *)lo, strerror(errno));
-		}
-		if (extra)
-			for (uintptr_t p = lo; p < hi; p += psz)
-				note_page(p);
-		done += n;
-		i = j;
-	}
-	*npg = done;
-	return rc;
-}
-
-/* Write the queue (mu held) and list what was written.  Each site is
- * decided again first (may_patch: decisions may have changed since it
- * was queued) and written only if its bytes are still the original
- * ones.  A NOP site in three steps, each leaving an instruction every
- * thread may run, with every core serialised between them, so that none
- * can fetch a step's bytes beside an earlier step's (a call that spans
- * two cache lines is fetched in two parts): the jump over the call (its
- * first two bytes), the bytes it skips, the NOP's first two bytes.  The
- * steps are taken for the whole batch at once. */
-static CNSMP_NOINST void write_pending(void)
-{
-	if (!npend || atomic_load(&mode) != MODE_ON)
-		goto out;
-	if (capsites - nsites < npend) {
-		size_t n = capsites ? capsites * 2 : 256;
-		while (n - nsites < npend)
-			n *= 2;
-		struct site *ns = grow(sites, capsites * sizeof *ns, n * sizeof *ns);
-		if (!ns)
-			goto out;
-		sites = ns;
-		capsites = n;
-	}
-	pend_sort();
-	size_t made = SIZE_MAX, all = SIZE_MAX;
-	if (protect_pending(PROT_WRITE, &made) < 0) {
-		int err = errno;
-		protect_pending(0, &made); /* the pages made writable, back */
-		errno = err;
-		refused_by_system();
-		goto out;
-	}
-	int nops = 0;
-	for (size_t i = 0; i < npend; i++) {
-		struct pend *p = &pend[i];
-		struct site *s = &p->s;
-		p->ok = may_patch(p->fn, p->hook, p->e) &&
-			memcmp((const void *)s->at, s->orig, s->len) == 0;
-		if (!p->ok)
-			continue;
-		if (s->nop) {
-			uint8_t j[2];
-			skip_jump(j, s->len);
-			store(s->at, j, 2);
-			nops = 1;
-		} else {
-			store(s->at, s->now, s->len);
-		}
-	}
-	if (nops) {
-		sync_all_cores();
-		for (size_t i = 0; i < npend; i++)
-			if (pend[i].ok && pend[i].s.nop)
-				memcpy((void *)(pend[i].s.at + 2), pend[i].s.now + 2,
-				       pend[i].s.len - 2u);
-		sync_all_cores();
-		for (size_t i = 0; i < npend; i++)
-			if (pend[i].ok && pend[i].s.nop)
-				store(pend[i].s.at, pend[i].s.now, 2);
-	}
-	protect_pending(0, &all);
-	for (size_t i = 0; i < npend; i++) {
-		if (!pend[i].ok)
-			continue;
-		sites[nsites++] = pend[i].s;
-		n_patched++;
-		n_wide += pend[i].s.wide;
-		n_nop += pend[i].s.nop;
-	}
-	n_batches++;
-out:
-	pend_drop();
-}
-
-/* Are tail exits of `fn` in the queue? */
-static CNSMP_NOINST int tail_waiting(uintptr_t fn)
-{
-	int found = 0;
-	pthread_mutex_lock(&mu);
-	for (size_t i = 0; i < npend && !found; i++)
-		found = pend[i].fn == fn && pend[i].hook == (uintptr_t)&hook_exit;
-	pthread_mutex_unlock(&mu);
-	return found;
-}
-
-/* A waiting site was called again (its key is pending): count it, and
- * write the queue once PEND_HITS such calls were made, unless another
- * thread holds mu (it may be writing the queue already). */
-static CNSMP_NOINST void pend_hit(void)
-{
-	if (atomic_fetch_add_explicit(&pend_hits, 1, memory_order_relaxed) + 1 < PEND_HITS)
-		return;
-	int guard = cnsmp_tls.guard;
-	cnsmp_tls.guard = 1;
-	if (pthread_mutex_trylock(&mu) == 0) {
-		write_pending();
-		pthread_mutex_unlock(&mu);
-	}
-	cnsmp_tls.guard = guard;
 }
 
 /* Does the jump `j` in g's module reach the exit hook? */
@@ -997,25 +535,19 @@ static CNSMP_NOINST int jumps_to_exit(const struct seg *g, const struct cnsmp_ju
 /* The code [lo, hi) as it was before any patch here, for the decoder (a
  * patched site's bytes would send it off instruction boundaries): a copy
  * taken under mu with every listed site's original bytes put back, to be
- * freed with grow(copy, hi - lo, 0).  NULL if too large or out of memory. */
+ * freed with cnsmp_sites_grow(copy, hi - lo, 0).  NULL if too large or out of memory. */
 static CNSMP_NOINST uint8_t *code_copy(uintptr_t lo, uintptr_t hi)
 {
 	size_t n = hi - lo;
 	if (hi <= lo || n > (1u << 20))
 		return NULL;
-	uint8_t *copy = grow(NULL, 0, n); /* mmap: see grow */
+	uint8_t *copy = cnsmp_sites_grow(NULL, 0, n); /* mmap: see grow */
 	if (!copy)
 		return NULL;
-	pthread_mutex_lock(&mu);
+	pthread_mutex_lock(&cnsmp_sites_mu);
 	memcpy(copy, (const void *)lo, n);
-	for (size_t i = 0; i < nsites; i++) {
-		if (sites[i].at >= hi || sites[i].at + sites[i].len <= lo)
-			continue;
-		for (unsigned k = 0; k < sites[i].len; k++)
-			if (sites[i].at + k >= lo && sites[i].at + k < hi)
-				copy[sites[i].at + k - lo] = sites[i].orig[k];
-	}
-	pthread_mutex_unlock(&mu);
+	cnsmp_sites_originals(copy, lo, hi);
+	pthread_mutex_unlock(&cnsmp_sites_mu);
 	return copy;
 }
 
@@ -1034,7 +566,7 @@ static CNSMP_NOINST int jumps_in(const struct seg *g, uintptr_t lo, uintptr_t hi
 	if (!copy)
 		return -1;
 	int nj = cnsmp_insn_jumps(copy, hi - lo, lo, out, max, keep_exit_jump, (void *)g);
-	grow(copy, hi - lo, 0);
+	cnsmp_sites_grow(copy, hi - lo, 0);
 	return nj;
 }
 
@@ -1066,13 +598,13 @@ static CNSMP_NOINST void wput(uintptr_t key, uintptr_t val)
 {
 	if ((wn + 1) * 2 > wcap) {
 		size_t n = wcap ? wcap * 2 : 1024;
-		struct wslot *t = grow(NULL, 0, n * sizeof *t);
+		struct wslot *t = cnsmp_sites_grow(NULL, 0, n * sizeof *t);
 		if (!t)
 			return;
 		for (size_t i = 0; i < wcap; i++)
 			if (wtab[i].key)
 				*wslot(t, n, wtab[i].key) = wtab[i];
-		grow(wtab, wcap * sizeof *wtab, 0);
+		cnsmp_sites_grow(wtab, wcap * sizeof *wtab, 0);
 		wtab = t;
 		wcap = n;
 	}
@@ -1096,7 +628,7 @@ static CNSMP_NOINST void decode_range(uintptr_t entry, uintptr_t hi)
 {
 	size_t n = hi - entry, max = n / 5 + 1;
 	uint8_t *copy = code_copy(entry, hi);
-	struct cnsmp_call *calls = copy ? grow(NULL, 0, max * sizeof *calls) : NULL;
+	struct cnsmp_call *calls = copy ? cnsmp_sites_grow(NULL, 0, max * sizeof *calls) : NULL;
 	int nc = calls ? cnsmp_insn_calls(copy, n, entry, calls, max) : -1;
 	for (int i = 0; i < nc; i++) {
 		uintptr_t from = calls[i].from;
@@ -1105,9 +637,9 @@ static CNSMP_NOINST void decode_range(uintptr_t entry, uintptr_t hi)
 						 (uintptr_t)copy[from - entry + 1] << 56);
 	}
 	if (calls)
-		grow(calls, max * sizeof *calls, 0);
+		cnsmp_sites_grow(calls, max * sizeof *calls, 0);
 	if (copy)
-		grow(copy, n, 0);
+		cnsmp_sites_grow(copy, n, 0);
 }
 
 /* Decode the body of the function at `entry` into wtab (wmu held), or,
@@ -1168,7 +700,7 @@ static CNSMP_NOINST void widen(struct site *s, uintptr_t entry, unsigned e)
 static CNSMP_NOINST void wforget(void)
 {
 	pthread_mutex_lock(&wmu);
-	grow(wtab, wcap * sizeof *wtab, 0);
+	cnsmp_sites_grow(wtab, wcap * sizeof *wtab, 0);
 	wtab = NULL;
 	wcap = wn = 0;
 	pthread_mutex_unlock(&wmu);
@@ -1203,22 +735,18 @@ static CNSMP_NOINST int tail_exits(uintptr_t fn, uintptr_t ret, unsigned e)
 		}
 	}
 	int queued = 0;
-	pthread_mutex_lock(&mu);
+	pthread_mutex_lock(&cnsmp_sites_mu);
 	if (!ns)
 		tail_saw(fn);
-	if (ns && may_patch(fn, (uintptr_t)&hook_exit, e)) {
-		if (npend + ns > PEND_MAX)
-			write_pending();
+	if (ns && cnsmp_patch_may(fn, (uintptr_t)&hook_exit, e)) {
 		for (size_t i = 0; i < ns; i++)
-			queued += queue(&s[i], g.prot, fn, (uintptr_t)&hook_exit, e);
+			queued += cnsmp_sites_queue(&s[i], g.prot, fn, (uintptr_t)&hook_exit, e);
 		if (queued) {
-			pend_key(tail_key(fn, ret));
+			cnsmp_sites_wait_key(tail_key(fn, ret));
 			tail_saw(fn);
 		}
-		if (npend == PEND_MAX)
-			write_pending();
 	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&cnsmp_sites_mu);
 	return queued;
 }
 
@@ -1233,9 +761,9 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 		decide_mode();
 	if (atomic_load_explicit(&mode, memory_order_acquire) != MODE_ON || is_refused(ret))
 		goto out;
-	if (is_pending(ret) ||
-	    (hook == (uintptr_t)&hook_exit && is_pending(tail_key(fn, ret)))) {
-		pend_hit();
+	if (cnsmp_sites_waiting(ret) ||
+	    (hook == (uintptr_t)&hook_exit && cnsmp_sites_waiting(tail_key(fn, ret)))) {
+		cnsmp_sites_hit();
 		goto out;
 	}
 	unsigned e = atomic_load(&epoch);
@@ -1249,9 +777,9 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 		   ret - 6 >= g.lo && decode(ret, hook, &g, &s) == 0;
 	if (!call && hook == (uintptr_t)&hook_exit) {
 		/* no call to the hook before `ret`: a tail-jumped exit */
-		if (in_set(tail_seen, TAIL_BITS, fn)) {
-			if (tail_waiting(fn))
-				pend_hit();
+		if (cnsmp_sites_in_set(tail_seen, TAIL_BITS, fn)) {
+			if (cnsmp_sites_fn_waiting(fn, (uintptr_t)&hook_exit))
+				cnsmp_sites_hit();
 			else
 				tail_refuse(fn, ret);
 			goto out;
@@ -1267,15 +795,13 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 	}
 	/* A NOP where it can be: a NOP costs less than a jump over the call
 	 * and its set-up (bench: "hook calls as NOPs") */
-	to_nop(&s);
+	if (!jumps_only)
+		cnsmp_sites_to_nop(&s);
 	widen(&s, entry, e);
-	pthread_mutex_lock(&mu);
-	if (may_patch(fn, hook, e) && queue(&s, g.prot, fn, hook, e)) {
-		pend_key(ret);
-		if (npend == PEND_MAX)
-			write_pending();
-	}
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_lock(&cnsmp_sites_mu);
+	if (cnsmp_patch_may(fn, hook, e) && cnsmp_sites_queue(&s, g.prot, fn, hook, e))
+		cnsmp_sites_wait_key(ret);
+	pthread_mutex_unlock(&cnsmp_sites_mu);
 out:
 	errno = saved;
 	cnsmp_tls.guard = 0;
@@ -1299,7 +825,7 @@ CNSMP_NOINST void cnsmp_patch_exit(void *fn, void *ret)
 	if (atomic_load_explicit(&mode, memory_order_relaxed) != MODE_ON ||
 	    atomic_load_explicit(&refusals_full, memory_order_relaxed) ||
 	    is_refused((uintptr_t)ret) ||
-	    in_set(tail_refused, TAIL_BITS, tail_key((uintptr_t)fn, (uintptr_t)ret)))
+	    cnsmp_sites_in_set(tail_refused, TAIL_BITS, tail_key((uintptr_t)fn, (uintptr_t)ret)))
 		return;
 	struct cnsmp_fn *f = cnsmp_registry_lookup((uintptr_t)fn);
 	if (f && atomic_load_explicit(&f->state, memory_order_relaxed) ==
@@ -1313,13 +839,13 @@ static CNSMP_NOINST int lock(void)
 {
 	int guard = cnsmp_tls.guard;
 	cnsmp_tls.guard = 1;
-	pthread_mutex_lock(&mu);
+	pthread_mutex_lock(&cnsmp_sites_mu);
 	return guard;
 }
 
 static CNSMP_NOINST void unlock(int guard)
 {
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&cnsmp_sites_mu);
 	cnsmp_tls.guard = guard;
 }
 
@@ -1329,11 +855,8 @@ CNSMP_NOINST void cnsmp_patch_restore_all(void)
 		return; /* nothing was ever patched */
 	int saved = errno;
 	int guard = lock();
-	pend_drop();
-	if (nsites) {
-		restore_range(0, UINTPTR_MAX);
-		sync_all_cores();
-	}
+	cnsmp_sites_drop();
+	cnsmp_sites_restore(0, UINTPTR_MAX);
 	tail_forget();
 	unlock(guard);
 	errno = saved;
@@ -1355,9 +878,8 @@ CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi)
 	wforget(); /* before mu: wmu is never taken inside it */
 	cnsmp_tls.guard = g0;
 	int guard = lock();
-	pend_drop();
-	restore_range(lo, hi);
-	sync_all_cores();
+	cnsmp_sites_drop();
+	cnsmp_sites_restore(lo, hi);
 	for (size_t i = 0; i < (1u << REFUSED_BITS); i++) {
 		uintptr_t a = atomic_load_explicit(&refused[i], memory_order_relaxed);
 		if (a >= lo && a < hi && a != REFUSED_TOMB)
@@ -1375,11 +897,11 @@ CNSMP_NOINST void cnsmp_patch_dl_end(void)
 
 CNSMP_NOINST void cnsmp_patch_flush(void)
 {
-	if (!atomic_load_explicit(&pend_any, memory_order_relaxed))
+	if (!cnsmp_sites_any_waiting())
 		return;
 	int saved = errno;
 	int guard = lock();
-	write_pending();
+	cnsmp_sites_write();
 	unlock(guard);
 	errno = saved;
 }
