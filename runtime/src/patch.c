@@ -211,7 +211,6 @@ static inline uintptr_t tail_key(uintptr_t fn, uintptr_t ret)
 
 static CNSMP_NOINST void tail_refuse(uintptr_t fn, uintptr_t ret)
 {
-	const size_t mask = (1u << TAIL_BITS) - 1;
 	uintptr_t k = tail_key(fn, ret);
 	pthread_mutex_lock(&cnsmp_sites_mu);
 	if (!cnsmp_sites_in_set(tail_refused, TAIL_BITS, k)) {
@@ -219,11 +218,8 @@ static CNSMP_NOINST void tail_refuse(uintptr_t fn, uintptr_t ret)
 			atomic_store(&refusals_full, 1);
 			atomic_store(&cnsmp_patch_live, 0);
 		} else {
-			size_t i = cnsmp_addr_slot(k, TAIL_BITS);
-			while (atomic_load_explicit(&tail_refused[i], memory_order_relaxed))
-				i = (i + 1) & mask;
 			ntail++;
-			atomic_store_explicit(&tail_refused[i], k, memory_order_release);
+			cnsmp_sites_set_add(tail_refused, TAIL_BITS, k);
 			n_refused++;
 		}
 	}
@@ -245,14 +241,10 @@ static CNSMP_NOINST void tail_forget(void)
 /* Remember that fn's tail exits were examined (mu held). */
 static CNSMP_NOINST void tail_saw(uintptr_t fn)
 {
-	const size_t mask = (1u << TAIL_BITS) - 1;
 	if (nseen >= TAIL_MAX || cnsmp_sites_in_set(tail_seen, TAIL_BITS, fn))
 		return;
-	size_t i = cnsmp_addr_slot(fn, TAIL_BITS);
-	while (atomic_load_explicit(&tail_seen[i], memory_order_relaxed))
-		i = (i + 1) & mask;
 	nseen++;
-	atomic_store_explicit(&tail_seen[i], fn, memory_order_release);
+	cnsmp_sites_set_add(tail_seen, TAIL_BITS, fn);
 }
 
 static CNSMP_NOINST void refuse(uintptr_t ret)

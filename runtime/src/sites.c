@@ -298,14 +298,10 @@ CNSMP_NOINST int cnsmp_sites_queue(const struct site *s, int prot, uintptr_t fn,
 /* Remember `key` as waiting (mu held). */
 CNSMP_NOINST void cnsmp_sites_wait_key(uintptr_t key)
 {
-	const size_t mask = (1u << PEND_BITS) - 1;
 	if (cnsmp_sites_in_set(pend_keys, PEND_BITS, key) || npkeys >= PEND_MAX)
 		return;
-	size_t i = cnsmp_addr_slot(key, PEND_BITS);
-	while (atomic_load_explicit(&pend_keys[i], memory_order_relaxed))
-		i = (i + 1) & mask;
 	npkeys++;
-	atomic_store_explicit(&pend_keys[i], key, memory_order_release);
+	cnsmp_sites_set_add(pend_keys, PEND_BITS, key);
 	atomic_store_explicit(&pend_any, 1, memory_order_relaxed);
 }
 

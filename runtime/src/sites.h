@@ -59,6 +59,17 @@ static inline int cnsmp_sites_in_set(_Atomic uintptr_t *set, unsigned bits, uint
 	}
 }
 
+/* Add `key` to the set (under a lock; the caller keeps it at most half
+ * full, and `key` not in it yet). */
+static inline void cnsmp_sites_set_add(_Atomic uintptr_t *set, unsigned bits, uintptr_t key)
+{
+	const size_t mask = (1u << bits) - 1;
+	size_t i = cnsmp_addr_slot(key, bits);
+	while (atomic_load_explicit(&set[i], memory_order_relaxed))
+		i = (i + 1) & mask;
+	atomic_store_explicit(&set[i], key, memory_order_release);
+}
+
 /* Register for membarrier's sync-core command (no lock); again in a fork
  * child if the parent was (cnsmp_sites_sync_again). */
 void cnsmp_sites_sync_register(void);
