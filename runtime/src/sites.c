@@ -200,6 +200,8 @@ static CNSMP_NOINST int by_address(const void *a, const void *b)
  * about one system call per page of patched code. */
 CNSMP_NOINST void cnsmp_sites_restore(uintptr_t lo, uintptr_t hi)
 {
+	if (!nsites)
+		return; /* nothing patched (sites may still be NULL) */
 	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
 	int any = 0;
 	qsort(sites, nsites, sizeof *sites, by_address);
