@@ -86,7 +86,7 @@ extern void hook_exit(void *, void *) __asm__("__cyg_profile_func_exit")
 enum { MODE_UNSET = 0, MODE_ON, MODE_OFF, MODE_REFUSED };
 
 static _Atomic int mode;
-static int jumps_only; /* CODENSM_PATCH=jumps: no NOPs (to_nop); set once, under mu */
+static int jumps_only; /* CODENSM_PATCH=jumps: no NOPs (cnsmp_sites_to_nop); set once, under mu */
 _Atomic int cnsmp_patch_live; /* mode is MODE_ON and !refusals_full */
 
 /* Sites that are not one of the calls patched here (a tail-called exit

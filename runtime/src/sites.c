@@ -42,7 +42,7 @@ static uint64_t n_patched, n_restored, n_wide, n_nop;
  * touches made writable once (contiguous pages in one mprotect), every
  * core serialised twice for all of its NOPs together, instead of two
  * mprotect and two membarrier calls per site (a program reaching a
- * thousand excluded sites at start-up paid milliseconds for that).
+ * thousand excluded sites at start-up would pay milliseconds for that).
  * A batch is written when the queue is full, when the waiting sites have
  * been called PEND_HITS times in all (each such call still goes through
  * the hooks: about as much time as one batch costs, so waiting never
@@ -60,7 +60,7 @@ struct pend {
 	uintptr_t fn, hook;
 	unsigned e;
 	int prot;
-	int ok; /* write_pending: still to be written */
+	int ok; /* cnsmp_sites_write: still to be written */
 };
 static struct pend pend[PEND_MAX];
 static size_t npend, npkeys;
@@ -158,7 +158,7 @@ static CNSMP_NOINST void note_page(uintptr_t page)
 }
 
 /* The jump that skips a call of `len` bytes while its other bytes change
- * (to_nop, restore_range). */
+ * (cnsmp_sites_to_nop, cnsmp_sites_restore). */
 static inline void skip_jump(uint8_t j[2], unsigned len)
 {
 	j[0] = 0xeb;
@@ -229,7 +229,7 @@ CNSMP_NOINST void cnsmp_sites_restore(uintptr_t lo, uintptr_t hi)
 			i = j;
 			continue;
 		}
-		/* A NOP site goes back in the reverse steps of write_pending: the
+		/* A NOP site goes back in the reverse steps of cnsmp_sites_write: the
 		 * jump over it, every core serialised, the call's other bytes,
 		 * every core serialised, its first two bytes.  Only a site
 		 * whose bytes are still the NOP (nop = 2 marks it) is touched. */
