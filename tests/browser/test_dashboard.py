@@ -113,22 +113,73 @@ def fmt_num(x):
     return s if s not in ("-0", "") else "0"
 
 
-class DashboardInBrowser(unittest.TestCase):
+def stop(proc, timeout=10):
+    """Wait `timeout` s for `proc` to end (after a terminate or closed
+    stdin), then kill it."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class ServerAndBrowser(unittest.TestCase):
+    """A codensm-server on a fresh SQLite file and a port of its own, and a
+    chromium: what each browser test class starts once (skipped, visibly,
+    where the server is not built or chromium is not installed)."""
     server = None
     browser = None
 
     @classmethod
-    def setUpClass(cls):
+    def prepare(cls, prefix):
+        """Check what the tests need; a scratch folder, its database path,
+        a free port and the server's base address."""
         if not os.access(SERVER, os.X_OK):
             raise unittest.SkipTest(f"{SERVER} not built")
         if not find_chromium():
             raise unittest.SkipTest("chromium not installed")
         os.makedirs(ARTIFACTS, exist_ok=True)
-        cls.tmp = tempfile.mkdtemp(prefix="codensm-browser-")
+        cls.tmp = tempfile.mkdtemp(prefix=prefix)
         cls.db = os.path.join(cls.tmp, "codensm.db")
         cls.port = free_port()
         cls.base = f"http://127.0.0.1:{cls.port}"
-        cls.start_server()
+
+    @classmethod
+    def start_server(cls, log_name):
+        """Start the server (its log in ARTIFACTS/log_name); return once it
+        listens, or raise if it exits or does not listen within 15 s."""
+        cls.server_log = open(os.path.join(ARTIFACTS, log_name), "wb")
+        cls.server = subprocess.Popen(
+            [SERVER, "--listen", f"127.0.0.1:{cls.port}", "--db", cls.db],
+            stdout=cls.server_log, stderr=subprocess.STDOUT, cwd=cls.tmp)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if cls.server.poll() is not None:
+                raise RuntimeError(f"codensm-server exited {cls.server.returncode} (see {log_name})")
+            try:
+                with socket.create_connection(("127.0.0.1", cls.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("codensm-server did not listen within 15 s")
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.browser:
+            cls.browser.close()
+        if cls.server:
+            cls.server.terminate()
+            stop(cls.server)
+            cls.server_log.close()
+        shutil.rmtree(getattr(cls, "tmp", ""), ignore_errors=True)
+
+
+class DashboardInBrowser(ServerAndBrowser):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.prepare("codensm-browser-")
+        cls.start_server("browser-server.log")
         cls.project = "shop"
         cls.ingest_key, cls.dash_key, cls.url = cls.create_project(cls.project)
         cls.now = time.time()
@@ -167,37 +218,6 @@ class DashboardInBrowser(unittest.TestCase):
         if r.returncode != 0:
             raise RuntimeError(f"shop sample exited {r.returncode}: {r.stderr[-2000:]}")
         return {"dash_key": dash, "url": url}
-
-    @classmethod
-    def start_server(cls):
-        cls.server_log = open(os.path.join(ARTIFACTS, "browser-server.log"), "wb")
-        cls.server = subprocess.Popen(
-            [SERVER, "--listen", f"127.0.0.1:{cls.port}", "--db", cls.db],
-            stdout=cls.server_log, stderr=subprocess.STDOUT, cwd=cls.tmp)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if cls.server.poll() is not None:
-                raise RuntimeError(f"codensm-server exited {cls.server.returncode} (see browser-server.log)")
-            try:
-                with socket.create_connection(("127.0.0.1", cls.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("codensm-server did not listen within 15 s")
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.browser:
-            cls.browser.close()
-        if cls.server:
-            cls.server.terminate()
-            try:
-                cls.server.wait(10)
-            except subprocess.TimeoutExpired:
-                cls.server.kill()
-                cls.server.wait()
-            cls.server_log.close()
-        shutil.rmtree(getattr(cls, "tmp", ""), ignore_errors=True)
 
     # ---- helpers ----
 

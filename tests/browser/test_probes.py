@@ -10,10 +10,8 @@ import json
 import os
 import re
 import select
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 import urllib.error
@@ -21,8 +19,9 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cdp import Browser, CDPError, find_chromium  # noqa: E402
-from test_dashboard import ARTIFACTS, BUILD, ROOT, SERVER, free_port  # noqa: E402
+from cdp import Browser, CDPError  # noqa: E402
+from test_dashboard import (ARTIFACTS, BUILD, ROOT, SERVER, ServerAndBrowser,  # noqa: E402
+                            stop)
 
 PROG_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "progs", "probeloop.c")
 WORK = "probeloop.loop_work"
@@ -45,22 +44,12 @@ def build_program(out):
         raise RuntimeError("building probeloop failed: " + " ".join(cmd) + "\n" + r.stderr)
 
 
-class ProbesInBrowser(unittest.TestCase):
-    server = None
-    browser = None
+class ProbesInBrowser(ServerAndBrowser):
     prog = None
 
     @classmethod
     def setUpClass(cls):
-        if not os.access(SERVER, os.X_OK):
-            raise unittest.SkipTest(f"{SERVER} not built")
-        if not find_chromium():
-            raise unittest.SkipTest("chromium not installed")
-        os.makedirs(ARTIFACTS, exist_ok=True)
-        cls.tmp = tempfile.mkdtemp(prefix="codensm-browser-probes-")
-        cls.db = os.path.join(cls.tmp, "codensm.db")
-        cls.port = free_port()
-        cls.base = f"http://127.0.0.1:{cls.port}"
+        cls.prepare("codensm-browser-probes-")
         cls.project = "loop"
         out = subprocess.run([SERVER, "project", "create", cls.project, "--db", cls.db,
                               "--listen", f"127.0.0.1:{cls.port}"], capture_output=True, text=True, timeout=30)
@@ -73,10 +62,7 @@ class ProbesInBrowser(unittest.TestCase):
         if not m:
             raise RuntimeError(f"project create printed no manage key: {text}")
         cls.manage_key = m.group(1)
-        cls.server_log = open(os.path.join(ARTIFACTS, "browser-probes-server.log"), "wb")
-        cls.server = subprocess.Popen([SERVER, "--listen", f"127.0.0.1:{cls.port}", "--db", cls.db],
-                                      stdout=cls.server_log, stderr=subprocess.STDOUT, cwd=cls.tmp)
-        cls.wait_listening()
+        cls.start_server("browser-probes-server.log")
         exe = os.path.join(cls.tmp, "probeloop")
         build_program(exe)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CODENSM_")}
@@ -94,41 +80,14 @@ class ProbesInBrowser(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if cls.browser:
-            cls.browser.close()
         if cls.prog:
             cls.prog.stdin.close()
-            try:
-                cls.prog.wait(10)
-            except subprocess.TimeoutExpired:
-                cls.prog.kill()
-                cls.prog.wait()
+            stop(cls.prog)
             cls.prog.stdout.close()
             cls.prog_err.close()
-        if cls.server:
-            cls.server.terminate()
-            try:
-                cls.server.wait(10)
-            except subprocess.TimeoutExpired:
-                cls.server.kill()
-                cls.server.wait()
-            cls.server_log.close()
-        shutil.rmtree(getattr(cls, "tmp", ""), ignore_errors=True)
+        super().tearDownClass()
 
     # ---- the program, the server ----
-
-    @classmethod
-    def wait_listening(cls):
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if cls.server.poll() is not None:
-                raise RuntimeError(f"codensm-server exited {cls.server.returncode}")
-            try:
-                urllib.request.urlopen(cls.base + "/", timeout=0.5).close()
-                return
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.1)
-        raise RuntimeError("codensm-server did not listen within 15 s")
 
     @classmethod
     def expect_line(cls, want, timeout=20):
