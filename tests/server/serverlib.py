@@ -317,6 +317,38 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(got, (status, body))
 
 
+def set_clock(path, t):
+    """Set the server's test clock (the file CODENSM_TEST_CLOCK names) to
+    `t` seconds, in one rename so that the server never reads half a line."""
+    with open(path + ".new", "w") as f:
+        f.write(f"{t}\n")
+    os.replace(path + ".new", path)
+
+
+class OnTestClock:
+    """A mixin for a unittest.TestCase: self.srv, a server (not started) on
+    the test clock self.clock in a fresh folder, killed and removed at the
+    end; self.set_clock(t) moves the clock."""
+    PREFIX = "codensm-clock-test-"
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix=self.PREFIX)
+        self.clock = os.path.join(self.tmp, "clock")
+        self.start_clock()
+        self.srv = Server(self.tmp, env={"CODENSM_TEST_CLOCK": self.clock})
+
+    def start_clock(self):
+        """Runs before the server is made: set the clock here if needed."""
+
+    def tearDown(self):
+        if self.srv.proc:
+            self.srv.kill9()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def set_clock(self, t):
+        set_clock(self.clock, t)
+
+
 class TwoServersOnOneDb:
     """A mixin for a unittest.TestCase: servers self.a and self.b on one
     database, both started, with project PROJECT made through self.a

@@ -11,8 +11,8 @@ import threading
 import time
 import unittest
 
-from serverlib import (BIN, PG, Server, TwoServersOnOneDb, cli, db_schema, fn, at, new_db,
-                       pg_only, psql)
+from serverlib import (BIN, PG, OnTestClock, Server, TwoServersOnOneDb, cli, db_schema,
+                       fn, at, new_db, pg_only, psql)
 
 DAY = 86400
 CLUSTER = os.environ.get("CODENSM_TEST_PG_DIR")
@@ -114,23 +114,12 @@ class Schema(unittest.TestCase):
 
 
 @pg_only
-class Partitions(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="codensm-pg-test-")
-        self.clock = os.path.join(self.tmp, "clock")
+class Partitions(OnTestClock, unittest.TestCase):
+    PREFIX = "codensm-pg-test-"
+
+    def start_clock(self):
         self.t0 = (int(time.time()) // DAY - 50) * DAY + 3600   # 01:00 UTC, 50 days ago
         self.set_clock(self.t0)
-        self.srv = Server(self.tmp, env={"CODENSM_TEST_CLOCK": self.clock})
-
-    def tearDown(self):
-        if self.srv.proc:
-            self.srv.kill9()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def set_clock(self, t):
-        with open(self.clock + ".new", "w") as f:
-            f.write(f"{t}\n")
-        os.replace(self.clock + ".new", self.clock)
 
     def test_days_are_created_ahead_and_dropped_past_the_horizon(self):
         """today and 3 days ahead exist at start; 40 days later the old days are dropped, new ones made"""

@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from serverlib import Server, ServerTest, cli, fn, at
+from serverlib import Server, ServerTest, cli, fn, at, set_clock
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 READ_ONLY = ("this key is read-only: creating probes needs the project's manage key"
@@ -445,16 +445,14 @@ class Retention(unittest.TestCase):
         day = 86400
         t0 = 1_800_000_000
         try:
-            with open(clock, "w") as f:
-                f.write(str(t0))
+            set_clock(clock, t0)
             srv = Server(tmp, env={"CODENSM_TEST_CLOCK": clock})
             keys = srv.project("ret")
             srv.start()
             hdr = {"Authorization": f"Bearer {keys['manage']}"}
             for pid in ("old", "new"):
                 if pid == "new":
-                    with open(clock, "w") as f:
-                        f.write(str(t0 + 2 * day))
+                    set_clock(clock, t0 + 2 * day)
                 status, _, _ = srv.request("POST", "/api/projects/ret/probes", json.dumps(
                     {"id": pid, "target": "r.f", "instrument": {"type": "log"}}).encode(), hdr)
                 self.assertEqual(status, 201)

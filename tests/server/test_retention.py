@@ -8,7 +8,7 @@ import tempfile
 import time
 import unittest
 
-from serverlib import Server, fn
+from serverlib import OnTestClock, Server, fn, set_clock
 
 DAY = 86400
 BASE = 1_800_000_000 - 1_800_000_000 % DAY   # a midnight, UTC
@@ -84,9 +84,7 @@ class FortyDays(unittest.TestCase):
 
     @classmethod
     def set_clock(cls, t):
-        with open(cls.clock + ".new", "w") as f:
-            f.write(f"{t}\n")
-        os.replace(cls.clock + ".new", cls.clock)
+        set_clock(cls.clock, t)
 
     @classmethod
     def table_counts(cls):
@@ -190,21 +188,8 @@ class FortyDays(unittest.TestCase):
                        ("DELETE FROM functions WHERE name = 'ret.late'", ()))
 
 
-class PruneAtStartup(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="codensm-retention-test-")
-        self.clock = os.path.join(self.tmp, "clock")
-        self.srv = Server(self.tmp, env={"CODENSM_TEST_CLOCK": self.clock})
-
-    def tearDown(self):
-        if self.srv.proc:
-            self.srv.kill9()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def set_clock(self, t):
-        with open(self.clock + ".new", "w") as f:
-            f.write(f"{t}\n")
-        os.replace(self.clock + ".new", self.clock)
+class PruneAtStartup(OnTestClock, unittest.TestCase):
+    PREFIX = "codensm-retention-test-"
 
     def test_a_server_started_after_a_pause_prunes_before_it_listens(self):
         """a server stopped for 20 days deletes what aged out before it answers its first request"""
