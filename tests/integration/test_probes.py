@@ -60,6 +60,27 @@ class ProbeCase(Case):
         self.assert_ran(r)
         return rec, probes_of(rec.committed()), r
 
+    def respec_while_running(self, first, then, args, after):
+        """Run the program (args) with the probes file holding `first`;
+        after `after` s replace it, in one rename, with `then`.  Returns the
+        receiver, the program's stderr and when the file was replaced."""
+        path = os.path.join(self.tmp, "probes.json")
+        with open(path, "w") as f:
+            json.dump(first, f)
+        rec = self.receiver()
+        env = self.env(rec, CODENSM_INCLUDE="probed", CODENSM_PROBES=path,
+                       CODENSM_FLUSH_INTERVAL="0.2")
+        proc = subprocess.Popen([self.prog()] + [str(a) for a in args], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(after)
+        with open(path + ".new", "w") as f:
+            json.dump(then, f)
+        os.rename(path + ".new", path)
+        written = time.time()
+        _, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 0, err)
+        return rec, err, written
+
 
 class TestProbeEvents(ProbeCase):
     def test_hits_equal_the_calls_per_event(self):
@@ -256,23 +277,8 @@ class TestProbeLifecycle(ProbeCase):
 
     def test_file_changed_while_running_is_picked_up(self):
         """a probe written into the file while the program runs emits within a flush interval"""
-        path = os.path.join(self.tmp, "probes.json")
-        with open(path, "w") as f:
-            json.dump({}, f)
-        rec = self.receiver()
-        import subprocess
-        env = self.env(rec, CODENSM_INCLUDE="probed", CODENSM_PROBES=path,
-                       CODENSM_FLUSH_INTERVAL="0.2")
-        proc = subprocess.Popen([self.prog(), "loop", "2500"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.8)
-        tmp = path + ".new"
-        with open(tmp, "w") as f:
-            json.dump({"late": spec("probed.probe_leaf", "log")}, f)
-        os.rename(tmp, path)
-        written = time.time()
-        out, err = proc.communicate(timeout=60)
-        self.assertEqual(proc.returncode, 0, err)
+        rec, err, written = self.respec_while_running(
+            {}, {"late": spec("probed.probe_leaf", "log")}, ["loop", 2500], 0.8)
         logs = [x for e in probes_of(rec.committed()).get("late", []) for x in e["log"]]
         self.assertTrue(logs, err)
         first = min(x["t"] for x in logs)
@@ -425,21 +431,10 @@ class TestProbesAtACrash(ProbeCase):
 class TestProbesAcrossChanges(ProbeCase):
     def test_a_call_in_progress_ends_for_the_probes_the_change_kept(self):
         """a probed call running while the file changes ends for the probe kept; a removed one drops it"""
-        path = os.path.join(self.tmp, "probes.json")
         keep = spec("probed.probe_long", "incr", "end")
-        with open(path, "w") as f:
-            json.dump({"keep": keep, "drop": spec("probed.probe_long", "incr", "end")}, f)
-        rec = self.receiver()
-        env = self.env(rec, CODENSM_INCLUDE="probed", CODENSM_PROBES=path,
-                       CODENSM_FLUSH_INTERVAL="0.2")
-        proc = subprocess.Popen([self.prog(), "long", "1500"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.6)
-        with open(path + ".new", "w") as f:
-            json.dump({"keep": keep, "other": spec("probed.probe_leaf", "incr")}, f)
-        os.rename(path + ".new", path)
-        out, err = proc.communicate(timeout=60)
-        self.assertEqual(proc.returncode, 0, err)
+        rec, err, _ = self.respec_while_running(
+            {"keep": keep, "drop": spec("probed.probe_long", "incr", "end")},
+            {"keep": keep, "other": spec("probed.probe_leaf", "incr")}, ["long", 1500], 0.6)
         p = probes_of(rec.committed())
         self.assertEqual(hits(p["keep"]), 1, err)
         self.assertEqual(hits(p["drop"]), 0, err)
