@@ -317,6 +317,19 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(got, (status, body))
 
 
+def assert_probe_on_migrated(test, srv, project, ingest):
+    """After a migration: `project`'s new manage key (made by the CLI)
+    creates probe p-1 on old.pay, and the next ingest answer carries it."""
+    _, out, _ = cli(srv.db, "project", "manage-key", project)
+    key = out.split(": ")[1].strip()
+    status, _, data = srv.request("POST", f"/api/projects/{project}/probes",
+                                  b'{"target":"old.pay","instrument":{"type":"incr"}}',
+                                  {"Authorization": f"Bearer {key}"})
+    test.assertEqual((status, json.loads(data)["id"]), (201, "p-1"))
+    answer = srv.post(ingest, {"functions": []}, probes=True)[1]
+    test.assertEqual(answer["probes"]["p-1"]["target"], "old.pay")
+
+
 def set_clock(path, t):
     """Set the server's test clock (the file CODENSM_TEST_CLOCK names) to
     `t` seconds, in one rename so that the server never reads half a line."""

@@ -10,7 +10,7 @@ import tempfile
 import threading
 import unittest
 
-from serverlib import Server, TwoServersOnOneDb, cli, fn, pg_only
+from serverlib import Server, TwoServersOnOneDb, assert_probe_on_migrated, fn, pg_only
 
 PROBE_TABLES = ["probes", "probe_reports", "probe_log", "probe_settings", "builds", "callers_seen"]
 
@@ -48,14 +48,7 @@ class ProbeSchema(unittest.TestCase):
                          dict.fromkeys(PROBE_TABLES, 0))
         self.assertEqual(self.srv.sql("SELECT name, calls_total FROM functions"), before)
         self.assertEqual(self.srv.sql("SELECT name, manage_hash FROM projects"), [("legacy", None)])
-        _, out, _ = cli(self.srv.db, "project", "manage-key", "legacy")
-        key = out.split(": ")[1].strip()
-        status, _, data = self.srv.request("POST", "/api/projects/legacy/probes",
-                                           b'{"target":"old.pay","instrument":{"type":"incr"}}',
-                                           {"Authorization": f"Bearer {key}"})
-        self.assertEqual((status, json.loads(data)["id"]), (201, "p-1"))
-        answer = self.srv.post(keys["ingest"], {"functions": []}, probes=True)[1]
-        self.assertEqual(answer["probes"]["p-1"]["target"], "old.pay")
+        assert_probe_on_migrated(self, self.srv, "legacy", keys["ingest"])
 
 
 @pg_only

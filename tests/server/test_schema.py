@@ -2,7 +2,6 @@
 from its SQL in data/schema_v0.sql) is migrated in place with every row;
 a database newer than the server is refused; the foreign keys are real."""
 import hashlib
-import json
 import os
 import shutil
 import sqlite3
@@ -11,7 +10,8 @@ import tempfile
 import time
 import unittest
 
-from serverlib import BIN, Server, cli, fn, sqlite_only
+from serverlib import (BIN, Server, assert_probe_on_migrated, cli, fn,
+                       sqlite_only)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 V0_SQL = open(os.path.join(HERE, "data", "schema_v0.sql")).read()
@@ -218,14 +218,7 @@ class Migration(unittest.TestCase):
         self.assertEqual(self.srv.sql("SELECT id, name, manage_hash FROM projects ORDER BY id"),
                          [(1, "legacy", None), (2, "other", None)])
         self.assertEqual(self.srv.sql("PRAGMA foreign_key_check"), [])
-        _, out, _ = cli(self.srv.db, "project", "manage-key", "legacy")
-        key = out.split(": ")[1].strip()
-        status, _, data = self.srv.request("POST", "/api/projects/legacy/probes",
-                                           b'{"target":"old.pay","instrument":{"type":"incr"}}',
-                                           {"Authorization": f"Bearer {key}"})
-        self.assertEqual((status, json.loads(data)["id"]), (201, "p-1"))
-        self.assertEqual(self.srv.post(INGEST, {"functions": []}, probes=True)[1]["probes"]["p-1"]["target"],
-                         "old.pay")
+        assert_probe_on_migrated(self, self.srv, "legacy", INGEST)
 
     def test_the_foreign_keys_are_real(self):
         """a bucket of a function, an edge of a name, a row of a project that does not exist: refused"""
