@@ -39,20 +39,37 @@ CNSMP_NOINST void cnsmp_symbols_atfork_child(void) { unlock_session(); }
 
 /* The cache file of `o`'s index: the module's build-id (the DWARF it was
  * made from), then a hash of what else the names depend on: the source
- * root and the runtime itself (another build may name differently).  -1
- * when either has no build-id: nothing would then tell a stale file. */
-static int cache_key(const struct cnsmp_module *o, const char *root, char *out, size_t len)
+ * root and the runtime itself (another build may name differently), then
+ * `suffix`.  -1 when either has no build-id: nothing would then tell a
+ * stale file. */
+static int cache_key(const struct cnsmp_module *o, const char *root, const char *suffix,
+		     char *out, size_t len)
 {
 	const struct cnsmp_module *me = cnsmp_modules_find((uintptr_t)&cnsmp_symbols_resolve);
-	if (!o->idlen || !me || !me->idlen || o->idlen * 2 + 22 > len)
+	if (!o->idlen || !me || !me->idlen || o->idlen * 2 + 18 + strlen(suffix) > len)
 		return -1;
 	const char *r = root ? root : "";
 	uint64_t h = cnsmp_hash(CNSMP_HASH_SEED, me->id, me->idlen);
 	h = cnsmp_hash(h, r, strlen(r) + 1); /* with its NUL */
 	for (size_t i = 0; i < o->idlen; i++)
 		snprintf(out + 2 * i, 3, "%02x", o->id[i]);
-	snprintf(out + 2 * o->idlen, len - 2 * o->idlen, "-%016" PRIx64 ".idx", h);
+	snprintf(out + 2 * o->idlen, len - 2 * o->idlen, "-%016" PRIx64 "%s", h, suffix);
 	return 0;
+}
+
+CNSMP_NOINST int cnsmp_symbols_module(uintptr_t addr, const char *suffix, char *key, size_t len,
+				      uintptr_t *bias, uintptr_t *first, uintptr_t *last)
+{
+	enter();
+	const struct cnsmp_module *o = cnsmp_modules_at(addr);
+	int rc = o ? cache_key(o, NULL, suffix, key, len) : -1;
+	if (rc == 0) {
+		*bias = o->bias;
+		*first = o->first;
+		*last = o->last;
+	}
+	unlock_session();
+	return rc;
 }
 
 /* The index from the cache if it holds this module's, else from DWARF
@@ -64,7 +81,7 @@ static struct cnsmp_index *load_or_build(const struct cnsmp_module *o, const str
 	const char *name = o->path;
 	char key[192];
 	struct cnsmp_index *x;
-	if (!dir || cache_key(o, root, key, sizeof key) != 0) {
+	if (!dir || cache_key(o, root, ".idx", key, sizeof key) != 0) {
 		if ((x = cnsmp_dwarf_index(o, root)) != NULL)
 			cnsmp_log(CNSMP_LOG_DEBUG, "symbols of %s: %zu functions from DWARF%s",
 				  name, x->nf, dir ? " (no build-id: not cached)" : "");

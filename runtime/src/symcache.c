@@ -69,7 +69,8 @@ static int older_first(const void *a, const void *b)
  * folder grows with each build a developer ever ran.  Over `max_bytes`,
  * the least recently used files go first (a load touches its file).  One
  * pass over the folder, and only after a new file was written: a build's
- * first run, which has just paid for reading its DWARF. */
+ * first run, which has just paid for reading its DWARF (or, for a file
+ * of tail exits, decoding code). */
 CNSMP_NOINST void cnsmp_symcache_prune(const char *dir, uint64_t max_bytes)
 {
 	DIR *d = opendir(dir);
@@ -90,7 +91,9 @@ CNSMP_NOINST void cnsmp_symcache_prune(const char *dir, uint64_t max_bytes)
 			unlinkat(dirfd(d), e->d_name, 0);
 			continue;
 		}
-		if (len < 5 || strcmp(e->d_name + len - 4, ".idx") || e->d_name[0] == '.')
+		if (e->d_name[0] == '.' ||
+		    !((len > 4 && !strcmp(e->d_name + len - 4, ".idx")) ||
+		      (len > 6 && !strcmp(e->d_name + len - 6, ".exits"))))
 			continue;
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 64;
@@ -154,8 +157,9 @@ static uint32_t str_at(struct buf *strs, const char *s, int *bad)
 	return (uint32_t)off;
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
+static int write_all(int fd, const void *buf, size_t n)
 {
+	const unsigned char *p = buf;
 	while (n) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0 && errno == EINTR)
@@ -197,26 +201,31 @@ CNSMP_NOINST int cnsmp_symcache_store(const char *dir, const char *key,
 		bad |= put(&out, &sum, sizeof sum);
 	}
 	free(strs.p);
+	int rc = bad ? -1 : cnsmp_symcache_write(dir, key, out.p, out.n);
+	free(out.p);
+	return rc;
+}
+
+CNSMP_NOINST int cnsmp_symcache_write(const char *dir, const char *name,
+				      const void *p, size_t n)
+{
 	char tmp[CNSMP_SPOOL_PATH], final[CNSMP_SPOOL_PATH];
 	int fd = -1;
-	if (!bad && (size_t)snprintf(final, sizeof final, "%s/%s", dir, key) < sizeof final &&
-	    (size_t)snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%ld", dir, key, (long)getpid()) < sizeof tmp) {
+	if ((size_t)snprintf(final, sizeof final, "%s/%s", dir, name) < sizeof final &&
+	    (size_t)snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%ld", dir, name, (long)getpid()) < sizeof tmp) {
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0 && errno == ENOENT && cnsmp_spool_mkdir_p(dir) == 0)
 			fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	}
-	int rc = -1;
-	if (fd >= 0) {
-		/* rename() makes the file appear whole or not at all, so a
-		 * reader in another process never sees half of one. */
-		rc = write_all(fd, out.p, out.n) == 0 && close(fd) == 0 &&
-				     rename(tmp, final) == 0 ? 0 : -1;
-		if (rc != 0)
-			unlink(tmp);
-		else
-			cnsmp_symcache_prune(dir, CNSMP_SYMCACHE_MAX_BYTES);
-	}
-	free(out.p);
+	if (fd < 0)
+		return -1;
+	/* rename() makes the file appear whole or not at all, so a reader
+	 * in another process never sees half of one. */
+	int rc = write_all(fd, p, n) == 0 && close(fd) == 0 && rename(tmp, final) == 0 ? 0 : -1;
+	if (rc != 0)
+		unlink(tmp);
+	else
+		cnsmp_symcache_prune(dir, CNSMP_SYMCACHE_MAX_BYTES);
 	return rc;
 }
 

@@ -52,21 +52,24 @@ static void the_least_recently_used_go_first(void **state)
 {
 	assert_non_null(mkdtemp(dir));
 	file("a.idx", 1000, 300);
+	file("a.exits", 600, 250); /* tails.c's, beside the index */
 	file("b.idx", 1000, 200);
 	file("c.idx", 1000, 100);
 	file("notes.txt", 5000, 900);  /* not ours */
+	file("x.exits.txt", 5000, 900); /* nor this */
 	file(".tmp-dead-1", 10, 7200); /* a writer that died */
 	file(".tmp-live-2", 10, 0);    /* one writing now */
 	cnsmp_symcache_prune(dir, 2500);
-	assert_false(exists("a.idx"));
-	assert_true(exists("b.idx") && exists("c.idx") && exists("notes.txt"));
+	assert_false(exists("a.idx") || exists("a.exits"));
+	assert_true(exists("b.idx") && exists("c.idx") && exists("notes.txt") &&
+		    exists("x.exits.txt"));
 	assert_false(exists(".tmp-dead-1"));
 	assert_true(exists(".tmp-live-2"));
 	cnsmp_symcache_prune(dir, 2000); /* exactly at the bound: kept */
 	assert_true(exists("b.idx") && exists("c.idx"));
 	cnsmp_symcache_prune(dir, 0);
 	assert_false(exists("b.idx") || exists("c.idx"));
-	assert_true(exists("notes.txt") && exists(".tmp-live-2"));
+	assert_true(exists("notes.txt") && exists("x.exits.txt") && exists(".tmp-live-2"));
 }
 
 static void a_load_is_a_use(void **state)
