@@ -32,6 +32,8 @@
  *     patch.c (insn.c), sites.c    -> excluded functions' hook calls patched
  *                                     out of the code (x86-64): what to
  *                                     patch; writing it, in batches
+ *       tails.c                    -> tail-jumped exits found once per
+ *                                     build, kept beside the symbol cache
  *   collect.c                      -> counters -> a batch of deltas
  *   inventory.c                    -> functions to describe once
  *   payload.c, schema.c            -> bodies; the schema, written once
@@ -299,9 +301,14 @@ struct cnsmp_index *cnsmp_symcache_load(const char *dir, const char *key,
 					const char *root, int *refused);
 int cnsmp_symcache_store(const char *dir, const char *key,
 			 const struct cnsmp_index *x);
-/* Deletes the least recently used index files of dir while they hold more
- * than max_bytes together, and tmp files older than an hour; store calls
- * it with CNSMP_SYMCACHE_MAX_BYTES. */
+/* Writes the n bytes at p as the file `name` of dir the way store does
+ * (whole or not at all), then prunes: 0 or -1.  Other per-build files
+ * (tails.c's) go through it. */
+int cnsmp_symcache_write(const char *dir, const char *name, const void *p, size_t n);
+/* Deletes the least recently used files of dir (indexes, *.idx, and
+ * tails.c's *.exits) while they hold more than max_bytes together, and
+ * tmp files older than an hour; write calls it with
+ * CNSMP_SYMCACHE_MAX_BYTES. */
 void cnsmp_symcache_prune(const char *dir, uint64_t max_bytes);
 #define CNSMP_SYMCACHE_MAX_BYTES (256u << 20)
 
@@ -382,6 +389,13 @@ void cnsmp_fninfo_release(struct cnsmp_fninfo *fi);
  * has no function starting there. */
 size_t cnsmp_symbols_code(uintptr_t entry, const struct cnsmp_config *cfg,
 			  uintptr_t (*out)[2], size_t max);
+/* The module holding `addr`, for files kept per build: a file name made
+ * of its build-id, a hash of the runtime's and `suffix` (into key, len
+ * bytes), its load bias and its mapped span [*first, *last).  0, or -1
+ * if no module holds addr or either build-id is missing (nothing would
+ * then tell a stale file). */
+int cnsmp_symbols_module(uintptr_t addr, const char *suffix, char *key, size_t len,
+			 uintptr_t *bias, uintptr_t *first, uintptr_t *last);
 
 /* Call `cb` once for every function defined (with code) in the DWARF of
  * every module loaded in this process that was not inventoried before.

@@ -65,6 +65,7 @@
 #include <string.h>
 #include "insn.h"
 #include "sites.h"
+#include "tails.h"
 #include "thread.h"
 
 #if defined(__x86_64__) && !defined(__ILP32__) && defined(__linux__)
@@ -128,22 +129,29 @@ static size_t ntail, nseen; /* mu */
 static _Atomic unsigned closing, epoch;
 
 static uint64_t n_refused; /* for the exit line (mu) */
+/* Functions whose tail exits were decoded, and read from tails.c (mu). */
+static uint64_t n_tail_decoded, n_tail_cached;
 
-/* wmu (widen's cache, below) is taken before mu, here too. */
+/* wmu (widen's cache), cmu (the decoder's copy of the code, code_copy)
+ * and mu are taken in this order, here too. */
 static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t cmu = PTHREAD_MUTEX_INITIALIZER;
 static CNSMP_NOINST void fork_prepare(void)
 {
 	pthread_mutex_lock(&wmu);
+	pthread_mutex_lock(&cmu);
 	pthread_mutex_lock(&cnsmp_sites_mu);
 }
 static CNSMP_NOINST void fork_parent(void)
 {
 	pthread_mutex_unlock(&cnsmp_sites_mu);
+	pthread_mutex_unlock(&cmu);
 	pthread_mutex_unlock(&wmu);
 }
 static CNSMP_NOINST void fork_child(void)
 {
 	pthread_mutex_unlock(&cnsmp_sites_mu);
+	pthread_mutex_unlock(&cmu);
 	pthread_mutex_unlock(&wmu);
 	cnsmp_sites_sync_again();
 }
@@ -156,12 +164,25 @@ static CNSMP_NOINST void at_exit(void)
 	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: %llu sites patched, "
 		  "%llu restored, %llu refused, %zu pages of code made private (%zu kB); "
 		  "%llu patched with their argument set-up, %llu made NOPs; "
-		  "%llu batches, %zu sites waiting",
+		  "%llu batches, %zu sites waiting; tail exits of %llu functions decoded, "
+		  "of %llu already known",
 		  (unsigned long long)st.patched, (unsigned long long)st.restored,
 		  (unsigned long long)n_refused, st.pages,
 		  st.pages * (size_t)sysconf(_SC_PAGESIZE) / 1024, (unsigned long long)st.wide,
-		  (unsigned long long)st.nop, (unsigned long long)st.batches, st.waiting);
+		  (unsigned long long)st.nop, (unsigned long long)st.batches, st.waiting,
+		  (unsigned long long)n_tail_decoded, (unsigned long long)n_tail_cached);
 	pthread_mutex_unlock(&cnsmp_sites_mu);
+}
+
+/* Keep what was decoded for the next run (tails.c), with the guard set:
+ * a signal handler's hooks on this thread must not wait for tails.c's
+ * lock it holds. */
+static CNSMP_NOINST void save_tails(void)
+{
+	int guard = cnsmp_tls.guard;
+	cnsmp_tls.guard = 1;
+	cnsmp_tails_save();
+	cnsmp_tls.guard = guard;
 }
 
 /* CODENSM_PATCH: on (default) or off; anything else gets one line.  The
@@ -173,6 +194,7 @@ static CNSMP_NOINST void decide_mode(void)
 	static _Atomic int handlers;
 	if (!atomic_exchange(&handlers, 1)) {
 		pthread_atfork(fork_prepare, fork_parent, fork_child);
+		atexit(save_tails);
 		if (cnsmp_log_level >= CNSMP_LOG_DEBUG && cnsmp_patch_setting(getenv("CODENSM_PATCH")))
 			atexit(at_exit);
 	}
@@ -428,15 +450,18 @@ static CNSMP_NOINST int got_holds(const struct seg *g, uintptr_t t, uintptr_t fn
 	return !(t & 7) && in_module(g, t, 8) && peek_word(t) == fn;
 }
 
-/* Do the bytes in [lo, hi) hold `fn` as one of the constants below
- * (made_for)?  Every offset is tried: four bytes that happen to equal a
+/* Does a 4-byte field starting in [lo, hi) and ending by `end` hold `fn`
+ * as one of the constants below (made_for)?  Every offset is tried, from
+ * hi down (nearest the call first): four bytes that happen to equal a
  * displacement to `fn` itself are the only false match. */
 static CNSMP_NOINST int holds_constant(uintptr_t fn, uintptr_t lo, uintptr_t hi,
-				       const struct seg *g)
+				       uintptr_t end, const struct seg *g)
 {
-	for (uintptr_t q = lo; q + 4 <= hi; q++) {
+	if (hi > end - 3)
+		hi = end - 3;
+	for (uintptr_t q = hi; q > lo;) {
 		int32_t v;
-		memcpy(&v, (const void *)q, 4);
+		memcpy(&v, (const void *)--q, 4);
 		uintptr_t t = q + 4 + (intptr_t)v;
 		if (t == fn || (fn <= UINT32_MAX && (uint32_t)v == fn) || got_holds(g, t, fn))
 			return 1;
@@ -467,13 +492,14 @@ static CNSMP_NOINST int made_for(uintptr_t fn, uintptr_t at, const struct seg *g
 	if (rc != 0 || entry < g->lo || entry >= at)
 		return 0;
 	*code_entry = entry;
-	/* Where the constant usually is: just before the call (an inlined
-	 * function's), or in the prologue (an exit call reusing a register
-	 * loaded there); then everything between. */
-	uintptr_t near = at - entry > 256 ? at - 256 : entry;
-	if (holds_constant(fn, near, at, g) || holds_constant(fn, entry, near, g))
-		return 1;
-	return 0;
+	/* Where the constant usually is: in the prologue (an entry call, or
+	 * an exit call reusing a register loaded there: gcc -O2's way), or
+	 * just before the call (an inlined function's); then everything
+	 * between.  Every field in [entry, at) is tried once. */
+	uintptr_t head = at - entry > 64 ? entry + 64 : at;
+	uintptr_t near = at - entry > 256 ? at - 256 : head;
+	return holds_constant(fn, entry, head, at, g) || holds_constant(fn, near, at, at, g) ||
+	       holds_constant(fn, head, near, at, g);
 }
 
 /* Is a call of `fn` open on some thread's shadow stack?  Such a call
@@ -526,21 +552,41 @@ static CNSMP_NOINST int jumps_to_exit(const struct seg *g, const struct cnsmp_ju
 
 /* The code [lo, hi) as it was before any patch here, for the decoder (a
  * patched site's bytes would send it off instruction boundaries): a copy
- * taken under mu with every listed site's original bytes put back, to be
- * freed with cnsmp_sites_grow(copy, hi - lo, 0).  NULL if too large or out of memory. */
+ * taken under mu with every listed site's original bytes put back, into
+ * one buffer kept from copy to copy (an mmap and munmap per copy, with
+ * its page faults, cost more than decoding a small function).  The
+ * buffer is held (cmu) until code_done.  NULL if too large or out of
+ * memory. */
+static uint8_t *cbuf; /* cmu */
+static size_t ccap;
+
 static CNSMP_NOINST uint8_t *code_copy(uintptr_t lo, uintptr_t hi)
 {
 	size_t n = hi - lo;
 	if (hi <= lo || n > (1u << 20))
 		return NULL;
-	uint8_t *copy = cnsmp_sites_grow(NULL, 0, n); /* mmap: see grow */
-	if (!copy)
-		return NULL;
+	pthread_mutex_lock(&cmu);
+	if (n > ccap) {
+		size_t cap = (n + 0xffff) & ~(size_t)0xffff;
+		uint8_t *b = cnsmp_sites_grow(NULL, 0, cap); /* mmap: see grow */
+		if (!b) {
+			pthread_mutex_unlock(&cmu);
+			return NULL;
+		}
+		cnsmp_sites_grow(cbuf, ccap, 0);
+		cbuf = b;
+		ccap = cap;
+	}
 	pthread_mutex_lock(&cnsmp_sites_mu);
-	memcpy(copy, (const void *)lo, n);
-	cnsmp_sites_originals(copy, lo, hi);
+	memcpy(cbuf, (const void *)lo, n);
+	cnsmp_sites_originals(cbuf, lo, hi);
 	pthread_mutex_unlock(&cnsmp_sites_mu);
-	return copy;
+	return cbuf;
+}
+
+static CNSMP_NOINST void code_done(void)
+{
+	pthread_mutex_unlock(&cmu);
 }
 
 /* Does jump `j` reach the exit hook from the module of (struct seg *)g? */
@@ -558,7 +604,7 @@ static CNSMP_NOINST int jumps_in(const struct seg *g, uintptr_t lo, uintptr_t hi
 	if (!copy)
 		return -1;
 	int nj = cnsmp_insn_jumps(copy, hi - lo, lo, out, max, keep_exit_jump, (void *)g);
-	cnsmp_sites_grow(copy, hi - lo, 0);
+	code_done();
 	return nj;
 }
 
@@ -631,7 +677,7 @@ static CNSMP_NOINST void decode_range(uintptr_t entry, uintptr_t hi)
 	if (calls)
 		cnsmp_sites_grow(calls, max * sizeof *calls, 0);
 	if (copy)
-		cnsmp_sites_grow(copy, n, 0);
+		code_done();
 }
 
 /* Decode the body of the function at `entry` into wtab (wmu held), or,
@@ -698,36 +744,91 @@ static CNSMP_NOINST void wforget(void)
 	pthread_mutex_unlock(&wmu);
 }
 
+/* Is the cached tail exit `j` (at and mem set) still a jump to the exit
+ * hook in g's module?  Its dest and len filled from the code. */
+static CNSMP_NOINST int tail_jump_at(const struct seg *g, struct cnsmp_jump *j)
+{
+	if (!in_module(g, j->at, 6))
+		return 0;
+	const uint8_t *p = (const uint8_t *)j->at;
+	int32_t d;
+	if (j->mem) {
+		if (p[0] != 0xff || p[1] != 0x25)
+			return 0;
+		memcpy(&d, p + 2, 4);
+		j->len = 6;
+	} else {
+		if (p[0] != 0xe9)
+			return 0;
+		memcpy(&d, p + 1, 4);
+		j->len = 5;
+	}
+	j->dest = j->at + j->len + (intptr_t)d;
+	return jumps_to_exit(g, j);
+}
+
+/* The tail exits of `fn` (in g's module) that patch.c may write, found by
+ * decoding its own code: how many were put into out[] (at most
+ * CNSMP_TAILS_MAX), each checked as above (target, made_for).  Kept for
+ * later runs (tails.c) when every part of the body could be decoded. */
+static CNSMP_NOINST size_t decode_tails(uintptr_t fn, const struct seg *g,
+					struct cnsmp_jump *out)
+{
+	uintptr_t code[4][2];
+	size_t nr = cnsmp_symbols_code(fn, &cnsmp_cfg, code, 4), n = 0;
+	int whole = 0;
+	for (size_t r = 0; r < nr; r++) {
+		/* the body only: a part split off before the entry (.cold)
+		 * fails made_for, which wants the constant before the site */
+		if (code[r][0] != fn || !in_module(g, code[r][0], code[r][1] - code[r][0]))
+			continue;
+		struct cnsmp_jump j[CNSMP_TAILS_MAX];
+		int nj = jumps_in(g, code[r][0], code[r][1], j, CNSMP_TAILS_MAX);
+		if (nj < 0) { /* no decoder, or too large to copy */
+			whole = -1;
+			break;
+		}
+		whole = 1;
+		for (int i = 0; i < nj && n < CNSMP_TAILS_MAX; i++) {
+			uintptr_t entry;
+			if (made_for(fn, j[i].at, g, &entry))
+				out[n++] = j[i];
+		}
+	}
+	if (whole > 0)
+		cnsmp_tails_put(fn, out, n);
+	return n;
+}
+
 /* Patch the tail jumps to the exit hook in excluded `fn`'s own code (see
  * the top): how many were written now.  Called when an exit hook's return
- * address follows no call to it. */
+ * address follows no call to it.  The jumps come from tails.c when an
+ * earlier run of this build (or this process) decoded fn, else from
+ * decoding it now. */
 static CNSMP_NOINST int tail_exits(uintptr_t fn, uintptr_t ret, unsigned e)
 {
 	struct seg g = {.at = fn, .prot = -1};
 	dl_iterate_phdr(find_seg, &g);
 	if (g.prot < 0 || !(g.prot & PROT_EXEC) || (g.prot & PROT_WRITE))
 		return 0;
-	uintptr_t code[4][2];
-	size_t nr = cnsmp_symbols_code(fn, &cnsmp_cfg, code, 4);
-	struct site s[16];
-	size_t ns = 0;
-	for (size_t r = 0; r < nr; r++) {
-		/* the body only: a part split off before the entry (.cold)
-		 * fails made_for, which wants the constant before the site */
-		if (code[r][0] != fn || !in_module(&g, code[r][0], code[r][1] - code[r][0]))
-			continue;
-		struct cnsmp_jump j[16];
-		int nj = jumps_in(&g, code[r][0], code[r][1], j, 16);
-		for (int i = 0; i < nj && ns < 16; i++) {
-			uintptr_t entry;
-			if (!made_for(fn, j[i].at, &g, &entry))
-				continue;
-			s[ns] = (struct site){.at = j[i].at, .now = {0xc3}, .len = 1};
-			s[ns++].orig[0] = j[i].mem ? 0xff : 0xe9;
-		}
+	struct cnsmp_jump j[CNSMP_TAILS_MAX];
+	int nj = cnsmp_tails_get(fn, j, CNSMP_TAILS_MAX);
+	for (int i = 0; i < nj; i++)
+		if (!tail_jump_at(&g, &j[i]))
+			nj = -1; /* not this build's code after all: decode it */
+	int cached = nj >= 0;
+	size_t ns = cached ? (size_t)nj : decode_tails(fn, &g, j);
+	struct site s[CNSMP_TAILS_MAX];
+	for (size_t i = 0; i < ns; i++) {
+		s[i] = (struct site){.at = j[i].at, .now = {0xc3}, .len = 1};
+		s[i].orig[0] = j[i].mem ? 0xff : 0xe9;
 	}
 	int queued = 0;
 	pthread_mutex_lock(&cnsmp_sites_mu);
+	if (cached)
+		n_tail_cached++;
+	else
+		n_tail_decoded++;
 	if (!ns)
 		tail_saw(fn);
 	if (ns && cnsmp_patch_may(fn, (uintptr_t)&hook_exit, e)) {
@@ -868,6 +969,7 @@ CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi)
 	int g0 = cnsmp_tls.guard;
 	cnsmp_tls.guard = 1;
 	wforget(); /* before mu: wmu is never taken inside it */
+	cnsmp_tails_forget(lo, hi); /* nor tails.c's lock */
 	cnsmp_tls.guard = g0;
 	int guard = lock();
 	cnsmp_sites_drop();
@@ -889,6 +991,7 @@ CNSMP_NOINST void cnsmp_patch_dl_end(void)
 
 CNSMP_NOINST void cnsmp_patch_flush(void)
 {
+	save_tails();
 	if (!cnsmp_sites_any_waiting())
 		return;
 	int saved = errno;

@@ -347,10 +347,85 @@ class TailJumpedExits(Checks, Case):
         """-O2: 3 threads while decisions flip 1000 times: tracked counts exact, and exact after the flipping stops"""
         self.check_flip(self.o2())
 
+    def run_kept(self, prog, **env):
+        """patcher's basic run: keep_steady exact, the same 4 sites
+        patched; its (decoded, already known) and its std error."""
+        rec = self.receiver()
+        r = run([prog, "basic", "20000"], self.env(rec, CODENSM_INCLUDE=INCLUDE,
+                                                 CODENSM_LOG="debug", **env))
+        self.assert_ran(r)
+        self.assert_exact(Totals(rec.committed()), {"patcher.keep_steady": (20000, 0)})
+        self.assertEqual([s[:3] for s in patch_stats(r.stderr)], [(4, 0, 0)], r.stderr)
+        return tail_counts(r.stderr), r.stderr
+
+    def exits_file(self):
+        d = os.path.join(self.tmp, "codensm", "symbols")
+        names = [f for f in os.listdir(d) if f.endswith(".exits")] if os.path.isdir(d) else []
+        self.assertEqual(len(names), 1, names)
+        return os.path.join(d, names[0])
+
+    def test_tail_exits_decoded_once_per_build(self):
+        """a build's first run decodes skip_a's and skip_b's code for their tail exits and keeps them beside the symbol cache; the next runs decode nothing and patch the same 4 sites; with the symbol cache off every run decodes"""
+        prog = self.o2()
+        self.assertEqual(self.run_kept(prog)[0], [(2, 0)])
+        path = self.exits_file()
+        # header, 2 functions of 16 bytes, their 2 exits' offsets, checksum
+        self.assertEqual(os.path.getsize(path), 16 + 2 * 16 + 2 * 4 + 8)
+        for _ in range(2):
+            self.assertEqual(self.run_kept(prog)[0], [(0, 2)])
+        os.unlink(path)
+        for _ in range(2):
+            self.assertEqual(self.run_kept(prog, CODENSM_SYMBOL_CACHE="off")[0], [(2, 0)])
+        self.assertFalse(os.path.exists(path))
+
+    def test_damaged_list_of_tail_exits_decoded_again(self):
+        """a damaged file of tail exits is said in one line, its functions decoded again and the file replaced; one whose checksum is right but whose exits are not jumps to the hook (another build's, or crafted) is not trusted either: nothing else is written, the functions are decoded again"""
+        prog = self.o2()
+        self.run_kept(prog)
+        path = self.exits_file()
+        with open(path, "rb") as f:
+            good = f.read()
+        bad = bytearray(good)
+        bad[20] ^= 0xff
+        with open(path, "wb") as f:
+            f.write(bad)
+        counts, err = self.run_kept(prog)
+        self.assertEqual(counts, [(2, 0)])
+        self.assertIn("could not be used (its checksum does not match)", err)
+        self.assertEqual(self.run_kept(prog)[0], [(0, 2)], "the file was not replaced")
+        # Each exit's offset one byte on, the checksum made right.
+        nfn = int.from_bytes(good[8:12], "little")
+        offs = bytearray(good[:-8])
+        for i in range(16 + 16 * nfn, len(offs), 4):
+            offs[i:i + 4] = (int.from_bytes(offs[i:i + 4], "little") + 1).to_bytes(4, "little")
+        with open(path, "wb") as f:
+            f.write(bytes(offs) + fnv_words(bytes(offs)).to_bytes(8, "little"))
+        counts, err = self.run_kept(prog)
+        self.assertEqual(counts, [(2, 0)], err)
+        self.assertEqual(self.run_kept(prog)[0], [(0, 2)])
+
     def test_library_tail_exits_closed_and_another_loaded_there(self):
         """-O2 libraries (PLT and -fno-plt): tail-jumped exits patched, restored before each dlclose, another library at the same address patched afresh: exact"""
         for tag, flags in (("-o2-plt", ["-O2"]), ("-o2-noplt", ["-O2", "-fno-plt"])):
             self.check_dl(tag, flags)
+
+
+def tail_counts(stderr):
+    """[(functions whose tail exits were decoded, read from the kept
+    list)] of each exit line."""
+    return [(int(a), int(b)) for a, b in re.findall(
+        r"tail exits of (\d+) functions decoded, of (\d+) already known", stderr)]
+
+
+def fnv_words(data):
+    """The runtime's checksum (internal.h's cnsmp_hash): FNV-1a over
+    8-byte words, then the tail bytes."""
+    h, mask, n = 1469598103934665603, (1 << 64) - 1, len(data) // 8 * 8
+    for i in range(0, n, 8):
+        h = ((h ^ int.from_bytes(data[i:i + 8], "little")) * 1099511628211) & mask
+    for c in data[n:]:
+        h = ((h ^ c) * 1099511628211) & mask
+    return h
 
 
 def widened(stderr):
