@@ -63,13 +63,17 @@ build_lua() { # upstream Makefile: MYCFLAGS/MYLDFLAGS are the user's knobs
 	(cd "$1" && patch -s -R -p1 <debian/patches/0001-build-system.patch)
 	echo "#define DEB_HOST_MULTIARCH \"$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -dumpmachine)\"" \
 		>"$1/src/lua5.4-deb-multiarch.h"
-	# Two of Lua's own knobs (lstate.c, llimits.h) make a run repeatable:
-	# a fixed string-hash seed (by default time() and ASLR addresses mixed,
-	# so hash collisions -- hence some call counts -- vary), and one slot in
-	# the C-string cache of lua_pushstring & co (by default the slot is the
-	# string's address modulo 53: hits, hence luaS_newlstr calls, vary with
-	# ASLR and with the size of the environment above argv on the stack).
-	local cflags="-g '-Dluai_makeseed(L)=0x2545F491u' -DSTRCACHE_N=1 -DSTRCACHE_M=2" ldflags=
+	# Three of Lua's own knobs (lstate.c, llimits.h, ltablib.c) make a run
+	# repeatable: a fixed string-hash seed (by default time() and ASLR
+	# addresses mixed, so hash collisions -- hence some call counts --
+	# vary), one slot in the C-string cache of lua_pushstring & co (by
+	# default the slot is the string's address modulo 53: hits, hence
+	# luaS_newlstr calls, vary with ASLR and with the size of the
+	# environment above argv on the stack), and table.sort's pivot (by
+	# default randomised from clock() and time() when a partition comes out
+	# unbalanced: the comparisons made, hence the work and the calls,
+	# vary from run to run and with the CPU time the process used before).
+	local cflags="-g '-Dluai_makeseed(L)=0x2545F491u' -DSTRCACHE_N=1 -DSTRCACHE_M=2 '-Dl_randomizePivot()=0u'" ldflags=
 	if [ "$2" = inst ]; then cflags+=" $INST_CFLAGS"; ldflags=$INST_LDFLAGS; fi
 	make -C "$1" -j"$JOBS" linux MYCFLAGS="$cflags" MYLDFLAGS="$ldflags"
 }
