@@ -124,7 +124,8 @@ static CNSMP_NOINST int add(struct tmod *m, uint64_t fn, const uint32_t *offs, s
 	struct tfn *t = slot(m->tab, m->cap, fn);
 	m->n += !t->fn;
 	*t = (struct tfn){fn, (uint32_t)m->noffs, (uint16_t)n, mem};
-	memcpy(m->offs + m->noffs, offs, n * sizeof *offs);
+	if (n) /* offs is NULL until a function has an exit */
+		memcpy(m->offs + m->noffs, offs, n * sizeof *offs);
 	m->noffs += n;
 	return 0;
 }
@@ -209,7 +210,8 @@ static CNSMP_NOINST void save(struct tmod *m)
 		struct tfn t = m->tab[i];
 		if (!t.fn)
 			continue;
-		memcpy(ro + j, m->offs + t.first, t.n * sizeof *ro);
+		if (t.n)
+			memcpy(ro + j, m->offs + t.first, t.n * sizeof *ro);
 		t.first = j;
 		j += t.n;
 		memcpy(rf + (size_t)k++ * sizeof t, &t, sizeof t);
