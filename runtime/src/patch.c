@@ -29,8 +29,9 @@
  * returns straight to the function's caller, and its return address is
  * after the caller's call, not after a call to the hook.  When the bytes
  * before the return address are no call to the hook, tail_exits decodes
- * `fn`'s own code (its DWARF ranges; insn.c, with Zydis) for the jumps to
- * the hook, each checked as above (target, made_for), and patches each
+ * `fn`'s own code (its DWARF ranges; insn.c, with Zydis; once per build,
+ * tails.c keeping what it found) for the jumps to the hook, each checked
+ * as above (target, made_for), and patches each
  * one's first byte to `c3`: `ret`, which does what the hook's own return
  * would have done, the frame being gone already.  One byte: always an
  * atomic store; the jump's other bytes are never reached.  Restored by

@@ -17,8 +17,9 @@
  * the index (whole, its size exactly what its header says, its checksum
  * matching, every record checked), and patch.c checks each jump's bytes
  * and target in the running code again before writing it, as for a
- * decoded one; what the file alone vouches for is that the jump starts an
- * instruction, which the decoder proved when it was written.
+ * decoded one; what the file alone vouches for is what was proven when it
+ * was written: that the jump starts an instruction (the decoder) and that
+ * the function loads itself as a constant before it (patch.c's made_for).
  *
  * Written, whole and through a rename, at the flusher's cycle and at exit
  * when entries were added: two processes of one build racing can only
