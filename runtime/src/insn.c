@@ -92,6 +92,62 @@ static int arg_reg(ZydisRegister r)
 	       r == ZYDIS_REGISTER_EDI || r == ZYDIS_REGISTER_ESI;
 }
 
+static int is_rsi(ZydisRegister r)
+{
+	return r == ZYDIS_REGISTER_RSI || r == ZYDIS_REGISTER_ESI;
+}
+
+/* Does `in` read any part of %rsi (a source register, or an address's
+ * base or index), other than by writing all of it? */
+static int reads_rsi(const ZydisDecodedInstruction *in, const ZydisDecodedOperand *op)
+{
+	if (in->mnemonic == ZYDIS_MNEMONIC_XOR && is_rsi(op[0].reg.value))
+		return 0; /* xor %esi,%esi: a zero idiom, its only write */
+	for (unsigned i = 0; i < in->operand_count; i++) {
+		ZydisRegister r[3] = {ZYDIS_REGISTER_NONE, ZYDIS_REGISTER_NONE, ZYDIS_REGISTER_NONE};
+		if (op[i].type == ZYDIS_OPERAND_TYPE_REGISTER && (op[i].actions & ZYDIS_OPERAND_ACTION_MASK_READ))
+			r[0] = op[i].reg.value;
+		else if (op[i].type == ZYDIS_OPERAND_TYPE_MEMORY) {
+			r[1] = op[i].mem.base;
+			r[2] = op[i].mem.index;
+		}
+		for (int k = 0; k < 3; k++)
+			if (r[k] == ZYDIS_REGISTER_RSI || r[k] == ZYDIS_REGISTER_ESI ||
+			    r[k] == ZYDIS_REGISTER_SI || r[k] == ZYDIS_REGISTER_SIL)
+				return 1;
+	}
+	return 0;
+}
+
+/* Does any operand write part of %rsi? */
+static int writes_rsi(const ZydisDecodedOperand *op, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (op[i].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+		    (op[i].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) &&
+		    (is_rsi(op[i].reg.value) || op[i].reg.value == ZYDIS_REGISTER_SI ||
+		     op[i].reg.value == ZYDIS_REGISTER_SIL))
+			return 1;
+	return 0;
+}
+
+/* May `in` go anywhere but to the next instruction? */
+static int leaves(const ZydisDecodedInstruction *in)
+{
+	switch (in->meta.category) {
+	case ZYDIS_CATEGORY_COND_BR:
+	case ZYDIS_CATEGORY_UNCOND_BR:
+	case ZYDIS_CATEGORY_CALL:
+	case ZYDIS_CATEGORY_RET:
+	case ZYDIS_CATEGORY_SYSCALL:
+	case ZYDIS_CATEGORY_INTERRUPT:
+	case ZYDIS_CATEGORY_SYSTEM:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* Does `in` only load an argument register (see cnsmp_insn_calls)? */
 static int loads_arg(const ZydisDecodedInstruction *in, const ZydisDecodedOperand *op)
 {
@@ -138,16 +194,27 @@ CNSMP_NOINST int cnsmp_insn_calls(const uint8_t *code, size_t len, uintptr_t add
 			   ((b[0] == 0xe8 && code + o + in.length == b + 5) ||
 			    (in.length == 6 && b[0] == 0xff && b[1] == 0x15));
 		if (call) {
-			uintptr_t from = 0;
-			for (size_t k = 0; k < nring && k < RING; k++) {
+			struct cnsmp_call c = {.ret = addr + o + in.length};
+			int setup = 1, look = 1; /* still in the set-up; still looking for arg */
+			for (size_t k = 0; k < nring && k < RING && (setup || look); k++) {
 				size_t p = ring[(nring - 1 - k) % RING];
 				ZydisDecodedInstruction pi;
-				if (!ZYAN_SUCCESS(full_fn(&decoder, code + p, len - p, &pi, op)) ||
-				    !loads_arg(&pi, op))
+				if (!ZYAN_SUCCESS(full_fn(&decoder, code + p, len - p, &pi, op)))
 					break;
-				from = addr + p;
+				int load = loads_arg(&pi, op);
+				setup &= load;
+				if (setup)
+					c.from = addr + p;
+				if (!look)
+					continue;
+				if (load && is_rsi(op[0].reg.value)) {
+					c.arg = addr + p;
+					c.arg_len = pi.length;
+				}
+				look = !c.arg && !reads_rsi(&pi, op) && !writes_rsi(op, pi.operand_count) &&
+				       !leaves(&pi);
 			}
-			out[n++] = (struct cnsmp_call){addr + o + in.length, from};
+			out[n++] = c;
 		}
 		ring[nring++ % RING] = o;
 	}

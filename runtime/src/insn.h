@@ -44,6 +44,11 @@ struct cnsmp_call {
 	uintptr_t from; /* the first of the instructions that run straight
 			 * into it and only load the hook's argument registers,
 			 * or 0 if none does */
+	uintptr_t arg;  /* the load of %rsi (the hook's second argument)
+			 * that reaches the call: an instruction of the set-up,
+			 * or one before it with nothing in between that reads
+			 * or writes %rsi or can branch; or 0 */
+	uint8_t arg_len; /* its length */
 };
 
 /* Decode the `n` bytes at `code`, a copy of a function's code at `addr`,
@@ -51,7 +56,10 @@ struct cnsmp_call {
  * (with an addr32 prefix or none) in out[], at most `max`.  `from`: the
  * instructions right before the call that only load the argument
  * registers, `mov`/`lea` into %rdi or %rsi (or their 32-bit halves), `xor`
- * of one with itself.  A call's argument registers and the flags are dead
+ * of one with itself; `arg`: the load of %rsi (of those forms) whose
+ * value reaches the call on a straight line (nothing after it reads or
+ * writes %rsi or branches), which can become a NOP where the hook never
+ * reads its second argument: %rsi is dead after the call either way.  A call's argument registers and the flags are dead
  * after it (the ABI lets the callee clobber them), so a jump from `from`
  * over the call changes nothing the program can see.  Decoding stops at
  * the first bytes that are no instruction.  Returns how many were stored,

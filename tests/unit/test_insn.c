@@ -93,10 +93,82 @@ static void set_up_of_only_argument_loads_is_found(void **state)
 	struct cnsmp_call c[8];
 	int n = cnsmp_insn_calls(code, sizeof code, AT, c, 8);
 	assert_int_equal(n, 5);
-	uintptr_t want[5][2] = {{21, 8}, {39, 24}, {46, 0}, {55, 0}, {66, 0}};
+	/* return address, set-up start, load of %rsi and its length */
+	uintptr_t want[5][4] = {{21, 8, 8, 5}, {39, 24, 24, 2}, {46, 0, 0, 0}, {55, 0, 0, 0},
+				{66, 0, 55, 3}};
 	for (int i = 0; i < n; i++) {
 		assert_int_equal(c[i].ret, AT + want[i][0]);
 		assert_int_equal(c[i].from, want[i][1] ? AT + want[i][1] : 0);
+		assert_int_equal(c[i].arg, want[i][2] ? AT + want[i][2] : 0);
+		assert_int_equal(c[i].arg_len, want[i][3]);
+	}
+}
+
+/* The load of %rsi that may become a NOP is the last one of the set-up,
+ * and only when nothing after it in the set-up reads %rsi. */
+static void load_of_second_argument_only_when_unread(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {
+		0x48, 0x8b, 0xb4, 0x24, 0x48, 0x06, 0, 0, /* 0: mov 0x648(%rsp),%rsi */
+		0xbf, 0x10, 0, 0, 0,                /* 8:  mov $0x10,%edi */
+		0xe8, 0, 0, 0, 0,                   /* 13: call: %rsi's load at 0 */
+		0x48, 0x8b, 0x74, 0x24, 0x08,       /* 18: mov 8(%rsp),%rsi */
+		0x48, 0x8d, 0x3e,                   /* 23: lea (%rsi),%rdi: reads it */
+		0xe8, 0, 0, 0, 0,                   /* 26: call: set-up from 18, no load */
+		0x48, 0x89, 0xde,                   /* 31: mov %rbx,%rsi (dead) */
+		0x48, 0x89, 0xee,                   /* 34: mov %rbp,%rsi: the last */
+		0x48, 0x89, 0xdf,                   /* 37: mov %rbx,%rdi */
+		0xe8, 0, 0, 0, 0,                   /* 40: call: %rsi's load at 34 */
+		0x48, 0x89, 0xdf,                   /* 45: mov %rbx,%rdi alone */
+		0xe8, 0, 0, 0, 0,                   /* 48: call: set-up, no load */
+	};
+	struct cnsmp_call c[8];
+	int n = cnsmp_insn_calls(code, sizeof code, AT, c, 8);
+	assert_int_equal(n, 4);
+	/* return address, set-up start, load of %rsi (-1: none), its length */
+	int want[4][4] = {{18, 0, 0, 8}, {31, 18, -1, 0}, {45, 31, 34, 3}, {53, 45, -1, 0}};
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(c[i].ret, AT + want[i][0]);
+		assert_int_equal(c[i].from, AT + want[i][1]);
+		assert_int_equal(c[i].arg, want[i][2] < 0 ? 0 : AT + want[i][2]);
+		assert_int_equal(c[i].arg_len, want[i][3]);
+	}
+}
+
+/* A load of %rsi before the set-up still counts when what lies between
+ * neither touches %rsi nor branches (gcc's entry: the load, then the
+ * function's own argument saved, then %rdi). */
+static void load_of_second_argument_before_the_set_up(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {
+		0x48, 0x8b, 0x74, 0x24, 0x18,       /* 0:  mov 0x18(%rsp),%rsi */
+		0x89, 0xfb,                         /* 5:  mov %edi,%ebx */
+		0x48, 0x89, 0xef,                   /* 7:  mov %rbp,%rdi */
+		0xe8, 0, 0, 0, 0,                   /* 10: call: load at 0 */
+		0x48, 0x8b, 0x74, 0x24, 0x18,       /* 15: mov 0x18(%rsp),%rsi */
+		0x75, 0x00,                         /* 20: jne 22: a branch */
+		0x48, 0x89, 0xef,                   /* 22: mov %rbp,%rdi */
+		0xe8, 0, 0, 0, 0,                   /* 25: call: no load */
+		0x48, 0x8b, 0x74, 0x24, 0x18,       /* 30: mov 0x18(%rsp),%rsi */
+		0x48, 0x83, 0xc6, 0x08,             /* 35: add $8,%rsi: read and written */
+		0x48, 0x89, 0xef,                   /* 39: mov %rbp,%rdi */
+		0xe8, 0, 0, 0, 0,                   /* 42: call: no load */
+		0x48, 0x8b, 0x74, 0x24, 0x18,       /* 47: mov 0x18(%rsp),%rsi */
+		0x40, 0x88, 0xc6,                   /* 52: mov %al,%sil: written in part */
+		0xe8, 0, 0, 0, 0,                   /* 55: call: no load */
+	};
+	struct cnsmp_call c[8];
+	int n = cnsmp_insn_calls(code, sizeof code, AT, c, 8);
+	assert_int_equal(n, 4);
+	/* return address, set-up start (-1: none), load of %rsi (-1: none), its length */
+	int want[4][4] = {{15, 7, 0, 5}, {30, 22, -1, 0}, {47, 39, -1, 0}, {60, -1, -1, 0}};
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(c[i].ret, AT + want[i][0]);
+		assert_int_equal(c[i].from, want[i][1] < 0 ? 0 : AT + want[i][1]);
+		assert_int_equal(c[i].arg, want[i][2] < 0 ? 0 : AT + want[i][2]);
+		assert_int_equal(c[i].arg_len, want[i][3]);
 	}
 }
 
@@ -107,6 +179,8 @@ int main(void)
 		cmocka_unit_test(only_kept_jumps_are_stored),
 		cmocka_unit_test(decoding_stops_at_bytes_that_are_no_instruction),
 		cmocka_unit_test(set_up_of_only_argument_loads_is_found),
+		cmocka_unit_test(load_of_second_argument_only_when_unread),
+		cmocka_unit_test(load_of_second_argument_before_the_set_up),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
