@@ -480,6 +480,9 @@ static CNSMP_NOINST __attribute__((noinline)) void enter_unfiltered(void *fn,
  * whether the runtime is active or not, so the activity check can come
  * after them (a cache hit stands for it: making the runtime inactive
  * empties every cache). */
+/* Neither hook reads `site` (the return address is its own): patch.c
+ * turns the compiler's load of it into a NOP, and a call given back
+ * passes whatever %rsi holds then. */
 CNSMP_API void __cyg_profile_func_enter(void *fn, void *site)
 {
 	if (likely(cnsmp_xfilter_has((uintptr_t)fn))) {

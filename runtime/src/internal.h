@@ -32,7 +32,9 @@
  *     patch.c (insn.c), sites.c    -> excluded functions' hook calls patched
  *                                     out of the code (x86-64): what to
  *                                     patch; writing it, in batches
- *       tails.c                    -> tail-jumped exits found once per
+ *       decoded.c                  -> what decoding a function found
+ *                                     (tail-jumped exits, loads of the
+ *                                     hooks' second argument), once per
  *                                     build, kept beside the symbol cache
  *   collect.c                      -> counters -> a batch of deltas
  *   inventory.c                    -> functions to describe once
@@ -303,10 +305,10 @@ int cnsmp_symcache_store(const char *dir, const char *key,
 			 const struct cnsmp_index *x);
 /* Writes the n bytes at p as the file `name` of dir the way store does
  * (whole or not at all), then prunes: 0 or -1.  Other per-build files
- * (tails.c's) go through it. */
+ * (decoded.c's) go through it. */
 int cnsmp_symcache_write(const char *dir, const char *name, const void *p, size_t n);
 /* Deletes the least recently used files of dir (indexes, *.idx, and
- * tails.c's *.exits) while they hold more than max_bytes together, and
+ * decoded.c's *.exits) while they hold more than max_bytes together, and
  * tmp files older than an hour; write calls it with
  * CNSMP_SYMCACHE_MAX_BYTES. */
 void cnsmp_symcache_prune(const char *dir, uint64_t max_bytes);

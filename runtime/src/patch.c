@@ -30,7 +30,7 @@
  * after the caller's call, not after a call to the hook.  When the bytes
  * before the return address are no call to the hook, tail_exits decodes
  * `fn`'s own code (its DWARF ranges; insn.c, with Zydis; once per build,
- * tails.c keeping what it found) for the jumps to the hook, each checked
+ * decoded.c keeping what it found) for the jumps to the hook, each checked
  * as above (target, made_for), and patches each
  * one's first byte to `c3`: `ret`, which does what the hook's own return
  * would have done, the frame being gone already.  One byte: always an
@@ -66,7 +66,7 @@
 #include <string.h>
 #include "insn.h"
 #include "sites.h"
-#include "tails.h"
+#include "decoded.h"
 #include "thread.h"
 
 #if defined(__x86_64__) && !defined(__ILP32__) && defined(__linux__)
@@ -130,7 +130,7 @@ static size_t ntail, nseen; /* mu */
 static _Atomic unsigned closing, epoch;
 
 static uint64_t n_refused; /* for the exit line (mu) */
-/* Functions whose tail exits were decoded, and read from tails.c (mu). */
+/* Functions whose tail exits were decoded, and read from decoded.c (mu). */
 static uint64_t n_tail_decoded, n_tail_cached;
 
 /* wmu (widen's cache), cmu (the decoder's copy of the code, code_copy)
@@ -164,25 +164,27 @@ static CNSMP_NOINST void at_exit(void)
 	cnsmp_sites_stats(&st);
 	cnsmp_log(CNSMP_LOG_DEBUG, "call-site patching: %llu sites patched, "
 		  "%llu restored, %llu refused, %zu pages of code made private (%zu kB); "
-		  "%llu patched with their argument set-up, %llu made NOPs; "
+		  "%llu patched with their argument set-up, %llu made NOPs, "
+		  "%llu loads of their second argument made NOPs; "
 		  "%llu batches, %zu sites waiting; tail exits of %llu functions decoded, "
 		  "of %llu already known",
 		  (unsigned long long)st.patched, (unsigned long long)st.restored,
 		  (unsigned long long)n_refused, st.pages,
 		  st.pages * (size_t)sysconf(_SC_PAGESIZE) / 1024, (unsigned long long)st.wide,
-		  (unsigned long long)st.nop, (unsigned long long)st.batches, st.waiting,
+		  (unsigned long long)st.nop, (unsigned long long)st.args,
+		  (unsigned long long)st.batches, st.waiting,
 		  (unsigned long long)n_tail_decoded, (unsigned long long)n_tail_cached);
 	pthread_mutex_unlock(&cnsmp_sites_mu);
 }
 
-/* Keep what was decoded for the next run (tails.c), with the guard set:
- * a signal handler's hooks on this thread must not wait for tails.c's
+/* Keep what was decoded for the next run (decoded.c), with the guard set:
+ * a signal handler's hooks on this thread must not wait for decoded.c's
  * lock it holds. */
-static CNSMP_NOINST void save_tails(void)
+static CNSMP_NOINST void save_decoded(void)
 {
 	int guard = cnsmp_tls.guard;
 	cnsmp_tls.guard = 1;
-	cnsmp_tails_save();
+	cnsmp_decoded_save();
 	cnsmp_tls.guard = guard;
 }
 
@@ -195,7 +197,7 @@ static CNSMP_NOINST void decide_mode(void)
 	static _Atomic int handlers;
 	if (!atomic_exchange(&handlers, 1)) {
 		pthread_atfork(fork_prepare, fork_parent, fork_child);
-		atexit(save_tails);
+		atexit(save_decoded);
 		if (cnsmp_log_level >= CNSMP_LOG_DEBUG && cnsmp_patch_setting(getenv("CODENSM_PATCH")))
 			atexit(at_exit);
 	}
@@ -735,6 +737,110 @@ static CNSMP_NOINST void widen(struct site *s, uintptr_t entry, unsigned e)
 	}
 }
 
+/* Decode the function at `entry` (its body, from its DWARF ranges) for
+ * the load of the second argument before each of its calls, and keep
+ * them (decoded.c): for this process and the build's next runs.  Every
+ * call is listed, with a load or without: which of them call a hook
+ * depends on what the dynamic linker has bound so far (a PLT entry not
+ * called yet jumps back into the PLT), patch.c patches only what
+ * decode() found calling one, and a hook call missing from the list
+ * means the list is not this build's. */
+static CNSMP_NOINST void decode_args(uintptr_t entry, const struct seg *g)
+{
+	uintptr_t code[4][2];
+	size_t nr = cnsmp_symbols_code(entry, &cnsmp_cfg, code, 4), n = 0, amax = 0;
+	struct cnsmp_arg *a = NULL;
+	for (size_t r = 0; r < nr; r++) {
+		uintptr_t lo = code[r][0], hi = code[r][1];
+		if (lo != entry || !in_module(g, lo, hi - lo))
+			continue; /* a .cold part: made_for refuses its sites */
+		size_t max = (hi - lo) / 5 + 1;
+		struct cnsmp_call *calls = cnsmp_sites_grow(NULL, 0, max * sizeof *calls);
+		uint8_t *copy = calls ? code_copy(lo, hi) : NULL;
+		int nc = copy ? cnsmp_insn_calls(copy, hi - lo, lo, calls, max) : -1;
+		if (nc > 0 && !a) {
+			amax = (size_t)nc < CNSMP_ARGS_MAX ? (size_t)nc : CNSMP_ARGS_MAX;
+			a = cnsmp_sites_grow(NULL, 0, amax * sizeof *a);
+		}
+		for (int i = 0; i < nc && a && n < amax; i++) {
+			const struct cnsmp_call *c = &calls[i];
+			if (c->ret - entry > UINT32_MAX)
+				continue;
+			struct cnsmp_arg *k = &a[n++];
+			*k = (struct cnsmp_arg){.ret = (uint32_t)(c->ret - entry)};
+			if (c->arg && c->ret - c->arg <= 255) {
+				k->back = (uint8_t)(c->ret - c->arg);
+				k->len = c->arg_len;
+				k->sum = (uint32_t)cnsmp_hash(CNSMP_HASH_SEED, copy + (c->arg - lo),
+							      k->back);
+			}
+		}
+		if (copy)
+			code_done();
+		if (calls)
+			cnsmp_sites_grow(calls, max * sizeof *calls, 0);
+		if (nc < 0) {
+			n = 0; /* no decoder: nothing known, nothing kept */
+			goto out;
+		}
+	}
+	cnsmp_decoded_put_calls(entry, a, n);
+out:
+	if (a)
+		cnsmp_sites_grow(a, amax * sizeof *a, 0);
+}
+
+/* Is `k`, kept for the call returning to `ret` in the function at `entry`
+ * (g's module), a load still as decoded (or no load)? */
+static CNSMP_NOINST int arg_ok(const struct cnsmp_arg *k, uintptr_t entry, uintptr_t ret,
+			       const struct seg *g)
+{
+	if (!k->len)
+		return 1;
+	uintptr_t at = ret - k->back;
+	return at >= entry && at >= g->lo && k->back >= k->len + 5u && in_module(g, at, k->back) &&
+	       (uint32_t)cnsmp_hash(CNSMP_HASH_SEED, (const void *)at, k->back) == k->sum;
+}
+
+/* The load of the second argument before the hook call returning to
+ * `ret` in the function at `entry` (g's module), as a NOP site in *a: 0,
+ * or -1 if there is none to patch.  This runtime's hooks never read
+ * their second argument (the call site, which they take from their own
+ * return address), so its load can go with the call, and the two may
+ * come back in either order: a call given back before its load passes
+ * whatever %rsi holds, which nothing reads.  Known per
+ * build (decoded.c), decoded on the build's first run; the bytes from the
+ * load to the call's end must still hash as they did when decoded, else
+ * the function is decoded again.
+ * Without a per-build file (no build-id, symbol cache off), nothing:
+ * decoding each function in every run would cost more than most runs
+ * gain. */
+static CNSMP_NOINST int arg_site(uintptr_t entry, uintptr_t ret, const struct seg *g,
+				 struct site *a)
+{
+	struct cnsmp_arg k;
+	int r = cnsmp_decoded_call(entry, ret, &k), decoded = 0;
+	if (r == -1) {
+		decode_args(entry, g);
+		r = cnsmp_decoded_call(entry, ret, &k);
+		decoded = 1;
+	}
+	if (r == 0 || (r == 1 && !arg_ok(&k, entry, ret, g))) {
+		/* the call missing, or its load's bytes not those decoded:
+		 * not this build's list after all (a damaged or crafted
+		 * file), so decoded again and the file replaced */
+		if (!decoded) {
+			decode_args(entry, g);
+			r = cnsmp_decoded_call(entry, ret, &k);
+		}
+		if (r != 1 || !arg_ok(&k, entry, ret, g))
+			return -1;
+	}
+	if (r != 1 || !k.len)
+		return -1; /* nothing kept, or a call without a load to patch */
+	return cnsmp_sites_arg_nop(a, ret - k.back, k.len);
+}
+
 /* Forget every function's calls (a module leaves). */
 static CNSMP_NOINST void wforget(void)
 {
@@ -771,7 +877,7 @@ static CNSMP_NOINST int tail_jump_at(const struct seg *g, struct cnsmp_jump *j)
 /* The tail exits of `fn` (in g's module) that patch.c may write, found by
  * decoding its own code: how many were put into out[] (at most
  * CNSMP_TAILS_MAX), each checked as above (target, made_for).  Kept for
- * later runs (tails.c) when every part of the body could be decoded. */
+ * later runs (decoded.c) when every part of the body could be decoded. */
 static CNSMP_NOINST size_t decode_tails(uintptr_t fn, const struct seg *g,
 					struct cnsmp_jump *out)
 {
@@ -797,13 +903,13 @@ static CNSMP_NOINST size_t decode_tails(uintptr_t fn, const struct seg *g,
 		}
 	}
 	if (whole > 0)
-		cnsmp_tails_put(fn, out, n);
+		cnsmp_decoded_put_exits(fn, out, n);
 	return n;
 }
 
 /* Patch the tail jumps to the exit hook in excluded `fn`'s own code (see
  * the top): how many were written now.  Called when an exit hook's return
- * address follows no call to it.  The jumps come from tails.c when an
+ * address follows no call to it.  The jumps come from decoded.c when an
  * earlier run of this build (or this process) decoded fn, else from
  * decoding it now. */
 static CNSMP_NOINST int tail_exits(uintptr_t fn, uintptr_t ret, unsigned e)
@@ -813,7 +919,7 @@ static CNSMP_NOINST int tail_exits(uintptr_t fn, uintptr_t ret, unsigned e)
 	if (g.prot < 0 || !(g.prot & PROT_EXEC) || (g.prot & PROT_WRITE))
 		return 0;
 	struct cnsmp_jump j[CNSMP_TAILS_MAX];
-	int nj = cnsmp_tails_get(fn, j, CNSMP_TAILS_MAX);
+	int nj = cnsmp_decoded_exits(fn, j, CNSMP_TAILS_MAX);
 	for (int i = 0; i < nj; i++)
 		if (!tail_jump_at(&g, &j[i]))
 			nj = -1; /* not this build's code after all: decode it */
@@ -834,7 +940,7 @@ static CNSMP_NOINST int tail_exits(uintptr_t fn, uintptr_t ret, unsigned e)
 		tail_saw(fn);
 	if (ns && cnsmp_patch_may(fn, (uintptr_t)&hook_exit, e)) {
 		for (size_t i = 0; i < ns; i++)
-			queued += cnsmp_sites_queue(&s[i], g.prot, fn, (uintptr_t)&hook_exit, e);
+			queued += cnsmp_sites_queue(&s[i], NULL, g.prot, fn, (uintptr_t)&hook_exit, e);
 		if (queued) {
 			cnsmp_sites_wait_key(tail_key(fn, ret));
 			tail_saw(fn);
@@ -891,9 +997,13 @@ static CNSMP_NOINST void patch(uintptr_t fn, uintptr_t ret, uintptr_t hook)
 	 * and its set-up (bench: "hook calls as NOPs") */
 	if (!jumps_only)
 		cnsmp_sites_to_nop(&s);
+	/* with a NOP, the load of the hook's second argument a NOP too */
+	struct site a;
+	int arg = s.nop && arg_site(entry, ret, &g, &a) == 0;
 	widen(&s, entry, e);
 	pthread_mutex_lock(&cnsmp_sites_mu);
-	if (cnsmp_patch_may(fn, hook, e) && cnsmp_sites_queue(&s, g.prot, fn, hook, e))
+	if (cnsmp_patch_may(fn, hook, e) &&
+	    cnsmp_sites_queue(&s, arg ? &a : NULL, g.prot, fn, hook, e))
 		cnsmp_sites_wait_key(ret);
 	pthread_mutex_unlock(&cnsmp_sites_mu);
 out:
@@ -970,7 +1080,7 @@ CNSMP_NOINST void cnsmp_patch_dl_begin(uintptr_t lo, uintptr_t hi)
 	int g0 = cnsmp_tls.guard;
 	cnsmp_tls.guard = 1;
 	wforget(); /* before mu: wmu is never taken inside it */
-	cnsmp_tails_forget(lo, hi); /* nor tails.c's lock */
+	cnsmp_decoded_forget(lo, hi); /* nor decoded.c's lock */
 	cnsmp_tls.guard = g0;
 	int guard = lock();
 	cnsmp_sites_drop();
@@ -992,7 +1102,7 @@ CNSMP_NOINST void cnsmp_patch_dl_end(void)
 
 CNSMP_NOINST void cnsmp_patch_flush(void)
 {
-	save_tails();
+	save_decoded();
 	if (!cnsmp_sites_any_waiting())
 		return;
 	int saved = errno;

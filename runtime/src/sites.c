@@ -35,7 +35,7 @@ static uintptr_t *pages; /* open addressing, 0: empty */
 static size_t npages, cappages;
 
 /* Counts for the exit line (mu). */
-static uint64_t n_patched, n_restored, n_wide, n_nop;
+static uint64_t n_patched, n_restored, n_wide, n_nop, n_args;
 
 /* Sites waiting to be written (mu).  A site is not written on its first
  * call but queued, and the queue is written in one batch: every page it
@@ -52,8 +52,9 @@ static uint64_t n_patched, n_restored, n_wide, n_nop;
  * next call.  `pend_keys` holds the queued sites' keys (a call's return
  * address, or a tail exit's tail_key), read without the lock by the
  * hooks: a waiting site is counted, not examined again. */
-#define PEND_MAX 64
-#define PEND_BITS 8 /* at most PEND_MAX keys: a quarter full */
+#define PEND_CALLS 64
+#define PEND_MAX (2 * PEND_CALLS) /* each call with the load of its argument */
+#define PEND_BITS 8 /* at most PEND_CALLS keys: a quarter full */
 #define PEND_HITS 4096
 struct pend {
 	struct site s;
@@ -63,7 +64,7 @@ struct pend {
 	int ok; /* cnsmp_sites_write: still to be written */
 };
 static struct pend pend[PEND_MAX];
-static size_t npend, npkeys;
+static size_t npend, ncalls, npkeys; /* ncalls: pend's sites that are no `arg` */
 static _Atomic uintptr_t pend_keys[1u << PEND_BITS];
 static _Atomic unsigned pend_hits;
 static _Atomic int pend_any; /* npend != 0, for the hooks */
@@ -165,9 +166,18 @@ static inline void skip_jump(uint8_t j[2], unsigned len)
 	j[1] = (uint8_t)(len - 2);
 }
 
-/* The multi-byte NOPs a call of 5 or 6 bytes becomes. */
-static const uint8_t nop5[5] = {0x0f, 0x1f, 0x44, 0x00, 0x00};
-static const uint8_t nop6[6] = {0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00};
+/* The NOP of each length a call (5 or 6) or an argument's load (2 to 8)
+ * becomes: Intel's recommended forms; index: length - 2. */
+static const uint8_t nop_of[7][8] = {
+	{0x66, 0x90},
+	{0x0f, 0x1f, 0x00},
+	{0x0f, 0x1f, 0x40, 0x00},
+	{0x0f, 0x1f, 0x44, 0x00, 0x00},
+	{0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00},
+	{0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00},
+	{0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00},
+};
+
 
 /* Make site `s`, a call patched to the jump over itself, a NOP instead:
  * a taken jump costs the front end a redirect, a NOP nothing measurable
@@ -183,9 +193,25 @@ CNSMP_NOINST void cnsmp_sites_to_nop(struct site *s)
 	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
 	if (((s->at + len - 1) & ~(psz - 1)) != (s->at & ~(psz - 1)))
 		return;
-	memcpy(s->now, len == 5 ? nop5 : nop6, len); /* orig: all of it from decode */
+	memcpy(s->now, nop_of[len - 2], len); /* orig: all of it from decode */
 	s->len = (uint8_t)len;
 	s->nop = 1;
+}
+
+/* The load becomes a NOP of its own length, so that every instruction
+ * boundary stays one: a thread stopped after an instruction before it, or
+ * at it, runs on as it would have.  Only its first two bytes change with
+ * one store, after the jump over it (the steps of a call's NOP). */
+CNSMP_NOINST int cnsmp_sites_arg_nop(struct site *s, uintptr_t at, unsigned len)
+{
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
+	if (len < 2 || len > 8 || (at & 63) == 63 || !atomic_load(&sync_core) ||
+	    ((at + len - 1) & ~(psz - 1)) != (at & ~(psz - 1)))
+		return -1;
+	*s = (struct site){.at = at, .len = (uint8_t)len, .nop = 1, .arg = 1};
+	memcpy(s->orig, (const void *)at, len);
+	memcpy(s->now, nop_of[len - 2], len);
+	return 0;
 }
 
 static CNSMP_NOINST int by_address(const void *a, const void *b)
@@ -256,7 +282,7 @@ CNSMP_NOINST void cnsmp_sites_restore(uintptr_t lo, uintptr_t hi)
 			struct site *t = &sites[i];
 			if (t->nop == 2) {
 				store(t->at, t->orig, 2);
-				n_restored++;
+				n_restored += !t->arg;
 			} else if (t->nop) {
 				continue; /* not the NOP it was made (see above) */
 			} else if (memcmp((const void *)t->at, t->now, t->len) == 0) {
@@ -280,19 +306,29 @@ CNSMP_NOINST int cnsmp_sites_waiting(uintptr_t key)
 	       cnsmp_sites_in_set(pend_keys, PEND_BITS, key);
 }
 
-CNSMP_NOINST int cnsmp_sites_queue(const struct site *s, int prot, uintptr_t fn,
-				   uintptr_t hook, unsigned e)
+static CNSMP_NOINST int queued(uintptr_t at)
 {
-	if (memcmp((const void *)s->at, s->orig, s->len) != 0)
-		return 0;
 	for (size_t i = 0; i < npend; i++)
-		if (pend[i].s.at == s->at)
-			return 0;
-	if (npend == PEND_MAX)
+		if (pend[i].s.at == at)
+			return 1;
+	return 0;
+}
+
+CNSMP_NOINST int cnsmp_sites_queue(const struct site *s, const struct site *arg, int prot,
+				   uintptr_t fn, uintptr_t hook, unsigned e)
+{
+	if (memcmp((const void *)s->at, s->orig, s->len) != 0 || queued(s->at))
+		return 0;
+	if (arg && (memcmp((const void *)arg->at, arg->orig, arg->len) != 0 || queued(arg->at)))
+		arg = NULL;
+	if (npend + 2 > PEND_MAX || ncalls == PEND_CALLS)
 		cnsmp_sites_write();
 	pend[npend++] = (struct pend){.s = *s, .fn = fn, .hook = hook, .e = e, .prot = prot};
+	ncalls++;
+	if (arg)
+		pend[npend++] = (struct pend){.s = *arg, .fn = fn, .hook = hook, .e = e, .prot = prot};
 	atomic_store_explicit(&pend_any, 1, memory_order_relaxed);
-	if (npend == PEND_MAX)
+	if (ncalls == PEND_CALLS)
 		cnsmp_sites_write();
 	return 1;
 }
@@ -300,7 +336,7 @@ CNSMP_NOINST int cnsmp_sites_queue(const struct site *s, int prot, uintptr_t fn,
 /* Remember `key` as waiting (mu held). */
 CNSMP_NOINST void cnsmp_sites_wait_key(uintptr_t key)
 {
-	if (cnsmp_sites_in_set(pend_keys, PEND_BITS, key) || npkeys >= PEND_MAX)
+	if (cnsmp_sites_in_set(pend_keys, PEND_BITS, key) || npkeys >= PEND_CALLS)
 		return;
 	npkeys++;
 	cnsmp_sites_set_add(pend_keys, PEND_BITS, key);
@@ -310,7 +346,7 @@ CNSMP_NOINST void cnsmp_sites_wait_key(uintptr_t key)
 /* Empty the queue (mu held). */
 CNSMP_NOINST void cnsmp_sites_drop(void)
 {
-	npend = 0;
+	npend = ncalls = 0;
 	atomic_store_explicit(&pend_any, 0, memory_order_relaxed);
 	if (npkeys)
 		for (size_t i = 0; i < (1u << PEND_BITS); i++)
@@ -437,6 +473,10 @@ CNSMP_NOINST void cnsmp_sites_write(void)
 		if (!pend[i].ok)
 			continue;
 		sites[nsites++] = pend[i].s;
+		if (pend[i].s.arg) {
+			n_args++;
+			continue;
+		}
 		n_patched++;
 		n_wide += pend[i].s.wide;
 		n_nop += pend[i].s.nop;
@@ -492,8 +532,11 @@ CNSMP_NOINST void cnsmp_sites_originals(uint8_t *copy, uintptr_t lo, uintptr_t h
 
 CNSMP_NOINST void cnsmp_sites_stats(struct cnsmp_sites_stats *st)
 {
-	*st = (struct cnsmp_sites_stats){n_patched, n_restored, n_wide, n_nop, n_batches,
-					 npend, npages};
+	size_t waiting = 0; /* calls: an argument's load waits with its call */
+	for (size_t i = 0; i < npend; i++)
+		waiting += !pend[i].s.arg;
+	*st = (struct cnsmp_sites_stats){n_patched, n_restored, n_wide, n_nop, n_args,
+					 n_batches, waiting, npages};
 }
 
 #else /* not x86-64 Linux: nothing is patched (patch.c) */

@@ -19,11 +19,14 @@
 /* A site to patch, or patched: where, and the bytes before and after. */
 struct site {
 	uintptr_t at;
-	uint8_t orig[6], now[6];
+	uint8_t orig[8], now[8];
 	uint8_t len; /* bytes that change: 2, or 1 (see decode), or the whole
-		      * call (5 or 6) once it is a NOP (`nop`) */
+		      * call (5 or 6) once it is a NOP (`nop`), or the whole
+		      * load (2 to 8) for `arg` */
 	uint8_t nop; /* 1: the call becomes a NOP (cnsmp_sites_to_nop) */
 	uint8_t wide; /* 1: the jump skips the argument set-up too (widen) */
+	uint8_t arg; /* 1: not a call but the load of a hook call's second
+		      * argument, made a NOP with it (cnsmp_sites_arg_nop) */
 };
 
 /* Every patch is decided and written under it. */
@@ -78,12 +81,20 @@ void cnsmp_sites_sync_again(void);
  * length instead where that can be done (see sites.c). */
 void cnsmp_sites_to_nop(struct site *s);
 
-/* Queue site `s` of `fn` calling `hook`, in a segment of protection
- * `prot`, examined under dlclose epoch `e`; a full queue is written
- * first.  0 if its bytes are not the original ones any more or it is
- * queued already. */
-int cnsmp_sites_queue(const struct site *s, int prot, uintptr_t fn, uintptr_t hook,
-		      unsigned e);
+/* Make `s` the site that turns the `len` bytes at `at` (2 to 8, one
+ * instruction: the load of a hook call's second argument) into a NOP of
+ * that length, in the steps of a call's NOP; -1 if it cannot be done
+ * there (two pages, the first two bytes across a cache line, no
+ * sync-core command). */
+int cnsmp_sites_arg_nop(struct site *s, uintptr_t at, unsigned len);
+
+/* Queue site `s` of `fn` calling `hook`, with `arg` (the load of the
+ * call's second argument, or NULL) in the same batch, in a segment of
+ * protection `prot`, examined under dlclose epoch `e`; a full queue is
+ * written first.  0 if its bytes are not the original ones any more or
+ * it is queued already. */
+int cnsmp_sites_queue(const struct site *s, const struct site *arg, int prot, uintptr_t fn,
+		      uintptr_t hook, unsigned e);
 /* Remember `key` (a return address, or a tail exit's key) as a waiting
  * site's, so that its calls count as hits instead of being examined. */
 void cnsmp_sites_wait_key(uintptr_t key);
@@ -110,7 +121,7 @@ void cnsmp_sites_originals(uint8_t *copy, uintptr_t lo, uintptr_t hi);
 
 /* What the exit line reports. */
 struct cnsmp_sites_stats {
-	uint64_t patched, restored, wide, nop, batches;
+	uint64_t patched, restored, wide, nop, args, batches;
 	size_t waiting, pages;
 };
 void cnsmp_sites_stats(struct cnsmp_sites_stats *st);

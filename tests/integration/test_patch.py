@@ -365,21 +365,30 @@ class TailJumpedExits(Checks, Case):
         return os.path.join(d, names[0])
 
     def test_tail_exits_decoded_once_per_build(self):
-        """a build's first run decodes skip_a's and skip_b's code for their tail exits and keeps them beside the symbol cache; the next runs decode nothing and patch the same 4 sites; with the symbol cache off every run decodes"""
+        """a build's first run decodes skip_a's and skip_b's code for their tail exits and their second argument's loads and keeps them beside the symbol cache; the next runs decode nothing and patch the same 4 sites and 2 loads; with the symbol cache off every run decodes the exits and leaves the loads"""
         prog = self.o2()
-        self.assertEqual(self.run_kept(prog)[0], [(2, 0)])
+        counts, err = self.run_kept(prog)
+        self.assertEqual((counts, arg_nops(err)), ([(2, 0)], [2]), err)
         path = self.exits_file()
-        # header, 2 functions of 16 bytes, their 2 exits' offsets, checksum
-        self.assertEqual(os.path.getsize(path), 16 + 2 * 16 + 2 * 4 + 8)
+        # header; 4 records of 16 bytes: skip_a's and skip_b's exits, and
+        # their calls (the entry's, with the load of the second argument,
+        # and a sanitizer's report calls); 2 exits' offsets and each call
+        # in 3 words; checksum
+        calls = sum(1 for fn in ("skip_a", "skip_b") for _, _, text in code_of(prog, fn)
+                    if re.match(r"call\s+([0-9a-f]+ <|\*0x[0-9a-f]+\(%rip\))", text))
+        self.assertEqual(os.path.getsize(path), 16 + 4 * 16 + (2 + calls * 3) * 4 + 8)
         for _ in range(2):
-            self.assertEqual(self.run_kept(prog)[0], [(0, 2)])
+            counts, err = self.run_kept(prog)
+            self.assertEqual((counts, arg_nops(err)), ([(0, 2)], [2]), err)
         os.unlink(path)
         for _ in range(2):
-            self.assertEqual(self.run_kept(prog, CODENSM_SYMBOL_CACHE="off")[0], [(2, 0)])
+            # nothing kept: the exits decoded every run, the loads left
+            counts, err = self.run_kept(prog, CODENSM_SYMBOL_CACHE="off")
+            self.assertEqual((counts, arg_nops(err)), ([(2, 0)], [0]), err)
         self.assertFalse(os.path.exists(path))
 
     def test_damaged_list_of_tail_exits_decoded_again(self):
-        """a damaged file of tail exits is said in one line, its functions decoded again and the file replaced; one whose checksum is right but whose exits are not jumps to the hook (another build's, or crafted) is not trusted either: nothing else is written, the functions are decoded again"""
+        """a damaged file of tail exits is said in one line, its functions decoded again and the file replaced; one whose checksum is right but whose exits are not jumps to the hook, or whose loads of the second argument are not where it says (another build's, or crafted), is not trusted either: nothing else is written, the functions are decoded again"""
         prog = self.o2()
         self.run_kept(prog)
         path = self.exits_file()
@@ -403,6 +412,30 @@ class TailJumpedExits(Checks, Case):
         counts, err = self.run_kept(prog)
         self.assertEqual(counts, [(2, 0)], err)
         self.assertEqual(self.run_kept(prog)[0], [(0, 2)])
+        # Each load said one byte further from its call, the checksum made
+        # right: its bytes do not hash as kept, so its function is decoded
+        # again; the right loads are made NOPs and kept.  (The offsets
+        # moved above left calls that were not in the list: decoded again
+        # too.)
+        with open(path, "rb") as f:
+            good = f.read()
+        nfn = int.from_bytes(good[8:12], "little")
+        moved = bytearray(good[:-8])
+        for i in range(nfn):
+            rec = 16 + 16 * i
+            key, first, words = (int.from_bytes(moved[rec:rec + 8], "little"),
+                                 int.from_bytes(moved[rec + 8:rec + 12], "little"),
+                                 int.from_bytes(moved[rec + 12:rec + 14], "little"))
+            if key >> 62 & 1:  # a record of loads: (return, back | len << 8, hash)
+                for w in range(first + 1, first + words, 3):
+                    at = 16 + 16 * nfn + 4 * w
+                    moved[at] += 1
+        with open(path, "wb") as f:
+            f.write(bytes(moved) + fnv_words(bytes(moved)).to_bytes(8, "little"))
+        counts, err = self.run_kept(prog)
+        self.assertEqual((counts, arg_nops(err)), ([(0, 2)], [2]), err)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), good, "the loads were not kept again")
 
     def test_library_tail_exits_closed_and_another_loaded_there(self):
         """-O2 libraries (PLT and -fno-plt): tail-jumped exits patched, restored before each dlclose, another library at the same address patched afresh: exact"""
@@ -484,6 +517,52 @@ def nops(stderr):
     return [int(m) for m in re.findall(r", (\d+) made NOPs", stderr)]
 
 
+def arg_nops(stderr):
+    """[loads of the hooks' second argument made NOPs] of each exit line."""
+    return [int(m) for m in re.findall(r"(\d+) loads of their second argument made NOPs", stderr)]
+
+
+NOP_OF = {2: "66 90", 3: "0f 1f 00", 4: "0f 1f 40 00", 5: "0f 1f 44 00 00",
+          6: "66 0f 1f 44 00 00", 7: "0f 1f 80 00 00 00 00", 8: "0f 1f 84 00 00 00 00 00"}
+
+
+def code_of(prog, fn):
+    """[(address, bytes, text)] of fn's instructions (objdump)."""
+    out = run(["objdump", "-d", "-w", prog], clean_env()).stdout
+    body = re.search(r"<%s>:\n(.*?)\n\n" % fn, out, re.S).group(1)
+    return [(int(a, 16), bytes.fromhex(b.replace(" ", "")), t.strip()) for a, b, t in
+            re.findall(r"^\s*([0-9a-f]+):\t((?:[0-9a-f]{2} )+)\s*\t?(.*)$", body, re.M)]
+
+
+def nopped(insns):
+    """(fn's bytes with each hook call a NOP of its length and the load of
+    the hook's second argument before it (the last instruction writing
+    %rsi, with nothing between that reads it or branches) one of its own,
+    each tail jump to the exit hook a `ret`, how many loads): what objdump
+    says call-site patching should leave.
+    A load whose first two bytes straddle a cache line (a 2-byte store
+    there is not atomic) stays.  Addresses are the file's: a module is
+    loaded at a page boundary."""
+    entry = insns[0][0]
+    out = bytearray(b"".join(b for _, b, _ in insns))
+    loads = 0
+    for i, (at, raw, text) in enumerate(insns):
+        if re.match(r"jmp\s.*<__cyg_profile_func_exit", text):
+            out[at - entry] = 0xc3  # a tail-jumped exit: ret
+        if not re.match(r"call\s.*<__cyg_profile_func_(enter|exit)", text):
+            continue
+        out[at - entry:at - entry + len(raw)] = bytes.fromhex(NOP_OF[len(raw)])
+        for pat, praw, ptext in reversed(insns[:i]):
+            if re.match(r"(mov|lea)\s+\S+,%(rsi|esi)$|xor\s+%esi,%esi$", ptext):
+                if pat % 64 != 63:
+                    out[pat - entry:pat - entry + len(praw)] = bytes.fromhex(NOP_OF[len(praw)])
+                    loads += 1
+                break
+            if "si" in ptext or re.match(r"(j|call|ret)", ptext):
+                break
+    return bytes(out), loads
+
+
 @unittest.skipUnless(X86_64, "call-site patching is x86-64 only")
 class Nops(Checks, Case):
     """By default a patched call becomes a NOP of its length, in three
@@ -502,6 +581,43 @@ class Nops(Checks, Case):
                                                        CODENSM_LOG="debug", CODENSM_PATCH="jumps"))
             self.assert_ran(r)
             self.assertEqual(nops(r.stderr), [0], r.stderr)
+
+    @unittest.skipUnless(shutil.which("objdump"), "needs objdump (binutils)")
+    def test_second_argument_loads_become_nops_too(self):
+        """gcc and clang, -O1 and -O2: with each of skip_a's and skip_b's hook calls, the load of the hook's second argument becomes a NOP of its own length, every other byte as objdump has it; included again, every byte is the file's again and the counts exact"""
+        compilers = ["gcc"] + (["clang"] if shutil.which("clang") and not SANITIZER else [])
+        for cc in compilers:
+            for opt in ("-O1", "-O2"):
+                tag = "%s %s" % (cc, opt)
+                prog = patcher("patcher-arg-%s%s" % (cc, opt), compiler=cc, flags=[opt])
+                code = {fn: code_of(prog, fn) for fn in ("skip_a", "skip_b")}
+                calls = sum(len(re.findall(r"call\s.*<__cyg_profile_func_", t))
+                            for fn in code for _, _, t in code[fn])
+                size = min(sum(len(b) for _, b, _ in code[fn]) for fn in code)
+                loads = sum(nopped(insns)[1] for insns in code.values())
+                rec = self.receiver()
+                n = 20000
+                r = run([prog, "code", str(n), str(size)],
+                        self.env(rec, CODENSM_INCLUDE=INCLUDE, CODENSM_LOG="debug"))
+                self.assert_ran(r)
+                self.assert_exact(Totals(rec.committed()), {
+                    "patcher.keep_steady": (2 * n, 0), "patcher.skip_a": (n, 0),
+                    "patcher.skip_b": (n, 0)}, prefix="patcher.")
+                dumps = {tuple(line.split()[:2]): bytes.fromhex("".join(line.split()[2:]))
+                         for line in r.stdout.splitlines()[:-1]}
+                for fn, insns in code.items():
+                    orig = b"".join(b for _, b, _ in insns)[:size]
+                    self.assertEqual(dumps[("before", fn)].hex(" "), orig.hex(" "), tag)
+                    self.assertEqual(dumps[("patched", fn)].hex(" "),
+                                     nopped(insns)[0][:size].hex(" "), "%s: %s" % (tag, fn))
+                    self.assertEqual(dumps[("restored", fn)].hex(" "), orig.hex(" "), tag)
+                # Their hook calls (4 at -O1; 2 at -O2, whose exits are tail
+                # jumps) each load the argument; the program's other
+                # sites patched before the include (main's, basic's, the
+                # loads that can be) add theirs.
+                self.assertEqual(calls, 4 if opt == "-O1" else 2, tag)
+                self.assertGreaterEqual(loads, calls - 1, tag)
+                self.assertGreaterEqual(arg_nops(r.stderr)[0], loads, "%s: %s" % (tag, r.stderr))
 
     def test_doctor_says_jumps(self):
         """codensm doctor with CODENSM_PATCH=jumps says the calls are patched as short jumps"""

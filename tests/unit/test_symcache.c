@@ -52,7 +52,7 @@ static void the_least_recently_used_go_first(void **state)
 {
 	assert_non_null(mkdtemp(dir));
 	file("a.idx", 1000, 300);
-	file("a.exits", 600, 250); /* tails.c's, beside the index */
+	file("a.exits", 600, 250); /* decoded.c's, beside the index */
 	file("b.idx", 1000, 200);
 	file("c.idx", 1000, 100);
 	file("notes.txt", 5000, 900);  /* not ours */

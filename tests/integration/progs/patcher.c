@@ -30,6 +30,9 @@
  *   patcher many N         skip_m00 to skip_m39 N times each (80 sites)
  *   patcher cold N S       basic, then S seconds of sleep (the flusher's
  *                          cycles run meanwhile)
+ *   patcher code N LEN     the first LEN bytes of skip_a and skip_b as they
+ *                          are in memory (hex): before any call, after basic
+ *                          N, and after including patcher.skip and basic N
  *   patcher middle N       keep_steady and skip_mid (whose entry call is
  *                          also reached by a branch into its argument
  *                          set-up) N times each; then codensm_init
@@ -48,6 +51,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,6 +352,22 @@ static int plugins(long n, int argc, char **argv)
 	return 0;
 }
 
+/* "<tag> <name> xx xx ..." : the code of f as it is now. */
+static void show_code(const char *tag, const char *name, void (*f)(void), long len)
+{
+	const unsigned char *p = (const unsigned char *)(uintptr_t)f;
+	printf("%s %s", tag, name);
+	for (long i = 0; i < len; i++)
+		printf(" %02x", p[i]);
+	printf("\n");
+}
+
+static void show_skips(const char *tag, long len)
+{
+	show_code(tag, "skip_a", skip_a, len);
+	show_code(tag, "skip_b", skip_b, len);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "basic";
@@ -364,6 +384,15 @@ int main(int argc, char **argv)
 		struct codensm_options all = {.include = KEEP ",patcher.skip_mid"};
 		codensm_init(&all);
 		middle(n);
+	} else if (!strcmp(mode, "code")) {
+		long len = argc > 3 ? atol(argv[3]) : 0;
+		show_skips("before", len);
+		basic(n);
+		show_skips("patched", len);
+		struct codensm_options all = {.include = KEEP SKIP};
+		codensm_init(&all);
+		basic(n);
+		show_skips("restored", len);
 	} else if (!strcmp(mode, "include")) {
 		basic(n);
 		struct codensm_options all = {.include = KEEP SKIP};

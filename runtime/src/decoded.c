@@ -1,6 +1,8 @@
-/* tails.c: each function's exits that the compiler tail-jumped, kept on
- * disk between runs of the same build, so that patch.c decodes a
- * function's code once per build rather than once per process.
+/* decoded.c: what decoding each function found for call-site patching (its
+ * exits that the compiler tail-jumped, the loads of the hooks' second
+ * argument before its hook calls), kept on disk between runs of the same
+ * build, so that patch.c decodes a function's code once per build rather
+ * than once per process.
  *
  * Why: finding a tail-jumped exit means decoding the function from its
  * entry (insn.c, Zydis: about a thousand instructions per instruction
@@ -13,7 +15,12 @@
  *
  * What is kept: for each function examined, the jumps to the exit hook
  * that patch.c accepted (offsets from the function's entry, and their
- * form); none for a function that had none.  Trust: the file is read like
+ * form); none for a function that had none.  Apart (a record whose key
+ * has ARGS set), for each function whose hook calls were decoded, each
+ * of its calls with the load of %rsi before it that can become a NOP, if
+ * any (decoded.h's cnsmp_arg, three words, by return address), and a hash
+ * of the bytes from the load to the call's end that patch.c checks in
+ * the running code.  Trust: the file is read like
  * the index (whole, its size exactly what its header says, its checksum
  * matching, every record checked), and patch.c checks each jump's bytes
  * and target in the running code again before writing it, as for a
@@ -38,18 +45,22 @@
 
 #include "internal.h"
 #include "sites.h"
-#include "tails.h"
+#include "decoded.h"
 
-#define MAGIC "CNSMEXT1"
+#define MAGIC "CNSMEXT2"
+#define ARGS ((uint64_t)1 << 62) /* a record of loads (cnsmp_arg), not exits */
+#define ARG_WORDS 3
 #define MAX_MODULES 16
 #define MAX_FNS (1u << 20) /* entries per module: no module comes near */
 #define MAX_FILE ((size_t)64 << 20)
 
 struct tfn {
-	uint64_t fn;    /* offset from the module's bias, + 1 (0: empty slot) */
+	uint64_t fn;    /* offset from the module's bias, + 1 (0: empty slot),
+			 * | ARGS for a record of loads */
 	uint32_t first; /* its first offset in `offs` */
-	uint16_t n;     /* how many */
-	uint16_t mem;   /* bit i: jump i is `jmp *disp(%rip)` (ff 25), else e9 */
+	uint16_t n;     /* how many words */
+	uint16_t mem;   /* exits: bit i: jump i is `jmp *disp(%rip)` (ff 25),
+			 * else e9; loads: 0 */
 };
 
 struct tmod {
@@ -117,7 +128,7 @@ static CNSMP_NOINST int room(struct tmod *m, size_t n)
 
 /* Add fn (an offset + 1) with its n jumps to m (mu held); an entry there
  * already is replaced (its old offsets stay unused until m is written). */
-static CNSMP_NOINST int add(struct tmod *m, uint64_t fn, const uint32_t *offs, size_t n,
+static CNSMP_NOINST int add(struct tmod *m, uint64_t fn, const void *offs, size_t n,
 			    uint16_t mem)
 {
 	if (room(m, n) != 0)
@@ -125,8 +136,8 @@ static CNSMP_NOINST int add(struct tmod *m, uint64_t fn, const uint32_t *offs, s
 	struct tfn *t = slot(m->tab, m->cap, fn);
 	m->n += !t->fn;
 	*t = (struct tfn){fn, (uint32_t)m->noffs, (uint16_t)n, mem};
-	if (n) /* offs is NULL until a function has an exit */
-		memcpy(m->offs + m->noffs, offs, n * sizeof *offs);
+	if (n) /* m->offs is NULL until a function has an entry */
+		memcpy(m->offs + m->noffs, offs, n * sizeof *m->offs);
 	m->noffs += n;
 	return 0;
 }
@@ -166,18 +177,20 @@ static CNSMP_NOINST void load(struct tmod *m)
 	for (uint32_t i = 0; !bad && i < h.nfn; i++) {
 		struct tfn t;
 		memcpy(&t, rf + (size_t)i * sizeof t, sizeof t);
-		if (!t.fn || t.fn > span || t.n > CNSMP_TAILS_MAX ||
-		    (uint64_t)t.first + t.n > h.noffs || (t.mem >> t.n) != 0)
+		uint64_t off = t.fn & ~ARGS;
+		int args = (t.fn & ARGS) != 0;
+		if (!off || off > span || (uint64_t)t.first + t.n > h.noffs ||
+		    (args ? t.n % ARG_WORDS || t.n > ARG_WORDS * CNSMP_ARGS_MAX || t.mem
+			  : t.n > CNSMP_TAILS_MAX || (t.mem >> t.n) != 0))
 			bad = "a record is out of range";
 	}
 	if (!bad) {
 		ro = (const uint32_t *)(rf + (size_t)h.nfn * sizeof(struct tfn));
 		for (uint32_t i = 0; i < h.nfn; i++) {
 			struct tfn t;
-			uint32_t offs[CNSMP_TAILS_MAX];
 			memcpy(&t, rf + (size_t)i * sizeof t, sizeof t);
-			memcpy(offs, ro + t.first, t.n * sizeof *offs);
-			if (add(m, t.fn, offs, t.n, t.mem) != 0)
+			/* ro may be unaligned in p: add copies word by word */
+			if (add(m, t.fn, (const unsigned char *)(ro + t.first), t.n, t.mem) != 0)
 				break; /* out of memory: what is in stays usable */
 		}
 		utimensat(AT_FDCWD, path, NULL, 0); /* used now: pruned last */
@@ -249,7 +262,7 @@ static CNSMP_NOINST struct tmod *module(uintptr_t addr)
 	return m;
 }
 
-CNSMP_NOINST int cnsmp_tails_get(uintptr_t fn, struct cnsmp_jump *out, size_t max)
+CNSMP_NOINST int cnsmp_decoded_exits(uintptr_t fn, struct cnsmp_jump *out, size_t max)
 {
 	pthread_once(&once, init);
 	pthread_mutex_lock(&mu);
@@ -268,7 +281,7 @@ CNSMP_NOINST int cnsmp_tails_get(uintptr_t fn, struct cnsmp_jump *out, size_t ma
 	return n;
 }
 
-CNSMP_NOINST void cnsmp_tails_put(uintptr_t fn, const struct cnsmp_jump *j, size_t n)
+CNSMP_NOINST void cnsmp_decoded_put_exits(uintptr_t fn, const struct cnsmp_jump *j, size_t n)
 {
 	uint32_t offs[CNSMP_TAILS_MAX];
 	uint16_t mem = 0;
@@ -288,7 +301,59 @@ CNSMP_NOINST void cnsmp_tails_put(uintptr_t fn, const struct cnsmp_jump *j, size
 	pthread_mutex_unlock(&mu);
 }
 
-CNSMP_NOINST void cnsmp_tails_save(void)
+CNSMP_NOINST int cnsmp_decoded_call(uintptr_t fn, uintptr_t ret, struct cnsmp_arg *out)
+{
+	pthread_once(&once, init);
+	pthread_mutex_lock(&mu);
+	struct tmod *m = module(fn);
+	int r = m ? -1 : -2;
+	if (m && m->cap && ret > fn && ret - fn <= UINT32_MAX) {
+		struct tfn *t = slot(m->tab, m->cap, ((uint64_t)(fn - m->bias) + 1) | ARGS);
+		/* in the order decoded: by return address */
+		size_t lo = 0, hi = t->fn ? t->n / ARG_WORDS : 0;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			const uint32_t *w = m->offs + t->first + mid * ARG_WORDS;
+			if (w[0] == ret - fn) {
+				*out = (struct cnsmp_arg){w[0], (uint8_t)w[1], (uint8_t)(w[1] >> 8), w[2]};
+				r = 1;
+				break;
+			}
+			if (w[0] < ret - fn)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (t->fn && r < 0)
+			r = 0;
+	}
+	pthread_mutex_unlock(&mu);
+	return r;
+}
+
+CNSMP_NOINST void cnsmp_decoded_put_calls(uintptr_t fn, const struct cnsmp_arg *a, size_t n)
+{
+	if (n > CNSMP_ARGS_MAX)
+		n = CNSMP_ARGS_MAX; /* the others stay calls with their load */
+	uint32_t *w = n ? cnsmp_sites_grow(NULL, 0, n * ARG_WORDS * sizeof *w) : NULL;
+	if (n && !w)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		w[i * ARG_WORDS] = a[i].ret;
+		w[i * ARG_WORDS + 1] = a[i].back | (uint32_t)a[i].len << 8;
+		w[i * ARG_WORDS + 2] = a[i].sum;
+	}
+	pthread_once(&once, init);
+	pthread_mutex_lock(&mu);
+	struct tmod *m = module(fn);
+	if (m && add(m, ((uint64_t)(fn - m->bias) + 1) | ARGS, w, n * ARG_WORDS, 0) == 0)
+		m->dirty = 1;
+	pthread_mutex_unlock(&mu);
+	if (w)
+		cnsmp_sites_grow(w, n * ARG_WORDS * sizeof *w, 0);
+}
+
+CNSMP_NOINST void cnsmp_decoded_save(void)
 {
 	pthread_mutex_lock(&mu);
 	for (size_t i = 0; i < MAX_MODULES; i++)
@@ -297,7 +362,7 @@ CNSMP_NOINST void cnsmp_tails_save(void)
 	pthread_mutex_unlock(&mu);
 }
 
-CNSMP_NOINST void cnsmp_tails_forget(uintptr_t lo, uintptr_t hi)
+CNSMP_NOINST void cnsmp_decoded_forget(uintptr_t lo, uintptr_t hi)
 {
 	pthread_mutex_lock(&mu);
 	for (size_t i = 0; i < MAX_MODULES; i++) {
