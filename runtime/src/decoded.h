@@ -26,11 +26,11 @@ int cnsmp_decoded_exits(uintptr_t fn, struct cnsmp_jump *out, size_t max);
  * by decoding its code, for this process and the next runs. */
 void cnsmp_decoded_put_exits(uintptr_t fn, const struct cnsmp_jump *j, size_t n);
 
-/* A call of a function and the load of its second argument (insn.h's
- * `arg`): where it is and what the bytes from it to the call's end were
- * when decoded. */
+/* A call (or jump) of a function and the load of its second argument
+ * (insn.h's `arg`): where it is and what the bytes from it to the call's
+ * end were when decoded. */
 struct cnsmp_arg {
-	uint32_t ret;  /* the call's return address, from the function's entry */
+	uint32_t ret;  /* the call's end (its return address), from the function's entry */
 	uint8_t back;  /* the load starts this many bytes before it (0: none) */
 	uint8_t len;   /* the load's length (0: none) */
 	uint32_t sum;  /* cnsmp_hash of the bytes [ret - back, ret), low half */

@@ -193,9 +193,13 @@ CNSMP_NOINST int cnsmp_insn_calls(const uint8_t *code, size_t len, uintptr_t add
 		int call = in.mnemonic == ZYDIS_MNEMONIC_CALL &&
 			   ((b[0] == 0xe8 && code + o + in.length == b + 5) ||
 			    (in.length == 6 && b[0] == 0xff && b[1] == 0x15));
-		if (call) {
-			struct cnsmp_call c = {.ret = addr + o + in.length};
-			int setup = 1, look = 1; /* still in the set-up; still looking for arg */
+		int jump = in.mnemonic == ZYDIS_MNEMONIC_JMP && in.raw.prefix_count == 0 &&
+			   ((in.length == 5 && b[0] == 0xe9) ||
+			    (in.length == 6 && b[0] == 0xff && b[1] == 0x25));
+		if (call || jump) {
+			struct cnsmp_call c = {.ret = addr + o + in.length, .jump = (uint8_t)jump};
+			/* still in the set-up (a jump has none); still looking for arg */
+			int setup = call, look = 1;
 			for (size_t k = 0; k < nring && k < RING && (setup || look); k++) {
 				size_t p = ring[(nring - 1 - k) % RING];
 				ZydisDecodedInstruction pi;

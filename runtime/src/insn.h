@@ -49,11 +49,14 @@ struct cnsmp_call {
 			 * or one before it with nothing in between that reads
 			 * or writes %rsi or can branch; or 0 */
 	uint8_t arg_len; /* its length */
+	uint8_t jump;   /* 1: not a call but a jump (a tail call), from 0 */
 };
 
 /* Decode the `n` bytes at `code`, a copy of a function's code at `addr`,
  * from its entry, and store each `call rel32` and `call *disp32(%rip)`
- * (with an addr32 prefix or none) in out[], at most `max`.  `from`: the
+ * (with an addr32 prefix or none), and each `jmp rel32` and `jmp
+ * *disp32(%rip)` (`jump`: the forms of a tail call, such as an exit the
+ * compiler tail-jumped to the hook), in out[], at most `max`.  `from`: the
  * instructions right before the call that only load the argument
  * registers, `mov`/`lea` into %rdi or %rsi (or their 32-bit halves), `xor`
  * of one with itself; `arg`: the load of %rsi (of those forms) whose

@@ -672,7 +672,7 @@ static CNSMP_NOINST void decode_range(uintptr_t entry, uintptr_t hi)
 	struct cnsmp_call *calls = copy ? cnsmp_sites_grow(NULL, 0, max * sizeof *calls) : NULL;
 	int nc = calls ? cnsmp_insn_calls(copy, n, entry, calls, max) : -1;
 	for (int i = 0; i < nc; i++) {
-		uintptr_t from = calls[i].from;
+		uintptr_t from = calls[i].from; /* 0 for a jump */
 		if (from)
 			wput(calls[i].ret, from | (uintptr_t)copy[from - entry] << 48 |
 						 (uintptr_t)copy[from - entry + 1] << 56);
@@ -738,9 +738,9 @@ static CNSMP_NOINST void widen(struct site *s, uintptr_t entry, unsigned e)
 }
 
 /* Decode the function at `entry` (its body, from its DWARF ranges) for
- * the load of the second argument before each of its calls, and keep
- * them (decoded.c): for this process and the build's next runs.  Every
- * call is listed, with a load or without: which of them call a hook
+ * the load of the second argument before each of its calls and jumps
+ * (insn.h), and keep them (decoded.c): for this process and the build's
+ * next runs.  Every one is listed, with a load or without: which call a hook
  * depends on what the dynamic linker has bound so far (a PLT entry not
  * called yet jumps back into the PLT), patch.c patches only what
  * decode() found calling one, and a hook call missing from the list
@@ -803,8 +803,9 @@ static CNSMP_NOINST int arg_ok(const struct cnsmp_arg *k, uintptr_t entry, uintp
 }
 
 /* The load of the second argument before the hook call returning to
- * `ret` in the function at `entry` (g's module), as a NOP site in *a: 0,
- * or -1 if there is none to patch.  This runtime's hooks never read
+ * `ret` (or the tail jump to the exit hook ending there) in the function
+ * at `entry` (g's module), as a NOP site in *a: 0, or -1 if there is
+ * none to patch.  This runtime's hooks never read
  * their second argument (the call site, which they take from their own
  * return address), so its load can go with the call, and the two may
  * come back in either order: a call given back before its load passes
@@ -925,10 +926,13 @@ static CNSMP_NOINST int tail_exits(uintptr_t fn, uintptr_t ret, unsigned e)
 			nj = -1; /* not this build's code after all: decode it */
 	int cached = nj >= 0;
 	size_t ns = cached ? (size_t)nj : decode_tails(fn, &g, j);
-	struct site s[CNSMP_TAILS_MAX];
+	struct site s[CNSMP_TAILS_MAX], a[CNSMP_TAILS_MAX];
+	int arg[CNSMP_TAILS_MAX];
 	for (size_t i = 0; i < ns; i++) {
 		s[i] = (struct site){.at = j[i].at, .now = {0xc3}, .len = 1};
 		s[i].orig[0] = j[i].mem ? 0xff : 0xe9;
+		/* the exit hook's second argument, loaded before the jump */
+		arg[i] = arg_site(fn, j[i].at + j[i].len, &g, &a[i]) == 0;
 	}
 	int queued = 0;
 	pthread_mutex_lock(&cnsmp_sites_mu);
@@ -940,7 +944,8 @@ static CNSMP_NOINST int tail_exits(uintptr_t fn, uintptr_t ret, unsigned e)
 		tail_saw(fn);
 	if (ns && cnsmp_patch_may(fn, (uintptr_t)&hook_exit, e)) {
 		for (size_t i = 0; i < ns; i++)
-			queued += cnsmp_sites_queue(&s[i], NULL, g.prot, fn, (uintptr_t)&hook_exit, e);
+			queued += cnsmp_sites_queue(&s[i], arg[i] ? &a[i] : NULL, g.prot, fn,
+						    (uintptr_t)&hook_exit, e);
 		if (queued) {
 			cnsmp_sites_wait_key(tail_key(fn, ret));
 			tail_saw(fn);

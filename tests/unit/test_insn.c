@@ -172,6 +172,34 @@ static void load_of_second_argument_before_the_set_up(void **state)
 	}
 }
 
+/* An exit the compiler tail-jumped to the hook: its frame torn down
+ * between the load and the jump, nothing touching %rsi. */
+static void load_before_a_tail_jump(void **state)
+{
+	(void)state;
+	static const uint8_t code[] = {
+		0x48, 0x8b, 0x74, 0x24, 0x18,       /* 0:  mov 0x18(%rsp),%rsi */
+		0x48, 0x83, 0xc4, 0x08,             /* 5:  add $8,%rsp */
+		0x48, 0x89, 0xef,                   /* 9:  mov %rbp,%rdi */
+		0x5b,                               /* 12: pop %rbx */
+		0x5d,                               /* 13: pop %rbp */
+		0xe9, 0, 0, 0, 0,                   /* 14: jmp: load at 0 */
+		0xeb, 0x00,                         /* 19: jmp short: not listed */
+		0xff, 0x25, 0, 0, 0, 0,             /* 21: jmp *(%rip): no load */
+	};
+	struct cnsmp_call c[4];
+	int n = cnsmp_insn_calls(code, sizeof code, AT, c, 4);
+	assert_int_equal(n, 2);
+	assert_int_equal(c[0].ret, AT + 19);
+	assert_int_equal(c[0].jump, 1);
+	assert_int_equal(c[0].from, 0);
+	assert_int_equal(c[0].arg, AT);
+	assert_int_equal(c[0].arg_len, 5);
+	assert_int_equal(c[1].ret, AT + 27);
+	assert_int_equal(c[1].jump, 1);
+	assert_int_equal(c[1].arg, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -181,6 +209,7 @@ int main(void)
 		cmocka_unit_test(set_up_of_only_argument_loads_is_found),
 		cmocka_unit_test(load_of_second_argument_only_when_unread),
 		cmocka_unit_test(load_of_second_argument_before_the_set_up),
+		cmocka_unit_test(load_before_a_tail_jump),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
