@@ -233,7 +233,7 @@ class Bzip2:
         self.src = os.path.join(build, "bench", "real", "bzip2")
         # 376 bytes (its own words0): a run on it is nearly all start-up.
         self.tiny = os.path.join(self.src, "words0")
-        self.input = os.path.join(tmp, "bzip2.in")
+        self.input = os.path.join(tmp, "bzip2-%d.in" % copies)
         with open(self.input, "wb") as f:
             for _ in range(copies):
                 for s in ("sample1.ref", "sample2.ref", "sample3.ref"):
@@ -304,14 +304,16 @@ class Lua:
     # The variants that need no other build of the interpreter.
     variants = ("base", "empty", "nop", "tracked", "excluded", "excluded-hooks")
 
-    def __init__(self):
+    def __init__(self, reps=1):
         self.expect = None
+        self.reps = reps  # work.lua's work done this many times per run
 
     def run(self, build, var, tmp, env):
         out = os.path.join(tmp, "lua.out")
         with open(out, "wb") as f:
             wall, cpu, err = invoke(build, "lua", var, tmp, env,
-                                    [os.path.join(HERE, "lua", "work.lua")], stdout=f)
+                                    [os.path.join(HERE, "lua", "work.lua"), str(self.reps)],
+                                    stdout=f)
         text = open(out).read()
         if self.expect is None:
             self.expect = text
@@ -1232,8 +1234,11 @@ def build_report(R):
             row("%s: tracked overhead / mini aggregator's" % w, "<= 1.15",
                 "%.2f%s" % (r1, spread(rr["tracked/agg rounds"])), r1 <= 1.15)
         r2 = rr["excluded/empty"]
-        alone = " (%d rounds of the baseline, empty hooks, NOPs and excluded alone)" % len(
-            rr["excluded/empty rounds"]) if w in R.get("excluded", {}) else ""
+        size = {"synthetic": "%s units" % R.get("excluded_units", R.get("units")),
+                "bzip2": "%s copies" % R.get("excluded_bzip2_copies", R.get("bzip2_copies")),
+                "lua": "work.lua x%s" % R.get("excluded_lua_reps", 1)}[w]
+        alone = " (%d rounds of the baseline, empty hooks, NOPs and excluded alone, %s)" % (
+            len(rr["excluded/empty rounds"]), size) if w in R.get("excluded", {}) else ""
         row("%s: excluded overhead / empty hooks'%s" % (w, alone), "<= 0.2",
             "%.2f%s" % (r2, spread(rr["excluded/empty rounds"])), r2 <= 0.2)
         if "nop/empty" in rr:
@@ -1497,6 +1502,15 @@ def main():
                     "for the excluded target")
     ap.add_argument("--units", type=int, default=3,
                     help="synthetic work units per run (~8M calls each)")
+    # The excluded target compares overheads a tenth the size of the
+    # empty hooks': runs long enough that the clock's tick and each
+    # process's start-up are small beside them.
+    ap.add_argument("--excluded-units", type=int, default=20,
+                    help="synthetic work units per run of the excluded rounds")
+    ap.add_argument("--excluded-bzip2-copies", type=int, default=12,
+                    help="copies of bzip2's test files in the excluded rounds' input")
+    ap.add_argument("--excluded-lua-reps", type=int, default=4,
+                    help="times work.lua does its work in each run of the excluded rounds")
     ap.add_argument("--scaling-units", type=int, default=5,
                     help="work units per thread in the 1- and 2-thread runs")
     ap.add_argument("--bzip2-copies", type=int, default=4,
@@ -1545,7 +1559,10 @@ def main():
     R = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
          "runs": args.runs, "machine": machine(args.build), "overhead": {},
          "excluded": {}, "excluded_runs": args.excluded_runs,
-         "units": args.units, "bzip2_copies": args.bzip2_copies}
+         "units": args.units, "bzip2_copies": args.bzip2_copies,
+         "excluded_units": args.excluded_units,
+         "excluded_bzip2_copies": args.excluded_bzip2_copies,
+         "excluded_lua_reps": args.excluded_lua_reps}
     vars_ = variants(args)
     if args.no_rt:
         vars_ = [v for v in vars_ if v.kind not in ("rt", "rts")]
@@ -1577,7 +1594,8 @@ def main():
                                                  build, tmp, oenv, args.runs)
             if not args.no_rt:
                 R["excluded"]["synthetic"] = measure_excluded(
-                    Synthetic(args.units), vars_, build, tmp, oenv, args.excluded_runs)
+                    Synthetic(args.excluded_units), vars_, build, tmp, oenv,
+                    args.excluded_runs)
         if want("bzip2"):
             log("bzip2: upstream test and %d-copy workload" % args.bzip2_copies)
             R["bzip2_upstream_test"] = {
@@ -1589,16 +1607,17 @@ def main():
             R["overhead"]["bzip2"] = measure(bz, vars_, build, tmp, oenv,
                                              args.runs)
             if not args.no_rt:
-                R["excluded"]["bzip2"] = measure_excluded(bz, vars_, build, tmp, oenv,
-                                                          args.excluded_runs)
+                R["excluded"]["bzip2"] = measure_excluded(
+                    Bzip2(build, tmp, args.excluded_bzip2_copies), vars_, build, tmp, oenv,
+                    args.excluded_runs)
         if want("lua"):
             lua = Lua()
             log("lua: %s" % os.path.join("bench", "lua", "work.lua"))
             R["overhead"]["lua"] = measure(lua, [v for v in vars_ if v.name in lua.variants],
                                            build, tmp, oenv, args.runs)
             if not args.no_rt:
-                R["excluded"]["lua"] = measure_excluded(lua, vars_, build, tmp, oenv,
-                                                        args.excluded_runs)
+                R["excluded"]["lua"] = measure_excluded(
+                    Lua(args.excluded_lua_reps), vars_, build, tmp, oenv, args.excluded_runs)
         if want("scaling"):
             log("scaling: 1 and 2 threads")
             R["scaling"] = scaling(build, tmp, oenv, args.runs,
