@@ -69,6 +69,18 @@ static void decoding_stops_at_bytes_that_are_no_instruction(void **state)
 	assert_int_equal(cnsmp_insn_jumps(code, sizeof code, AT, j, 2, NULL, NULL), 0);
 }
 
+/* Each of the n calls c[] against want[]: its return address, set-up
+ * start, load of %rsi and that load's length, as offsets (-1: none). */
+static void assert_calls(const struct cnsmp_call *c, int n, const int (*want)[4])
+{
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(c[i].ret, AT + want[i][0]);
+		assert_int_equal(c[i].from, want[i][1] < 0 ? 0 : AT + want[i][1]);
+		assert_int_equal(c[i].arg, want[i][2] < 0 ? 0 : AT + want[i][2]);
+		assert_int_equal(c[i].arg_len, want[i][3]);
+	}
+}
+
 static void set_up_of_only_argument_loads_is_found(void **state)
 {
 	(void)state;
@@ -93,15 +105,9 @@ static void set_up_of_only_argument_loads_is_found(void **state)
 	struct cnsmp_call c[8];
 	int n = cnsmp_insn_calls(code, sizeof code, AT, c, 8);
 	assert_int_equal(n, 5);
-	/* return address, set-up start, load of %rsi and its length */
-	uintptr_t want[5][4] = {{21, 8, 8, 5}, {39, 24, 24, 2}, {46, 0, 0, 0}, {55, 0, 0, 0},
-				{66, 0, 55, 3}};
-	for (int i = 0; i < n; i++) {
-		assert_int_equal(c[i].ret, AT + want[i][0]);
-		assert_int_equal(c[i].from, want[i][1] ? AT + want[i][1] : 0);
-		assert_int_equal(c[i].arg, want[i][2] ? AT + want[i][2] : 0);
-		assert_int_equal(c[i].arg_len, want[i][3]);
-	}
+	int want[5][4] = {{21, 8, 8, 5}, {39, 24, 24, 2}, {46, -1, -1, 0}, {55, -1, -1, 0},
+			  {66, -1, 55, 3}};
+	assert_calls(c, n, want);
 }
 
 /* The load of %rsi that may become a NOP is the last one of the set-up,
@@ -126,14 +132,8 @@ static void load_of_second_argument_only_when_unread(void **state)
 	struct cnsmp_call c[8];
 	int n = cnsmp_insn_calls(code, sizeof code, AT, c, 8);
 	assert_int_equal(n, 4);
-	/* return address, set-up start, load of %rsi (-1: none), its length */
 	int want[4][4] = {{18, 0, 0, 8}, {31, 18, -1, 0}, {45, 31, 34, 3}, {53, 45, -1, 0}};
-	for (int i = 0; i < n; i++) {
-		assert_int_equal(c[i].ret, AT + want[i][0]);
-		assert_int_equal(c[i].from, AT + want[i][1]);
-		assert_int_equal(c[i].arg, want[i][2] < 0 ? 0 : AT + want[i][2]);
-		assert_int_equal(c[i].arg_len, want[i][3]);
-	}
+	assert_calls(c, n, want);
 }
 
 /* A load of %rsi before the set-up still counts when what lies between
@@ -162,14 +162,8 @@ static void load_of_second_argument_before_the_set_up(void **state)
 	struct cnsmp_call c[8];
 	int n = cnsmp_insn_calls(code, sizeof code, AT, c, 8);
 	assert_int_equal(n, 4);
-	/* return address, set-up start (-1: none), load of %rsi (-1: none), its length */
 	int want[4][4] = {{15, 7, 0, 5}, {30, 22, -1, 0}, {47, 39, -1, 0}, {60, -1, -1, 0}};
-	for (int i = 0; i < n; i++) {
-		assert_int_equal(c[i].ret, AT + want[i][0]);
-		assert_int_equal(c[i].from, want[i][1] < 0 ? 0 : AT + want[i][1]);
-		assert_int_equal(c[i].arg, want[i][2] < 0 ? 0 : AT + want[i][2]);
-		assert_int_equal(c[i].arg_len, want[i][3]);
-	}
+	assert_calls(c, n, want);
 }
 
 /* An exit the compiler tail-jumped to the hook: its frame torn down
