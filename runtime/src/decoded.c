@@ -346,7 +346,14 @@ CNSMP_NOINST void cnsmp_decoded_put_calls(uintptr_t fn, const struct cnsmp_arg *
 	pthread_once(&once, init);
 	pthread_mutex_lock(&mu);
 	struct tmod *m = module(fn);
-	if (m && add(m, ((uint64_t)(fn - m->bias) + 1) | ARGS, w, n * ARG_WORDS, 0) == 0)
+	uint64_t key = m ? ((uint64_t)(fn - m->bias) + 1) | ARGS : 0;
+	const struct tfn *t = m && m->cap ? slot(m->tab, m->cap, key) : NULL;
+	/* the same list again (a function decoded again in each run, such as
+	 * one whose code stops decoding before a hook call) leaves the file
+	 * as it is */
+	int same = t && t->fn && t->n == n * ARG_WORDS &&
+		   (!n || memcmp(m->offs + t->first, w, n * ARG_WORDS * sizeof *w) == 0);
+	if (m && !same && add(m, key, w, n * ARG_WORDS, 0) == 0)
 		m->dirty = 1;
 	pthread_mutex_unlock(&mu);
 	if (w)

@@ -750,10 +750,12 @@ static CNSMP_NOINST void decode_args(uintptr_t entry, const struct seg *g)
 	uintptr_t code[4][2];
 	size_t nr = cnsmp_symbols_code(entry, &cnsmp_cfg, code, 4), n = 0, amax = 0;
 	struct cnsmp_arg *a = NULL;
+	int body = 0;
 	for (size_t r = 0; r < nr; r++) {
 		uintptr_t lo = code[r][0], hi = code[r][1];
 		if (lo != entry || !in_module(g, lo, hi - lo))
 			continue; /* a .cold part: made_for refuses its sites */
+		body = 1;
 		size_t max = (hi - lo) / 5 + 1;
 		struct cnsmp_call *calls = cnsmp_sites_grow(NULL, 0, max * sizeof *calls);
 		uint8_t *copy = calls ? code_copy(lo, hi) : NULL;
@@ -784,7 +786,8 @@ static CNSMP_NOINST void decode_args(uintptr_t entry, const struct seg *g)
 			goto out;
 		}
 	}
-	cnsmp_decoded_put_calls(entry, a, n);
+	if (body) /* without DWARF ranges (hand-written code), nothing known */
+		cnsmp_decoded_put_calls(entry, a, n);
 out:
 	if (a)
 		cnsmp_sites_grow(a, amax * sizeof *a, 0);

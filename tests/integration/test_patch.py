@@ -382,9 +382,11 @@ class TailJumpedExits(Checks, Case):
         self.assertEqual(os.path.getsize(path), 16 + 4 * 16 + (2 + calls * 3) * 4 + 8)
         loads = sum(nopped(insns)[1] for insns in code)
         self.assertEqual(loads, 4, "skip_a's and skip_b's entry calls and tail jumps each load it")
+        inode = os.stat(path).st_ino
         for _ in range(2):
             counts, err = self.run_kept(prog)
             self.assertEqual((counts, arg_nops(err)), ([(0, 2)], [4]), err)
+        self.assertEqual(os.stat(path).st_ino, inode, "a later run wrote the file again")
         os.unlink(path)
         for _ in range(2):
             # nothing kept: the exits decoded every run, the loads left
