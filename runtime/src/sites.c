@@ -179,6 +179,14 @@ static const uint8_t nop_of[7][8] = {
 };
 
 
+/* Are the n bytes at `at` on one page (a batch makes only the page of a
+ * site's first byte writable)? */
+static CNSMP_NOINST int one_page(uintptr_t at, unsigned n)
+{
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
+	return ((at + n - 1) & ~(psz - 1)) == (at & ~(psz - 1));
+}
+
 /* Make site `s`, a call patched to the jump over itself, a NOP instead:
  * a taken jump costs the front end a redirect, a NOP nothing measurable
  * (bench: "hook calls as NOPs").  Only a plain call (not widened: other
@@ -190,8 +198,7 @@ CNSMP_NOINST void cnsmp_sites_to_nop(struct site *s)
 	if (s->wide || s->len != 2 || s->now[0] != 0xeb || !atomic_load(&sync_core))
 		return;
 	unsigned len = s->now[1] + 2u; /* 5 (e8) or 6 (ff 15) */
-	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
-	if (((s->at + len - 1) & ~(psz - 1)) != (s->at & ~(psz - 1)))
+	if (!one_page(s->at, len))
 		return;
 	memcpy(s->now, nop_of[len - 2], len); /* orig: all of it from decode */
 	s->len = (uint8_t)len;
@@ -204,9 +211,8 @@ CNSMP_NOINST void cnsmp_sites_to_nop(struct site *s)
  * one store, after the jump over it (the steps of a call's NOP). */
 CNSMP_NOINST int cnsmp_sites_arg_nop(struct site *s, uintptr_t at, unsigned len)
 {
-	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
 	if (len < 2 || len > 8 || (at & 63) == 63 || !atomic_load(&sync_core) ||
-	    ((at + len - 1) & ~(psz - 1)) != (at & ~(psz - 1)))
+	    !one_page(at, len))
 		return -1;
 	*s = (struct site){.at = at, .len = (uint8_t)len, .nop = 1, .arg = 1};
 	memcpy(s->orig, (const void *)at, len);
@@ -532,11 +538,9 @@ CNSMP_NOINST void cnsmp_sites_originals(uint8_t *copy, uintptr_t lo, uintptr_t h
 
 CNSMP_NOINST void cnsmp_sites_stats(struct cnsmp_sites_stats *st)
 {
-	size_t waiting = 0; /* calls: an argument's load waits with its call */
-	for (size_t i = 0; i < npend; i++)
-		waiting += !pend[i].s.arg;
+	/* calls waiting: an argument's load waits with its call */
 	*st = (struct cnsmp_sites_stats){n_patched, n_restored, n_wide, n_nop, n_args,
-					 n_batches, waiting, npages};
+					 n_batches, ncalls, npages};
 }
 
 #else /* not x86-64 Linux: nothing is patched (patch.c) */
